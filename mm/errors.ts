@@ -1,0 +1,73 @@
+/**
+ * The kernel's refusals. Every call that refuses its input throws a
+ * {@link KernelError} whose `code` is a short upper-case word (the errno the
+ * seeds would return, or a name for what the seed would panic on) and whose
+ * message names the argument and its value. A refused call changes nothing.
+ *
+ * @module
+ */
+
+/** An error with a machine-readable code, as replay and the boot log print it. */
+export class KernelError extends Error {
+  /** Short upper-case word: `EINVAL`, `ENOMEM`, `WOULDBLOCK`, `BADFREE`, ... */
+  readonly code: string;
+
+  /** Creates an error with `code` and a message that names the offending value. */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "KernelError";
+    this.code = code;
+  }
+}
+
+/** Largest address or size the kernel handles exactly: `2^53 - 1`. */
+export const MAX_ADDR: number = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Returns `value` when it is an integer in `[min, max]`, and throws an
+ * `EINVAL` {@link KernelError} naming `name` and the value otherwise.
+ */
+export function checkInteger(
+  name: string,
+  value: unknown,
+  min = 0,
+  max: number = MAX_ADDR,
+): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new KernelError(
+      "EINVAL",
+      `${name} must be an integer in [${min}, ${max}], got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Returns `value` when it is a power of two (an integer), else throws `EINVAL`. */
+export function checkPowerOfTwo(name: string, value: unknown): number {
+  const v = checkInteger(name, value, 1);
+  if (!isPowerOfTwo(v)) {
+    throw new KernelError("EINVAL", `${name} must be a power of two, got ${v}`);
+  }
+  return v;
+}
+
+/** True when `v` is a positive integer power of two (exact up to `2^53`). */
+export function isPowerOfTwo(v: number): boolean {
+  if (v < 1 || !Number.isInteger(v)) return false;
+  if (v <= 0x40000000) return (v & (v - 1)) === 0;
+  return Number.isInteger(Math.log2(v)) && 2 ** Math.log2(v) === v;
+}
+
+/** A short printable rendering of any value for an error message. */
+export function describe(value: unknown): string {
+  if (typeof value === "number" && Number.isInteger(value) && value > 0xffff) {
+    return `${value} (0x${value.toString(16)})`;
+  }
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === undefined) return "undefined";
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
