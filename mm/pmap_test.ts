@@ -1,0 +1,114 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { PhysicalAccess, Pmap, PTES_PER_LEAF, VM_PROT_READ } from "./pmap.ts";
+import { KernelError } from "./errors.ts";
+import { Mulberry32 } from "./random.ts";
+
+/** Physical memory as one flat array, enough to see where bytes land. */
+function flatRam(bytes: number): PhysicalAccess & { mem: Uint8Array } {
+  const mem = new Uint8Array(bytes);
+  return {
+    mem,
+    read: (pa, dst) => dst.set(mem.subarray(pa, pa + dst.length)),
+    write: (pa, src) => mem.set(src, pa),
+    fill: (pa, len, byte) => mem.fill(byte, pa, pa + len),
+  };
+}
+
+const KVA = 0xffff_8000_0000;
+
+test("pmap: enter, extract and remove a kernel page", () => {
+  const pm = new Pmap(flatRam(1 << 16), KVA, 1 << 30);
+  pm.enter(KVA + 0x3000, 0x5000);
+  assert.equal(pm.extract(KVA + 0x3000), 0x5000);
+  assert.equal(pm.extract(KVA + 0x3abc), 0x5abc);
+  assert.equal(pm.extract(KVA + 0x4000), -1);
+  assert.equal(pm.extract(0x1000), -1);
+  assert.equal(pm.mappedPages, 1);
+  pm.remove(KVA + 0x3000, 0x1000);
+  assert.equal(pm.extract(KVA + 0x3000), -1);
+  assert.equal(pm.mappedPages, 0);
+  pm.check();
+});
+
+test("pmap: loads and stores through kernel virtual addresses cross page boundaries", () => {
+  const ram = flatRam(1 << 16);
+  const pm = new Pmap(ram, KVA, 1 << 30);
+  // Virtually adjacent pages on physically scattered frames, in reverse order.
+  pm.enter(KVA, 0x9000);
+  pm.enter(KVA + 0x1000, 0x2000);
+  const data = new Uint8Array(0x1800).map((_, i) => i * 7);
+  pm.write(KVA + 0x800, data);
+  assert.deepEqual(ram.mem.subarray(0x9800, 0xa000), data.subarray(0, 0x800));
+  assert.deepEqual(ram.mem.subarray(0x2000, 0x3000), data.subarray(0x800));
+  const back = new Uint8Array(0x1800);
+  pm.read(KVA + 0x800, back);
+  assert.deepEqual(back, data);
+  pm.fill(KVA + 0xff0, 0x20, 0xee);
+  assert.deepEqual([...ram.mem.subarray(0x9ff0, 0xa000)], new Array(16).fill(0xee));
+  assert.deepEqual([...ram.mem.subarray(0x2000, 0x2010)], new Array(16).fill(0xee));
+});
+
+test("pmap: physicalRuns merges physically adjacent pages", () => {
+  const pm = new Pmap(flatRam(1 << 20), KVA, 1 << 30);
+  const frames = [0x10000, 0x11000, 0x12000, 0x40000, 0x41000, 0x8000];
+  frames.forEach((pa, i) => pm.enter(KVA + i * 0x1000, pa));
+  const runs: [number, number][] = [];
+  pm.physicalRuns(KVA + 0x100, 6 * 0x1000 - 0x200, (pa, len) => runs.push([pa, len]));
+  assert.deepEqual(runs, [[0x10100, 0x2f00], [0x40000, 0x2000], [0x8000, 0xf00]]);
+});
+
+test("pmap: page faults and bad arguments change nothing", () => {
+  const ram = flatRam(1 << 16);
+  const pm = new Pmap(ram, KVA, 1 << 30);
+  pm.enter(KVA, 0x1000);
+  pm.enter(KVA + 0x2000, 0x3000, VM_PROT_READ);
+  const code = (fn: () => void) => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof KernelError, String(e));
+      return e.code;
+    }
+    assert.fail("expected a refusal");
+  };
+  // A store straddling into an unmapped page moves no byte at all.
+  assert.equal(code(() => pm.write(KVA + 0xff0, new Uint8Array(0x20).fill(1))), "EFAULT");
+  assert.equal(ram.mem.reduce((a, b) => a + b, 0), 0);
+  assert.equal(code(() => pm.write(KVA + 0x2000, new Uint8Array(1))), "EFAULT");
+  assert.equal(code(() => pm.read(KVA + 0x1000, new Uint8Array(1))), "EFAULT");
+  assert.equal(code(() => pm.enter(KVA, 0x4000)), "EEXIST");
+  assert.equal(code(() => pm.enter(KVA + 0x5000, 0x4001)), "EINVAL");
+  assert.equal(code(() => pm.enter(KVA - 0x1000, 0x4000)), "EINVAL");
+  assert.equal(code(() => pm.enter(KVA + 0x5000, 0x4000, 0)), "EINVAL");
+  assert.equal(code(() => pm.enter(KVA + 0x5000 + 0.5, 0x4000)), "EINVAL");
+  // Removing a range with a hole in it removes nothing.
+  assert.equal(code(() => pm.remove(KVA, 0x3000)), "EINVAL");
+  assert.equal(pm.extract(KVA), 0x1000);
+  assert.equal(pm.extract(KVA + 0x2000), 0x3000);
+  assert.equal(pm.mappedPages, 2);
+  pm.check();
+});
+
+test("pmap: random enters and removes agree with a map", () => {
+  const rng = new Mulberry32(7);
+  const pages = 4 * PTES_PER_LEAF;
+  const pm = new Pmap(flatRam(4096), KVA, pages * 4096);
+  const model = new Map<number, number>();
+  for (let step = 0; step < 3000; step++) {
+    const vpn = rng.below(pages);
+    const va = KVA + vpn * 4096;
+    if (model.has(vpn)) {
+      pm.remove(va, 4096);
+      model.delete(vpn);
+    } else {
+      const pfn = rng.below(1 << 30);
+      pm.enter(va, pfn * 4096);
+      model.set(vpn, pfn);
+    }
+    const probe = rng.below(pages);
+    assert.equal(pm.extract(KVA + probe * 4096), model.has(probe) ? model.get(probe)! * 4096 : -1);
+    pm.check();
+  }
+  assert.equal(pm.mappedPages, model.size);
+});
