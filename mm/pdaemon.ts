@@ -1,0 +1,226 @@
+/**
+ * The page cache and the page daemon.
+ *
+ * Theory. The page cache holds clean pages of files (a buffer cache): their
+ * contents are on disk, so a page can be dropped at any time without I/O.
+ * Pages enter the cache at the tail of a FIFO and are reclaimed from its
+ * head, oldest first, as the inactive queue of a UVM page daemon with no
+ * dirty pages would be. The FIFO is a ring of frame numbers in a
+ * Float64Array that doubles when full, so steady-state insertion and
+ * reclamation allocate nothing.
+ *
+ * The page daemon watches the free-page count: when it falls below
+ * `freemin` (uvmexp.freemin) an allocation kicks it, and a run reclaims
+ * cache pages until `freetarg` (uvmexp.freetarg) pages are free or the cache
+ * is empty. Runs happen on the event loop, as the daemon is its own thread
+ * in a kernel: `kick()` schedules one, and `wait()` (uvm_wait) kicks the
+ * daemon and settles after its next run. After a run that freed pages, the
+ * daemon wakes everyone who sleeps on memory (`onFreed` listeners: the
+ * kernel arenas' waiters, the page allocator's waiters).
+ *
+ * `reclaimable()` (uvm_reclaimable) is true while the cache holds a page:
+ * that is what lets uvm_pglistalloc's aggressive contiguous path go on.
+ *
+ * Cost: insert and reclaim are O(1) per page; a run is O(pages reclaimed).
+ *
+ * @module
+ */
+
+import { checkInteger, KernelError } from "./errors.ts";
+
+/** What the page daemon needs of the physical page allocator. */
+export interface PageFrames {
+  /** Number of free pages now. */
+  readonly freePages: number;
+  /** Takes one free page for the cache; -1 when none is free. */
+  allocCachePage(): number;
+  /** Gives a cache page back to the free lists. */
+  freeCachePage(pfn: number): void;
+}
+
+/** Counters of the page daemon, as uvmexp keeps them. */
+export interface PageDaemonStats {
+  /** Runs of the daemon. */
+  runs: number;
+  /** Kicks received (allocations that found memory low). */
+  kicks: number;
+  /** Pages reclaimed from the cache. */
+  reclaimed: number;
+  /** Callers that waited for the daemon (uvm_wait). */
+  waits: number;
+  /** Times the daemon woke sleepers after freeing pages. */
+  wakeups: number;
+}
+
+/** A FIFO of clean file pages that can be dropped at any time. */
+export class PageCache {
+  #ring: Float64Array;
+  #head = 0;
+  #count = 0;
+  readonly #frames: PageFrames;
+  /** Pages ever inserted. */
+  inserted = 0;
+
+  /** An empty cache taking its pages from `frames`. */
+  constructor(frames: PageFrames, initialCapacity = 1024) {
+    this.#frames = frames;
+    this.#ring = new Float64Array(Math.max(16, initialCapacity));
+  }
+
+  /** Pages in the cache. */
+  get size(): number {
+    return this.#count;
+  }
+
+  /**
+   * Reads one more file page into the cache: takes a free page and returns
+   * its frame number, or -1 when no page is free.
+   */
+  insert(): number {
+    const pfn = this.#frames.allocCachePage();
+    if (pfn < 0) return -1;
+    if (this.#count === this.#ring.length) this.#grow();
+    this.#ring[(this.#head + this.#count) % this.#ring.length] = pfn;
+    this.#count++;
+    this.inserted++;
+    return pfn;
+  }
+
+  /** Drops the oldest page, returning its frame number, or -1 when empty. */
+  reclaimOne(): number {
+    if (this.#count === 0) return -1;
+    const pfn = this.#ring[this.#head];
+    this.#head = (this.#head + 1) % this.#ring.length;
+    this.#count--;
+    this.#frames.freeCachePage(pfn);
+    return pfn;
+  }
+
+  /** Calls `fn` with every cached frame, oldest first. */
+  forEach(fn: (pfn: number) => void): void {
+    for (let i = 0; i < this.#count; i++) fn(this.#ring[(this.#head + i) % this.#ring.length]);
+  }
+
+  #grow(): void {
+    const next = new Float64Array(this.#ring.length * 2);
+    for (let i = 0; i < this.#count; i++) {
+      next[i] = this.#ring[(this.#head + i) % this.#ring.length];
+    }
+    this.#ring = next;
+    this.#head = 0;
+  }
+}
+
+/** The page daemon: reclaims cache pages when free memory runs low. */
+export class PageDaemon {
+  /** Below this many free pages an allocation kicks the daemon. */
+  readonly freemin: number;
+  /** A run reclaims until this many pages are free. */
+  readonly freetarg: number;
+  /** The cache the daemon reclaims from. */
+  readonly cache: PageCache;
+  readonly #frames: PageFrames;
+  readonly #listeners: (() => void)[] = [];
+  #waiters: (() => void)[] = [];
+  #scheduled = false;
+  readonly #stats: PageDaemonStats = { runs: 0, kicks: 0, reclaimed: 0, waits: 0, wakeups: 0 };
+
+  /** A daemon over `frames` and `cache` with the given watermarks (pages). */
+  constructor(frames: PageFrames, cache: PageCache, freemin: number, freetarg: number) {
+    checkInteger("freemin", freemin, 0);
+    checkInteger("freetarg", freetarg, freemin);
+    this.#frames = frames;
+    this.cache = cache;
+    this.freemin = freemin;
+    this.freetarg = freetarg;
+  }
+
+  /** The daemon's counters (a copy). */
+  get stats(): PageDaemonStats {
+    return { ...this.#stats };
+  }
+
+  /** Registers `fn` to be called after every run that freed pages. */
+  onFreed(fn: () => void): void {
+    this.#listeners.push(fn);
+  }
+
+  /** uvm_reclaimable: could the daemon free something? */
+  reclaimable(): boolean {
+    return this.cache.size > 0;
+  }
+
+  /** True when free memory is below `freemin`, so an allocation should kick. */
+  get low(): boolean {
+    return this.#frames.freePages < this.freemin;
+  }
+
+  /** uvm_kick_pdaemon: schedules a run on the event loop (once). */
+  kick(): void {
+    this.#stats.kicks++;
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setTimeout(() => {
+      this.#scheduled = false;
+      this.run();
+    }, 0);
+  }
+
+  /**
+   * uvm_wait: kicks the daemon and settles after its next run. Rejects with
+   * `ECANCELED` when `signal` aborts first.
+   */
+  wait(signal?: AbortSignal): Promise<void> {
+    this.#stats.waits++;
+    if (signal?.aborted) return Promise.reject(canceled(signal));
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.#waiters = this.#waiters.filter((w) => w !== done);
+        reject(canceled(signal!));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.push(done);
+      this.kick();
+    });
+  }
+
+  /**
+   * One run: reclaims cache pages until `freetarg` pages are free or the
+   * cache is empty, wakes sleepers if it freed any, then settles the
+   * waiters of this run. Returns the number of pages reclaimed.
+   */
+  run(): number {
+    this.#stats.runs++;
+    let freed = 0;
+    while (this.#frames.freePages < this.freetarg && this.cache.reclaimOne() >= 0) freed++;
+    this.#stats.reclaimed += freed;
+    if (freed > 0) this.notifyFreed();
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+    return freed;
+  }
+
+  /** Wakes everyone who sleeps on memory (also used when the kernel frees pages). */
+  notifyFreed(): void {
+    this.#stats.wakeups++;
+    for (const fn of this.#listeners) fn();
+  }
+
+  /** Drops every cache page (as at unmount), returning the count. */
+  drain(): number {
+    let n = 0;
+    while (this.cache.reclaimOne() >= 0) n++;
+    if (n > 0) this.notifyFreed();
+    return n;
+  }
+}
+
+function canceled(signal: AbortSignal): KernelError {
+  const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+  return new KernelError("ECANCELED", `wait for the page daemon canceled: ${why}`);
+}
