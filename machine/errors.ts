@@ -1,0 +1,99 @@
+/**
+ * The two ways the hardware says no.
+ *
+ * A {@link MachineFault} is what a real machine raises as a bus error or a
+ * machine check: an access (by the CPU side, through RAM or the bus) touched an
+ * address where nothing answers, or an address that is not an address at all.
+ * It names the start of the access, its size and whether it was a read or a
+ * write; the access it reports has changed nothing.
+ *
+ * A {@link MachineError} refuses a configuration or an argument that no
+ * hardware could be given: a memory map whose regions overlap, a DMA
+ * constraint that is not a power of two, a value too wide for a register. Its
+ * `code` is a short upper-case word, as the kernel's own errors carry, so the
+ * two sides print refusals alike.
+ *
+ * @module
+ */
+
+/** What an access was doing when it faulted. */
+export type AccessKind = "read" | "write";
+
+/** A physical access that reached no RAM (or no MMIO window). Nothing was changed. */
+export class MachineFault extends Error {
+  /** First byte of the refused access. */
+  readonly addr: number;
+  /** Length of the refused access in bytes. */
+  readonly size: number;
+  /** Whether the access was a read or a write. */
+  readonly kind: AccessKind;
+  /** What was wrong, in words (which byte decoded to nothing, and why). */
+  readonly reason: string;
+
+  /** Creates a fault for an access of `size` bytes at `addr`. */
+  constructor(addr: number, size: number, kind: AccessKind, reason: string) {
+    super(`${kind} of ${size} byte${size === 1 ? "" : "s"} at ${hex(addr)}: ${reason}`);
+    this.name = "MachineFault";
+    this.addr = addr;
+    this.size = size;
+    this.kind = kind;
+    this.reason = reason;
+  }
+}
+
+/** A refused configuration or argument; `code` is `EINVAL`, `EBUSY`, `ENOSPC` or `ERANGE`. */
+export class MachineError extends Error {
+  /** Short upper-case word naming the class of refusal. */
+  readonly code: string;
+
+  /** Creates an error with `code` and a message naming the value refused. */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "MachineError";
+    this.code = code;
+  }
+}
+
+/** Renders an address or value in hexadecimal (`0x1f000`), anything else printably. */
+export function hex(value: unknown): string {
+  if (typeof value === "number" && Number.isInteger(value)) {
+    return value < 0 ? `-0x${(-value).toString(16)}` : `0x${value.toString(16)}`;
+  }
+  if (typeof value === "bigint") return `0x${value.toString(16)}`;
+  if (typeof value === "string") return JSON.stringify(value);
+  return String(value);
+}
+
+/** Returns `value` when it is an integer in `[min, max]`; otherwise throws `EINVAL` naming `name`. */
+export function checkInt(
+  name: string,
+  value: unknown,
+  min = 0,
+  max: number = Number.MAX_SAFE_INTEGER,
+): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new MachineError(
+      "EINVAL",
+      `${name} must be an integer in [${hex(min)}, ${hex(max)}], got ${hex(value)}`,
+    );
+  }
+  return value;
+}
+
+/** True when `v` is a positive integer power of two, exact up to `2^53`. */
+export function isPow2(v: number): boolean {
+  if (!Number.isInteger(v) || v < 1) return false;
+  if (v <= 0x40000000) return (v & (v - 1)) === 0;
+  return 2 ** Math.round(Math.log2(v)) === v;
+}
+
+/** Returns `value` when it is a power of two in `[1, max]`; otherwise throws `EINVAL`. */
+export function checkPow2(
+  name: string,
+  value: unknown,
+  max: number = 2 ** 52,
+): number {
+  const v = checkInt(name, value, 1, max);
+  if (!isPow2(v)) throw new MachineError("EINVAL", `${name} must be a power of two, got ${hex(v)}`);
+  return v;
+}
