@@ -1,0 +1,189 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Mulberry32 } from "../mm/random.ts";
+import { Ram } from "./ram.ts";
+import { DMA_24BIT, type DmaConstraints, dmaLimits, DmaPort } from "./dma.ts";
+import { MachineError } from "./errors.ts";
+
+const KiB = 1024, MiB = 1024 * KiB;
+
+/** 16 MiB of RAM with a hole at [1 MiB, 2 MiB). */
+function isaRam(): Ram {
+  return new Ram([{ base: 0, size: MiB }, { base: 2 * MiB, size: 30 * MiB }], {
+    chunkSize: 4096,
+  });
+}
+
+const ISA: DmaConstraints = {
+  maxAddress: DMA_24BIT,
+  alignment: 16,
+  boundary: 64 * KiB,
+  maxSegments: 4,
+  maxSegmentSize: 32 * KiB,
+};
+
+function pattern(n: number, seed = 1): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+test("dma: every broken constraint is an access fault that writes nothing", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "isa0", ISA);
+  const cases: [number, number, RegExp][] = [
+    [0x20008, 64, /not 16-byte aligned/],
+    [0x2fff0, 32, /crosses a 0x10000 boundary/],
+    [0x40000, 32 * KiB + 16, /exceeds the maximum of 32768/],
+    [16 * MiB - 16, 32, /past the device's last address 0xffffff/],
+    [16 * MiB, 16, /past the device's last address/],
+    [0x40000, 0, /not positive/],
+    [0x40000 + 0.5, 16, /not a non-negative integer/],
+  ];
+  let n = 0;
+  for (const [pa, len, re] of cases) {
+    assert.equal(port.write(pa, pattern(Math.max(len, 1)), 0, len), false, `write at ${pa}`);
+    n++;
+    assert.equal(port.faults, n);
+    assert.equal(port.lastFault?.kind, "access");
+    assert.equal(port.lastFault?.op, "write");
+    assert.equal(port.lastFault?.addr, pa);
+    assert.match(port.lastFault!.reason, re);
+  }
+  assert.equal(port.fill(0x2fff0, 32, 0xff), false);
+  assert.equal(port.read(0x20008, new Uint8Array(64)), false);
+  assert.equal(port.lastFault?.op, "read");
+  assert.equal(ram.touchedBytes(), 0); // not one byte reached RAM
+  assert.equal(port.accessFaults, n + 2);
+  assert.equal(port.transfers, 0);
+  assert.equal(port.faultLog().length, n + 2);
+  port.check();
+});
+
+test("dma: an address that is not RAM is a decode fault", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "isa0", ISA);
+  assert.equal(port.write(MiB + 0x100, pattern(64)), false);
+  assert.equal(port.lastFault?.kind, "decode");
+  assert.match(port.lastFault!.reason, /0x100100 is not RAM/);
+  const wide = new DmaPort(ram, "wide", { maxAddress: DMA_24BIT });
+  assert.equal(wide.write(MiB - 32, pattern(64)), false); // runs into the hole
+  assert.equal(wide.lastFault?.kind, "decode");
+  assert.match(wide.lastFault!.reason, /0x100000 is not RAM/);
+  assert.equal(port.decodeFaults, 1);
+  assert.equal(ram.touchedBytes(), 0);
+});
+
+test("dma: transfers that respect the constraints move the bytes and are counted", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "isa0", ISA);
+  const src = pattern(32 * KiB, 5);
+  assert.ok(port.write(0x30000, src));
+  const back = new Uint8Array(32 * KiB);
+  assert.ok(port.read(0x30000, back));
+  assert.deepEqual(back, src);
+  assert.ok(port.fill(0x2fff0, 16, 0xab)); // ends exactly at the boundary
+  assert.equal(ram.read32(0x2fffc), 0xabababab);
+  assert.deepEqual(port.counters(), {
+    transfers: 3,
+    segments: 3,
+    bytes: 64 * KiB + 16,
+    faults: 0,
+    decodeFaults: 0,
+    accessFaults: 0,
+  });
+  assert.equal(port.lastFault, null);
+  port.check();
+});
+
+test("dma: scatter-gather checks the whole list before moving any segment", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "isa0", ISA);
+  const src = pattern(3000, 9);
+  const segs = new Float64Array([0x50000, 1000, 0x60010, 1000, 0x70020, 1000]);
+  assert.equal(port.writeSg(segs, 3, src), 3000);
+  const out = new Uint8Array(3004);
+  assert.equal(port.readSg(segs, 3, out, 4), 3000);
+  assert.deepEqual(out.subarray(4), src);
+  assert.equal(ram.read8(0x60010), src[1000]);
+  assert.equal(port.segments, 6);
+
+  const bad = (list: number[], n: number, re: RegExp, kind = "access") => {
+    const before = ram.touchedBytes();
+    const sample = ram.read32(0x50000);
+    assert.equal(port.writeSg(list, n, pattern(4096, 3)), -1);
+    assert.equal(port.lastFault?.kind, kind);
+    assert.match(port.lastFault!.reason, re);
+    assert.equal(ram.touchedBytes(), before);
+    assert.equal(ram.read32(0x50000), sample); // the good first segment was not written
+  };
+  bad([0x50000, 100, 0x80004, 100], 2, /aligned/);
+  bad([0x50000, 100, 0x8fff0, 100], 2, /boundary/);
+  bad([0x50000, 16, 0x51000, 16, 0x52000, 16, 0x53000, 16, 0x54000, 16], 5, /5 segments exceed/);
+  bad([0x50000, 100, MiB + 0x100, 100], 2, /not RAM/, "decode");
+  bad([0x50000, 4000, 0x90000, 4000], 2, /8000 bytes exceeds the 4096-byte buffer/);
+  bad([0x50000, 100], 2, /segment count/);
+  bad([0x50000, 100], 0, /segment count/);
+  port.check();
+});
+
+test("dma: random segments agree with the constraints computed by hand", () => {
+  const rng = new Mulberry32(42);
+  const ram = isaRam();
+  const port = new DmaPort(ram, "r", ISA);
+  const shadow = new Uint8Array(32 * MiB); // what RAM should hold
+  const buf = new Uint8Array(40 * KiB);
+  let moved = 0;
+  for (let step = 0; step < 3000; step++) {
+    const pa = rng.below(4) === 0 ? rng.below(20 * MiB) : (rng.below(256) * 64 * KiB +
+      (rng.below(2) ? rng.below(64) * 16 : 64 * KiB - rng.below(64) * 16)) & 0x1ffffff;
+    const len = 1 + rng.below(36 * KiB);
+    const legal = pa % 16 === 0 && len <= 32 * KiB && pa + len - 1 <= DMA_24BIT &&
+      Math.floor(pa / 65536) === Math.floor((pa + len - 1) / 65536);
+    const inRam = pa + len <= MiB || (pa >= 2 * MiB && pa + len <= 32 * MiB);
+    for (let i = 0; i < len; i++) buf[i] = rng.next() & 0xff;
+    const faultsBefore = port.faults;
+    const ok = port.write(pa, buf, 0, len);
+    assert.equal(ok, legal && inRam, `write ${pa}+${len}`);
+    if (ok) {
+      shadow.set(buf.subarray(0, len), pa);
+      moved++;
+    } else {
+      assert.equal(port.faults, faultsBefore + 1);
+      assert.equal(port.lastFault!.kind, legal ? "decode" : "access");
+    }
+    if (step % 100 === 99) {
+      for (let a = 0; a < 16 * MiB; a += 4093) {
+        if (a >= MiB && a < 2 * MiB) continue;
+        assert.equal(ram.read8(a), shadow[a], `byte at ${a}`);
+      }
+    }
+    port.check();
+  }
+  assert.ok(moved > 300 && port.faults > 1000, `moved ${moved}, faults ${port.faults}`);
+});
+
+test("dma: constraints are validated when a port is made", () => {
+  const ram = isaRam();
+  assert.throws(() => new DmaPort(ram, "x", { maxAddress: -1 }), /maxAddress/);
+  assert.throws(
+    () => new DmaPort(ram, "x", { maxAddress: DMA_24BIT, alignment: 3 }),
+    /power of two/,
+  );
+  assert.throws(() => new DmaPort(ram, "x", { maxAddress: DMA_24BIT, boundary: 100 }), /boundary/);
+  assert.throws(
+    () => new DmaPort(ram, "x", { maxAddress: DMA_24BIT, alignment: 4096, boundary: 1024 }),
+    (e: unknown) => e instanceof MachineError && /smaller than alignment/.test(e.message),
+  );
+  assert.throws(
+    () => new DmaPort(ram, "x", { maxAddress: DMA_24BIT, maxSegments: 0 }),
+    /maxSegments/,
+  );
+  assert.deepEqual(dmaLimits({ maxAddress: 255 }), {
+    maxAddress: 255,
+    alignment: 1,
+    boundary: 0,
+    maxSegments: Number.MAX_SAFE_INTEGER,
+    maxSegmentSize: Number.MAX_SAFE_INTEGER,
+  });
+});
