@@ -174,16 +174,20 @@ export class Ram {
 
   /** Reads the byte at `pa`. */
   read8(pa: number): number {
-    const off = pa - this.#rBase;
-    if ((off >>> 0) === off && off < this.#rLen) return this.#rView.getUint8(this.#rOff + off);
+    const d = pa - this.#rBase;
+    const off = d | 0;
+    if (off === d && off >= 0 && off < this.#rLen) return this.#rView.getUint8(this.#rOff + off);
     this.#lookupRead(pa, 1);
     return this.#rView.getUint8(this.#rOff + (pa - this.#rBase));
   }
 
   /** Reads the little-endian 16-bit value at `pa`. */
   read16(pa: number): number {
-    const off = pa - this.#rBase;
-    if ((off >>> 0) === off && off <= this.#rLen - 2) {
+    const d = pa - this.#rBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off <= this.#rLen - 2
+    ) {
       return this.#rView.getUint16(this.#rOff + off, true);
     }
     if (this.#lookupRead(pa, 2)) {
@@ -195,8 +199,11 @@ export class Ram {
 
   /** Reads the little-endian 32-bit value at `pa` (unsigned). */
   read32(pa: number): number {
-    const off = pa - this.#rBase;
-    if ((off >>> 0) === off && off <= this.#rLen - 4) {
+    const d = pa - this.#rBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off <= this.#rLen - 4
+    ) {
       return this.#rView.getUint32(this.#rOff + off, true);
     }
     if (this.#lookupRead(pa, 4)) {
@@ -208,8 +215,11 @@ export class Ram {
 
   /** Reads the little-endian 64-bit value at `pa` as an unsigned bigint. */
   read64(pa: number): bigint {
-    const off = pa - this.#rBase;
-    if ((off >>> 0) === off && off <= this.#rLen - 8) {
+    const d = pa - this.#rBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off <= this.#rLen - 8
+    ) {
       return this.#rView.getBigUint64(this.#rOff + off, true);
     }
     if (this.#lookupRead(pa, 8)) {
@@ -225,8 +235,11 @@ export class Ram {
    */
   read64n(pa: number): number {
     let lo: number, hi: number;
-    const off = pa - this.#rBase;
-    if ((off >>> 0) === off && off <= this.#rLen - 8) {
+    const d = pa - this.#rBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off <= this.#rLen - 8
+    ) {
       lo = this.#rView.getUint32(this.#rOff + off, true);
       hi = this.#rView.getUint32(this.#rOff + off + 4, true);
     } else if (this.#lookupRead(pa, 8)) {
@@ -251,8 +264,11 @@ export class Ram {
 
   /** Writes the byte `v` (an integer in [-128, 255]) at `pa`. */
   write8(pa: number, v: number): void {
-    const off = pa - this.#wBase;
-    if ((off >>> 0) === off && off < this.#wLen && ((v & 0xff) === v || (v << 24 >> 24) === v)) {
+    const d = pa - this.#wBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off < this.#wLen && ((v & 0xff) === v || (v << 24 >> 24) === v)
+    ) {
       this.#wView.setUint8(this.#wOff + off, v);
       return;
     }
@@ -263,9 +279,10 @@ export class Ram {
 
   /** Writes the 16-bit `v` (an integer in [-2^15, 2^16 - 1]) little-endian at `pa`. */
   write16(pa: number, v: number): void {
-    const off = pa - this.#wBase;
+    const d = pa - this.#wBase;
+    const off = d | 0;
     if (
-      (off >>> 0) === off && off <= this.#wLen - 2 &&
+      off === d && off >= 0 && off <= this.#wLen - 2 &&
       ((v & 0xffff) === v || (v << 16 >> 16) === v)
     ) {
       this.#wView.setUint16(this.#wOff + off, v, true);
@@ -282,8 +299,11 @@ export class Ram {
 
   /** Writes the 32-bit `v` (an integer in [-2^31, 2^32 - 1]) little-endian at `pa`. */
   write32(pa: number, v: number): void {
-    const off = pa - this.#wBase;
-    if ((off >>> 0) === off && off <= this.#wLen - 4 && ((v >>> 0) === v || (v | 0) === v)) {
+    const d = pa - this.#wBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off <= this.#wLen - 4 && ((v >>> 0) === v || (v | 0) === v)
+    ) {
       this.#wView.setUint32(this.#wOff + off, v, true);
       return;
     }
@@ -304,8 +324,11 @@ export class Ram {
         `value must be a bigint in [-2^63, 2^64-1], got ${hex(v)}`,
       );
     }
-    const off = pa - this.#wBase;
-    if ((off >>> 0) === off && off <= this.#wLen - 8) {
+    const d = pa - this.#wBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off <= this.#wLen - 8
+    ) {
       this.#wView.setBigUint64(this.#wOff + off, v, true);
       return;
     }
@@ -322,8 +345,11 @@ export class Ram {
     checkValue("value", v, 0, Number.MAX_SAFE_INTEGER);
     const hi = Math.floor(v / TWO32);
     const lo = v - hi * TWO32;
-    const off = pa - this.#wBase;
-    if ((off >>> 0) === off && off <= this.#wLen - 8) {
+    const d = pa - this.#wBase;
+    const off = d | 0;
+    if (
+      off === d && off >= 0 && off <= this.#wLen - 8
+    ) {
       this.#wView.setUint32(this.#wOff + off, lo, true);
       this.#wView.setUint32(this.#wOff + off + 4, hi, true);
       return;
@@ -619,6 +645,11 @@ export class Ram {
     const sb = sid >>> 16, db = did >>> 16;
     if (sb === db) {
       this.#banks[db].copyWithin(dAt, sAt, sAt + n);
+    } else if ((sAt & (HOST_PAGE - 1)) === 0 && (n & (HOST_PAGE - 1)) === 0) {
+      const to = this.#banks[db];
+      for (let p = sAt / HOST_PAGE, q = dAt, end = dAt + n; q < end; p++, q += HOST_PAGE) {
+        to.set(this.#pageView(sb, p), q);
+      }
     } else {
       this.#banks[db].set(this.#banks[sb].subarray(sAt, sAt + n), dAt);
     }
@@ -634,22 +665,27 @@ export class Ram {
       return;
     }
     if ((at & (HOST_PAGE - 1)) === 0 && (n & (HOST_PAGE - 1)) === 0) {
-      let pages = this.#bankPages[b];
-      if (pages === undefined) {
-        pages = new Array(bytes.length / HOST_PAGE);
-        this.#bankPages[b] = pages;
-      }
       for (let p = at / HOST_PAGE, q = o, end = o + n; q < end; p++, q += HOST_PAGE) {
-        let view = pages[p];
-        if (view === undefined) {
-          view = new Uint8Array(bytes.buffer, p * HOST_PAGE, HOST_PAGE);
-          pages[p] = view;
-        }
-        dst.set(view, q);
+        dst.set(this.#pageView(b, p), q);
       }
       return;
     }
     dst.set(bytes.subarray(at, at + n), o);
+  }
+
+  /** The cached view of host page `p` of bank `b` (made on first use, then kept). */
+  #pageView(b: number, p: number): Uint8Array {
+    let pages = this.#bankPages[b];
+    if (pages === undefined) {
+      pages = new Array(this.#banks[b].length / HOST_PAGE);
+      this.#bankPages[b] = pages;
+    }
+    let view = pages[p];
+    if (view === undefined) {
+      view = new Uint8Array(this.#banks[b].buffer, p * HOST_PAGE, HOST_PAGE);
+      pages[p] = view;
+    }
+    return view;
   }
 
   /** Gives chunk `idx` of slot `s` its host bytes if it has none; returns its id. */
@@ -698,10 +734,10 @@ export class Ram {
       this.#rOff = 0;
     } else {
       this.#rView = this.#bankViews[(v - 1) >>> 16];
-      this.#rOff = ((v - 1) & 0xffff) * cs;
+      this.#rOff = (((v - 1) & 0xffff) * cs) | 0;
     }
     this.#rBase = pa - off;
-    this.#rLen = chunkLen;
+    this.#rLen = chunkLen | 0;
     return true;
   }
 
@@ -716,9 +752,9 @@ export class Ram {
     if (off + n > chunkLen) return false;
     const id = this.#materialise(s, idx);
     this.#wView = this.#bankViews[id >>> 16];
-    this.#wOff = (id & 0xffff) * cs;
+    this.#wOff = ((id & 0xffff) * cs) | 0;
     this.#wBase = pa - off;
-    this.#wLen = chunkLen;
+    this.#wLen = chunkLen | 0;
     return true;
   }
 
