@@ -1,0 +1,199 @@
+/**
+ * The vmem half of the replay format (spec/replay.md): arenas named by
+ * strings, one trace operation at a time, each answered with the output
+ * object the spec gives. A refused operation throws a KernelError and leaves
+ * every arena as it was; the codes are EINVAL for a bad field, ENOENT for an
+ * unknown arena, EEXIST for a name in use, BADOP for an unknown operation,
+ * and whatever the arena refuses with (BADFREE, EBUSY, WOULDBLOCK, ...).
+ *
+ * @module
+ */
+
+import { describe, KernelError, MAX_ADDR } from "./errors.ts";
+import {
+  VM_BESTFIT,
+  VM_ENDALLOC,
+  VM_FIRSTFIT,
+  VM_NEXTFIT,
+  VM_NOSLEEP,
+  VM_SLEEP,
+  VMC_IDENTIFIER,
+  VMC_NO_QCACHE,
+  Vmem,
+  VMEM_ALLOC,
+  VMEM_FREE,
+  VMEM_SPAN,
+} from "./vmem.ts";
+
+type Op = Record<string, unknown>;
+
+function field(op: Op, name: string): unknown {
+  if (!(name in op)) throw new KernelError("EINVAL", `missing field "${name}"`);
+  return op[name];
+}
+
+function int(op: Op, name: string): number {
+  const v = field(op, name);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_ADDR) {
+    throw new KernelError(
+      "EINVAL",
+      `"${name}" must be an integer in [0, 2^53 - 1], got ${describe(v)}`,
+    );
+  }
+  return v;
+}
+
+function words(op: Op, name: string, allowed: readonly string[]): Set<string> {
+  const v = field(op, name);
+  if (!Array.isArray(v)) {
+    throw new KernelError("EINVAL", `"${name}" must be a list of words, got ${describe(v)}`);
+  }
+  const set = new Set<string>();
+  for (const w of v) {
+    if (typeof w !== "string" || !allowed.includes(w)) {
+      throw new KernelError("EINVAL", `"${name}" has an unknown word ${describe(w)}`);
+    }
+    set.add(w);
+  }
+  return set;
+}
+
+const ALLOC_WORDS = [
+  "nosleep",
+  "sleep",
+  "instantfit",
+  "bestfit",
+  "firstfit",
+  "nextfit",
+  "endalloc",
+] as const;
+
+/** Turns an allocation flag list into VM_* flags: one of sleep/nosleep, at most one policy. */
+function allocFlags(op: Op): number {
+  const f = words(op, "flags", ALLOC_WORDS);
+  if (f.has("sleep") === f.has("nosleep")) {
+    throw new KernelError("EINVAL", `"flags" must hold exactly one of "sleep" and "nosleep"`);
+  }
+  let policies = 0;
+  let flags = f.has("nosleep") ? VM_NOSLEEP : VM_SLEEP;
+  if (f.has("instantfit")) policies++;
+  if (f.has("bestfit")) (policies++, flags |= VM_BESTFIT);
+  if (f.has("firstfit")) (policies++, flags |= VM_FIRSTFIT);
+  if (f.has("nextfit")) (policies++, flags |= VM_NEXTFIT);
+  if (policies > 1) throw new KernelError("EINVAL", `"flags" may hold at most one policy`);
+  if (f.has("endalloc")) flags |= VM_ENDALLOC;
+  return flags;
+}
+
+function typeMask(op: Op, allowed: readonly string[]): number {
+  const t = words(op, "types", allowed);
+  return (t.has("alloc") ? VMEM_ALLOC : 0) | (t.has("free") ? VMEM_FREE : 0) |
+    (t.has("span") ? VMEM_SPAN : 0);
+}
+
+/** Replays vmem trace operations against a set of named arenas. */
+export class VmemReplayer {
+  private readonly arenas = new Map<string, Vmem>();
+
+  /** Carries out one operation; returns the output object or throws a KernelError. */
+  apply(op: Record<string, unknown>): unknown {
+    const kind = op.op;
+    switch (kind) {
+      case "create":
+        return this.create(op);
+      case "add": {
+        this.arena(op).add(int(op, "base"), int(op, "size"));
+        return { ok: true };
+      }
+      case "alloc": {
+        const vmp = this.arena(op);
+        const addr = vmp.alloc(int(op, "size"), allocFlags(op));
+        return { addr: addr === 0 ? null : addr };
+      }
+      case "xalloc": {
+        const vmp = this.arena(op);
+        const addr = vmp.xalloc(
+          int(op, "size"),
+          int(op, "align"),
+          int(op, "phase"),
+          int(op, "nocross"),
+          int(op, "minaddr"),
+          int(op, "maxaddr"),
+          allocFlags(op),
+        );
+        return { addr: addr === 0 ? null : addr };
+      }
+      case "free": {
+        this.arena(op).free(int(op, "addr"), int(op, "size"));
+        return { ok: true };
+      }
+      case "xfree": {
+        this.arena(op).xfree(int(op, "addr"), int(op, "size"));
+        return { ok: true };
+      }
+      case "size": {
+        const vmp = this.arena(op);
+        return { size: vmp.size(typeMask(op, ["alloc", "free"])) };
+      }
+      case "contains": {
+        const vmp = this.arena(op);
+        return { contains: vmp.contains(int(op, "addr"), int(op, "size")) };
+      }
+      case "walk": {
+        const vmp = this.arena(op);
+        const mask = typeMask(op, ["alloc", "free", "span"]);
+        const segs: [string, number, number][] = [];
+        if (mask !== 0) vmp.walk(mask, (start, size, type) => segs.push([type, start, size]));
+        return { segs };
+      }
+      case "destroy": {
+        const name = this.name(op);
+        const vmp = this.arena(op);
+        const leaked = vmp.destroy();
+        this.arenas.delete(name);
+        return { ok: true, leaked };
+      }
+      default:
+        throw new KernelError("BADOP", `unknown vmem operation ${describe(kind)}`);
+    }
+  }
+
+  private name(op: Op): string {
+    const name = field(op, "arena");
+    if (typeof name !== "string") {
+      throw new KernelError("EINVAL", `"arena" must be a string, got ${describe(name)}`);
+    }
+    return name;
+  }
+
+  private arena(op: Op): Vmem {
+    const name = this.name(op);
+    const vmp = this.arenas.get(name);
+    if (vmp === undefined) throw new KernelError("ENOENT", `no arena ${describe(name)}`);
+    return vmp;
+  }
+
+  private create(op: Op): unknown {
+    const name = this.name(op);
+    if (this.arenas.has(name)) throw new KernelError("EEXIST", `arena ${describe(name)} exists`);
+    const base = int(op, "base");
+    const size = int(op, "size");
+    const quantum = int(op, "quantum");
+    const qcacheMax = int(op, "qcache_max");
+    const src = field(op, "source");
+    let source: Vmem | undefined;
+    if (src !== null) {
+      if (typeof src !== "string") {
+        throw new KernelError("EINVAL", `"source" must be a name or null, got ${describe(src)}`);
+      }
+      source = this.arenas.get(src);
+      if (source === undefined) throw new KernelError("ENOENT", `no source arena ${describe(src)}`);
+    }
+    const f = words(op, "flags", ["identifier", "no_qcache"]);
+    const flags = (f.has("identifier") ? VMC_IDENTIFIER : 0) |
+      (f.has("no_qcache") ? VMC_NO_QCACHE : 0);
+    const vmp = Vmem.create(name, base, size, quantum, { source, qcacheMax, flags });
+    this.arenas.set(name, vmp);
+    return { ok: true };
+  }
+}

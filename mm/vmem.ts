@@ -1,0 +1,1908 @@
+/**
+ * vmem: the illumos resource-arena allocator, decision for decision.
+ *
+ * Theory. An arena manages a set of integers (addresses, identifiers) as a
+ * list of spans, each cut into segments that are either allocated or free.
+ * The arena list holds, per span, a span marker followed by its segments in
+ * address order; spans come in the order they were added or imported. Two
+ * markers move through that list: the next-fit rotor and walkers (one per
+ * walk in progress); neither takes part in coalescing, so a free segment on
+ * each side of one stays two segments until the marker moves on.
+ *
+ * Free segments also sit on power-of-two free lists (list i holds sizes in
+ * [2^i, 2^(i+1))), each list LIFO, all lists chained into one long list whose
+ * heads act as markers. A bitmap of non-empty lists (the freemap) lets
+ * instant-fit take the head of the first list whose members all fit, in
+ * constant time. Allocated segments live in a hash table keyed by start
+ * address, so a free finds its segment in constant time; the table is resized
+ * (`vmem_hash_rescale`) as the number of allocated segments grows and shrinks.
+ * An allocated segment keeps the exact size asked for; the slack up to the
+ * quantum belongs to no segment and comes back when it is freed.
+ *
+ * When an arena has a source, it imports spans from it on demand (sized as
+ * `vmem_xalloc` does) and gives a span back as soon as it is wholly free. An
+ * arena may front its small sizes with quantum caches (see vmem_qcache.ts).
+ *
+ * Data: every segment (and marker) is an index into a structure of typed
+ * arrays: start and end (Float64Array, exact to 2^53), type and import flag
+ * (Uint8Array), arena-list and kin-list links (Int32Array). The kin links
+ * are the free-list links of a free segment, the hash chain of an allocated
+ * one (next only) and the span list of a span marker. Indices 0..54 are the
+ * free-list heads (54 terminates the chain), 55 is the list anchor, 56 the
+ * rotor. Unused indices form a pool that grows by doubling, kept topped up
+ * before each operation as `vmem_populate` does, so no operation runs out
+ * half-way. The hash is an Int32Array of bucket heads.
+ *
+ * Invariants (checked by `check()`): spans do not overlap and are tiled by
+ * their segments; no two free segments are adjacent except across a marker;
+ * every free segment is on the list of its size, the freemap says exactly
+ * which lists are non-empty; every allocated segment is in the hash at its
+ * start; the counters agree with the segments.
+ *
+ * Cost: instant-fit allocation and free are O(1) (free-list head, hash
+ * bucket), without creating any JS object; best-fit and constrained
+ * allocations search the free lists; next-fit scans from the rotor.
+ *
+ * Sleeping requests. A request without VM_NOSLEEP may have to wait for a free
+ * (`cv_wait` in the seed). The synchronous `alloc`/`xalloc` cannot wait:
+ * they refuse with KernelError("WOULDBLOCK") and leave every arena as it was
+ * (counters included); `allocWait`/`xallocWait` wait for a free, an import or
+ * `wakeup()` and try again. To undo the few changes the seed makes before it
+ * waits (the next-fit rotor's step, a reap of quantum caches), a sleeping
+ * request keeps a journal: counters are saved when an arena is first touched,
+ * and the whole state of an arena is saved only once the request has passed
+ * such a point, which is rare.
+ *
+ * @module
+ */
+
+import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { Mulberry32 } from "./random.ts";
+import { qcacheSlabSize, type QcacheState, type QcacheStats, QuantumCache } from "./vmem_qcache.ts";
+
+// ---- Flags (the values of illumos <sys/vmem.h>) ----
+
+/** Sleep until the request can be satisfied (the default: it is 0). */
+export const VM_SLEEP = 0x0;
+/** Fail at once rather than wait. */
+export const VM_NOSLEEP = 0x1;
+/** The request must succeed: failure throws KernelError("ENOMEM"). */
+export const VM_PANIC = 0x2;
+/** Accepted for compatibility; no effect here. */
+export const VM_PUSHPAGE = 0x4;
+/** The flags passed through to imports and quantum caches. */
+export const VM_KMFLAGS = 0xff;
+/** Best-fit policy. */
+export const VM_BESTFIT = 0x100;
+/** First-fit policy. */
+export const VM_FIRSTFIT = 0x200;
+/** Next-fit policy (cycles through the arena with the rotor). */
+export const VM_NEXTFIT = 0x400;
+/** Instant-fit policy (the default; no bit of its own). */
+export const VM_INSTANTFIT = 0x0;
+/** Fail rather than reap and wait when the arena (not its source) is empty. */
+export const VM_ABORT = 0x2000;
+/** Prefer high addresses (no effect with next-fit). */
+export const VM_ENDALLOC = 0x4000;
+
+/** Arena creation flag: the arena's integers are identifiers, not memory. */
+export const VMC_IDENTIFIER = 0x40000;
+/** Arena creation flag: no quantum caches; imports are enlarged instead. */
+export const VMC_NO_QCACHE = 0x20000;
+/** Arena creation flag: accepted for compatibility (segment structures never run out here). */
+export const VMC_POPULATOR = 0x10000;
+
+/** Segment type: allocated. */
+export const VMEM_ALLOC = 0x01;
+/** Segment type: free. */
+export const VMEM_FREE = 0x02;
+/** Segment type: span marker. */
+export const VMEM_SPAN = 0x10;
+/** Segment type: the next-fit rotor (never reported). */
+export const VMEM_ROTOR = 0x20;
+/** Segment type: a walker marker (a walk mask with it returns at once). */
+export const VMEM_WALKER = 0x40;
+/** Walk flag: the callback may use the arena (the walk advances a marker). */
+export const VMEM_REENTRANT = 0x80000000;
+
+const ALLOC_FLAGS = VM_NOSLEEP | VM_PANIC | VM_PUSHPAGE | VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT |
+  VM_ABORT | VM_ENDALLOC;
+const CREATE_FLAGS = VMC_IDENTIFIER | VMC_NO_QCACHE | VMC_POPULATOR;
+const POLICY = VM_BESTFIT | VM_FIRSTFIT | VM_NEXTFIT;
+
+// ---- Layout of the segment arrays ----
+
+const NLISTS = 54; // sizes below 2^53 need lists 0..52
+const FL_END = NLISTS; // terminating head of the chained free lists
+const SEG0 = NLISTS + 1; // anchor of the arena list and of the span list
+const ROTOR = NLISTS + 2;
+const FIRST_SEG = NLISTS + 3;
+const NIL = -1;
+
+/** Spare segment structures kept before each operation (span + middle split, twice over). */
+const MINFREE = 8;
+const HASH_INITIAL = 16;
+const NQCACHE_MAX = 16;
+
+// Counter slots.
+const C_ALLOC = 0;
+const C_FREE = 1;
+const C_WAIT = 2;
+const C_FAIL = 3;
+const C_LOOKUP = 4;
+const C_SEARCH = 5;
+const C_POPULATE = 6;
+const C_CONTAINS = 7;
+const C_CONTAINS_SEARCH = 8;
+const C_INUSE = 9;
+const C_IMPORT = 10;
+const C_TOTAL = 11;
+const NCOUNTERS = 12;
+
+// Lock bits: what an arena refuses mutations for.
+const L_DEAD = 1;
+const L_WALK = 2;
+
+const TWO32 = 4294967296;
+
+/** Position of the highest set bit plus one (`highbit`), 0 for 0; right for x < 2^64. */
+function highbit(x: number): number {
+  if (x < TWO32) return 32 - Math.clz32(x);
+  return 64 - Math.clz32(Math.floor(x / TWO32));
+}
+
+/** x is a power of two (x >= 1, integer). */
+function isP2(x: number): boolean {
+  if (x < TWO32) return (x & (x - 1)) === 0;
+  return x === 2 ** (highbit(x) - 1);
+}
+
+/** `P2ROUNDUP(x, align)` for a power-of-two align. */
+function roundup(x: number, align: number): number {
+  const r = x % align;
+  return r === 0 ? x : x - r + align;
+}
+
+/** `P2PHASEUP(x, align, phase)`: the least y >= x with y = phase (mod align). */
+function phaseup(x: number, align: number, phase: number): number {
+  let r = (phase - x) % align;
+  if (r < 0) r += align;
+  return x + r;
+}
+
+/** The per-arena statistics (illumos kstats, named in TypeScript casing). */
+export interface VmemStats {
+  /** Segments allocated (including slabs of the quantum caches). */
+  alloc: number;
+  /** Segments freed. */
+  free: number;
+  /** Times a sleeping request waited. */
+  wait: number;
+  /** Failed constrained or fallback allocations (`vmem_xalloc` failures). */
+  fail: number;
+  /** Extra hash-chain steps taken by frees. */
+  lookup: number;
+  /** Segments looked at by searches (xalloc and next-fit). */
+  search: number;
+  /** Times the segment pool grew. */
+  populate: number;
+  /** `contains` calls and spans they looked at. */
+  contains: number;
+  containsSearch: number;
+  /** Bytes (or identifiers) allocated, imported, in all spans. */
+  memInuse: number;
+  memImport: number;
+  memTotal: number;
+}
+
+/** One line of {@link Vmem.summary}: segments whose size in quanta has this power of two as floor. */
+export interface VmemOrder {
+  /** Smallest size of the order: `2^k * quantum`. */
+  size: number;
+  inuseCount: number;
+  inuseBytes: number;
+  freeCount: number;
+  freeBytes: number;
+}
+
+/** FreeBSD's `show vmem`: totals and counts per size order. */
+export interface VmemSummary {
+  name: string;
+  quantum: number;
+  size: number;
+  inuse: number;
+  free: number;
+  spans: number;
+  busySegments: number;
+  freeSegments: number;
+  hashBuckets: number;
+  orders: VmemOrder[];
+  qcaches: QcacheStats[];
+}
+
+/** Import function: returns the base of a new span of `size`, or 0. */
+export type ImportFn = (source: Vmem, size: number, vmflag: number) => number;
+/** Release function: gives a wholly free imported span back. */
+export type ReleaseFn = (source: Vmem, addr: number, size: number) => void;
+
+/** Options of {@link Vmem.create}. */
+export interface VmemCreateOptions {
+  /** Arena to import spans from. */
+  source?: Vmem;
+  /** Imports a span (default: `source.alloc(size, vmflag)`). Needs `source`. */
+  importFn?: ImportFn;
+  /** Releases a span (default: `source.free(addr, size)`; null: never release). Needs `source`. */
+  releaseFn?: ReleaseFn | null;
+  /** Largest size served by quantum caches (0: none). */
+  qcacheMax?: number;
+  /** VMC_IDENTIFIER, VMC_NO_QCACHE (VMC_POPULATOR accepted). */
+  flags?: number;
+}
+
+function defaultImport(source: Vmem, size: number, vmflag: number): number {
+  return source.alloc(size, vmflag);
+}
+
+function defaultRelease(source: Vmem, addr: number, size: number): void {
+  source.free(addr, size);
+}
+
+/** The refusal a sleeping request meets when it would wait; `arena` is where. */
+class WouldBlock extends KernelError {
+  readonly arena: Vmem;
+  constructor(arena: Vmem) {
+    super("WOULDBLOCK", `a sleeping allocation in arena '${arena.name}' would wait for a free`);
+    this.arena = arena;
+  }
+}
+
+// ---- The journal of a sleeping request (module state: one request at a time runs) ----
+
+let jSeq = 0;
+let jEpoch = 0; // non-zero while a sleeping request runs
+let jFull = false; // past a point whose changes need a whole-state copy to undo
+const jList: Vmem[] = [];
+
+/** Arenas with quantum caches, for reaping. */
+const qcacheArenas: Vmem[] = [];
+
+interface VmemState {
+  segStart: Float64Array<ArrayBuffer>;
+  segEnd: Float64Array<ArrayBuffer>;
+  segType: Uint8Array<ArrayBuffer>;
+  segImport: Uint8Array<ArrayBuffer>;
+  aNext: Int32Array<ArrayBuffer>;
+  aPrev: Int32Array<ArrayBuffer>;
+  kNext: Int32Array<ArrayBuffer>;
+  kPrev: Int32Array<ArrayBuffer>;
+  hashTable: Int32Array<ArrayBuffer>;
+  ctr: Float64Array<ArrayBuffer>;
+  scalars: number[];
+  qcaches: QcacheState[];
+}
+
+interface Waiter {
+  resolve: () => void;
+}
+
+/** A vmem arena. */
+export class Vmem {
+  /** Arena name. */
+  readonly name: string;
+  /** The unit of allocation (a power of two). */
+  readonly quantum: number;
+  /** The arena spans are imported from, if any. */
+  readonly source: Vmem | null;
+  /** Largest size served by quantum caches (0: none). */
+  readonly qcacheMax: number;
+  /** Creation flags (VMC_*). */
+  readonly cflags: number;
+  /** Smallest import (non-zero only with VMC_NO_QCACHE). */
+  readonly minImport: number;
+
+  private lock = 0;
+  private readonly importFn: ImportFn | null;
+  private readonly releaseFn: ReleaseFn | null;
+  private readonly invQuantum: number;
+  private children = 0;
+  private qcache: QuantumCache[] | null = null;
+
+  // Segment arrays.
+  private cap = 0;
+  private segStart = new Float64Array(0);
+  private segEnd = new Float64Array(0);
+  private segType = new Uint8Array(0);
+  private segImport = new Uint8Array(0);
+  private aNext = new Int32Array(0);
+  private aPrev = new Int32Array(0);
+  private kNext = new Int32Array(0);
+  private kPrev = new Int32Array(0);
+  private segFree = NIL;
+  private nsegFree = 0;
+
+  private freemapLo = 0;
+  private freemapHi = 0;
+
+  private hashTable: Int32Array = new Int32Array(HASH_INITIAL).fill(NIL);
+  private hashMask = HASH_INITIAL - 1;
+  private hashCount = 0;
+  private hashGrowAt = 0;
+  private hashShrinkAt = 0;
+  private lastLookups = 0;
+
+  private readonly ctr = new Float64Array(NCOUNTERS);
+
+  private mtbf = 0;
+  private mtbfRandom: Mulberry32 | null = null;
+
+  private waiters: Waiter[] | null = null;
+
+  // Journal of the current sleeping request.
+  private jSeen = 0;
+  private readonly jCtr = new Float64Array(NCOUNTERS);
+  private jState: VmemState | null = null;
+
+  private constructor(
+    name: string,
+    quantum: number,
+    source: Vmem | null,
+    importFn: ImportFn | null,
+    releaseFn: ReleaseFn | null,
+    qcacheMax: number,
+    cflags: number,
+  ) {
+    this.name = name;
+    this.quantum = quantum;
+    this.source = source;
+    this.importFn = importFn;
+    this.releaseFn = releaseFn;
+    this.cflags = cflags;
+    this.invQuantum = 1 / quantum;
+    const qshift = highbit(quantum) - 1;
+    let nqcache = Math.min(Math.floor(qcacheMax / quantum), NQCACHE_MAX);
+    let minImport = 0;
+    if (cflags & VMC_NO_QCACHE) {
+      // VMEM_QCACHE_SLABSIZE with C's int shift (x86: the count wraps at 32).
+      minImport = Math.max(1 << highbit(3 * (nqcache * 2 ** qshift)), 64);
+      nqcache = 0;
+    }
+    this.minImport = minImport;
+    this.qcacheMax = nqcache * quantum;
+    this.grow(128);
+    this.initLists();
+    this.hashThresholds();
+    if (nqcache > 0) {
+      const slabsize = qcacheSlabSize(this.qcacheMax);
+      const src = {
+        slabAlloc: (size: number, vmflag: number): number => this.allocInner(size, vmflag),
+        slabFree: (addr: number, size: number): void => this.xfreeInner(addr, size),
+      };
+      this.qcache = [];
+      for (let i = 0; i < nqcache; i++) {
+        const size = (i + 1) * quantum;
+        this.qcache.push(new QuantumCache(`${name}_${size}`, size, quantum, slabsize, src));
+      }
+      qcacheArenas.push(this);
+    }
+  }
+
+  /**
+   * `vmem_create`: a new arena called `name` whose first span is
+   * `[base, base + size)` (size 0: no span). Refuses (EINVAL) a quantum that
+   * is not a power of two, a span at 0, misaligned or ending past 2^53 - 1,
+   * a source of the other kind (identifier or not) or with a smaller quantum,
+   * import or release functions without a source, and unknown flags.
+   */
+  static create(
+    name: string,
+    base: number,
+    size: number,
+    quantum: number,
+    opts: VmemCreateOptions = {},
+  ): Vmem {
+    if (typeof name !== "string") {
+      throw new KernelError("EINVAL", `name must be a string, got ${describe(name)}`);
+    }
+    checkInteger("quantum", quantum, 1);
+    if (!isP2(quantum)) {
+      throw new KernelError("EINVAL", `quantum must be a power of two, got ${quantum}`);
+    }
+    checkInteger("base", base);
+    checkInteger("size", size);
+    const flags = checkInteger("flags", opts.flags ?? 0, 0, 0x7fffffff);
+    if (flags & ~CREATE_FLAGS) {
+      throw new KernelError("EINVAL", `unknown arena flags ${describe(flags & ~CREATE_FLAGS)}`);
+    }
+    const qcacheMax = checkInteger("qcacheMax", opts.qcacheMax ?? 0);
+    const source = opts.source ?? null;
+    if (source !== null) {
+      if (!(source instanceof Vmem)) {
+        throw new KernelError("EINVAL", `source must be an arena, got ${describe(source)}`);
+      }
+      if (source.lock & L_DEAD) {
+        throw new KernelError("EINVAL", `source arena '${source.name}' is destroyed`);
+      }
+      if ((source.cflags & VMC_IDENTIFIER) !== (flags & VMC_IDENTIFIER)) {
+        throw new KernelError(
+          "EINVAL",
+          `arena '${name}' and its source '${source.name}' must both be identifier arenas or neither`,
+        );
+      }
+      if (quantum > source.quantum) {
+        throw new KernelError(
+          "EINVAL",
+          `quantum ${quantum} of '${name}' exceeds quantum ${source.quantum} of its source '${source.name}'`,
+        );
+      }
+    }
+    if (
+      (opts.importFn !== undefined || (opts.releaseFn !== undefined && opts.releaseFn !== null)) &&
+      source === null
+    ) {
+      throw new KernelError(
+        "EINVAL",
+        `import and release functions of '${name}' need a source arena`,
+      );
+    }
+    if (opts.importFn !== undefined && typeof opts.importFn !== "function") {
+      throw new KernelError(
+        "EINVAL",
+        `importFn must be a function, got ${describe(opts.importFn)}`,
+      );
+    }
+    if (
+      opts.releaseFn !== undefined && opts.releaseFn !== null &&
+      typeof opts.releaseFn !== "function"
+    ) {
+      throw new KernelError(
+        "EINVAL",
+        `releaseFn must be a function, got ${describe(opts.releaseFn)}`,
+      );
+    }
+    if (base !== 0 || size !== 0) checkSpan(base, size, quantum);
+    const importFn = source === null ? null : opts.importFn ?? defaultImport;
+    const releaseFn = source === null
+      ? null
+      : opts.releaseFn === undefined
+      ? defaultRelease
+      : opts.releaseFn;
+    const vmp = new Vmem(name, quantum, source, importFn, releaseFn, qcacheMax, flags);
+    if (source !== null) source.children++;
+    if (size !== 0) vmp.spanCreate(base, size, 0);
+    return vmp;
+  }
+
+  // ---- Public operations ----
+
+  /**
+   * `vmem_add`: adds the span `[base, base + size)`. Refuses (EINVAL) base
+   * or size 0, a misaligned span, one ending past 2^53 - 1 or overlapping a
+   * span of the arena.
+   */
+  add(base: number, size: number): void {
+    this.enterMutation();
+    checkSpan(base, size, this.quantum);
+    for (let s = this.kNext[SEG0]; s !== SEG0; s = this.kNext[s]) {
+      if (base < this.segEnd[s] && this.segStart[s] < base + size) {
+        throw new KernelError(
+          "EINVAL",
+          `span [${describe(base)}, +${describe(size)}) overlaps span [${
+            describe(this.segStart[s])
+          }, ${describe(this.segEnd[s])}) of arena '${this.name}'`,
+        );
+      }
+    }
+    if (jEpoch !== 0) this.journal();
+    this.populate();
+    this.spanCreate(base, size, 0);
+  }
+
+  /**
+   * `vmem_alloc`: `size` units with policy VM_INSTANTFIT (default),
+   * VM_BESTFIT, VM_FIRSTFIT or VM_NEXTFIT, optionally VM_ENDALLOC. Returns
+   * the address, or 0 on failure with VM_NOSLEEP (or VM_ABORT). A sleeping
+   * request that would wait throws KernelError("WOULDBLOCK") and changes
+   * nothing (use {@link allocWait} to wait).
+   */
+  alloc(size: number, vmflag: number): number {
+    if (this.lock !== 0) this.refuseLocked();
+    if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
+    if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
+    if (
+      (vmflag & (VM_ENDALLOC | POLICY)) === VM_ENDALLOC && size % this.quantum !== 0 &&
+      !(size - 1 < this.qcacheMax)
+    ) {
+      throw new KernelError(
+        "EINVAL",
+        `instant-fit end allocation of ${size}, not a multiple of quantum ${this.quantum}`,
+      );
+    }
+    if (jEpoch !== 0) {
+      this.journal();
+      return this.allocInner(size, vmflag);
+    }
+    if ((vmflag & VM_NOSLEEP) !== 0) return this.allocInner(size, vmflag);
+    Vmem.beginJournal(this);
+    try {
+      const addr = this.allocInner(size, vmflag);
+      Vmem.commitJournal();
+      return addr;
+    } catch (e) {
+      Vmem.rollbackJournal();
+      throw e;
+    }
+  }
+
+  /**
+   * `vmem_xalloc`: `size` units at `phase` from an `align` boundary (align 0:
+   * the quantum), not crossing a `nocross` boundary (0: any), inside
+   * `[minaddr, maxaddr)` (0: no limit). Never uses the quantum caches.
+   * Returns the address or 0; refusals and sleeping as {@link alloc}.
+   */
+  xalloc(
+    size: number,
+    align: number,
+    phase: number,
+    nocross: number,
+    minaddr: number,
+    maxaddr: number,
+    vmflag: number,
+  ): number {
+    if (this.lock !== 0) this.refuseLocked();
+    const a = this.checkXalloc(size, align, phase, nocross, minaddr, maxaddr, vmflag);
+    if (jEpoch !== 0) {
+      this.journal();
+      return this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+    }
+    if ((vmflag & VM_NOSLEEP) !== 0) {
+      return this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+    }
+    Vmem.beginJournal(this);
+    try {
+      const addr = this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+      Vmem.commitJournal();
+      return addr;
+    } catch (e) {
+      Vmem.rollbackJournal();
+      throw e;
+    }
+  }
+
+  /**
+   * A sleeping {@link alloc} that waits (as `cv_wait` does) until a free, an
+   * import or {@link wakeup} makes room. Rejects with KernelError("ECANCELED")
+   * when `signal` aborts, leaving the arena untouched. With VM_NOSLEEP it is
+   * {@link alloc}.
+   */
+  allocWait(size: number, vmflag: number, signal?: AbortSignal): Promise<number> {
+    return this.waitLoop(false, size, 0, 0, 0, 0, 0, vmflag, signal);
+  }
+
+  /** The waiting form of {@link xalloc} (see {@link allocWait}). */
+  xallocWait(
+    size: number,
+    align: number,
+    phase: number,
+    nocross: number,
+    minaddr: number,
+    maxaddr: number,
+    vmflag: number,
+    signal?: AbortSignal,
+  ): Promise<number> {
+    return this.waitLoop(true, size, align, phase, nocross, minaddr, maxaddr, vmflag, signal);
+  }
+
+  /**
+   * `vmem_free` of what {@link alloc} returned (`size` as asked). Refuses
+   * (BADFREE, nothing changed) an address that is not allocated or a size
+   * that differs, or, for sizes served by the quantum caches, an address that
+   * is not a buffer of the matching cache.
+   */
+  free(addr: number, size: number): void {
+    if (this.lock !== 0) this.refuseLocked();
+    checkFreeArgs(addr, size);
+    if (jEpoch !== 0) this.journal();
+    if (size - 1 < this.qcacheMax) {
+      (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)].free(addr);
+    } else {
+      this.xfreeInner(addr, size);
+    }
+  }
+
+  /** `vmem_xfree` of what {@link xalloc} returned. Refusals as {@link free}. */
+  xfree(addr: number, size: number): void {
+    if (this.lock !== 0) this.refuseLocked();
+    checkFreeArgs(addr, size);
+    if (jEpoch !== 0) this.journal();
+    this.xfreeInner(addr, size);
+  }
+
+  /** `vmem_size`: bytes allocated (VMEM_ALLOC), free (VMEM_FREE) or both. */
+  size(typemask: number): number {
+    let size = 0;
+    if (typemask & VMEM_ALLOC) size += this.ctr[C_INUSE];
+    if (typemask & VMEM_FREE) size += this.ctr[C_TOTAL] - this.ctr[C_INUSE];
+    return size;
+  }
+
+  /**
+   * `vmem_contains`: whether `[addr, addr + size)` lies in one span (with
+   * size 0: `start <= addr <= end` of a span).
+   */
+  contains(addr: number, size: number): boolean {
+    if (this.lock & L_DEAD) this.refuseLocked();
+    checkInteger("addr", addr);
+    checkInteger("size", size);
+    this.ctr[C_CONTAINS]++;
+    for (let s = this.kNext[SEG0]; s !== SEG0; s = this.kNext[s]) {
+      this.ctr[C_CONTAINS_SEARCH]++;
+      if (addr >= this.segStart[s] && addr + size <= this.segEnd[s]) return true;
+    }
+    return false;
+  }
+
+  /**
+   * `vmem_walk`: calls `fn(start, size, type)` for each segment whose type is
+   * in `typemask` (VMEM_ALLOC, VMEM_FREE, VMEM_SPAN), in arena-list order.
+   * Without VMEM_REENTRANT the arena is locked for the walk (calls that would
+   * change it are refused with EDEADLK); with it, the walk advances a marker
+   * past each segment before calling `fn`, which may then use the arena: the
+   * walk goes on from the marker, so it never visits a segment twice and
+   * sees what was added after the marker. A mask with VMEM_WALKER walks
+   * nothing.
+   */
+  walk(
+    typemask: number,
+    fn: (start: number, size: number, type: "alloc" | "free" | "span") => void,
+  ): void {
+    if (this.lock & L_DEAD) this.refuseLocked();
+    if (typeof typemask !== "number" || !Number.isInteger(typemask)) {
+      throw new KernelError(
+        "EINVAL",
+        `walk type mask must be an integer, got ${describe(typemask)}`,
+      );
+    }
+    if (typemask & VMEM_WALKER) return;
+    const reentrant = (typemask & VMEM_REENTRANT) !== 0;
+    const mask = typemask & (VMEM_ALLOC | VMEM_FREE | VMEM_SPAN);
+    if (reentrant && (this.lock & L_WALK) !== 0) this.refuseLocked();
+    this.populate();
+    const walker = this.getseg();
+    this.segType[walker] = VMEM_WALKER;
+    this.segStart[walker] = this.segEnd[walker] = 0;
+    this.segImport[walker] = 0;
+    this.ainsert(SEG0, walker);
+    const wasLocked = this.lock & L_WALK;
+    if (!reentrant) this.lock |= L_WALK;
+    try {
+      for (let vsp = this.aNext[SEG0]; vsp !== SEG0; vsp = this.aNext[vsp]) {
+        const t = this.segType[vsp];
+        if ((t & mask) === 0) continue;
+        const start = this.segStart[vsp];
+        const size = this.segEnd[vsp] - start;
+        const name = t === VMEM_ALLOC ? "alloc" : t === VMEM_FREE ? "free" : "span";
+        if (reentrant) {
+          this.advance(walker, vsp);
+          fn(start, size, name);
+          if (this.lock & L_DEAD) return;
+          vsp = walker;
+        } else {
+          fn(start, size, name);
+        }
+      }
+    } finally {
+      if (!reentrant && !wasLocked) this.lock &= ~L_WALK;
+      if ((this.lock & L_DEAD) === 0) {
+        this.advance(walker, NIL);
+        this.putseg(walker);
+      }
+    }
+  }
+
+  /**
+   * `vmem_destroy`: purges the quantum caches, then drops the arena and
+   * returns what is still allocated (bytes or identifiers). Imported spans
+   * are not given back: they stay allocated in the source. Refuses (EBUSY)
+   * while the arena is the source of a live arena.
+   */
+  destroy(): number {
+    if (this.lock !== 0) this.refuseLocked();
+    if (this.children > 0) {
+      throw new KernelError(
+        "EBUSY",
+        `arena '${this.name}' is the source of ${this.children} live arena(s)`,
+      );
+    }
+    if (jEpoch !== 0) this.journal();
+    if (this.qcache !== null) {
+      for (const qc of this.qcache) qc.purge();
+      const i = qcacheArenas.indexOf(this);
+      if (i >= 0) qcacheArenas.splice(i, 1);
+    }
+    const leaked = this.ctr[C_INUSE];
+    this.lock |= L_DEAD;
+    if (this.source !== null) this.source.children--;
+    const waiters = this.waiters;
+    this.waiters = null;
+    if (waiters !== null) { for (const w of waiters) w.resolve(); }
+    return leaked;
+  }
+
+  /** Wakes every request waiting on this arena (for outside resources coming free). */
+  wakeup(): void {
+    this.broadcast();
+  }
+
+  /**
+   * `vmem_mtbf` for this arena: a nosleep allocation fails when a draw of a
+   * Mulberry32 generator seeded with `seed` is a multiple of `mtbf` (about
+   * once every `mtbf` calls). 0 turns it off.
+   */
+  setMtbf(mtbf: number, seed: number): void {
+    checkInteger("mtbf", mtbf, 0, 0xffffffff);
+    checkInteger("seed", seed, 0, 0xffffffff);
+    this.mtbf = mtbf;
+    this.mtbfRandom = mtbf === 0 ? null : new Mulberry32(seed);
+  }
+
+  /** Empties the depots of this arena's quantum caches (`vmem_qcache_reap`). */
+  reap(): void {
+    if (this.lock !== 0) this.refuseLocked();
+    if (jEpoch !== 0) this.journal();
+    this.reapQcaches();
+  }
+
+  /** The counters (a fresh object). */
+  get stats(): VmemStats {
+    const c = this.ctr;
+    return {
+      alloc: c[C_ALLOC],
+      free: c[C_FREE],
+      wait: c[C_WAIT],
+      fail: c[C_FAIL],
+      lookup: c[C_LOOKUP],
+      search: c[C_SEARCH],
+      populate: c[C_POPULATE],
+      contains: c[C_CONTAINS],
+      containsSearch: c[C_CONTAINS_SEARCH],
+      memInuse: c[C_INUSE],
+      memImport: c[C_IMPORT],
+      memTotal: c[C_TOTAL],
+    };
+  }
+
+  /** True once {@link destroy} has run. */
+  get destroyed(): boolean {
+    return (this.lock & L_DEAD) !== 0;
+  }
+
+  /** FreeBSD's `show vmem`: totals, and counts and bytes per size order. */
+  summary(): VmemSummary {
+    const orders: VmemOrder[] = [];
+    let spans = 0, busy = 0, free = 0;
+    for (let s = this.aNext[SEG0]; s !== SEG0; s = this.aNext[s]) {
+      const t = this.segType[s];
+      if (t === VMEM_SPAN) spans++;
+      if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
+      const size = this.segEnd[s] - this.segStart[s];
+      const ord = Math.max(highbit(Math.floor(size * this.invQuantum)) - 1, 0);
+      while (orders.length <= ord) {
+        orders.push({
+          size: 2 ** orders.length * this.quantum,
+          inuseCount: 0,
+          inuseBytes: 0,
+          freeCount: 0,
+          freeBytes: 0,
+        });
+      }
+      if (t === VMEM_ALLOC) {
+        busy++;
+        orders[ord].inuseCount++;
+        orders[ord].inuseBytes += size;
+      } else {
+        free++;
+        orders[ord].freeCount++;
+        orders[ord].freeBytes += size;
+      }
+    }
+    return {
+      name: this.name,
+      quantum: this.quantum,
+      size: this.ctr[C_TOTAL],
+      inuse: this.ctr[C_INUSE],
+      free: this.ctr[C_TOTAL] - this.ctr[C_INUSE],
+      spans,
+      busySegments: busy,
+      freeSegments: free,
+      hashBuckets: this.hashMask + 1,
+      orders: orders.filter((o) => o.inuseCount + o.freeCount > 0),
+      qcaches: this.qcache === null ? [] : this.qcache.map((q) => q.stats()),
+    };
+  }
+
+  /** Every segment and marker in arena order, then the free lists (FreeBSD's `vmem_dump`). */
+  dump(): string {
+    const hex = (x: number) => "0x" + x.toString(16);
+    const typeName = (t: number) =>
+      t === VMEM_ALLOC
+        ? "alloc"
+        : t === VMEM_FREE
+        ? "free"
+        : t === VMEM_SPAN
+        ? "span"
+        : t === VMEM_ROTOR
+        ? "rotor"
+        : t === VMEM_WALKER
+        ? "walker"
+        : `type ${t}`;
+    const out: string[] = [`vmem '${this.name}' quantum ${this.quantum}`];
+    for (let s = this.aNext[SEG0]; s !== SEG0; s = this.aNext[s]) {
+      const t = this.segType[s];
+      if (t === VMEM_ROTOR || t === VMEM_WALKER) {
+        out.push(`\t#${s}: ${typeName(t)}`);
+        continue;
+      }
+      const st = this.segStart[s];
+      const imp = t === VMEM_SPAN && this.segImport[s] ? " imported" : "";
+      out.push(`\t#${s}: ${hex(st)} ${this.segEnd[s] - st} ${typeName(t)}${imp}`);
+    }
+    for (let i = 0; i < NLISTS; i++) {
+      const first = this.kNext[i];
+      if (first <= FL_END) continue;
+      out.push(`freelist[${i}]`);
+      for (let s = first; s > FL_END; s = this.kNext[s]) {
+        out.push(`\t#${s}: ${hex(this.segStart[s])} ${this.segEnd[s] - this.segStart[s]}`);
+      }
+    }
+    if (this.qcache !== null) {
+      for (const q of this.qcache) {
+        const st = q.stats();
+        out.push(
+          `qcache '${q.name}': ${st.slabs} slabs, ${st.bufInUse} in use, ${st.bufCached} cached, ${st.bufSlab} free`,
+        );
+      }
+    }
+    return out.join("\n");
+  }
+
+  /**
+   * FreeBSD's `vmem_whatis`: which segment of this arena holds `addr`, as
+   * `"0x.. is 0x..+off in VMEM 'name' (allocated|free)"`, with the quantum
+   * cache buffer when there is one; null when no segment does.
+   */
+  whatis(addr: number): string | null {
+    checkInteger("addr", addr);
+    for (let s = this.aNext[SEG0]; s !== SEG0; s = this.aNext[s]) {
+      const t = this.segType[s];
+      if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
+      const st = this.segStart[s], en = this.segEnd[s];
+      if (addr < st || addr > en - 1) continue;
+      let text = `0x${addr.toString(16)} is 0x${st.toString(16)}+${
+        addr - st
+      } in VMEM '${this.name}' (${t === VMEM_ALLOC ? "allocated" : "free"})`;
+      if (t === VMEM_ALLOC && this.qcache !== null) {
+        for (const q of this.qcache) {
+          const w = q.whatis(addr);
+          if (w !== null) {
+            text += `, ${w}`;
+            break;
+          }
+        }
+      }
+      return text;
+    }
+    return null;
+  }
+
+  /**
+   * Verifies every invariant: the arena list (spans tiled by their segments,
+   * in address order, no overlap between spans, no adjacent free segments
+   * except across a marker), the span list, the free lists and freemap, the
+   * hash, the segment pool, the counters and the quantum caches. Throws
+   * KernelError("CORRUPT") naming the first violation.
+   */
+  check(): void {
+    if (this.lock & L_DEAD) return;
+    const bad = (what: string): never => {
+      throw new KernelError("CORRUPT", `arena '${this.name}': ${what}`);
+    };
+    const q = this.quantum;
+    const T = this.segType, S = this.segStart, E = this.segEnd;
+    const seen = new Uint8Array(this.cap);
+    let inuse = 0, total = 0, imported = 0, nalloc = 0, nfree = 0, rotors = 0;
+    const spans: number[] = [];
+    let span = NIL;
+    let cursor = 0; // next expected start inside the current span
+    let prevType = 0; // type of the previous segment (markers skipped)
+    let prevAcrossMarker = false;
+    let n = 0;
+    for (let s = this.aNext[SEG0], p = SEG0; s !== SEG0; p = s, s = this.aNext[s]) {
+      if (++n > this.cap) bad("arena list loops");
+      if (this.aPrev[s] !== p) bad(`arena list back link of #${s}`);
+      if (s < FIRST_SEG && s !== ROTOR) bad(`list head #${s} on the arena list`);
+      if (seen[s]) bad(`#${s} twice on the arena list`);
+      seen[s] = 1;
+      const t = T[s];
+      if (t === VMEM_ROTOR || t === VMEM_WALKER) {
+        if (t === VMEM_ROTOR) rotors++;
+        prevAcrossMarker = true;
+        continue;
+      }
+      if (t === VMEM_SPAN) {
+        if (span !== NIL && cursor !== E[span]) {
+          bad(`span at ${S[span]} not tiled: segments end at ${cursor}`);
+        }
+        span = s;
+        cursor = S[s];
+        spans.push(s);
+        total += E[s] - S[s];
+        if (this.segImport[s]) imported += E[s] - S[s];
+        if (S[s] === 0 || S[s] % q !== 0 || E[s] % q !== 0 || E[s] <= S[s] || E[s] > MAX_ADDR) {
+          bad(`span [${S[s]}, ${E[s]}) misaligned or empty`);
+        }
+        prevType = t;
+        prevAcrossMarker = false;
+        continue;
+      }
+      if (t !== VMEM_ALLOC && t !== VMEM_FREE) bad(`#${s} has type ${t}`);
+      if (span === NIL) bad(`segment #${s} before any span`);
+      if (S[s] !== cursor) bad(`segment #${s} starts at ${S[s]}, expected ${cursor}`);
+      const rend = roundup(E[s], q);
+      if (E[s] <= S[s] || rend > E[span]) bad(`segment #${s} [${S[s]}, ${E[s]}) outside its span`);
+      cursor = rend;
+      if (t === VMEM_FREE) {
+        nfree++;
+        if (E[s] % q !== 0) bad(`free segment #${s} end ${E[s]} misaligned`);
+        if (prevType === VMEM_FREE && !prevAcrossMarker) {
+          bad(`adjacent free segments ending at ${S[s]}`);
+        }
+      } else {
+        nalloc++;
+        inuse += E[s] - S[s];
+      }
+      prevType = t;
+      prevAcrossMarker = false;
+    }
+    if (span !== NIL && cursor !== E[span]) {
+      bad(`span at ${S[span]} not tiled: segments end at ${cursor}`);
+    }
+    if (rotors !== 1) bad(`${rotors} rotors on the arena list`);
+    // Spans: the kin list holds the same markers in the same order; none overlap.
+    let i = 0;
+    for (let s = this.kNext[SEG0], p = SEG0; s !== SEG0; p = s, s = this.kNext[s]) {
+      if (this.kPrev[s] !== p) bad("span list back link");
+      if (spans[i++] !== s) bad(`span list disagrees with the arena list at span ${i}`);
+    }
+    if (i !== spans.length) bad("span list shorter than the arena list's spans");
+    const sorted = spans.slice().sort((a, b) => S[a] - S[b]);
+    for (let k = 1; k < sorted.length; k++) {
+      if (S[sorted[k]] < E[sorted[k - 1]]) {
+        bad(`spans at ${S[sorted[k - 1]]} and ${S[sorted[k]]} overlap`);
+      }
+    }
+    // Free lists and freemap: heads in order, each member free, on the list of its size.
+    let listed = 0;
+    let steps = 0;
+    for (let s = 0, p = NIL; s !== NIL; p = s, s = this.kNext[s]) {
+      if (this.kPrev[s] !== p) bad(`free list back link at #${s}`);
+      if (++steps > this.cap) bad("free lists loop");
+      if (s > FL_END) {
+        if (T[s] !== VMEM_FREE) bad(`#${s} on a free list is not free`);
+        listed++;
+      }
+    }
+    let head = -1;
+    for (let s = 0; s !== NIL; s = this.kNext[s]) {
+      if (s <= FL_END) {
+        if (s !== head + 1) bad(`free-list heads out of order at ${s}`);
+        head = s;
+        const nonEmpty = this.kNext[s] > FL_END;
+        if (s < NLISTS && nonEmpty !== this.listBit(s)) bad(`freemap bit ${s} is ${!nonEmpty}`);
+        continue;
+      }
+      if (highbit(E[s] - S[s]) - 1 !== head) bad(`free segment of ${E[s] - S[s]} on list ${head}`);
+      if (!seen[s]) bad(`free segment #${s} is on a list but not in the arena`);
+    }
+    if (head !== FL_END) bad("free-list chain does not reach its end");
+    if (listed !== nfree) bad(`${nfree} free segments but ${listed} on the free lists`);
+    // Hash.
+    let hashed = 0;
+    for (let h = 0; h <= this.hashMask; h++) {
+      for (let s = this.hashTable[h]; s !== NIL; s = this.kNext[s]) {
+        if (T[s] !== VMEM_ALLOC) bad(`#${s} in the hash is not allocated`);
+        if (this.hashIndex(S[s]) !== h) bad(`#${s} in hash bucket ${h} of another address`);
+        if (!seen[s]) bad(`allocated #${s} in the hash but not in the arena`);
+        if (++hashed > nalloc) bad("hash holds more than the allocated segments");
+      }
+    }
+    if (hashed !== nalloc || this.hashCount !== nalloc) {
+      bad(`${nalloc} allocated, ${hashed} hashed`);
+    }
+    // Pool.
+    let pooled = 0;
+    for (let s = this.segFree; s !== NIL; s = this.kNext[s]) {
+      if (seen[s] || s < FIRST_SEG) bad(`pool holds live #${s}`);
+      if (++pooled > this.cap) bad("segment pool loops");
+    }
+    if (pooled !== this.nsegFree) bad(`pool count ${this.nsegFree}, found ${pooled}`);
+    let live = 0;
+    for (let s = FIRST_SEG; s < this.cap; s++) live += seen[s];
+    if (live + pooled !== this.cap - FIRST_SEG) bad("segments lost from the pool");
+    // Counters.
+    const c = this.ctr;
+    if (c[C_INUSE] !== inuse) bad(`mem_inuse ${c[C_INUSE]}, segments hold ${inuse}`);
+    if (c[C_TOTAL] !== total) bad(`mem_total ${c[C_TOTAL]}, spans hold ${total}`);
+    if (c[C_IMPORT] !== imported) bad(`mem_import ${c[C_IMPORT]}, imported spans hold ${imported}`);
+    if (c[C_ALLOC] - c[C_FREE] !== nalloc) {
+      bad(`alloc - free = ${c[C_ALLOC] - c[C_FREE]}, ${nalloc} allocated`);
+    }
+    // Quantum caches: every slab is an allocated segment of the slab size.
+    if (this.qcache !== null) {
+      for (const qc of this.qcache) {
+        qc.check();
+        qc.forEachSlab((base, size) => {
+          const s = this.hashFind(base);
+          if (s === NIL || E[s] - S[s] !== size) {
+            bad(`slab at ${base} of '${qc.name}' is not an allocated segment`);
+          }
+        });
+      }
+    }
+  }
+
+  // ---- Internals: refusals, journal, waiting ----
+
+  private refuseLocked(): never {
+    if (this.lock & L_DEAD) throw new KernelError("EINVAL", `arena '${this.name}' is destroyed`);
+    throw new KernelError("EDEADLK", `arena '${this.name}' is locked by a walk in progress`);
+  }
+
+  private enterMutation(): void {
+    if (this.lock !== 0) this.refuseLocked();
+  }
+
+  /** Records this arena in the journal of the running sleeping request. */
+  private journal(): void {
+    if (this.jSeen !== jEpoch) {
+      this.jSeen = jEpoch;
+      this.jCtr.set(this.ctr);
+      this.jState = null;
+      jList.push(this);
+    }
+    if (jFull && this.jState === null) this.jState = this.saveState();
+  }
+
+  /** From here on, changes of the running sleeping request need whole-state copies to undo. */
+  private journalFull(): void {
+    if (jEpoch === 0) return;
+    jFull = true;
+    this.journal();
+  }
+
+  private checkXalloc(
+    size: number,
+    align: number,
+    phase: number,
+    nocross: number,
+    minaddr: number,
+    maxaddr: number,
+    vmflag: number,
+  ): number {
+    if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
+    checkInteger("align", align);
+    checkInteger("phase", phase);
+    checkInteger("nocross", nocross);
+    checkInteger("minaddr", minaddr);
+    checkInteger("maxaddr", maxaddr);
+    if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
+    const q = this.quantum;
+    const a = align !== 0 ? align : q;
+    const args = `size ${size}, align ${align}, phase ${phase}, nocross ${nocross}`;
+    if (a % q !== 0 || phase % q !== 0 || nocross % q !== 0) {
+      throw new KernelError("EINVAL", `xalloc(${args}): parameters not quantum (${q}) aligned`);
+    }
+    if (nocross !== 0 && (a > nocross || roundup(phase + size, a) > nocross)) {
+      throw new KernelError("EINVAL", `xalloc(${args}): overconstrained allocation`);
+    }
+    if (phase >= a || !isP2(a) || (nocross !== 0 && !isP2(nocross))) {
+      throw new KernelError("EINVAL", `xalloc(${args}): parameters inconsistent or invalid`);
+    }
+    if (maxaddr !== 0 && minaddr > maxaddr) {
+      throw new KernelError(
+        "EINVAL",
+        `xalloc: minaddr ${describe(minaddr)} above maxaddr ${describe(maxaddr)}`,
+      );
+    }
+    if ((vmflag & VM_ENDALLOC) !== 0 && (nocross !== 0 || maxaddr !== 0)) {
+      throw new KernelError(
+        "EINVAL",
+        `xalloc(${args}, maxaddr ${maxaddr}): end allocation with nocross or maxaddr`,
+      );
+    }
+    return a;
+  }
+
+  private async waitLoop(
+    constrained: boolean,
+    size: number,
+    align: number,
+    phase: number,
+    nocross: number,
+    minaddr: number,
+    maxaddr: number,
+    vmflag: number,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    for (;;) {
+      if (signal?.aborted) throw cancelled(this);
+      let blocked: Vmem;
+      try {
+        return constrained
+          ? this.xalloc(size, align, phase, nocross, minaddr, maxaddr, vmflag)
+          : this.alloc(size, vmflag);
+      } catch (e) {
+        if (!(e instanceof WouldBlock)) throw e;
+        blocked = e.arena;
+      }
+      if (blocked.lock & L_DEAD) {
+        throw new KernelError("EINVAL", `arena '${blocked.name}' was destroyed`);
+      }
+      blocked.ctr[C_WAIT]++;
+      await blocked.sleep(signal);
+    }
+  }
+
+  /** `cv_wait`: resolves at the next broadcast, rejects if `signal` aborts. */
+  private sleep(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve };
+      if (signal !== undefined) {
+        const onAbort = () => {
+          const list = this.waiters;
+          const i = list === null ? -1 : list.indexOf(waiter);
+          if (i >= 0) list!.splice(i, 1);
+          if (list !== null && list.length === 0) this.waiters = null;
+          reject(cancelled(this));
+        };
+        waiter.resolve = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+      (this.waiters ??= []).push(waiter);
+    });
+  }
+
+  /** `cv_broadcast`. */
+  private broadcast(): void {
+    const list = this.waiters;
+    if (list === null) return;
+    this.waiters = null;
+    for (const w of list) w.resolve();
+  }
+
+  private mtbfHit(): boolean {
+    return (this.mtbfRandom as Mulberry32).next() % this.mtbf === 0;
+  }
+
+  // ---- Internals: allocation paths (the seed's functions) ----
+
+  /** `vmem_alloc` after validation. */
+  private allocInner(size: number, vmflag: number): number {
+    if (size - 1 < this.qcacheMax) {
+      return (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)].alloc(
+        vmflag & VM_KMFLAGS,
+      );
+    }
+    if (this.mtbf !== 0 && (vmflag & (VM_NOSLEEP | VM_PANIC)) === VM_NOSLEEP && this.mtbfHit()) {
+      return 0;
+    }
+    if (vmflag & VM_NEXTFIT) return this.nextfitAlloc(size, vmflag);
+    if (vmflag & (VM_BESTFIT | VM_FIRSTFIT)) {
+      return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+    }
+    if (this.nsegFree < MINFREE) this.populate();
+    let flist: number;
+    if (isP2(size)) flist = this.firstList(highbit(size) - 1);
+    else flist = this.firstList(highbit(size));
+    if (flist < 0) return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+    const vsp = this.kNext[flist];
+    let addr = this.segStart[vsp];
+    if (vmflag & VM_ENDALLOC) addr += this.segEnd[vsp] - (addr + size);
+    this.segAlloc(vsp, addr, size);
+    return addr;
+  }
+
+  /** `vmem_nextfit_alloc`. */
+  private nextfitAlloc(size: number, vmflag: number): number {
+    const realsize = roundup(size, this.quantum);
+    if (this.nsegFree < MINFREE) this.populate();
+    let T = this.segType, S = this.segStart, E = this.segEnd;
+    let vsp = this.aNext[ROTOR];
+    if (T[vsp] === VMEM_FREE) {
+      const vsSize = E[vsp] - S[vsp];
+      if (vsSize > realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
+        const addr = S[vsp];
+        S[vsp] = addr + realsize;
+        this.hashInsert(this.segCreate(this.aPrev[ROTOR], addr, addr + size));
+        return addr;
+      }
+    }
+    for (;;) {
+      this.ctr[C_SEARCH]++;
+      if (T[vsp] === VMEM_FREE && E[vsp] - S[vsp] >= size) break;
+      vsp = this.aNext[vsp];
+      if (vsp === ROTOR) {
+        if ((vmflag & VM_NOSLEEP) === 0) {
+          if (this.importFn === null) {
+            // Without a source the seed steps the rotor and waits unless
+            // that step frees room: decide it before changing anything.
+            if (!this.rotorStepFits(size)) throw new WouldBlock(this);
+          } else {
+            this.journalFull();
+          }
+        }
+        this.advance(ROTOR, this.aNext[ROTOR]);
+        T = this.segType;
+        S = this.segStart;
+        E = this.segEnd;
+        vsp = this.aPrev[ROTOR];
+        if (T[vsp] === VMEM_FREE && E[vsp] - S[vsp] >= size) break;
+        if (this.importFn !== null || (vmflag & VM_NOSLEEP) !== 0) {
+          return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag & VM_KMFLAGS);
+        }
+        throw new WouldBlock(this);
+      }
+    }
+    const addr = S[vsp];
+    vsp = this.segAlloc(vsp, addr, size);
+    this.advance(ROTOR, vsp);
+    return addr;
+  }
+
+  /** Whether stepping the rotor past its successor would leave a free segment of `size` behind it. */
+  private rotorStepFits(size: number): boolean {
+    const T = this.segType, S = this.segStart, E = this.segEnd;
+    const next = this.aNext[ROTOR], prev = this.aPrev[ROTOR];
+    if (T[next] !== VMEM_FREE) return false;
+    let avail = E[next] - S[next];
+    if (T[prev] === VMEM_FREE) avail += E[prev] - S[prev];
+    return avail >= size;
+  }
+
+  /** `vmem_canalloc`. */
+  private canalloc(size: number): boolean {
+    return (isP2(size) ? this.firstList(highbit(size) - 1) : this.firstList(highbit(size))) >= 0;
+  }
+
+  /** `vmem_xalloc` after validation (`align` already defaulted). */
+  private xallocInner(
+    size: number,
+    align: number,
+    phase: number,
+    nocross: number,
+    minaddr: number,
+    maxaddr: number,
+    vmflag: number,
+  ): number {
+    if (this.mtbf !== 0 && (vmflag & (VM_NOSLEEP | VM_PANIC)) === VM_NOSLEEP && this.mtbfHit()) {
+      return 0;
+    }
+    const q = this.quantum;
+    let vbest = NIL;
+    let addr = 0;
+    let xvaddr = 0, xsize = 0;
+    const pow2 = isP2(size);
+    for (;;) {
+      if (this.nsegFree < MINFREE) this.populate();
+      const S = this.segStart, E = this.segEnd, K = this.kNext;
+      let flist: number;
+      if (pow2) {
+        flist = this.firstList(highbit(size) - 1);
+      } else {
+        let hb = highbit(size);
+        if (this.firstList(hb) < 0 || (vmflag & (VM_BESTFIT | VM_FIRSTFIT)) !== 0) hb--;
+        flist = this.firstList(hb);
+      }
+      let search = 0;
+      vbest = NIL;
+      let vsp = flist < 0 ? NIL : K[flist];
+      while (vsp !== NIL) {
+        search++;
+        if (vsp <= FL_END) {
+          if (vbest !== NIL) break;
+          const f = vsp === FL_END ? -1 : this.firstList(vsp);
+          if (f < 0) break;
+          vsp = K[f];
+          continue;
+        }
+        const vs = S[vsp], ve = E[vsp];
+        if (ve - 1 < minaddr || (maxaddr !== 0 && vs > maxaddr - 1)) {
+          vsp = K[vsp];
+          continue;
+        }
+        const start = vs > minaddr ? vs : minaddr;
+        const end = maxaddr !== 0 && maxaddr < ve ? maxaddr : ve;
+        let taddr = phaseup(start, align, phase);
+        if (
+          nocross !== 0 && Math.floor(taddr / nocross) !== Math.floor((taddr + size - 1) / nocross)
+        ) {
+          let np = nocross - (taddr % nocross);
+          if (np === nocross) np = 0;
+          taddr += roundup(np, align);
+        }
+        if (
+          taddr - start + size > end - start || (vbest !== NIL && ve - vs >= E[vbest] - S[vbest])
+        ) {
+          vsp = K[vsp];
+          continue;
+        }
+        vbest = vsp;
+        addr = taddr;
+        if ((vmflag & VM_BESTFIT) === 0 || ve - vs === size) break;
+        vsp = K[vsp];
+      }
+      this.ctr[C_SEARCH] += search;
+      if (vbest !== NIL) break;
+      if (this.importFn !== null && nocross === 0 && minaddr === 0 && maxaddr === 0) {
+        const src = this.source as Vmem;
+        const aquantum = q > src.quantum ? q : src.quantum;
+        let aphase = phase;
+        if (align > aquantum) aphase = phase % aquantum !== 0 ? align - q : align - aquantum;
+        const aneeded0 = Math.max(size + aphase, this.minImport);
+        const asize = roundup(aneeded0, aquantum);
+        let vaddr = 0;
+        if (asize <= MAX_ADDR) vaddr = this.callImport(asize, vmflag & VM_KMFLAGS);
+        if (this.nsegFree < MINFREE) this.populate();
+        const aneeded = roundup(size + align - q, q);
+        if (vaddr !== 0) {
+          if (asize > aneeded && this.releaseFn !== null && this.canalloc(aneeded)) {
+            // Room appeared while importing (a call back into this arena):
+            // allocate from it and give the import back afterwards.
+            xvaddr = vaddr;
+            xsize = asize;
+            continue;
+          }
+          vbest = this.spanCreate(vaddr, asize, 1);
+          addr = phaseup(vaddr, align, phase);
+          break;
+        } else if (this.canalloc(aneeded)) {
+          continue;
+        }
+      }
+      if (vmflag & VM_ABORT) break;
+      if (this.reapForRoom()) continue;
+      if (vmflag & VM_NOSLEEP) break;
+      throw new WouldBlock(this);
+    }
+    if (vbest !== NIL) {
+      if (vmflag & VM_ENDALLOC) {
+        addr += Math.floor((this.segEnd[vbest] - (addr + size)) / align) * align;
+      }
+      this.segAlloc(vbest, addr, size);
+      if (xvaddr !== 0) (this.releaseFn as ReleaseFn)(this.source as Vmem, xvaddr, xsize);
+      return addr;
+    }
+    this.ctr[C_FAIL]++;
+    if (vmflag & VM_PANIC) {
+      throw new KernelError(
+        "ENOMEM",
+        `arena '${this.name}' cannot satisfy mandatory allocation of ${size} (align ${align}, phase ${phase}, nocross ${nocross})`,
+      );
+    }
+    return 0;
+  }
+
+  /** Calls the import function and checks what it returns. */
+  private callImport(asize: number, vmflag: number): number {
+    const vaddr = (this.importFn as ImportFn)(this.source as Vmem, asize, vmflag);
+    if (vaddr === 0) return 0;
+    if (
+      typeof vaddr !== "number" || !Number.isInteger(vaddr) || vaddr < 0 ||
+      vaddr % this.quantum !== 0 ||
+      vaddr + asize > MAX_ADDR
+    ) {
+      throw new KernelError(
+        "EINVAL",
+        `import into arena '${this.name}' returned ${
+          describe(vaddr)
+        } for ${asize}: not a quantum-aligned span`,
+      );
+    }
+    return vaddr;
+  }
+
+  /**
+   * After a failed search and import: reaps the quantum caches of every arena
+   * of the same kind (kmem_reap / kmem_reap_idspace) and says whether that
+   * gave this arena more free space, in which case the search is retried.
+   */
+  private reapForRoom(): boolean {
+    if (qcacheArenas.length === 0) return false;
+    const ident = this.cflags & VMC_IDENTIFIER;
+    const before = this.ctr[C_TOTAL] - this.ctr[C_INUSE];
+    for (const vmp of qcacheArenas.slice()) {
+      if ((vmp.cflags & VMC_IDENTIFIER) === ident && (vmp.lock & L_DEAD) === 0) vmp.reapQcaches();
+    }
+    return this.ctr[C_TOTAL] - this.ctr[C_INUSE] > before;
+  }
+
+  private reapQcaches(): void {
+    const qcs = this.qcache;
+    if (qcs === null) return;
+    let any = false;
+    for (const qc of qcs) any ||= qc.reapable();
+    if (!any) return;
+    this.journalFull();
+    for (const qc of qcs) qc.reap();
+  }
+
+  /** `vmem_xfree` after argument checks. */
+  private xfreeInner(addr: number, size: number): void {
+    const vsp0 = this.hashFind(addr);
+    if (vsp0 === NIL) {
+      throw new KernelError(
+        "BADFREE",
+        `free of ${describe(addr)} to arena '${this.name}': not allocated`,
+      );
+    }
+    if (this.segEnd[vsp0] - this.segStart[vsp0] !== size) {
+      throw new KernelError(
+        "BADFREE",
+        `free of ${describe(addr)} to arena '${this.name}': wrong size ${describe(size)} (expect ${
+          describe(this.segEnd[vsp0] - this.segStart[vsp0])
+        })`,
+      );
+    }
+    this.hashDelete(vsp0, size);
+    const T = this.segType, S = this.segStart, E = this.segEnd;
+    let vsp = vsp0;
+    E[vsp] = roundup(E[vsp], this.quantum);
+    const vnext = this.aNext[vsp];
+    if (T[vnext] === VMEM_FREE) {
+      this.freelistDelete(vnext);
+      E[vsp] = E[vnext];
+      this.segDestroy(vnext);
+    }
+    const vprev = this.aPrev[vsp];
+    if (T[vprev] === VMEM_FREE) {
+      this.freelistDelete(vprev);
+      E[vprev] = E[vsp];
+      this.segDestroy(vsp);
+      vsp = vprev;
+    }
+    const before = this.aPrev[vsp];
+    if (
+      this.segImport[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
+      T[this.aNext[vsp]] === VMEM_SPAN
+    ) {
+      const a = S[vsp], s = E[vsp] - a;
+      this.spanDestroy(vsp);
+      this.releaseFn(this.source as Vmem, a, s);
+    } else {
+      this.freelistInsert(vsp);
+    }
+  }
+
+  /** `vmem_advance`: moves `walker` after `afterme` (or off the list) and mends what it separated. */
+  private advance(walker: number, afterme: number): void {
+    const T = this.segType, S = this.segStart, E = this.segEnd;
+    const vprev = this.aPrev[walker], vnext = this.aNext[walker];
+    this.aNext[vprev] = vnext;
+    this.aPrev[vnext] = vprev;
+    if (afterme !== NIL) this.ainsert(afterme, walker);
+    let vsp = NIL;
+    if (T[vprev] === VMEM_FREE) {
+      if (T[vnext] === VMEM_FREE) {
+        this.freelistDelete(vnext);
+        this.freelistDelete(vprev);
+        E[vprev] = E[vnext];
+        this.freelistInsert(vprev);
+        this.segDestroy(vnext);
+      }
+      vsp = vprev;
+    } else if (T[vnext] === VMEM_FREE) {
+      vsp = vnext;
+    }
+    if (vsp !== NIL) {
+      const before = this.aPrev[vsp];
+      if (
+        this.segImport[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
+        T[this.aNext[vsp]] === VMEM_SPAN
+      ) {
+        const a = S[vsp], s = E[vsp] - a;
+        this.freelistDelete(vsp);
+        this.spanDestroy(vsp);
+        this.releaseFn(this.source as Vmem, a, s);
+      }
+    }
+  }
+
+  // ---- Internals: segments, lists, spans ----
+
+  /** `vmem_seg_alloc`: carves `[addr, addr + size)` out of free segment `vsp`. */
+  private segAlloc(vsp: number, addr: number, size: number): number {
+    const S = this.segStart, E = this.segEnd;
+    const vsStart = S[vsp], vsEnd = E[vsp];
+    const vsSize = vsEnd - vsStart;
+    const realsize = roundup(size, this.quantum);
+    const addrEnd = addr + realsize;
+    if (addr === vsStart && vsSize !== realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
+      S[vsp] = addrEnd;
+      const n = this.segCreate(this.aPrev[vsp], addr, addr + size);
+      this.hashInsert(n);
+      return n;
+    }
+    this.freelistDelete(vsp);
+    if (vsEnd !== addrEnd) this.freelistInsert(this.segCreate(vsp, addrEnd, vsEnd));
+    if (vsStart !== addr) this.freelistInsert(this.segCreate(this.aPrev[vsp], vsStart, addr));
+    S[vsp] = addr;
+    E[vsp] = addr + size;
+    this.hashInsert(vsp);
+    return vsp;
+  }
+
+  /** `vmem_span_create`: returns the free segment covering the new span. */
+  private spanCreate(vaddr: number, size: number, imported: number): number {
+    const end = vaddr + size;
+    const span = this.segCreate(this.aPrev[SEG0], vaddr, end);
+    this.segType[span] = VMEM_SPAN;
+    this.segImport[span] = imported;
+    const kp = this.kPrev[SEG0];
+    this.kNext[span] = SEG0;
+    this.kPrev[span] = kp;
+    this.kNext[kp] = span;
+    this.kPrev[SEG0] = span;
+    const seg = this.segCreate(span, vaddr, end);
+    this.freelistInsert(seg);
+    if (imported) this.ctr[C_IMPORT] += size;
+    this.ctr[C_TOTAL] += size;
+    return seg;
+  }
+
+  /** `vmem_span_destroy`: removes the span whose only segment is `vsp`. */
+  private spanDestroy(vsp: number): void {
+    const span = this.aPrev[vsp];
+    const size = this.segEnd[vsp] - this.segStart[vsp];
+    if (this.segImport[span]) this.ctr[C_IMPORT] -= size;
+    this.ctr[C_TOTAL] -= size;
+    const kp = this.kPrev[span], kn = this.kNext[span];
+    this.kNext[kp] = kn;
+    this.kPrev[kn] = kp;
+    this.segDestroy(vsp);
+    this.segDestroy(span);
+  }
+
+  private segCreate(prev: number, start: number, end: number): number {
+    const id = this.getseg();
+    this.segStart[id] = start;
+    this.segEnd[id] = end;
+    this.segType[id] = 0;
+    this.segImport[id] = 0;
+    this.ainsert(prev, id);
+    return id;
+  }
+
+  private segDestroy(id: number): void {
+    const p = this.aPrev[id], n = this.aNext[id];
+    this.aNext[p] = n;
+    this.aPrev[n] = p;
+    this.segType[id] = 0;
+    this.putseg(id);
+  }
+
+  private ainsert(prev: number, id: number): void {
+    const n = this.aNext[prev];
+    this.aNext[id] = n;
+    this.aPrev[id] = prev;
+    this.aNext[prev] = id;
+    this.aPrev[n] = id;
+  }
+
+  private getseg(): number {
+    const id = this.segFree;
+    if (id === NIL) {
+      throw new KernelError("CORRUPT", `arena '${this.name}': segment pool exhausted`);
+    }
+    this.segFree = this.kNext[id];
+    this.nsegFree--;
+    return id;
+  }
+
+  private putseg(id: number): void {
+    this.kNext[id] = this.segFree;
+    this.segFree = id;
+    this.nsegFree++;
+  }
+
+  /** `vmem_populate`: keeps MINFREE spare segment structures. */
+  private populate(): void {
+    if (this.nsegFree >= MINFREE) return;
+    this.grow(this.cap * 2);
+    this.ctr[C_POPULATE]++;
+  }
+
+  private grow(cap: number): void {
+    const old = this.cap;
+    const f64 = (a: Float64Array) => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    const i32 = (a: Int32Array) => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    const u8 = (a: Uint8Array) => {
+      const b = new Uint8Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.segStart = f64(this.segStart);
+    this.segEnd = f64(this.segEnd);
+    this.segType = u8(this.segType);
+    this.segImport = u8(this.segImport);
+    this.aNext = i32(this.aNext);
+    this.aPrev = i32(this.aPrev);
+    this.kNext = i32(this.kNext);
+    this.kPrev = i32(this.kPrev);
+    this.cap = cap;
+    for (let id = cap - 1; id >= Math.max(old, FIRST_SEG); id--) this.putseg(id);
+  }
+
+  private initLists(): void {
+    for (let i = 0; i <= FL_END; i++) {
+      this.segStart[i] = 0;
+      this.segEnd[i] = i < NLISTS ? 2 ** i : 0;
+      this.kNext[i] = i < FL_END ? i + 1 : NIL;
+      this.kPrev[i] = i - 1;
+    }
+    this.aNext[SEG0] = this.aPrev[SEG0] = SEG0;
+    this.kNext[SEG0] = this.kPrev[SEG0] = SEG0;
+    this.segType[SEG0] = VMEM_SPAN;
+    this.segType[ROTOR] = VMEM_ROTOR;
+    this.ainsert(SEG0, ROTOR);
+  }
+
+  private listBit(i: number): boolean {
+    return i < 32 ? (this.freemapLo & (1 << i)) !== 0 : (this.freemapHi & (1 << (i - 32))) !== 0;
+  }
+
+  /** `lowbit(P2ALIGN(freemap, 2^k)) - 1`: the first non-empty list at or above k, or -1. */
+  private firstList(k: number): number {
+    if (k < 32) {
+      const m = this.freemapLo & (-1 << k);
+      if (m !== 0) return 31 - Math.clz32(m & -m);
+      k = 32;
+    }
+    if (k >= NLISTS) return -1;
+    const m = this.freemapHi & (-1 << (k - 32));
+    return m !== 0 ? 63 - Math.clz32(m & -m) : -1;
+  }
+
+  /** `vmem_freelist_insert`: at the head of the list of its size; wakes waiters. */
+  private freelistInsert(vsp: number): void {
+    const i = highbit(this.segEnd[vsp] - this.segStart[vsp]) - 1;
+    this.segType[vsp] = VMEM_FREE;
+    if (i < 32) this.freemapLo |= 1 << i;
+    else this.freemapHi |= 1 << (i - 32);
+    const K = this.kNext;
+    const n = K[i];
+    K[vsp] = n;
+    this.kPrev[vsp] = i;
+    K[i] = vsp;
+    this.kPrev[n] = vsp;
+    if (this.waiters !== null) this.broadcast();
+  }
+
+  /** `vmem_freelist_delete`. */
+  private freelistDelete(vsp: number): void {
+    const n = this.kNext[vsp], p = this.kPrev[vsp];
+    if (n <= FL_END && p <= FL_END) {
+      if (p < 32) this.freemapLo ^= 1 << p;
+      else this.freemapHi ^= 1 << (p - 32);
+    }
+    this.kNext[p] = n;
+    this.kPrev[n] = p;
+  }
+
+  // ---- Internals: the allocated-segment hash ----
+
+  private hashIndex(addr: number): number {
+    const x = Math.floor(addr * this.invQuantum);
+    const lo = x >>> 0;
+    const k = lo ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
+    return (k ^ (k >>> 15)) & this.hashMask;
+  }
+
+  private hashInsert(vsp: number): void {
+    this.segType[vsp] = VMEM_ALLOC;
+    const h = this.hashIndex(this.segStart[vsp]);
+    this.kNext[vsp] = this.hashTable[h];
+    this.hashTable[h] = vsp;
+    this.ctr[C_ALLOC]++;
+    this.ctr[C_INUSE] += this.segEnd[vsp] - this.segStart[vsp];
+    if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
+  }
+
+  /** The allocated segment starting at `addr`, or NIL; counts chain steps in `lastLookups`. */
+  private hashFind(addr: number): number {
+    let steps = 0;
+    let s = this.hashTable[this.hashIndex(addr)];
+    while (s !== NIL && this.segStart[s] !== addr) {
+      steps++;
+      s = this.kNext[s];
+    }
+    this.lastLookups = steps;
+    return s;
+  }
+
+  /** `vmem_hash_delete` of a segment already found by hashFind. */
+  private hashDelete(vsp: number, size: number): void {
+    const h = this.hashIndex(this.segStart[vsp]);
+    let s = this.hashTable[h];
+    if (s === vsp) {
+      this.hashTable[h] = this.kNext[vsp];
+    } else {
+      while (this.kNext[s] !== vsp) s = this.kNext[s];
+      this.kNext[s] = this.kNext[vsp];
+    }
+    this.ctr[C_LOOKUP] += this.lastLookups;
+    this.ctr[C_FREE]++;
+    this.ctr[C_INUSE] -= size;
+    if (--this.hashCount < this.hashShrinkAt) this.hashRescale();
+  }
+
+  /** `vmem_hash_rescale`: about one bucket per allocated segment, resized by factors of 4 or more. */
+  private hashRescale(): void {
+    const nseg = this.hashCount;
+    const newSize = Math.max(HASH_INITIAL, 2 ** (highbit(3 * nseg + 4) - 2));
+    const oldSize = this.hashMask + 1;
+    if (oldSize / 2 <= newSize && newSize <= oldSize * 2) {
+      this.hashThresholds();
+      return;
+    }
+    const old = this.hashTable;
+    this.hashTable = new Int32Array(newSize).fill(NIL);
+    this.hashMask = newSize - 1;
+    for (let h = 0; h < oldSize; h++) {
+      let s = old[h];
+      while (s !== NIL) {
+        const next = this.kNext[s];
+        const b = this.hashIndex(this.segStart[s]);
+        this.kNext[s] = this.hashTable[b];
+        this.hashTable[b] = s;
+        s = next;
+      }
+    }
+    this.hashThresholds();
+  }
+
+  private hashThresholds(): void {
+    const size = this.hashMask + 1;
+    this.hashGrowAt = Math.ceil((8 * size - 4) / 3);
+    this.hashShrinkAt = size >= 64 ? (size - 4) / 3 : -1;
+  }
+
+  // ---- Internals: whole-state copies (journal) ----
+
+  private saveState(): VmemState {
+    return {
+      segStart: this.segStart.slice(),
+      segEnd: this.segEnd.slice(),
+      segType: this.segType.slice(),
+      segImport: this.segImport.slice(),
+      aNext: this.aNext.slice(),
+      aPrev: this.aPrev.slice(),
+      kNext: this.kNext.slice(),
+      kPrev: this.kPrev.slice(),
+      hashTable: this.hashTable.slice(),
+      ctr: this.ctr.slice(),
+      scalars: [
+        this.cap,
+        this.segFree,
+        this.nsegFree,
+        this.freemapLo,
+        this.freemapHi,
+        this.hashMask,
+        this.hashCount,
+        this.hashGrowAt,
+        this.hashShrinkAt,
+      ],
+      qcaches: this.qcache === null ? [] : this.qcache.map((q) => q.saveState()),
+    };
+  }
+
+  private restoreState(st: VmemState): void {
+    this.segStart = st.segStart;
+    this.segEnd = st.segEnd;
+    this.segType = st.segType;
+    this.segImport = st.segImport;
+    this.aNext = st.aNext;
+    this.aPrev = st.aPrev;
+    this.kNext = st.kNext;
+    this.kPrev = st.kPrev;
+    this.hashTable = st.hashTable;
+    this.ctr.set(st.ctr);
+    const s = st.scalars;
+    this.cap = s[0];
+    this.segFree = s[1];
+    this.nsegFree = s[2];
+    this.freemapLo = s[3];
+    this.freemapHi = s[4];
+    this.hashMask = s[5];
+    this.hashCount = s[6];
+    this.hashGrowAt = s[7];
+    this.hashShrinkAt = s[8];
+    if (this.qcache !== null) this.qcache.forEach((q, i) => q.restoreState(st.qcaches[i]));
+  }
+
+  /** Starts the journal of a sleeping request made to `vmp`. */
+  private static beginJournal(vmp: Vmem): void {
+    jEpoch = ++jSeq;
+    jFull = false;
+    vmp.journal();
+  }
+
+  /** Ends a sleeping request that succeeded. */
+  private static commitJournal(): void {
+    for (let i = 0; i < jList.length; i++) jList[i].jState = null;
+    jList.length = 0;
+    jEpoch = 0;
+    jFull = false;
+  }
+
+  /** Ends a refused sleeping request: every arena it touched goes back as it was. */
+  private static rollbackJournal(): void {
+    for (let i = jList.length - 1; i >= 0; i--) {
+      const vmp = jList[i];
+      if (vmp.jState !== null) vmp.restoreState(vmp.jState);
+      vmp.ctr.set(vmp.jCtr);
+      vmp.jState = null;
+    }
+    jList.length = 0;
+    jEpoch = 0;
+    jFull = false;
+  }
+}
+
+// ---- Module helpers ----
+
+function checkSpan(base: number, size: number, quantum: number): void {
+  checkInteger("base", base, 1);
+  checkInteger("size", size, 1);
+  if (base + size > MAX_ADDR) {
+    throw new KernelError(
+      "EINVAL",
+      `span [${describe(base)}, +${describe(size)}) ends past 2^53 - 1`,
+    );
+  }
+  if (base % quantum !== 0 || size % quantum !== 0) {
+    throw new KernelError(
+      "EINVAL",
+      `span [${describe(base)}, +${describe(size)}) is not aligned to quantum ${quantum}`,
+    );
+  }
+}
+
+function checkFreeArgs(addr: number, size: number): void {
+  if (!(addr >= 1 && addr <= MAX_ADDR && Math.floor(addr) === addr)) checkInteger("addr", addr, 1);
+  if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) checkInteger("size", size, 1);
+}
+
+function badSize(size: unknown): never {
+  throw new KernelError(
+    "EINVAL",
+    `size must be an integer in [1, 2^53 - 1], got ${describe(size)}`,
+  );
+}
+
+function badFlags(vmflag: unknown): never {
+  throw new KernelError("EINVAL", `unknown or invalid allocation flags ${describe(vmflag)}`);
+}
+
+function cancelled(vmp: Vmem): KernelError {
+  return new KernelError("ECANCELED", `wait for arena '${vmp.name}' cancelled`);
+}
