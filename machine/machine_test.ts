@@ -42,7 +42,9 @@ test("machine: a 64 GiB big machine is usable and costs only what is touched", (
   assert.equal(m.ram.touchedBytes(), 2 * 65536 + MiB);
   m.check();
   const grown = process.memoryUsage().rss - before;
-  assert.ok(grown < 96 * MiB, `host memory grew by ${grown} bytes`);
+  // The process is shared with test files running in parallel, so the bound is loose; what
+  // it rules out is the guest's RAM being committed on the host.
+  assert.ok(grown < 256 * MiB, `host memory grew by ${grown} bytes`);
 });
 
 test("machine: attaching a device gives it a window, a line and a DMA port", () => {

@@ -272,7 +272,9 @@ test("ram: a 64 GiB slot costs the host only the chunks written", () => {
   assert.throws(() => ram.read8(top), MachineFault);
   ram.check();
   const grown = process.memoryUsage().rss - before;
-  assert.ok(grown < 64 * MiB, `host memory grew by ${grown} bytes`);
+  // The process is shared with test files running in parallel, so the bound is loose; what
+  // it rules out is the guest's RAM being committed on the host.
+  assert.ok(grown < 256 * MiB, `host memory grew by ${grown} bytes`);
 });
 
 test("ram: copy between chunks of different banks and overlapping copies both ways", () => {
