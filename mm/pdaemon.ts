@@ -12,7 +12,9 @@
  * The page daemon watches the free-page count: when it falls below
  * `freemin` (uvmexp.freemin) an allocation kicks it, and a run reclaims
  * cache pages until `freetarg` (uvmexp.freetarg) pages are free or the cache
- * is empty. Runs happen on the event loop, as the daemon is its own thread
+ * is empty. A caller that needs a known number of pages at once (segkmem
+ * backing a large span) says so when it kicks, as illumos' page_create_wait
+ * raises `needfree`: the next run's target grows by that much. Runs happen on the event loop, as the daemon is its own thread
  * in a kernel: `kick()` schedules one, and `wait()` (uvm_wait) kicks the
  * daemon and settles after its next run. After a run that freed pages, the
  * daemon wakes everyone who sleeps on memory (`onFreed` listeners: the
@@ -123,6 +125,7 @@ export class PageDaemon {
   readonly #listeners: (() => void)[] = [];
   #waiters: (() => void)[] = [];
   #scheduled = false;
+  #needfree = 0;
   readonly #stats: PageDaemonStats = { runs: 0, kicks: 0, reclaimed: 0, waits: 0, wakeups: 0 };
 
   /** A daemon over `frames` and `cache` with the given watermarks (pages). */
@@ -155,9 +158,13 @@ export class PageDaemon {
     return this.#frames.freePages < this.freemin;
   }
 
-  /** uvm_kick_pdaemon: schedules a run on the event loop (once). */
-  kick(): void {
+  /**
+   * uvm_kick_pdaemon: schedules a run on the event loop (once). `needfree`
+   * pages more than `freetarg` are wanted by the caller.
+   */
+  kick(needfree = 0): void {
     this.#stats.kicks++;
+    this.#needfree = Math.max(this.#needfree, needfree);
     if (this.#scheduled) return;
     this.#scheduled = true;
     setTimeout(() => {
@@ -196,7 +203,9 @@ export class PageDaemon {
   run(): number {
     this.#stats.runs++;
     let freed = 0;
-    while (this.#frames.freePages < this.freetarg && this.cache.reclaimOne() >= 0) freed++;
+    const target = this.freetarg + this.#needfree;
+    this.#needfree = 0;
+    while (this.#frames.freePages < target && this.cache.reclaimOne() >= 0) freed++;
     this.#stats.reclaimed += freed;
     if (freed > 0) this.notifyFreed();
     const waiters = this.#waiters;

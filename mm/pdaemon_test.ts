@@ -98,3 +98,15 @@ test("pdaemon: an aborted wait rejects with ECANCELED and is not settled by the 
   );
   assert.throws(() => new PageDaemon(frames, cache, 5, 4), /freetarg/);
 });
+
+test("pdaemon: a kick with needfree raises the next run's target once", () => {
+  const frames = pool(100);
+  const cache = new PageCache(frames);
+  while (cache.insert() >= 0);
+  const d = new PageDaemon(frames, cache, 4, 8);
+  d.kick(30);
+  assert.equal(d.run(), 38);
+  d.drain();
+  while (cache.insert() >= 0);
+  assert.equal(d.run(), 8, "the extra demand was for one run only");
+});
