@@ -1,0 +1,310 @@
+/**
+ * The kernel heap: kmem_alloc over vmem, backed by real pages.
+ *
+ * Theory. Three arenas stack up as in illumos:
+ *
+ *     heap      kernel virtual addresses [vaBase, vaBase + vaSize), quantum a page
+ *       kmem_va   imports from heap; quantum caches for slabs up to 8 pages
+ *         kmem      imports from kmem_va through segkmem; quantum 16 bytes,
+ *                   quantum caches for every multiple of 16 up to 256 bytes
+ *
+ * segkmem is kmem's import function: it takes virtual space from kmem_va,
+ * then backs every page of it with a physical page from the page free lists
+ * (uvm_pagealloc) and enters it in the kernel pmap. Its release function
+ * unmaps the pages, frees them and gives the virtual space back. So a
+ * kmem_alloc'd address is ordinary kernel memory: loads and stores through
+ * the pmap land in the machine's RAM.
+ *
+ * kmem_alloc never returns 0 for a size it accepts unless it may not sleep:
+ * `alloc` is KM_NOSLEEP (0 on failure), `allocWait` is KM_SLEEP (waits for a
+ * free or for the page daemon to reclaim pages). When segkmem finds no free
+ * page it kicks the page daemon and the import fails; the waiting caller
+ * retries when the daemon's run wakes it.
+ *
+ * Invariants (see {@link Kmem.check}): every page of every span kmem holds
+ * is mapped and owned by kmem; the count of backed pages equals kmem's
+ * imported bytes over the page size.
+ *
+ * Cost: as vmem's allocation, plus one uvm_pagealloc and one pmap_enter per
+ * page of a new span (and the reverse on release).
+ *
+ * @module
+ */
+
+import { checkInteger, KernelError } from "./errors.ts";
+import { Pmap, VM_PROT_RW } from "./pmap.ts";
+import { Uvm } from "./page.ts";
+import { VM_NOSLEEP, VM_SLEEP, Vmem, VMEM_ALLOC, VMEM_FREE } from "./vmem.ts";
+
+/** Owner mark of pages backing the kernel heap. */
+export const OWNER_KMEM = 1;
+/** Owner mark of page-cache pages. */
+export const OWNER_CACHE = 2;
+/** Owner mark of DMA memory and bounce pages. */
+export const OWNER_DMA = 3;
+
+/** Alignment of every kmem_alloc'd address (the kmem arena's quantum). */
+export const KMEM_ALIGN = 16;
+/** Largest size served by kmem's quantum caches. */
+export const KMEM_QCACHE_MAX = 256;
+/** Largest size served by kmem_va's quantum caches, in pages. */
+export const KMEM_VA_QCACHE_PAGES = 8;
+
+/** What the heap reports of itself. */
+export interface KmemStats {
+  /** Bytes handed out and not yet freed (exact sizes, as callers asked). */
+  inuse: number;
+  /** Bytes the kmem arena has allocated: client buffers plus quantum-cache slabs. */
+  arenaInuse: number;
+  /** Pages backing the heap now. */
+  pages: number;
+  /** kmem_alloc calls that succeeded. */
+  allocs: number;
+  /** kmem_free calls. */
+  frees: number;
+  /** Imports that failed for lack of a free page. */
+  pageShortages: number;
+}
+
+/** Records the heap's arena operations (for `--record-vmem`). */
+export interface VmemRecorder {
+  /** An arena came to be with its first span `[base, base + size)`. */
+  create(arena: Vmem, base: number, size: number): void;
+  /** An allocation and its result (0: failure). */
+  alloc(arena: Vmem, size: number, flags: string[], addr: number): void;
+  /** A free. */
+  free(arena: Vmem, addr: number, size: number): void;
+}
+
+/** The kernel heap. */
+export class Kmem {
+  /** Kernel virtual address space. */
+  readonly heap: Vmem;
+  /** The virtual-address cache kmem imports from. */
+  readonly kmemVa: Vmem;
+  /** The heap arena kmem_alloc allocates from. */
+  readonly kmem: Vmem;
+  readonly #uvm: Uvm;
+  readonly #pmap: Pmap;
+  readonly #ps: number;
+  readonly #onShortage: (pages: number) => void;
+  #pages = 0;
+  #inuse = 0;
+  #allocs = 0;
+  #frees = 0;
+  #shortages = 0;
+  #recorder: VmemRecorder | null = null;
+
+  /**
+   * Builds the heap over `pmap`'s window, taking pages from `uvm`.
+   * `onShortage(pages)` is called when segkmem finds too few free pages for
+   * a span of `pages` pages (the kernel kicks its page daemon there).
+   */
+  constructor(
+    uvm: Uvm,
+    pmap: Pmap,
+    onShortage: (pages: number) => void = () => {},
+    recorder: VmemRecorder | null = null,
+  ) {
+    this.#uvm = uvm;
+    this.#pmap = pmap;
+    this.#ps = uvm.pageSize;
+    this.#onShortage = onShortage;
+    this.#recorder = recorder;
+    const ps = this.#ps;
+    this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps);
+    recorder?.create(this.heap, pmap.vaBase, pmap.vaSize);
+    this.kmemVa = Vmem.create("kmem_va", 0, 0, ps, {
+      source: this.heap,
+      qcacheMax: KMEM_VA_QCACHE_PAGES * ps,
+    });
+    recorder?.create(this.kmemVa, 0, 0);
+    this.kmem = Vmem.create("kmem", 0, 0, KMEM_ALIGN, {
+      source: this.kmemVa,
+      qcacheMax: KMEM_QCACHE_MAX,
+      importFn: (source, size, vmflag) => this.#segkmemAlloc(source, size, vmflag),
+      releaseFn: (source, addr, size) => this.#segkmemFree(source, addr, size),
+    });
+    recorder?.create(this.kmem, 0, 0);
+  }
+
+  /** The heap's counters. */
+  get stats(): KmemStats {
+    return {
+      inuse: this.#inuse,
+      arenaInuse: this.kmem.size(VMEM_ALLOC),
+      pages: this.#pages,
+      allocs: this.#allocs,
+      frees: this.#frees,
+      pageShortages: this.#shortages,
+    };
+  }
+
+  /** kmem_alloc(size, KM_NOSLEEP): a kernel virtual address, or 0. */
+  alloc(size: number): number {
+    checkInteger("size", size, 1);
+    const va = this.kmem.alloc(size, VM_NOSLEEP);
+    this.#recorder?.alloc(this.kmem, size, ["nosleep"], va);
+    if (va !== 0) {
+      this.#allocs++;
+      this.#inuse += size;
+    }
+    return va;
+  }
+
+  /** kmem_zalloc(size, KM_NOSLEEP): as {@link alloc}, the bytes zeroed. */
+  zalloc(size: number): number {
+    const va = this.alloc(size);
+    if (va !== 0) this.#pmap.fill(va, size, 0);
+    return va;
+  }
+
+  /**
+   * kmem_alloc(size, KM_SLEEP): waits until the heap can serve `size`
+   * bytes (a free, or the page daemon reclaiming pages). Rejects with
+   * ECANCELED when `signal` aborts.
+   */
+  async allocWait(size: number, signal?: AbortSignal): Promise<number> {
+    checkInteger("size", size, 1);
+    const va = await this.kmem.allocWait(size, VM_SLEEP, signal);
+    // Replay has no one to wait for: the trace shows the attempt that succeeded.
+    this.#recorder?.alloc(this.kmem, size, ["nosleep"], va);
+    this.#allocs++;
+    this.#inuse += size;
+    return va;
+  }
+
+  /** kmem_free: gives back `size` bytes at `va` (the size asked for). */
+  free(va: number, size: number): void {
+    this.kmem.free(va, size);
+    this.#recorder?.free(this.kmem, va, size);
+    this.#frees++;
+    this.#inuse -= size;
+  }
+
+  /**
+   * uvm_km_alloc(VAONLY) + pmap_kenter_pa: maps the physical runs
+   * `[pfn, count]` at fresh kernel virtual addresses from the heap arena and
+   * returns the first. Throws ENOMEM when no virtual space is left.
+   */
+  mapPhysical(runs: readonly (readonly [number, number])[], owner = 0): number {
+    const ps = this.#ps;
+    let pages = 0;
+    for (const [, n] of runs) pages += n;
+    const size = pages * ps;
+    const va = this.heap.alloc(size, VM_NOSLEEP);
+    this.#recorder?.alloc(this.heap, size, ["nosleep"], va);
+    if (va === 0) throw new KernelError("ENOMEM", `no ${size} bytes of kernel virtual space left`);
+    let off = 0;
+    for (const [pfn, n] of runs) {
+      for (let i = 0; i < n; i++, off += ps) {
+        this.#pmap.enter(va + off, (pfn + i) * ps, VM_PROT_RW);
+        if (owner !== 0) this.#uvm.setOwner(pfn + i, owner);
+      }
+    }
+    return va;
+  }
+
+  /** Undoes {@link mapPhysical}: unmaps `[va, va + size)` and frees the virtual space. */
+  unmapPhysical(va: number, size: number): void {
+    this.heap.free(va, size); // refuses a range it did not hand out, changing nothing
+    this.#recorder?.free(this.heap, va, size);
+    this.#pmap.remove(va, size);
+  }
+
+  /** Wakes sleepers of every heap arena (after pages came free). */
+  wakeup(): void {
+    this.kmem.wakeup();
+    this.kmemVa.wakeup();
+    this.heap.wakeup();
+  }
+
+  /** Returns cached slabs and magazines to the arenas (kmem_reap). */
+  reap(): void {
+    this.kmem.reap();
+    this.kmemVa.reap();
+  }
+
+  /**
+   * Tears the heap down as a shutdown does: destroys kmem (purging its
+   * quantum caches, so every wholly free span goes back through segkmem),
+   * then kmem_va, then the heap arena. Returns the bytes each still had
+   * allocated: kmem's are leaked buffers, the heap's leaked virtual space.
+   */
+  shutdown(): { kmem: number; kmemVa: number; heap: number } {
+    const kmem = this.kmem.destroy();
+    const kmemVa = this.kmemVa.destroy();
+    const heap = this.heap.destroy();
+    return { kmem, kmemVa, heap };
+  }
+
+  /** Bytes of kernel virtual space allocated from the heap arena. */
+  get vaInuse(): number {
+    return this.heap.size(VMEM_ALLOC);
+  }
+
+  /** Bytes of kernel virtual space still free. */
+  get vaFree(): number {
+    return this.heap.size(VMEM_FREE);
+  }
+
+  /** Checks the arenas and that every span of kmem is backed and mapped. */
+  check(): void {
+    this.heap.check();
+    this.kmemVa.check();
+    this.kmem.check();
+    let backed = 0;
+    this.kmem.walk(0x10, /* VMEM_SPAN */ (start, size) => {
+      for (let va = start; va < start + size; va += this.#ps) {
+        const pa = this.#pmap.extract(va);
+        if (pa < 0) throw new Error(`kmem: span page 0x${va.toString(16)} is not mapped`);
+        if (this.#uvm.owner(pa / this.#ps) !== OWNER_KMEM) {
+          throw new Error(`kmem: page at 0x${pa.toString(16)} is not owned by kmem`);
+        }
+        backed++;
+      }
+    });
+    if (backed !== this.#pages) {
+      throw new Error(`kmem: ${this.#pages} pages counted, ${backed} back its spans`);
+    }
+  }
+
+  #segkmemAlloc(source: Vmem, size: number, vmflag: number): number {
+    const va = source.alloc(size, vmflag);
+    if (va === 0) return 0;
+    const ps = this.#ps;
+    for (let off = 0; off < size; off += ps) {
+      const pfn = this.#uvm.pageAlloc();
+      if (pfn < 0) {
+        this.#unback(va, off);
+        source.free(va, size);
+        this.#shortages++;
+        this.#onShortage(size / ps);
+        return 0;
+      }
+      this.#uvm.setOwner(pfn, OWNER_KMEM);
+      this.#pmap.enter(va + off, pfn * ps, VM_PROT_RW);
+      this.#pages++;
+    }
+    return va;
+  }
+
+  #segkmemFree(source: Vmem, va: number, size: number): void {
+    this.#unback(va, size);
+    source.free(va, size);
+  }
+
+  /** Unmaps and frees the pages backing `[va, va + len)`. */
+  #unback(va: number, len: number): void {
+    const ps = this.#ps;
+    for (let off = 0; off < len; off += ps) {
+      const pa = this.#pmap.extract(va + off);
+      if (pa < 0) {
+        throw new KernelError("EFAULT", `segkmem: 0x${(va + off).toString(16)} is not mapped`);
+      }
+      this.#pmap.remove(va + off, ps);
+      this.#uvm.pageFree(pa / ps);
+      this.#pages--;
+    }
+  }
+}
