@@ -1,0 +1,529 @@
+/**
+ * The kernel: brings a machine up in the order a real one does and owns
+ * everything it brought up.
+ *
+ *     memory map (firmware) -> physload -> page array -> free lists
+ *       -> page daemon -> pmap -> arenas -> heap -> devices
+ *
+ * The kernel image sits at 1 MiB, as a PC loader puts it; its frames exist
+ * but never start free. The page daemon is plugged into the page allocator
+ * as uvm_reclaimable, uvm_wait and uvm_kick_pdaemon, and wakes the heap's
+ * sleepers after each run that freed pages. The heap lives in a kernel
+ * virtual window at {@link KVA_BASE} whose pages the pmap maps to RAM.
+ *
+ * Everything a boot does is logged through `log` in lines a person can
+ * follow, and {@link Kernel.summary} reports the state: RAM, free pages per
+ * free list, arenas, page-daemon activity and leaks.
+ *
+ * @module
+ */
+
+import type { Machine } from "../machine/mod.ts";
+import { KernelError } from "../mm/errors.ts";
+import { loadRam, Uvm } from "../mm/page.ts";
+import { type PageList, pglistAlloc, pglistAllocWait, pglistFree } from "../mm/pglist.ts";
+import {
+  VM_FREELIST_DEFAULT,
+  VM_FREELIST_FIRST16,
+  VM_FREELIST_FIRST4G,
+  VM_NFREELIST,
+} from "../mm/physseg.ts";
+import { Pmap } from "../mm/pmap.ts";
+import { Kmem, OWNER_CACHE, OWNER_DMA } from "../mm/kmem.ts";
+import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
+import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
+import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
+import type { PglistTrace, VmemTrace } from "./trace.ts";
+
+/** Bytes per page. */
+export const PAGE_SIZE = 4096;
+/** Start of the kernel's virtual window (the heap). */
+export const KVA_BASE: number = 2 ** 47;
+/** Where the loader puts the kernel image. */
+export const KERNEL_IMAGE_BASE: number = 2 ** 20;
+/** Size of the kernel image. */
+export const KERNEL_IMAGE_SIZE: number = 2 ** 20;
+/** Largest process ID (the identifier arena holds 1 to PID_MAX). */
+export const PID_MAX = 99999;
+/** uvmexp.reserve_pagedaemon, as NetBSD sets it. */
+export const RESERVE_PAGEDAEMON = 1;
+/** uvmexp.reserve_kernel, as NetBSD sets it. */
+export const RESERVE_KERNEL = 5;
+
+/** Names of the free lists the x86 port loads, by id. */
+export const FREELIST_NAMES: Record<number, string> = {
+  [VM_FREELIST_DEFAULT]: "DEFAULT",
+  [VM_FREELIST_FIRST4G]: "FIRST4G",
+  [VM_FREELIST_FIRST16]: "FIRST16",
+};
+
+/** How to boot. */
+export interface KernelOptions {
+  /** Receives each boot-log line. */
+  log?: (line: string) => void;
+  /** Records the heap's and the identifier arena's vmem operations. */
+  vmemTrace?: VmemTrace;
+  /** Records uvm_pglistalloc operations and page traffic. */
+  pglistTrace?: PglistTrace;
+}
+
+/** Free pages of one free list. */
+export interface FreeListSummary {
+  /** Free-list id. */
+  id: number;
+  /** Its x86 name. */
+  name: string;
+  /** Free pages on it. */
+  free: number;
+}
+
+/** One arena's sizes. */
+export interface ArenaSummary {
+  /** Arena name. */
+  name: string;
+  /** Bytes (or identifiers) allocated. */
+  inuse: number;
+  /** Bytes free in its spans. */
+  free: number;
+  /** Bytes imported from its source. */
+  imported: number;
+}
+
+/** What the kernel reports after a run. */
+export interface KernelSummary {
+  /** The machine. */
+  machine: { preset: string; ramBytes: number; pages: number; hostBytesTouched: number };
+  /** Free pages per free list, and the total. */
+  freelists: FreeListSummary[];
+  /** Free pages in all. */
+  freePages: number;
+  /** The kernel's arenas. */
+  arenas: ArenaSummary[];
+  /** The page daemon and its cache. */
+  pagedaemon: {
+    runs: number;
+    kicks: number;
+    reclaimed: number;
+    waits: number;
+    wakeups: number;
+    cached: number;
+    freemin: number;
+    freetarg: number;
+  };
+  /** The heap. */
+  heap: {
+    allocs: number;
+    frees: number;
+    inuse: number;
+    arenaInuse: number;
+    pages: number;
+    pageShortages: number;
+  };
+  /** What has not come back (after {@link Kernel.shutdown}: what never will). */
+  leaks: { pages: number; heapBytes: number; kvaBytes: number; ids: number; pageLists: number };
+}
+
+/** The kernel in TypeScript. */
+export class Kernel {
+  /** The machine it runs on. */
+  readonly machine: Machine;
+  /** The physical page allocator. */
+  readonly uvm: Uvm;
+  /** The kernel page table. */
+  readonly pmap: Pmap;
+  /** The page daemon (and its cache). */
+  readonly pagedaemon: PageDaemon;
+  /** The kernel heap. */
+  readonly kmem: Kmem;
+  /** Process IDs. */
+  readonly pids: Vmem;
+  /** bus_dma: tags, DMA memory, maps and bounce pools for the drivers. */
+  readonly busDma: BusDma;
+  /** Free pages right after boot (what a clean shutdown must see again). */
+  readonly bootFree: number;
+  readonly #log: (line: string) => void;
+  readonly #vmemTrace?: VmemTrace;
+  readonly #pglistTrace?: PglistTrace;
+  readonly #lists = new Set<PageList>();
+  #down = false;
+
+  /** Brings up the kernel on `machine` (see the module text for the order). */
+  constructor(machine: Machine, options: KernelOptions = {}) {
+    const log = this.#log = options.log ?? (() => {});
+    this.#vmemTrace = options.vmemTrace;
+    this.#pglistTrace = options.pglistTrace;
+    this.machine = machine;
+
+    log(`firmware memory map (${machine.preset}):`);
+    for (const line of machine.memmap.format()) log(`  ${line}`);
+    const ram = machine.memmap.ofType("ram").map((r) => ({ base: r.base, size: r.size }));
+    const ramBytes = ram.reduce((a, r) => a + r.size, 0);
+    log(
+      `RAM: ${mib(ramBytes)} in ${ram.length} regions, ending at 0x${
+        machine.memmap.ramEnd().toString(16)
+      }`,
+    );
+
+    const uvm = this.uvm = new Uvm({
+      pageSize: PAGE_SIZE,
+      reservePagedaemon: RESERVE_PAGEDAEMON,
+      reserveKernel: RESERVE_KERNEL,
+    });
+    this.#pglistTrace?.config(PAGE_SIZE, RESERVE_PAGEDAEMON, RESERVE_KERNEL);
+    const image = { base: KERNEL_IMAGE_BASE, size: KERNEL_IMAGE_SIZE };
+    const avail = ram.flatMap((r) => subtract(r, image));
+    loadRam(uvm, ram, avail);
+    let pages = 0;
+    for (let i = 0; i < uvm.segmentCount; i++) {
+      const s = uvm.segment(i);
+      pages += s.end - s.start;
+      this.#pglistTrace?.physload(s.start, s.end, s.availStart, s.availEnd, s.freeList);
+      log(
+        `physload: segment ${i} frames [0x${s.start.toString(16)}, 0x${s.end.toString(16)}) ` +
+          `free [0x${s.availStart.toString(16)}, 0x${s.availEnd.toString(16)}) ` +
+          `freelist ${FREELIST_NAMES[s.freeList] ?? s.freeList}`,
+      );
+    }
+    log(
+      `page array: ${pages} pages; kernel image at 0x${image.base.toString(16)} (${
+        mib(image.size)
+      })`,
+    );
+    for (const fl of this.#freelists()) {
+      if (fl.free > 0) log(`free list ${fl.name}: ${fl.free} pages`);
+    }
+
+    // uvmpd_tune: freemin is 1/20 of memory, kept between 16 KiB and 256 KiB.
+    const freemin = Math.min(Math.max(Math.floor(pages / 20), 4), 64);
+    const freetarg = Math.floor(freemin * 4 / 3);
+    const frames = {
+      get freePages() {
+        return uvm.free;
+      },
+      allocCachePage: () => {
+        const pfn = uvm.pageAlloc();
+        if (pfn >= 0) {
+          uvm.setOwner(pfn, OWNER_CACHE);
+          this.#pglistTrace?.claim([[pfn, 1]]);
+        }
+        return pfn;
+      },
+      freeCachePage: (pfn: number) => {
+        uvm.pageFree(pfn);
+        this.#pglistTrace?.release([[pfn, 1]]);
+      },
+    };
+    const pd = this.pagedaemon = new PageDaemon(frames, new PageCache(frames), freemin, freetarg);
+    uvm.hooks = {
+      reclaimable: () => pd.reclaimable(),
+      wait: (signal?: AbortSignal) => pd.wait(signal),
+      kick: () => {
+        if (pd.low && pd.reclaimable()) pd.kick();
+      },
+    };
+    log(`pagedaemon: freemin ${freemin} pages, freetarg ${freetarg} pages`);
+
+    const kvaSize = Math.max(2 ** 28, 2 * roundUp(ramBytes, 2 ** 20));
+    this.pmap = new Pmap(machine.ram, KVA_BASE, kvaSize, PAGE_SIZE);
+    log(`pmap: kernel window 0x${KVA_BASE.toString(16)} + ${mib(kvaSize)}`);
+    this.kmem = new Kmem(uvm, this.pmap, (pages) => pd.kick(pages), this.#vmemTrace);
+    pd.onFreed(() => this.kmem.wakeup());
+    for (const a of [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem]) {
+      log(
+        `arena ${a.name}: quantum ${a.quantum}` +
+          (a.source ? `, imports from ${a.source.name}` : "") +
+          (a.qcacheMax > 0 ? `, quantum caches up to ${a.qcacheMax}` : ""),
+      );
+    }
+    this.pids = Vmem.create("pid", 1, PID_MAX, 1, { flags: VMC_IDENTIFIER });
+    this.#vmemTrace?.create(this.pids, 1, PID_MAX);
+    log(`arena pid: identifiers 1 to ${PID_MAX}, next-fit`);
+    this.busDma = new BusDma(this.#dmaBackend());
+    this.bootFree = uvm.free;
+    log(`kernel ready: ${uvm.free} pages free (${mib(uvm.free * PAGE_SIZE)})`);
+  }
+
+  /**
+   * Called by workloads at their peak (most memory in use), before they
+   * free: `--svg` draws the machine there.
+   */
+  onPeak: ((k: Kernel, workload: string) => void) | null = null;
+
+  /** Tells the {@link onPeak} listener that `workload` is at its peak. */
+  peak(workload: string): void {
+    this.onPeak?.(this, workload);
+  }
+
+  /** What bus_dma needs, from this kernel's page allocator, pmap and heap. */
+  #dmaBackend(): DmaBackend {
+    const lists = new WeakMap<PageRuns, PageList>();
+    return {
+      pageSize: PAGE_SIZE,
+      ramEnd: this.machine.memmap.ramEnd(),
+      phys: this.machine.ram,
+      kva: this.pmap,
+      allocPages: (size, low, high, alignment, boundary, nsegs) => {
+        const list = this.allocPages(size, low, high, alignment, boundary, nsegs);
+        const runs = { runs: list.runs() };
+        for (const [pfn, n] of runs.runs) {
+          for (let i = 0; i < n; i++) this.uvm.setOwner(pfn + i, OWNER_DMA);
+        }
+        lists.set(runs, list);
+        return runs;
+      },
+      freePages: (runs) => {
+        const list = lists.get(runs);
+        if (list === undefined) {
+          throw new KernelError("BADFREE", "pages were not allocated by bus_dma");
+        }
+        this.freePages(list);
+        lists.delete(runs);
+      },
+      mapPages: (runs) => this.kmem.mapPhysical(runs.runs),
+      unmapPages: (va, size) => this.kmem.unmapPhysical(va, size),
+    };
+  }
+
+  /** Writes a line to the boot log. */
+  log(line: string): void {
+    this.#log(line);
+  }
+
+  /**
+   * uvm_pglistalloc without waiting: a page list, or a thrown ENOMEM / EINVAL
+   * {@link KernelError}. Recorded in the pglist trace.
+   */
+  allocPages(
+    size: number,
+    low: number,
+    high: number,
+    alignment: number,
+    boundary: number,
+    nsegs: number,
+  ): PageList {
+    const args = { size, low, high, alignment, boundary, nsegs };
+    let list: PageList;
+    try {
+      list = pglistAlloc(this.uvm, size, low, high, alignment, boundary, nsegs, false);
+    } catch (e) {
+      if (e instanceof KernelError && (e.code === "ENOMEM" || e.code === "EINVAL")) {
+        this.#pglistTrace?.alloc(args, null, null, e.code);
+        if (e.code === "ENOMEM") this.uvm.hooks.kick();
+      }
+      throw e;
+    }
+    this.#pglistTrace?.alloc(args, list, list.runs(), null);
+    this.#lists.add(list);
+    return list;
+  }
+
+  /**
+   * uvm_pglistalloc with waitok: tries without waiting first, then waits for
+   * the page daemon (the simple path) or runs the aggressive contiguous
+   * search while pages are reclaimable. In the trace, a list that needed to
+   * wait appears as the pages it ended up with (`claim`), since replay has
+   * no page daemon.
+   */
+  async allocPagesWait(
+    size: number,
+    low: number,
+    high: number,
+    alignment: number,
+    boundary: number,
+    nsegs: number,
+    signal?: AbortSignal,
+  ): Promise<PageList> {
+    try {
+      return this.allocPages(size, low, high, alignment, boundary, nsegs);
+    } catch (e) {
+      if (!(e instanceof KernelError) || e.code !== "ENOMEM") throw e;
+    }
+    const list = await pglistAllocWait(
+      this.uvm,
+      size,
+      low,
+      high,
+      alignment,
+      boundary,
+      nsegs,
+      signal,
+    );
+    this.#pglistTrace?.claim(list.runs());
+    this.#lists.add(list);
+    return list;
+  }
+
+  /** uvm_pglistfree of a list from {@link allocPages} or {@link allocPagesWait}. */
+  freePages(list: PageList): void {
+    if (!this.#lists.has(list)) {
+      throw new KernelError(
+        "BADFREE",
+        "page list was not allocated by this kernel or is already free",
+      );
+    }
+    const runs = this.#pglistTrace ? list.runs() : [];
+    pglistFree(this.uvm, list);
+    this.#lists.delete(list);
+    if (this.#pglistTrace) {
+      this.#pglistTrace.free(list);
+      if (!this.#pglistTrace.recorded(list)) this.#pglistTrace.release(runs);
+    }
+    this.pagedaemon.notifyFreed();
+  }
+
+  /** Allocates a process ID (next-fit, as pid allocation is), or 0 when none is left. */
+  allocPid(): number {
+    const pid = this.pids.alloc(1, VM_NEXTFIT | VM_NOSLEEP);
+    this.#vmemTrace?.alloc(this.pids, 1, ["nextfit", "nosleep"], pid);
+    return pid;
+  }
+
+  /** Frees a process ID. */
+  freePid(pid: number): void {
+    this.pids.free(pid, 1);
+    this.#vmemTrace?.free(this.pids, pid, 1);
+  }
+
+  /** Records the free runs and hints in the pglist trace (a `state` line). */
+  traceState(): void {
+    const t = this.#pglistTrace;
+    if (t === undefined) return;
+    const free: [number, number][] = [];
+    const hints: number[] = [];
+    for (let i = 0; i < this.uvm.segmentCount; i++) {
+      const s = this.uvm.segment(i);
+      hints.push(s.startHint);
+      let runStart = -1;
+      for (let pfn = s.start; pfn <= s.end; pfn++) {
+        const isFree = pfn < s.end && this.uvm.isFree(pfn);
+        if (isFree && runStart < 0) runStart = pfn;
+        if (!isFree && runStart >= 0) {
+          const last = free[free.length - 1];
+          if (last !== undefined && last[0] + last[1] === runStart) last[1] += pfn - runStart;
+          else free.push([runStart, pfn - runStart]);
+          runStart = -1;
+        }
+      }
+    }
+    t.state(free, hints);
+  }
+
+  /** Checks every subsystem's invariants; throws on the first broken one. */
+  check(): void {
+    this.machine.check();
+    this.uvm.check();
+    this.pmap.check();
+    if (this.#down) return;
+    this.kmem.check();
+    this.pids.check();
+  }
+
+  /** Returns cached memory (quantum caches, the page cache) to the free lists. */
+  reap(): void {
+    this.kmem.reap();
+    this.pagedaemon.drain();
+  }
+
+  /**
+   * Shuts the kernel down: drops the page cache, destroys the process-ID
+   * arena and the heap arenas (purging their quantum caches) and reports
+   * what did not come back. The kernel is unusable afterwards.
+   */
+  shutdown(): KernelSummary["leaks"] {
+    this.pagedaemon.drain();
+    this.busDma.releasePools();
+    const ids = this.pids.destroy();
+    const heap = this.kmem.shutdown();
+    this.#down = true;
+    return {
+      pages: this.bootFree - this.uvm.free,
+      heapBytes: heap.kmem,
+      kvaBytes: heap.heap,
+      ids,
+      pageLists: this.#lists.size,
+    };
+  }
+
+  /** True once {@link shutdown} ran. */
+  get down(): boolean {
+    return this.#down;
+  }
+
+  /** The report of the kernel's state. */
+  summary(): KernelSummary {
+    const k = this.kmem.stats;
+    const pd = this.pagedaemon.stats;
+    const arena = (a: Vmem): ArenaSummary => ({
+      name: a.name,
+      inuse: a.size(VMEM_ALLOC),
+      free: a.size(VMEM_FREE),
+      imported: a.stats.memImport,
+    });
+    const ramBytes = this.machine.memmap.ramSize();
+    let pages = 0;
+    for (let i = 0; i < this.uvm.segmentCount; i++) {
+      const s = this.uvm.segment(i);
+      pages += s.end - s.start;
+    }
+    return {
+      machine: {
+        preset: this.machine.preset,
+        ramBytes,
+        pages,
+        hostBytesTouched: this.machine.ram.touchedBytes(),
+      },
+      freelists: this.#freelists(),
+      freePages: this.uvm.free,
+      arenas: [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem, this.pids].map(arena),
+      pagedaemon: {
+        ...pd,
+        cached: this.pagedaemon.cache.size,
+        freemin: this.pagedaemon.freemin,
+        freetarg: this.pagedaemon.freetarg,
+      },
+      heap: k,
+      leaks: {
+        pages: this.bootFree - this.uvm.free - this.pagedaemon.cache.size,
+        heapBytes: k.inuse,
+        kvaBytes: this.kmem.vaInuse,
+        ids: this.pids.size(VMEM_ALLOC),
+        pageLists: this.#lists.size,
+      },
+    };
+  }
+
+  #freelists(): FreeListSummary[] {
+    const out: FreeListSummary[] = [];
+    for (let id = 0; id < VM_NFREELIST; id++) {
+      const name = FREELIST_NAMES[id];
+      if (name !== undefined) out.push({ id, name, free: this.uvm.freeCount(id) });
+    }
+    return out;
+  }
+}
+
+function mib(bytes: number): string {
+  return bytes >= 2 ** 30 && bytes % 2 ** 30 === 0
+    ? `${bytes / 2 ** 30} GiB`
+    : bytes >= 2 ** 20
+    ? `${+(bytes / 2 ** 20).toFixed(2)} MiB`
+    : `${bytes / 1024} KiB`;
+}
+
+function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/** `r` minus `hole`, as zero, one or two regions. */
+function subtract(
+  r: { base: number; size: number },
+  hole: { base: number; size: number },
+): { base: number; size: number }[] {
+  const end = r.base + r.size;
+  const hend = hole.base + hole.size;
+  if (hend <= r.base || hole.base >= end) return [r];
+  const out = [];
+  if (hole.base > r.base) out.push({ base: r.base, size: hole.base - r.base });
+  if (hend < end) out.push({ base: hend, size: end - hend });
+  return out;
+}

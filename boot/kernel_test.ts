@@ -1,0 +1,171 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createMachine } from "../machine/mod.ts";
+import { Kernel, KERNEL_IMAGE_BASE, KVA_BASE, PAGE_SIZE } from "./kernel.ts";
+import { run } from "./cli.ts";
+import { parseBootArgs } from "./options.ts";
+import { VmemReplayer } from "../mm/replay_vmem.ts";
+import { PglistReplayer } from "../mm/replay_pglist.ts";
+import { type Replayer, replayLine } from "../mm/replay.ts";
+import { KernelError } from "../mm/errors.ts";
+
+const MiB = 2 ** 20;
+
+for (const preset of ["isa", "pc", "big"] as const) {
+  test(`kernel: the ${preset} preset boots, checks clean and shuts down with nothing leaked`, () => {
+    const lines: string[] = [];
+    const k = new Kernel(createMachine({ preset }), { log: (l) => lines.push(l) });
+    k.check();
+    assert.ok(lines.some((l) => l.startsWith("physload: segment 0")), "the log shows the physsegs");
+    assert.ok(lines.some((l) => l.startsWith("kernel ready")));
+    // The kernel image never starts free.
+    assert.equal(k.uvm.isFree(KERNEL_IMAGE_BASE / PAGE_SIZE), false);
+    assert.ok(k.uvm.isManaged(KERNEL_IMAGE_BASE / PAGE_SIZE));
+    const s = k.summary();
+    assert.equal(s.freePages, k.bootFree);
+    assert.equal(s.freelists.reduce((a, f) => a + f.free, 0), s.freePages);
+    if (preset === "big") {
+      assert.ok(s.freelists.find((f) => f.name === "DEFAULT")!.free > 15_000_000);
+    }
+    if (preset === "isa") {
+      assert.equal(s.freelists.find((f) => f.name === "FIRST16")!.free, s.freePages);
+    }
+    assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  });
+}
+
+test("kernel: kmem_alloc hands out page-backed memory that reads back through the pmap", () => {
+  const k = new Kernel(createMachine({ preset: "pc", ramSize: 64 * MiB }));
+  const free = k.uvm.free;
+  const va = k.kmem.alloc(3 * PAGE_SIZE + 100);
+  assert.ok(va >= KVA_BASE);
+  assert.ok(k.uvm.free < free, "the heap took physical pages");
+  const data = new Uint8Array(3 * PAGE_SIZE + 100).map((_, i) => i % 251);
+  k.pmap.write(va, data);
+  // The bytes are in the machine's RAM at the addresses the pmap names.
+  const pa = k.pmap.extract(va + PAGE_SIZE + 7);
+  assert.equal(k.machine.ram.read8(pa), data[PAGE_SIZE + 7]);
+  const back = new Uint8Array(data.length);
+  k.pmap.read(va, back);
+  assert.deepEqual(back, data);
+  const z = k.kmem.zalloc(64);
+  const zb = new Uint8Array(64).fill(1);
+  k.pmap.read(z, zb);
+  assert.ok(zb.every((b) => b === 0));
+  k.kmem.free(va, data.length);
+  k.kmem.free(z, 64);
+  k.check();
+  assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  assert.equal(k.uvm.free, free);
+});
+
+test("kernel: a bad kmem_free is refused and changes nothing", () => {
+  const k = new Kernel(createMachine({ preset: "pc", ramSize: 64 * MiB }));
+  const va = k.kmem.alloc(1000);
+  const before = k.kmem.stats;
+  assert.throws(() => k.kmem.free(va, 999), (e) => e instanceof KernelError);
+  assert.throws(() => k.kmem.free(va + 16, 1000), (e) => e instanceof KernelError);
+  assert.deepEqual(k.kmem.stats, before);
+  k.kmem.free(va, 1000);
+  k.check();
+});
+
+test("kernel: a sleeping kmem_alloc completes when the page daemon reclaims cache pages", async () => {
+  const k = new Kernel(createMachine({ preset: "pc", ramSize: 64 * MiB }));
+  while (k.pagedaemon.cache.insert() >= 0);
+  assert.equal(k.kmem.alloc(1 << 20), 0, "no page is free for a nosleep allocation");
+  const va = await k.kmem.allocWait(1 << 20);
+  assert.ok(va !== 0);
+  assert.ok(k.pagedaemon.stats.reclaimed >= 256);
+  k.kmem.free(va, 1 << 20);
+  k.check();
+  assert.equal(k.shutdown().pages, 0);
+});
+
+test("kernel: the aggressive contiguous path succeeds once pages are reclaimable", async () => {
+  const k = new Kernel(createMachine({ preset: "pc", ramSize: 64 * MiB }));
+  while (k.pagedaemon.cache.insert() >= 0);
+  const req = [64 * PAGE_SIZE, 0, 2 ** 32, 64 * PAGE_SIZE, 0, 1] as const;
+  assert.throws(() => k.allocPages(...req), (e) => e instanceof KernelError && e.code === "ENOMEM");
+  const list = await k.allocPagesWait(...req);
+  const runs = list.runs();
+  assert.equal(runs.length, 1);
+  assert.equal(runs[0][1], 64);
+  assert.equal(runs[0][0] % 64, 0);
+  k.freePages(list);
+  assert.throws(() => k.freePages(list), (e) => e instanceof KernelError && e.code === "BADFREE");
+  k.check();
+  assert.equal(k.shutdown().pages, 0);
+});
+
+test("kernel: with nothing reclaimable a waiting contiguous request fails with ENOMEM", async () => {
+  const k = new Kernel(createMachine({ preset: "pc", ramSize: 64 * MiB }));
+  // Wire everything but the reserve in the heap: nothing the daemon can free.
+  const held: number[] = [];
+  for (let va; (va = k.kmem.alloc(1 << 20)) !== 0;) held.push(va);
+  await assert.rejects(
+    k.allocPagesWait(512 * PAGE_SIZE, 0, 2 ** 32, PAGE_SIZE, 0, 1),
+    (e) => e instanceof KernelError && e.code === "ENOMEM",
+  );
+  for (const va of held) k.kmem.free(va, 1 << 20);
+  k.check();
+  assert.equal(k.shutdown().pages, 0);
+});
+
+for (const workload of ["heap", "ids", "pressure"] as const) {
+  test(`kernel: workload ${workload} passes its checks and leaks nothing`, async () => {
+    const r = await run(parseBootArgs(["--memory", "64M", "-w", workload, "--devices", "none"]));
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.status, 0);
+    assert.deepEqual(r.summary.leaks, {
+      pages: 0,
+      heapBytes: 0,
+      kvaBytes: 0,
+      ids: 0,
+      pageLists: 0,
+    });
+    const report = r.workloads[0];
+    assert.equal(report.name, workload);
+    assert.deepEqual(report.errors, []);
+    if (workload === "pressure") {
+      assert.ok(report.counts.reclaimed > 0);
+      assert.ok(report.counts.heapWaits > 0);
+      assert.ok(
+        report.counts.contigWaited > 0,
+        "some contiguous request needed the aggressive path",
+      );
+    }
+  });
+}
+
+function replayAll(lines: string[], replayer: Replayer): string[] {
+  const out: string[] = [];
+  for (const line of lines) if (!line.startsWith("#")) out.push(replayLine(line, replayer));
+  return out;
+}
+
+test("kernel: a recorded vmem trace replays to the results the run produced", async () => {
+  const r = await run(
+    parseBootArgs(["--memory", "64M", "-w", "heap", "-n", "3000", "--record-vmem", "x"]),
+  );
+  assert.equal(r.status, 0);
+  const t = r.vmemTrace!;
+  assert.ok(t.results.length > 3000);
+  assert.deepEqual(replayAll(t.lines, new VmemReplayer()), t.results);
+  const ids = await run(
+    parseBootArgs(["--memory", "64M", "-w", "ids", "-n", "3000", "--record-vmem", "x"]),
+  );
+  assert.deepEqual(replayAll(ids.vmemTrace!.lines, new VmemReplayer()), ids.vmemTrace!.results);
+});
+
+test("kernel: a recorded pglist trace replays to the pages and hints the run produced", async () => {
+  for (const w of ["heap", "pressure"]) {
+    const r = await run(
+      parseBootArgs(["--memory", "64M", "-w", w, "-n", "40", "--record-pglist", "x"]),
+    );
+    assert.equal(r.status, 0);
+    const t = r.pglistTrace!;
+    assert.ok(t.lines.some((l) => l.includes('"op":"state"')));
+    assert.deepEqual(replayAll(t.lines, new PglistReplayer()), t.results, `workload ${w}`);
+  }
+});
