@@ -1,0 +1,669 @@
+/**
+ * Free-page queues, `uvm_pagealloc` and `uvm_pagefree`: the {@link Uvm} object
+ * that ties the page array, the free lists and the page daemon together.
+ *
+ * Theory. Every free page sits on the queue of its segment's free list (the
+ * x86 port has six: DEFAULT above 4 GiB first, then FIRST1T ... FIRST16).
+ * A queue is a circular doubly-linked list through the page array's link
+ * arrays, headed by a sentinel id (0 to 5); links are stored relative to the
+ * page so that the zero-filled arrays of a fresh segment already form a chain
+ * from its highest free page down to its lowest, and loading a segment only
+ * splices that chain in front of the queue, as NetBSD's boot-time frees in
+ * ascending order leave it. `uvm_pagealloc` pops the head of the first
+ * non-empty queue (free list 0 first, or one given list); `uvm_pagefree` pushes
+ * the page back at the head: both O(1) plus a binary search over the
+ * segments for the frame number, with no allocation.
+ *
+ * Invariants (verified by {@link Uvm.check}): a page is on a queue exactly when
+ * its `PG_FREE` flag and its bitmap bit are set, on the queue of its own free
+ * list; the queue links are consistent; the per-list and total free counts
+ * equal the number of queued pages; a page held by a page list or by the
+ * aggressive contiguous search is never free.
+ *
+ * The page daemon is not part of this file: {@link PageDaemonHooks} is how
+ * `uvm_pglistalloc` asks whether waiting could help, waits, and kicks it. The
+ * default hooks have nothing reclaimable and wait for any page to be freed.
+ *
+ * @module
+ */
+
+import { checkInteger, describe, KernelError } from "./errors.ts";
+import {
+  FIRST_PAGE_ID,
+  PG_FREE,
+  PG_PGLCA,
+  PG_PGLIST,
+  PhysMem,
+  type PhysSegInfo,
+  popcount32,
+  VM_FREELIST_DEFAULT,
+  VM_FREELIST_FIRST16,
+  VM_FREELIST_FIRST4G,
+  VM_NFREELIST,
+} from "./physseg.ts";
+
+/** `uvm_pagealloc` flag: the caller may dip into the kernel's reserve. */
+export const UVM_PGA_USERESERVE = 0x01;
+/** `uvm_pagealloc` flag: the caller is the page daemon (may use its reserve). */
+export const UVM_PGA_PAGEDAEMON = 0x02;
+/** `uvm_pagealloc` flag: with a given free list, fall back to all lists in order. */
+export const UVM_PGA_FALLBACK = 0x04;
+
+/** What `uvm_pglistalloc` needs from the page daemon. */
+export interface PageDaemonHooks {
+  /** `uvm_reclaimable()`: could the page daemon free anything by evicting pages? */
+  reclaimable(): boolean;
+  /** `uvm_wait()`: resolves once the daemon freed pages; rejects when `signal` aborts. */
+  wait(signal?: AbortSignal): Promise<void>;
+  /** `uvm_kick_pdaemon()`: wake the daemon if memory is short. Must not free pages synchronously. */
+  kick(): void;
+}
+
+/** Options of a new {@link Uvm}. */
+export interface UvmOptions {
+  /** Bytes per page, a power of two (default 4096). */
+  pageSize?: number;
+  /** Free pages kept for the page daemon (`uvmexp.reserve_pagedaemon`, default 0). */
+  reservePagedaemon?: number;
+  /** Free pages kept for the kernel (`uvmexp.reserve_kernel`, default 0). */
+  reserveKernel?: number;
+}
+
+/** A RAM range in bytes, as a firmware memory map reports it. */
+export interface RamRegion {
+  /** First byte. */
+  base: number;
+  /** Length in bytes. */
+  size: number;
+}
+
+/**
+ * The physical page allocator: segments, page array, free queues, counts,
+ * reserves and page-daemon hooks. Frames are named by page frame number.
+ */
+export class Uvm {
+  /** The segments and the page array. */
+  readonly physmem: PhysMem;
+  /** Bytes per page. */
+  readonly pageSize: number;
+  /** `uvmexp.reserve_pagedaemon`. */
+  reservePagedaemon: number;
+  /** `uvmexp.reserve_kernel`. */
+  reserveKernel: number;
+  /** The page daemon's hooks (replace them to plug a daemon in). */
+  hooks: PageDaemonHooks;
+
+  #free = 0;
+  #freeByList = new Int32Array(VM_NFREELIST);
+  #waiters: (() => void)[] = [];
+
+  /** Creates an allocator with no memory; see {@link UvmOptions}. */
+  constructor(options: UvmOptions = {}) {
+    const pageSize = options.pageSize ?? 4096;
+    this.reservePagedaemon = checkInteger("reserve_pagedaemon", options.reservePagedaemon ?? 0);
+    this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0);
+    this.physmem = new PhysMem(pageSize);
+    this.pageSize = pageSize;
+    for (let h = 0; h < VM_NFREELIST; h++) {
+      this.#setNext(h, h);
+      this.#setPrev(h, h);
+    }
+    this.hooks = {
+      reclaimable: () => false,
+      wait: (signal?: AbortSignal) => this.waitForFree(signal),
+      kick: () => {},
+    };
+  }
+
+  /**
+   * `uvm_page_physload`: frames `[start, end)` exist, `[availStart, availEnd)`
+   * of them are free, all on `freeList`. Refuses (changing nothing) bad
+   * bounds, an unknown free list and an overlap with a loaded segment.
+   */
+  physload(
+    start: number,
+    end: number,
+    availStart: number,
+    availEnd: number,
+    freeList: number,
+  ): void {
+    const pm = this.physmem;
+    const s = pm.plug(start, end, availStart, availEnd, freeList);
+    const n = availEnd - availStart;
+    if (n === 0) return;
+    const bottom = (availStart + pm.segIdOffset[s]) | 0;
+    const top = bottom + n - 1;
+    const h = freeList;
+    const first = this.#next(h);
+    this.#setNext(h, top);
+    this.#setPrev(top, h);
+    this.#setNext(bottom, first);
+    this.#setPrev(first, bottom);
+    this.#free += n;
+    this.#freeByList[freeList] += n;
+  }
+
+  /** Number of segments. */
+  get segmentCount(): number {
+    return this.physmem.nsegs;
+  }
+
+  /** A copy of segment `i` (segments in ascending address order). */
+  segment(i: number): PhysSegInfo {
+    return this.physmem.segment(i);
+  }
+
+  /** Free pages in all (`uvm_availmem`) or on one free list. */
+  freeCount(freeList?: number): number {
+    if (freeList === undefined) return this.#free;
+    checkInteger("freelist", freeList, 0, VM_NFREELIST - 1);
+    return this.#freeByList[freeList];
+  }
+
+  /** Total free pages (`uvm_availmem`). */
+  get free(): number {
+    return this.#free;
+  }
+
+  /** True when frame `pfn` is managed and free. */
+  isFree(pfn: number): boolean {
+    const id = this.physmem.idOf(pfn);
+    return id >= 0 && (this.physmem.flags[id] & PG_FREE) !== 0;
+  }
+
+  /** True when frame `pfn` belongs to a loaded segment. */
+  isManaged(pfn: number): boolean {
+    return this.physmem.idOf(pfn) >= 0;
+  }
+
+  /** The flags (`PG_*`) of managed frame `pfn`. */
+  pageFlags(pfn: number): number {
+    return this.physmem.flags[this.#id("pfn", pfn)];
+  }
+
+  /** The owner byte of managed frame `pfn` (0 on a free page). */
+  owner(pfn: number): number {
+    return this.physmem.owner[this.#id("pfn", pfn)];
+  }
+
+  /**
+   * Sets the owner byte (0 to 255) of an allocated frame: the kernel's own
+   * mark, e.g. "wired kernel page" or "page-cache page". Freeing clears it.
+   */
+  setOwner(pfn: number, owner: number): void {
+    const id = this.#id("pfn", pfn);
+    checkInteger("owner", owner, 0, 255);
+    if ((this.physmem.flags[id] & PG_FREE) !== 0) {
+      throw new KernelError("EINVAL", `setOwner: page ${describe(pfn)} is free`);
+    }
+    this.physmem.owner[id] = owner;
+  }
+
+  /**
+   * `uvm_pagealloc`: takes one free page and returns its frame number, or -1
+   * when none can be had. With `freeList` -1 the free lists are tried in order
+   * 0 to 5; otherwise only `freeList` (then all, with {@link UVM_PGA_FALLBACK}).
+   * Fails while free pages are at or below `reserveKernel` (unless
+   * {@link UVM_PGA_USERESERVE}) or `reservePagedaemon` (unless
+   * {@link UVM_PGA_PAGEDAEMON}). Kicks the page daemon. O(1) plus the frame lookup.
+   */
+  pageAlloc(freeList = -1, flags = 0): number {
+    const id = this.pageAllocId(freeList, flags);
+    return id < 0 ? -1 : this.physmem.pfnOf(id);
+  }
+
+  /** {@link pageAlloc} returning the page id (for mm/). */
+  pageAllocId(freeList = -1, flags = 0): number {
+    if (
+      freeList !== -1 && !(freeList >= 0 && freeList < VM_NFREELIST && (freeList | 0) === freeList)
+    ) {
+      checkInteger("freelist", freeList, 0, VM_NFREELIST - 1);
+    }
+    if (!(flags >= 0 && flags <= 7 && (flags | 0) === flags)) checkInteger("flags", flags, 0, 7);
+    this.hooks.kick();
+    const free = this.#free;
+    if (
+      (free <= this.reserveKernel && (flags & UVM_PGA_USERESERVE) === 0) ||
+      (free <= this.reservePagedaemon && (flags & UVM_PGA_PAGEDAEMON) === 0)
+    ) {
+      return -1;
+    }
+    if (freeList !== -1) {
+      const id = this.#next(freeList);
+      if (id !== freeList) {
+        this.takeFree(id);
+        return id;
+      }
+      if ((flags & UVM_PGA_FALLBACK) === 0) return -1;
+    }
+    for (let h = 0; h < VM_NFREELIST; h++) {
+      const id = this.#next(h);
+      if (id !== h) {
+        this.takeFree(id);
+        return id;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * `uvm_pagefree`: puts allocated frame `pfn` back at the head of its free
+   * list. Refuses a free page, an unmanaged frame and a page that belongs to
+   * a page list (those go back with `pglistFree`).
+   */
+  pageFree(pfn: number): void {
+    const id = this.#id("pfn", pfn);
+    const f = this.physmem.flags[id];
+    if ((f & PG_FREE) !== 0) {
+      throw new KernelError("BADFREE", `uvm_pagefree: page ${describe(pfn)} is already free`);
+    }
+    if ((f & (PG_PGLIST | PG_PGLCA)) !== 0) {
+      throw new KernelError(
+        "BADFREE",
+        `uvm_pagefree: page ${describe(pfn)} belongs to a page list; free the list`,
+      );
+    }
+    this.putFree(id);
+  }
+
+  /**
+   * Takes the given free frame off its free list, as if something else had
+   * allocated it (firmware, the kernel image, a device). Refuses a frame that
+   * is unmanaged or not free. Moves no start hint.
+   */
+  pageClaim(pfn: number): void {
+    const id = this.#id("pfn", pfn);
+    if ((this.physmem.flags[id] & PG_FREE) === 0) {
+      throw new KernelError("EBUSY", `claim: page ${describe(pfn)} is not free`);
+    }
+    this.takeFree(id);
+  }
+
+  /**
+   * Resolves when a page is next freed; rejects with an `EINTR`
+   * {@link KernelError} when `signal` aborts first. The default `hooks.wait`.
+   */
+  waitForFree(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new KernelError("EINTR", "wait for free pages aborted"));
+        return;
+      }
+      const onAbort = () => {
+        const i = this.#waiters.indexOf(wake);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(new KernelError("EINTR", "wait for free pages aborted"));
+      };
+      const wake = () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.push(wake);
+    });
+  }
+
+  /**
+   * Takes free page `id` off its queue: clears `PG_FREE`, the bitmap bit and
+   * the owner, and counts it. For mm/ (the caller has checked it is free).
+   */
+  takeFree(id: number): void {
+    const pm = this.physmem;
+    const next = pm.nextRel;
+    const prev = pm.prevRel;
+    const p = id + 1 + prev[id];
+    const n = id - 1 + next[id];
+    next[p] = n - p + 1;
+    prev[n] = p - n - 1;
+    pm.flags[id] = 0;
+    pm.markBusy(id);
+    this.#free--;
+    this.#freeByList[pm.freeListOf[id]]--;
+  }
+
+  /**
+   * Takes the free pages whose bits are set in `bits` out of bitmap word `w`
+   * (all free, so all of one segment), giving them the flags `flag`. For mm/.
+   */
+  takeFreeBits(w: number, bits: number, flag: number): void {
+    const pm = this.physmem;
+    const base = w * 32;
+    const low = bits & -bits;
+    if ((bits & (bits + low)) === 0) {
+      // One run of bits: unlink it as a block when it is a chain.
+      this.#unlinkRun(base + 31 - Math.clz32(low), base + 32 - Math.clz32(bits), flag);
+    } else {
+      const next = pm.nextRel;
+      const prev = pm.prevRel;
+      const flags = pm.flags;
+      let b = bits;
+      while (b !== 0) {
+        const id = base + 31 - Math.clz32(b & -b);
+        b &= b - 1;
+        const p = id + 1 + prev[id];
+        const n = id - 1 + next[id];
+        next[p] = n - p + 1;
+        prev[n] = p - n - 1;
+        flags[id] = flag;
+      }
+    }
+    pm.markBusyBits(w, bits);
+    const k = popcount32(bits);
+    this.#free -= k;
+    this.#freeByList[pm.freeListOf[base + 31 - Math.clz32(low)]] -= k;
+  }
+
+  /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. For mm/. */
+  takeFreeRun(first: number, n: number, flag: number): void {
+    const pm = this.physmem;
+    const end = first + n;
+    this.#unlinkRun(first, end, flag);
+    let id = first;
+    while (id < end) {
+      const w = id >> 5;
+      const stop = Math.min(end, w * 32 + 32);
+      pm.markBusyBits(w, (-1 << (id & 31)) & (-1 >>> (31 - ((stop - 1) & 31))));
+      id = stop;
+    }
+    this.#free -= n;
+    this.#freeByList[pm.freeListOf[first]] -= n;
+  }
+
+  /**
+   * Unlinks free pages `[a, b)` from their queue and flags them: at once when
+   * they form the chain `b-1 -> ... -> a` there, else one by one upward. Either
+   * way each page keeps its own links, so {@link untakeFree} newest first
+   * (from `b-1` down) puts them back.
+   */
+  #unlinkRun(a: number, b: number, flag: number): void {
+    const pm = this.physmem;
+    const next = pm.nextRel;
+    const prev = pm.prevRel;
+    const flags = pm.flags;
+    let chain = true;
+    for (let id = a + 1; id < b; id++) {
+      if (next[id] !== 0) {
+        chain = false;
+        break;
+      }
+    }
+    if (chain) {
+      const top = b - 1;
+      const p = top + 1 + prev[top];
+      const n = a - 1 + next[a];
+      next[p] = n - p + 1;
+      prev[n] = p - n - 1;
+    } else {
+      for (let id = a; id < b; id++) {
+        const p = id + 1 + prev[id];
+        const n = id - 1 + next[id];
+        next[p] = n - p + 1;
+        prev[n] = p - n - 1;
+      }
+    }
+    for (let id = a; id < b; id++) flags[id] = flag;
+  }
+
+  /**
+   * Puts the allocated pages `ids[from..to)` back at the head of their free
+   * lists, in that order (each lands in front of the one before). A run of
+   * consecutive ids lands as one descending chain, which the relative links
+   * express with zeros, so it is spliced in at once. For mm/.
+   */
+  putFreeIds(ids: readonly number[], from: number, to: number): void {
+    const pm = this.physmem;
+    const next = pm.nextRel;
+    const prev = pm.prevRel;
+    const flags = pm.flags;
+    const owner = pm.owner;
+    const fl = pm.freeListOf;
+    const counts = this.#freeByList;
+    let i = from;
+    while (i < to) {
+      const a = ids[i];
+      let b = a + 1;
+      i++;
+      while (i < to && ids[i] === b) {
+        b++;
+        i++;
+      }
+      const h = fl[a];
+      const top = b - 1;
+      const first = h - 1 + next[h];
+      for (let id = a; id < top; id++) {
+        next[id + 1] = 0;
+        prev[id] = 0;
+      }
+      next[h] = top - h + 1;
+      prev[top] = h - top - 1;
+      next[a] = first - a + 1;
+      prev[first] = a - first - 1;
+      for (let id = a; id < b; id++) {
+        flags[id] = PG_FREE;
+        owner[id] = 0;
+      }
+      pm.markFreeRange(a, b);
+      counts[h] += b - a;
+    }
+    this.#free += to - from;
+    if (to > from && this.#waiters.length !== 0) this.#wakeup();
+  }
+
+  /**
+   * Undoes {@link takeFree} of page `id`, putting it back exactly where it was
+   * in its queue. Valid only for the most recent take not yet undone, with no
+   * other queue change since (a refused call undoes its takes newest first).
+   */
+  untakeFree(id: number): void {
+    const pm = this.physmem;
+    const p = this.#prev(id);
+    const n = this.#next(id);
+    this.#setNext(p, id);
+    this.#setPrev(n, id);
+    pm.flags[id] = PG_FREE;
+    pm.owner[id] = 0;
+    pm.markFree(id);
+    this.#free++;
+    this.#freeByList[pm.freeListOf[id]]++;
+  }
+
+  /**
+   * Puts allocated page `id` at the head of its free list's queue and wakes
+   * waiters. For mm/ (the caller has checked it is not free).
+   */
+  putFree(id: number): void {
+    const pm = this.physmem;
+    const next = pm.nextRel;
+    const prev = pm.prevRel;
+    const h = pm.freeListOf[id];
+    const first = h - 1 + next[h];
+    next[h] = id - h + 1;
+    prev[id] = h - id - 1;
+    next[id] = first - id + 1;
+    prev[first] = id - first - 1;
+    pm.flags[id] = PG_FREE;
+    pm.owner[id] = 0;
+    pm.markFree(id);
+    this.#free++;
+    this.#freeByList[h]++;
+    if (this.#waiters.length !== 0) this.#wakeup();
+  }
+
+  /** Queue link of page `id` (for mm/: the aggressive search's own list uses them). */
+  linkNext(id: number): number {
+    return this.#next(id);
+  }
+
+  /** Queue link of page `id` (for mm/). */
+  linkPrev(id: number): number {
+    return this.#prev(id);
+  }
+
+  /** Sets a queue link of an allocated page `id` (for mm/). */
+  setLinkNext(id: number, next: number): void {
+    this.#setNext(id, next);
+  }
+
+  /** Sets a queue link of an allocated page `id` (for mm/). */
+  setLinkPrev(id: number, prev: number): void {
+    this.#setPrev(id, prev);
+  }
+
+  /**
+   * Verifies every invariant (see the module comment and
+   * {@link PhysMem.check}); throws an `EFAULT` {@link KernelError} naming the
+   * first one broken. Cost O(pages).
+   */
+  check(): void {
+    const pm = this.physmem;
+    pm.check();
+    const fail = (what: string): never => {
+      throw new KernelError("EFAULT", `uvm check: ${what}`);
+    };
+    let total = 0;
+    const seen = new Uint8Array(pm.nids);
+    for (let h = 0; h < VM_NFREELIST; h++) {
+      let n = 0;
+      let prev = h;
+      let id = this.#next(h);
+      while (id !== h) {
+        if (id < FIRST_PAGE_ID || id >= pm.nids) fail(`queue ${h} links to id ${id}`);
+        if (seen[id]) fail(`page id ${id} queued twice`);
+        seen[id] = 1;
+        if ((pm.flags[id] & PG_FREE) === 0) fail(`queued page id ${id} is not PG_FREE`);
+        if (pm.freeListOf[id] !== h) fail(`page id ${id} on queue ${h} of another list`);
+        if (this.#prev(id) !== prev) fail(`back link of page id ${id}`);
+        prev = id;
+        id = this.#next(id);
+        if (++n > pm.nids) fail(`queue ${h} does not end`);
+      }
+      if (this.#prev(h) !== prev) fail(`queue ${h} tail link`);
+      if (n !== this.#freeByList[h]) {
+        fail(`free list ${h} counts ${this.#freeByList[h]}, holds ${n}`);
+      }
+      total += n;
+    }
+    if (total !== this.#free) fail(`free count ${this.#free} != ${total}`);
+    let flagged = 0;
+    for (let id = 0; id < pm.nids; id++) {
+      if ((pm.flags[id] & PG_FREE) !== 0) {
+        flagged++;
+        if (!seen[id]) fail(`free page id ${id} is on no queue`);
+        if (pm.owner[id] !== 0) fail(`free page id ${id} has an owner`);
+      }
+    }
+    if (flagged !== total) fail(`PG_FREE pages ${flagged} != queued ${total}`);
+  }
+
+  // ---- internals ----------------------------------------------------------
+
+  #id(name: string, pfn: number): number {
+    checkInteger(name, pfn);
+    const id = this.physmem.idOf(pfn);
+    if (id < 0) {
+      throw new KernelError("EINVAL", `${name} ${describe(pfn)} is in no physical segment`);
+    }
+    return id;
+  }
+
+  #next(id: number): number {
+    return id - 1 + this.physmem.nextRel[id];
+  }
+
+  #prev(id: number): number {
+    return id + 1 + this.physmem.prevRel[id];
+  }
+
+  #setNext(id: number, next: number): void {
+    this.physmem.nextRel[id] = next - id + 1;
+  }
+
+  #setPrev(id: number, prev: number): void {
+    this.physmem.prevRel[id] = prev - id - 1;
+  }
+
+  #wakeup(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/**
+ * Loads a firmware RAM map the way x86 `init_x86_vm` does: every region (in
+ * bytes, trimmed inward to whole pages) is cut at 16 MiB and 4 GiB, the part
+ * below 16 MiB going to {@link VM_FREELIST_FIRST16}, the part below 4 GiB to
+ * {@link VM_FREELIST_FIRST4G} and the rest to {@link VM_FREELIST_DEFAULT}.
+ * `availRegions` (default: all of `regions`) says which bytes start free; a
+ * piece holding several of them is cut between them, since a segment has one
+ * free range. Refuses (loading nothing) bad or overlapping regions. Returns
+ * the number of segments loaded.
+ */
+export function loadRam(
+  uvm: Uvm,
+  regions: readonly RamRegion[],
+  availRegions: readonly RamRegion[] = regions,
+): number {
+  const ps = uvm.pageSize;
+  const toFrames = (r: RamRegion, name: string, i: number): [number, number] => {
+    if (typeof r !== "object" || r === null) {
+      throw new KernelError("EINVAL", `${name}[${i}] must be {base, size}, got ${describe(r)}`);
+    }
+    const base = checkInteger(`${name}[${i}].base`, r.base);
+    const size = checkInteger(`${name}[${i}].size`, r.size, 0, 2 ** 53 - base);
+    return [Math.ceil(base / ps), Math.floor((base + size) / ps)];
+  };
+  if (!Array.isArray(regions)) throw new KernelError("EINVAL", `regions must be an array`);
+  if (!Array.isArray(availRegions)) {
+    throw new KernelError("EINVAL", `availRegions must be an array`);
+  }
+  const avail = availRegions.map((r, i) => toFrames(r, "availRegions", i))
+    .filter(([a, b]) => a < b)
+    .sort((x, y) => x[0] - y[0]);
+  const cut16 = Math.floor(16 * 2 ** 20 / ps);
+  const cut4g = Math.floor(2 ** 32 / ps);
+  const plan: [number, number, number, number, number][] = [];
+  regions.forEach((r, i) => {
+    const [start, end] = toFrames(r, "regions", i);
+    const pieces: [number, number, number][] = [
+      [start, Math.min(end, cut16), VM_FREELIST_FIRST16],
+      [Math.max(start, cut16), Math.min(end, cut4g), VM_FREELIST_FIRST4G],
+      [Math.max(start, cut4g), end, VM_FREELIST_DEFAULT],
+    ];
+    for (const [s, e, fl] of pieces) {
+      if (s >= e) continue;
+      const inside = avail
+        .map(([a, b]): [number, number] => [Math.max(a, s), Math.min(b, e)])
+        .filter(([a, b]) => a < b);
+      if (inside.length === 0) {
+        plan.push([s, e, s, s, fl]);
+        continue;
+      }
+      for (let k = 0; k < inside.length; k++) {
+        const segStart = k === 0 ? s : inside[k][0];
+        const segEnd = k === inside.length - 1 ? e : inside[k + 1][0];
+        plan.push([segStart, segEnd, inside[k][0], inside[k][1], fl]);
+      }
+    }
+  });
+  const sorted = plan.slice().sort((x, y) => x[0] - y[0]);
+  for (let i = 0; i < sorted.length; i++) {
+    uvm.physmem.validate(...sorted[i]);
+    if (i > 0 && sorted[i - 1][1] > sorted[i][0]) {
+      throw new KernelError(
+        "EINVAL",
+        `loadRam: frames [${sorted[i - 1][0]}, ${sorted[i - 1][1]}) and [${sorted[i][0]}, ${
+          sorted[i][1]
+        }) overlap`,
+      );
+    }
+  }
+  const segs = uvm.segmentCount;
+  let pages = 0;
+  for (const p of plan) pages += p[1] - p[0];
+  if (uvm.physmem.nids + pages + 32 * (plan.length + 1) > 0x7fff_f000) {
+    throw new KernelError("ENOMEM", `loadRam: page array full`);
+  }
+  for (const p of plan) uvm.physload(...p);
+  return uvm.segmentCount - segs;
+}

@@ -1,0 +1,1016 @@
+/**
+ * `uvm_pglistalloc` and `uvm_pglistfree`: lists of physical pages under
+ * address, alignment and boundary constraints, choosing exactly the pages and
+ * moving exactly the start hints that NetBSD's uvm_pglist.c (rev 1.89) does.
+ *
+ * Theory. A request of `size` bytes becomes `num` pages. It takes the
+ * contiguous path when it needs one run (`nsegs < num`), an alignment above a
+ * page or a boundary; otherwise the simple path, which takes free pages one
+ * by one. Both walk the segments free list 0 first, ascending within a list,
+ * and fail at once when free pages are at or below the two reserves.
+ *
+ * Contiguous, per segment: candidates are multiples of the alignment, from
+ * `roundup(max(low, availStart + hint))` up to `limit = min(high, availEnd)`;
+ * when that pass runs out and the hint is not zero, a second pass goes from the
+ * segment's start with the limit lowered to the old hint, so a run straddling
+ * the hint is found by neither. The seed checks a window from its top down and
+ * jumps past the highest busy page, rounded to the alignment, or to the
+ * boundary a window crosses; every candidate it jumps over is unusable, so it
+ * returns the lowest usable candidate of the pass. This file returns that same
+ * candidate a word at a time: the highest busy page of a window comes from
+ * the free bitmap (`lastBusy`), the next free page after it from `findFree`,
+ * and a request of 63 pages or more (which must cover a whole, all-free bitmap
+ * word) first jumps to the next such word through the two summary levels. A
+ * success takes the window and sets the hint to its end; a failure changes
+ * nothing.
+ *
+ * Simple, per segment: take free pages upward from `max(low, availStart +
+ * hint)` to the limit, then (hint not zero) from the segment's start up to the
+ * old hint. The hint becomes the page after the last one taken, or the limit
+ * of the pass that ran out. A failed request gives its pages back but keeps
+ * the hints it moved.
+ *
+ * The seed's C integer types are kept. `uimin`/`uimax` reduce frame numbers
+ * modulo 2^32 (a `high` of 2^44 acts as 0) and the hint is a `u_int`. While
+ * a segment ends below frame 2^31 (and, contiguous, with the alignment and
+ * the request added), every `int` of the seed holds its exact value and the
+ * word-wise search above applies. Past that, a statement-for-statement port
+ * with the seed's `int` wrap-around runs page by page, so segments anywhere
+ * give the seed's answer. Where the seed's behaviour is undefined (a page
+ * read outside its segment, a busy page taken, a search that never ends) or
+ * its hint assertion fails (a truncated `high` below a segment's first free
+ * frame makes the simple path's hint negative), the request is refused with
+ * `EINVAL` and every page and hint it touched is put back exactly: takes are
+ * undone newest first, each page relinked where it was (its own links are
+ * never overwritten while it is taken), and the hints restored.
+ *
+ * Waiting (`waitok`): the simple path keeps the pages it got, waits for a free
+ * and tries again for the rest; the contiguous path falls back to the
+ * aggressive search (allocate pages one by one, marking them `PG_PGLCA`, until
+ * the marks complete a suitable run) while the page daemon says something is
+ * reclaimable, then frees what it did not use. {@link pglistAllocWait} does
+ * that asynchronously; the synchronous {@link pglistAlloc} with `waitok`
+ * throws `WOULDBLOCK` (changing nothing) where the seed would sleep.
+ *
+ * Cost: a contiguous search is O(words scanned + busy runs met); the seed's is
+ * O(pages scanned). A simple request is O(pages taken + words scanned).
+ *
+ * @module
+ */
+
+import { checkInteger, describe, isPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
+import {
+  PG_FREE,
+  PG_PGLCA,
+  PG_PGLIST,
+  type PhysMem,
+  popcount32,
+  u32,
+  VM_NFREELIST,
+} from "./physseg.ts";
+import type { Uvm } from "./page.ts";
+
+const INT_MAX = 0x7fffffff;
+const ENOMEM_MESSAGE = "uvm_pglistalloc: no pages satisfy the request";
+
+/**
+ * A list of page ids: the `rlist` under construction. A plain array, since
+ * small typed arrays are costly to create and a page list is made per call.
+ */
+class IdList {
+  ids: number[] = [];
+  length = 0;
+
+  push(id: number): void {
+    this.ids[this.length++] = id;
+  }
+}
+
+let listIds: (list: PageList) => readonly number[];
+let markFreed: (list: PageList) => void;
+
+/**
+ * The pages `uvm_pglistalloc` returned, in list order. Give them back with
+ * {@link PageList.free} (or {@link pglistFree}).
+ */
+export class PageList {
+  readonly #uvm: Uvm;
+  readonly #ids: readonly number[];
+  #freed = false;
+
+  static {
+    listIds = (list) => list.#ids;
+    markFreed = (list) => {
+      list.#freed = true;
+    };
+  }
+
+  /** Made by the allocator only. */
+  private constructor(uvm: Uvm, ids: readonly number[]) {
+    this.#uvm = uvm;
+    this.#ids = ids;
+  }
+
+  /** @internal Builds a list over `ids` (pages already marked `PG_PGLIST`). */
+  static fromIds(uvm: Uvm, ids: readonly number[]): PageList {
+    return new PageList(uvm, ids);
+  }
+
+  /** The allocator the pages came from. */
+  get uvm(): Uvm {
+    return this.#uvm;
+  }
+
+  /** Number of pages. */
+  get length(): number {
+    return this.#ids.length;
+  }
+
+  /** True once the list has been freed. */
+  get freed(): boolean {
+    return this.#freed;
+  }
+
+  /** Frame number of the `i`-th page of the list. */
+  pfn(i: number): number {
+    checkInteger("i", i, 0, this.#ids.length - 1);
+    return this.#uvm.physmem.pfnOf(this.#ids[i]);
+  }
+
+  /** Frame numbers of all pages, in list order. */
+  pfns(): number[] {
+    const pm = this.#uvm.physmem;
+    return this.#ids.map((id) => pm.pfnOf(id));
+  }
+
+  /** The list as runs `[firstPfn, count]` of consecutive frames, in list order. */
+  runs(): [number, number][] {
+    const pm = this.#uvm.physmem;
+    const out: [number, number][] = [];
+    let start = -1;
+    let count = 0;
+    for (let i = 0; i < this.#ids.length; i++) {
+      const pfn = pm.pfnOf(this.#ids[i]);
+      if (count > 0 && pfn === start + count) {
+        count++;
+        continue;
+      }
+      if (count > 0) out.push([start, count]);
+      start = pfn;
+      count = 1;
+    }
+    if (count > 0) out.push([start, count]);
+    return out;
+  }
+
+  /** `uvm_pglistfree`: puts every page back on its free list. */
+  free(): void {
+    pglistFree(this.#uvm, this);
+  }
+}
+
+// ---- per-segment searches -------------------------------------------------
+
+const INT_LIMIT = 2147483648;
+
+function roundUp(x: number, a: number): number {
+  return a === 1 ? x : Math.ceil(x / a) * a;
+}
+
+/** C `int` conversion (two's complement wrap) of an integer-valued number. */
+function i32(x: number): number {
+  return x | 0;
+}
+
+/** A refusal raised mid-search: the call's takes and hints must be undone. */
+class Refusal extends KernelError {}
+
+/** A request the seed could not carry out in defined behaviour. */
+function undefinedBehaviour(what: string): KernelError {
+  return new Refusal("EINVAL", `uvm_pglistalloc: ${what} (undefined in the seed)`);
+}
+
+/**
+ * Lowest candidate `c` (a multiple of `a`, `c >= from`, `c + num <= lim`)
+ * whose `num` frames are free and, with `b` pages of boundary (0: none), do
+ * not cross one; -1 when there is none. `off` maps frames of the segment to
+ * ids. Every value here is below 2^31 (the caller checked), so the
+ * arithmetic stays in small integers.
+ */
+function searchRun(
+  pm: PhysMem,
+  off: number,
+  from: number,
+  lim: number,
+  num: number,
+  a: number,
+  b: number,
+): number {
+  const amask = -a | 0;
+  const bmask = -b | 0;
+  let c = from;
+  for (;;) {
+    if (num >= 63) {
+      const w = pm.findFullWord((c + off + 31) >> 5, (lim + off) >> 5);
+      if (w < 0) return -1;
+      const need = w * 32 + 32 - num - off;
+      if (need > c) c = (need + a - 1) & amask;
+    }
+    if (c + num > lim) return -1;
+    if (b !== 0) {
+      const last = (c + num - 1) & bmask;
+      if ((c & bmask) !== last) {
+        c = (last + a - 1) & amask;
+        continue;
+      }
+    }
+    const busy = pm.lastBusy(c + off, c + num + off);
+    if (busy < 0) return c;
+    const next = pm.findFree(busy + 1, lim + off);
+    if (next < 0) return -1;
+    c = (next - off + a - 1) & amask;
+  }
+}
+
+function takeRun(uvm: Uvm, first: number, num: number, out: IdList): void {
+  uvm.takeFreeRun(first, num, PG_PGLIST);
+  const ids = out.ids;
+  let k = out.length;
+  for (let id = first, end = first + num; id < end; id++) ids[k++] = id;
+  out.length = k;
+}
+
+/**
+ * `uvm_pglistalloc_c_ps`: one run of `num` pages from segment `s`, or nothing.
+ * While every value the seed keeps in an `int` stays below 2^31 the word-wise
+ * search gives its answer; past that, {@link contigSegmentLiteral}.
+ */
+function contigSegment(
+  uvm: Uvm,
+  s: number,
+  num: number,
+  lowPfn: number,
+  highPfn: number,
+  a: number,
+  boundary: number,
+  out: IdList,
+): boolean {
+  const pm = uvm.physmem;
+  const as = pm.segAvailStart[s];
+  const ae = pm.segAvailEnd[s];
+  if (highPfn <= as || lowPfn >= ae) return false;
+  if (ae + a + num >= INT_LIMIT) {
+    return contigSegmentLiteral(uvm, s, num, lowPfn, highPfn, a, boundary, out);
+  }
+  const asI = as | 0;
+  const bp = Math.floor(boundary / uvm.pageSize);
+  const b = bp < INT_LIMIT ? bp | 0 : 0;
+  const hint = pm.segHint[s] | 0;
+  const off = pm.segIdOffset[s] | 0;
+  const low = lowPfn | 0;
+  const limit = Math.min(u32(highPfn), ae) | 0;
+  const amask = -a | 0;
+  let c = searchRun(pm, off, (Math.max(low, asI + hint) + a - 1) & amask, limit, num, a, b);
+  if (c < 0) {
+    if (hint === 0) return false;
+    c = searchRun(
+      pm,
+      off,
+      (Math.max(low, asI) + a - 1) & amask,
+      Math.min(limit, asI + hint),
+      num,
+      a,
+      b,
+    );
+    if (c < 0) return false;
+  }
+  takeRun(uvm, c + off, num, out);
+  pm.segHint[s] = c + num - asI;
+  return true;
+}
+
+/**
+ * The seed's `uvm_pglistalloc_c_ps` statement for statement, with its `int`
+ * and `u_int` wrap-around, page by page: for segments near or above frame
+ * 2^31 and alignments beyond an `int`. Where the seed would touch a page
+ * outside the segment, take a busy page or never finish, the request is
+ * refused.
+ */
+function contigSegmentLiteral(
+  uvm: Uvm,
+  s: number,
+  num: number,
+  lowPfn: number,
+  highPfn: number,
+  a: number,
+  boundary: number,
+  out: IdList,
+): boolean {
+  const pm = uvm.physmem;
+  const start = pm.segStart[s];
+  const n = pm.segEnd[s] - start;
+  const as = pm.segAvailStart[s];
+  const ae = pm.segAvailEnd[s];
+  const hint = pm.segHint[s];
+  const base = (start + pm.segIdOffset[s]) | 0;
+  const bpages = Math.floor(boundary / uvm.pageSize);
+  const pagemask = bpages === 0 ? 0 : i32(-bpages);
+  let candidate = i32(roundUp(Math.max(u32(lowPfn), u32(as + hint)), a));
+  let limit = i32(Math.min(u32(highPfn), u32(ae)));
+  let skip = 0;
+  let second = false;
+  let cidx = 0;
+  let end = 0;
+  let budget = 4 * n + 4096;
+  for (;;) {
+    if (--budget < 0) throw undefinedBehaviour("the contiguous search would not end");
+    if (i32(candidate + num) > limit) {
+      if (hint === 0 || second) return false;
+      second = true;
+      candidate = i32(roundUp(Math.max(u32(lowPfn), u32(as)), a));
+      limit = i32(Math.min(u32(limit), u32(as + hint)));
+      skip = 0;
+      continue;
+    }
+    if (boundary !== 0 && ((candidate ^ i32(candidate + num - 1)) & pagemask) !== 0) {
+      candidate = i32(roundUp(i32(candidate + num - 1) & pagemask, a));
+      skip = 0;
+      continue;
+    }
+    cidx = i32(candidate - start);
+    end = i32(cidx + num);
+    const stop = i32(cidx + skip);
+    let idx = end - 1;
+    for (; idx >= stop; idx--) {
+      if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
+      if ((pm.flags[base + idx] & PG_FREE) === 0) break;
+    }
+    if (idx < stop) break;
+    const cnt = i32(roundUp(i32(idx + 1 - cidx), a));
+    skip = i32(num - cnt);
+    candidate = i32(candidate + cnt);
+  }
+  for (let idx = cidx; idx < end; idx++) {
+    if (idx < 0 || idx >= n || (pm.flags[base + idx] & PG_FREE) === 0) {
+      throw undefinedBehaviour(`page index ${idx} would be taken though not free`);
+    }
+  }
+  const h = u32(i32(candidate + num) - as);
+  if (h > ae - as) throw undefinedBehaviour(`start hint ${h} beyond its segment`);
+  takeRun(uvm, base + cidx, num, out);
+  pm.segHint[s] = h;
+  return true;
+}
+
+/**
+ * `uvm_pglistalloc_s_ps`: up to `num` free pages from segment `s`; returns
+ * how many. Segments reaching frame 2^31 go to {@link simpleSegmentLiteral}.
+ */
+function simpleSegment(
+  uvm: Uvm,
+  s: number,
+  num: number,
+  lowPfn: number,
+  highPfn: number,
+  out: IdList,
+): number {
+  const pm = uvm.physmem;
+  const ae = pm.segAvailEnd[s];
+  if (highPfn <= pm.segAvailStart[s] || lowPfn >= ae) return 0;
+  if (ae >= INT_LIMIT) return simpleSegmentLiteral(uvm, s, num, lowPfn, highPfn, out);
+  const as = pm.segAvailStart[s] | 0;
+  const hint = pm.segHint[s] | 0;
+  const off = pm.segIdOffset[s] | 0;
+  const low = lowPfn | 0;
+  const map = pm.freeMap;
+  let todo = num;
+  let cand = Math.max(low, as + hint);
+  let limit = Math.min(u32(highPfn), ae) | 0;
+  let second = false;
+  for (;;) {
+    // Take the free pages of [cand, limit) a bitmap word at a time.
+    if (cand < limit) {
+      const from = cand + off;
+      const to = limit + off;
+      const lastW = (to - 1) >> 5;
+      let w = from >> 5;
+      let bits = map[w] & (-1 << (from & 31));
+      for (;;) {
+        if (w === lastW) bits &= -1 >>> (31 - ((to - 1) & 31));
+        if (bits !== 0) {
+          // Take the word's free pages up to the todo-th one.
+          let take = bits;
+          let n = popcount32(bits);
+          if (n >= todo) {
+            n = todo;
+            for (let k = todo; k < popcount32(bits); k++) take &= ~(1 << (31 - Math.clz32(take)));
+          }
+          uvm.takeFreeBits(w, take, PG_PGLIST);
+          const ids = out.ids;
+          let len = out.length;
+          let t = take;
+          while (t !== 0) {
+            ids[len++] = w * 32 + 31 - Math.clz32(t & -t);
+            t &= t - 1;
+          }
+          out.length = len;
+          todo -= n;
+          if (todo === 0) {
+            pm.segHint[s] = w * 32 + 31 - Math.clz32(take) - off + 1 - as;
+            return num;
+          }
+        }
+        if (w >= lastW) break;
+        bits = map[++w];
+      }
+    }
+    if (hint === 0 || second) break;
+    second = true;
+    cand = Math.max(low, as);
+    limit = Math.min(limit, as + hint);
+  }
+  if (limit < as) throw undefinedBehaviour(`start hint ${limit - as} below its segment`);
+  pm.segHint[s] = limit - as;
+  return num - todo;
+}
+
+/** The seed's `uvm_pglistalloc_s_ps` statement for statement (see {@link contigSegmentLiteral}). */
+function simpleSegmentLiteral(
+  uvm: Uvm,
+  s: number,
+  num: number,
+  lowPfn: number,
+  highPfn: number,
+  out: IdList,
+): number {
+  const pm = uvm.physmem;
+  const start = pm.segStart[s];
+  const n = pm.segEnd[s] - start;
+  const as = pm.segAvailStart[s];
+  const ae = pm.segAvailEnd[s];
+  const hint = pm.segHint[s];
+  const base = (start + pm.segIdOffset[s]) | 0;
+  let todo = num;
+  let candidate = i32(Math.max(u32(lowPfn), u32(as + hint)));
+  let limit = i32(Math.min(u32(highPfn), u32(ae)));
+  let second = false;
+  for (;;) {
+    if (candidate >= limit) {
+      if (hint === 0 || second) {
+        candidate = i32(limit - 1);
+        break;
+      }
+      second = true;
+      candidate = i32(Math.max(u32(lowPfn), u32(as)));
+      limit = i32(Math.min(u32(limit), u32(as + hint)));
+      continue;
+    }
+    const idx = candidate - start;
+    if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
+    if ((pm.flags[base + idx] & PG_FREE) !== 0) {
+      takeRun(uvm, base + idx, 1, out);
+      if (--todo === 0) break;
+    }
+    candidate = i32(candidate + 1);
+  }
+  const h = u32(i32(candidate + 1) - as);
+  if (h > ae - as) throw undefinedBehaviour(`start hint ${h} beyond its segment`);
+  pm.segHint[s] = h;
+  return num - todo;
+}
+
+function belowReserve(uvm: Uvm): boolean {
+  return uvm.free <= uvm.reservePagedaemon + uvm.reserveKernel;
+}
+
+/** `uvm_pglistalloc_contig` without the fallback: true when `out` got the run. */
+function contigAttempt(
+  uvm: Uvm,
+  num: number,
+  lowPfn: number,
+  highPfn: number,
+  a: number,
+  boundary: number,
+  out: IdList,
+): boolean {
+  if (belowReserve(uvm)) return false;
+  const pm = uvm.physmem;
+  for (let fl = 0; fl < VM_NFREELIST; fl++) {
+    for (let s = 0; s < pm.nsegs; s++) {
+      if (pm.segFreeList[s] !== fl) continue;
+      if (contigSegment(uvm, s, num, lowPfn, highPfn, a, boundary, out)) return true;
+    }
+  }
+  return false;
+}
+
+/** One pass of `uvm_pglistalloc_simple`; returns the pages still missing. */
+function simpleAttempt(
+  uvm: Uvm,
+  num: number,
+  lowPfn: number,
+  highPfn: number,
+  out: IdList,
+): number {
+  if (belowReserve(uvm)) return num;
+  const pm = uvm.physmem;
+  for (let fl = 0; fl < VM_NFREELIST; fl++) {
+    for (let s = 0; s < pm.nsegs; s++) {
+      if (pm.segFreeList[s] !== fl) continue;
+      num -= simpleSegment(uvm, s, num, lowPfn, highPfn, out);
+      if (num === 0) return 0;
+    }
+  }
+  return num;
+}
+
+/** The start hints as they were when a call began, to undo a refused call. */
+class HintSnapshot {
+  hints: Float64Array = new Float64Array(8);
+
+  save(pm: PhysMem): void {
+    if (this.hints.length < pm.nsegs) this.hints = new Float64Array(pm.nsegs * 2);
+    for (let s = 0; s < pm.nsegs; s++) this.hints[s] = pm.segHint[s];
+  }
+
+  restore(pm: PhysMem): void {
+    for (let s = 0; s < pm.nsegs; s++) pm.segHint[s] = this.hints[s];
+  }
+}
+
+/** Undoes the takes of `out` from index `from` on, newest first, and the hints. */
+function rollback(uvm: Uvm, out: IdList, from: number, snap: HintSnapshot): void {
+  for (let i = out.length - 1; i >= from; i--) uvm.untakeFree(out.ids[i]);
+  out.length = from;
+  snap.restore(uvm.physmem);
+}
+
+function giveBack(uvm: Uvm, out: IdList): void {
+  uvm.putFreeIds(out.ids, 0, out.length);
+  out.length = 0;
+}
+
+/** Hands the ids over to a page list (the array itself when it is exactly full). */
+function makeList(uvm: Uvm, out: IdList): PageList {
+  const n = out.length;
+  let ids = out.ids;
+  if (ids.length === n) {
+    out.ids = [];
+  } else {
+    ids = new Array<number>(n);
+    for (let i = 0; i < n; i++) ids[i] = out.ids[i];
+  }
+  out.length = 0;
+  return PageList.fromIds(uvm, ids);
+}
+
+// ---- the aggressive contiguous search ---------------------------------------
+
+const M64 = (1n << 64n) - 1n;
+
+function roundUp64(x: bigint, m: bigint): bigint {
+  return ((x + m - 1n) & ~(m - 1n)) & M64;
+}
+
+/**
+ * `uvm_pglistalloc_contig_aggressive` as a generator: it yields where the seed
+ * calls `uvm_wait` and returns whether `out` got a run. The bounds are
+ * computed in 64-bit unsigned arithmetic as the seed does. Pages it holds are
+ * marked `PG_PGLCA`, chained through the queue links (newest first), and all
+ * freed again when it ends, however it ends.
+ */
+function* aggressive(
+  uvm: Uvm,
+  num: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+  out: IdList,
+): Generator<void, boolean, void> {
+  const pm = uvm.physmem;
+  const ps = BigInt(uvm.pageSize);
+  const al = BigInt(alignment);
+  const bd = BigInt(boundary);
+  const lowB = BigInt(low);
+  const highB = BigInt(high);
+  const numB = BigInt(num);
+  const acnt = alignment / uvm.pageSize;
+  const amask = ~(al - 1n) & M64;
+  const bmask = ~(bd - 1n) & M64;
+  if (bmask > amask) {
+    throw new KernelError(
+      "EINVAL",
+      `uvm_pglistalloc: boundary ${describe(boundary)} below alignment ${describe(alignment)}`,
+    );
+  }
+  const marked = (pa: bigint): boolean => {
+    const id = pm.idOf(Number(pa / ps));
+    return id >= 0 && (pm.flags[id] & PG_PGLCA) !== 0;
+  };
+  let head = -1;
+  const unlink = (id: number): void => {
+    const p = uvm.linkPrev(id);
+    const n = uvm.linkNext(id);
+    if (p === -1) head = n;
+    else uvm.setLinkNext(p, n);
+    if (n !== -1) uvm.setLinkPrev(n, p);
+  };
+  try {
+    while (uvm.hooks.reclaimable()) {
+      const id = uvm.pageAllocId();
+      if (id < 0) {
+        yield;
+        continue;
+      }
+      pm.flags[id] |= PG_PGLCA;
+      uvm.setLinkNext(id, head);
+      uvm.setLinkPrev(id, -1);
+      if (head !== -1) uvm.setLinkPrev(head, id);
+      head = id;
+
+      const s = pm.segmentOfId(id);
+      const pa = BigInt(id - pm.segIdOffset[s]) * ps;
+      if (pa < lowB || pa >= highB) continue;
+      let spa = pa & amask;
+      let rlo = roundUp64(BigInt(pm.segAvailStart[s]) * ps, al);
+      const r2 = roundUp64(lowB, al);
+      if (r2 > rlo) rlo = r2;
+      const r3 = roundUp64((pa - ps * (numB - 1n)) & M64, al);
+      if (r3 > rlo) rlo = r3;
+      if (bd !== 0n && (spa & bmask) > rlo) rlo = spa & bmask;
+      let rhi = BigInt(pm.segAvailEnd[s]) * ps;
+      if (highB < rhi) rhi = highB;
+      if (bd !== 0n) {
+        const r = (pa & bmask) + bd;
+        if (r < rhi) rhi = r;
+      }
+      if (((rhi - rlo) & M64) < ps * numB) continue;
+      let run = 0;
+      while (spa > rlo) {
+        let i = 0;
+        while (i < acnt && marked(spa - al + BigInt(i) * ps)) i++;
+        if (i < acnt) break;
+        spa -= al;
+        run += acnt;
+      }
+      if (spa + ps * numB > rhi) continue;
+      while (run < num && marked(spa + BigInt(run) * ps)) run++;
+      if (run < num) continue;
+      const first = Number(spa / ps);
+      for (let i = 0; i < num; i++) {
+        const pid = pm.idOf(first + i);
+        unlink(pid);
+        pm.flags[pid] = PG_PGLIST;
+        out.push(pid);
+      }
+      return true;
+    }
+    return false;
+  } finally {
+    while (head !== -1) {
+      const id = head;
+      head = uvm.linkNext(id);
+      pm.flags[id] &= ~PG_PGLCA;
+      uvm.putFree(id);
+    }
+  }
+}
+
+/** One aggressive search at a time per allocator (`uvm_pglistalloc_contig_lock`). */
+class ContigLock {
+  held = false;
+  queue: (() => void)[] = [];
+
+  acquire(signal?: AbortSignal): Promise<void> {
+    if (!this.held) {
+      this.held = true;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.queue.indexOf(go);
+        if (i >= 0) this.queue.splice(i, 1);
+        reject(aborted());
+      };
+      const go = () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.queue.push(go);
+    });
+  }
+
+  release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.held = false;
+  }
+}
+
+const contigLocks = new WeakMap<Uvm, ContigLock>();
+const scratches = new WeakMap<Uvm, { out: IdList; snap: HintSnapshot }>();
+
+function contigLock(uvm: Uvm): ContigLock {
+  let lock = contigLocks.get(uvm);
+  if (!lock) {
+    lock = new ContigLock();
+    contigLocks.set(uvm, lock);
+  }
+  return lock;
+}
+
+function aborted(): KernelError {
+  return new KernelError("EINTR", "uvm_pglistalloc: wait aborted");
+}
+
+function wouldBlock(): KernelError {
+  return new KernelError("WOULDBLOCK", "uvm_pglistalloc: would have to wait for free pages");
+}
+
+function noMemory(): KernelError {
+  return new KernelError("ENOMEM", ENOMEM_MESSAGE);
+}
+
+// ---- the entry points -------------------------------------------------------
+
+/** A request after the seed's adjustments (alignment at least a page, `low` rounded up). */
+class Request {
+  num = 0;
+  low = 0;
+  high = 0;
+  alignment = 0;
+  boundary = 0;
+  lowPfn = 0;
+  highPfn = 0;
+  contig = false;
+}
+
+/** True for an integer in `[0, 2^53 - 1]` (the common case, checked without a call). */
+function isAddr(x: unknown): boolean {
+  return typeof x === "number" && x >= 0 && x <= MAX_ADDR && Math.floor(x) === x;
+}
+
+/** Checks the arguments and fills `rq` as the seed adjusts them. */
+function request(
+  rq: Request,
+  uvm: Uvm,
+  size: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+  nsegs: number,
+): Request {
+  if (!(size >= 1 && isAddr(size))) checkInteger("size", size, 1);
+  if (!isAddr(low)) checkInteger("low", low);
+  if (!isAddr(high)) checkInteger("high", high);
+  if (!isAddr(alignment)) checkInteger("alignment", alignment);
+  if (alignment !== 0 && !isPowerOfTwo(alignment)) {
+    throw new KernelError(
+      "EINVAL",
+      `alignment must be 0 or a power of two, got ${describe(alignment)}`,
+    );
+  }
+  if (!isAddr(boundary)) checkInteger("boundary", boundary);
+  if (boundary !== 0 && !isPowerOfTwo(boundary)) {
+    throw new KernelError(
+      "EINVAL",
+      `boundary must be 0 or a power of two, got ${describe(boundary)}`,
+    );
+  }
+  if (!(nsegs <= INT_MAX && isAddr(nsegs))) checkInteger("nsegs", nsegs, 0, INT_MAX);
+  const ps = uvm.pageSize;
+  if (alignment < ps) alignment = ps;
+  if (boundary !== 0 && boundary < size) {
+    throw new KernelError(
+      "EINVAL",
+      `uvm_pglistalloc: boundary ${describe(boundary)} smaller than size ${describe(size)}`,
+    );
+  }
+  const num = Math.ceil(size / ps);
+  if (num > INT_MAX) {
+    throw new KernelError("EINVAL", `size ${describe(size)} is more than 2^31 - 1 pages`);
+  }
+  const lowRounded = Math.ceil(low / alignment) * alignment;
+  rq.num = num;
+  rq.low = lowRounded;
+  rq.high = high;
+  rq.alignment = alignment;
+  rq.boundary = boundary;
+  rq.lowPfn = Math.floor(lowRounded / ps);
+  rq.highPfn = Math.floor(high / ps);
+  rq.contig = nsegs < num || alignment !== ps || boundary !== 0;
+  return rq;
+}
+
+/** The request of the synchronous calls (they never overlap). */
+const syncRequest = new Request();
+
+/**
+ * `uvm_pglistalloc(size, low, high, alignment, boundary, rlist, nsegs,
+ * waitok)`: `size` bytes (rounded up to pages) of frames in `[low, high)`
+ * (bytes; `high` exclusive at page granularity), in at most `nsegs` runs,
+ * each run `alignment`-aligned (0: a page) and not crossing a multiple of
+ * `boundary` (0: none). Chooses exactly the seed's pages and start hints.
+ * Throws a {@link KernelError}: `ENOMEM` when nothing fits (free pages
+ * unchanged; a simple request may have moved hints, as in the seed), `EINVAL`
+ * for a boundary below the size, for bad arguments and where the seed's
+ * behaviour is undefined (nothing changed). With `waitok`, where the seed
+ * would sleep it throws `WOULDBLOCK` instead and changes nothing; use
+ * {@link pglistAllocWait} to wait.
+ */
+export function pglistAlloc(
+  uvm: Uvm,
+  size: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+  nsegs: number,
+  waitok = false,
+): PageList {
+  const list = pglistTryAlloc(uvm, size, low, high, alignment, boundary, nsegs, waitok);
+  if (list === null) throw noMemory();
+  return list;
+}
+
+/**
+ * {@link pglistAlloc} that returns `null` instead of throwing `ENOMEM` (the
+ * cheap form for callers that expect to fail, such as a pool refilling).
+ */
+export function pglistTryAlloc(
+  uvm: Uvm,
+  size: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+  nsegs: number,
+  waitok = false,
+): PageList | null {
+  if (typeof waitok !== "boolean") {
+    throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
+  }
+  const rq = request(syncRequest, uvm, size, low, high, alignment, boundary, nsegs);
+  let scratch = scratches.get(uvm);
+  if (!scratch) {
+    scratch = { out: new IdList(), snap: new HintSnapshot() };
+    scratches.set(uvm, scratch);
+  }
+  const { out, snap } = scratch;
+  out.length = 0;
+  if (out.ids.length !== rq.num) out.ids = new Array<number>(rq.num);
+  snap.save(uvm.physmem);
+  const a = rq.alignment / uvm.pageSize;
+  let left: number;
+  try {
+    if (rq.contig) {
+      if (contigAttempt(uvm, rq.num, rq.lowPfn, rq.highPfn, a, rq.boundary, out)) {
+        return makeList(uvm, out);
+      }
+      if (!waitok) {
+        uvm.hooks.kick();
+        return null;
+      }
+      return aggressiveSync(uvm, rq, out);
+    }
+    left = simpleAttempt(uvm, rq.num, rq.lowPfn, rq.highPfn, out);
+  } catch (e) {
+    if (e instanceof Refusal) rollback(uvm, out, 0, snap);
+    throw e;
+  }
+  if (left !== 0 && waitok) {
+    rollback(uvm, out, 0, snap);
+    throw wouldBlock();
+  }
+  uvm.hooks.kick();
+  if (left === 0) return makeList(uvm, out);
+  giveBack(uvm, out);
+  return null;
+}
+
+/** The aggressive search run without waiting: `WOULDBLOCK` where it would wait. */
+function aggressiveSync(uvm: Uvm, rq: Request, out: IdList): PageList | null {
+  const lock = contigLock(uvm);
+  if (lock.held) throw wouldBlock();
+  lock.held = true;
+  try {
+    const gen = aggressive(uvm, rq.num, rq.low, rq.high, rq.alignment, rq.boundary, out);
+    const r = gen.next();
+    if (!r.done) {
+      gen.return(false);
+      throw wouldBlock();
+    }
+    return r.value ? makeList(uvm, out) : null;
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * `uvm_pglistalloc` with `waitok` set: as {@link pglistAlloc}, but where the
+ * seed sleeps this waits on `uvm.hooks.wait`. The simple path keeps the pages
+ * it has and waits until enough come free; the contiguous path runs the
+ * aggressive search while `uvm.hooks.reclaimable()` holds, else rejects with
+ * `ENOMEM`. Aborting `signal` rejects with `EINTR` and gives back every page
+ * the call held (start hints stay where its passes left them, as after a
+ * failed request).
+ */
+export async function pglistAllocWait(
+  uvm: Uvm,
+  size: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+  nsegs: number,
+  signal?: AbortSignal,
+): Promise<PageList> {
+  const rq = request(new Request(), uvm, size, low, high, alignment, boundary, nsegs);
+  if (signal?.aborted) throw aborted();
+  const out = new IdList();
+  const snap = new HintSnapshot();
+  const a = rq.alignment / uvm.pageSize;
+  if (rq.contig) {
+    snap.save(uvm.physmem);
+    try {
+      if (contigAttempt(uvm, rq.num, rq.lowPfn, rq.highPfn, a, rq.boundary, out)) {
+        return makeList(uvm, out);
+      }
+    } catch (e) {
+      if (e instanceof Refusal) rollback(uvm, out, 0, snap);
+      throw e;
+    }
+    const lock = contigLock(uvm);
+    await lock.acquire(signal);
+    try {
+      const gen = aggressive(uvm, rq.num, rq.low, rq.high, rq.alignment, rq.boundary, out);
+      for (;;) {
+        const r = gen.next();
+        if (r.done) {
+          if (r.value) return makeList(uvm, out);
+          throw noMemory();
+        }
+        try {
+          if (signal?.aborted) throw aborted();
+          await uvm.hooks.wait(signal);
+          if (signal?.aborted) throw aborted();
+        } catch (e) {
+          gen.return(false);
+          throw e;
+        }
+      }
+    } finally {
+      lock.release();
+    }
+  }
+  let num = rq.num;
+  try {
+    for (;;) {
+      if (signal?.aborted) throw aborted();
+      snap.save(uvm.physmem);
+      const mark = out.length;
+      try {
+        num = simpleAttempt(uvm, num, rq.lowPfn, rq.highPfn, out);
+      } catch (e) {
+        if (e instanceof Refusal) rollback(uvm, out, mark, snap);
+        throw e;
+      }
+      uvm.hooks.kick();
+      if (num === 0) return makeList(uvm, out);
+      await uvm.hooks.wait(signal);
+    }
+  } catch (e) {
+    giveBack(uvm, out);
+    throw e;
+  }
+}
+
+/**
+ * `uvm_pglistfree`: puts every page of `list` back at the head of its free
+ * list, in list order. Refuses (changing nothing) a list of another allocator
+ * and a list already freed.
+ */
+export function pglistFree(uvm: Uvm, list: PageList): void {
+  if (!(list instanceof PageList) || list.uvm !== uvm) {
+    throw new KernelError(
+      "EINVAL",
+      `pglistFree: not a page list of this allocator: ${describe(list)}`,
+    );
+  }
+  if (list.freed) throw new KernelError("BADFREE", "uvm_pglistfree: list already freed");
+  const ids = listIds(list);
+  const flags = uvm.physmem.flags;
+  for (let i = 0; i < ids.length; i++) {
+    if ((flags[ids[i]] & (PG_PGLIST | PG_FREE)) !== PG_PGLIST) {
+      throw new KernelError(
+        "BADFREE",
+        `uvm_pglistfree: page ${uvm.physmem.pfnOf(ids[i])} is not held`,
+      );
+    }
+  }
+  uvm.putFreeIds(ids, 0, ids.length);
+  markFreed(list);
+}

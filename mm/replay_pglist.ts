@@ -1,0 +1,177 @@
+/**
+ * Replays `uvm_pglistalloc` traces (spec/replay.md, pglist half): `config`,
+ * `physload`, `claim`, `release`, `alloc`, `free`, `state`, one output object
+ * per operation. A refused operation throws a {@link KernelError} and leaves
+ * the allocator as it was.
+ *
+ * @module
+ */
+
+import { checkInteger, describe, KernelError } from "./errors.ts";
+import { Uvm } from "./page.ts";
+import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
+import { PG_FREE, PG_PGLCA, PG_PGLIST } from "./physseg.ts";
+
+type Op = Record<string, unknown>;
+
+function field(op: Op, name: string): unknown {
+  if (!(name in op)) throw new KernelError("EINVAL", `${String(op.op)}: missing field ${name}`);
+  return op[name];
+}
+
+function int(op: Op, name: string, min = 0): number {
+  return checkInteger(name, field(op, name), min);
+}
+
+/** Drives one {@link Uvm} from trace operations. */
+export class PglistReplayer {
+  #uvm: Uvm = new Uvm();
+  #lists = new Map<number, PageList>();
+  #nextList = 1;
+
+  /** The allocator being driven. */
+  get uvm(): Uvm {
+    return this.#uvm;
+  }
+
+  /** Carries out one operation and returns its output object. */
+  apply(op: Op): unknown {
+    switch (op.op) {
+      case "config":
+        return this.#config(op);
+      case "physload":
+        this.#uvm.physload(
+          int(op, "start"),
+          int(op, "end"),
+          int(op, "avail_start"),
+          int(op, "avail_end"),
+          int(op, "freelist"),
+        );
+        return { ok: true };
+      case "claim":
+        return this.#claim(this.#runs(op, true));
+      case "release":
+        return this.#release(this.#runs(op, false));
+      case "alloc":
+        return this.#alloc(op);
+      case "free": {
+        const k = int(op, "list", 1);
+        const list = this.#lists.get(k);
+        if (list === undefined) throw new KernelError("BADFREE", `free: no live list ${k}`);
+        pglistFree(this.#uvm, list);
+        this.#lists.delete(k);
+        return { ok: true };
+      }
+      case "state":
+        return this.#state();
+      default:
+        throw new KernelError("BADOP", `unknown pglist operation ${describe(op.op)}`);
+    }
+  }
+
+  #config(op: Op): unknown {
+    const pageSize = int(op, "page_size", 1);
+    const reservePagedaemon = int(op, "reserve_pagedaemon");
+    const reserveKernel = int(op, "reserve_kernel");
+    if (this.#uvm.segmentCount !== 0 || this.#nextList !== 1) {
+      throw new KernelError("EINVAL", "config: only before the first physload");
+    }
+    this.#uvm = new Uvm({ pageSize, reservePagedaemon, reserveKernel });
+    return { ok: true };
+  }
+
+  /**
+   * Reads `pfns` as runs, checking that every page is managed, free (claim)
+   * or held by nobody but a claim (release), and that no page is named twice.
+   */
+  #runs(op: Op, claim: boolean): [number, number][] {
+    const raw = field(op, "pfns");
+    if (!Array.isArray(raw)) throw new KernelError("EINVAL", `pfns must be a list of runs`);
+    const runs: [number, number][] = raw.map((r, i) => {
+      if (!Array.isArray(r) || r.length !== 2) {
+        throw new KernelError("EINVAL", `pfns[${i}] must be [pfn, count], got ${describe(r)}`);
+      }
+      const pfn = checkInteger(`pfns[${i}][0]`, r[0]);
+      return [pfn, checkInteger(`pfns[${i}][1]`, r[1], 1, 2 ** 53 - 1 - pfn)];
+    });
+    const sorted = runs.slice().sort((x, y) => x[0] - y[0]);
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i - 1][0] + sorted[i - 1][1] > sorted[i][0]) {
+        throw new KernelError("EINVAL", `pfns: page ${sorted[i][0]} named twice`);
+      }
+    }
+    const pm = this.#uvm.physmem;
+    for (const [pfn, count] of runs) {
+      for (let p = pfn; p < pfn + count; p++) {
+        const id = pm.idOf(p);
+        if (id < 0) {
+          throw new KernelError("EINVAL", `page ${describe(p)} is in no physical segment`);
+        }
+        const f = pm.flags[id];
+        if (claim && (f & PG_FREE) === 0) {
+          throw new KernelError("EBUSY", `claim: page ${describe(p)} is not free`);
+        }
+        if (!claim && (f & (PG_FREE | PG_PGLIST | PG_PGLCA)) !== 0) {
+          throw new KernelError("BADFREE", `release: page ${describe(p)} is not claimed`);
+        }
+      }
+    }
+    return runs;
+  }
+
+  #claim(runs: [number, number][]): unknown {
+    for (const [pfn, count] of runs) {
+      for (let p = pfn; p < pfn + count; p++) this.#uvm.pageClaim(p);
+    }
+    return { ok: true };
+  }
+
+  #release(runs: [number, number][]): unknown {
+    for (const [pfn, count] of runs) {
+      for (let p = pfn; p < pfn + count; p++) this.#uvm.pageFree(p);
+    }
+    return { ok: true };
+  }
+
+  #alloc(op: Op): unknown {
+    const waitok = field(op, "waitok");
+    if (typeof waitok !== "boolean") {
+      throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
+    }
+    const list = pglistAlloc(
+      this.#uvm,
+      int(op, "size"),
+      int(op, "low"),
+      int(op, "high"),
+      int(op, "alignment"),
+      int(op, "boundary"),
+      int(op, "nsegs"),
+      waitok,
+    );
+    const k = this.#nextList++;
+    this.#lists.set(k, list);
+    return { list: k, pages: list.runs() };
+  }
+
+  #state(): unknown {
+    const pm = this.#uvm.physmem;
+    const free: [number, number][] = [];
+    const hints: number[] = [];
+    for (let s = 0; s < pm.nsegs; s++) {
+      const off = pm.segIdOffset[s];
+      const end = pm.segEnd[s] + off;
+      let id = pm.segStart[s] + off;
+      while ((id = pm.findFree(id, end)) >= 0) {
+        const busy = pm.findBusy(id, end);
+        const stop = busy < 0 ? end : busy;
+        const pfn = id - off;
+        const last = free[free.length - 1];
+        if (last !== undefined && last[0] + last[1] === pfn) last[1] += stop - id;
+        else free.push([pfn, stop - id]);
+        id = stop;
+      }
+      hints.push(pm.segHint[s]);
+    }
+    return { free, hints };
+  }
+}
