@@ -401,7 +401,8 @@ export class Uvm {
         prev[n] = p - n - 1;
       }
     }
-    for (let id = a; id < b; id++) flags[id] = flag;
+    if (b - a >= 16) flags.fill(flag, a, b);
+    else for (let id = a; id < b; id++) flags[id] = flag;
   }
 
   /**
@@ -430,18 +431,25 @@ export class Uvm {
       const h = fl[a];
       const top = b - 1;
       const first = h - 1 + next[h];
-      for (let id = a; id < top; id++) {
-        next[id + 1] = 0;
-        prev[id] = 0;
+      if (b - a >= 16) {
+        next.fill(0, a + 1, b);
+        prev.fill(0, a, top);
+        flags.fill(PG_FREE, a, b);
+        owner.fill(0, a, b);
+      } else {
+        for (let id = a; id < top; id++) {
+          next[id + 1] = 0;
+          prev[id] = 0;
+        }
+        for (let id = a; id < b; id++) {
+          flags[id] = PG_FREE;
+          owner[id] = 0;
+        }
       }
       next[h] = top - h + 1;
       prev[top] = h - top - 1;
       next[a] = first - a + 1;
       prev[first] = a - first - 1;
-      for (let id = a; id < b; id++) {
-        flags[id] = PG_FREE;
-        owner[id] = 0;
-      }
       pm.markFreeRange(a, b);
       counts[h] += b - a;
     }

@@ -408,10 +408,16 @@ function simpleSegment(
           uvm.takeFreeBits(w, take, PG_PGLIST);
           const ids = out.ids;
           let len = out.length;
-          let t = take;
-          while (t !== 0) {
-            ids[len++] = w * 32 + 31 - Math.clz32(t & -t);
-            t &= t - 1;
+          const lowBit = take & -take;
+          if ((take & (take + lowBit)) === 0) {
+            // One run of bits: consecutive ids.
+            for (let id = w * 32 + 31 - Math.clz32(lowBit), k = 0; k < n; k++) ids[len++] = id++;
+          } else {
+            let t = take;
+            while (t !== 0) {
+              ids[len++] = w * 32 + 31 - Math.clz32(t & -t);
+              t &= t - 1;
+            }
           }
           out.length = len;
           todo -= n;
