@@ -12,7 +12,11 @@
  * ascending order leave it. `uvm_pagealloc` pops the head of the first
  * non-empty queue (free list 0 first, or one given list); `uvm_pagefree` pushes
  * the page back at the head: both O(1) plus a binary search over the
- * segments for the frame number, with no allocation.
+ * segments for the frame number, with no allocation. For `uvm_pglistalloc`,
+ * a run of consecutive pages that is also a chain on its queue is unlinked
+ * in one step, and a run given back is spliced in as one chain (zero links),
+ * so whole-run moves cost a fill rather than four link updates a page. An
+ * allocated page carries an owner byte for the kernel's own bookkeeping.
  *
  * Invariants (verified by {@link Uvm.check}): a page is on a queue exactly when
  * its `PG_FREE` flag and its bitmap bit are set, on the queue of its own free
@@ -304,8 +308,8 @@ export class Uvm {
   }
 
   /**
-   * Takes free page `id` off its queue: clears `PG_FREE`, the bitmap bit and
-   * the owner, and counts it. For mm/ (the caller has checked it is free).
+   * Takes free page `id` off its queue: clears its flags and bitmap bit and
+   * counts it. For mm/ (the caller has checked it is free).
    */
   takeFree(id: number): void {
     const pm = this.physmem;

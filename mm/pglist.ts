@@ -88,6 +88,7 @@ class IdList {
 
 let listIds: (list: PageList) => readonly number[];
 let markFreed: (list: PageList) => void;
+let newList: (uvm: Uvm, ids: readonly number[]) => PageList;
 
 /**
  * The pages `uvm_pglistalloc` returned, in list order. Give them back with
@@ -103,17 +104,13 @@ export class PageList {
     markFreed = (list) => {
       list.#freed = true;
     };
+    newList = (uvm, ids) => new PageList(uvm, ids);
   }
 
-  /** Made by the allocator only. */
+  /** Made by the allocator only, over pages already marked `PG_PGLIST`. */
   private constructor(uvm: Uvm, ids: readonly number[]) {
     this.#uvm = uvm;
     this.#ids = ids;
-  }
-
-  /** @internal Builds a list over `ids` (pages already marked `PG_PGLIST`). */
-  static fromIds(uvm: Uvm, ids: readonly number[]): PageList {
-    return new PageList(uvm, ids);
   }
 
   /** The allocator the pages came from. */
@@ -567,7 +564,7 @@ function makeList(uvm: Uvm, out: IdList): PageList {
     for (let i = 0; i < n; i++) ids[i] = out.ids[i];
   }
   out.length = 0;
-  return PageList.fromIds(uvm, ids);
+  return newList(uvm, ids);
 }
 
 // ---- the aggressive contiguous search ---------------------------------------
