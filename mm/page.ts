@@ -405,7 +405,7 @@ export class Uvm {
         prev[n] = p - n - 1;
       }
     }
-    if (b - a >= 16) flags.fill(flag, a, b);
+    if (b - a >= 128) flags.fill(flag, a, b);
     else for (let id = a; id < b; id++) flags[id] = flag;
   }
 
@@ -435,7 +435,7 @@ export class Uvm {
       const h = fl[a];
       const top = b - 1;
       const first = h - 1 + next[h];
-      if (b - a >= 16) {
+      if (b - a >= 128) {
         next.fill(0, a + 1, b);
         prev.fill(0, a, top);
         flags.fill(PG_FREE, a, b);

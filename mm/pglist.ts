@@ -713,7 +713,11 @@ class ContigLock {
 }
 
 const contigLocks = new WeakMap<Uvm, ContigLock>();
+/** Per allocator: the list and hint snapshot the synchronous calls reuse. */
 const scratches = new WeakMap<Uvm, { out: IdList; snap: HintSnapshot }>();
+/** The allocator of the last synchronous call and its scratch (saves the map lookup). */
+let lastUvm: Uvm | null = null;
+let lastScratch: { out: IdList; snap: HintSnapshot } | undefined;
 
 function contigLock(uvm: Uvm): ContigLock {
   let lock = contigLocks.get(uvm);
@@ -857,12 +861,17 @@ export function pglistTryAlloc(
     throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
   }
   const rq = request(syncRequest, uvm, size, low, high, alignment, boundary, nsegs);
-  let scratch = scratches.get(uvm);
-  if (!scratch) {
-    scratch = { out: new IdList(), snap: new HintSnapshot() };
-    scratches.set(uvm, scratch);
+  let scratch = lastScratch;
+  if (lastUvm !== uvm) {
+    scratch = scratches.get(uvm);
+    if (!scratch) {
+      scratch = { out: new IdList(), snap: new HintSnapshot() };
+      scratches.set(uvm, scratch);
+    }
+    lastUvm = uvm;
+    lastScratch = scratch;
   }
-  const { out, snap } = scratch;
+  const { out, snap } = scratch!;
   out.length = 0;
   if (out.ids.length !== rq.num) out.ids = new Array<number>(rq.num);
   snap.save(uvm.physmem);
