@@ -117,7 +117,7 @@ export function formatSummary(r: RunResult): string[] {
   const kib = (pages: number) => `${((pages * PAGE_SIZE) / 2 ** 20).toFixed(2)} MiB`;
   out.push("summary");
   out.push(
-    `  RAM          ${s.machine.preset}: ${(s.machine.ramBytes / 2 ** 20).toFixed(0)} MiB, ` +
+    `  RAM          ${s.machine.preset}: ${+(s.machine.ramBytes / 2 ** 20).toFixed(2)} MiB, ` +
       `${s.machine.pages} pages managed, ${
         (s.machine.hostBytesTouched / 2 ** 20).toFixed(1)
       } MiB touched on the host`,
@@ -126,6 +126,7 @@ export function formatSummary(r: RunResult): string[] {
     `  free pages   ${s.freePages} (${kib(s.freePages)}): ` +
       s.freelists.map((f) => `${f.name} ${f.free}`).join(", "),
   );
+  out.push("  arenas at rest (quantum caches keep their slabs until shutdown):");
   for (const a of s.arenas) {
     out.push(
       `  arena ${a.name.padEnd(8)} in use ${String(a.inuse).padStart(10)}  free ${
@@ -146,7 +147,9 @@ export function formatSummary(r: RunResult): string[] {
   const l = s.leaks;
   const leaked = l.pages + l.heapBytes + l.kvaBytes + l.ids + l.pageLists;
   out.push(
-    `  leaks        ${leaked === 0 ? "0" : "YES"}: pages ${l.pages}, heap bytes ${l.heapBytes}, ` +
+    `  leaks        ${
+      leaked === 0 ? "0" : "YES"
+    } after shutdown: pages ${l.pages}, heap bytes ${l.heapBytes}, ` +
       `kva bytes ${l.kvaBytes}, ids ${l.ids}, page lists ${l.pageLists}`,
   );
   for (const p of r.problems) out.push(`  PROBLEM      ${p}`);
