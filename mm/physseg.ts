@@ -36,7 +36,8 @@
  * agree with the bitmap.
  *
  * Cost: `physload` is O(segments) plus typed-array fills over the new pages
- * (and an amortised copy when the arrays grow); `find` and `segmentOfId` are
+ * (and an amortised copy when the arrays grow, by a quarter at least, so
+ * spare capacity keeps the total under 14 bytes a page); `find` and `segmentOfId` are
  * O(log segments); bitmap searches look at one word per 32 pages, and
  * {@link PhysMem.findFullWord} at one summary word per 32768 pages.
  *
@@ -548,7 +549,7 @@ export class PhysMem {
   #grow(needed: number): void {
     const cap = this.flags.length;
     if (needed <= cap) return;
-    let next = Math.max(needed, Math.floor(cap * 1.5));
+    let next = Math.max(needed, Math.floor(cap * 1.25));
     next = Math.ceil(next / 1024) * 1024;
     const grow8 = (a: Uint8Array) => {
       const b = new Uint8Array(next);

@@ -238,3 +238,21 @@ test("physseg: a 64 GiB page array is built in well under a second", () => {
   assert.equal(pm.countFree(pm.idOf(1048576), pm.idOf(1048576) + 15990784), 15990784);
   assert.equal(pm.findFullWord(0, pm.nids >> 5) >= 0, true);
 });
+
+test("physseg: the page array stays within 16 bytes a loaded frame, whatever the load order", () => {
+  const pm = new PhysMem();
+  let frames = 0;
+  const load = (start: number, n: number) => {
+    pm.plug(start, start + n, start, start + n, 0);
+    frames += n;
+  };
+  // A big segment, then small ones: each small load makes the arrays grow.
+  load(2 ** 30, 1 << 20);
+  load(2 ** 36, 64);
+  for (let i = 0; i < 4; i++) load(i * 100_000, 3000 + i * 997);
+  const bytes = pm.flags.byteLength + pm.owner.byteLength + pm.freeListOf.byteLength +
+    pm.nextRel.byteLength + pm.prevRel.byteLength + pm.freeMap.byteLength +
+    pm.fullMap.byteLength + pm.fullSum.byteLength;
+  assert.ok(bytes / frames <= 16, `${(bytes / frames).toFixed(2)} bytes a frame`);
+  pm.check();
+});
