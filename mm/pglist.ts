@@ -49,8 +49,9 @@
  * aggressive search (allocate pages one by one, marking them `PG_PGLCA`, until
  * the marks complete a suitable run) while the page daemon says something is
  * reclaimable, then frees what it did not use. {@link pglistAllocWait} does
- * that asynchronously; the synchronous {@link pglistAlloc} with `waitok`
- * throws `WOULDBLOCK` (changing nothing) where the seed would sleep.
+ * that asynchronously, cancellable: an abort gives back the pages held and
+ * the hints moved. The synchronous {@link pglistAlloc} with `waitok` throws
+ * `WOULDBLOCK` (changing nothing) where the seed would sleep.
  *
  * Cost: a contiguous search is O(words scanned + busy runs met); the seed's is
  * O(pages scanned). A simple request is O(pages taken + words scanned).
@@ -926,9 +927,9 @@ function aggressiveSync(uvm: Uvm, rq: Request, out: IdList): PageList | null {
  * seed sleeps this waits on `uvm.hooks.wait`. The simple path keeps the pages
  * it has and waits until enough come free; the contiguous path runs the
  * aggressive search while `uvm.hooks.reclaimable()` holds, else rejects with
- * `ENOMEM`. Aborting `signal` rejects with `EINTR` and gives back every page
- * the call held (start hints stay where its passes left them, as after a
- * failed request).
+ * `ENOMEM`. Aborting `signal` rejects with `EINTR`, gives back every page
+ * the call held and puts back the start hints its passes moved (those no
+ * other call moved since).
  */
 export async function pglistAllocWait(
   uvm: Uvm,
@@ -979,10 +980,17 @@ export async function pglistAllocWait(
     }
   }
   let num = rq.num;
+  const pm = uvm.physmem;
+  // Per segment, the hint this call's passes last set and the value it had
+  // before them (NaN: untouched), so that a call ending without pages puts
+  // back what it moved and leaves what other calls moved since.
+  const segs = pm.nsegs;
+  const ours = new Float64Array(segs).fill(NaN);
+  const orig = new Float64Array(segs);
   try {
     for (;;) {
       if (signal?.aborted) throw aborted();
-      snap.save(uvm.physmem);
+      snap.save(pm);
       const mark = out.length;
       try {
         num = simpleAttempt(uvm, num, rq.lowPfn, rq.highPfn, out);
@@ -990,12 +998,24 @@ export async function pglistAllocWait(
         if (e instanceof Refusal) rollback(uvm, out, mark, snap);
         throw e;
       }
+      if (pm.nsegs === segs) {
+        for (let s = 0; s < segs; s++) {
+          const was = snap.hints[s];
+          const now = pm.segHint[s];
+          if (now === was) continue;
+          if (was !== ours[s]) orig[s] = was;
+          ours[s] = now;
+        }
+      }
       uvm.hooks.kick();
       if (num === 0) return makeList(uvm, out);
       await uvm.hooks.wait(signal);
     }
   } catch (e) {
     giveBack(uvm, out);
+    if (pm.nsegs === segs) {
+      for (let s = 0; s < segs; s++) if (pm.segHint[s] === ours[s]) pm.segHint[s] = orig[s];
+    }
     throw e;
   }
 }

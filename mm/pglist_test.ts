@@ -515,3 +515,25 @@ test("pglist: near frame 2^31 the literal port decides, busy pages and all", () 
     uvm.check();
   }
 });
+
+test("pglist: an aborted wait puts back the hints its passes moved", async () => {
+  const uvm = new Uvm();
+  uvm.physload(0, 16, 0, 16, 0);
+  uvm.physload(100, 116, 100, 116, 0);
+  for (let p = 4; p < 16; p++) uvm.pageClaim(p);
+  for (let p = 100; p < 116; p++) uvm.pageClaim(p);
+  const ctl = new AbortController();
+  const pending = pglistAllocWait(uvm, 6 * PAGE, 0, HIGH, 0, 0, 6, ctl.signal);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(state(uvm), { free: [], hints: [16, 16] }, "the pass ran out of both");
+  // Another request moves the second segment's hint meanwhile (the waiter
+  // wakes up, tries again and finds nothing).
+  uvm.pageFree(105);
+  assert.deepEqual(alloc(uvm, PAGE, 100 * PAGE, HIGH, 0, 0, 1), [[105, 1]]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(state(uvm).hints, [16, 6]);
+  ctl.abort();
+  await assert.rejects(pending, (e: unknown) => e instanceof KernelError && e.code === "EINTR");
+  assert.deepEqual(state(uvm), { free: [[0, 4]], hints: [0, 6] });
+  uvm.check();
+});
