@@ -63,6 +63,42 @@ export interface PageDaemonHooks {
   kick(): void;
 }
 
+/**
+ * Watches pages change hands, so that a run can be written as a pglist
+ * replay trace (the kernel's `--record-pglist`). Every call is made after
+ * the change it reports.
+ */
+export interface UvmTracer {
+  /** Frame `pfn` left the free lists one at a time (uvm_pagealloc, a claim). */
+  pageTaken(pfn: number): void;
+  /** Frame `pfn` came back one at a time (uvm_pagefree). */
+  pageGiven(pfn: number): void;
+  /**
+   * One search of uvm_pglistalloc as a call with waitok false makes it: the
+   * request, and the frames it chose in list order, or null when it failed.
+   * `kept` lists the frames a failed search took that its caller keeps (a
+   * waiting simple request holds them across its sleep); otherwise null.
+   */
+  search(
+    size: number,
+    low: number,
+    high: number,
+    alignment: number,
+    boundary: number,
+    nsegs: number,
+    pfns: readonly number[] | null,
+    kept: readonly number[] | null,
+  ): void;
+  /**
+   * A list was handed to the caller: its frames are those of the last
+   * successful search when `fromSearch`, plus any kept before; otherwise they
+   * were all taken one at a time (the aggressive contiguous path).
+   */
+  listMade(list: object, fromSearch: boolean): void;
+  /** uvm_pglistfree of `list`, whose frames in list order are `pfns`. */
+  listFreed(list: object, pfns: readonly number[]): void;
+}
+
 /** Options of a new {@link Uvm}. */
 export interface UvmOptions {
   /** Bytes per page, a power of two (default 4096). */
@@ -96,6 +132,8 @@ export class Uvm {
   reserveKernel: number;
   /** The page daemon's hooks (replace them to plug a daemon in). */
   hooks: PageDaemonHooks;
+  /** Who watches pages change hands (null: nobody). */
+  tracer: UvmTracer | null = null;
 
   #free = 0;
   #freeByList = new Int32Array(VM_NFREELIST);
@@ -232,22 +270,20 @@ export class Uvm {
     ) {
       return -1;
     }
+    let id = -1;
     if (freeList !== -1) {
-      const id = this.#next(freeList);
-      if (id !== freeList) {
-        this.takeFree(id);
-        return id;
-      }
-      if ((flags & UVM_PGA_FALLBACK) === 0) return -1;
+      const head = this.#next(freeList);
+      if (head !== freeList) id = head;
+      else if ((flags & UVM_PGA_FALLBACK) === 0) return -1;
     }
-    for (let h = 0; h < VM_NFREELIST; h++) {
-      const id = this.#next(h);
-      if (id !== h) {
-        this.takeFree(id);
-        return id;
-      }
+    for (let h = 0; id < 0 && h < VM_NFREELIST; h++) {
+      const head = this.#next(h);
+      if (head !== h) id = head;
     }
-    return -1;
+    if (id < 0) return -1;
+    this.takeFree(id);
+    this.tracer?.pageTaken(this.physmem.pfnOf(id));
+    return id;
   }
 
   /**
@@ -268,6 +304,7 @@ export class Uvm {
       );
     }
     this.putFree(id);
+    this.tracer?.pageGiven(pfn);
   }
 
   /**
@@ -281,6 +318,7 @@ export class Uvm {
       throw new KernelError("EBUSY", `claim: page ${describe(pfn)} is not free`);
     }
     this.takeFree(id);
+    this.tracer?.pageTaken(pfn);
   }
 
   /**

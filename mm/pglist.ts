@@ -555,6 +555,27 @@ function giveBack(uvm: Uvm, out: IdList): void {
 }
 
 /** Hands the ids over to a page list (the array itself when it is exactly full). */
+/** Frames of `out.ids[from..to)`, for the tracer. */
+function pfnsOf(uvm: Uvm, out: IdList, from: number, to: number): number[] {
+  const pfns: number[] = [];
+  for (let i = from; i < to; i++) pfns.push(uvm.physmem.pfnOf(out.ids[i]));
+  return pfns;
+}
+
+/** Tells the tracer about one search with the request's own arguments. */
+function traceSearch(
+  uvm: Uvm,
+  rq: Request,
+  num: number,
+  pfns: readonly number[] | null,
+  kept: readonly number[] | null,
+): void {
+  // A first search asks for the caller's size; later passes of a waiting
+  // simple request (no boundary) ask for the pages still missing.
+  const size = num === rq.num ? rq.size : num * uvm.pageSize;
+  uvm.tracer!.search(size, rq.low, rq.high, rq.alignment, rq.boundary, rq.nsegs, pfns, kept);
+}
+
 function makeList(uvm: Uvm, out: IdList): PageList {
   const n = out.length;
   let ids = out.ids;
@@ -677,6 +698,7 @@ function* aggressive(
       head = uvm.linkNext(id);
       pm.flags[id] &= ~PG_PGLCA;
       uvm.putFree(id);
+      uvm.tracer?.pageGiven(pm.pfnOf(id));
     }
   }
 }
@@ -750,6 +772,8 @@ class Request {
   high = 0;
   alignment = 0;
   boundary = 0;
+  size = 0;
+  nsegs = 0;
   lowPfn = 0;
   highPfn = 0;
   contig = false;
@@ -807,6 +831,8 @@ function request(
   rq.high = high;
   rq.alignment = alignment;
   rq.boundary = boundary;
+  rq.size = size;
+  rq.nsegs = nsegs;
   rq.lowPfn = Math.floor(lowRounded / ps);
   rq.highPfn = Math.floor(high / ps);
   rq.contig = nsegs < num || alignment !== ps || boundary !== 0;
@@ -881,13 +907,16 @@ export function pglistTryAlloc(
   try {
     if (rq.contig) {
       if (contigAttempt(uvm, rq.num, rq.lowPfn, rq.highPfn, a, rq.boundary, out)) {
-        return makeList(uvm, out);
+        return searched(uvm, rq, out);
       }
       if (!waitok) {
+        if (uvm.tracer !== null) traceSearch(uvm, rq, rq.num, null, null);
         uvm.hooks.kick();
         return null;
       }
-      return aggressiveSync(uvm, rq, out);
+      const list = aggressiveSync(uvm, rq, out);
+      if (list !== null) uvm.tracer?.listMade(list, false);
+      return list;
     }
     left = simpleAttempt(uvm, rq.num, rq.lowPfn, rq.highPfn, out);
   } catch (e) {
@@ -899,9 +928,19 @@ export function pglistTryAlloc(
     throw wouldBlock();
   }
   uvm.hooks.kick();
-  if (left === 0) return makeList(uvm, out);
+  if (left === 0) return searched(uvm, rq, out);
   giveBack(uvm, out);
+  if (uvm.tracer !== null) traceSearch(uvm, rq, rq.num, null, null);
   return null;
+}
+
+/** The list of a search that found every page, told to the tracer. */
+function searched(uvm: Uvm, rq: Request, out: IdList): PageList {
+  if (uvm.tracer === null) return makeList(uvm, out);
+  traceSearch(uvm, rq, rq.num, pfnsOf(uvm, out, 0, out.length), null);
+  const list = makeList(uvm, out);
+  uvm.tracer.listMade(list, true);
+  return list;
 }
 
 /** The aggressive search run without waiting: `WOULDBLOCK` where it would wait. */
@@ -950,12 +989,13 @@ export async function pglistAllocWait(
     snap.save(uvm.physmem);
     try {
       if (contigAttempt(uvm, rq.num, rq.lowPfn, rq.highPfn, a, rq.boundary, out)) {
-        return makeList(uvm, out);
+        return searched(uvm, rq, out);
       }
     } catch (e) {
       if (e instanceof Refusal) rollback(uvm, out, 0, snap);
       throw e;
     }
+    if (uvm.tracer !== null) traceSearch(uvm, rq, rq.num, null, null);
     const lock = contigLock(uvm);
     await lock.acquire(signal);
     try {
@@ -963,8 +1003,10 @@ export async function pglistAllocWait(
       for (;;) {
         const r = gen.next();
         if (r.done) {
-          if (r.value) return makeList(uvm, out);
-          throw noMemory();
+          if (!r.value) throw noMemory();
+          const list = makeList(uvm, out);
+          uvm.tracer?.listMade(list, false);
+          return list;
         }
         try {
           if (signal?.aborted) throw aborted();
@@ -992,11 +1034,16 @@ export async function pglistAllocWait(
       if (signal?.aborted) throw aborted();
       snap.save(pm);
       const mark = out.length;
+      const wanted = num;
       try {
         num = simpleAttempt(uvm, num, rq.lowPfn, rq.highPfn, out);
       } catch (e) {
         if (e instanceof Refusal) rollback(uvm, out, mark, snap);
         throw e;
+      }
+      if (uvm.tracer !== null) {
+        const taken = pfnsOf(uvm, out, mark, out.length);
+        traceSearch(uvm, rq, wanted, num === 0 ? taken : null, num === 0 ? null : taken);
       }
       if (pm.nsegs === segs) {
         for (let s = 0; s < segs; s++) {
@@ -1008,11 +1055,17 @@ export async function pglistAllocWait(
         }
       }
       uvm.hooks.kick();
-      if (num === 0) return makeList(uvm, out);
+      if (num === 0) {
+        const list = makeList(uvm, out);
+        uvm.tracer?.listMade(list, true);
+        return list;
+      }
       await uvm.hooks.wait(signal);
     }
   } catch (e) {
+    const held = uvm.tracer === null ? null : pfnsOf(uvm, out, 0, out.length);
     giveBack(uvm, out);
+    if (held !== null) { for (const pfn of held) uvm.tracer!.pageGiven(pfn); }
     if (pm.nsegs === segs) {
       for (let s = 0; s < segs; s++) if (pm.segHint[s] === ours[s]) pm.segHint[s] = orig[s];
     }
@@ -1045,4 +1098,5 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
   }
   uvm.putFreeIds(ids, 0, ids.length);
   markFreed(list);
+  if (uvm.tracer !== null) uvm.tracer.listFreed(list, ids.map((id) => uvm.physmem.pfnOf(id)));
 }
