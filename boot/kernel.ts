@@ -184,6 +184,7 @@ export class Kernel {
           `freelist ${FREELIST_NAMES[s.freeList] ?? s.freeList}`,
       );
     }
+    uvm.tracer = this.#pglistTrace ?? null;
     log(
       `page array: ${pages} pages; kernel image at 0x${image.base.toString(16)} (${
         mib(image.size)
@@ -202,16 +203,10 @@ export class Kernel {
       },
       allocCachePage: () => {
         const pfn = uvm.pageAlloc();
-        if (pfn >= 0) {
-          uvm.setOwner(pfn, OWNER_CACHE);
-          this.#pglistTrace?.claim([[pfn, 1]]);
-        }
+        if (pfn >= 0) uvm.setOwner(pfn, OWNER_CACHE);
         return pfn;
       },
-      freeCachePage: (pfn: number) => {
-        uvm.pageFree(pfn);
-        this.#pglistTrace?.release([[pfn, 1]]);
-      },
+      freeCachePage: (pfn: number) => uvm.pageFree(pfn),
     };
     const pd = this.pagedaemon = new PageDaemon(frames, new PageCache(frames), freemin, freetarg);
     uvm.hooks = {
@@ -291,7 +286,7 @@ export class Kernel {
 
   /**
    * uvm_pglistalloc without waiting: a page list, or a thrown ENOMEM / EINVAL
-   * {@link KernelError}. Recorded in the pglist trace.
+   * {@link KernelError}.
    */
   allocPages(
     size: number,
@@ -301,28 +296,15 @@ export class Kernel {
     boundary: number,
     nsegs: number,
   ): PageList {
-    const args = { size, low, high, alignment, boundary, nsegs };
-    let list: PageList;
-    try {
-      list = pglistAlloc(this.uvm, size, low, high, alignment, boundary, nsegs, false);
-    } catch (e) {
-      if (e instanceof KernelError && (e.code === "ENOMEM" || e.code === "EINVAL")) {
-        this.#pglistTrace?.alloc(args, null, null, e.code);
-        if (e.code === "ENOMEM") this.uvm.hooks.kick();
-      }
-      throw e;
-    }
-    this.#pglistTrace?.alloc(args, list, list.runs(), null);
+    const list = pglistAlloc(this.uvm, size, low, high, alignment, boundary, nsegs, false);
     this.#lists.add(list);
     return list;
   }
 
   /**
-   * uvm_pglistalloc with waitok: tries without waiting first, then waits for
-   * the page daemon (the simple path) or runs the aggressive contiguous
-   * search while pages are reclaimable. In the trace, a list that needed to
-   * wait appears as the pages it ended up with (`claim`), since replay has
-   * no page daemon.
+   * uvm_pglistalloc with waitok: waits for the page daemon (the simple
+   * path) or runs the aggressive contiguous search while pages are
+   * reclaimable. Rejects with ENOMEM when nothing more can be reclaimed.
    */
   async allocPagesWait(
     size: number,
@@ -333,11 +315,6 @@ export class Kernel {
     nsegs: number,
     signal?: AbortSignal,
   ): Promise<PageList> {
-    try {
-      return this.allocPages(size, low, high, alignment, boundary, nsegs);
-    } catch (e) {
-      if (!(e instanceof KernelError) || e.code !== "ENOMEM") throw e;
-    }
     const list = await pglistAllocWait(
       this.uvm,
       size,
@@ -348,7 +325,6 @@ export class Kernel {
       nsegs,
       signal,
     );
-    this.#pglistTrace?.claim(list.runs());
     this.#lists.add(list);
     return list;
   }
@@ -361,13 +337,8 @@ export class Kernel {
         "page list was not allocated by this kernel or is already free",
       );
     }
-    const runs = this.#pglistTrace ? list.runs() : [];
     pglistFree(this.uvm, list);
     this.#lists.delete(list);
-    if (this.#pglistTrace) {
-      this.#pglistTrace.free(list);
-      if (!this.#pglistTrace.recorded(list)) this.#pglistTrace.release(runs);
-    }
     this.pagedaemon.notifyFreed();
   }
 

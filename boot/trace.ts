@@ -7,6 +7,7 @@
  */
 
 import type { VmemRecorder } from "../mm/kmem.ts";
+import type { UvmTracer } from "../mm/page.ts";
 import { VMC_IDENTIFIER, VMC_NO_QCACHE, type Vmem } from "../mm/vmem.ts";
 
 /** A trace being written: operations and the results the run got. */
@@ -73,10 +74,42 @@ export class VmemTrace extends Trace implements VmemRecorder {
   }
 }
 
-/** Records uvm_pglistalloc operations and the page traffic around them. */
-export class PglistTrace extends Trace {
-  #lists = 0;
-  readonly #ids = new WeakMap<object, number>();
+/** `pfns` in order as runs `[first, count]` of consecutive frames. */
+export function runsOf(pfns: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const pfn of pfns) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[0] + last[1] === pfn) last[1]++;
+    else runs.push([pfn, 1]);
+  }
+  return runs;
+}
+
+/**
+ * Records the page allocator's traffic as a pglist trace: uvm_pglistalloc
+ * searches as `alloc` lines, pages taken or given one at a time (the heap's
+ * uvm_pagealloc, the page cache, the aggressive contiguous path) as `claim`
+ * and `release` lines, merged into runs while they come in a row.
+ */
+export class PglistTrace extends Trace implements UvmTracer {
+  #k = 0;
+  #pendingK = 0;
+  #pendingExtra: number[] = [];
+  readonly #lists = new WeakMap<object, { k: number; extra: number[] }>();
+  #claims: number[] = [];
+  #releases: number[] = [];
+
+  /** Adds an operation, after any claims or releases still being merged. */
+  override op(op: Record<string, unknown>, result: Record<string, unknown>): void {
+    this.#flush();
+    super.op(op, result);
+  }
+
+  /** The trace as file text. */
+  override text(): string {
+    this.#flush();
+    return super.text();
+  }
 
   /** Records the page size and reserves (must come first). */
   config(pageSize: number, reservePagedaemon: number, reserveKernel: number): void {
@@ -96,63 +129,83 @@ export class PglistTrace extends Trace {
     availEnd: number,
     freelist: number,
   ): void {
-    this.op({
-      op: "physload",
-      start,
-      end,
-      avail_start: availStart,
-      avail_end: availEnd,
-      freelist,
-    }, { ok: true });
+    this.op(
+      { op: "physload", start, end, avail_start: availStart, avail_end: availEnd, freelist },
+      {
+        ok: true,
+      },
+    );
   }
 
-  /** Records pages taken outside uvm_pglistalloc (uvm_pagealloc). */
-  claim(runs: [number, number][]): void {
-    if (runs.length > 0) this.op({ op: "claim", pfns: runs }, { ok: true });
+  /** A page taken one at a time: part of a `claim` line. */
+  pageTaken(pfn: number): void {
+    if (this.#releases.length > 0) this.#flush();
+    this.#claims.push(pfn);
   }
 
-  /** Records pages given back outside uvm_pglistfree (uvm_pagefree). */
-  release(runs: [number, number][]): void {
-    if (runs.length > 0) this.op({ op: "release", pfns: runs }, { ok: true });
+  /** A page given back one at a time: part of a `release` line. */
+  pageGiven(pfn: number): void {
+    if (this.#claims.length > 0) this.#flush();
+    this.#releases.push(pfn);
   }
 
-  /** Records a uvm_pglistalloc attempt: its list and runs, or its error code. */
-  alloc(
-    args: {
-      size: number;
-      low: number;
-      high: number;
-      alignment: number;
-      boundary: number;
-      nsegs: number;
-    },
-    list: object | null,
-    runs: [number, number][] | null,
-    error: string | null,
+  /** One uvm_pglistalloc search: an `alloc` line (and a `claim` of what a waiting caller keeps). */
+  search(
+    size: number,
+    low: number,
+    high: number,
+    alignment: number,
+    boundary: number,
+    nsegs: number,
+    pfns: readonly number[] | null,
+    kept: readonly number[] | null,
   ): void {
-    const op = { op: "alloc", ...args, waitok: false };
-    if (list === null || runs === null) {
-      this.op(op, { error: error ?? "ENOMEM" });
-      return;
+    const op = { op: "alloc", size, low, high, alignment, boundary, nsegs, waitok: false };
+    if (pfns === null) {
+      this.op(op, { error: "ENOMEM" });
+    } else {
+      this.#pendingK = ++this.#k;
+      this.op(op, { list: this.#pendingK, pages: runsOf(pfns) });
     }
-    const k = ++this.#lists;
-    this.#ids.set(list, k);
-    this.op(op, { list: k, pages: runs });
+    if (kept !== null && kept.length > 0) {
+      this.op({ op: "claim", pfns: runsOf(kept) }, { ok: true });
+      this.#pendingExtra.push(...kept);
+    }
   }
 
-  /** Records uvm_pglistfree of a list recorded by {@link alloc}. */
-  free(list: object): void {
-    const k = this.#ids.get(list);
-    if (k !== undefined) this.op({ op: "free", list: k }, { ok: true });
+  /** Ties a list handed to the caller to the `alloc` line and claims it came from. */
+  listMade(list: object, fromSearch: boolean): void {
+    this.#lists.set(list, { k: fromSearch ? this.#pendingK : 0, extra: this.#pendingExtra });
+    this.#pendingK = 0;
+    this.#pendingExtra = [];
   }
 
-  /** True when `list` was recorded as an `alloc` (and so is freed with `free`). */
-  recorded(list: object): boolean {
-    return this.#ids.has(list);
+  /** uvm_pglistfree: a `free` line for its search's list, `release` for the rest. */
+  listFreed(list: object, pfns: readonly number[]): void {
+    const made = this.#lists.get(list);
+    if (made !== undefined && made.k !== 0) {
+      this.op({ op: "free", list: made.k }, { ok: true });
+      if (made.extra.length > 0) this.op({ op: "release", pfns: runsOf(made.extra) }, { ok: true });
+    } else if (pfns.length > 0) {
+      this.op({ op: "release", pfns: runsOf(pfns) }, { ok: true });
+    }
   }
 
   /** Records a `state` query and the free runs and hints the run saw. */
   state(free: [number, number][], hints: number[]): void {
     this.op({ op: "state" }, { free, hints });
+  }
+
+  #flush(): void {
+    if (this.#claims.length > 0) {
+      const pfns = this.#claims;
+      this.#claims = [];
+      super.op({ op: "claim", pfns: runsOf(pfns) }, { ok: true });
+    }
+    if (this.#releases.length > 0) {
+      const pfns = this.#releases;
+      this.#releases = [];
+      super.op({ op: "release", pfns: runsOf(pfns) }, { ok: true });
+    }
   }
 }
