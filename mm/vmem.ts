@@ -58,7 +58,13 @@
 
 import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
-import { qcacheSlabSize, type QcacheState, type QcacheStats, QuantumCache } from "./vmem_qcache.ts";
+import {
+  B_CLIENT,
+  qcacheSlabSize,
+  type QcacheState,
+  type QcacheStats,
+  QuantumCache,
+} from "./vmem_qcache.ts";
 
 // ---- Flags (the values of illumos <sys/vmem.h>) ----
 
@@ -157,17 +163,17 @@ function isP2(x: number): boolean {
   return x === 2 ** (highbit(x) - 1);
 }
 
-/** `P2ROUNDUP(x, align)` for a power-of-two align. */
+// Rounding by powers of two multiplies by an exact reciprocal: float `%` is a
+// slow library call, and these run on every allocation and free.
+
+/** `P2ROUNDUP(x, align)` for a power-of-two align (x >= 0). */
 function roundup(x: number, align: number): number {
-  const r = x % align;
-  return r === 0 ? x : x - r + align;
+  return Math.ceil(x / align) * align;
 }
 
-/** `P2PHASEUP(x, align, phase)`: the least y >= x with y = phase (mod align). */
+/** `P2PHASEUP(x, align, phase)`: the least y >= x with y = phase (mod align), 0 <= phase < align. */
 function phaseup(x: number, align: number, phase: number): number {
-  let r = (phase - x) % align;
-  if (r < 0) r += align;
-  return x + r;
+  return Math.ceil((x - phase) / align) * align + phase;
 }
 
 /** The per-arena statistics (illumos kstats, named in TypeScript casing). */
@@ -267,14 +273,10 @@ const jList: Vmem[] = [];
 const qcacheArenas: Vmem[] = [];
 
 interface VmemState {
-  segStart: Float64Array<ArrayBuffer>;
-  segEnd: Float64Array<ArrayBuffer>;
-  segType: Uint8Array<ArrayBuffer>;
-  segImport: Uint8Array<ArrayBuffer>;
-  aNext: Int32Array<ArrayBuffer>;
-  aPrev: Int32Array<ArrayBuffer>;
-  kNext: Int32Array<ArrayBuffer>;
-  kPrev: Int32Array<ArrayBuffer>;
+  pos: Float64Array<ArrayBuffer>;
+  link: Int32Array<ArrayBuffer>;
+  type: Uint8Array<ArrayBuffer>;
+  imp: Uint8Array<ArrayBuffer>;
   hashTable: Int32Array<ArrayBuffer>;
   ctr: Float64Array<ArrayBuffer>;
   scalars: number[];
@@ -309,14 +311,12 @@ export class Vmem {
 
   // Segment arrays.
   private cap = 0;
-  private segStart = new Float64Array(0);
-  private segEnd = new Float64Array(0);
-  private segType = new Uint8Array(0);
-  private segImport = new Uint8Array(0);
-  private aNext = new Int32Array(0);
-  private aPrev = new Int32Array(0);
-  private kNext = new Int32Array(0);
-  private kPrev = new Int32Array(0);
+  /** Start and end of segment i at 2i and 2i + 1. */
+  private pos = new Float64Array(0);
+  /** Arena-list next/prev and kin-list next/prev of segment i at 4i .. 4i + 3. */
+  private link = new Int32Array(0);
+  private type = new Uint8Array(0);
+  private imp = new Uint8Array(0);
   private segFree = NIL;
   private nsegFree = 0;
 
@@ -329,6 +329,8 @@ export class Vmem {
   private hashGrowAt = 0;
   private hashShrinkAt = 0;
   private lastLookups = 0;
+  private lastBucket = 0;
+  private lastPrev = NIL;
 
   private readonly ctr = new Float64Array(NCOUNTERS);
 
@@ -482,13 +484,13 @@ export class Vmem {
   add(base: number, size: number): void {
     this.enterMutation();
     checkSpan(base, size, this.quantum);
-    for (let s = this.kNext[SEG0]; s !== SEG0; s = this.kNext[s]) {
-      if (base < this.segEnd[s] && this.segStart[s] < base + size) {
+    for (let s = this.link[4 * SEG0 + 2]; s !== SEG0; s = this.link[4 * s + 2]) {
+      if (base < this.pos[2 * s + 1] && this.pos[2 * s] < base + size) {
         throw new KernelError(
           "EINVAL",
           `span [${describe(base)}, +${describe(size)}) overlaps span [${
-            describe(this.segStart[s])
-          }, ${describe(this.segEnd[s])}) of arena '${this.name}'`,
+            describe(this.pos[2 * s])
+          }, ${describe(this.pos[2 * s + 1])}) of arena '${this.name}'`,
         );
       }
     }
@@ -505,12 +507,31 @@ export class Vmem {
    * nothing (use {@link allocWait} to wait).
    */
   alloc(size: number, vmflag: number): number {
+    if (
+      size - 1 < this.qcacheMax && size >= 1 && (vmflag & ~ALLOC_FLAGS) === 0 &&
+      (vmflag & VM_NOSLEEP) !== 0 && (this.lock | jEpoch) === 0 && Math.floor(size) === size &&
+      (vmflag | 0) === vmflag
+    ) {
+      // The quantum-cache path of a nosleep request, checks folded in, with
+      // the pop of the loaded magazine (kmem_cache_alloc's first step) inline.
+      const qc = (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)];
+      const r = qc.rounds;
+      if (r > 0) {
+        const id = qc.magStore[qc.loaded * qc.magCapacityRounds + r - 1];
+        qc.rounds = r - 1;
+        qc.bufState[id] = B_CLIENT;
+        qc.nAlloc++;
+        qc.bufInUse++;
+        return qc.bufAddr[id];
+      }
+      return qc.alloc(vmflag & VM_KMFLAGS);
+    }
     if (this.lock !== 0) this.refuseLocked();
     if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
     if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
     if (
-      (vmflag & (VM_ENDALLOC | POLICY)) === VM_ENDALLOC && size % this.quantum !== 0 &&
-      !(size - 1 < this.qcacheMax)
+      (vmflag & (VM_ENDALLOC | POLICY)) === VM_ENDALLOC &&
+      Math.floor(size * this.invQuantum) * this.quantum !== size && !(size - 1 < this.qcacheMax)
     ) {
       throw new KernelError(
         "EINVAL",
@@ -599,6 +620,14 @@ export class Vmem {
    * is not a buffer of the matching cache.
    */
   free(addr: number, size: number): void {
+    if (
+      size - 1 < this.qcacheMax && size >= 1 && (this.lock | jEpoch) === 0 &&
+      Math.floor(size) === size
+    ) {
+      // The quantum-cache path: the cache refuses any address that is not one of its buffers.
+      (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)].free(addr);
+      return;
+    }
     if (this.lock !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
     if (jEpoch !== 0) this.journal();
@@ -634,9 +663,9 @@ export class Vmem {
     checkInteger("addr", addr);
     checkInteger("size", size);
     this.ctr[C_CONTAINS]++;
-    for (let s = this.kNext[SEG0]; s !== SEG0; s = this.kNext[s]) {
+    for (let s = this.link[4 * SEG0 + 2]; s !== SEG0; s = this.link[4 * s + 2]) {
       this.ctr[C_CONTAINS_SEARCH]++;
-      if (addr >= this.segStart[s] && addr + size <= this.segEnd[s]) return true;
+      if (addr >= this.pos[2 * s] && addr + size <= this.pos[2 * s + 1]) return true;
     }
     return false;
   }
@@ -668,18 +697,18 @@ export class Vmem {
     if (reentrant && (this.lock & L_WALK) !== 0) this.refuseLocked();
     this.populate();
     const walker = this.getseg();
-    this.segType[walker] = VMEM_WALKER;
-    this.segStart[walker] = this.segEnd[walker] = 0;
-    this.segImport[walker] = 0;
+    this.type[walker] = VMEM_WALKER;
+    this.pos[2 * walker] = this.pos[2 * walker + 1] = 0;
+    this.imp[walker] = 0;
     this.ainsert(SEG0, walker);
     const wasLocked = this.lock & L_WALK;
     if (!reentrant) this.lock |= L_WALK;
     try {
-      for (let vsp = this.aNext[SEG0]; vsp !== SEG0; vsp = this.aNext[vsp]) {
-        const t = this.segType[vsp];
+      for (let vsp = this.link[4 * SEG0]; vsp !== SEG0; vsp = this.link[4 * vsp]) {
+        const t = this.type[vsp];
         if ((t & mask) === 0) continue;
-        const start = this.segStart[vsp];
-        const size = this.segEnd[vsp] - start;
+        const start = this.pos[2 * vsp];
+        const size = this.pos[2 * vsp + 1] - start;
         const name = t === VMEM_ALLOC ? "alloc" : t === VMEM_FREE ? "free" : "span";
         if (reentrant) {
           this.advance(walker, vsp);
@@ -780,11 +809,11 @@ export class Vmem {
   summary(): VmemSummary {
     const orders: VmemOrder[] = [];
     let spans = 0, busy = 0, free = 0;
-    for (let s = this.aNext[SEG0]; s !== SEG0; s = this.aNext[s]) {
-      const t = this.segType[s];
+    for (let s = this.link[4 * SEG0]; s !== SEG0; s = this.link[4 * s]) {
+      const t = this.type[s];
       if (t === VMEM_SPAN) spans++;
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
-      const size = this.segEnd[s] - this.segStart[s];
+      const size = this.pos[2 * s + 1] - this.pos[2 * s];
       const ord = Math.max(highbit(Math.floor(size * this.invQuantum)) - 1, 0);
       while (orders.length <= ord) {
         orders.push({
@@ -836,22 +865,22 @@ export class Vmem {
         ? "walker"
         : `type ${t}`;
     const out: string[] = [`vmem '${this.name}' quantum ${this.quantum}`];
-    for (let s = this.aNext[SEG0]; s !== SEG0; s = this.aNext[s]) {
-      const t = this.segType[s];
+    for (let s = this.link[4 * SEG0]; s !== SEG0; s = this.link[4 * s]) {
+      const t = this.type[s];
       if (t === VMEM_ROTOR || t === VMEM_WALKER) {
         out.push(`\t#${s}: ${typeName(t)}`);
         continue;
       }
-      const st = this.segStart[s];
-      const imp = t === VMEM_SPAN && this.segImport[s] ? " imported" : "";
-      out.push(`\t#${s}: ${hex(st)} ${this.segEnd[s] - st} ${typeName(t)}${imp}`);
+      const st = this.pos[2 * s];
+      const imp = t === VMEM_SPAN && this.imp[s] ? " imported" : "";
+      out.push(`\t#${s}: ${hex(st)} ${this.pos[2 * s + 1] - st} ${typeName(t)}${imp}`);
     }
     for (let i = 0; i < NLISTS; i++) {
-      const first = this.kNext[i];
+      const first = this.link[4 * i + 2];
       if (first <= FL_END) continue;
       out.push(`freelist[${i}]`);
-      for (let s = first; s > FL_END; s = this.kNext[s]) {
-        out.push(`\t#${s}: ${hex(this.segStart[s])} ${this.segEnd[s] - this.segStart[s]}`);
+      for (let s = first; s > FL_END; s = this.link[4 * s + 2]) {
+        out.push(`\t#${s}: ${hex(this.pos[2 * s])} ${this.pos[2 * s + 1] - this.pos[2 * s]}`);
       }
     }
     if (this.qcache !== null) {
@@ -872,10 +901,10 @@ export class Vmem {
    */
   whatis(addr: number): string | null {
     checkInteger("addr", addr);
-    for (let s = this.aNext[SEG0]; s !== SEG0; s = this.aNext[s]) {
-      const t = this.segType[s];
+    for (let s = this.link[4 * SEG0]; s !== SEG0; s = this.link[4 * s]) {
+      const t = this.type[s];
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
-      const st = this.segStart[s], en = this.segEnd[s];
+      const st = this.pos[2 * s], en = this.pos[2 * s + 1];
       if (addr < st || addr > en - 1) continue;
       let text = `0x${addr.toString(16)} is 0x${st.toString(16)}+${
         addr - st
@@ -907,7 +936,7 @@ export class Vmem {
       throw new KernelError("CORRUPT", `arena '${this.name}': ${what}`);
     };
     const q = this.quantum;
-    const T = this.segType, S = this.segStart, E = this.segEnd;
+    const T = this.type, P = this.pos;
     const seen = new Uint8Array(this.cap);
     let inuse = 0, total = 0, imported = 0, nalloc = 0, nfree = 0, rotors = 0;
     const spans: number[] = [];
@@ -916,9 +945,9 @@ export class Vmem {
     let prevType = 0; // type of the previous segment (markers skipped)
     let prevAcrossMarker = false;
     let n = 0;
-    for (let s = this.aNext[SEG0], p = SEG0; s !== SEG0; p = s, s = this.aNext[s]) {
+    for (let s = this.link[4 * SEG0], p = SEG0; s !== SEG0; p = s, s = this.link[4 * s]) {
       if (++n > this.cap) bad("arena list loops");
-      if (this.aPrev[s] !== p) bad(`arena list back link of #${s}`);
+      if (this.link[4 * s + 1] !== p) bad(`arena list back link of #${s}`);
       if (s < FIRST_SEG && s !== ROTOR) bad(`list head #${s} on the arena list`);
       if (seen[s]) bad(`#${s} twice on the arena list`);
       seen[s] = 1;
@@ -929,16 +958,19 @@ export class Vmem {
         continue;
       }
       if (t === VMEM_SPAN) {
-        if (span !== NIL && cursor !== E[span]) {
-          bad(`span at ${S[span]} not tiled: segments end at ${cursor}`);
+        if (span !== NIL && cursor !== P[2 * span + 1]) {
+          bad(`span at ${P[2 * span]} not tiled: segments end at ${cursor}`);
         }
         span = s;
-        cursor = S[s];
+        cursor = P[2 * s];
         spans.push(s);
-        total += E[s] - S[s];
-        if (this.segImport[s]) imported += E[s] - S[s];
-        if (S[s] === 0 || S[s] % q !== 0 || E[s] % q !== 0 || E[s] <= S[s] || E[s] > MAX_ADDR) {
-          bad(`span [${S[s]}, ${E[s]}) misaligned or empty`);
+        total += P[2 * s + 1] - P[2 * s];
+        if (this.imp[s]) imported += P[2 * s + 1] - P[2 * s];
+        if (
+          P[2 * s] === 0 || P[2 * s] % q !== 0 || P[2 * s + 1] % q !== 0 ||
+          P[2 * s + 1] <= P[2 * s] || P[2 * s + 1] > MAX_ADDR
+        ) {
+          bad(`span [${P[2 * s]}, ${P[2 * s + 1]}) misaligned or empty`);
         }
         prevType = t;
         prevAcrossMarker = false;
@@ -946,45 +978,47 @@ export class Vmem {
       }
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) bad(`#${s} has type ${t}`);
       if (span === NIL) bad(`segment #${s} before any span`);
-      if (S[s] !== cursor) bad(`segment #${s} starts at ${S[s]}, expected ${cursor}`);
-      const rend = roundup(E[s], q);
-      if (E[s] <= S[s] || rend > E[span]) bad(`segment #${s} [${S[s]}, ${E[s]}) outside its span`);
+      if (P[2 * s] !== cursor) bad(`segment #${s} starts at ${P[2 * s]}, expected ${cursor}`);
+      const rend = roundup(P[2 * s + 1], q);
+      if (P[2 * s + 1] <= P[2 * s] || rend > P[2 * span + 1]) {
+        bad(`segment #${s} [${P[2 * s]}, ${P[2 * s + 1]}) outside its span`);
+      }
       cursor = rend;
       if (t === VMEM_FREE) {
         nfree++;
-        if (E[s] % q !== 0) bad(`free segment #${s} end ${E[s]} misaligned`);
+        if (P[2 * s + 1] % q !== 0) bad(`free segment #${s} end ${P[2 * s + 1]} misaligned`);
         if (prevType === VMEM_FREE && !prevAcrossMarker) {
-          bad(`adjacent free segments ending at ${S[s]}`);
+          bad(`adjacent free segments ending at ${P[2 * s]}`);
         }
       } else {
         nalloc++;
-        inuse += E[s] - S[s];
+        inuse += P[2 * s + 1] - P[2 * s];
       }
       prevType = t;
       prevAcrossMarker = false;
     }
-    if (span !== NIL && cursor !== E[span]) {
-      bad(`span at ${S[span]} not tiled: segments end at ${cursor}`);
+    if (span !== NIL && cursor !== P[2 * span + 1]) {
+      bad(`span at ${P[2 * span]} not tiled: segments end at ${cursor}`);
     }
     if (rotors !== 1) bad(`${rotors} rotors on the arena list`);
     // Spans: the kin list holds the same markers in the same order; none overlap.
     let i = 0;
-    for (let s = this.kNext[SEG0], p = SEG0; s !== SEG0; p = s, s = this.kNext[s]) {
-      if (this.kPrev[s] !== p) bad("span list back link");
+    for (let s = this.link[4 * SEG0 + 2], p = SEG0; s !== SEG0; p = s, s = this.link[4 * s + 2]) {
+      if (this.link[4 * s + 3] !== p) bad("span list back link");
       if (spans[i++] !== s) bad(`span list disagrees with the arena list at span ${i}`);
     }
     if (i !== spans.length) bad("span list shorter than the arena list's spans");
-    const sorted = spans.slice().sort((a, b) => S[a] - S[b]);
+    const sorted = spans.slice().sort((a, b) => P[2 * a] - P[2 * b]);
     for (let k = 1; k < sorted.length; k++) {
-      if (S[sorted[k]] < E[sorted[k - 1]]) {
-        bad(`spans at ${S[sorted[k - 1]]} and ${S[sorted[k]]} overlap`);
+      if (P[2 * (sorted[k])] < P[2 * (sorted[k - 1]) + 1]) {
+        bad(`spans at ${P[2 * (sorted[k - 1])]} and ${P[2 * (sorted[k])]} overlap`);
       }
     }
     // Free lists and freemap: heads in order, each member free, on the list of its size.
     let listed = 0;
     let steps = 0;
-    for (let s = 0, p = NIL; s !== NIL; p = s, s = this.kNext[s]) {
-      if (this.kPrev[s] !== p) bad(`free list back link at #${s}`);
+    for (let s = 0, p = NIL; s !== NIL; p = s, s = this.link[4 * s + 2]) {
+      if (this.link[4 * s + 3] !== p) bad(`free list back link at #${s}`);
       if (++steps > this.cap) bad("free lists loop");
       if (s > FL_END) {
         if (T[s] !== VMEM_FREE) bad(`#${s} on a free list is not free`);
@@ -992,15 +1026,17 @@ export class Vmem {
       }
     }
     let head = -1;
-    for (let s = 0; s !== NIL; s = this.kNext[s]) {
+    for (let s = 0; s !== NIL; s = this.link[4 * s + 2]) {
       if (s <= FL_END) {
         if (s !== head + 1) bad(`free-list heads out of order at ${s}`);
         head = s;
-        const nonEmpty = this.kNext[s] > FL_END;
+        const nonEmpty = this.link[4 * s + 2] > FL_END;
         if (s < NLISTS && nonEmpty !== this.listBit(s)) bad(`freemap bit ${s} is ${!nonEmpty}`);
         continue;
       }
-      if (highbit(E[s] - S[s]) - 1 !== head) bad(`free segment of ${E[s] - S[s]} on list ${head}`);
+      if (highbit(P[2 * s + 1] - P[2 * s]) - 1 !== head) {
+        bad(`free segment of ${P[2 * s + 1] - P[2 * s]} on list ${head}`);
+      }
       if (!seen[s]) bad(`free segment #${s} is on a list but not in the arena`);
     }
     if (head !== FL_END) bad("free-list chain does not reach its end");
@@ -1008,9 +1044,9 @@ export class Vmem {
     // Hash.
     let hashed = 0;
     for (let h = 0; h <= this.hashMask; h++) {
-      for (let s = this.hashTable[h]; s !== NIL; s = this.kNext[s]) {
+      for (let s = this.hashTable[h]; s !== NIL; s = this.link[4 * s + 2]) {
         if (T[s] !== VMEM_ALLOC) bad(`#${s} in the hash is not allocated`);
-        if (this.hashIndex(S[s]) !== h) bad(`#${s} in hash bucket ${h} of another address`);
+        if (this.hashIndex(P[2 * s]) !== h) bad(`#${s} in hash bucket ${h} of another address`);
         if (!seen[s]) bad(`allocated #${s} in the hash but not in the arena`);
         if (++hashed > nalloc) bad("hash holds more than the allocated segments");
       }
@@ -1020,7 +1056,7 @@ export class Vmem {
     }
     // Pool.
     let pooled = 0;
-    for (let s = this.segFree; s !== NIL; s = this.kNext[s]) {
+    for (let s = this.segFree; s !== NIL; s = this.link[4 * s + 2]) {
       if (seen[s] || s < FIRST_SEG) bad(`pool holds live #${s}`);
       if (++pooled > this.cap) bad("segment pool loops");
     }
@@ -1042,7 +1078,7 @@ export class Vmem {
         qc.check();
         qc.forEachSlab((base, size) => {
           const s = this.hashFind(base);
-          if (s === NIL || E[s] - S[s] !== size) {
+          if (s === NIL || P[2 * s + 1] - P[2 * s] !== size) {
             bad(`slab at ${base} of '${qc.name}' is not an allocated segment`);
           }
         });
@@ -1207,9 +1243,9 @@ export class Vmem {
     if (isP2(size)) flist = this.firstList(highbit(size) - 1);
     else flist = this.firstList(highbit(size));
     if (flist < 0) return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
-    const vsp = this.kNext[flist];
-    let addr = this.segStart[vsp];
-    if (vmflag & VM_ENDALLOC) addr += this.segEnd[vsp] - (addr + size);
+    const vsp = this.link[4 * flist + 2];
+    let addr = this.pos[2 * vsp];
+    if (vmflag & VM_ENDALLOC) addr += this.pos[2 * vsp + 1] - (addr + size);
     this.segAlloc(vsp, addr, size);
     return addr;
   }
@@ -1218,21 +1254,21 @@ export class Vmem {
   private nextfitAlloc(size: number, vmflag: number): number {
     const realsize = roundup(size, this.quantum);
     if (this.nsegFree < MINFREE) this.populate();
-    let T = this.segType, S = this.segStart, E = this.segEnd;
-    let vsp = this.aNext[ROTOR];
+    let T = this.type, P = this.pos;
+    let vsp = this.link[4 * ROTOR];
     if (T[vsp] === VMEM_FREE) {
-      const vsSize = E[vsp] - S[vsp];
+      const vsSize = P[2 * vsp + 1] - P[2 * vsp];
       if (vsSize > realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
-        const addr = S[vsp];
-        S[vsp] = addr + realsize;
-        this.hashInsert(this.segCreate(this.aPrev[ROTOR], addr, addr + size));
+        const addr = P[2 * vsp];
+        P[2 * vsp] = addr + realsize;
+        this.hashInsert(this.segCreate(this.link[4 * ROTOR + 1], addr, addr + size));
         return addr;
       }
     }
     for (;;) {
       this.ctr[C_SEARCH]++;
-      if (T[vsp] === VMEM_FREE && E[vsp] - S[vsp] >= size) break;
-      vsp = this.aNext[vsp];
+      if (T[vsp] === VMEM_FREE && P[2 * vsp + 1] - P[2 * vsp] >= size) break;
+      vsp = this.link[4 * vsp];
       if (vsp === ROTOR) {
         if ((vmflag & VM_NOSLEEP) === 0) {
           if (this.importFn === null) {
@@ -1243,19 +1279,18 @@ export class Vmem {
             this.journalFull();
           }
         }
-        this.advance(ROTOR, this.aNext[ROTOR]);
-        T = this.segType;
-        S = this.segStart;
-        E = this.segEnd;
-        vsp = this.aPrev[ROTOR];
-        if (T[vsp] === VMEM_FREE && E[vsp] - S[vsp] >= size) break;
+        this.advance(ROTOR, this.link[4 * ROTOR]);
+        T = this.type;
+        P = this.pos;
+        vsp = this.link[4 * ROTOR + 1];
+        if (T[vsp] === VMEM_FREE && P[2 * vsp + 1] - P[2 * vsp] >= size) break;
         if (this.importFn !== null || (vmflag & VM_NOSLEEP) !== 0) {
           return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag & VM_KMFLAGS);
         }
         throw new WouldBlock(this);
       }
     }
-    const addr = S[vsp];
+    const addr = P[2 * vsp];
     vsp = this.segAlloc(vsp, addr, size);
     this.advance(ROTOR, vsp);
     return addr;
@@ -1263,11 +1298,11 @@ export class Vmem {
 
   /** Whether stepping the rotor past its successor would leave a free segment of `size` behind it. */
   private rotorStepFits(size: number): boolean {
-    const T = this.segType, S = this.segStart, E = this.segEnd;
-    const next = this.aNext[ROTOR], prev = this.aPrev[ROTOR];
+    const T = this.type, P = this.pos;
+    const next = this.link[4 * ROTOR], prev = this.link[4 * ROTOR + 1];
     if (T[next] !== VMEM_FREE) return false;
-    let avail = E[next] - S[next];
-    if (T[prev] === VMEM_FREE) avail += E[prev] - S[prev];
+    let avail = P[2 * next + 1] - P[2 * next];
+    if (T[prev] === VMEM_FREE) avail += P[2 * prev + 1] - P[2 * prev];
     return avail >= size;
   }
 
@@ -1296,7 +1331,7 @@ export class Vmem {
     const pow2 = isP2(size);
     for (;;) {
       if (this.nsegFree < MINFREE) this.populate();
-      const S = this.segStart, E = this.segEnd, K = this.kNext;
+      const P = this.pos, L = this.link;
       let flist: number;
       if (pow2) {
         flist = this.firstList(highbit(size) - 1);
@@ -1307,19 +1342,19 @@ export class Vmem {
       }
       let search = 0;
       vbest = NIL;
-      let vsp = flist < 0 ? NIL : K[flist];
+      let vsp = flist < 0 ? NIL : L[4 * flist + 2];
       while (vsp !== NIL) {
         search++;
         if (vsp <= FL_END) {
           if (vbest !== NIL) break;
           const f = vsp === FL_END ? -1 : this.firstList(vsp);
           if (f < 0) break;
-          vsp = K[f];
+          vsp = L[4 * f + 2];
           continue;
         }
-        const vs = S[vsp], ve = E[vsp];
+        const vs = P[2 * vsp], ve = P[2 * vsp + 1];
         if (ve - 1 < minaddr || (maxaddr !== 0 && vs > maxaddr - 1)) {
-          vsp = K[vsp];
+          vsp = L[4 * vsp + 2];
           continue;
         }
         const start = vs > minaddr ? vs : minaddr;
@@ -1328,20 +1363,20 @@ export class Vmem {
         if (
           nocross !== 0 && Math.floor(taddr / nocross) !== Math.floor((taddr + size - 1) / nocross)
         ) {
-          let np = nocross - (taddr % nocross);
-          if (np === nocross) np = 0;
-          taddr += roundup(np, align);
+          // P2NPHASE(taddr, nocross), rounded up to align: to the next boundary plus the phase.
+          taddr += roundup(Math.ceil(taddr / nocross) * nocross - taddr, align);
         }
         if (
-          taddr - start + size > end - start || (vbest !== NIL && ve - vs >= E[vbest] - S[vbest])
+          taddr - start + size > end - start ||
+          (vbest !== NIL && ve - vs >= P[2 * vbest + 1] - P[2 * vbest])
         ) {
-          vsp = K[vsp];
+          vsp = L[4 * vsp + 2];
           continue;
         }
         vbest = vsp;
         addr = taddr;
         if ((vmflag & VM_BESTFIT) === 0 || ve - vs === size) break;
-        vsp = K[vsp];
+        vsp = L[4 * vsp + 2];
       }
       this.ctr[C_SEARCH] += search;
       if (vbest !== NIL) break;
@@ -1378,7 +1413,7 @@ export class Vmem {
     }
     if (vbest !== NIL) {
       if (vmflag & VM_ENDALLOC) {
-        addr += Math.floor((this.segEnd[vbest] - (addr + size)) / align) * align;
+        addr += Math.floor((this.pos[2 * vbest + 1] - (addr + size)) / align) * align;
       }
       this.segAlloc(vbest, addr, size);
       if (xvaddr !== 0) (this.releaseFn as ReleaseFn)(this.source as Vmem, xvaddr, xsize);
@@ -1441,43 +1476,52 @@ export class Vmem {
   /** `vmem_xfree` after argument checks. */
   private xfreeInner(addr: number, size: number): void {
     const vsp0 = this.hashFind(addr);
-    if (vsp0 === NIL) {
-      throw new KernelError(
-        "BADFREE",
-        `free of ${describe(addr)} to arena '${this.name}': not allocated`,
-      );
-    }
-    if (this.segEnd[vsp0] - this.segStart[vsp0] !== size) {
-      throw new KernelError(
-        "BADFREE",
-        `free of ${describe(addr)} to arena '${this.name}': wrong size ${describe(size)} (expect ${
-          describe(this.segEnd[vsp0] - this.segStart[vsp0])
-        })`,
-      );
-    }
-    this.hashDelete(vsp0, size);
-    const T = this.segType, S = this.segStart, E = this.segEnd;
+    const P = this.pos;
+    if (vsp0 === NIL || P[2 * vsp0 + 1] - P[2 * vsp0] !== size) this.badFree(vsp0, addr, size);
+    // vmem_hash_delete (the chain position is left by hashFind).
+    const L = this.link, T = this.type;
+    if (this.lastPrev === NIL) this.hashTable[this.lastBucket] = L[4 * vsp0 + 2];
+    else L[4 * this.lastPrev + 2] = L[4 * vsp0 + 2];
+    const c = this.ctr;
+    c[C_LOOKUP] += this.lastLookups;
+    c[C_FREE]++;
+    c[C_INUSE] -= size;
+    if (--this.hashCount < this.hashShrinkAt) this.hashRescale();
     let vsp = vsp0;
-    E[vsp] = roundup(E[vsp], this.quantum);
-    const vnext = this.aNext[vsp];
+    P[2 * vsp + 1] = Math.ceil(P[2 * vsp + 1] * this.invQuantum) * this.quantum;
+    const vnext = L[4 * vsp];
     if (T[vnext] === VMEM_FREE) {
       this.freelistDelete(vnext);
-      E[vsp] = E[vnext];
-      this.segDestroy(vnext);
+      P[2 * vsp + 1] = P[2 * vnext + 1];
+      // vmem_seg_destroy(vnext)
+      const nn = L[4 * vnext];
+      L[4 * vsp] = nn;
+      L[4 * nn + 1] = vsp;
+      T[vnext] = 0;
+      L[4 * vnext + 2] = this.segFree;
+      this.segFree = vnext;
+      this.nsegFree++;
     }
-    const vprev = this.aPrev[vsp];
+    const vprev = L[4 * vsp + 1];
     if (T[vprev] === VMEM_FREE) {
       this.freelistDelete(vprev);
-      E[vprev] = E[vsp];
-      this.segDestroy(vsp);
+      P[2 * vprev + 1] = P[2 * vsp + 1];
+      // vmem_seg_destroy(vsp)
+      const nn = L[4 * vsp];
+      L[4 * vprev] = nn;
+      L[4 * nn + 1] = vprev;
+      T[vsp] = 0;
+      L[4 * vsp + 2] = this.segFree;
+      this.segFree = vsp;
+      this.nsegFree++;
       vsp = vprev;
     }
-    const before = this.aPrev[vsp];
+    const before = L[4 * vsp + 1];
     if (
-      this.segImport[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
-      T[this.aNext[vsp]] === VMEM_SPAN
+      T[before] === VMEM_SPAN && this.imp[before] !== 0 && this.releaseFn !== null &&
+      T[L[4 * vsp]] === VMEM_SPAN
     ) {
-      const a = S[vsp], s = E[vsp] - a;
+      const a = P[2 * vsp], s = P[2 * vsp + 1] - a;
       this.spanDestroy(vsp);
       this.releaseFn(this.source as Vmem, a, s);
     } else {
@@ -1485,19 +1529,34 @@ export class Vmem {
     }
   }
 
+  private badFree(vsp: number, addr: number, size: number): never {
+    if (vsp === NIL) {
+      throw new KernelError(
+        "BADFREE",
+        `free of ${describe(addr)} to arena '${this.name}': not allocated`,
+      );
+    }
+    throw new KernelError(
+      "BADFREE",
+      `free of ${describe(addr)} to arena '${this.name}': wrong size ${describe(size)} (expect ${
+        describe(this.pos[2 * vsp + 1] - this.pos[2 * vsp])
+      })`,
+    );
+  }
+
   /** `vmem_advance`: moves `walker` after `afterme` (or off the list) and mends what it separated. */
   private advance(walker: number, afterme: number): void {
-    const T = this.segType, S = this.segStart, E = this.segEnd;
-    const vprev = this.aPrev[walker], vnext = this.aNext[walker];
-    this.aNext[vprev] = vnext;
-    this.aPrev[vnext] = vprev;
+    const T = this.type, P = this.pos;
+    const vprev = this.link[4 * walker + 1], vnext = this.link[4 * walker];
+    this.link[4 * vprev] = vnext;
+    this.link[4 * vnext + 1] = vprev;
     if (afterme !== NIL) this.ainsert(afterme, walker);
     let vsp = NIL;
     if (T[vprev] === VMEM_FREE) {
       if (T[vnext] === VMEM_FREE) {
         this.freelistDelete(vnext);
         this.freelistDelete(vprev);
-        E[vprev] = E[vnext];
+        P[2 * vprev + 1] = P[2 * vnext + 1];
         this.freelistInsert(vprev);
         this.segDestroy(vnext);
       }
@@ -1506,12 +1565,12 @@ export class Vmem {
       vsp = vnext;
     }
     if (vsp !== NIL) {
-      const before = this.aPrev[vsp];
+      const before = this.link[4 * vsp + 1];
       if (
-        this.segImport[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
-        T[this.aNext[vsp]] === VMEM_SPAN
+        this.imp[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
+        T[this.link[4 * vsp]] === VMEM_SPAN
       ) {
-        const a = S[vsp], s = E[vsp] - a;
+        const a = P[2 * vsp], s = P[2 * vsp + 1] - a;
         this.freelistDelete(vsp);
         this.spanDestroy(vsp);
         this.releaseFn(this.source as Vmem, a, s);
@@ -1523,22 +1582,37 @@ export class Vmem {
 
   /** `vmem_seg_alloc`: carves `[addr, addr + size)` out of free segment `vsp`. */
   private segAlloc(vsp: number, addr: number, size: number): number {
-    const S = this.segStart, E = this.segEnd;
-    const vsStart = S[vsp], vsEnd = E[vsp];
+    const P = this.pos;
+    const vsStart = P[2 * vsp], vsEnd = P[2 * vsp + 1];
     const vsSize = vsEnd - vsStart;
-    const realsize = roundup(size, this.quantum);
+    const realsize = Math.ceil(size * this.invQuantum) * this.quantum;
     const addrEnd = addr + realsize;
     if (addr === vsStart && vsSize !== realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
-      S[vsp] = addrEnd;
-      const n = this.segCreate(this.aPrev[vsp], addr, addr + size);
+      // The remainder stays on the same list: move the segment's start and
+      // put the new segment before it.
+      P[2 * vsp] = addrEnd;
+      const L = this.link;
+      const n = this.segFree;
+      this.segFree = L[4 * n + 2];
+      this.nsegFree--;
+      P[2 * n] = addr;
+      P[2 * n + 1] = addr + size;
+      this.imp[n] = 0;
+      const prev = L[4 * vsp + 1];
+      L[4 * n] = vsp;
+      L[4 * n + 1] = prev;
+      L[4 * prev] = n;
+      L[4 * vsp + 1] = n;
       this.hashInsert(n);
       return n;
     }
     this.freelistDelete(vsp);
     if (vsEnd !== addrEnd) this.freelistInsert(this.segCreate(vsp, addrEnd, vsEnd));
-    if (vsStart !== addr) this.freelistInsert(this.segCreate(this.aPrev[vsp], vsStart, addr));
-    S[vsp] = addr;
-    E[vsp] = addr + size;
+    if (vsStart !== addr) {
+      this.freelistInsert(this.segCreate(this.link[4 * vsp + 1], vsStart, addr));
+    }
+    P[2 * vsp] = addr;
+    P[2 * vsp + 1] = addr + size;
     this.hashInsert(vsp);
     return vsp;
   }
@@ -1546,14 +1620,14 @@ export class Vmem {
   /** `vmem_span_create`: returns the free segment covering the new span. */
   private spanCreate(vaddr: number, size: number, imported: number): number {
     const end = vaddr + size;
-    const span = this.segCreate(this.aPrev[SEG0], vaddr, end);
-    this.segType[span] = VMEM_SPAN;
-    this.segImport[span] = imported;
-    const kp = this.kPrev[SEG0];
-    this.kNext[span] = SEG0;
-    this.kPrev[span] = kp;
-    this.kNext[kp] = span;
-    this.kPrev[SEG0] = span;
+    const span = this.segCreate(this.link[4 * SEG0 + 1], vaddr, end);
+    this.type[span] = VMEM_SPAN;
+    this.imp[span] = imported;
+    const kp = this.link[4 * SEG0 + 3];
+    this.link[4 * span + 2] = SEG0;
+    this.link[4 * span + 3] = kp;
+    this.link[4 * kp + 2] = span;
+    this.link[4 * SEG0 + 3] = span;
     const seg = this.segCreate(span, vaddr, end);
     this.freelistInsert(seg);
     if (imported) this.ctr[C_IMPORT] += size;
@@ -1563,41 +1637,41 @@ export class Vmem {
 
   /** `vmem_span_destroy`: removes the span whose only segment is `vsp`. */
   private spanDestroy(vsp: number): void {
-    const span = this.aPrev[vsp];
-    const size = this.segEnd[vsp] - this.segStart[vsp];
-    if (this.segImport[span]) this.ctr[C_IMPORT] -= size;
+    const span = this.link[4 * vsp + 1];
+    const size = this.pos[2 * vsp + 1] - this.pos[2 * vsp];
+    if (this.imp[span]) this.ctr[C_IMPORT] -= size;
     this.ctr[C_TOTAL] -= size;
-    const kp = this.kPrev[span], kn = this.kNext[span];
-    this.kNext[kp] = kn;
-    this.kPrev[kn] = kp;
+    const kp = this.link[4 * span + 3], kn = this.link[4 * span + 2];
+    this.link[4 * kp + 2] = kn;
+    this.link[4 * kn + 3] = kp;
     this.segDestroy(vsp);
     this.segDestroy(span);
   }
 
   private segCreate(prev: number, start: number, end: number): number {
     const id = this.getseg();
-    this.segStart[id] = start;
-    this.segEnd[id] = end;
-    this.segType[id] = 0;
-    this.segImport[id] = 0;
+    this.pos[2 * id] = start;
+    this.pos[2 * id + 1] = end;
+    this.type[id] = 0;
+    this.imp[id] = 0;
     this.ainsert(prev, id);
     return id;
   }
 
   private segDestroy(id: number): void {
-    const p = this.aPrev[id], n = this.aNext[id];
-    this.aNext[p] = n;
-    this.aPrev[n] = p;
-    this.segType[id] = 0;
+    const p = this.link[4 * id + 1], n = this.link[4 * id];
+    this.link[4 * p] = n;
+    this.link[4 * n + 1] = p;
+    this.type[id] = 0;
     this.putseg(id);
   }
 
   private ainsert(prev: number, id: number): void {
-    const n = this.aNext[prev];
-    this.aNext[id] = n;
-    this.aPrev[id] = prev;
-    this.aNext[prev] = id;
-    this.aPrev[n] = id;
+    const n = this.link[4 * prev];
+    this.link[4 * id] = n;
+    this.link[4 * id + 1] = prev;
+    this.link[4 * prev] = id;
+    this.link[4 * n + 1] = id;
   }
 
   private getseg(): number {
@@ -1605,13 +1679,13 @@ export class Vmem {
     if (id === NIL) {
       throw new KernelError("CORRUPT", `arena '${this.name}': segment pool exhausted`);
     }
-    this.segFree = this.kNext[id];
+    this.segFree = this.link[4 * id + 2];
     this.nsegFree--;
     return id;
   }
 
   private putseg(id: number): void {
-    this.kNext[id] = this.segFree;
+    this.link[4 * id + 2] = this.segFree;
     this.segFree = id;
     this.nsegFree++;
   }
@@ -1625,44 +1699,33 @@ export class Vmem {
 
   private grow(cap: number): void {
     const old = this.cap;
-    const f64 = (a: Float64Array) => {
-      const b = new Float64Array(cap);
-      b.set(a);
-      return b;
-    };
-    const i32 = (a: Int32Array) => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    const u8 = (a: Uint8Array) => {
-      const b = new Uint8Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.segStart = f64(this.segStart);
-    this.segEnd = f64(this.segEnd);
-    this.segType = u8(this.segType);
-    this.segImport = u8(this.segImport);
-    this.aNext = i32(this.aNext);
-    this.aPrev = i32(this.aPrev);
-    this.kNext = i32(this.kNext);
-    this.kPrev = i32(this.kPrev);
+    const pos = new Float64Array(2 * cap);
+    pos.set(this.pos);
+    const link = new Int32Array(4 * cap);
+    link.set(this.link);
+    const type = new Uint8Array(cap);
+    type.set(this.type);
+    const imp = new Uint8Array(cap);
+    imp.set(this.imp);
+    this.pos = pos;
+    this.link = link;
+    this.type = type;
+    this.imp = imp;
     this.cap = cap;
     for (let id = cap - 1; id >= Math.max(old, FIRST_SEG); id--) this.putseg(id);
   }
 
   private initLists(): void {
     for (let i = 0; i <= FL_END; i++) {
-      this.segStart[i] = 0;
-      this.segEnd[i] = i < NLISTS ? 2 ** i : 0;
-      this.kNext[i] = i < FL_END ? i + 1 : NIL;
-      this.kPrev[i] = i - 1;
+      this.pos[2 * i] = 0;
+      this.pos[2 * i + 1] = i < NLISTS ? 2 ** i : 0;
+      this.link[4 * i + 2] = i < FL_END ? i + 1 : NIL;
+      this.link[4 * i + 3] = i - 1;
     }
-    this.aNext[SEG0] = this.aPrev[SEG0] = SEG0;
-    this.kNext[SEG0] = this.kPrev[SEG0] = SEG0;
-    this.segType[SEG0] = VMEM_SPAN;
-    this.segType[ROTOR] = VMEM_ROTOR;
+    this.link[4 * SEG0] = this.link[4 * SEG0 + 1] = SEG0;
+    this.link[4 * SEG0 + 2] = this.link[4 * SEG0 + 3] = SEG0;
+    this.type[SEG0] = VMEM_SPAN;
+    this.type[ROTOR] = VMEM_ROTOR;
     this.ainsert(SEG0, ROTOR);
   }
 
@@ -1684,28 +1747,28 @@ export class Vmem {
 
   /** `vmem_freelist_insert`: at the head of the list of its size; wakes waiters. */
   private freelistInsert(vsp: number): void {
-    const i = highbit(this.segEnd[vsp] - this.segStart[vsp]) - 1;
-    this.segType[vsp] = VMEM_FREE;
+    const i = highbit(this.pos[2 * vsp + 1] - this.pos[2 * vsp]) - 1;
+    this.type[vsp] = VMEM_FREE;
     if (i < 32) this.freemapLo |= 1 << i;
     else this.freemapHi |= 1 << (i - 32);
-    const K = this.kNext;
-    const n = K[i];
-    K[vsp] = n;
-    this.kPrev[vsp] = i;
-    K[i] = vsp;
-    this.kPrev[n] = vsp;
+    const L = this.link;
+    const n = L[4 * i + 2];
+    L[4 * vsp + 2] = n;
+    this.link[4 * vsp + 3] = i;
+    L[4 * i + 2] = vsp;
+    this.link[4 * n + 3] = vsp;
     if (this.waiters !== null) this.broadcast();
   }
 
   /** `vmem_freelist_delete`. */
   private freelistDelete(vsp: number): void {
-    const n = this.kNext[vsp], p = this.kPrev[vsp];
+    const n = this.link[4 * vsp + 2], p = this.link[4 * vsp + 3];
     if (n <= FL_END && p <= FL_END) {
       if (p < 32) this.freemapLo ^= 1 << p;
       else this.freemapHi ^= 1 << (p - 32);
     }
-    this.kNext[p] = n;
-    this.kPrev[n] = p;
+    this.link[4 * p + 2] = n;
+    this.link[4 * n + 3] = p;
   }
 
   // ---- Internals: the allocated-segment hash ----
@@ -1718,37 +1781,44 @@ export class Vmem {
   }
 
   private hashInsert(vsp: number): void {
-    this.segType[vsp] = VMEM_ALLOC;
-    const h = this.hashIndex(this.segStart[vsp]);
-    this.kNext[vsp] = this.hashTable[h];
-    this.hashTable[h] = vsp;
-    this.ctr[C_ALLOC]++;
-    this.ctr[C_INUSE] += this.segEnd[vsp] - this.segStart[vsp];
+    this.type[vsp] = VMEM_ALLOC;
+    const P = this.pos;
+    const start = P[2 * vsp];
+    const h = this.hashIndex(start);
+    const H = this.hashTable;
+    this.link[4 * vsp + 2] = H[h];
+    H[h] = vsp;
+    const c = this.ctr;
+    c[C_ALLOC]++;
+    c[C_INUSE] += P[2 * vsp + 1] - start;
     if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
   }
 
-  /** The allocated segment starting at `addr`, or NIL; counts chain steps in `lastLookups`. */
+  /**
+   * The allocated segment starting at `addr`, or NIL. Leaves the chain steps
+   * taken in `lastLookups`, and the bucket and predecessor for hashDelete.
+   */
   private hashFind(addr: number): number {
     let steps = 0;
-    let s = this.hashTable[this.hashIndex(addr)];
-    while (s !== NIL && this.segStart[s] !== addr) {
+    const h = this.hashIndex(addr);
+    const P = this.pos, L = this.link;
+    let p = NIL;
+    let s = this.hashTable[h];
+    while (s !== NIL && P[2 * s] !== addr) {
       steps++;
-      s = this.kNext[s];
+      p = s;
+      s = L[4 * s + 2];
     }
     this.lastLookups = steps;
+    this.lastBucket = h;
+    this.lastPrev = p;
     return s;
   }
 
-  /** `vmem_hash_delete` of a segment already found by hashFind. */
+  /** `vmem_hash_delete` of the segment hashFind has just found. */
   private hashDelete(vsp: number, size: number): void {
-    const h = this.hashIndex(this.segStart[vsp]);
-    let s = this.hashTable[h];
-    if (s === vsp) {
-      this.hashTable[h] = this.kNext[vsp];
-    } else {
-      while (this.kNext[s] !== vsp) s = this.kNext[s];
-      this.kNext[s] = this.kNext[vsp];
-    }
+    if (this.lastPrev === NIL) this.hashTable[this.lastBucket] = this.link[4 * vsp + 2];
+    else this.link[4 * (this.lastPrev) + 2] = this.link[4 * vsp + 2];
     this.ctr[C_LOOKUP] += this.lastLookups;
     this.ctr[C_FREE]++;
     this.ctr[C_INUSE] -= size;
@@ -1770,9 +1840,9 @@ export class Vmem {
     for (let h = 0; h < oldSize; h++) {
       let s = old[h];
       while (s !== NIL) {
-        const next = this.kNext[s];
-        const b = this.hashIndex(this.segStart[s]);
-        this.kNext[s] = this.hashTable[b];
+        const next = this.link[4 * s + 2];
+        const b = this.hashIndex(this.pos[2 * s]);
+        this.link[4 * s + 2] = this.hashTable[b];
         this.hashTable[b] = s;
         s = next;
       }
@@ -1790,14 +1860,10 @@ export class Vmem {
 
   private saveState(): VmemState {
     return {
-      segStart: this.segStart.slice(),
-      segEnd: this.segEnd.slice(),
-      segType: this.segType.slice(),
-      segImport: this.segImport.slice(),
-      aNext: this.aNext.slice(),
-      aPrev: this.aPrev.slice(),
-      kNext: this.kNext.slice(),
-      kPrev: this.kPrev.slice(),
+      pos: this.pos.slice(),
+      link: this.link.slice(),
+      type: this.type.slice(),
+      imp: this.imp.slice(),
       hashTable: this.hashTable.slice(),
       ctr: this.ctr.slice(),
       scalars: [
@@ -1816,14 +1882,10 @@ export class Vmem {
   }
 
   private restoreState(st: VmemState): void {
-    this.segStart = st.segStart;
-    this.segEnd = st.segEnd;
-    this.segType = st.segType;
-    this.segImport = st.segImport;
-    this.aNext = st.aNext;
-    this.aPrev = st.aPrev;
-    this.kNext = st.kNext;
-    this.kPrev = st.kPrev;
+    this.pos = st.pos;
+    this.link = st.link;
+    this.type = st.type;
+    this.imp = st.imp;
     this.hashTable = st.hashTable;
     this.ctr.set(st.ctr);
     const s = st.scalars;

@@ -92,7 +92,8 @@ export interface QcacheStats {
 const B_NONE = 0;
 const B_SLAB = 1;
 const B_CACHED = 2;
-const B_CLIENT = 3;
+/** @internal Buffer state: held by a client. */
+export const B_CLIENT = 3;
 
 const TWO32 = 4294967296;
 
@@ -142,7 +143,8 @@ export class QuantumCache {
   magsize: number;
 
   private readonly src: SlabSource;
-  private readonly magCapacityRounds: number;
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  readonly magCapacityRounds: number;
   private readonly maxcolor: number;
   private color = 0;
 
@@ -160,24 +162,30 @@ export class QuantumCache {
   private partialMax = 0;
 
   // Buffers.
-  private bufAddr = new Float64Array(0);
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  bufAddr = new Float64Array(0);
   private bufNext = new Int32Array(0);
   private bufHNext = new Int32Array(0);
-  private bufState = new Uint8Array(0);
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  bufState = new Uint8Array(0);
 
   // Address hash of the buffers of live slabs.
   private hashTable = new Int32Array(16).fill(-1);
   private hashMask = 15;
+  private hashShift = 28;
   private hashCount = 0;
   private readonly invAlign: number;
 
   // Magazines: row m of magStore holds its rounds; magNext links the depot.
   private magCap = 0;
-  private magStore = new Int32Array(0);
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  magStore = new Int32Array(0);
   private magNext = new Int32Array(0);
   private magFreeList = -1;
-  private loaded = -1;
-  private rounds = -1;
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  loaded = -1;
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  rounds = -1;
   private ploaded = -1;
   private prounds = -1;
   private fullHead = -1;
@@ -186,13 +194,15 @@ export class QuantumCache {
   private nEmpty = 0;
 
   // Counters.
-  private nAlloc = 0;
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  nAlloc = 0;
   private nFree = 0;
   private nFail = 0;
   private nSlabCreate = 0;
   private nSlabDestroy = 0;
   private bufTotal = 0;
-  private bufInUse = 0;
+  /** @internal CPU layer, read by the arena's inlined fast path. */
+  bufInUse = 0;
 
   /**
    * A cache of `bufsize`-byte buffers aligned to `align`, whose slabs of
@@ -220,6 +230,18 @@ export class QuantumCache {
    * from the arena).
    */
   alloc(vmflag: number): number {
+    if (this.rounds > 0) {
+      const id = this.magStore[this.loaded * this.magCapacityRounds + --this.rounds];
+      this.bufState[id] = B_CLIENT;
+      this.nAlloc++;
+      this.bufInUse++;
+      return this.bufAddr[id];
+    }
+    return this.allocMiss(vmflag);
+  }
+
+  /** kmem_cache_alloc when the loaded magazine is empty. */
+  private allocMiss(vmflag: number): number {
     for (;;) {
       if (this.rounds > 0) {
         const id = this.magStore[this.loaded * this.magCapacityRounds + --this.rounds];
@@ -256,15 +278,29 @@ export class QuantumCache {
    */
   free(addr: number): void {
     const id = this.lookup(addr);
-    if (id < 0 || this.bufState[id] !== B_CLIENT) {
-      throw new KernelError(
-        "BADFREE",
-        `free of ${addr} (0x${addr.toString(16)}) to quantum cache '${this.name}': ` +
-          (id < 0 ? "not one of its buffers" : "buffer is not allocated"),
-      );
-    }
+    if (id < 0 || this.bufState[id] !== B_CLIENT) this.badFree(addr, id);
     this.nFree++;
     this.bufInUse--;
+    const r = this.rounds;
+    if (r >= 0 && r < this.magsize) {
+      this.magStore[this.loaded * this.magCapacityRounds + r] = id;
+      this.rounds = r + 1;
+      this.bufState[id] = B_CACHED;
+      return;
+    }
+    this.freeMiss(id);
+  }
+
+  private badFree(addr: number, id: number): never {
+    throw new KernelError(
+      "BADFREE",
+      `free of ${addr} (0x${addr.toString(16)}) to quantum cache '${this.name}': ` +
+        (id < 0 ? "not one of its buffers" : "buffer is not allocated"),
+    );
+  }
+
+  /** kmem_cache_free when the loaded magazine is full (or absent). */
+  private freeMiss(id: number): void {
     for (;;) {
       if (this.rounds >= 0 && this.rounds < this.magsize) {
         this.magStore[this.loaded * this.magCapacityRounds + this.rounds++] = id;
@@ -485,6 +521,7 @@ export class QuantumCache {
         this.nslabs,
         this.partialMax,
         this.hashMask,
+        this.hashShift,
         this.hashCount,
         this.magCap,
         this.magFreeList,
@@ -533,6 +570,7 @@ export class QuantumCache {
     this.nslabs = s[i++];
     this.partialMax = s[i++];
     this.hashMask = s[i++];
+    this.hashShift = s[i++];
     this.hashCount = s[i++];
     this.magCap = s[i++];
     this.magFreeList = s[i++];
@@ -769,12 +807,9 @@ export class QuantumCache {
 
   // ---- Address hash ----
 
+  /** Fibonacci hashing of the low 32 bits of `addr / align` (the chain compares whole addresses). */
   private hashOf(addr: number): number {
-    const x = Math.floor(addr * this.invAlign);
-    const lo = x >>> 0;
-    const hi = (x / TWO32) >>> 0;
-    const k = lo ^ Math.imul(hi, 0x9e3779b1);
-    return (k ^ (k >>> 16)) & this.hashMask;
+    return Math.imul(Math.floor(addr * this.invAlign) >>> 0, 0x9e3779b1) >>> this.hashShift;
   }
 
   private hashInsert(id: number): void {
@@ -810,6 +845,7 @@ export class QuantumCache {
     const old = this.hashTable;
     this.hashTable = new Int32Array(size).fill(-1);
     this.hashMask = size - 1;
+    this.hashShift = 32 - Math.log2(size);
     for (let h = 0; h < old.length; h++) {
       let c = old[h];
       while (c >= 0) {

@@ -1,0 +1,151 @@
+/**
+ * vmem benchmarks: the workloads of spec/workloads.md (vmem-churn,
+ * vmem-xalloc, vmem-frag-1k, vmem-frag-1m) under those names, the same churn
+ * under each allocation policy, and quantum-cache pairs (the same sizes with
+ * and without quantum caches).
+ *
+ *     deno run -A bench/vmem.ts [--json] [--filter REGEX]
+ *     bun bench/vmem.ts [--json] [--filter REGEX]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import process from "node:process";
+import { bench, do_not_optimize, run, summary } from "mitata";
+import { Mulberry32 } from "../mm/random.ts";
+import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
+});
+
+const GiB4 = 2 ** 32;
+const PAGE = 4096;
+const SLOTS = 10_000;
+
+function failed(what: string): never {
+  throw new Error(`benchmark set-up: ${what} failed`);
+}
+
+/** vmem-churn (and its per-policy variants): free a random slot, allocate a new size into it. */
+function churn(name: string, policy: number): void {
+  const vmp = Vmem.create(name, GiB4, 2 ** 40, PAGE);
+  const r = new Mulberry32(1);
+  const addr = new Float64Array(SLOTS);
+  const size = new Float64Array(SLOTS);
+  const flags = VM_NOSLEEP | policy;
+  for (let i = 0; i < SLOTS; i++) {
+    size[i] = (r.next() % 16 + 1) * PAGE;
+    addr[i] = vmp.alloc(size[i], flags) || failed(name);
+  }
+  bench(name, () => {
+    const i = r.next() % SLOTS;
+    vmp.free(addr[i], size[i]);
+    const s = (r.next() % 16 + 1) * PAGE;
+    size[i] = s;
+    addr[i] = vmp.alloc(s, flags);
+  });
+}
+
+/** vmem-xalloc: constrained churn (nocross 1 MiB, align 4 KiB..64 KiB). */
+function xallocChurn(): void {
+  const vmp = Vmem.create("vmem-xalloc", GiB4, GiB4, PAGE);
+  const r = new Mulberry32(1);
+  const addr = new Float64Array(SLOTS);
+  const size = new Float64Array(SLOTS);
+  const MiB = 1 << 20;
+  for (let i = 0; i < SLOTS; i++) {
+    size[i] = (r.next() % 8 + 1) * PAGE;
+    const align = PAGE << (r.next() % 5);
+    addr[i] = vmp.xalloc(size[i], align, 0, MiB, 0, 0, VM_NOSLEEP) || failed("vmem-xalloc");
+  }
+  bench("vmem-xalloc", () => {
+    const i = r.next() % SLOTS;
+    vmp.xfree(addr[i], size[i]);
+    const s = (r.next() % 8 + 1) * PAGE;
+    const align = PAGE << (r.next() % 5);
+    size[i] = s;
+    addr[i] = vmp.xalloc(s, align, 0, MiB, 0, 0, VM_NOSLEEP);
+  });
+}
+
+/** vmem-frag-N: N one-unit holes between allocated units; allocate one and free it. */
+function frag(name: string, n: number): void {
+  const vmp = Vmem.create(name, GiB4, 2 ** 40, 1);
+  const blocks = new Float64Array(2 * n);
+  for (let i = 0; i < 2 * n; i++) blocks[i] = vmp.alloc(1, VM_NOSLEEP) || failed(name);
+  for (let i = 0; i < 2 * n; i += 2) vmp.free(blocks[i], 1);
+  bench(name, () => {
+    const a = vmp.alloc(1, VM_NOSLEEP);
+    vmp.free(a, 1);
+    do_not_optimize(a);
+  });
+}
+
+/**
+ * Quantum-cache pairs: allocate and free sizes of 1..8 pages (drawn from a
+ * fixed cycle), from an arena without and with quantum caches up to 8 pages.
+ * 256 blocks stay allocated so neither arena is empty.
+ */
+function qcachePair(): void {
+  const sizes = new Float64Array(1024);
+  const r = new Mulberry32(7);
+  for (let i = 0; i < sizes.length; i++) sizes[i] = (r.next() % 8 + 1) * PAGE;
+  for (
+    const [name, qmax] of [["vmem-noqcache-allocfree", 0], [
+      "vmem-qcache-allocfree",
+      8 * PAGE,
+    ]] as const
+  ) {
+    const vmp = Vmem.create(name, GiB4, 2 ** 40, PAGE, { qcacheMax: qmax });
+    for (let i = 0; i < 256; i++) vmp.alloc(sizes[i], VM_NOSLEEP) || failed(name);
+    let k = 0;
+    bench(name, () => {
+      const s = sizes[k++ & 1023];
+      const a = vmp.alloc(s, VM_NOSLEEP);
+      vmp.free(a, s);
+    });
+  }
+  for (
+    const [name, qmax] of [["vmem-noqcache-churn", 0], ["vmem-qcache-churn", 16 * PAGE]] as const
+  ) {
+    const vmp = Vmem.create(name, GiB4, 2 ** 40, PAGE, { qcacheMax: qmax });
+    const rr = new Mulberry32(1);
+    const addr = new Float64Array(SLOTS);
+    const size = new Float64Array(SLOTS);
+    for (let i = 0; i < SLOTS; i++) {
+      size[i] = (rr.next() % 16 + 1) * PAGE;
+      addr[i] = vmp.alloc(size[i], VM_NOSLEEP) || failed(name);
+    }
+    bench(name, () => {
+      const i = rr.next() % SLOTS;
+      vmp.free(addr[i], size[i]);
+      const s = (rr.next() % 16 + 1) * PAGE;
+      size[i] = s;
+      addr[i] = vmp.alloc(s, VM_NOSLEEP);
+    });
+  }
+}
+
+const filter = values.filter === undefined ? null : new RegExp(values.filter);
+const want = (name: string) => filter === null || filter.test(name);
+
+summary(() => {
+  if (want("vmem-churn")) churn("vmem-churn", 0);
+  if (want("vmem-xalloc")) xallocChurn();
+  if (want("vmem-frag-1k")) frag("vmem-frag-1k", 1_000);
+  if (want("vmem-frag-1m")) frag("vmem-frag-1m", 1_000_000);
+});
+summary(() => {
+  if (want("vmem-churn-bestfit")) churn("vmem-churn-bestfit", VM_BESTFIT);
+  if (want("vmem-churn-firstfit")) churn("vmem-churn-firstfit", VM_FIRSTFIT);
+  if (want("vmem-churn-nextfit")) churn("vmem-churn-nextfit", VM_NEXTFIT);
+});
+summary(() => {
+  if (want("qcache")) qcachePair();
+});
+
+if (values.json) await run({ format: "json" });
+else await run();
