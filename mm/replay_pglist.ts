@@ -12,7 +12,8 @@ import { Uvm } from "./page.ts";
 import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
 import { PG_FREE, PG_PGLCA, PG_PGLIST } from "./physseg.ts";
 
-type Op = Record<string, unknown>;
+/** One trace operation, as parsed from its JSON line. */
+export type Op = Record<string, unknown>;
 
 function field(op: Op, name: string): unknown {
   if (!(name in op)) throw new KernelError("EINVAL", `${String(op.op)}: missing field ${name}`);

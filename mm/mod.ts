@@ -1,0 +1,99 @@
+/**
+ * The kernel's memory management, usable on its own:
+ *
+ * - vmem arenas (illumos `vmem.c`): any set of integers up to `2^53 - 1`.
+ * - the page array, physical segments, page free lists and
+ *   `uvm_pglistalloc` (NetBSD `uvm_pglist.c`).
+ * - the kernel pmap, the page-backed kernel heap (kmem over vmem), the page
+ *   cache and its daemon, and bus_dma.
+ * - the replayers of allocation traces.
+ *
+ * ```ts
+ * import { VM_NOSLEEP, Vmem } from "./mm/mod.ts";
+ * const ids = Vmem.create("ids", 1, 1000, 1);
+ * const id = ids.alloc(1, VM_NOSLEEP);
+ * ids.free(id, 1);
+ * ```
+ *
+ * @module
+ */
+
+export { checkInteger, checkPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
+export { Mulberry32 } from "./random.ts";
+export {
+  type ImportFn,
+  type ReleaseFn,
+  VM_ABORT,
+  VM_BESTFIT,
+  VM_ENDALLOC,
+  VM_FIRSTFIT,
+  VM_INSTANTFIT,
+  VM_NEXTFIT,
+  VM_NOSLEEP,
+  VM_SLEEP,
+  VMC_IDENTIFIER,
+  VMC_NO_QCACHE,
+  Vmem,
+  VMEM_ALLOC,
+  VMEM_FREE,
+  VMEM_SPAN,
+  type VmemCreateOptions,
+  type VmemOrder,
+  type VmemStats,
+  type VmemSummary,
+} from "./vmem.ts";
+export {
+  PG_FREE,
+  PG_PGLCA,
+  PG_PGLIST,
+  PhysMem,
+  type PhysSegInfo,
+  VM_FREELIST_DEFAULT,
+  VM_FREELIST_FIRST16,
+  VM_FREELIST_FIRST4G,
+  VM_NFREELIST,
+} from "./physseg.ts";
+export {
+  loadRam,
+  type PageDaemonHooks,
+  type RamRegion,
+  Uvm,
+  UVM_PGA_FALLBACK,
+  UVM_PGA_PAGEDAEMON,
+  UVM_PGA_USERESERVE,
+  type UvmOptions,
+  type UvmTracer,
+} from "./page.ts";
+export { PageList, pglistAlloc, pglistAllocWait, pglistFree, pglistTryAlloc } from "./pglist.ts";
+export { type PhysicalAccess, Pmap, VM_PROT_READ, VM_PROT_RW, VM_PROT_WRITE } from "./pmap.ts";
+export {
+  Kmem,
+  KMEM_ALIGN,
+  KMEM_QCACHE_MAX,
+  type KmemStats,
+  OWNER_CACHE,
+  OWNER_DMA,
+  OWNER_KMEM,
+  type VmemRecorder,
+} from "./kmem.ts";
+export { PageCache, PageDaemon, type PageDaemonStats, type PageFrames } from "./pdaemon.ts";
+export {
+  BouncePool,
+  type BouncePoolStats,
+  BUS_DMASYNC_POSTREAD,
+  BUS_DMASYNC_POSTWRITE,
+  BUS_DMASYNC_PREREAD,
+  BUS_DMASYNC_PREWRITE,
+  BusDma,
+  type BusDmaStats,
+  type DmaBackend,
+  DmaMap,
+  type DmaMemory,
+  DmaTag,
+  type DmaTagParams,
+  type KernelVirtual,
+  type PageRuns,
+} from "./bus_dma.ts";
+export { type Replayer, REPLAYERS, replayLine, replayText } from "./replay.ts";
+export { VmemReplayer } from "./replay_vmem.ts";
+export { PglistReplayer } from "./replay_pglist.ts";
