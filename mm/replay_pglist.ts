@@ -12,8 +12,7 @@ import { Uvm } from "./page.ts";
 import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
 import { PG_FREE, PG_PGLCA, PG_PGLIST } from "./physseg.ts";
 
-/** One trace operation, as parsed from its JSON line. */
-export type Op = Record<string, unknown>;
+type Op = Record<string, unknown>;
 
 function field(op: Op, name: string): unknown {
   if (!(name in op)) throw new KernelError("EINVAL", `${String(op.op)}: missing field ${name}`);
@@ -36,7 +35,7 @@ export class PglistReplayer {
   }
 
   /** Carries out one operation and returns its output object. */
-  apply(op: Op): unknown {
+  apply(op: Record<string, unknown>): unknown {
     switch (op.op) {
       case "config":
         return this.#config(op);
