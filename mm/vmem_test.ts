@@ -1,0 +1,712 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { KernelError } from "./errors.ts";
+import { Mulberry32 } from "./random.ts";
+import {
+  VM_ABORT,
+  VM_BESTFIT,
+  VM_ENDALLOC,
+  VM_FIRSTFIT,
+  VM_NEXTFIT,
+  VM_NOSLEEP,
+  VM_PANIC,
+  VM_SLEEP,
+  VMC_IDENTIFIER,
+  VMC_NO_QCACHE,
+  Vmem,
+  VMEM_ALLOC,
+  VMEM_FREE,
+  VMEM_REENTRANT,
+  VMEM_SPAN,
+  VMEM_WALKER,
+} from "./vmem.ts";
+
+const ALL = VMEM_ALLOC | VMEM_FREE | VMEM_SPAN;
+type Seg = [string, number, number];
+
+function segs(vmp: Vmem, mask = ALL): Seg[] {
+  const out: Seg[] = [];
+  vmp.walk(mask, (start, size, type) => out.push([type, start, size]));
+  return out;
+}
+
+/** Everything observable about an arena: its walk and its counters. */
+function state(vmp: Vmem): unknown {
+  return { segs: segs(vmp), stats: vmp.stats };
+}
+
+/** Runs `fn`, which must throw a KernelError with `code`, and checks that nothing changed. */
+function refused(code: string, fn: () => unknown, ...arenas: Vmem[]): void {
+  const before = arenas.map(state);
+  assert.throws(fn, (e: unknown) => e instanceof KernelError && e.code === code);
+  assert.deepEqual(arenas.map(state), before);
+  for (const a of arenas) a.check();
+}
+
+function code(e: unknown): string {
+  return e instanceof KernelError ? e.code : String(e);
+}
+
+// ---- Policies ----
+
+test("instant-fit takes the head of the first list whose members all fit, LIFO", () => {
+  const a = Vmem.create("a", 100, 100, 1);
+  for (const want of [100, 110, 120, 130]) assert.equal(a.alloc(10, VM_NOSLEEP), want);
+  a.free(100, 10);
+  a.free(120, 10);
+  // 9 is not a power of two: only lists of 16 and up definitely fit it, so the
+  // two holes of 10 are passed over for the tail [140, 200).
+  assert.equal(a.alloc(9, VM_NOSLEEP), 140);
+  // 8 is: list 8..15 fits, and its head is the hole freed last.
+  assert.equal(a.alloc(8, VM_NOSLEEP), 120);
+  assert.equal(a.alloc(8, VM_NOSLEEP), 100);
+  a.check();
+});
+
+test("a carve that leaves the remainder on its list keeps the segment's place", () => {
+  const a = Vmem.create("a", 1000, 100, 1);
+  a.add(5000, 100); // a second free segment, on the same list (64..127), now its head
+  // The head [5000, 5100) loses 10 and stays on the same list: no reordering.
+  assert.equal(a.alloc(10, VM_NOSLEEP), 5000);
+  assert.equal(a.alloc(10, VM_NOSLEEP), 5010);
+  // [5020, 5100) is 80: a 20 carve leaves 60, a lower list, so the
+  // remainder moves to list 32..63, where the next request finds it first.
+  assert.equal(a.alloc(20, VM_NOSLEEP), 5020);
+  assert.equal(a.alloc(20, VM_NOSLEEP), 5040);
+  assert.equal(a.alloc(40, VM_NOSLEEP), 1000);
+  a.check();
+});
+
+test("best-fit picks the smallest fitting segment of the first list that has one", () => {
+  const a = Vmem.create("a", 100, 200, 1);
+  const [b1, , b3, , b5] = [12, 1, 10, 1, 11, 1].map((s) => a.alloc(s, VM_NOSLEEP));
+  a.free(b1, 12); // hole 12
+  a.free(b3, 10); // hole 10
+  a.free(b5, 11); // hole 11
+  assert.equal(a.alloc(9, VM_NOSLEEP | VM_BESTFIT), b3);
+  assert.equal(
+    a.alloc(9, VM_NOSLEEP | VM_FIRSTFIT),
+    b5,
+    "first-fit: list order (LIFO), not address",
+  );
+  a.check();
+});
+
+test("next-fit cycles through the arena with the rotor", () => {
+  const a = Vmem.create("ids", 1, 10, 1, { flags: VMC_IDENTIFIER });
+  const got: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const id = a.alloc(1, VM_NOSLEEP | VM_NEXTFIT);
+    got.push(id);
+    if (id !== 0) a.free(id, 1);
+  }
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2]);
+  // The rotor keeps the hole behind it from coalescing: two free segments.
+  assert.deepEqual(segs(a, VMEM_FREE), [["free", 1, 2], ["free", 3, 8]]);
+  a.check();
+});
+
+test("end allocation: instant-fit at the end, xalloc moved up by whole alignments", () => {
+  const a = Vmem.create("a", 4096, 4096 * 16, 4096);
+  assert.equal(a.alloc(4096, VM_NOSLEEP | VM_ENDALLOC), 4096 * 16);
+  assert.equal(a.xalloc(4096, 8192, 0, 0, 0, 0, VM_NOSLEEP | VM_ENDALLOC), 4096 * 14);
+  assert.equal(a.alloc(4096, VM_NOSLEEP | VM_NEXTFIT | VM_ENDALLOC), 4096, "next-fit ignores it");
+  a.check();
+});
+
+test("xalloc honours align, phase, nocross, minaddr and maxaddr", () => {
+  const a = Vmem.create("a", 100, 1000, 1);
+  assert.equal(a.xalloc(10, 32, 8, 0, 0, 0, VM_NOSLEEP), 104);
+  // From 120 a 16-unit block would cross 128: it moves to the boundary.
+  assert.equal(a.xalloc(6, 0, 0, 0, 0, 0, VM_NOSLEEP), 114);
+  assert.equal(a.xalloc(16, 0, 0, 64, 0, 0, VM_NOSLEEP), 128);
+  assert.equal(a.xalloc(10, 0, 0, 0, 500, 0, VM_NOSLEEP), 500);
+  assert.equal(a.xalloc(10, 0, 0, 0, 0, 125, VM_NOSLEEP), 0, "nothing free below 125");
+  assert.equal(a.xalloc(4, 0, 0, 0, 0, 124, VM_NOSLEEP), 100);
+  assert.equal(a.xalloc(10, 0, 0, 0, 600, 605, VM_NOSLEEP), 0);
+  for (const [addr, size] of [[104, 10], [114, 6], [128, 16], [500, 10], [100, 4]]) {
+    a.xfree(addr, size);
+  }
+  assert.deepEqual(segs(a), [["span", 100, 1000], ["free", 100, 1000]]);
+  a.check();
+});
+
+test("an allocated segment keeps the exact size; the slack returns on free", () => {
+  const a = Vmem.create("a", 4096, 4 * 4096, 4096);
+  const x = a.alloc(5000, VM_NOSLEEP);
+  assert.equal(a.size(VMEM_ALLOC), 5000);
+  assert.equal(a.size(VMEM_FREE), 4 * 4096 - 5000);
+  assert.deepEqual(segs(a), [["span", 4096, 16384], ["alloc", 4096, 5000], ["free", 12288, 8192]]);
+  refused("BADFREE", () => a.free(x, 8192), a);
+  a.free(x, 5000);
+  assert.deepEqual(segs(a), [["span", 4096, 16384], ["free", 4096, 16384]]);
+});
+
+test("spans stay in the order they were added; contains follows them", () => {
+  const a = Vmem.create("a", 3000, 100, 1);
+  a.add(1000, 100);
+  a.add(2000, 100);
+  assert.deepEqual(segs(a, VMEM_SPAN), [["span", 3000, 100], ["span", 1000, 100], [
+    "span",
+    2000,
+    100,
+  ]]);
+  assert.equal(a.contains(1000, 100), true);
+  assert.equal(a.contains(1050, 51), false, "crosses the end of a span");
+  assert.equal(a.contains(1100, 0), true, "size 0: start <= addr <= end");
+  assert.equal(a.contains(1101, 0), false);
+  assert.equal(a.contains(1099, 2), false, "spans never join");
+  assert.equal(a.stats.contains, 5);
+});
+
+// ---- Importing ----
+
+test("an importing arena sizes imports as the seed, returns whole spans, leaks on destroy", () => {
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 16);
+  const a = Vmem.create("a", 0, 0, 1, { source: src });
+  // align 64 > source quantum 16 and phase 8 is not a multiple of 16: the
+  // import reserves align - quantum = 63 for the phase.
+  const x = a.xalloc(100, 64, 8, 0, 0, 0, VM_NOSLEEP);
+  assert.deepEqual(segs(src, VMEM_ALLOC), [["alloc", 1 << 20, 176]]); // roundup(100 + 63, 16)
+  assert.equal(x, (1 << 20) + 8, "placed at P2PHASEUP(span start) without a search");
+  assert.equal(a.stats.memImport, 176);
+  // Phase a multiple of the source quantum: align - 16 is reserved.
+  const y = a.xalloc(100, 64, 16, 0, 0, 0, VM_NOSLEEP);
+  assert.deepEqual(segs(src, VMEM_ALLOC).slice(1), [["alloc", (1 << 20) + 176, 160]]);
+  assert.equal(y, (1 << 20) + 208);
+  a.xfree(x, 100);
+  assert.deepEqual(
+    segs(src, VMEM_ALLOC),
+    [["alloc", (1 << 20) + 176, 160]],
+    "whole span went back",
+  );
+  const z = a.alloc(10, VM_NOSLEEP);
+  assert.equal(a.destroy(), 110);
+  assert.equal(src.size(VMEM_ALLOC), 160, "imports stay allocated in the source");
+  // [208, 308) left [176, 208) (list 32..63) and [308, 336) (list 16..31): 10 takes the latter.
+  assert.equal(z, (1 << 20) + 308, "served from the span already imported");
+  src.check();
+});
+
+test("no_qcache arenas import at least 64 even with qcache_max 0", () => {
+  const src = Vmem.create("src", 4096, 1 << 20, 1);
+  const a = Vmem.create("a", 0, 0, 1, { source: src, flags: VMC_NO_QCACHE });
+  assert.equal(a.minImport, 64);
+  a.alloc(10, VM_NOSLEEP);
+  assert.deepEqual(segs(src, VMEM_ALLOC), [["alloc", 4096, 64]]);
+  const b = Vmem.create("b", 0, 0, 512, {
+    source: Vmem.create("s2", 1 << 30, 1 << 30, 4096),
+    qcacheMax: 5120,
+    flags: VMC_NO_QCACHE,
+  });
+  assert.equal(b.minImport, 16384, "max(2^highbit(3 * 10 * 512), 64)");
+  assert.equal(b.qcacheMax, 0);
+});
+
+test("an import made unnecessary while importing is given back", () => {
+  // The source's larger quantum makes imports bigger than needed, so the
+  // arena gives an import back when it finds room on return.
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 8192);
+  let held = 0;
+  let freeWhileImporting = false;
+  let calls = 0;
+  const a: Vmem = Vmem.create("a", 1 << 30, 4096, 16, {
+    source: src,
+    importFn: (s, size, flags) => {
+      calls++;
+      const v = s.alloc(size, flags);
+      if (freeWhileImporting) a.free(held, 4096); // as another thread would, lock dropped
+      return v;
+    },
+  });
+  held = a.alloc(4096, VM_NOSLEEP);
+  assert.equal(held, 1 << 30);
+  freeWhileImporting = true;
+  const x = a.alloc(4096, VM_NOSLEEP);
+  assert.equal(calls, 1);
+  assert.equal(x, held, "served from the room the free made");
+  assert.equal(src.size(VMEM_ALLOC), 0, "the import went back to the source");
+  assert.deepEqual(segs(a), [["span", 1 << 30, 4096], ["alloc", 1 << 30, 4096]]);
+  a.check();
+  src.check();
+});
+
+test("custom import and release functions replace the source's alloc and free", () => {
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 4096);
+  const log: string[] = [];
+  const a = Vmem.create("a", 0, 0, 8, {
+    source: src,
+    importFn: (s, size, flags) => {
+      log.push(`import ${size}`);
+      return s.alloc(size, flags);
+    },
+    releaseFn: (s, addr, size) => {
+      log.push(`release ${size}`);
+      s.free(addr, size);
+    },
+  });
+  const x = a.alloc(100, VM_NOSLEEP);
+  a.free(x, 100);
+  assert.deepEqual(log, ["import 4096", "release 4096"]);
+  const b = Vmem.create("b", 0, 0, 8, { source: src, releaseFn: null });
+  const y = b.alloc(100, VM_NOSLEEP);
+  b.free(y, 100);
+  assert.deepEqual(segs(b, VMEM_SPAN), [["span", y, 4096]], "no release function: the span stays");
+});
+
+test("a failed import: VM_ABORT fails, nosleep fails, sleep would wait", () => {
+  const src = Vmem.create("src", 1 << 20, 4096, 4096);
+  let pages = 0;
+  const a = Vmem.create("a", 0, 0, 4096, {
+    source: src,
+    importFn: (s, size, flags) => (pages > 0 ? (pages--, s.alloc(size, flags)) : 0),
+  });
+  assert.equal(a.alloc(4096, VM_NOSLEEP), 0);
+  assert.equal(a.alloc(4096, VM_SLEEP | VM_ABORT), 0);
+  refused("WOULDBLOCK", () => a.alloc(4096, VM_SLEEP), a, src);
+  pages = 1;
+  assert.equal(a.alloc(4096, VM_SLEEP), 1 << 20);
+  assert.equal(a.stats.fail, 2);
+});
+
+// ---- Refusals ----
+
+test("create refuses bad quanta, spans, sources and flags", () => {
+  const ids = Vmem.create("ids", 1, 100, 1, { flags: VMC_IDENTIFIER });
+  const mem = Vmem.create("mem", 4096, 4096, 4096);
+  const bad: [string, () => unknown][] = [
+    ["quantum 3", () => Vmem.create("x", 0, 0, 3)],
+    ["base 0 with a size", () => Vmem.create("x", 0, 4096, 4096)],
+    ["base without size", () => Vmem.create("x", 4096, 0, 4096)],
+    ["misaligned", () => Vmem.create("x", 4097, 4096, 4096)],
+    ["past 2^53", () => Vmem.create("x", 2 ** 53 - 4096, 8192, 4096)],
+    [
+      "identifier from memory",
+      () => Vmem.create("x", 0, 0, 1, { source: mem, flags: VMC_IDENTIFIER }),
+    ],
+    ["memory from identifiers", () => Vmem.create("x", 0, 0, 1, { source: ids })],
+    ["quantum above the source's", () => Vmem.create("x", 0, 0, 8192, { source: mem })],
+    ["import without source", () => Vmem.create("x", 0, 0, 1, { importFn: () => 0 })],
+    ["unknown flags", () => Vmem.create("x", 0, 0, 1, { flags: 1 })],
+    ["negative qcache", () => Vmem.create("x", 0, 0, 1, { qcacheMax: -1 })],
+  ];
+  for (const [what, fn] of bad) {
+    assert.throws(fn, (e: unknown) => code(e) === "EINVAL", what);
+  }
+  mem.destroy();
+  assert.throws(
+    () => Vmem.create("x", 0, 0, 1, { source: mem }),
+    (e: unknown) => code(e) === "EINVAL",
+  );
+});
+
+test("add refuses 0, misaligned, overflowing and overlapping spans, changing nothing", () => {
+  const a = Vmem.create("a", 4096, 8192, 4096);
+  a.add(65536, 4096);
+  refused("EINVAL", () => a.add(0, 4096), a);
+  refused("EINVAL", () => a.add(8192 * 4, 0), a);
+  refused("EINVAL", () => a.add(4097 * 8, 4096), a);
+  refused("EINVAL", () => a.add(2 ** 53 - 4096, 8192), a);
+  refused("EINVAL", () => a.add(8192, 4096), a);
+  refused("EINVAL", () => a.add(61440, 8192), a);
+  refused("EINVAL", () => a.add(1.5, 4096), a);
+});
+
+test("alloc and xalloc refuse what the seed panics on, changing nothing", () => {
+  const a = Vmem.create("a", 4096, 1 << 20, 4096);
+  a.alloc(4096, VM_NOSLEEP | VM_NEXTFIT);
+  const cases: [string, () => unknown][] = [
+    ["size 0", () => a.alloc(0, VM_NOSLEEP)],
+    ["size not integer", () => a.alloc(1.5, VM_NOSLEEP)],
+    ["size too big", () => a.alloc(2 ** 53, VM_NOSLEEP)],
+    ["unknown flag", () => a.alloc(4096, VM_NOSLEEP | 0x10000)],
+    [
+      "instant-fit end allocation of a partial quantum",
+      () => a.alloc(100, VM_NOSLEEP | VM_ENDALLOC),
+    ],
+    ["xalloc size 0", () => a.xalloc(0, 0, 0, 0, 0, 0, VM_NOSLEEP)],
+    ["align not quantum-aligned", () => a.xalloc(4096, 2048, 0, 0, 0, 0, VM_NOSLEEP)],
+    ["phase not quantum-aligned", () => a.xalloc(4096, 8192, 100, 0, 0, 0, VM_NOSLEEP)],
+    ["nocross not quantum-aligned", () => a.xalloc(4096, 0, 0, 100, 0, 0, VM_NOSLEEP)],
+    ["align not a power of two", () => a.xalloc(4096, 3 * 4096, 0, 0, 0, 0, VM_NOSLEEP)],
+    ["nocross not a power of two", () => a.xalloc(4096, 0, 0, 3 * 4096, 0, 0, VM_NOSLEEP)],
+    ["phase >= align", () => a.xalloc(4096, 8192, 8192, 0, 0, 0, VM_NOSLEEP)],
+    ["align > nocross", () => a.xalloc(4096, 16384, 0, 8192, 0, 0, VM_NOSLEEP)],
+    ["overconstrained", () => a.xalloc(8192, 8192, 4096, 8192, 0, 0, VM_NOSLEEP)],
+    ["minaddr > maxaddr", () => a.xalloc(4096, 0, 0, 0, 65536, 8192, VM_NOSLEEP)],
+    [
+      "end allocation with nocross",
+      () => a.xalloc(4096, 0, 0, 65536, 0, 0, VM_NOSLEEP | VM_ENDALLOC),
+    ],
+    [
+      "end allocation with maxaddr",
+      () => a.xalloc(4096, 0, 0, 0, 0, 65536, VM_NOSLEEP | VM_ENDALLOC),
+    ],
+    ["negative minaddr", () => a.xalloc(4096, 0, 0, 0, -1, 0, VM_NOSLEEP)],
+  ];
+  for (const [what, fn] of cases) {
+    const before = state(a);
+    assert.throws(fn, (e: unknown) => code(e) === "EINVAL", what);
+    assert.deepEqual(state(a), before, what);
+  }
+  a.check();
+});
+
+test("free refuses bad addresses and sizes, changing nothing", () => {
+  const a = Vmem.create("a", 4096, 1 << 20, 4096);
+  const x = a.alloc(5000, VM_NOSLEEP);
+  const y = a.xalloc(4096, 65536, 0, 0, 0, 0, VM_NOSLEEP);
+  refused("BADFREE", () => a.free(x + 4096, 4096), a);
+  refused("BADFREE", () => a.free(x, 4096), a);
+  refused("BADFREE", () => a.xfree(x, 5001), a);
+  refused("EINVAL", () => a.free(x, 0), a);
+  refused("EINVAL", () => a.free(0, 4096), a);
+  a.free(x, 5000);
+  refused("BADFREE", () => a.free(x, 5000), a);
+  a.xfree(y, 4096);
+  assert.equal(a.size(VMEM_ALLOC), 0);
+});
+
+test("destroy refuses while the arena is a source; a destroyed arena refuses everything", () => {
+  const src = Vmem.create("src", 4096, 1 << 20, 4096);
+  const a = Vmem.create("a", 0, 0, 4096, { source: src });
+  a.alloc(4096, VM_NOSLEEP);
+  refused("EBUSY", () => src.destroy(), src, a);
+  assert.equal(a.destroy(), 4096);
+  assert.equal(a.destroyed, true);
+  for (
+    const fn of [
+      () => a.alloc(4096, VM_NOSLEEP),
+      () => a.free(4096, 4096),
+      () => a.add(1 << 30, 4096),
+    ]
+  ) {
+    assert.throws(fn, (e: unknown) => code(e) === "EINVAL");
+  }
+  assert.equal(src.destroy(), 4096);
+});
+
+// ---- Sleeping ----
+
+test("a sleeping request that would wait is refused with WOULDBLOCK and undone", () => {
+  const a = Vmem.create("a", 4096, 4 * 4096, 4096);
+  a.alloc(3 * 4096, VM_NOSLEEP);
+  refused("WOULDBLOCK", () => a.alloc(2 * 4096, VM_SLEEP), a);
+  refused("WOULDBLOCK", () => a.alloc(2 * 4096, VM_SLEEP | VM_BESTFIT), a);
+  refused("WOULDBLOCK", () => a.xalloc(4096, 32768, 0, 0, 0, 0, VM_SLEEP), a);
+  refused("WOULDBLOCK", () => a.alloc(2 * 4096, VM_SLEEP | VM_NEXTFIT), a);
+  assert.equal(a.alloc(4096, VM_SLEEP), 4 * 4096);
+});
+
+test("a sleeping next-fit request that steps the rotor and then would wait is undone", () => {
+  // The rotor sits between two free segments of an imported span. Coming
+  // full circle, the seed steps it (coalescing them), then imports from the
+  // source, which would wait: the step must be undone with the rest.
+  const P = 4096;
+  const src = Vmem.create("src", 1 << 20, 8 * P, P);
+  const a = Vmem.create("a", 0, 0, P, { source: src, qcacheMax: P, flags: VMC_NO_QCACHE });
+  for (let i = 0; i < 3; i++) a.alloc(P, VM_NOSLEEP | VM_NEXTFIT); // imports 4 pages (min_import)
+  for (let i = 0; i < 3; i++) a.free((1 << 20) + i * P, P);
+  src.alloc(4 * P, VM_NOSLEEP);
+  const twoFree: Seg[] = [["span", 1 << 20, 4 * P], ["free", 1 << 20, 3 * P], [
+    "free",
+    (1 << 20) + 3 * P,
+    P,
+  ]];
+  assert.deepEqual(segs(a), twoFree, "the rotor keeps them apart");
+  refused("WOULDBLOCK", () => a.alloc(5 * P, VM_SLEEP | VM_NEXTFIT), a, src);
+  // With nosleep the seed makes the same step and fails: the arena changed.
+  assert.equal(a.alloc(5 * P, VM_NOSLEEP | VM_NEXTFIT), 0);
+  assert.deepEqual(segs(a), [["span", 1 << 20, 4 * P], ["free", 1 << 20, 4 * P]]);
+  a.check();
+  src.check();
+});
+
+test("allocWait waits for a free, then succeeds", async () => {
+  const a = Vmem.create("a", 4096, 2 * 4096, 4096);
+  const x = a.alloc(2 * 4096, VM_NOSLEEP);
+  let done = 0;
+  const p = a.allocWait(4096, VM_SLEEP).then((v) => (done = v));
+  await Promise.resolve();
+  assert.equal(done, 0);
+  assert.equal(a.stats.wait, 1);
+  a.free(x, 2 * 4096);
+  assert.equal(await p, 4096);
+  a.check();
+});
+
+test("allocWait cancelled by a signal rejects with ECANCELED and leaves the arena untouched", async () => {
+  const a = Vmem.create("a", 4096, 4096, 4096);
+  a.alloc(4096, VM_NOSLEEP);
+  const walk = segs(a);
+  const ac = new AbortController();
+  const p = a.xallocWait(4096, 0, 0, 0, 0, 0, VM_SLEEP, ac.signal);
+  ac.abort();
+  await assert.rejects(p, (e: unknown) => code(e) === "ECANCELED");
+  assert.deepEqual(segs(a), walk);
+  await assert.rejects(
+    a.allocWait(4096, VM_SLEEP, ac.signal),
+    (e: unknown) => code(e) === "ECANCELED",
+  );
+});
+
+test("wakeup() retries a request whose import failed for want of outside resources", async () => {
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 4096);
+  let pages = 0;
+  const a = Vmem.create("heap", 0, 0, 4096, {
+    source: src,
+    importFn: (
+      s,
+      size,
+      flags,
+    ) => (pages * 4096 >= size ? (pages -= size / 4096, s.alloc(size, flags)) : 0),
+  });
+  const p = a.allocWait(8192, VM_SLEEP);
+  await Promise.resolve();
+  pages = 2;
+  a.wakeup();
+  assert.equal(await p, 1 << 20);
+});
+
+test("a request blocked in its source is woken by frees into the source", async () => {
+  const src = Vmem.create("src", 1 << 20, 4096, 4096);
+  const a = Vmem.create("a", 0, 0, 4096, { source: src });
+  const held = src.alloc(4096, VM_NOSLEEP);
+  const p = a.allocWait(4096, VM_SLEEP);
+  await Promise.resolve();
+  assert.equal(src.stats.wait, 1);
+  src.free(held, 4096);
+  assert.equal(await p, 1 << 20);
+});
+
+test("VM_PANIC turns a failure into ENOMEM", () => {
+  const a = Vmem.create("a", 4096, 4096, 4096);
+  assert.throws(() => a.alloc(8192, VM_NOSLEEP | VM_PANIC), (e: unknown) => code(e) === "ENOMEM");
+});
+
+// ---- Fault injection ----
+
+test("mtbf fails nosleep allocations repeatably, never sleeping ones", () => {
+  const run = (seed: number) => {
+    const a = Vmem.create("a", 4096, 1 << 30, 4096);
+    a.setMtbf(4, seed);
+    const out: number[] = [];
+    for (let i = 0; i < 40; i++) out.push(a.alloc(4096, VM_NOSLEEP) === 0 ? 0 : 1);
+    for (let i = 0; i < 20; i++) assert.notEqual(a.alloc(4096, VM_SLEEP), 0);
+    a.setMtbf(0, 0);
+    for (let i = 0; i < 20; i++) assert.notEqual(a.alloc(4096, VM_NOSLEEP), 0);
+    return out;
+  };
+  const first = run(7);
+  assert.deepEqual(run(7), first);
+  const fails = first.filter((x) => x === 0).length;
+  assert.ok(fails > 2 && fails < 25, `${fails} failures`);
+  const quiet = Vmem.create("q", 4096, 1 << 30, 4096);
+  for (let i = 0; i < 100; i++) assert.notEqual(quiet.alloc(4096, VM_NOSLEEP), 0);
+});
+
+// ---- Quantum caches ----
+
+test("quantum caches serve small sizes from slabs, highest chunk first, LIFO after", () => {
+  const a = Vmem.create("a", 1 << 20, 1 << 20, 4096, { qcacheMax: 4 * 4096 });
+  const x = a.alloc(3 * 4096, VM_NOSLEEP);
+  // Slab size max(2^highbit(3 * 16384), 64) = 65536; 5 chunks of 12 KiB after
+  // colour 4096 (the first slab's colour), the last one handed out first.
+  assert.deepEqual(segs(a, VMEM_ALLOC), [["alloc", 1 << 20, 65536]]);
+  assert.equal(x, (1 << 20) + 4096 + 4 * 3 * 4096);
+  const y = a.alloc(3 * 4096 - 100, VM_NOSLEEP); // same cache
+  assert.equal(y, x - 3 * 4096);
+  a.free(y, 3 * 4096);
+  assert.equal(a.alloc(3 * 4096, VM_NOSLEEP), y, "the magazine gives back the last free");
+  assert.equal(a.size(VMEM_ALLOC), 65536);
+  assert.equal(
+    a.xalloc(4096, 0, 0, 0, 0, 0, VM_NOSLEEP),
+    (1 << 20) + 65536,
+    "xalloc bypasses the caches",
+  );
+  a.check();
+});
+
+test("quantum caches refuse frees of what they did not hand out", () => {
+  const a = Vmem.create("a", 1 << 20, 1 << 20, 4096, { qcacheMax: 4 * 4096 });
+  const x = a.alloc(4096, VM_NOSLEEP);
+  const y = a.xalloc(4096, 0, 0, 0, 0, 0, VM_NOSLEEP);
+  refused("BADFREE", () => a.free(y, 4096), a); // xalloc'ed: not a cache buffer
+  refused("BADFREE", () => a.free(x, 8192), a); // another cache
+  refused("BADFREE", () => a.xfree(x, 4096), a); // the slab is the segment, not the buffer
+  a.free(x, 4096);
+  refused("BADFREE", () => a.free(x, 4096), a); // double free
+  a.xfree(y, 4096);
+  a.check();
+});
+
+test("reap returns the depot's magazines and wholly free slabs", () => {
+  const a = Vmem.create("a", 1 << 20, 1 << 24, 4096, { qcacheMax: 4096 });
+  const held: number[] = [];
+  for (let i = 0; i < 200; i++) held.push(a.alloc(4096, VM_NOSLEEP));
+  for (const x of held) a.free(x, 4096);
+  const cache = a.summary().qcaches[0];
+  assert.ok(cache.depotFull > 0 && cache.slabs > 0);
+  a.reap();
+  const after = a.summary().qcaches[0];
+  assert.equal(after.depotFull, 0);
+  assert.equal(after.depotEmpty, 0);
+  assert.equal(after.bufCached, cache.bufCached - cache.depotFull * cache.magsize);
+  assert.ok(a.size(VMEM_ALLOC) < 200 * 4096);
+  a.check();
+  assert.equal(a.destroy(), 0, "destroy purges the CPU layer too");
+});
+
+test("an arena that cannot satisfy a request reaps its quantum caches and retries", () => {
+  const a = Vmem.create("a", 1 << 20, 1 << 17, 4096, { qcacheMax: 4096 });
+  const held: number[] = [];
+  for (let i = 0; i < 32; i++) held.push(a.alloc(4096, VM_NOSLEEP));
+  for (const x of held) a.free(x, 4096);
+  assert.equal(a.size(VMEM_ALLOC), 1 << 17, "every slab still held by the cache");
+  assert.equal(a.alloc(1 << 16, VM_NOSLEEP), 1 << 20);
+  a.check();
+});
+
+test("a sleeping request that reaps and still would wait is undone, caches included", () => {
+  const a = Vmem.create("a", 1 << 20, 1 << 17, 4096, { qcacheMax: 4096 });
+  const held: number[] = [];
+  for (let i = 0; i < 32; i++) held.push(a.alloc(4096, VM_NOSLEEP));
+  for (const x of held.slice(0, 20)) a.free(x, 4096);
+  const before = [state(a), a.summary()];
+  assert.throws(() => a.alloc(1 << 17, VM_SLEEP), (e: unknown) => code(e) === "WOULDBLOCK");
+  assert.deepEqual([state(a), a.summary()], before);
+  a.check();
+});
+
+test("sizes of one cache share it, as kmem's cache index does", () => {
+  const a = Vmem.create("a", 4096, 1 << 20, 8, { qcacheMax: 64 });
+  const x = a.alloc(5, VM_NOSLEEP);
+  a.free(x, 7);
+  assert.equal(a.alloc(8, VM_NOSLEEP), x);
+  assert.equal(a.summary().qcaches.length, 8);
+});
+
+// ---- Hash, walk, views ----
+
+test("the allocated-segment hash grows and shrinks with the arena", () => {
+  const a = Vmem.create("a", 1, 1 << 20, 1);
+  assert.equal(a.summary().hashBuckets, 16);
+  const xs: number[] = [];
+  for (let i = 0; i < 1000; i++) xs.push(a.alloc(1, VM_NOSLEEP));
+  assert.equal(a.summary().hashBuckets, 1024);
+  for (const x of xs) a.free(x, 1);
+  assert.equal(a.summary().hashBuckets, 16);
+  a.check();
+});
+
+test("a reentrant walk lets the callback use the arena; its marker defers coalescing", () => {
+  const a = Vmem.create("a", 100, 100, 1);
+  const xs = [10, 10, 10, 10].map((s) => a.alloc(s, VM_NOSLEEP));
+  const seen: Seg[] = [];
+  a.walk(VMEM_ALLOC | VMEM_REENTRANT, (start, size, type) => {
+    seen.push([type, start, size]);
+    a.free(start, size);
+    // The marker sits right after the freed segment: it does not merge with the next.
+    a.check();
+  });
+  assert.deepEqual(seen, xs.map((x): Seg => ["alloc", x, 10]));
+  assert.deepEqual(segs(a), [["span", 100, 100], ["free", 100, 100]]);
+  a.check();
+});
+
+test("a plain walk locks the arena against changes; a walker mask walks nothing", () => {
+  const a = Vmem.create("a", 100, 100, 1);
+  const x = a.alloc(10, VM_NOSLEEP);
+  let n = 0;
+  a.walk(ALL, () => {
+    n++;
+    assert.throws(() => a.free(x, 10), (e: unknown) => code(e) === "EDEADLK");
+    assert.throws(() => a.alloc(1, VM_NOSLEEP), (e: unknown) => code(e) === "EDEADLK");
+    assert.equal(a.size(VMEM_ALLOC), 10);
+    assert.deepEqual(segs(a, VMEM_SPAN), [["span", 100, 100]], "nested read-only walks are fine");
+  });
+  assert.equal(n, 3);
+  a.walk(ALL | VMEM_WALKER, () => assert.fail("walked"));
+  a.free(x, 10);
+});
+
+test("summary, dump and whatis describe the arena", () => {
+  const a = Vmem.create("arena", 4096, 64 * 4096, 4096, { qcacheMax: 4096 });
+  const x = a.alloc(3 * 4096, VM_NOSLEEP);
+  const c = a.alloc(4096, VM_NOSLEEP);
+  const s = a.summary();
+  assert.equal(s.size, 64 * 4096);
+  assert.equal(s.inuse, 3 * 4096 + 16384, "a slab of max(2^highbit(3 * 4096), 64)");
+  assert.equal(s.spans, 1);
+  assert.equal(s.busySegments, 2);
+  assert.deepEqual(
+    s.orders.map((o) => [o.size, o.inuseCount, o.freeCount]),
+    [[8192, 1, 0], [16384, 1, 0], [131072, 0, 1]],
+  );
+  assert.match(a.dump(), /vmem 'arena' quantum 4096[\s\S]*rotor[\s\S]*freelist\[17\]/);
+  assert.equal(
+    a.whatis(x + 5),
+    `0x${(x + 5).toString(16)} is 0x${x.toString(16)}+5 in VMEM 'arena' (allocated)`,
+  );
+  assert.match(a.whatis(c) ?? "", /quantum cache 'arena_4096' \(allocated\)/);
+  assert.match(a.whatis(60 * 4096) ?? "", /\(free\)$/);
+  assert.equal(a.whatis(1 << 30), null);
+});
+
+test("addresses near 2^53 stay exact", () => {
+  const top = 2 ** 53 - 2 ** 20;
+  const a = Vmem.create("top", top, 2 ** 20 - 4096, 4096);
+  const x = a.xalloc(8192, 65536, 4096 * 3, 0, 0, 0, VM_NOSLEEP);
+  assert.equal(x, top + 4096 * 3);
+  // The first list that fits 4096 holds [top, top + 12288): its end.
+  assert.equal(a.alloc(4096, VM_NOSLEEP | VM_ENDALLOC), top + 8192);
+  assert.equal(a.xalloc(4096, 0, 0, 0, 2 ** 53 - 12288, 0, VM_NOSLEEP), 2 ** 53 - 12288);
+  assert.equal(a.alloc(2 ** 20, VM_NOSLEEP), 0);
+  a.check();
+});
+
+// ---- Randomised ----
+
+test("random requests over an import chain keep every invariant", () => {
+  const r = new Mulberry32(42);
+  const root = Vmem.create("root", 1 << 24, 1 << 22, 4096);
+  const mid = Vmem.create("mid", 0, 0, 512, {
+    source: root,
+    flags: VMC_NO_QCACHE,
+    qcacheMax: 4096,
+  });
+  const leaf = Vmem.create("leaf", 0, 0, 16, { source: mid, qcacheMax: 64 });
+  const arenas = [root, mid, leaf];
+  const live: { v: Vmem; addr: number; size: number; x: boolean }[] = [];
+  const policies = [0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT];
+  for (let step = 0; step < 1500; step++) {
+    const v = arenas[r.below(3)];
+    const op = r.below(10);
+    if (op < 4) {
+      const size = (r.below(3) === 0 ? 1 : v.quantum) * (r.below(40) + 1);
+      const flags = (r.below(6) === 0 ? VM_SLEEP : VM_NOSLEEP) | policies[r.below(4)];
+      try {
+        const addr = v.alloc(size, flags);
+        if (addr !== 0) live.push({ v, addr, size, x: false });
+      } catch (e) {
+        assert.equal(code(e), "WOULDBLOCK");
+      }
+    } else if (op < 6) {
+      const size = v.quantum * (r.below(8) + 1);
+      const align = v.quantum << r.below(4);
+      const addr = v.xalloc(size, align, 0, r.below(2) ? 0 : align * 16, 0, 0, VM_NOSLEEP);
+      if (addr !== 0) live.push({ v, addr, size, x: true });
+    } else if (live.length > 0) {
+      const i = r.below(live.length);
+      const b = live[i];
+      if (b.x) b.v.xfree(b.addr, b.size);
+      else b.v.free(b.addr, b.size);
+      live.splice(i, 1);
+    }
+    for (const a of arenas) a.check();
+  }
+  for (const b of live) b.x ? b.v.xfree(b.addr, b.size) : b.v.free(b.addr, b.size);
+  leaf.reap();
+  for (const a of arenas) a.check();
+  assert.equal(leaf.destroy() >= 0, true);
+});
