@@ -70,7 +70,9 @@ function main(args: string[]): number {
   const [kind, file] = args;
   const make = kind === undefined ? undefined : REPLAYERS[kind];
   if (make === undefined || file === undefined || args.length !== 2) {
-    process.stderr.write("usage: replay.ts vmem|pglist FILE   (FILE may be - for standard input)\n");
+    process.stderr.write(
+      "usage: replay.ts vmem|pglist FILE   (FILE may be - for standard input)\n",
+    );
     return 2;
   }
   let text: string;
