@@ -526,6 +526,11 @@ export class Vmem {
       }
       return qc.alloc(vmflag & VM_KMFLAGS);
     }
+    return this.allocRequest(size, vmflag);
+  }
+
+  /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
+  private allocRequest(size: number, vmflag: number): number {
     if (this.lock !== 0) this.refuseLocked();
     if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
     if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
