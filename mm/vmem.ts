@@ -24,10 +24,11 @@
  * arena may front its small sizes with quantum caches (see vmem_qcache.ts).
  *
  * Data: every segment (and marker) is an index into a structure of typed
- * arrays: start and end (Float64Array, exact to 2^53), type and import flag
- * (Uint8Array), arena-list and kin-list links (Int32Array). The kin links
- * are the free-list links of a free segment, the hash chain of an allocated
- * one (next only) and the span list of a span marker. Indices 0..54 are the
+ * arrays: its start and end side by side in one Float64Array (exact to
+ * 2^53), its four links (arena-list next and prev, kin-list next and prev)
+ * side by side in one Int32Array, its type and import flag in Uint8Arrays.
+ * The kin links are the free-list links of a free segment, the hash chain
+ * of an allocated one (next only) and the span list of a span marker. Indices 0..54 are the
  * free-list heads (54 terminates the chain), 55 is the list anchor, 56 the
  * rotor. Unused indices form a pool that grows by doubling, kept topped up
  * before each operation as `vmem_populate` does, so no operation runs out
