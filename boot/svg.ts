@@ -40,6 +40,8 @@ const COLS = 256;
 const CELL = 4;
 const MAX_ROWS = 128;
 const MARGIN = 16;
+/** Spans drawn per arena; the rest are counted in one line. */
+const MAX_SPANS = 8;
 
 function esc(text: string): string {
   return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -123,7 +125,7 @@ export function renderSvg(p: MachinePicture): string {
       line(`<text x="${MARGIN}" y="${y + 10}" font-size="11">(no spans)</text>`);
       y += 16;
     }
-    for (const span of spans) {
+    for (const span of spans.slice(0, MAX_SPANS)) {
       const [, base, size] = span.span;
       let inuse = 0;
       for (const [t, , n] of span.segs) if (t === "alloc") inuse += n;
@@ -148,6 +150,15 @@ export function renderSvg(p: MachinePicture): string {
         );
       }
       y += 18;
+    }
+    if (spans.length > MAX_SPANS) {
+      let bytesLeft = 0;
+      for (const span of spans.slice(MAX_SPANS)) bytesLeft += span.span[2];
+      line(
+        `<text x="${MARGIN}" y="${y + 10}" font-size="10">... and ${spans.length - MAX_SPANS} ` +
+          `more spans (${bytes(bytesLeft)})</text>`,
+      );
+      y += 16;
     }
   }
   y += MARGIN;
