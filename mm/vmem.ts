@@ -193,12 +193,15 @@ export interface VmemStats {
   search: number;
   /** Times the segment pool grew. */
   populate: number;
-  /** `contains` calls and spans they looked at. */
+  /** `contains` calls. */
   contains: number;
+  /** Spans looked at by `contains`. */
   containsSearch: number;
-  /** Bytes (or identifiers) allocated, imported, in all spans. */
+  /** Bytes (or identifiers) allocated. */
   memInuse: number;
+  /** Bytes in imported spans. */
   memImport: number;
+  /** Bytes in all spans. */
   memTotal: number;
 }
 
@@ -206,24 +209,39 @@ export interface VmemStats {
 export interface VmemOrder {
   /** Smallest size of the order: `2^k * quantum`. */
   size: number;
+  /** Allocated segments of this order. */
   inuseCount: number;
+  /** Bytes in them (exact sizes). */
   inuseBytes: number;
+  /** Free segments of this order. */
   freeCount: number;
+  /** Bytes in them. */
   freeBytes: number;
 }
 
 /** FreeBSD's `show vmem`: totals and counts per size order. */
 export interface VmemSummary {
+  /** Arena name. */
   name: string;
+  /** Arena quantum. */
   quantum: number;
+  /** Bytes in all spans. */
   size: number;
+  /** Bytes allocated. */
   inuse: number;
+  /** Bytes free (size - inuse). */
   free: number;
+  /** Number of spans. */
   spans: number;
+  /** Number of allocated segments. */
   busySegments: number;
+  /** Number of free segments. */
   freeSegments: number;
+  /** Buckets of the allocated-segment hash. */
   hashBuckets: number;
+  /** Segments by size order (orders with none left out). */
   orders: VmemOrder[];
+  /** One entry per quantum cache. */
   qcaches: QcacheStats[];
 }
 

@@ -73,18 +73,23 @@ export interface QcacheStats {
   free: number;
   /** Allocations that failed (no slab could be imported). */
   fail: number;
-  /** Slabs created and destroyed. */
+  /** Slabs created. */
   slabCreate: number;
+  /** Slabs destroyed (given back to the arena). */
   slabDestroy: number;
-  /** Live slabs and the buffers they hold. */
+  /** Live slabs. */
   slabs: number;
+  /** Buffers in live slabs. */
   bufTotal: number;
-  /** Buffers held by clients, cached in magazines, free in slabs. */
+  /** Buffers held by clients. */
   bufInUse: number;
+  /** Buffers cached in magazines. */
   bufCached: number;
+  /** Buffers free in their slabs. */
   bufSlab: number;
-  /** Magazines in the depot. */
+  /** Full magazines in the depot. */
   depotFull: number;
+  /** Empty magazines in the depot. */
   depotEmpty: number;
 }
 
@@ -121,9 +126,13 @@ export function qcacheSlabSize(qcacheMax: number): number {
 
 /** Saved state of a cache (for undoing a refused request). */
 export interface QcacheState {
+  /** Copies of the Float64Array fields. */
   readonly f64: Float64Array<ArrayBuffer>[];
+  /** Copies of the Int32Array fields. */
   readonly i32: Int32Array<ArrayBuffer>[];
+  /** Copy of the buffer states. */
   readonly u8: Uint8Array<ArrayBuffer>;
+  /** The scalar fields. */
   readonly scalars: number[];
 }
 
