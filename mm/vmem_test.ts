@@ -203,6 +203,18 @@ test("no_qcache arenas import at least 64 even with qcache_max 0", () => {
   assert.equal(b.qcacheMax, 0);
 });
 
+test("min_import keeps the seed's int shift: the count wraps at 32 as on x86", () => {
+  // VMEM_QCACHE_SLABSIZE is MAX(1 << highbit(3 * max), 64) with an int 1:
+  // the native seed turns 1 << 32 into 1 and 1 << 31 into a negative int.
+  const s = Vmem.create("s", 2 ** 50, 2 ** 40, 2 ** 26);
+  const mk = (q: number, qmax: number) =>
+    Vmem.create("x", 0, 0, q, { source: s, qcacheMax: qmax, flags: VMC_NO_QCACHE }).minImport;
+  assert.equal(mk(2 ** 26, 2 ** 30), 64, "3 * 2^30: highbit 32, 1 << 32 is 1");
+  assert.equal(mk(2 ** 25, 2 ** 29), 64, "3 * 2^29: highbit 31, 1 << 31 is negative");
+  assert.equal(mk(2 ** 24, 2 ** 28), 2 ** 30, "3 * 2^28: highbit 30");
+  assert.equal(mk(2 ** 20, 2 ** 24), 2 ** 26);
+});
+
 test("an import made unnecessary while importing is given back", () => {
   // The source's larger quantum makes imports bigger than needed, so the
   // arena gives an import back when it finds room on return.
