@@ -573,13 +573,21 @@ export class BusDma {
   /** The page-by-page load; returns null or the code of the refusal. */
   #loadPages(map: DmaMap, va: number, len: number): string | null {
     const ps = this.#be.pageSize;
+    const kva = this.#be.kva;
     const tag = map.tag;
+    // The tag's window and alignment, read once (DmaTag.reaches, inlined).
+    // Remainders by these powers of two go through floor, not `%`: on
+    // addresses past 2^31 `%` is a floating-point remainder, a slow call.
+    const low = tag.lowAddr, high = tag.highAddr, align = tag.alignment;
     for (let off = 0; off < len;) {
       const v = va + off;
-      const pa = this.#be.kva.extract(v);
+      const pa = kva.extract(v);
       if (pa < 0) return "EFAULT";
-      const n = Math.min(ps - (v % ps), len - off);
-      if (tag.reaches(pa, n)) {
+      const n = Math.min(ps - (v - Math.floor(v / ps) * ps), len - off);
+      if (
+        pa >= low && pa + n - 1 <= high &&
+        (align === 1 || Math.floor(pa / align) * align === pa)
+      ) {
         if (!this.#addSeg(map, pa, n)) return "EFBIG";
       } else {
         // A bounce page stands in for one buffer page (or the part of it the
@@ -728,27 +736,30 @@ export class BusDma {
    * size (_bus_dmamap_addseg). Returns false when the segments run out.
    */
   #addSeg(map: DmaMap, pa: number, n: number): boolean {
-    const tag = map.tag;
+    const tag = map.tag, segs = map.segs;
+    const boundary = tag.boundary, maxSegSize = tag.maxSegSize;
     while (n > 0) {
       let take = n;
-      if (tag.boundary !== 0) {
-        const bend = (Math.floor(pa / tag.boundary) + 1) * tag.boundary;
-        take = Math.min(take, bend - pa);
+      // Start of the boundary window `pa` is in; `take` stays inside it.
+      let window = 0;
+      if (boundary !== 0) {
+        window = Math.floor(pa / boundary) * boundary;
+        take = Math.min(take, window + boundary - pa);
       }
       const last = map.nsegs - 1;
+      // Merge with the last segment when it ends at `pa`, stays short enough
+      // and lies in the same boundary window.
       if (
-        last >= 0 && map.segs[2 * last] + map.segs[2 * last + 1] === pa &&
-        map.segs[2 * last + 1] + take <= tag.maxSegSize &&
-        (tag.boundary === 0 ||
-          Math.floor(map.segs[2 * last] / tag.boundary) ===
-            Math.floor((pa + take - 1) / tag.boundary))
+        last >= 0 && segs[2 * last] + segs[2 * last + 1] === pa &&
+        segs[2 * last + 1] + take <= maxSegSize &&
+        (boundary === 0 || segs[2 * last] >= window)
       ) {
-        map.segs[2 * last + 1] += take;
+        segs[2 * last + 1] += take;
       } else {
-        take = Math.min(take, tag.maxSegSize);
+        take = Math.min(take, maxSegSize);
         if (map.nsegs === map.maxSegs) return false;
-        map.segs[2 * map.nsegs] = pa;
-        map.segs[2 * map.nsegs + 1] = take;
+        segs[2 * map.nsegs] = pa;
+        segs[2 * map.nsegs + 1] = take;
         map.nsegs++;
       }
       pa += take;
