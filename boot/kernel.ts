@@ -3,13 +3,19 @@
  * everything it brought up.
  *
  *     memory map (firmware) -> physload -> page array -> free lists
- *       -> page daemon -> pmap -> arenas -> heap -> devices
+ *       -> page daemon -> pmap -> arenas -> heap -> bus_dma -> devices
  *
  * The kernel image sits at 1 MiB, as a PC loader puts it; its frames exist
  * but never start free. The page daemon is plugged into the page allocator
  * as uvm_reclaimable, uvm_wait and uvm_kick_pdaemon, and wakes the heap's
  * sleepers after each run that freed pages. The heap lives in a kernel
  * virtual window at {@link KVA_BASE} whose pages the pmap maps to RAM.
+ *
+ * The devices stage attaches a driver (from `devices/mod.ts`) to each
+ * device the machine's table lists and logs the device's DMA constraints as
+ * its tag describes them; drivers take their DMA memory, maps and bounce
+ * pools there, so {@link Kernel.bootFree} is counted before it, and
+ * {@link Kernel.shutdown} detaches them before anything else is torn down.
  *
  * Everything a boot does is logged through `log` in lines a person can
  * follow, and {@link Kernel.summary} reports the state: RAM, free pages per
@@ -34,6 +40,7 @@ import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
 import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
 import type { PglistTrace, VmemTrace } from "./trace.ts";
+import { type DeviceDriver, driverFor } from "../devices/mod.ts";
 
 /** Bytes per page. */
 export const PAGE_SIZE = 4096;
@@ -65,6 +72,8 @@ export interface KernelOptions {
   vmemTrace?: VmemTrace;
   /** Records uvm_pglistalloc operations and page traffic. */
   pglistTrace?: PglistTrace;
+  /** Drivers use permissive DMA tags instead of their devices' (faults must follow). */
+  ignoreTags?: boolean;
 }
 
 /** Free pages of one free list. */
@@ -119,8 +128,39 @@ export interface KernelSummary {
     pages: number;
     pageShortages: number;
   };
+  /** Each attached driver's counters. */
+  devices: DeviceSummary[];
+  /** bus_dma's counters and bounce pools. */
+  busDma: {
+    loads: number;
+    segments: number;
+    bouncedBytes: number;
+    efbig: number;
+    bounceExhausted: number;
+    pools: { highAddr: number; total: number; used: number; exhausted: number }[];
+  };
   /** What has not come back (after {@link Kernel.shutdown}: what never will). */
   leaks: { pages: number; heapBytes: number; kvaBytes: number; ids: number; pageLists: number };
+}
+
+/** One device's DMA numbers. */
+export interface DeviceSummary {
+  /** Instance name. */
+  name: string;
+  /** Device type. */
+  type: string;
+  /** Transfers the device completed. */
+  transfers: number;
+  /** Bytes they moved. */
+  bytes: number;
+  /** Bytes that went through bounce pages or buffers. */
+  bouncedBytes: number;
+  /** DMA faults the device reported. */
+  faults: number;
+  /** Transfers whose data the driver found wrong. */
+  mismatches: number;
+  /** Other device or driver failures. */
+  errors: number;
 }
 
 /** The kernel in TypeScript. */
@@ -139,8 +179,16 @@ export class Kernel {
   readonly pids: Vmem;
   /** bus_dma: tags, DMA memory, maps and bounce pools for the drivers. */
   readonly busDma: BusDma;
-  /** Free pages right after boot (what a clean shutdown must see again). */
+  /**
+   * Free pages once memory management is up, before the drivers attach
+   * (what a clean shutdown, which detaches them, must see again).
+   */
   readonly bootFree: number;
+  /** True when drivers were told to use permissive DMA tags. */
+  readonly ignoreTags: boolean;
+  /** Devices whose driver failed to attach, with the reason. */
+  readonly attachErrors: string[] = [];
+  readonly #drivers: DeviceDriver[] = [];
   readonly #log: (line: string) => void;
   readonly #vmemTrace?: VmemTrace;
   readonly #pglistTrace?: PglistTrace;
@@ -152,6 +200,7 @@ export class Kernel {
     const log = this.#log = options.log ?? (() => {});
     this.#vmemTrace = options.vmemTrace;
     this.#pglistTrace = options.pglistTrace;
+    this.ignoreTags = options.ignoreTags ?? false;
     this.machine = machine;
 
     log(`firmware memory map (${machine.preset}):`);
@@ -235,6 +284,7 @@ export class Kernel {
     log(`arena pid: identifiers 1 to ${PID_MAX}, next-fit`);
     this.busDma = new BusDma(this.#dmaBackend());
     this.bootFree = uvm.free;
+    this.#attachDevices();
     log(`kernel ready: ${uvm.free} pages free (${mib(uvm.free * PAGE_SIZE)})`);
   }
 
@@ -247,6 +297,38 @@ export class Kernel {
   /** Tells the {@link onPeak} listener that `workload` is at its peak. */
   peak(workload: string): void {
     this.onPeak?.(this, workload);
+  }
+
+  /** The attached drivers, in the order of the machine's device table. */
+  get drivers(): readonly DeviceDriver[] {
+    return this.#drivers.slice();
+  }
+
+  /** The devices stage: a driver for each device the machine lists. */
+  #attachDevices(): void {
+    const log = this.#log;
+    for (const info of this.machine.devices) {
+      const entry = driverFor(info.type);
+      const where = `${info.name} (${info.type}) at 0x${info.base.toString(16)} irq ${info.irq}`;
+      if (entry === undefined) {
+        log(`device ${where}: no driver`);
+        continue;
+      }
+      try {
+        const d = entry.attachDriver(this, info);
+        this.#drivers.push(d);
+        log(`device ${where}: ${entry.name} driver${d.ignoreTags ? ", DMA tag ignored" : ""}`);
+        log(`  ${info.name} dma: ${d.tag.describe()}`);
+      } catch (e) {
+        const why = `${info.name}: attach failed: ${(e as Error).message}`;
+        this.attachErrors.push(why);
+        log(`device ${where}: ${why}`);
+      }
+    }
+    for (const pool of this.busDma.pools.values()) {
+      const s = pool.stats;
+      log(`bus_dma: bounce pool below 0x${(pool.highAddr + 1).toString(16)}: ${s.total} pages`);
+    }
   }
 
   /** What bus_dma needs, from this kernel's page allocator, pmap and heap. */
@@ -387,6 +469,7 @@ export class Kernel {
     if (this.#down) return;
     this.kmem.check();
     this.pids.check();
+    for (const d of this.#drivers) d.check();
   }
 
   /** Returns cached memory (quantum caches, the page cache) to the free lists. */
@@ -396,11 +479,14 @@ export class Kernel {
   }
 
   /**
-   * Shuts the kernel down: drops the page cache, destroys the process-ID
-   * arena and the heap arenas (purging their quantum caches) and reports
+   * Shuts the kernel down: detaches the drivers (their maps, DMA memory
+   * and buffers come back), drops the page cache, gives back the bounce
+   * pools, destroys the process-ID arena and the heap arenas (purging their
+   * quantum caches) and reports
    * what did not come back. The kernel is unusable afterwards.
    */
   shutdown(): KernelSummary["leaks"] {
+    for (const d of this.#drivers) d.detach();
     this.pagedaemon.drain();
     this.busDma.releasePools();
     const ids = this.pids.destroy();
@@ -453,6 +539,11 @@ export class Kernel {
         freetarg: this.pagedaemon.freetarg,
       },
       heap: k,
+      devices: this.#drivers.map((d) => ({ name: d.name, type: d.type, ...d.stats() })),
+      busDma: {
+        ...this.busDma.stats,
+        pools: [...this.busDma.pools.values()].map((p) => ({ highAddr: p.highAddr, ...p.stats })),
+      },
       leaks: {
         pages: this.bootFree - this.uvm.free - this.pagedaemon.cache.size,
         heapBytes: k.inuse,
