@@ -15,6 +15,7 @@ import { DEFAULT_OPS, WORKLOAD_TABLE, type WorkloadReport } from "./workloads.ts
 import { PglistTrace, VmemTrace } from "./trace.ts";
 import { renderSvg } from "./svg.ts";
 import { OWNER_CACHE, OWNER_DMA, OWNER_KMEM } from "../mm/kmem.ts";
+import { DEVICE_TABLE } from "../devices/mod.ts";
 
 /** Everything one run produced. */
 export interface RunResult {
@@ -26,7 +27,7 @@ export interface RunResult {
   summary: KernelSummary;
   /** Workload reports. */
   workloads: WorkloadReport[];
-  /** Problems found: leaks, failed checks, workload errors. */
+  /** Problems found: leaks, failed checks, workload errors, DMA faults, data mismatches. */
   problems: string[];
   /** Milliseconds from power-on to a ready kernel. */
   bootMs: number;
@@ -46,7 +47,13 @@ export async function run(
   const pglistTrace = options.recordPglist !== undefined ? new PglistTrace() : undefined;
   const t0 = performance.now();
   const machine = createMachine({ preset: options.machine, ramSize: options.memory });
-  const kernel = new Kernel(machine, { log, vmemTrace, pglistTrace });
+  for (const name of options.devices) DEVICE_TABLE[name].attachModel(machine);
+  const kernel = new Kernel(machine, {
+    log,
+    vmemTrace,
+    pglistTrace,
+    ignoreTags: options.ignoreTags,
+  });
   const bootMs = performance.now() - t0;
   kernel.onPeak = onPeak;
   log(`boot: kernel ready in ${bootMs.toFixed(1)} ms`);
@@ -57,7 +64,7 @@ export async function run(
     ? []
     : [options.workload];
   const workloads: WorkloadReport[] = [];
-  const problems: string[] = [];
+  const problems: string[] = [...kernel.attachErrors];
   for (const name of names) {
     const workload = WORKLOAD_TABLE[name];
     if (workload === undefined) {
@@ -76,6 +83,23 @@ export async function run(
     } catch (e) {
       problems.push(`check after ${name}: ${(e as Error).message}`);
     }
+  }
+  // Faults are never silent: every fault a device's DMA port recorded, and
+  // every mismatch a driver found, is a problem.
+  for (const d of machine.devices) {
+    const f = d.port.lastFault;
+    if (d.port.faults > 0) {
+      problems.push(
+        `${d.name}: ${d.port.faults} DMA faults (last: ${f!.kind} ${f!.op} at 0x${
+          f!.addr.toString(16)
+        }: ${f!.reason})`,
+      );
+    }
+  }
+  for (const d of kernel.drivers) {
+    const s = d.stats();
+    if (s.mismatches > 0) problems.push(`${d.name}: ${s.mismatches} transfers with wrong data`);
+    if (s.errors > 0) problems.push(`${d.name}: ${s.errors} device or driver errors`);
   }
   kernel.reap();
   kernel.traceState();
@@ -144,6 +168,20 @@ export function formatSummary(r: RunResult): string[] {
     `  heap         ${s.heap.allocs} allocs, ${s.heap.frees} frees, ${s.heap.pages} pages backing it, ` +
       `${s.heap.pageShortages} page shortages`,
   );
+  for (const d of s.devices) {
+    out.push(
+      `  device ${d.name.padEnd(6)} transfers ${d.transfers}, bytes ${d.bytes}, ` +
+        `bounced bytes ${d.bouncedBytes}, faults ${d.faults}` +
+        (d.mismatches + d.errors > 0 ? `, mismatches ${d.mismatches}, errors ${d.errors}` : ""),
+    );
+  }
+  if (s.devices.length > 0) {
+    const b = s.busDma;
+    out.push(
+      `  bus_dma      ${b.loads} loads, ${b.segments} segments, ${b.bouncedBytes} bytes copied ` +
+        `through bounce pages, ${b.efbig} EFBIG, ${b.bounceExhausted} bounce shortages`,
+    );
+  }
   const l = s.leaks;
   const leaked = l.pages + l.heapBytes + l.kvaBytes + l.ids + l.pageLists;
   out.push(

@@ -2,12 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMachine } from "../machine/mod.ts";
 import { Kernel, KERNEL_IMAGE_BASE, KVA_BASE, PAGE_SIZE } from "./kernel.ts";
-import { run } from "./cli.ts";
+import { formatSummary, run } from "./cli.ts";
 import { parseBootArgs } from "./options.ts";
 import { VmemReplayer } from "../mm/replay_vmem.ts";
 import { PglistReplayer } from "../mm/replay_pglist.ts";
 import { type Replayer, replayLine } from "../mm/replay.ts";
 import { KernelError } from "../mm/errors.ts";
+import { CaptureDriver, DEVICE_TABLE, IsaDriver } from "../devices/mod.ts";
 
 const MiB = 2 ** 20;
 
@@ -183,4 +184,87 @@ test("kernel: a recorded pglist trace replays to the pages and hints the run pro
       assert.ok(t.lines.some((l) => l.includes('"op":"release"')));
     }
   }
+});
+
+test("kernel: the devices stage attaches a driver per device and logs its DMA constraints", () => {
+  const m = createMachine({ preset: "pc", ramSize: 64 * MiB });
+  for (const name of ["isa", "nic", "nvme", "dma30"] as const) DEVICE_TABLE[name].attachModel(m);
+  const lines: string[] = [];
+  const k = new Kernel(m, { log: (l) => lines.push(l) });
+  assert.deepEqual(k.drivers.map((d) => d.type), ["isadma", "nic", "nvme", "dma30"]);
+  for (const d of k.drivers) {
+    assert.ok(lines.includes(`  ${d.name} dma: ${d.tag.describe()}`), `${d.name}'s tag is logged`);
+    assert.equal(d.ignoreTags, false);
+  }
+  assert.ok(lines.some((l) => /^device isa0 \(isadma\) at 0x[0-9a-f]+ irq 0: isa driver$/.test(l)));
+  assert.ok(lines.some((l) => l.startsWith("bus_dma: bounce pool below 0x1000000")));
+  // Drivers took DMA memory after bootFree was counted.
+  assert.ok(k.uvm.free < k.bootFree);
+  assert.equal(k.summary().devices.length, 4);
+  k.check();
+});
+
+test("kernel: shutdown detaches the drivers first, so DMA memory they still hold comes back", () => {
+  const m = createMachine({ preset: "pc", ramSize: 64 * MiB });
+  for (const name of ["isa", "nic", "nvme", "dma30"] as const) DEVICE_TABLE[name].attachModel(m);
+  const k = new Kernel(m);
+  const isa = k.drivers.find((d) => d instanceof IsaDriver) as IsaDriver;
+  const cap = k.drivers.find((d) => d instanceof CaptureDriver) as CaptureDriver;
+  isa.allocBuffer(20000);
+  cap.allocFrame(100, 100);
+  assert.ok(k.busDma.pools.size > 0);
+  assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  assert.ok(k.drivers.every((d) => d.detached));
+  assert.equal(k.busDma.liveMemory, 0);
+  assert.equal(k.busDma.pools.size, 0);
+  assert.equal(k.uvm.free, k.bootFree);
+  k.check();
+});
+
+test("kernel: a driver that cannot attach is logged and reported, and the rest attach", async () => {
+  // With tags ignored on a 6 GiB pc, the card's rings land above 4 GiB,
+  // where its 32-bit ring registers cannot point.
+  const r = await run(
+    parseBootArgs(["--memory", "6G", "-w", "none", "--devices", "nic,nvme", "--ignore-tags"]),
+  );
+  assert.equal(r.status, 1);
+  assert.deepEqual(r.kernel.drivers.map((d) => d.name), ["nvme0"]);
+  assert.equal(r.problems.length, 1);
+  assert.match(r.problems[0], /^nic0: attach failed: ring at 0x1[0-9a-f]{8} does not fit/);
+  assert.equal(r.summary.leaks.pages, 0, "the failed attach gave back what it took");
+});
+
+test("kernel: the default run attaches every device and runs the dma workload with the others", async () => {
+  const r = await run(parseBootArgs(["--memory", "64M", "-n", "100"]));
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.status, 0);
+  assert.deepEqual(r.workloads.map((w) => w.name), ["heap", "ids", "pressure", "dma"]);
+  const lines = formatSummary(r);
+  for (const name of ["isa0", "nic0", "nvme0", "cap0"]) {
+    assert.ok(
+      lines.some((l) =>
+        new RegExp(
+          `^  device ${name} +transfers [1-9]\\d*, bytes \\d+, bounced bytes \\d+, faults 0$`,
+        )
+          .test(l)
+      ),
+      `a summary line for ${name}`,
+    );
+  }
+  const json = JSON.parse(JSON.stringify(r.summary));
+  assert.equal(json.devices.length, 4);
+  assert.ok(json.busDma.loads > 0);
+  assert.equal(lines.at(-1), "ok");
+});
+
+test("kernel: --ignore-tags makes run() fail with the faults in the summary", async () => {
+  const r = await run(parseBootArgs(["--memory", "64M", "-w", "dma", "-n", "80", "--ignore-tags"]));
+  assert.equal(r.status, 1);
+  const faults = r.summary.devices.reduce((a, d) => a + d.faults, 0);
+  assert.ok(faults > 0);
+  const lines = formatSummary(r);
+  assert.ok(
+    lines.some((l) => l.startsWith("  PROBLEM") && / isa0: \d+ DMA faults \(last: access/.test(l)),
+  );
+  assert.ok(lines.at(-1)!.startsWith("FAILED"));
 });

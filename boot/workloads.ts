@@ -8,6 +8,8 @@
  * - pressure: fill the page cache, then allocate until the page daemon must
  *   reclaim: sleeping heap allocations, waiting simple page lists, and
  *   contiguous requests that need uvm_pglistalloc's aggressive path.
+ * - dma: every attached driver moves data through bus_dma, checked end to
+ *   end (see `dma_workload.ts`).
  *
  * @module
  */
@@ -16,6 +18,7 @@ import type { Kernel } from "./kernel.ts";
 import { PAGE_SIZE, PID_MAX } from "./kernel.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import type { PageList } from "../mm/pglist.ts";
+import { DMA_DEFAULT_OPS, dmaWorkload } from "./dma_workload.ts";
 
 /** What a workload reports. */
 export interface WorkloadReport {
@@ -35,7 +38,12 @@ export interface WorkloadReport {
 export type Workload = (k: Kernel, seed: number, ops: number) => Promise<WorkloadReport>;
 
 /** Default operation counts, sized so the default run takes a few seconds. */
-export const DEFAULT_OPS: Record<string, number> = { heap: 20000, ids: 20000, pressure: 64 };
+export const DEFAULT_OPS: Record<string, number> = {
+  heap: 20000,
+  ids: 20000,
+  pressure: 64,
+  dma: DMA_DEFAULT_OPS,
+};
 
 /** Byte the heap workload writes into allocation `tag`. */
 function pattern(tag: number): number {
@@ -257,4 +265,5 @@ export const WORKLOAD_TABLE: Record<string, Workload> = {
   heap: heapChurn,
   ids: idChurn,
   pressure: memoryPressure,
+  dma: dmaWorkload,
 };
