@@ -26,7 +26,8 @@
  * device's faults from its DMA port. A data mismatch, a device error or an
  * unexpected refusal is an error. The report counts operations and
  * outcomes, and per device the transfers, bytes, bounced bytes and faults
- * of this workload. Every buffer is freed before the operation ends.
+ * of this workload. Every buffer is freed before the operation ends, and
+ * the driver's invariants are checked after it.
  *
  * @module
  */
@@ -62,6 +63,8 @@ interface Run {
   counts: Record<string, number>;
   errors: string[];
   listed: Set<string>;
+  /** kmem buffers of the current operation: address, size pairs. */
+  held: number[];
   a: Uint8Array;
   b: Uint8Array;
 }
@@ -120,11 +123,21 @@ function same(r: Run, va: number, vb: number, len: number): boolean {
   return true;
 }
 
-/** kmem_alloc that reports failure as an error (0 then). */
+/**
+ * kmem_alloc for the current operation (freed when it ends, whatever
+ * happens); a failure is an error and gives 0.
+ */
 function alloc(r: Run, size: number): number {
   const va = r.k.kmem.alloc(size);
   if (va === 0) fail(r, `kmem_alloc(${size}) failed with ${r.k.uvm.free} pages free`);
+  else r.held.push(va, size);
   return va;
+}
+
+/** Frees the current operation's kmem buffers. */
+function release(r: Run): void {
+  for (let i = 0; i < r.held.length; i += 2) r.k.kmem.free(r.held[i], r.held[i + 1]);
+  r.held.length = 0;
 }
 
 /** A transfer length: mostly short, sometimes up to `max`. */
@@ -151,22 +164,28 @@ function isaOp(r: Run, d: IsaDriver): void {
         }
       }
     }
-    k.kmem.free(va, off + len);
     return;
   }
   if (kind < 3) {
     // DMA memory the device reaches: no bounce.
-    const src = d.allocBuffer(len), dst = d.allocBuffer(len);
-    randomFill(r, src.kva, len);
-    count(r, "isaPlays");
-    if (outcome(r, d, "isa play (DMA memory)", d.transferMemory("play", src, len))) {
-      count(r, "isaRecords");
-      if (outcome(r, d, "isa record (DMA memory)", d.transferMemory("record", dst, len))) {
-        if (!same(r, src.kva, dst.kva, len)) fail(r, `isa: ${len} bytes recorded differ`);
+    const src = d.allocBuffer(len);
+    try {
+      const dst = d.allocBuffer(len);
+      try {
+        randomFill(r, src.kva, len);
+        count(r, "isaPlays");
+        if (outcome(r, d, "isa play (DMA memory)", d.transferMemory("play", src, len))) {
+          count(r, "isaRecords");
+          if (outcome(r, d, "isa record (DMA memory)", d.transferMemory("record", dst, len))) {
+            if (!same(r, src.kva, dst.kva, len)) fail(r, `isa: ${len} bytes recorded differ`);
+          }
+        }
+      } finally {
+        d.freeBuffer(dst);
       }
+    } finally {
+      d.freeBuffer(src);
     }
-    d.freeBuffer(src);
-    d.freeBuffer(dst);
     return;
   }
   const offA = rng.below(64), offB = rng.below(64);
@@ -182,12 +201,10 @@ function isaOp(r: Run, d: IsaDriver): void {
       }
     }
   }
-  if (a !== 0) k.kmem.free(a, offA + len);
-  if (b !== 0) k.kmem.free(b, offB + len);
 }
 
 function nicOp(r: Run, d: NicDriver): void {
-  const rng = r.rng, k = r.k;
+  const rng = r.rng;
   // Every 16th frame is too long for the card, so that its refusal (or,
   // with tags ignored, its fault) shows up in any run of some length.
   const sent = (r.counts.nicFrames ?? 0) + (r.counts.nicOversized ?? 0);
@@ -215,12 +232,10 @@ function nicOp(r: Run, d: NicDriver): void {
       fail(r, `nic: the ${len}-byte frame received differs from the one sent`);
     }
   }
-  if (tx !== 0) k.kmem.free(tx, off + len);
-  if (rx !== 0) k.kmem.free(rx, len);
 }
 
 function nvmeOp(r: Run, d: NvmeDriver): void {
-  const rng = r.rng, k = r.k, bs = d.blockSize;
+  const rng = r.rng, bs = d.blockSize;
   const region = Math.min(d.blocks, NVME_REGION / bs);
   const most = Math.min(NVME_MAX_TRANSFER / bs, region);
   const blocks = rng.below(4) === 0 ? 1 + rng.below(most) : 1 + rng.below(Math.min(most, 8));
@@ -241,20 +256,21 @@ function nvmeOp(r: Run, d: NvmeDriver): void {
       }
     }
   }
-  if (a !== 0) k.kmem.free(a, offA + len);
-  if (b !== 0) k.kmem.free(b, offB + len);
 }
 
 function captureOp(r: Run, d: CaptureDriver): void {
   const rng = r.rng;
   const w = 1 + rng.below(320), h = 1 + rng.below(240);
   const frame = d.allocFrame(w, h);
-  count(r, "captures");
-  if (outcome(r, d, `capture of ${w}x${h}`, d.capture(frame))) {
-    count(r, "scanouts");
-    outcome(r, d, `scanout of ${w}x${h}`, d.scanout(frame));
+  try {
+    count(r, "captures");
+    if (outcome(r, d, `capture of ${w}x${h}`, d.capture(frame))) {
+      count(r, "scanouts");
+      outcome(r, d, `scanout of ${w}x${h}`, d.scanout(frame));
+    }
+  } finally {
+    d.freeFrame(frame);
   }
-  d.freeFrame(frame);
 }
 
 /** Block I/O, network loopback, ISA transfers and captures, all checked. */
@@ -267,6 +283,7 @@ export const dmaWorkload: Workload = (k, seed, ops) => {
     counts: {},
     errors: [],
     listed: new Set(),
+    held: [],
     a: new Uint8Array(Math.max(65536, 2 * NIC_MTU, NVME_MAX_TRANSFER)),
     b: new Uint8Array(Math.max(65536, 2 * NIC_MTU, NVME_MAX_TRANSFER)),
   };
@@ -280,8 +297,11 @@ export const dmaWorkload: Workload = (k, seed, ops) => {
       else if (d instanceof NicDriver) nicOp(run, d);
       else if (d instanceof NvmeDriver) nvmeOp(run, d);
       else if (d instanceof CaptureDriver) captureOp(run, d);
+      d.check();
     } catch (e) {
       fail(run, `${d.name}: ${(e as Error).message}`);
+    } finally {
+      release(run);
     }
   }
   for (const d of drivers) {

@@ -106,3 +106,19 @@ test("dma workload: a device that moves wrong bytes is an error of the workload"
   assert.equal(w.counts.nvmeReads, 20);
   assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
+
+test("dma workload: an operation that throws half-way is an error and leaks nothing", async () => {
+  const m = createMachine({ preset: "pc", ramSize: 64 * 2 ** 20 });
+  DEVICE_TABLE.nvme.attachModel(m);
+  const k = new Kernel(m);
+  const port = m.devices[0].port;
+  port.readSg = () => {
+    throw new Error("the device wedged");
+  };
+  const w = await dmaWorkload(k, 1, 5);
+  assert.deepEqual(w.errors.length, 5);
+  assert.match(w.errors[0], /^nvme0: the device wedged$/);
+  k.check();
+  assert.equal(k.kmem.stats.inuse, 0, "the operation's buffers were freed");
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
+});
