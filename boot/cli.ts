@@ -15,6 +15,7 @@ import { DEFAULT_OPS, WORKLOAD_TABLE, type WorkloadReport } from "./workloads.ts
 import { PglistTrace, VmemTrace } from "./trace.ts";
 import { renderSvg } from "./svg.ts";
 import { OWNER_CACHE, OWNER_DMA, OWNER_KMEM } from "../mm/kmem.ts";
+import { PG_PGLIST } from "../mm/physseg.ts";
 import { DEVICE_TABLE } from "../devices/mod.ts";
 
 /** Everything one run produced. */
@@ -56,6 +57,9 @@ export async function run(
   });
   const bootMs = performance.now() - t0;
   kernel.onPeak = onPeak;
+  // The state right after boot is the first peak: a run without a workload
+  // is drawn as it booted, the others at their own peak.
+  kernel.peak("boot");
   log(`boot: kernel ready in ${bootMs.toFixed(1)} ms`);
 
   const names = options.workload === "all"
@@ -216,11 +220,12 @@ function pictureOf(k: Kernel, title: string): string {
       continue;
     }
     const owner = k.uvm.owner(pfn);
+    const inList = (k.uvm.pageFlags(pfn) & PG_PGLIST) !== 0;
     states[pfn] = owner === OWNER_KMEM
       ? 2
       : owner === OWNER_CACHE
       ? 3
-      : owner === OWNER_DMA
+      : owner === OWNER_DMA || inList
       ? 4
       : 5;
   }
@@ -271,7 +276,8 @@ export async function main(args: readonly string[]): Promise<number> {
   const log = human ? (line: string) => process.stdout.write(line + "\n") : () => {};
   let picture = "";
   const draw = options.svg === undefined ? null : (k: Kernel, workload: string) => {
-    picture = pictureOf(k, `${options.machine} machine at the peak of workload ${workload}`);
+    const when = workload === "boot" ? "after boot" : `at the peak of workload ${workload}`;
+    picture = pictureOf(k, `${options.machine} machine ${when}`);
   };
   const r = await run(options, log, draw);
   if (options.recordVmem !== undefined) writeFileSync(options.recordVmem, r.vmemTrace!.text());
@@ -279,10 +285,7 @@ export async function main(args: readonly string[]): Promise<number> {
     writeFileSync(options.recordPglist, r.pglistTrace!.text());
   }
   if (options.svg !== undefined) {
-    writeFileSync(
-      options.svg,
-      picture || pictureOf(r.kernel, `${options.machine} machine after boot`),
-    );
+    writeFileSync(options.svg, picture);
   }
   if (options.json) {
     process.stdout.write(

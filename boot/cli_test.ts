@@ -87,6 +87,21 @@ test("boot.ts: --svg and --record-* write their files (Deno asks for those files
   }
 });
 
+test("boot.ts: --svg without a workload draws the machine as it booted", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vmemu-"));
+  try {
+    const svg = join(dir, "boot.svg");
+    const r = boot(["-m", "isa", "-w", "none", "--svg", svg, "-q"], [`--allow-write=${svg}`]);
+    assert.equal(r.status, 0, r.stderr);
+    const text = readFileSync(svg, "utf8");
+    assert.match(text, /isa machine after boot/);
+    // The drivers' rings and bounce pages are page lists, drawn as such.
+    assert.match(text, /DMA \/ page lists \([1-9]\d*\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("svg: each cell takes the state most of its frames are in", () => {
   const states = new Uint8Array(256 * 128 * 2); // two frames per cell
   states.fill(1, 0, 3); // cell 0: two of state 1; cell 1: one of 1, one of 0
