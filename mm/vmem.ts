@@ -545,6 +545,13 @@ export class Vmem {
       }
       return qc.alloc(vmflag & VM_KMFLAGS);
     }
+    if (
+      (vmflag & ~VM_KMFLAGS) === 0 && (vmflag & VM_NOSLEEP) !== 0 && (this.lock | jEpoch) === 0 &&
+      size >= 1 && size <= MAX_ADDR && Math.floor(size) === size && (vmflag | 0) === vmflag &&
+      this.mtbf === 0 && !(size - 1 < this.qcacheMax)
+    ) {
+      return this.instantFit(size, vmflag);
+    }
     return this.allocRequest(size, vmflag);
   }
 
@@ -1274,6 +1281,93 @@ export class Vmem {
     return addr;
   }
 
+  /**
+   * The instant-fit allocation of a nosleep request that needs no quantum
+   * cache, no fault injection and no end placement: allocInner followed by
+   * segAlloc, the carve and the hash insert written out in one piece.
+   */
+  private instantFit(size: number, vmflag: number): number {
+    if (this.nsegFree < MINFREE) this.populate();
+    let hb: number;
+    if (size < TWO32) {
+      hb = 32 - Math.clz32(size);
+      if ((size & (size - 1)) === 0) hb--;
+    } else {
+      hb = isP2(size) ? highbit(size) - 1 : highbit(size);
+    }
+    const flist = this.firstList(hb);
+    if (flist < 0) return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+    const P = this.pos, L = this.link, T = this.type;
+    let vsp = L[4 * flist + 2];
+    const addr = P[2 * vsp], vsEnd = P[2 * vsp + 1];
+    const vsSize = vsEnd - addr;
+    const realsize = Math.ceil(size * this.invQuantum) * this.quantum;
+    const addrEnd = addr + realsize;
+    if (vsSize !== realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
+      // segAlloc's fast path: the remainder keeps the segment's place on its
+      // list; the new segment goes before it.
+      P[2 * vsp] = addrEnd;
+      const n = this.segFree;
+      this.segFree = L[4 * n + 2];
+      this.nsegFree--;
+      P[2 * n] = addr;
+      this.imp[n] = 0;
+      const prev = L[4 * vsp + 1];
+      L[4 * n] = vsp;
+      L[4 * n + 1] = prev;
+      L[4 * prev] = n;
+      L[4 * vsp + 1] = n;
+      vsp = n;
+    } else {
+      // freelistDelete(vsp).
+      const fn = L[4 * vsp + 2], fp = L[4 * vsp + 3];
+      if (fn <= FL_END && fp <= FL_END) {
+        if (fp < 32) this.freemapLo ^= 1 << fp;
+        else this.freemapHi ^= 1 << (fp - 32);
+      }
+      L[4 * fp + 2] = fn;
+      L[4 * fn + 3] = fp;
+      if (vsEnd !== addrEnd) {
+        // The remainder: segCreate after vsp, then freelistInsert.
+        const t = this.segFree;
+        this.segFree = L[4 * t + 2];
+        this.nsegFree--;
+        P[2 * t] = addrEnd;
+        P[2 * t + 1] = vsEnd;
+        this.imp[t] = 0;
+        const nx = L[4 * vsp];
+        L[4 * t] = nx;
+        L[4 * t + 1] = vsp;
+        L[4 * vsp] = t;
+        L[4 * nx + 1] = t;
+        const i = highbit(vsEnd - addrEnd) - 1;
+        T[t] = VMEM_FREE;
+        if (i < 32) this.freemapLo |= 1 << i;
+        else this.freemapHi |= 1 << (i - 32);
+        const hn = L[4 * i + 2];
+        L[4 * t + 2] = hn;
+        L[4 * t + 3] = i;
+        L[4 * i + 2] = t;
+        L[4 * hn + 3] = t;
+        if (this.waiters !== null) this.broadcast();
+      }
+    }
+    P[2 * vsp + 1] = addr + size;
+    // hashInsert(vsp).
+    T[vsp] = VMEM_ALLOC;
+    const x = Math.floor(addr * this.invQuantum);
+    const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
+    const h = (k ^ (k >>> 15)) & this.hashMask;
+    const H = this.hashTable;
+    L[4 * vsp + 2] = H[h];
+    H[h] = vsp;
+    const c = this.ctr;
+    c[C_ALLOC]++;
+    c[C_INUSE] += size;
+    if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
+    return addr;
+  }
+
   /** `vmem_nextfit_alloc`. */
   private nextfitAlloc(size: number, vmflag: number): number {
     const realsize = roundup(size, this.quantum);
@@ -1497,27 +1591,46 @@ export class Vmem {
     for (const qc of qcs) qc.reap();
   }
 
-  /** `vmem_xfree` after argument checks. */
+  /**
+   * `vmem_xfree` after argument checks: `vmem_hash_delete`, then coalescing
+   * with the next and the previous segment, then the free list or the
+   * source. The hash lookup and the free-list moves are written out here
+   * (the same steps as hashFind, freelistDelete and freelistInsert): this is
+   * the hot path of every free.
+   */
   private xfreeInner(addr: number, size: number): void {
-    const vsp0 = this.hashFind(addr);
-    const P = this.pos;
-    if (vsp0 === NIL || P[2 * vsp0 + 1] - P[2 * vsp0] !== size) this.badFree(vsp0, addr, size);
-    // vmem_hash_delete (the chain position is left by hashFind).
-    const L = this.link, T = this.type;
-    if (this.lastPrev === NIL) this.hashTable[this.lastBucket] = L[4 * vsp0 + 2];
-    else L[4 * this.lastPrev + 2] = L[4 * vsp0 + 2];
+    const P = this.pos, L = this.link, T = this.type, H = this.hashTable;
+    // hashIndex(addr), then the chain walk of hashFind.
+    const x = Math.floor(addr * this.invQuantum);
+    const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
+    const h = (k ^ (k >>> 15)) & this.hashMask;
+    let hprev = NIL, steps = 0;
+    let vsp = H[h];
+    while (vsp !== NIL && P[2 * vsp] !== addr) {
+      steps++;
+      hprev = vsp;
+      vsp = L[4 * vsp + 2];
+    }
+    if (vsp === NIL || P[2 * vsp + 1] - addr !== size) this.badFree(vsp, addr, size);
+    if (hprev === NIL) H[h] = L[4 * vsp + 2];
+    else L[4 * hprev + 2] = L[4 * vsp + 2];
     const c = this.ctr;
-    c[C_LOOKUP] += this.lastLookups;
+    c[C_LOOKUP] += steps;
     c[C_FREE]++;
     c[C_INUSE] -= size;
     if (--this.hashCount < this.hashShrinkAt) this.hashRescale();
-    let vsp = vsp0;
-    P[2 * vsp + 1] = Math.ceil(P[2 * vsp + 1] * this.invQuantum) * this.quantum;
+    let end = Math.ceil((addr + size) * this.invQuantum) * this.quantum;
     const vnext = L[4 * vsp];
     if (T[vnext] === VMEM_FREE) {
-      this.freelistDelete(vnext);
-      P[2 * vsp + 1] = P[2 * vnext + 1];
-      // vmem_seg_destroy(vnext)
+      // freelistDelete(vnext), then vmem_seg_destroy(vnext).
+      const fn = L[4 * vnext + 2], fp = L[4 * vnext + 3];
+      if (fn <= FL_END && fp <= FL_END) {
+        if (fp < 32) this.freemapLo ^= 1 << fp;
+        else this.freemapHi ^= 1 << (fp - 32);
+      }
+      L[4 * fp + 2] = fn;
+      L[4 * fn + 3] = fp;
+      end = P[2 * vnext + 1];
       const nn = L[4 * vnext];
       L[4 * vsp] = nn;
       L[4 * nn + 1] = vsp;
@@ -1528,9 +1641,14 @@ export class Vmem {
     }
     const vprev = L[4 * vsp + 1];
     if (T[vprev] === VMEM_FREE) {
-      this.freelistDelete(vprev);
-      P[2 * vprev + 1] = P[2 * vsp + 1];
-      // vmem_seg_destroy(vsp)
+      // freelistDelete(vprev), then vmem_seg_destroy(vsp).
+      const fn = L[4 * vprev + 2], fp = L[4 * vprev + 3];
+      if (fn <= FL_END && fp <= FL_END) {
+        if (fp < 32) this.freemapLo ^= 1 << fp;
+        else this.freemapHi ^= 1 << (fp - 32);
+      }
+      L[4 * fp + 2] = fn;
+      L[4 * fn + 3] = fp;
       const nn = L[4 * vsp];
       L[4 * vprev] = nn;
       L[4 * nn + 1] = vprev;
@@ -1540,17 +1658,29 @@ export class Vmem {
       this.nsegFree++;
       vsp = vprev;
     }
+    P[2 * vsp + 1] = end;
     const before = L[4 * vsp + 1];
     if (
       T[before] === VMEM_SPAN && this.imp[before] !== 0 && this.releaseFn !== null &&
       T[L[4 * vsp]] === VMEM_SPAN
     ) {
-      const a = P[2 * vsp], s = P[2 * vsp + 1] - a;
+      const a = P[2 * vsp];
       this.spanDestroy(vsp);
-      this.releaseFn(this.source as Vmem, a, s);
-    } else {
-      this.freelistInsert(vsp);
+      this.releaseFn(this.source as Vmem, a, end - a);
+      return;
     }
+    // freelistInsert(vsp).
+    const start = P[2 * vsp];
+    const i = highbit(end - start) - 1;
+    T[vsp] = VMEM_FREE;
+    if (i < 32) this.freemapLo |= 1 << i;
+    else this.freemapHi |= 1 << (i - 32);
+    const n = L[4 * i + 2];
+    L[4 * vsp + 2] = n;
+    L[4 * vsp + 3] = i;
+    L[4 * i + 2] = vsp;
+    L[4 * n + 3] = vsp;
+    if (this.waiters !== null) this.broadcast();
   }
 
   private badFree(vsp: number, addr: number, size: number): never {
