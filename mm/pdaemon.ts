@@ -15,8 +15,10 @@
  * is empty. A caller that needs a known number of pages at once (segkmem
  * backing a large span) says so when it kicks, as illumos' page_create_wait
  * raises `needfree`: the next run's target grows by that much. Runs happen on the event loop, as the daemon is its own thread
- * in a kernel: `kick()` schedules one, and `wait()` (uvm_wait) kicks the
- * daemon and settles after its next run. After a run that freed pages, the
+ * in a kernel: `kick()` schedules one with `setImmediate` (a timer would be
+ * clamped to milliseconds, and a kernel under pressure kicks its daemon
+ * thousands of times), and `wait()` (uvm_wait) kicks the daemon and settles
+ * after its next run. After a run that freed pages, the
  * daemon wakes everyone who sleeps on memory (`onFreed` listeners: the
  * kernel arenas' waiters, the page allocator's waiters).
  *
@@ -28,6 +30,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { checkInteger, KernelError } from "./errors.ts";
 
 /** What the page daemon needs of the physical page allocator. */
@@ -167,10 +170,10 @@ export class PageDaemon {
     this.#needfree = Math.max(this.#needfree, needfree);
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setTimeout(() => {
+    setImmediate(() => {
       this.#scheduled = false;
       this.run();
-    }, 0);
+    });
   }
 
   /**
