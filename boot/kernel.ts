@@ -243,9 +243,19 @@ export class Kernel {
       if (fl.free > 0) log(`free list ${fl.name}: ${fl.free} pages`);
     }
 
-    // uvmpd_tune: freemin is 1/20 of memory, kept between 16 KiB and 256 KiB.
-    const freemin = Math.min(Math.max(Math.floor(pages / 20), 4), 64);
-    const freetarg = Math.floor(freemin * 4 / 3);
+    // uvmpd_tune: keep 0.5% of memory free, between 128 KiB and 1 MiB per
+    // CPU (the machine has one); the target is a third above that.
+    const freemin = Math.max(
+      Math.min(
+        Math.max(Math.floor(pages / 200), (128 * 1024) / PAGE_SIZE),
+        (1024 * 1024) / PAGE_SIZE,
+      ),
+      RESERVE_KERNEL + 1,
+    );
+    const freetarg = Math.min(
+      Math.max(Math.floor(freemin * 4 / 3), freemin + 1),
+      Math.floor(pages / 2),
+    );
     const frames = {
       get freePages() {
         return uvm.free;

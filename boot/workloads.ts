@@ -200,7 +200,6 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
   const heap: [number, number][] = [];
   const lists: PageList[] = [];
   const ramEnd = k.machine.memmap.ramEnd();
-  const below4g = Math.min(ramEnd, 2 ** 32);
   const ps = PAGE_SIZE;
   const buf = new Uint8Array(65536);
   try {
@@ -222,11 +221,12 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
         lists.push(await k.allocPagesWait(pages * ps, 0, ramEnd, 0, 0, pages, ac.signal));
         counts.simpleLists++;
       } else {
-        // A contiguous, aligned request below 4 GiB: the aggressive path's job.
+        // A contiguous, aligned request: with every page cached, only the
+        // aggressive path (page by page, while the daemon reclaims) finds it.
         const pages = 4 << rng.below(3);
         const align = 16 * ps;
         const waitedBefore = pd.stats.waits;
-        const list = await k.allocPagesWait(pages * ps, 0, below4g, align, 0, 1, ac.signal);
+        const list = await k.allocPagesWait(pages * ps, 0, ramEnd, align, 0, 1, ac.signal);
         if (pd.stats.waits > waitedBefore) counts.contigWaited++;
         const runs = list.runs();
         if (runs.length !== 1 || runs[0][1] !== pages || (runs[0][0] * ps) % align !== 0) {
