@@ -268,3 +268,11 @@ test("kernel: --ignore-tags makes run() fail with the faults in the summary", as
   );
   assert.ok(lines.at(-1)!.startsWith("FAILED"));
 });
+
+test("kernel: every workload runs on the 16 MiB isa machine, where the daemon must work hardest", async () => {
+  const r = await run(parseBootArgs(["-m", "isa", "-n", "400"]));
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.workloads.map((w) => w.name), Object.keys(WORKLOAD_TABLE));
+  assert.ok(r.summary.pagedaemon.reclaimed > 0);
+  assert.ok(r.summary.pagedaemon.freemin >= 32, "uvmpd_tune's floor of 128 KiB");
+});

@@ -189,6 +189,7 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
     simpleLists: 0,
     contigLists: 0,
     contigWaited: 0,
+    listsFreed: 0,
     reclaimed: 0,
   };
   const before = k.pagedaemon.stats.reclaimed;
@@ -214,11 +215,24 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
       counts.heapBytes += size;
     }
     counts.heapWaits = k.kmem.stats.pageShortages - shortages;
+    // Hold at most half of memory in page lists: past that, give back a
+    // list before taking the next, so the run fits any machine.
+    let held = 0;
+    const cap = k.bootFree >> 1;
     for (let op = 0; op < ops; op++) {
+      while (held > cap && lists.length > 0) {
+        const i = rng.below(lists.length);
+        held -= lists[i].length;
+        k.freePages(lists[i]);
+        lists[i] = lists[lists.length - 1];
+        lists.pop();
+        counts.listsFreed++;
+      }
       if (rng.below(2) === 0) {
         // A waiting simple request: pages anywhere, any order.
         const pages = 8 + rng.below(57);
         lists.push(await k.allocPagesWait(pages * ps, 0, ramEnd, 0, 0, pages, ac.signal));
+        held += pages;
         counts.simpleLists++;
       } else {
         // A contiguous, aligned request: with every page cached, only the
@@ -233,6 +247,7 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
           errors.push(`contiguous request of ${pages} pages got ${JSON.stringify(runs)}`);
         }
         lists.push(list);
+        held += pages;
         counts.contigLists++;
       }
     }
