@@ -7,7 +7,8 @@
  * {@link DEVICE_TABLE} is the autoconfiguration table: for each name the
  * command line knows (`isa`, `nic`, `nvme`, `dma30`), how to put the model
  * on a machine and which driver matches the model's device type. Every
- * driver implements {@link DeviceDriver}: it builds its bus_dma tag from
+ * driver implements {@link DeviceDriver} on top of {@link DriverBase} (the
+ * part every driver shares, in `driver.ts`): it builds its bus_dma tag from
  * its model's DMA constraints (or a permissive one when the kernel ignores
  * tags), programs registers through the bus, takes completion interrupts
  * and checks the data it moved; `detach` gives back everything it took.
@@ -28,7 +29,6 @@
 import type { DeviceInfo, DeviceModel, Machine } from "../machine/mod.ts";
 import type { Kernel } from "../boot/kernel.ts";
 import type { DeviceName } from "../boot/options.ts";
-import type { DmaTag } from "../mm/bus_dma.ts";
 import { IsaDmaModel } from "./isa/model.ts";
 import { NicModel } from "./nic/model.ts";
 import { NvmeModel } from "./nvme/model.ts";
@@ -37,55 +37,15 @@ import { IsaDriver } from "./isa/driver.ts";
 import { NicDriver } from "./nic/driver.ts";
 import { NvmeDriver } from "./nvme/driver.ts";
 import { CaptureDriver } from "./dma30/driver.ts";
+import type { DeviceDriver } from "./driver.ts";
 
-/**
- * What one transfer came to: `ok` (moved and checked), `fault` (the device
- * reported a DMA fault; nothing moved), `mismatch` (moved, but the data the
- * driver checked is wrong), `error` (the device failed otherwise, or the
- * driver could not program what it was given).
- */
-export type TransferResult = "ok" | "fault" | "mismatch" | "error";
-
-/** A driver's counters since attach. */
-export interface DriverStats {
-  /** Transfers the device completed. */
-  transfers: number;
-  /** Bytes those transfers moved. */
-  bytes: number;
-  /** Of those, bytes that went through bounce pages or a bounce buffer. */
-  bouncedBytes: number;
-  /** DMA faults the device reported (its FAULT_COUNT register). */
-  faults: number;
-  /** Transfers whose data the driver found wrong. */
-  mismatches: number;
-  /** Other failures: error statuses, missing interrupts, unprogrammable addresses. */
-  errors: number;
-}
-
-/** What the kernel sees of any driver. */
-export interface DeviceDriver {
-  /** Instance name of the device ("nic0"). */
-  readonly name: string;
-  /** Device type it drives ("nic"). */
-  readonly type: string;
-  /** The DMA tag its transfers obey (permissive when tags are ignored). */
-  readonly tag: DmaTag;
-  /** True when the driver uses a permissive tag instead of its device's. */
-  readonly ignoreTags: boolean;
-  /** The last fault the device described, in words, or null. */
-  readonly lastFault: string | null;
-  /** True once {@link DeviceDriver.detach} ran. */
-  readonly detached: boolean;
-  /** A copy of its counters. */
-  stats(): DriverStats;
-  /** Verifies its invariants (maps unloaded between transfers, rings in range, counters sane). */
-  check(): void;
-  /**
-   * Stops the device, removes the interrupt handler and gives back every
-   * map, DMA memory and kernel buffer the driver holds. Idempotent.
-   */
-  detach(): void;
-}
+export {
+  type DeviceDriver,
+  DriverBase,
+  type DriverSpec,
+  type DriverStats,
+  type TransferResult,
+} from "./driver.ts";
 
 /** One row of the device table. */
 export interface DeviceEntry {

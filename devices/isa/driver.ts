@@ -48,25 +48,9 @@ import {
   BUS_DMASYNC_PREWRITE,
   type DmaMap,
   type DmaMemory,
-  DmaTag,
 } from "../../mm/bus_dma.ts";
 import { checkInteger, describe, KernelError } from "../../mm/errors.ts";
-import {
-  type DeviceInfo,
-  FAULT_DECODE,
-  FAULT_NONE,
-  fnv1a,
-  INT_DONE,
-  INT_ERROR,
-  REG_FAULT_ADDR_HI,
-  REG_FAULT_ADDR_LO,
-  REG_FAULT_COUNT,
-  REG_FAULT_KIND,
-  REG_FAULT_LEN,
-  REG_ID,
-  REG_IER,
-  REG_ISR,
-} from "../../machine/mod.ts";
+import { type DeviceInfo, fnv1a, INT_DONE, INT_ERROR } from "../../machine/mod.ts";
 import {
   ISA_CMD_FILL,
   ISA_CMD_PLAY,
@@ -84,7 +68,7 @@ import {
   ISA_STATUS_DMA_FAULT,
   ISA_STATUS_OK,
 } from "./model.ts";
-import type { DeviceDriver, DriverStats, TransferResult } from "../mod.ts";
+import { DriverBase, type DriverSpec, type TransferResult, TWO32 } from "../driver.ts";
 
 /** What a transfer asks of the device: read memory, write it, or fill it with a pattern. */
 export type IsaCommand = "play" | "record" | "fill";
@@ -93,90 +77,40 @@ export type IsaCommand = "play" | "record" | "fill";
 export const ISA_BOUNCE_PAGES = 16;
 
 const PAGE = 4096;
-const TWO32 = 4294967296;
-const FAULTS_LOGGED = 4;
+
+const SPEC: DriverSpec = {
+  type: "isadma",
+  article: "an",
+  id: ISA_ID,
+  dma: ISA_DMA,
+  maxSize: ISA_MAX_TRANSFER,
+};
 
 /** Driver of an 8237-style ISA DMA device. */
-export class IsaDriver implements DeviceDriver {
-  /** Device instance name. */
-  readonly name: string;
-  /** Device type. */
-  readonly type = "isadma";
-  /** The tag its transfers obey. */
-  readonly tag: DmaTag;
-  /** True when the tag is the permissive one. */
-  readonly ignoreTags: boolean;
+export class IsaDriver extends DriverBase {
   /** The map every transfer goes through (one transfer at a time). */
   readonly map: DmaMap;
-  /** The last fault the device described. */
-  lastFault: string | null = null;
 
-  readonly #k: Kernel;
-  readonly #base: number;
-  readonly #line: number;
-  readonly #stats: DriverStats = {
-    transfers: 0,
-    bytes: 0,
-    bouncedBytes: 0,
-    faults: 0,
-    mismatches: 0,
-    errors: 0,
-  };
   readonly #fifo = new Uint8Array(ISA_MAX_TRANSFER);
   readonly #scratch = new Uint8Array(ISA_MAX_TRANSFER);
   readonly #memory = new Set<DmaMemory>();
-  #isr = 0;
-  #faultsSeen = 0;
-  #detached = false;
 
   /** Attaches to the device `info` of `kernel`'s machine: tag, bounce pool, map, interrupt. */
   constructor(kernel: Kernel, info: DeviceInfo) {
-    if (info.type !== this.type) {
-      throw new KernelError("ENODEV", `device ${info.name} is a ${info.type}, not an isadma`);
-    }
-    this.#k = kernel;
-    this.name = info.name;
-    this.#base = info.base;
-    this.#line = info.irq;
-    const id = this.#rd(REG_ID);
-    if (id !== ISA_ID) {
-      throw new KernelError("ENODEV", `device ${info.name} answers ID ${describe(id)}`);
-    }
-    this.ignoreTags = kernel.ignoreTags;
-    this.tag = this.ignoreTags
-      ? new DmaTag(`${info.name} (tag ignored)`, { maxSize: ISA_MAX_TRANSFER })
-      : new DmaTag(info.name, {
-        highAddr: ISA_DMA.maxAddress,
-        alignment: ISA_DMA.alignment,
-        boundary: ISA_DMA.boundary,
-        nSegments: ISA_DMA.maxSegments,
-        maxSegSize: ISA_DMA.maxSegmentSize,
-        maxSize: ISA_MAX_TRANSFER,
-      });
+    super(kernel, info, SPEC);
     const bd = kernel.busDma;
     if (!this.ignoreTags && bd.mightBounce(this.tag)) bd.reserveBounce(this.tag, ISA_BOUNCE_PAGES);
     this.map = this.ignoreTags
       ? bd.createMap(this.tag, ISA_MAX_TRANSFER, ISA_MAX_TRANSFER / PAGE + 1)
       : bd.createMap(this.tag, ISA_MAX_TRANSFER, 1, { bounceBuffer: true });
     try {
-      kernel.machine.irq.establish(this.#line, this.#intr);
+      this.establish();
     } catch (e) {
       bd.destroyMap(this.map);
       throw e;
     }
-    this.#wr(ISA_REG_CMD, ISA_CMD_RESET);
-    this.#wr(REG_IER, INT_DONE | INT_ERROR);
-    this.#faultsSeen = this.#rd(REG_FAULT_COUNT);
-  }
-
-  /** True once detached. */
-  get detached(): boolean {
-    return this.#detached;
-  }
-
-  /** A copy of the counters. */
-  stats(): DriverStats {
-    return { ...this.#stats };
+    this.wr(ISA_REG_CMD, ISA_CMD_RESET);
+    this.enableInterrupts();
   }
 
   /**
@@ -185,9 +119,9 @@ export class IsaDriver implements DeviceDriver {
    * detach frees what is left.
    */
   allocBuffer(size: number): DmaMemory {
-    this.#alive();
+    this.assertAttached();
     checkInteger("size", size, 1, ISA_MAX_TRANSFER);
-    const mem = this.#k.busDma.dmamemAlloc(this.tag, size, { nsegs: 1 });
+    const mem = this.kernel.busDma.dmamemAlloc(this.tag, size, { nsegs: 1 });
     this.#memory.add(mem);
     return mem;
   }
@@ -200,7 +134,7 @@ export class IsaDriver implements DeviceDriver {
         `DMA memory at kva ${describe(mem?.kva)} is not this driver's`,
       );
     }
-    this.#k.busDma.dmamemFree(mem);
+    this.kernel.busDma.dmamemFree(mem);
     this.#memory.delete(mem);
   }
 
@@ -214,7 +148,7 @@ export class IsaDriver implements DeviceDriver {
   transfer(cmd: IsaCommand, va: number, len: number, pattern = 0): TransferResult {
     const code = this.#args(cmd, len, pattern);
     checkInteger("va", va);
-    this.#k.busDma.load(this.map, va, len);
+    this.kernel.busDma.load(this.map, va, len);
     return this.#run(code, va, len, pattern);
   }
 
@@ -233,41 +167,36 @@ export class IsaDriver implements DeviceDriver {
       );
     }
     checkInteger("len", len, 1, mem.size);
-    this.#k.busDma.loadMemory(this.map, mem, len);
+    this.kernel.busDma.loadMemory(this.map, mem, len);
     return this.#run(code, mem.kva, len, pattern);
   }
 
   /** Verifies the driver's invariants. */
   check(): void {
-    const s = this.#stats;
-    for (const [k, v] of Object.entries(s)) {
-      if (!Number.isInteger(v) || v < 0) throw new Error(`IsaDriver.check: ${k} is ${v}`);
-    }
+    this.checkCounters("IsaDriver");
+    const s = this.counters;
     if (s.bouncedBytes > s.bytes) {
       throw new Error("IsaDriver.check: more bytes bounced than moved");
     }
     if (this.map.mapsize !== 0) throw new Error("IsaDriver.check: map left loaded");
-    if (!this.#detached && this.map.destroyed) throw new Error("IsaDriver.check: map destroyed");
+    if (!this.detached && this.map.destroyed) throw new Error("IsaDriver.check: map destroyed");
   }
 
-  /** Resets the device, removes the handler, frees the map and all DMA memory. */
-  detach(): void {
-    if (this.#detached) return;
-    this.#wr(ISA_REG_CMD, ISA_CMD_RESET);
-    this.#k.machine.irq.disestablish(this.#line);
-    this.#k.busDma.destroyMap(this.map);
-    for (const mem of this.#memory) this.#k.busDma.dmamemFree(mem);
+  /** Resets the device. */
+  protected quiesce(): void {
+    this.wr(ISA_REG_CMD, ISA_CMD_RESET);
+  }
+
+  /** Frees the map and all DMA memory. */
+  protected release(): void {
+    this.kernel.busDma.destroyMap(this.map);
+    for (const mem of this.#memory) this.kernel.busDma.dmamemFree(mem);
     this.#memory.clear();
-    this.#detached = true;
-  }
-
-  #alive(): void {
-    if (this.#detached) throw new KernelError("ENXIO", `${this.name} is detached`);
   }
 
   /** Checks the arguments every transfer shares; returns the command code. */
   #args(cmd: IsaCommand, len: number, pattern: number): number {
-    this.#alive();
+    this.assertAttached();
     const code = cmd === "play"
       ? ISA_CMD_PLAY
       : cmd === "record"
@@ -285,7 +214,7 @@ export class IsaDriver implements DeviceDriver {
 
   /** The transfer on the loaded map; unloads it whatever happens. */
   #run(code: number, va: number, len: number, pattern: number): TransferResult {
-    const bd = this.#k.busDma, map = this.map, s = this.#stats;
+    const bd = this.kernel.busDma, map = this.map, s = this.counters;
     const toDevice = code === ISA_CMD_PLAY;
     const bounced = map.bouncedBytes;
     let result: TransferResult = "ok";
@@ -293,19 +222,19 @@ export class IsaDriver implements DeviceDriver {
       bd.sync(map, toDevice ? BUS_DMASYNC_PREWRITE : BUS_DMASYNC_PREREAD);
       const pa = map.segAddr(0);
       if (map.nsegs !== 1) {
-        this.#error(`a ${len}-byte buffer loaded as ${map.nsegs} segments; the channel takes one`);
+        this.error(`a ${len}-byte buffer loaded as ${map.nsegs} segments; the channel takes one`);
         result = "error";
       } else if (pa + len > TWO32) {
-        this.#error(`segment 0x${pa.toString(16)}+${len} does not fit the 32-bit ADDR register`);
+        this.error(`segment 0x${pa.toString(16)}+${len} does not fit the 32-bit ADDR register`);
         result = "error";
       } else {
-        this.#wr(ISA_REG_ADDR, pa);
-        this.#wr(ISA_REG_COUNT, len);
-        if (code === ISA_CMD_FILL) this.#wr(ISA_REG_PATTERN, pattern);
+        this.wr(ISA_REG_ADDR, pa);
+        this.wr(ISA_REG_COUNT, len);
+        if (code === ISA_CMD_FILL) this.wr(ISA_REG_PATTERN, pattern);
         const status = this.#command(code);
         if (status !== ISA_STATUS_OK) {
           result = status === ISA_STATUS_DMA_FAULT ? "fault" : "error";
-          if (result === "error") this.#error(`command ${code} ended with status ${status}`);
+          if (result === "error") this.error(`command ${code} ended with status ${status}`);
         }
       }
       if (result === "ok") {
@@ -329,10 +258,10 @@ export class IsaDriver implements DeviceDriver {
    */
   #verify(code: number, va: number, len: number, pattern: number): TransferResult {
     const data = this.#scratch.subarray(0, len), fifo = this.#fifo;
-    this.#k.pmap.read(va, data);
+    this.kernel.pmap.read(va, data);
     if (code === ISA_CMD_PLAY) {
       fifo.set(data, 0);
-      return this.#rd(ISA_REG_CHECKSUM) === fnv1a(data) ? "ok" : "mismatch";
+      return this.rd(ISA_REG_CHECKSUM) === fnv1a(data) ? "ok" : "mismatch";
     }
     for (let j = 0; j < len; j++) {
       const want = code === ISA_CMD_RECORD ? fifo[j] : (pattern + j) & 0xff;
@@ -343,56 +272,13 @@ export class IsaDriver implements DeviceDriver {
 
   /** Stores a command, takes its interrupt, returns STATUS (notes a fault). */
   #command(code: number): number {
-    this.#isr = 0;
-    this.#wr(ISA_REG_CMD, code);
-    // The model completed inside the store and raised its line; this is the
-    // interrupt arriving: the controller calls the handler below.
-    this.#k.machine.irq.deliver();
-    const isr = this.#isr;
-    const status = this.#rd(ISA_REG_STATUS);
-    if (isr & INT_ERROR) this.#noteFault();
+    const isr = this.storeAndDeliver(ISA_REG_CMD, code);
+    const status = this.rd(ISA_REG_STATUS);
+    if (isr & INT_ERROR) this.noteFault();
     else if (!(isr & INT_DONE)) {
-      this.#error(`no completion interrupt for command ${code}`);
+      this.error(`no completion interrupt for command ${code}`);
       return -1;
     }
     return status;
-  }
-
-  /** The interrupt handler: take the causes, acknowledge them. */
-  readonly #intr = (): void => {
-    const isr = this.#rd(REG_ISR);
-    this.#isr |= isr;
-    this.#wr(REG_ISR, isr);
-  };
-
-  /** Reads the fault registers after an error interrupt, counts and clears the fault. */
-  #noteFault(): void {
-    const count = this.#rd(REG_FAULT_COUNT);
-    const kind = this.#rd(REG_FAULT_KIND);
-    if (kind !== FAULT_NONE) {
-      const addr = this.#rd(REG_FAULT_ADDR_HI) * TWO32 + this.#rd(REG_FAULT_ADDR_LO);
-      this.lastFault = `${kind === FAULT_DECODE ? "decode" : "access"} fault at 0x${
-        addr.toString(16)
-      } (${this.#rd(REG_FAULT_LEN)} bytes)`;
-      this.#wr(REG_FAULT_KIND, 0);
-    }
-    const seen = this.#stats.faults;
-    this.#stats.faults += (count - this.#faultsSeen) >>> 0;
-    this.#faultsSeen = count;
-    if (seen < FAULTS_LOGGED && this.#stats.faults > seen) {
-      this.#k.log(`${this.name}: DMA ${this.lastFault ?? "fault"}`);
-    }
-  }
-
-  #error(what: string): void {
-    if (this.#stats.errors++ < FAULTS_LOGGED) this.#k.log(`${this.name}: ${what}`);
-  }
-
-  #rd(off: number): number {
-    return this.#k.machine.bus.read32(this.#base + off);
-  }
-
-  #wr(off: number, v: number): void {
-    this.#k.machine.bus.write32(this.#base + off, v);
   }
 }
