@@ -48,22 +48,8 @@ import {
   type DmaMemory,
   DmaTag,
 } from "../../mm/bus_dma.ts";
-import { checkInteger, describe, KernelError } from "../../mm/errors.ts";
-import {
-  type DeviceInfo,
-  FAULT_DECODE,
-  FAULT_NONE,
-  INT_DONE,
-  INT_ERROR,
-  REG_FAULT_ADDR_HI,
-  REG_FAULT_ADDR_LO,
-  REG_FAULT_COUNT,
-  REG_FAULT_KIND,
-  REG_FAULT_LEN,
-  REG_ID,
-  REG_IER,
-  REG_ISR,
-} from "../../machine/mod.ts";
+import { checkInteger, KernelError } from "../../mm/errors.ts";
+import { type DeviceInfo, INT_DONE, INT_ERROR, REG_IER } from "../../machine/mod.ts";
 import {
   DESC_ADDR_HI,
   DESC_ADDR_LO,
@@ -94,7 +80,7 @@ import {
   NIC_REG_TX_TAIL,
   NIC_RING_ALIGN,
 } from "./model.ts";
-import type { DeviceDriver, DriverStats, TransferResult } from "../mod.ts";
+import { DriverBase, type DriverSpec, type TransferResult, TWO32 } from "../driver.ts";
 
 /** Largest frame the card takes: 8 segments of 4 KiB. */
 export const NIC_MTU: number = NIC_MAX_SEGMENTS * NIC_MAX_SEGMENT_SIZE;
@@ -105,22 +91,23 @@ export const NIC_RX_BUFFER = 4096;
 /** Bounce pool pages reserved below 4 GiB when RAM goes past it: two full frames. */
 export const NIC_BOUNCE_PAGES = 2 * (NIC_MAX_SEGMENTS + 1);
 
-const TWO32 = 4294967296;
-const FAULTS_LOGGED = 4;
 const INTR_ALL = INT_DONE | INT_ERROR | NIC_INT_RX | NIC_INT_RX_NOBUF;
 
+const SPEC: DriverSpec = {
+  type: "nic",
+  article: "a",
+  id: NIC_ID,
+  dma: NIC_DMA,
+  maxSize: NIC_MTU,
+  ignoredMaxSize: 2 * NIC_MTU,
+};
+
 /** Driver of the loopback network card. */
-export class NicDriver implements DeviceDriver {
-  /** Device instance name. */
-  readonly name: string;
-  /** Device type. */
-  readonly type = "nic";
+export class NicDriver extends DriverBase {
   /** The frame tag. */
-  readonly tag: DmaTag;
+  declare readonly tag: DmaTag;
   /** The ring tag (rings and receive buffers). */
   readonly ringTag: DmaTag;
-  /** True when both tags are the permissive one. */
-  readonly ignoreTags: boolean;
   /** The transmit map (one frame at a time). */
   readonly txMap: DmaMap;
   /** The transmit ring. */
@@ -131,20 +118,7 @@ export class NicDriver implements DeviceDriver {
   readonly rxBuffers: DmaMemory;
   /** Frames dropped by the card for want of receive descriptors. */
   drops = 0;
-  /** The last fault the device described. */
-  lastFault: string | null = null;
 
-  readonly #k: Kernel;
-  readonly #base: number;
-  readonly #line: number;
-  readonly #stats: DriverStats = {
-    transfers: 0,
-    bytes: 0,
-    bouncedBytes: 0,
-    faults: 0,
-    mismatches: 0,
-    errors: 0,
-  };
   readonly #rxAddr = new Float64Array(NIC_RING_SIZE);
   readonly #desc = new Uint8Array(DESC_SIZE);
   readonly #dv = new DataView(this.#desc.buffer);
@@ -152,41 +126,16 @@ export class NicDriver implements DeviceDriver {
   readonly #got: Uint8Array;
   #txTail = 0;
   #rxNext = 0;
-  #isr = 0;
-  #faultsSeen = 0;
-  #detached = false;
 
   /** Attaches to the card `info`: tags, bounce pool, rings, receive buffers, map, interrupt. */
   constructor(kernel: Kernel, info: DeviceInfo) {
-    if (info.type !== this.type) {
-      throw new KernelError("ENODEV", `device ${info.name} is a ${info.type}, not a nic`);
-    }
-    this.#k = kernel;
-    this.name = info.name;
-    this.#base = info.base;
-    this.#line = info.irq;
-    const id = this.#rd(REG_ID);
-    if (id !== NIC_ID) {
-      throw new KernelError("ENODEV", `device ${info.name} answers ID ${describe(id)}`);
-    }
-    this.ignoreTags = kernel.ignoreTags;
-    if (this.ignoreTags) {
-      this.tag = new DmaTag(`${info.name} (tag ignored)`, { maxSize: 2 * NIC_MTU });
-      this.ringTag = new DmaTag(`${info.name} rings (tag ignored)`, {});
-    } else {
-      this.tag = new DmaTag(info.name, {
-        highAddr: NIC_DMA.maxAddress,
-        alignment: NIC_DMA.alignment,
-        boundary: NIC_DMA.boundary,
-        nSegments: NIC_DMA.maxSegments,
-        maxSegSize: NIC_DMA.maxSegmentSize,
-        maxSize: NIC_MTU,
-      });
-      this.ringTag = new DmaTag(`${info.name} rings`, {
+    super(kernel, info, SPEC);
+    this.ringTag = this.ignoreTags
+      ? new DmaTag(`${info.name} rings (tag ignored)`, {})
+      : new DmaTag(`${info.name} rings`, {
         highAddr: NIC_DMA.maxAddress,
         alignment: NIC_RING_ALIGN,
       });
-    }
     this.#sent = new Uint8Array(this.tag.maxSize);
     this.#got = new Uint8Array(this.tag.maxSize);
     const bd = kernel.busDma;
@@ -219,25 +168,15 @@ export class NicDriver implements DeviceDriver {
       map = this.ignoreTags
         ? bd.createMap(this.tag, 2 * NIC_MTU, 2 * NIC_MTU / NIC_RX_BUFFER + 1)
         : bd.createMap(this.tag, NIC_MTU, NIC_MAX_SEGMENTS);
-      kernel.machine.irq.establish(this.#line, this.#intr);
+      this.establish();
     } catch (e) {
       if (map !== null) bd.destroyMap(map);
       for (const mem of taken) bd.dmamemFree(mem);
       throw e;
     }
     this.txMap = map;
-    this.#faultsSeen = this.#rd(REG_FAULT_COUNT);
+    this.takeFaultCount();
     this.#init();
-  }
-
-  /** True once detached. */
-  get detached(): boolean {
-    return this.#detached;
-  }
-
-  /** A copy of the counters. */
-  stats(): DriverStats {
-    return { ...this.#stats };
   }
 
   /**
@@ -248,11 +187,11 @@ export class NicDriver implements DeviceDriver {
    * (EFBIG: more than 8 segments or longer than {@link NIC_MTU}).
    */
   send(va: number, len: number, rxVa?: number): TransferResult {
-    if (this.#detached) throw new KernelError("ENXIO", `${this.name} is detached`);
+    this.assertAttached();
     checkInteger("va", va);
     checkInteger("len", len, 1);
     if (rxVa !== undefined) checkInteger("rxVa", rxVa);
-    const bd = this.#k.busDma, map = this.txMap, s = this.#stats;
+    const bd = this.kernel.busDma, map = this.txMap, s = this.counters;
     bd.load(map, va, len);
     const bounced = map.bouncedBytes;
     const first = this.#txTail;
@@ -268,29 +207,25 @@ export class NicDriver implements DeviceDriver {
         dv.setUint32(DESC_ADDR_HI, hi, true);
         dv.setUint32(DESC_LEN, map.segLen(i), true);
         dv.setUint32(DESC_FLAGS, i === nsegs - 1 ? DESC_EOP : 0, true);
-        this.#k.pmap.write(this.#descVa(this.txRing, (first + i) % NIC_RING_SIZE), this.#desc);
+        this.kernel.pmap.write(this.#descVa(this.txRing, (first + i) % NIC_RING_SIZE), this.#desc);
       }
       this.#txTail = (first + nsegs) % NIC_RING_SIZE;
-      this.#isr = 0;
-      this.#wr(NIC_REG_TX_TAIL, this.#txTail);
-      // The card sent (and looped back) inside the store and raised its
-      // line; this is the interrupt arriving.
-      this.#k.machine.irq.deliver();
-      isr = this.#isr;
+      // The card sends (and loops back) inside the store.
+      isr = this.storeAndDeliver(NIC_REG_TX_TAIL, this.#txTail);
       bd.sync(map, BUS_DMASYNC_POSTWRITE);
     } finally {
       bd.unload(map);
     }
     if (isr & INT_ERROR) return this.#failed();
-    if (!(isr & INT_DONE) || this.#rd(NIC_REG_TX_HEAD) !== this.#txTail) {
-      this.#error(`frame of ${len} bytes: no transmit completion`);
+    if (!(isr & INT_DONE) || this.rd(NIC_REG_TX_HEAD) !== this.#txTail) {
+      this.error(`frame of ${len} bytes: no transmit completion`);
       this.#init();
       return "error";
     }
     for (let i = 0; i < nsegs; i++) {
-      this.#k.pmap.read(this.#descVa(this.txRing, (first + i) % NIC_RING_SIZE), this.#desc);
+      this.kernel.pmap.read(this.#descVa(this.txRing, (first + i) % NIC_RING_SIZE), this.#desc);
       if (!(this.#dv.getUint32(DESC_FLAGS, true) & DESC_DD)) {
-        this.#error(`transmit descriptor ${(first + i) % NIC_RING_SIZE} not done`);
+        this.error(`transmit descriptor ${(first + i) % NIC_RING_SIZE} not done`);
         this.#init();
         return "error";
       }
@@ -300,20 +235,20 @@ export class NicDriver implements DeviceDriver {
     s.bouncedBytes += bounced;
     if (isr & NIC_INT_RX_NOBUF) {
       this.drops++;
-      this.#error(`frame of ${len} bytes dropped: no receive descriptors`);
+      this.error(`frame of ${len} bytes dropped: no receive descriptors`);
       return "error";
     }
     if (!(isr & NIC_INT_RX)) {
-      this.#error(`frame of ${len} bytes was not received`);
+      this.error(`frame of ${len} bytes was not received`);
       return "error";
     }
     const got = this.#receive();
     if (got < 0) return "error";
     s.transfers++;
     s.bytes += got;
-    if (rxVa !== undefined) this.#k.pmap.write(rxVa, this.#got.subarray(0, Math.min(got, len)));
+    if (rxVa !== undefined) this.kernel.pmap.write(rxVa, this.#got.subarray(0, Math.min(got, len)));
     const sent = this.#sent.subarray(0, len);
-    this.#k.pmap.read(va, sent);
+    this.kernel.pmap.read(va, sent);
     let same = got === len;
     for (let i = 0; same && i < len; i++) same = sent[i] === this.#got[i];
     if (!same) {
@@ -325,10 +260,8 @@ export class NicDriver implements DeviceDriver {
 
   /** Verifies the driver's invariants. */
   check(): void {
-    const s = this.#stats;
-    for (const [k, v] of Object.entries(s)) {
-      if (!Number.isInteger(v) || v < 0) throw new Error(`NicDriver.check: ${k} is ${v}`);
-    }
+    this.checkCounters("NicDriver");
+    const s = this.counters;
     if (s.bouncedBytes > s.bytes) throw new Error("NicDriver.check: more bytes bounced than sent");
     if (this.txMap.mapsize !== 0) throw new Error("NicDriver.check: transmit map left loaded");
     for (const v of [this.#txTail, this.#rxNext]) {
@@ -336,26 +269,27 @@ export class NicDriver implements DeviceDriver {
         throw new Error(`NicDriver.check: ring index ${v}`);
       }
     }
-    if (this.#detached) return;
-    if (this.#rd(NIC_REG_TX_HEAD) !== this.#txTail) {
+    if (this.detached) return;
+    if (this.rd(NIC_REG_TX_HEAD) !== this.#txTail) {
       throw new Error("NicDriver.check: the card has transmit descriptors pending");
     }
-    if (this.#rd(NIC_REG_RX_HEAD) !== this.#rxNext) {
+    if (this.rd(NIC_REG_RX_HEAD) !== this.#rxNext) {
       throw new Error("NicDriver.check: received descriptors left unprocessed");
     }
   }
 
-  /** Resets the card, removes the handler, frees the map, rings and buffers. */
-  detach(): void {
-    if (this.#detached) return;
-    this.#wr(NIC_REG_CTRL, NIC_CTRL_RESET);
-    this.#k.machine.irq.disestablish(this.#line);
-    const bd = this.#k.busDma;
+  /** Resets the card. */
+  protected quiesce(): void {
+    this.wr(NIC_REG_CTRL, NIC_CTRL_RESET);
+  }
+
+  /** Frees the map, rings and buffers. */
+  protected release(): void {
+    const bd = this.kernel.busDma;
     bd.destroyMap(this.txMap);
     bd.dmamemFree(this.txRing);
     bd.dmamemFree(this.rxRing);
     bd.dmamemFree(this.rxBuffers);
-    this.#detached = true;
   }
 
   /** Kernel address of descriptor `i` of `ring`. */
@@ -365,16 +299,16 @@ export class NicDriver implements DeviceDriver {
 
   /** Resets the card and programs empty rings: every receive descriptor but one given to it. */
   #init(): void {
-    this.#wr(NIC_REG_CTRL, NIC_CTRL_RESET);
-    this.#wr(REG_IER, INTR_ALL);
-    this.#k.pmap.fill(this.txRing.kva, NIC_RING_SIZE * DESC_SIZE, 0);
+    this.wr(NIC_REG_CTRL, NIC_CTRL_RESET);
+    this.wr(REG_IER, INTR_ALL);
+    this.kernel.pmap.fill(this.txRing.kva, NIC_RING_SIZE * DESC_SIZE, 0);
     for (let i = 0; i < NIC_RING_SIZE; i++) this.#giveRx(i);
-    this.#wr(NIC_REG_TX_BASE, this.txRing.segs[0][0]);
-    this.#wr(NIC_REG_TX_COUNT, NIC_RING_SIZE);
-    this.#wr(NIC_REG_RX_BASE, this.rxRing.segs[0][0]);
-    this.#wr(NIC_REG_RX_COUNT, NIC_RING_SIZE);
-    this.#wr(NIC_REG_RX_TAIL, NIC_RING_SIZE - 1);
-    this.#wr(NIC_REG_CTRL, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN | NIC_CTRL_LOOPBACK);
+    this.wr(NIC_REG_TX_BASE, this.txRing.segs[0][0]);
+    this.wr(NIC_REG_TX_COUNT, NIC_RING_SIZE);
+    this.wr(NIC_REG_RX_BASE, this.rxRing.segs[0][0]);
+    this.wr(NIC_REG_RX_COUNT, NIC_RING_SIZE);
+    this.wr(NIC_REG_RX_TAIL, NIC_RING_SIZE - 1);
+    this.wr(NIC_REG_CTRL, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN | NIC_CTRL_LOOPBACK);
     this.#txTail = 0;
     this.#rxNext = 0;
   }
@@ -387,7 +321,7 @@ export class NicDriver implements DeviceDriver {
     dv.setUint32(DESC_ADDR_HI, hi, true);
     dv.setUint32(DESC_LEN, NIC_RX_BUFFER, true);
     dv.setUint32(DESC_FLAGS, 0, true);
-    this.#k.pmap.write(this.#descVa(this.rxRing, i), this.#desc);
+    this.kernel.pmap.write(this.#descVa(this.rxRing, i), this.#desc);
   }
 
   /**
@@ -397,8 +331,8 @@ export class NicDriver implements DeviceDriver {
    * whole frame.
    */
   #receive(): number {
-    const k = this.#k, dv = this.#dv, got = this.#got;
-    const head = this.#rd(NIC_REG_RX_HEAD);
+    const k = this.kernel, dv = this.#dv, got = this.#got;
+    const head = this.rd(NIC_REG_RX_HEAD);
     let len = 0, eop = false, ok = true;
     for (let i = this.#rxNext; i !== head; i = (i + 1) % NIC_RING_SIZE) {
       k.pmap.read(this.#descVa(this.rxRing, i), this.#desc);
@@ -413,9 +347,9 @@ export class NicDriver implements DeviceDriver {
       this.#giveRx(i);
     }
     this.#rxNext = head;
-    this.#wr(NIC_REG_RX_TAIL, (head + NIC_RING_SIZE - 1) % NIC_RING_SIZE);
+    this.wr(NIC_REG_RX_TAIL, (head + NIC_RING_SIZE - 1) % NIC_RING_SIZE);
     if (!ok || !eop) {
-      this.#error("the receive ring did not hold one whole frame");
+      this.error("the receive ring did not hold one whole frame");
       return -1;
     }
     return len;
@@ -423,49 +357,10 @@ export class NicDriver implements DeviceDriver {
 
   /** After an error interrupt: note the fault, reset the card and its rings. */
   #failed(): TransferResult {
-    const status = this.#rd(NIC_REG_STATUS);
-    const faults = this.#stats.faults;
-    this.#noteFault();
-    if (this.#stats.faults === faults) this.#error(`transmit failed with status ${status}`);
+    const status = this.rd(NIC_REG_STATUS);
+    const counted = this.noteFault();
+    if (counted === 0) this.error(`transmit failed with status ${status}`);
     this.#init();
-    return this.#stats.faults === faults ? "error" : "fault";
-  }
-
-  /** The interrupt handler: take the causes, acknowledge them. */
-  readonly #intr = (): void => {
-    const isr = this.#rd(REG_ISR);
-    this.#isr |= isr;
-    this.#wr(REG_ISR, isr);
-  };
-
-  /** Reads the fault registers after an error interrupt, counts and clears the fault. */
-  #noteFault(): void {
-    const count = this.#rd(REG_FAULT_COUNT);
-    const kind = this.#rd(REG_FAULT_KIND);
-    if (kind !== FAULT_NONE) {
-      const addr = this.#rd(REG_FAULT_ADDR_HI) * TWO32 + this.#rd(REG_FAULT_ADDR_LO);
-      this.lastFault = `${kind === FAULT_DECODE ? "decode" : "access"} fault at 0x${
-        addr.toString(16)
-      } (${this.#rd(REG_FAULT_LEN)} bytes)`;
-      this.#wr(REG_FAULT_KIND, 0);
-    }
-    const seen = this.#stats.faults;
-    this.#stats.faults += (count - this.#faultsSeen) >>> 0;
-    this.#faultsSeen = count;
-    if (seen < FAULTS_LOGGED && this.#stats.faults > seen) {
-      this.#k.log(`${this.name}: DMA ${this.lastFault ?? "fault"}`);
-    }
-  }
-
-  #error(what: string): void {
-    if (this.#stats.errors++ < FAULTS_LOGGED) this.#k.log(`${this.name}: ${what}`);
-  }
-
-  #rd(off: number): number {
-    return this.#k.machine.bus.read32(this.#base + off);
-  }
-
-  #wr(off: number, v: number): void {
-    this.#k.machine.bus.write32(this.#base + off, v);
+    return counted === 0 ? "error" : "fault";
   }
 }
