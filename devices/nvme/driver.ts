@@ -39,24 +39,9 @@ import {
   BUS_DMASYNC_PREWRITE,
   type DmaMap,
   type DmaMemory,
-  DmaTag,
 } from "../../mm/bus_dma.ts";
 import { checkInteger, describe, KernelError } from "../../mm/errors.ts";
-import {
-  type DeviceInfo,
-  FAULT_DECODE,
-  FAULT_NONE,
-  INT_DONE,
-  INT_ERROR,
-  REG_FAULT_ADDR_HI,
-  REG_FAULT_ADDR_LO,
-  REG_FAULT_COUNT,
-  REG_FAULT_KIND,
-  REG_FAULT_LEN,
-  REG_ID,
-  REG_IER,
-  REG_ISR,
-} from "../../machine/mod.ts";
+import { type DeviceInfo, INT_DONE, INT_ERROR, REG_IER } from "../../machine/mod.ts";
 import {
   NVME_DMA,
   NVME_ID,
@@ -83,26 +68,25 @@ import {
   NVME_SC_PRP_OFFSET_INVALID,
   NVME_SC_SUCCESS,
 } from "./model.ts";
-import type { DeviceDriver, DriverStats, TransferResult } from "../mod.ts";
+import { DriverBase, type DriverSpec, type TransferResult, TWO32 } from "../driver.ts";
 
 /** Largest command the driver issues: 256 KiB (the device takes up to MDTS pages). */
 export const NVME_MAX_TRANSFER: number = 64 * NVME_PAGE;
 
-const TWO32 = 4294967296;
-const FAULTS_LOGGED = 4;
 /** PRP entries: one per page of the largest transfer, plus one for a start inside a page. */
 const MAX_PRPS = NVME_MAX_TRANSFER / NVME_PAGE + 1;
 
+const SPEC: DriverSpec = {
+  type: "nvme",
+  article: "an",
+  id: NVME_ID,
+  dma: NVME_DMA,
+  maxSize: NVME_MDTS * NVME_PAGE,
+  ignoredMaxSize: NVME_MAX_TRANSFER,
+};
+
 /** Driver of the NVMe-style block device. */
-export class NvmeDriver implements DeviceDriver {
-  /** Device instance name. */
-  readonly name: string;
-  /** Device type. */
-  readonly type = "nvme";
-  /** The tag its transfers obey. */
-  readonly tag: DmaTag;
-  /** True when the tag is the permissive one. */
-  readonly ignoreTags: boolean;
+export class NvmeDriver extends DriverBase {
   /** The data map (one command at a time). */
   readonly map: DmaMap;
   /** The PRP list page. */
@@ -111,54 +95,17 @@ export class NvmeDriver implements DeviceDriver {
   readonly blockSize: number;
   /** Capacity in blocks. */
   readonly blocks: number;
-  /** The last fault the device described. */
-  lastFault: string | null = null;
 
-  readonly #k: Kernel;
-  readonly #base: number;
-  readonly #line: number;
-  readonly #stats: DriverStats = {
-    transfers: 0,
-    bytes: 0,
-    bouncedBytes: 0,
-    faults: 0,
-    mismatches: 0,
-    errors: 0,
-  };
   readonly #prps = new Float64Array(MAX_PRPS);
   readonly #entry = new Uint8Array(8);
   readonly #ev = new DataView(this.#entry.buffer);
   #cid = 0;
-  #isr = 0;
-  #faultsSeen = 0;
-  #detached = false;
 
   /** Attaches to the device `info`: tag, PRP list page, map, interrupt. */
   constructor(kernel: Kernel, info: DeviceInfo) {
-    if (info.type !== this.type) {
-      throw new KernelError("ENODEV", `device ${info.name} is a ${info.type}, not an nvme`);
-    }
-    this.#k = kernel;
-    this.name = info.name;
-    this.#base = info.base;
-    this.#line = info.irq;
-    const id = this.#rd(REG_ID);
-    if (id !== NVME_ID) {
-      throw new KernelError("ENODEV", `device ${info.name} answers ID ${describe(id)}`);
-    }
-    this.blockSize = this.#rd(NVME_REG_BLOCK_SIZE);
-    this.blocks = this.#rd(NVME_REG_BLOCKS_HI) * TWO32 + this.#rd(NVME_REG_BLOCKS_LO);
-    this.ignoreTags = kernel.ignoreTags;
-    this.tag = this.ignoreTags
-      ? new DmaTag(`${info.name} (tag ignored)`, { maxSize: NVME_MAX_TRANSFER })
-      : new DmaTag(info.name, {
-        highAddr: NVME_DMA.maxAddress,
-        alignment: NVME_DMA.alignment,
-        boundary: NVME_DMA.boundary,
-        nSegments: NVME_DMA.maxSegments,
-        maxSegSize: NVME_DMA.maxSegmentSize,
-        maxSize: NVME_MDTS * NVME_PAGE,
-      });
+    super(kernel, info, SPEC);
+    this.blockSize = this.rd(NVME_REG_BLOCK_SIZE);
+    this.blocks = this.rd64(NVME_REG_BLOCKS_LO, NVME_REG_BLOCKS_HI);
     const bd = kernel.busDma;
     this.prpList = bd.dmamemAlloc(this.tag, NVME_PAGE, { nsegs: 1 });
     try {
@@ -168,24 +115,13 @@ export class NvmeDriver implements DeviceDriver {
       throw e;
     }
     try {
-      kernel.machine.irq.establish(this.#line, this.#intr);
+      this.establish();
     } catch (e) {
       bd.destroyMap(this.map);
       bd.dmamemFree(this.prpList);
       throw e;
     }
-    this.#wr(REG_IER, INT_DONE | INT_ERROR);
-    this.#faultsSeen = this.#rd(REG_FAULT_COUNT);
-  }
-
-  /** True once detached. */
-  get detached(): boolean {
-    return this.#detached;
-  }
-
-  /** A copy of the counters. */
-  stats(): DriverStats {
-    return { ...this.#stats };
+    this.enableInterrupts();
   }
 
   /** Writes the `len` bytes at kernel address `va` to the disk from block `lba`. */
@@ -200,28 +136,27 @@ export class NvmeDriver implements DeviceDriver {
 
   /** Verifies the driver's invariants. */
   check(): void {
-    const s = this.#stats;
-    for (const [k, v] of Object.entries(s)) {
-      if (!Number.isInteger(v) || v < 0) throw new Error(`NvmeDriver.check: ${k} is ${v}`);
-    }
+    this.checkCounters("NvmeDriver");
+    const s = this.counters;
     if (s.bouncedBytes > s.bytes) {
       throw new Error("NvmeDriver.check: more bytes bounced than moved");
     }
     if (this.map.mapsize !== 0) throw new Error("NvmeDriver.check: map left loaded");
   }
 
-  /** Removes the handler, frees the map and the PRP list page. */
-  detach(): void {
-    if (this.#detached) return;
-    this.#wr(REG_IER, 0);
-    this.#k.machine.irq.disestablish(this.#line);
-    this.#k.busDma.destroyMap(this.map);
-    this.#k.busDma.dmamemFree(this.prpList);
-    this.#detached = true;
+  /** Masks the device's interrupts. */
+  protected quiesce(): void {
+    this.wr(REG_IER, 0);
+  }
+
+  /** Frees the map and the PRP list page. */
+  protected release(): void {
+    this.kernel.busDma.destroyMap(this.map);
+    this.kernel.busDma.dmamemFree(this.prpList);
   }
 
   #io(op: number, lba: number, va: number, len: number): TransferResult {
-    if (this.#detached) throw new KernelError("ENXIO", `${this.name} is detached`);
+    this.assertAttached();
     const bs = this.blockSize;
     checkInteger("len", len, bs, NVME_MAX_TRANSFER);
     if (len % bs !== 0) {
@@ -233,7 +168,7 @@ export class NvmeDriver implements DeviceDriver {
     if (va % 4 !== 0) {
       throw new KernelError("EINVAL", `va must be 4-byte aligned for PRP1, got ${describe(va)}`);
     }
-    const bd = this.#k.busDma, map = this.map, s = this.#stats;
+    const bd = this.kernel.busDma, map = this.map, s = this.counters;
     const toDevice = op === NVME_OP_WRITE;
     bd.load(map, va, len);
     const bounced = map.bouncedBytes;
@@ -242,7 +177,7 @@ export class NvmeDriver implements DeviceDriver {
       bd.sync(map, toDevice ? BUS_DMASYNC_PREWRITE : BUS_DMASYNC_PREREAD);
       const n = this.#buildPrps(map);
       if (n < 0) {
-        this.#error(`a ${len}-byte buffer at 0x${va.toString(16)} has no PRP layout`);
+        this.error(`a ${len}-byte buffer at 0x${va.toString(16)} has no PRP layout`);
         result = "error";
       } else {
         const prps = this.#prps;
@@ -254,23 +189,20 @@ export class NvmeDriver implements DeviceDriver {
             const e = prps[i], hi = Math.floor(e / TWO32);
             ev.setUint32(0, e - hi * TWO32, true);
             ev.setUint32(4, hi, true);
-            this.#k.pmap.write(list + 8 * (i - 1), this.#entry);
+            this.kernel.pmap.write(list + 8 * (i - 1), this.#entry);
           }
           prp2 = this.prpList.segs[0][0];
         }
         this.#cid = (this.#cid + 1) & 0xffff;
-        this.#wr(NVME_REG_OPCODE, op);
-        this.#wr64(NVME_REG_LBA_LO, NVME_REG_LBA_HI, lba);
-        this.#wr(NVME_REG_COUNT, count);
-        this.#wr64(NVME_REG_PRP1_LO, NVME_REG_PRP1_HI, prps[0]);
-        this.#wr64(NVME_REG_PRP2_LO, NVME_REG_PRP2_HI, prp2);
-        this.#wr(NVME_REG_CID, this.#cid);
-        this.#isr = 0;
-        this.#wr(NVME_REG_DOORBELL, 1);
-        // The command ran inside the store and the device raised its line;
-        // this is the interrupt arriving.
-        this.#k.machine.irq.deliver();
-        result = this.#complete(op, len);
+        this.wr(NVME_REG_OPCODE, op);
+        this.wr64(NVME_REG_LBA_LO, NVME_REG_LBA_HI, lba);
+        this.wr(NVME_REG_COUNT, count);
+        this.wr64(NVME_REG_PRP1_LO, NVME_REG_PRP1_HI, prps[0]);
+        this.wr64(NVME_REG_PRP2_LO, NVME_REG_PRP2_HI, prp2);
+        this.wr(NVME_REG_CID, this.#cid);
+        // The command runs inside the doorbell store.
+        const isr = this.storeAndDeliver(NVME_REG_DOORBELL, 1);
+        result = this.#complete(op, len, isr);
       }
       bd.sync(map, toDevice ? BUS_DMASYNC_POSTWRITE : BUS_DMASYNC_POSTREAD);
     } finally {
@@ -284,25 +216,22 @@ export class NvmeDriver implements DeviceDriver {
     return result;
   }
 
-  /** Reads the completion after the interrupt; notes a fault. */
-  #complete(op: number, len: number): TransferResult {
-    const isr = this.#isr;
-    const status = this.#rd(NVME_REG_CQ_STATUS);
+  /** Reads the completion after the interrupt whose causes are `isr`; notes a fault. */
+  #complete(op: number, len: number, isr: number): TransferResult {
+    const status = this.rd(NVME_REG_CQ_STATUS);
     if (!(isr & (INT_DONE | INT_ERROR))) {
-      this.#error(`no completion interrupt for command ${this.#cid}`);
+      this.error(`no completion interrupt for command ${this.#cid}`);
       return "error";
     }
-    if (this.#rd(NVME_REG_CQ_CID) !== this.#cid) {
-      this.#error(`completion for command ${this.#rd(NVME_REG_CQ_CID)}, not ${this.#cid}`);
+    if (this.rd(NVME_REG_CQ_CID) !== this.#cid) {
+      this.error(`completion for command ${this.rd(NVME_REG_CQ_CID)}, not ${this.#cid}`);
       return "error";
     }
     if (status === NVME_SC_SUCCESS) return "ok";
     if (status === NVME_SC_DATA_TRANSFER_ERROR || status === NVME_SC_PRP_OFFSET_INVALID) {
-      const faults = this.#stats.faults;
-      this.#noteFault();
-      if (this.#stats.faults > faults) return "fault";
+      if (this.noteFault() > 0) return "fault";
     }
-    this.#error(`opcode ${op} of ${len} bytes completed with status 0x${status.toString(16)}`);
+    this.error(`opcode ${op} of ${len} bytes completed with status 0x${status.toString(16)}`);
     return "error";
   }
 
@@ -326,49 +255,5 @@ export class NvmeDriver implements DeviceDriver {
       }
     }
     return n;
-  }
-
-  /** The interrupt handler: take the causes, acknowledge them. */
-  readonly #intr = (): void => {
-    const isr = this.#rd(REG_ISR);
-    this.#isr |= isr;
-    this.#wr(REG_ISR, isr);
-  };
-
-  /** Reads the fault registers after an error completion, counts and clears the fault. */
-  #noteFault(): void {
-    const count = this.#rd(REG_FAULT_COUNT);
-    const kind = this.#rd(REG_FAULT_KIND);
-    if (kind !== FAULT_NONE) {
-      const addr = this.#rd(REG_FAULT_ADDR_HI) * TWO32 + this.#rd(REG_FAULT_ADDR_LO);
-      this.lastFault = `${kind === FAULT_DECODE ? "decode" : "access"} fault at 0x${
-        addr.toString(16)
-      } (${this.#rd(REG_FAULT_LEN)} bytes)`;
-      this.#wr(REG_FAULT_KIND, 0);
-    }
-    const seen = this.#stats.faults;
-    this.#stats.faults += (count - this.#faultsSeen) >>> 0;
-    this.#faultsSeen = count;
-    if (seen < FAULTS_LOGGED && this.#stats.faults > seen) {
-      this.#k.log(`${this.name}: DMA ${this.lastFault ?? "fault"}`);
-    }
-  }
-
-  #error(what: string): void {
-    if (this.#stats.errors++ < FAULTS_LOGGED) this.#k.log(`${this.name}: ${what}`);
-  }
-
-  #rd(off: number): number {
-    return this.#k.machine.bus.read32(this.#base + off);
-  }
-
-  #wr(off: number, v: number): void {
-    this.#k.machine.bus.write32(this.#base + off, v);
-  }
-
-  #wr64(lo: number, hi: number, v: number): void {
-    const h = Math.floor(v / TWO32);
-    this.#wr(lo, v - h * TWO32);
-    this.#wr(hi, h);
   }
 }
