@@ -41,25 +41,9 @@ import {
   BUS_DMASYNC_PREWRITE,
   type DmaMap,
   type DmaMemory,
-  DmaTag,
 } from "../../mm/bus_dma.ts";
 import { checkInteger, describe, KernelError } from "../../mm/errors.ts";
-import {
-  type DeviceInfo,
-  FAULT_DECODE,
-  FAULT_NONE,
-  fnv1a,
-  INT_DONE,
-  INT_ERROR,
-  REG_FAULT_ADDR_HI,
-  REG_FAULT_ADDR_LO,
-  REG_FAULT_COUNT,
-  REG_FAULT_KIND,
-  REG_FAULT_LEN,
-  REG_ID,
-  REG_IER,
-  REG_ISR,
-} from "../../machine/mod.ts";
+import { type DeviceInfo, fnv1a, INT_DONE, INT_ERROR } from "../../machine/mod.ts";
 import {
   CAP_BYTES_PER_PIXEL,
   CAP_CMD_CAPTURE,
@@ -78,7 +62,7 @@ import {
   CAP_STATUS_DMA_FAULT,
   CAP_STATUS_OK,
 } from "./model.ts";
-import type { DeviceDriver, DriverStats, TransferResult } from "../mod.ts";
+import { DriverBase, type DriverSpec, type TransferResult, TWO32 } from "../driver.ts";
 
 /** A frame buffer: its geometry and the DMA memory behind it. */
 export interface CaptureFrame {
@@ -92,86 +76,36 @@ export interface CaptureFrame {
   readonly mem: DmaMemory;
 }
 
-const TWO32 = 4294967296;
-const FAULTS_LOGGED = 4;
 const MAX_FRAME = CAP_MAX_DIM * CAP_MAX_DIM * CAP_BYTES_PER_PIXEL;
 
+const SPEC: DriverSpec = {
+  type: "dma30",
+  article: "a",
+  id: CAP_ID,
+  dma: CAP_DMA,
+  maxSize: MAX_FRAME,
+};
+
 /** Driver of the 30-bit frame-capture device. */
-export class CaptureDriver implements DeviceDriver {
-  /** Device instance name. */
-  readonly name: string;
-  /** Device type. */
-  readonly type = "dma30";
-  /** The tag its frame buffers obey. */
-  readonly tag: DmaTag;
-  /** True when the tag is the permissive one. */
-  readonly ignoreTags: boolean;
+export class CaptureDriver extends DriverBase {
   /** The map frames are loaded into (one command at a time). */
   readonly map: DmaMap;
-  /** The last fault the device described. */
-  lastFault: string | null = null;
 
-  readonly #k: Kernel;
-  readonly #base: number;
-  readonly #line: number;
-  readonly #stats: DriverStats = {
-    transfers: 0,
-    bytes: 0,
-    bouncedBytes: 0,
-    faults: 0,
-    mismatches: 0,
-    errors: 0,
-  };
   readonly #frames = new Set<CaptureFrame>();
   #scratch = new Uint8Array(0);
-  #isr = 0;
-  #faultsSeen = 0;
-  #detached = false;
 
   /** Attaches to the device `info`: tag, map, interrupt. */
   constructor(kernel: Kernel, info: DeviceInfo) {
-    if (info.type !== this.type) {
-      throw new KernelError("ENODEV", `device ${info.name} is a ${info.type}, not a dma30`);
-    }
-    this.#k = kernel;
-    this.name = info.name;
-    this.#base = info.base;
-    this.#line = info.irq;
-    const id = this.#rd(REG_ID);
-    if (id !== CAP_ID) {
-      throw new KernelError("ENODEV", `device ${info.name} answers ID ${describe(id)}`);
-    }
-    this.ignoreTags = kernel.ignoreTags;
-    this.tag = this.ignoreTags
-      ? new DmaTag(`${info.name} (tag ignored)`, { maxSize: MAX_FRAME })
-      : new DmaTag(info.name, {
-        highAddr: CAP_DMA.maxAddress,
-        alignment: CAP_DMA.alignment,
-        boundary: CAP_DMA.boundary,
-        nSegments: CAP_DMA.maxSegments,
-        maxSegSize: CAP_DMA.maxSegmentSize,
-        maxSize: MAX_FRAME,
-      });
+    super(kernel, info, SPEC);
     this.map = kernel.busDma.createMap(this.tag, MAX_FRAME, 1);
     try {
-      kernel.machine.irq.establish(this.#line, this.#intr);
+      this.establish();
     } catch (e) {
       kernel.busDma.destroyMap(this.map);
       throw e;
     }
-    this.#wr(CAP_REG_CMD, CAP_CMD_RESET);
-    this.#wr(REG_IER, INT_DONE | INT_ERROR);
-    this.#faultsSeen = this.#rd(REG_FAULT_COUNT);
-  }
-
-  /** True once detached. */
-  get detached(): boolean {
-    return this.#detached;
-  }
-
-  /** A copy of the counters. */
-  stats(): DriverStats {
-    return { ...this.#stats };
+    this.wr(CAP_REG_CMD, CAP_CMD_RESET);
+    this.enableInterrupts();
   }
 
   /**
@@ -180,11 +114,11 @@ export class CaptureDriver implements DeviceDriver {
    * frees what is left.
    */
   allocFrame(width: number, height: number): CaptureFrame {
-    this.#alive();
+    this.assertAttached();
     checkInteger("width", width, 1, CAP_MAX_DIM);
     checkInteger("height", height, 1, CAP_MAX_DIM);
     const bytes = width * height * CAP_BYTES_PER_PIXEL;
-    const mem = this.#k.busDma.dmamemAlloc(this.tag, bytes, { nsegs: 1 });
+    const mem = this.kernel.busDma.dmamemAlloc(this.tag, bytes, { nsegs: 1 });
     const frame: CaptureFrame = Object.freeze({ width, height, bytes, mem });
     this.#frames.add(frame);
     return frame;
@@ -193,20 +127,20 @@ export class CaptureDriver implements DeviceDriver {
   /** Frees a frame buffer from {@link allocFrame}. */
   freeFrame(frame: CaptureFrame): void {
     this.#mine(frame);
-    this.#k.busDma.dmamemFree(frame.mem);
+    this.kernel.busDma.dmamemFree(frame.mem);
     this.#frames.delete(frame);
   }
 
   /** Captures the next frame into `frame` and checks every pixel. */
   capture(frame: CaptureFrame): TransferResult {
-    this.#alive();
+    this.assertAttached();
     this.#mine(frame);
-    const bd = this.#k.busDma, map = this.map;
+    const bd = this.kernel.busDma, map = this.map;
     bd.loadMemory(map, frame.mem, frame.bytes);
     let result: TransferResult;
     try {
       bd.sync(map, BUS_DMASYNC_PREREAD);
-      const number = this.#rd(CAP_REG_FRAME);
+      const number = this.rd(CAP_REG_FRAME);
       result = this.#command(CAP_CMD_CAPTURE, frame);
       bd.sync(map, BUS_DMASYNC_POSTREAD);
       if (result === "ok") result = this.#verifyPixels(frame, number);
@@ -218,9 +152,9 @@ export class CaptureDriver implements DeviceDriver {
 
   /** Has the device read `frame` and checks its hash against the frame's bytes. */
   scanout(frame: CaptureFrame): TransferResult {
-    this.#alive();
+    this.assertAttached();
     this.#mine(frame);
-    const bd = this.#k.busDma, map = this.map;
+    const bd = this.kernel.busDma, map = this.map;
     bd.loadMemory(map, frame.mem, frame.bytes);
     let result: TransferResult;
     try {
@@ -229,7 +163,7 @@ export class CaptureDriver implements DeviceDriver {
       bd.sync(map, BUS_DMASYNC_POSTWRITE);
       if (result === "ok") {
         const data = this.#frameBytes(frame);
-        if (this.#rd(CAP_REG_CHECKSUM) !== fnv1a(data)) result = this.#mismatch();
+        if (this.rd(CAP_REG_CHECKSUM) !== fnv1a(data)) result = this.#mismatch();
       }
     } finally {
       bd.unload(map);
@@ -239,30 +173,26 @@ export class CaptureDriver implements DeviceDriver {
 
   /** Verifies the driver's invariants. */
   check(): void {
-    const s = this.#stats;
-    for (const [k, v] of Object.entries(s)) {
-      if (!Number.isInteger(v) || v < 0) throw new Error(`CaptureDriver.check: ${k} is ${v}`);
+    this.checkCounters("CaptureDriver");
+    if (this.counters.bouncedBytes !== 0) {
+      throw new Error("CaptureDriver.check: a frame was bounced");
     }
-    if (s.bouncedBytes !== 0) throw new Error("CaptureDriver.check: a frame was bounced");
     if (this.map.mapsize !== 0) throw new Error("CaptureDriver.check: map left loaded");
-    if (this.#detached && this.#frames.size !== 0) {
+    if (this.detached && this.#frames.size !== 0) {
       throw new Error("CaptureDriver.check: frames outlive the driver");
     }
   }
 
-  /** Resets the device, removes the handler, frees the map and every frame. */
-  detach(): void {
-    if (this.#detached) return;
-    this.#wr(CAP_REG_CMD, CAP_CMD_RESET);
-    this.#k.machine.irq.disestablish(this.#line);
-    this.#k.busDma.destroyMap(this.map);
-    for (const f of this.#frames) this.#k.busDma.dmamemFree(f.mem);
-    this.#frames.clear();
-    this.#detached = true;
+  /** Resets the device. */
+  protected quiesce(): void {
+    this.wr(CAP_REG_CMD, CAP_CMD_RESET);
   }
 
-  #alive(): void {
-    if (this.#detached) throw new KernelError("ENXIO", `${this.name} is detached`);
+  /** Frees the map and every frame. */
+  protected release(): void {
+    this.kernel.busDma.destroyMap(this.map);
+    for (const f of this.#frames) this.kernel.busDma.dmamemFree(f.mem);
+    this.#frames.clear();
   }
 
   #mine(frame: CaptureFrame): void {
@@ -278,31 +208,25 @@ export class CaptureDriver implements DeviceDriver {
   #command(cmd: number, frame: CaptureFrame): TransferResult {
     const pa = this.map.segAddr(0);
     if (this.map.nsegs !== 1 || pa + frame.bytes > TWO32) {
-      this.#error(`frame at 0x${pa.toString(16)} cannot be programmed into FB_ADDR`);
+      this.error(`frame at 0x${pa.toString(16)} cannot be programmed into FB_ADDR`);
       return "error";
     }
-    this.#wr(CAP_REG_FB_ADDR, pa);
-    this.#wr(CAP_REG_WIDTH, frame.width);
-    this.#wr(CAP_REG_HEIGHT, frame.height);
-    this.#isr = 0;
-    this.#wr(CAP_REG_CMD, cmd);
-    // The device finished inside the store and raised its line; this is the
-    // interrupt arriving.
-    this.#k.machine.irq.deliver();
-    const isr = this.#isr, status = this.#rd(CAP_REG_STATUS);
+    this.wr(CAP_REG_FB_ADDR, pa);
+    this.wr(CAP_REG_WIDTH, frame.width);
+    this.wr(CAP_REG_HEIGHT, frame.height);
+    const isr = this.storeAndDeliver(CAP_REG_CMD, cmd), status = this.rd(CAP_REG_STATUS);
     if (isr & INT_ERROR) {
-      const faults = this.#stats.faults;
-      this.#noteFault();
-      if (status === CAP_STATUS_DMA_FAULT && this.#stats.faults > faults) return "fault";
-      this.#error(`command ${cmd} ended with status ${status}`);
+      const counted = this.noteFault();
+      if (status === CAP_STATUS_DMA_FAULT && counted > 0) return "fault";
+      this.error(`command ${cmd} ended with status ${status}`);
       return "error";
     }
     if (!(isr & INT_DONE) || status !== CAP_STATUS_OK) {
-      this.#error(`no completion interrupt for command ${cmd}`);
+      this.error(`no completion interrupt for command ${cmd}`);
       return "error";
     }
-    this.#stats.transfers++;
-    this.#stats.bytes += frame.bytes;
+    this.counters.transfers++;
+    this.counters.bytes += frame.bytes;
     return "ok";
   }
 
@@ -310,7 +234,7 @@ export class CaptureDriver implements DeviceDriver {
   #frameBytes(frame: CaptureFrame): Uint8Array {
     if (this.#scratch.length < frame.bytes) this.#scratch = new Uint8Array(frame.bytes);
     const data = this.#scratch.subarray(0, frame.bytes);
-    this.#k.pmap.read(frame.mem.kva, data);
+    this.kernel.pmap.read(frame.mem.kva, data);
     return data;
   }
 
@@ -333,45 +257,7 @@ export class CaptureDriver implements DeviceDriver {
   }
 
   #mismatch(): TransferResult {
-    this.#stats.mismatches++;
+    this.counters.mismatches++;
     return "mismatch";
-  }
-
-  /** The interrupt handler: take the causes, acknowledge them. */
-  readonly #intr = (): void => {
-    const isr = this.#rd(REG_ISR);
-    this.#isr |= isr;
-    this.#wr(REG_ISR, isr);
-  };
-
-  /** Reads the fault registers after an error interrupt, counts and clears the fault. */
-  #noteFault(): void {
-    const count = this.#rd(REG_FAULT_COUNT);
-    const kind = this.#rd(REG_FAULT_KIND);
-    if (kind !== FAULT_NONE) {
-      const addr = this.#rd(REG_FAULT_ADDR_HI) * TWO32 + this.#rd(REG_FAULT_ADDR_LO);
-      this.lastFault = `${kind === FAULT_DECODE ? "decode" : "access"} fault at 0x${
-        addr.toString(16)
-      } (${this.#rd(REG_FAULT_LEN)} bytes)`;
-      this.#wr(REG_FAULT_KIND, 0);
-    }
-    const seen = this.#stats.faults;
-    this.#stats.faults += (count - this.#faultsSeen) >>> 0;
-    this.#faultsSeen = count;
-    if (seen < FAULTS_LOGGED && this.#stats.faults > seen) {
-      this.#k.log(`${this.name}: DMA ${this.lastFault ?? "fault"}`);
-    }
-  }
-
-  #error(what: string): void {
-    if (this.#stats.errors++ < FAULTS_LOGGED) this.#k.log(`${this.name}: ${what}`);
-  }
-
-  #rd(off: number): number {
-    return this.#k.machine.bus.read32(this.#base + off);
-  }
-
-  #wr(off: number, v: number): void {
-    this.#k.machine.bus.write32(this.#base + off, v);
   }
 }
