@@ -4,6 +4,7 @@ import { createMachine } from "../machine/mod.ts";
 import { Kernel, KERNEL_IMAGE_BASE, KVA_BASE, PAGE_SIZE } from "./kernel.ts";
 import { formatSummary, run } from "./cli.ts";
 import { parseBootArgs } from "./options.ts";
+import { WORKLOAD_TABLE } from "./workloads.ts";
 import { VmemReplayer } from "../mm/replay_vmem.ts";
 import { PglistReplayer } from "../mm/replay_pglist.ts";
 import { type Replayer, replayLine } from "../mm/replay.ts";
