@@ -18,6 +18,7 @@
 
 export {
   type ArenaSummary,
+  type DeviceSummary,
   type FreeListSummary,
   Kernel,
   KERNEL_IMAGE_BASE,

@@ -94,6 +94,7 @@ export function driverFor(type: string): DeviceEntry | undefined {
 
 export { CaptureDriver, IsaDriver, NicDriver, NvmeDriver };
 export { CaptureModel, IsaDmaModel, NicModel, NvmeModel };
+export { SparseDisk } from "./nvme/model.ts";
 export { type IsaCommand } from "./isa/driver.ts";
 export { NIC_MTU } from "./nic/driver.ts";
 export { NVME_MAX_TRANSFER } from "./nvme/driver.ts";

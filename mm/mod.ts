@@ -76,6 +76,7 @@ export {
   OWNER_KMEM,
   type VmemRecorder,
 } from "./kmem.ts";
+export { type QcacheStats } from "./vmem_qcache.ts";
 export { PageCache, PageDaemon, type PageDaemonStats, type PageFrames } from "./pdaemon.ts";
 export {
   BouncePool,
