@@ -545,14 +545,7 @@ export class Vmem {
       }
       return qc.alloc(vmflag & VM_KMFLAGS);
     }
-    if (
-      (vmflag & ~VM_KMFLAGS) === 0 && (vmflag & VM_NOSLEEP) !== 0 && (this.lock | jEpoch) === 0 &&
-      size >= 1 && size <= MAX_ADDR && Math.floor(size) === size && (vmflag | 0) === vmflag &&
-      this.mtbf === 0 && !(size - 1 < this.qcacheMax)
-    ) {
-      return this.instantFit(size, vmflag);
-    }
-    return this.allocRequest(size, vmflag);
+    return this.instantFit(size, vmflag);
   }
 
   /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
@@ -1282,11 +1275,20 @@ export class Vmem {
   }
 
   /**
-   * The instant-fit allocation of a nosleep request that needs no quantum
-   * cache, no fault injection and no end placement: allocInner followed by
-   * segAlloc, the carve and the hash insert written out in one piece.
+   * {@link alloc} past the quantum-cache fast path. The instant-fit
+   * allocation of a nosleep request that needs no quantum cache, no fault
+   * injection and no end placement is allocInner followed by segAlloc, the
+   * carve and the hash insert written out in one piece; every other request
+   * goes to allocRequest.
    */
   private instantFit(size: number, vmflag: number): number {
+    if (
+      (vmflag & ~VM_KMFLAGS) !== 0 || (vmflag & VM_NOSLEEP) === 0 || (this.lock | jEpoch) !== 0 ||
+      !(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size) || (vmflag | 0) !== vmflag ||
+      this.mtbf !== 0 || size - 1 < this.qcacheMax
+    ) {
+      return this.allocRequest(size, vmflag);
+    }
     if (this.nsegFree < MINFREE) this.populate();
     let hb: number;
     if (size < TWO32) {
