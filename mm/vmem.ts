@@ -527,20 +527,19 @@ export class Vmem {
    */
   alloc(size: number, vmflag: number): number {
     if (
-      size - 1 < this.qcacheMax && size >= 1 && (vmflag & ~ALLOC_FLAGS) === 0 &&
-      (vmflag & VM_NOSLEEP) !== 0 && (this.lock | jEpoch) === 0 && Math.floor(size) === size &&
-      (vmflag | 0) === vmflag
+      size - 1 < this.qcacheMax && size >= 1 &&
+      (vmflag & (~ALLOC_FLAGS | VM_NOSLEEP)) === VM_NOSLEEP && (this.lock | jEpoch) === 0 &&
+      Math.floor(size) === size && (vmflag | 0) === vmflag
     ) {
       // The quantum-cache path of a nosleep request, checks folded in, with
       // the pop of the loaded magazine (kmem_cache_alloc's first step) inline.
-      const qc = (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)];
+      const qc = (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0];
       const r = qc.rounds;
       if (r > 0) {
-        const id = qc.magStore[qc.loaded * qc.magCapacityRounds + r - 1];
+        const id = qc.magStore[qc.loadedBase + r - 1];
         qc.rounds = r - 1;
         qc.bufState[id] = B_CLIENT;
         qc.nAlloc++;
-        qc.bufInUse++;
         return qc.bufAddr[id];
       }
       return qc.alloc(vmflag & VM_KMFLAGS);
@@ -649,14 +648,14 @@ export class Vmem {
       Math.floor(size) === size
     ) {
       // The quantum-cache path: the cache refuses any address that is not one of its buffers.
-      (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)].free(addr);
+      (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].free(addr);
       return;
     }
     if (this.lock !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
     if (jEpoch !== 0) this.journal();
     if (size - 1 < this.qcacheMax) {
-      (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)].free(addr);
+      (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].free(addr);
     } else {
       this.xfreeInner(addr, size);
     }
@@ -1251,7 +1250,7 @@ export class Vmem {
   /** `vmem_alloc` after validation. */
   private allocInner(size: number, vmflag: number): number {
     if (size - 1 < this.qcacheMax) {
-      return (this.qcache as QuantumCache[])[Math.floor((size - 1) * this.invQuantum)].alloc(
+      return (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].alloc(
         vmflag & VM_KMFLAGS,
       );
     }

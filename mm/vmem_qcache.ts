@@ -193,6 +193,8 @@ export class QuantumCache {
   private magFreeList = -1;
   /** @internal CPU layer, read by the arena's inlined fast path. */
   loaded = -1;
+  /** @internal CPU layer: `loaded * magCapacityRounds`, the loaded magazine's row in magStore. */
+  loadedBase = -1;
   /** @internal CPU layer, read by the arena's inlined fast path. */
   rounds = -1;
   private ploaded = -1;
@@ -210,8 +212,6 @@ export class QuantumCache {
   private nSlabCreate = 0;
   private nSlabDestroy = 0;
   private bufTotal = 0;
-  /** @internal CPU layer, read by the arena's inlined fast path. */
-  bufInUse = 0;
 
   /**
    * A cache of `bufsize`-byte buffers aligned to `align`, whose slabs of
@@ -240,10 +240,9 @@ export class QuantumCache {
    */
   alloc(vmflag: number): number {
     if (this.rounds > 0) {
-      const id = this.magStore[this.loaded * this.magCapacityRounds + --this.rounds];
+      const id = this.magStore[this.loadedBase + --this.rounds];
       this.bufState[id] = B_CLIENT;
       this.nAlloc++;
-      this.bufInUse++;
       return this.bufAddr[id];
     }
     return this.allocMiss(vmflag);
@@ -253,10 +252,9 @@ export class QuantumCache {
   private allocMiss(vmflag: number): number {
     for (;;) {
       if (this.rounds > 0) {
-        const id = this.magStore[this.loaded * this.magCapacityRounds + --this.rounds];
+        const id = this.magStore[this.loadedBase + --this.rounds];
         this.bufState[id] = B_CLIENT;
         this.nAlloc++;
-        this.bufInUse++;
         return this.bufAddr[id];
       }
       if (this.prounds > 0) {
@@ -289,10 +287,9 @@ export class QuantumCache {
     const id = this.lookup(addr);
     if (id < 0 || this.bufState[id] !== B_CLIENT) this.badFree(addr, id);
     this.nFree++;
-    this.bufInUse--;
     const r = this.rounds;
     if (r >= 0 && r < this.magsize) {
-      this.magStore[this.loaded * this.magCapacityRounds + r] = id;
+      this.magStore[this.loadedBase + r] = id;
       this.rounds = r + 1;
       this.bufState[id] = B_CACHED;
       return;
@@ -312,7 +309,7 @@ export class QuantumCache {
   private freeMiss(id: number): void {
     for (;;) {
       if (this.rounds >= 0 && this.rounds < this.magsize) {
-        this.magStore[this.loaded * this.magCapacityRounds + this.rounds++] = id;
+        this.magStore[this.loadedBase + this.rounds++] = id;
         this.bufState[id] = B_CACHED;
         return;
       }
@@ -353,6 +350,7 @@ export class QuantumCache {
     const mp = this.loaded, pmp = this.ploaded, r = this.rounds, pr = this.prounds;
     const magsize = this.magsize;
     this.loaded = this.ploaded = -1;
+    this.loadedBase = -1;
     this.rounds = this.prounds = -1;
     this.magsize = 0;
     if (mp >= 0) this.destroyMagazine(mp, r);
@@ -378,9 +376,9 @@ export class QuantumCache {
       slabDestroy: this.nSlabDestroy,
       slabs: this.nslabs,
       bufTotal: this.bufTotal,
-      bufInUse: this.bufInUse,
+      bufInUse: this.nAlloc - this.nFree,
       bufCached: cached,
-      bufSlab: this.bufTotal - this.bufInUse - cached,
+      bufSlab: this.bufTotal - (this.nAlloc - this.nFree) - cached,
       depotFull: this.nFull,
       depotEmpty: this.nEmpty,
     };
@@ -499,7 +497,9 @@ export class QuantumCache {
     }
     if (live !== this.nslabs) bad(`slab count ${this.nslabs}, found ${live}`);
     if (total !== this.bufTotal) bad(`buffer total ${this.bufTotal}, found ${total}`);
-    if (client !== this.bufInUse) bad(`buffers in use ${this.bufInUse}, found ${client}`);
+    if (client !== this.nAlloc - this.nFree) {
+      bad(`buffers in use ${this.nAlloc - this.nFree}, found ${client}`);
+    }
     if (hashed !== this.hashCount) bad(`hash count ${this.hashCount}, found ${hashed}`);
     if (cached > total - client) bad("more cached buffers than exist");
   }
@@ -548,7 +548,6 @@ export class QuantumCache {
         this.nSlabCreate,
         this.nSlabDestroy,
         this.bufTotal,
-        this.bufInUse,
       ],
     };
   }
@@ -584,6 +583,7 @@ export class QuantumCache {
     this.magCap = s[i++];
     this.magFreeList = s[i++];
     this.loaded = s[i++];
+    this.loadedBase = this.loaded * this.magCapacityRounds;
     this.rounds = s[i++];
     this.ploaded = s[i++];
     this.prounds = s[i++];
@@ -597,7 +597,6 @@ export class QuantumCache {
     this.nSlabCreate = s[i++];
     this.nSlabDestroy = s[i++];
     this.bufTotal = s[i++];
-    this.bufInUse = s[i++];
   }
 
   // ---- CPU layer and depot ----
@@ -607,6 +606,7 @@ export class QuantumCache {
     this.rounds = rounds;
     this.ploaded = this.loaded;
     this.loaded = mp;
+    this.loadedBase = mp * this.magCapacityRounds;
   }
 
   private depotPop(full: boolean): number {
@@ -692,7 +692,6 @@ export class QuantumCache {
     }
     this.bufState[id] = B_CLIENT;
     this.nAlloc++;
-    this.bufInUse++;
     return this.bufAddr[id];
   }
 
