@@ -20,6 +20,7 @@ import {
   VMEM_SPAN,
   VMEM_WALKER,
 } from "./vmem.ts";
+import { QuantumCache } from "./vmem_qcache.ts";
 
 const ALL = VMEM_ALLOC | VMEM_FREE | VMEM_SPAN;
 type Seg = [string, number, number];
@@ -75,6 +76,39 @@ test("a carve that leaves the remainder on its list keeps the segment's place", 
   assert.equal(a.alloc(20, VM_NOSLEEP), 5040);
   assert.equal(a.alloc(40, VM_NOSLEEP), 1000);
   a.check();
+});
+
+test("the one-piece instant-fit and free paths decide as the general path does", () => {
+  // VM_ABORT sends an instant-fit request down the general path (allocRequest,
+  // allocInner, segAlloc) without changing its outcome here: with no source and
+  // no quantum caches a failed search ends the same way. The dumps show segment
+  // numbers and free-list order, so any difference in the carve shows.
+  const r = new Mulberry32(9);
+  const fast = Vmem.create("a", 1 << 20, 1 << 16, 16);
+  const slow = Vmem.create("a", 1 << 20, 1 << 16, 16);
+  const live: [number, number][] = [];
+  let failures = 0;
+  for (let step = 0; step < 3000; step++) {
+    if (live.length === 0 || r.below(5) < 3) {
+      const size = r.below(4) === 0 ? 16 * (r.below(64) + 1) : r.below(300) + 1;
+      const a = fast.alloc(size, VM_NOSLEEP);
+      assert.equal(slow.alloc(size, VM_NOSLEEP | VM_ABORT), a);
+      if (a !== 0) live.push([a, size]);
+      else failures++;
+    } else {
+      const [a, size] = live.splice(r.below(live.length), 1)[0];
+      fast.free(a, size);
+      slow.free(a, size);
+    }
+    if (step % 100 === 0) {
+      assert.equal(fast.dump(), slow.dump());
+      assert.deepEqual(fast.stats, slow.stats);
+      fast.check();
+    }
+  }
+  assert.ok(failures > 0 && live.length > 0);
+  assert.equal(fast.dump(), slow.dump());
+  assert.deepEqual(fast.stats, slow.stats);
 });
 
 test("best-fit picks the smallest fitting segment of the first list that has one", () => {
@@ -588,6 +622,24 @@ test("a sleeping request that reaps and still would wait is undone, caches inclu
   assert.throws(() => a.alloc(1 << 17, VM_SLEEP), (e: unknown) => code(e) === "WOULDBLOCK");
   assert.deepEqual([state(a), a.summary()], before);
   a.check();
+});
+
+test("a quantum cache put back to a saved state hands out what it would have then", () => {
+  let next = 1 << 20;
+  const src = {
+    slabAlloc: (size: number): number => (next += size) - size,
+    slabFree: (): void => {},
+  };
+  // 4096-byte buffers get one-round magazines: every few frees reload the CPU layer.
+  const qc = new QuantumCache("q", 4096, 4096, 65536, src);
+  const xs = [1, 2, 3, 4, 5].map(() => qc.alloc(VM_NOSLEEP));
+  for (const x of xs.slice(0, 3)) qc.free(x);
+  const saved = qc.saveState();
+  const want = [1, 2, 3, 4].map(() => qc.alloc(VM_NOSLEEP));
+  for (const x of [...want, ...xs.slice(3)]) qc.free(x);
+  qc.restoreState(saved);
+  assert.deepEqual([1, 2, 3, 4].map(() => qc.alloc(VM_NOSLEEP)), want);
+  qc.check();
 });
 
 test("sizes of one cache share it, as kmem's cache index does", () => {
