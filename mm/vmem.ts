@@ -42,7 +42,13 @@
  *
  * Cost: instant-fit allocation and free are O(1) (free-list head, hash
  * bucket), without creating any JS object; best-fit and constrained
- * allocations search the free lists; next-fit scans from the rotor.
+ * allocations search the free lists; next-fit scans from the rotor. The two
+ * hot paths, a nosleep instant-fit allocation and a free, are each written
+ * out in one function (the carve, the free-list moves and the hash steps
+ * inline): under V8 every call that passes an address above 2^31 boxes it,
+ * and the calls between the seed's small functions cost more than their
+ * work. `alloc` itself only holds the quantum-cache pop, so that callers
+ * inline it.
  *
  * Sleeping requests. A request without VM_NOSLEEP may have to wait for a free
  * (`cv_wait` in the seed). The synchronous `alloc`/`xalloc` cannot wait:
