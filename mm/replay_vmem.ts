@@ -158,6 +158,7 @@ export class VmemReplayer {
     }
   }
 
+  /** The arena name an operation gives, checked. */
   private name(op: Op): string {
     const name = field(op, "arena");
     if (typeof name !== "string") {
@@ -166,6 +167,7 @@ export class VmemReplayer {
     return name;
   }
 
+  /** The live arena an operation names; ENOENT when there is none. */
   private arena(op: Op): Vmem {
     const name = this.name(op);
     const vmp = this.arenas.get(name);
@@ -173,6 +175,7 @@ export class VmemReplayer {
     return vmp;
   }
 
+  /** Carries out `create`. */
   private create(op: Op): unknown {
     const name = this.name(op);
     if (this.arenas.has(name)) throw new KernelError("EEXIST", `arena ${describe(name)} exists`);

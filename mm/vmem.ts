@@ -1117,11 +1117,13 @@ export class Vmem {
 
   // ---- Internals: refusals, journal, waiting ----
 
+  /** Refuses a call made while the arena is being walked or is destroyed. */
   private refuseLocked(): never {
     if (this.lock & L_DEAD) throw new KernelError("EINVAL", `arena '${this.name}' is destroyed`);
     throw new KernelError("EDEADLK", `arena '${this.name}' is locked by a walk in progress`);
   }
 
+  /** Marks the start of a change (journaling it when a sleeping request runs). */
   private enterMutation(): void {
     if (this.lock !== 0) this.refuseLocked();
   }
@@ -1144,6 +1146,7 @@ export class Vmem {
     this.journal();
   }
 
+  /** Refuses what the seed would panic on in vmem_xalloc's arguments. */
   private checkXalloc(
     size: number,
     align: number,
@@ -1187,6 +1190,7 @@ export class Vmem {
     return a;
   }
 
+  /** Retries a sleeping request until it succeeds, waking on frees and wakeups. */
   private async waitLoop(
     constrained: boolean,
     size: number,
@@ -1247,6 +1251,7 @@ export class Vmem {
     for (const w of list) w.resolve();
   }
 
+  /** True when vmem_mtbf's fault injection fails this nosleep call. */
   private mtbfHit(): boolean {
     return (this.mtbfRandom as Mulberry32).next() % this.mtbf === 0;
   }
@@ -1588,6 +1593,7 @@ export class Vmem {
     return this.ctr[C_TOTAL] - this.ctr[C_INUSE] > before;
   }
 
+  /** Empties the depots of this arena's quantum caches. */
   private reapQcaches(): void {
     const qcs = this.qcache;
     if (qcs === null) return;
@@ -1690,6 +1696,7 @@ export class Vmem {
     if (this.waiters !== null) this.broadcast();
   }
 
+  /** Refuses a free of an address not allocated or with the wrong size. */
   private badFree(vsp: number, addr: number, size: number): never {
     if (vsp === NIL) {
       throw new KernelError(
@@ -1809,6 +1816,7 @@ export class Vmem {
     this.segDestroy(span);
   }
 
+  /** A new segment `[start, end)` placed after `prev` in the arena list. */
   private segCreate(prev: number, start: number, end: number): number {
     const id = this.getseg();
     this.pos[2 * id] = start;
@@ -1819,6 +1827,7 @@ export class Vmem {
     return id;
   }
 
+  /** Unlinks segment `id` from the arena list and returns it to the pool. */
   private segDestroy(id: number): void {
     const p = this.link[4 * id + 1], n = this.link[4 * id];
     this.link[4 * p] = n;
@@ -1827,6 +1836,7 @@ export class Vmem {
     this.putseg(id);
   }
 
+  /** Links segment `id` into the arena list after `prev`. */
   private ainsert(prev: number, id: number): void {
     const n = this.link[4 * prev];
     this.link[4 * id] = n;
@@ -1835,6 +1845,7 @@ export class Vmem {
     this.link[4 * n + 1] = id;
   }
 
+  /** Takes a segment structure from the pool (vmem_getseg). */
   private getseg(): number {
     const id = this.segFree;
     if (id === NIL) {
@@ -1845,6 +1856,7 @@ export class Vmem {
     return id;
   }
 
+  /** Returns a segment structure to the pool (vmem_putseg). */
   private putseg(id: number): void {
     this.link[4 * id + 2] = this.segFree;
     this.segFree = id;
@@ -1858,6 +1870,7 @@ export class Vmem {
     this.ctr[C_POPULATE]++;
   }
 
+  /** Grows the segment arrays to hold `cap` segments (vmem_populate). */
   private grow(cap: number): void {
     const old = this.cap;
     const pos = new Float64Array(2 * cap);
@@ -1876,6 +1889,7 @@ export class Vmem {
     for (let id = cap - 1; id >= Math.max(old, FIRST_SEG); id--) this.putseg(id);
   }
 
+  /** Sets up the free-list heads, linked as markers in one chain. */
   private initLists(): void {
     for (let i = 0; i <= FL_END; i++) {
       this.pos[2 * i] = 0;
@@ -1890,6 +1904,7 @@ export class Vmem {
     this.ainsert(SEG0, ROTOR);
   }
 
+  /** True when free list `i` is non-empty (its bit in the freemap). */
   private listBit(i: number): boolean {
     return i < 32 ? (this.freemapLo & (1 << i)) !== 0 : (this.freemapHi & (1 << (i - 32))) !== 0;
   }
@@ -1934,6 +1949,7 @@ export class Vmem {
 
   // ---- Internals: the allocated-segment hash ----
 
+  /** The hash bucket of an allocated segment starting at `addr`. */
   private hashIndex(addr: number): number {
     const x = Math.floor(addr * this.invQuantum);
     const lo = x >>> 0;
@@ -1941,6 +1957,7 @@ export class Vmem {
     return (k ^ (k >>> 15)) & this.hashMask;
   }
 
+  /** Makes segment `vsp` allocated: into the hash, counted in use. */
   private hashInsert(vsp: number): void {
     this.type[vsp] = VMEM_ALLOC;
     const P = this.pos;
@@ -2011,6 +2028,7 @@ export class Vmem {
     this.hashThresholds();
   }
 
+  /** The counts at which the hash table grows or shrinks. */
   private hashThresholds(): void {
     const size = this.hashMask + 1;
     this.hashGrowAt = Math.ceil((8 * size - 4) / 3);
@@ -2019,6 +2037,7 @@ export class Vmem {
 
   // ---- Internals: whole-state copies (journal) ----
 
+  /** A copy of the whole arena state, to undo a sleeping request. */
   private saveState(): VmemState {
     return {
       pos: this.pos.slice(),
@@ -2042,6 +2061,7 @@ export class Vmem {
     };
   }
 
+  /** Puts back a state saved by saveState. */
   private restoreState(st: VmemState): void {
     this.pos = st.pos;
     this.link = st.link;
