@@ -21,14 +21,17 @@
  * read or written by a faulting transfer, not even its valid segments.
  *
  * Segment lists are flat `(address, length)` pairs in any array of numbers;
- * a `Float64Array` holds any address exactly. Checking and moving a list
- * allocates nothing on success. Invariants (see {@link DmaPort.check}):
+ * a `Float64Array` holds any address exactly. A list costs a few
+ * comparisons per segment against the constraints, then RAM's own
+ * scatter-gather call, which checks that every segment is RAM before it
+ * copies the segments; checking and moving a list allocates nothing on
+ * success. Invariants (see {@link DmaPort.check}):
  * counters are non-negative integers, faults = decode + access.
  *
  * @module
  */
 
-import { checkInt, checkPow2, hex, MachineError } from "./errors.ts";
+import { checkInt, checkPow2, hex, MachineError, MachineFault } from "./errors.ts";
 import type { Ram } from "./ram.ts";
 
 /** Highest address of a 24-bit (ISA) DMA engine: 16 MiB - 1. */
@@ -123,12 +126,27 @@ export class DmaPort {
 
   readonly #ram: Ram;
   readonly #log: DmaFault[] = [];
+  // The limits as plain fields, read on every segment.
+  readonly #maxAddress: number;
+  readonly #alignment: number;
+  readonly #boundary: number;
+  readonly #maxSegmentSize: number;
+  // Exact reciprocals of the alignment and boundary (powers of two), so
+  // that a multiplication stands for a division, which costs several times more.
+  readonly #perAlignment: number;
+  readonly #perBoundary: number;
 
   /** Creates a port into `ram` for device `name` with constraints `c` (validated). */
   constructor(ram: Ram, name: string, c: DmaConstraints) {
     this.#ram = ram;
     this.name = name;
     this.limits = dmaLimits(c);
+    this.#maxAddress = this.limits.maxAddress;
+    this.#alignment = this.limits.alignment;
+    this.#boundary = this.limits.boundary;
+    this.#maxSegmentSize = this.limits.maxSegmentSize;
+    this.#perAlignment = 1 / this.#alignment;
+    this.#perBoundary = this.#boundary === 0 ? 0 : 1 / this.#boundary;
   }
 
   /** The last few faults, oldest first. */
@@ -174,11 +192,11 @@ export class DmaPort {
   readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset = 0): number {
     const total = this.#list(segs, nsegs, dst.length - offset, "read");
     if (total < 0) return -1;
-    let o = offset;
-    for (let i = 0; i < nsegs; i++) {
-      const len = segs[2 * i + 1];
-      this.#ram.read(segs[2 * i], dst, o, len);
-      o += len;
+    try {
+      this.#ram.readSg(segs, nsegs, dst, offset);
+    } catch (e) {
+      if (e instanceof MachineFault) return this.#decodeFault(e, "read");
+      throw e;
     }
     this.#count(nsegs, total);
     return total;
@@ -191,11 +209,11 @@ export class DmaPort {
   writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset = 0): number {
     const total = this.#list(segs, nsegs, src.length - offset, "write");
     if (total < 0) return -1;
-    let o = offset;
-    for (let i = 0; i < nsegs; i++) {
-      const len = segs[2 * i + 1];
-      this.#ram.write(segs[2 * i], src, o, len);
-      o += len;
+    try {
+      this.#ram.writeSg(segs, nsegs, src, offset);
+    } catch (e) {
+      if (e instanceof MachineFault) return this.#decodeFault(e, "write");
+      throw e;
     }
     this.#count(nsegs, total);
     return total;
@@ -322,7 +340,19 @@ export class DmaPort {
     return why === null ? true : this.fault("decode", op, pa, len, why);
   }
 
-  /** Checks a whole list; returns its total length, or -1 after recording the fault. */
+  /** Records RAM's refusal of a list (a segment that is not all RAM) as a decode fault. */
+  #decodeFault(f: MachineFault, op: "read" | "write"): -1 {
+    this.fault("decode", op, f.addr, f.size, f.reason);
+    return -1;
+  }
+
+  /**
+   * Checks a list against the constraints; returns its total length, or -1
+   * after recording the fault. Whether the segments are RAM is left to
+   * {@link Ram.readSg} and {@link Ram.writeSg}, which check it before moving
+   * a byte. A segment that passes the few comparisons here is legal; any
+   * other goes through the full segment check, which words the fault.
+   */
   #list(segs: ArrayLike<number>, nsegs: number, room: number, op: "read" | "write"): number {
     if (!Number.isInteger(nsegs) || nsegs < 1 || 2 * nsegs > segs.length) {
       this.fault("access", op, 0, 0, `segment count ${hex(nsegs)} is not in [1, list length]`);
@@ -338,10 +368,26 @@ export class DmaPort {
       );
       return -1;
     }
+    const maxAddress = this.#maxAddress, boundary = this.#boundary;
+    const perAlign = this.#perAlignment, perBoundary = this.#perBoundary;
+    const maxLen = this.#maxSegmentSize;
     let total = 0;
     for (let i = 0; i < nsegs; i++) {
-      if (!this.#segment(segs[2 * i], segs[2 * i + 1], op)) return -1;
-      total += segs[2 * i + 1];
+      const pa = segs[2 * i], len = segs[2 * i + 1];
+      // `pa * (1 / alignment)` is exact (a power of two), so it is an
+      // integer exactly when `pa` is an aligned integer; NaN fails every
+      // comparison. The boundary test is the offset in the boundary window
+      // plus the length.
+      const q = pa * perAlign;
+      if (
+        !(typeof pa === "number" && typeof len === "number" && Math.floor(q) === q && pa >= 0 &&
+          Math.floor(len) === len && len >= 1 && len <= maxLen && pa <= maxAddress - (len - 1) &&
+          (boundary === 0 || pa - Math.floor(pa * perBoundary) * boundary + len <= boundary)) &&
+        !this.#segment(pa, len, op)
+      ) {
+        return -1;
+      }
+      total += len;
     }
     if (total > room) {
       this.fault(
@@ -352,9 +398,6 @@ export class DmaPort {
         `list of ${total} bytes exceeds the ${room}-byte buffer`,
       );
       return -1;
-    }
-    for (let i = 0; i < nsegs; i++) {
-      if (!this.#decode(segs[2 * i], segs[2 * i + 1], op)) return -1;
     }
     return total;
   }

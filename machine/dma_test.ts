@@ -187,3 +187,94 @@ test("dma: constraints are validated when a port is made", () => {
     maxSegmentSize: Number.MAX_SAFE_INTEGER,
   });
 });
+
+test("dma: random lists fault exactly where the constraints and RAM say, and move nothing then", () => {
+  const rng = new Mulberry32(5);
+  const ram = isaRam();
+  const shadow = new Uint8Array(32 * MiB);
+  const odd = [NaN, Infinity, -16, 0.5, 16.5, -0, 2 ** 53, MiB + 0x40];
+  for (let round = 0; round < 40; round++) {
+    const alignment = 1 << rng.below(6);
+    const c: DmaConstraints = {
+      maxAddress: [DMA_24BIT, 20 * MiB - 1, 32 * MiB - 1][rng.below(3)],
+      alignment,
+      boundary: rng.below(3) === 0 ? 0 : Math.max(alignment, 256 << rng.below(10)),
+      maxSegments: 2 + rng.below(6),
+      maxSegmentSize: 64 << rng.below(12),
+    };
+    const L = dmaLimits(c);
+    const port = new DmaPort(ram, `r${round}`, c);
+    for (let step = 0; step < 50; step++) {
+      const nsegs = 1 + rng.below(4);
+      const list = rng.below(2) ? new Float64Array(2 * nsegs) : new Array<number>(2 * nsegs);
+      for (let i = 0; i < nsegs; i++) {
+        const b = L.boundary || 64 * KiB;
+        const k = rng.below(24);
+        let pa: number, len: number;
+        if (k === 0) { // anything at all
+          pa = odd[rng.below(odd.length)];
+          len = rng.below(2) ? odd[rng.below(odd.length)] : 1 + rng.below(4096);
+        } else if (k < 3) { // just below a boundary, often running over it
+          pa = b * (1 + rng.below(300)) - alignment * (1 + rng.below(8));
+          len = 1 + rng.below(16 * alignment + 32);
+        } else if (k === 3) { // ending at the top of the device's reach, or a byte either side
+          const j = 1 + rng.below(64);
+          pa = L.maxAddress + 1 - alignment * j;
+          len = Math.max(1, alignment * j + rng.below(3) - 1);
+        } else if (k < 6) { // at an end of RAM or of the hole
+          pa = [MiB, 2 * MiB, 32 * MiB][rng.below(3)] - alignment * (1 + rng.below(8));
+          len = 1 + rng.below(16 * alignment + 32);
+        } else { // aligned, inside a boundary window, now and then in the hole
+          const off = alignment * rng.below(b / alignment);
+          pa = b * rng.below(Math.floor(32 * MiB / b)) + off;
+          len = 1 + rng.below(Math.min(L.maxSegmentSize + 8, b - off, 8 * KiB));
+        }
+        list[2 * i] = pa;
+        list[2 * i + 1] = len;
+      }
+      // The expected verdict, computed the slow way, in the order the port checks.
+      let kind: "access" | "decode" | null = null, at = -1, total = 0;
+      if (nsegs > L.maxSegments) kind = "access";
+      for (let i = 0; kind === null && i < nsegs; i++) {
+        const pa = list[2 * i], len = list[2 * i + 1];
+        const legal = Number.isInteger(pa) && pa >= 0 && Number.isInteger(len) && len >= 1 &&
+          pa % L.alignment === 0 && len <= L.maxSegmentSize && pa + len - 1 <= L.maxAddress &&
+          (L.boundary === 0 ||
+            Math.floor(pa / L.boundary) === Math.floor((pa + len - 1) / L.boundary));
+        if (!legal) [kind, at] = ["access", pa];
+        total += len;
+      }
+      const room = 24 * KiB;
+      if (kind === null && total > room) [kind, at] = ["access", list[0]];
+      for (let i = 0; kind === null && i < nsegs; i++) {
+        const pa = list[2 * i], len = list[2 * i + 1];
+        if (!(pa + len <= MiB || (pa >= 2 * MiB && pa + len <= 32 * MiB))) {
+          [kind, at] = ["decode", pa];
+        }
+      }
+      const buf = new Uint8Array(room);
+      for (let i = 0; i < room; i++) buf[i] = rng.next() & 0xff;
+      const before = buf.slice();
+      const touched = ram.touchedBytes();
+      const write = rng.below(2) === 0;
+      const got = write ? port.writeSg(list, nsegs, buf) : port.readSg(list, nsegs, buf);
+      if (kind !== null) {
+        assert.equal(got, -1, `list ${Array.from(list)}`);
+        assert.equal(port.lastFault!.kind, kind, port.lastFault!.reason);
+        if (nsegs <= L.maxSegments) assert.ok(Object.is(port.lastFault!.addr, at));
+        assert.deepEqual(buf, before);
+        assert.equal(ram.touchedBytes(), touched);
+      } else {
+        assert.equal(got, total, `list ${Array.from(list)}`);
+        for (let i = 0, o = 0; i < nsegs; i++) {
+          const pa = list[2 * i], len = list[2 * i + 1];
+          if (write) shadow.set(buf.subarray(o, o + len), pa);
+          else assert.deepEqual(buf.subarray(o, o + len), shadow.subarray(pa, pa + len));
+          o += len;
+        }
+      }
+      port.check();
+    }
+  }
+  ram.check();
+});

@@ -19,16 +19,22 @@
  *
  * Invariants (see {@link Ram.check}): slots sorted and disjoint; every table
  * entry names a distinct chunk below its bank's fill mark; the number of
- * materialised chunks equals the number of non-zero entries; the two access
- * caches describe the chunk they claim.
+ * materialised chunks equals the number of non-zero entries; the load and
+ * store caches and the gather cache (the chunk of the last whole page a
+ * scatter-gather list read) describe the chunk they claim. A chunk never
+ * loses its bank piece, so a cache of a materialised chunk never goes stale.
  *
  * Cost. A load or store of 1 to 8 bytes that falls in the chunk of the
  * previous load (or store) is one range test and one `DataView` operation;
  * otherwise the slot is found by binary search (the last slot hit is tried
  * first). Bulk operations cost one typed-array copy per chunk piece; copies
  * whose pieces share a bank use `copyWithin` and allocate nothing, and whole
- * pages read out use cached page views. Accesses are checked in full before
- * any byte moves: a refused access changes nothing.
+ * pages read out use cached page views. A scatter-gather list
+ * ({@link Ram.readSg}, {@link Ram.writeSg}) is checked segment by segment
+ * with a few comparisons when the segments lie in the slot last looked up,
+ * and a page-sized segment of the chunk of the previous one is read with no
+ * lookup at all. Accesses are checked in full before any byte moves: a
+ * refused access changes nothing.
  *
  * @module
  */
@@ -51,6 +57,7 @@ export interface RamOptions {
 
 /** Host page size used for the cached page views. */
 const HOST_PAGE = 4096;
+const HOST_SHIFT = 12;
 /** Largest bank; the first bank is 4 MiB and each next one doubles up to this. */
 const BANK_MAX = 256 * 1024 * 1024;
 /** Chunks per bank are numbered below this (a table entry packs bank and chunk). */
@@ -58,6 +65,7 @@ const BANK_SLOTS = 65536;
 /** Pieces at most this long are copied by a byte loop rather than by a view. */
 const SMALL = 32;
 const TWO32 = 4294967296;
+const INT32_MAX = 0x7fffffff;
 
 /** Default chunk size: 64 KiB. */
 export const DEFAULT_CHUNK_SIZE = 65536;
@@ -94,6 +102,14 @@ export class Ram {
   #wLen = 0;
   #wOff = 0;
   #wView: DataView;
+
+  // Chunk of the last whole page read by a scatter-gather list (always
+  // materialised): its guest address and length, its bank and the index of
+  // its first host page in the bank.
+  #gBase = -1;
+  #gLen = 0;
+  #gBank = 0;
+  #gPage = 0;
 
   readonly #zero: DataView;
   readonly #scratch = new Uint8Array(8);
@@ -375,16 +391,7 @@ export class Ram {
     checkBuffer("dst", dst, offset, length);
     const why = this.#rangeProblem(pa, length);
     if (why !== null) throw new MachineFault(pa, length, "read", why);
-    let p = pa, o = offset, left = length;
-    while (left > 0) {
-      const n = this.#piece(p, left);
-      const v = this.#tables[this.#pSlot][this.#pIdx];
-      if (v === 0) dst.fill(0, o, o + n);
-      else this.#copyOut(v - 1, this.#pOff, dst, o, n);
-      p += n;
-      o += n;
-      left -= n;
-    }
+    this.#readSegment(pa, dst, offset, length);
   }
 
   /**
@@ -395,23 +402,51 @@ export class Ram {
     checkBuffer("src", src, offset, length);
     const why = this.#rangeProblem(pa, length);
     if (why !== null) throw new MachineFault(pa, length, "write", why);
-    let p = pa, o = offset, left = length;
-    while (left > 0) {
-      const n = this.#piece(p, left);
-      const id = this.#materialise(this.#pSlot, this.#pIdx);
-      const bytes = this.#banks[id >>> 16];
-      const at = (id & 0xffff) * this.chunkSize + this.#pOff;
-      if (n <= SMALL) {
-        for (let i = 0; i < n; i++) bytes[at + i] = src[o + i];
-      } else if (o === 0 && n === src.length) {
-        bytes.set(src, at);
-      } else {
-        bytes.set(src.subarray(o, o + n), at);
+    this.#writePieces(pa, src, offset, length);
+  }
+
+  /**
+   * Gathers the first `nsegs` segments of `segs` (flat `address, length`
+   * pairs) into `dst` from `offset` on, one after the other, and returns the
+   * bytes moved. Everything is checked before a byte moves: `EINVAL` for a
+   * bad count, buffer or window (segments longer in all than the room after
+   * `offset`), a read fault naming the first segment that is not all RAM.
+   * Costs one range test per segment and the copies; allocates nothing.
+   */
+  readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset = 0): number {
+    const total = this.#checkSg(segs, nsegs, dst, offset, "read");
+    if (dst.length <= INT32_MAX) {
+      // Offsets into fewer than 2^31 bytes are kept as 32-bit integers, which
+      // reach the copy without being boxed as numbers on the heap.
+      for (let i = 0, o = offset | 0; i < nsegs; i++) {
+        const len = segs[2 * i + 1];
+        this.#readSegment(segs[2 * i], dst, o, len);
+        o = (o + len) | 0;
       }
-      p += n;
-      o += n;
-      left -= n;
+    } else {
+      for (let i = 0, o = offset; i < nsegs; i++) {
+        const len = segs[2 * i + 1];
+        this.#readSegment(segs[2 * i], dst, o, len);
+        o += len;
+      }
     }
+    return total;
+  }
+
+  /**
+   * Scatters `src` from `offset` on over the first `nsegs` segments of
+   * `segs` and returns the bytes moved; checked in full first, as
+   * {@link Ram.readSg} is (a write fault names the first segment that is not
+   * all RAM).
+   */
+  writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset = 0): number {
+    const total = this.#checkSg(segs, nsegs, src, offset, "write");
+    for (let i = 0, o = offset; i < nsegs; i++) {
+      const len = segs[2 * i + 1];
+      this.#writePieces(segs[2 * i], src, o, len);
+      o += len;
+    }
+    return total;
   }
 
   /** Sets `len` bytes at `pa` to `byte` (0..255). Zero-filling never-written chunks costs nothing. */
@@ -512,6 +547,19 @@ export class Ram {
     if (handed !== this.#chunks) fail(`${handed} chunks handed out, ${this.#chunks} counted`);
     this.#checkCache("load", this.#rBase, this.#rLen, this.#rOff, this.#rView, true);
     this.#checkCache("store", this.#wBase, this.#wLen, this.#wOff, this.#wView, false);
+    if (this.#gLen !== 0) {
+      const s = this.#findSlot(this.#gBase);
+      const rel = this.#gBase - (s < 0 ? 0 : this.#slotBase[s]);
+      const idx = rel / this.chunkSize;
+      const v = s < 0 || !Number.isInteger(idx) ? 0 : this.#tables[s][idx];
+      if (
+        v === 0 || this.#gBank !== (v - 1) >>> 16 ||
+        this.#gPage * HOST_PAGE !== ((v - 1) & 0xffff) * this.chunkSize ||
+        this.#gLen !== Math.min(this.chunkSize, this.#slotSize[s] - rel)
+      ) {
+        fail(`the gather cache at ${hex(this.#gBase)} does not describe its chunk`);
+      }
+    }
   }
 
   #checkCache(
@@ -618,6 +666,130 @@ export class Ram {
     this.#pIdx = idx;
     this.#pOff = last + 1 - n;
     return n;
+  }
+
+  /**
+   * Checks a segment list for {@link Ram.readSg} and {@link Ram.writeSg};
+   * returns its total length. A segment inside the slot of the previous
+   * lookup passes on a few comparisons; any other goes through the full
+   * range check, which also words the fault.
+   */
+  #checkSg(
+    segs: ArrayLike<number>,
+    nsegs: number,
+    buf: Uint8Array,
+    offset: number,
+    kind: AccessKind,
+  ): number {
+    const name = kind === "read" ? "dst" : "src";
+    if (
+      segs === null || typeof segs !== "object" || !Number.isInteger(nsegs) || nsegs < 0 ||
+      2 * nsegs > segs.length
+    ) {
+      throw new MachineError(
+        "EINVAL",
+        `segment count ${hex(nsegs)} does not fit a list of ${String(segs?.length)} numbers`,
+      );
+    }
+    checkBuffer(name, buf, offset, 0);
+    let total = 0;
+    for (let i = 0; i < nsegs; i++) {
+      const pa = segs[2 * i], len = segs[2 * i + 1];
+      const s = this.#lastSlot;
+      if (
+        !(pa >= this.#slotBase[s] && len >= 0 && pa + len <= this.#slotEnd[s] &&
+          Math.floor(pa) === pa && Math.floor(len) === len)
+      ) {
+        const why = this.#rangeProblem(pa, len);
+        if (why !== null) throw new MachineFault(pa, len, kind, why);
+      }
+      total += len;
+    }
+    if (total > buf.length - offset) {
+      throw new MachineError(
+        "EINVAL",
+        `${nsegs} segments of ${total} bytes do not fit the ${
+          buf.length - offset
+        } bytes of ${name} after offset ${offset}`,
+      );
+    }
+    return total;
+  }
+
+  /**
+   * Copies the checked range `[pa, pa + len)` into `dst[o ..]`. A whole
+   * host page of the chunk of the previous such copy (the usual
+   * scatter-gather segment) costs a subtraction, three tests and the copy
+   * from the page's cached view; any other range inside one materialised
+   * chunk of the slot last looked up is located without a search.
+   */
+  #readSegment(pa: number, dst: Uint8Array, o: number, len: number): void {
+    const d = pa - this.#gBase;
+    if (len === HOST_PAGE && d >= 0 && d < this.#gLen && (d & (HOST_PAGE - 1)) === 0) {
+      dst.set(this.#pageView(this.#gBank, this.#gPage + (d >>> HOST_SHIFT)), o);
+      return;
+    }
+    const s = this.#lastSlot;
+    const rel = pa - this.#slotBase[s];
+    const cs = this.chunkSize;
+    if (len > 0 && rel >= 0 && rel + len <= this.#slotSize[s]) {
+      const idx = Math.floor(rel / cs);
+      const off = rel - idx * cs;
+      if (off + len <= cs) {
+        const v = this.#tables[s][idx];
+        if (v === 0) {
+          dst.fill(0, o, o + len);
+          return;
+        }
+        if (len === HOST_PAGE && (off & (HOST_PAGE - 1)) === 0) {
+          const b = (v - 1) >>> 16;
+          const page = (((v - 1) & 0xffff) * cs) >>> HOST_SHIFT;
+          this.#gBase = pa - off;
+          this.#gLen = Math.min(cs, this.#slotSize[s] - idx * cs);
+          this.#gBank = b;
+          this.#gPage = page;
+          dst.set(this.#pageView(b, page + (off >>> HOST_SHIFT)), o);
+        } else {
+          this.#copyOut(v - 1, off, dst, o, len);
+        }
+        return;
+      }
+    }
+    this.#readPieces(pa, dst, o, len);
+  }
+
+  /** Copies the checked range `[p, p + left)` into `dst[o ..]`. */
+  #readPieces(p: number, dst: Uint8Array, o: number, left: number): void {
+    while (left > 0) {
+      const n = this.#piece(p, left);
+      const v = this.#tables[this.#pSlot][this.#pIdx];
+      if (v === 0) dst.fill(0, o, o + n);
+      else this.#copyOut(v - 1, this.#pOff, dst, o, n);
+      p += n;
+      o += n;
+      left -= n;
+    }
+  }
+
+  /** Copies `src[o .. o + left)` into the checked range `[p, p + left)`. */
+  #writePieces(p: number, src: Uint8Array, o: number, left: number): void {
+    while (left > 0) {
+      const n = this.#piece(p, left);
+      const id = this.#materialise(this.#pSlot, this.#pIdx);
+      const b = id >>> 16;
+      const bytes = this.#banks[b];
+      const at = (id & 0xffff) * this.chunkSize + this.#pOff;
+      if (n <= SMALL) {
+        for (let i = 0; i < n; i++) bytes[at + i] = src[o + i];
+      } else if (o === 0 && n === src.length) {
+        bytes.set(src, at);
+      } else {
+        bytes.set(src.subarray(o, o + n), at);
+      }
+      p += n;
+      o += n;
+      left -= n;
+    }
   }
 
   /** Moves `n` bytes between two located pieces (destination first). */

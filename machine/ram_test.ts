@@ -297,3 +297,165 @@ test("ram: copy between chunks of different banks and overlapping copies both wa
   assert.deepEqual(out, src);
   ram.check();
 });
+
+// Slots for scatter-gather: two adjacent (a segment may run from one into the
+// other), a hole, a third; 64 KiB chunks, so a chunk holds 16 pages.
+const SG_SLOTS = [
+  { base: 0x10000, size: 0x30000 },
+  { base: 0x40000, size: 0x20000 },
+  { base: 0x80000, size: 0x10000 },
+];
+const SG_END = 0x90000;
+
+function sgInRam(pa: number, len: number): boolean {
+  if (len === 0) return true;
+  return (pa >= 0x10000 && pa + len <= 0x60000) || (pa >= 0x80000 && pa + len <= SG_END);
+}
+
+test("ram: scatter-gather lists match a reference across pages, chunks and slots", () => {
+  const rng = new Mulberry32(11);
+  const ram = new Ram(SG_SLOTS);
+  const shadow = new Uint8Array(SG_END); // what RAM should hold
+  const segment = (): [number, number] => {
+    const k = rng.below(10);
+    if (k < 6) { // a whole page, mostly of a few chunks, so the same chunk comes back
+      const chunk = [0x10000, 0x20000, 0x40000, 0x80000][rng.below(4)];
+      return [chunk + rng.below(16) * 4096, 4096];
+    }
+    if (k < 8) { // any piece, often across a chunk or slot edge
+      const len = 1 + rng.below(9000);
+      const edge = [0x20000, 0x40000, 0x50000, 0x60000, 0x90000][rng.below(5)];
+      return [edge - rng.below(len + 64), len];
+    }
+    if (k === 8) return [0x10000 + rng.below(0x50000), 0];
+    return [rng.below(SG_END + 0x1000), 1 + rng.below(5000)]; // anywhere, often not RAM
+  };
+  let moved = 0, refused = 0;
+  for (let step = 0; step < 1500; step++) {
+    const nsegs = 1 + rng.below(6);
+    const list = rng.below(2) ? new Float64Array(2 * nsegs) : new Array<number>(2 * nsegs);
+    let total = 0, bad = -1;
+    for (let i = 0; i < nsegs; i++) {
+      const [pa, len] = segment();
+      list[2 * i] = pa;
+      list[2 * i + 1] = len;
+      total += len;
+      if (bad < 0 && !sgInRam(pa, len)) bad = i;
+    }
+    const offset = rng.below(8);
+    const buf = new Uint8Array(offset + total + rng.below(8));
+    for (let i = 0; i < buf.length; i++) buf[i] = rng.next() & 0xff;
+    const before = buf.slice();
+    const touched = ram.touchedBytes();
+    const write = rng.below(3) === 0;
+    if (bad >= 0) {
+      assert.throws(
+        () => write ? ram.writeSg(list, nsegs, buf, offset) : ram.readSg(list, nsegs, buf, offset),
+        (e: unknown) => {
+          assert.ok(e instanceof MachineFault, String(e));
+          assert.equal(e.addr, list[2 * bad]);
+          assert.equal(e.size, list[2 * bad + 1]);
+          assert.equal(e.kind, write ? "write" : "read");
+          return true;
+        },
+      );
+      assert.deepEqual(buf, before);
+      assert.equal(ram.touchedBytes(), touched);
+      refused++;
+    } else if (write) {
+      assert.equal(ram.writeSg(list, nsegs, buf, offset), total);
+      for (let i = 0, o = offset; i < nsegs; i++) {
+        shadow.set(buf.subarray(o, o + list[2 * i + 1]), list[2 * i]);
+        o += list[2 * i + 1];
+      }
+      moved++;
+    } else {
+      assert.equal(ram.readSg(list, nsegs, buf, offset), total);
+      assert.deepEqual(buf.subarray(0, offset), before.subarray(0, offset));
+      assert.deepEqual(buf.subarray(offset + total), before.subarray(offset + total));
+      for (let i = 0, o = offset; i < nsegs; i++) {
+        const pa = list[2 * i], len = list[2 * i + 1];
+        assert.deepEqual(buf.subarray(o, o + len), shadow.subarray(pa, pa + len), `segment ${i}`);
+        o += len;
+      }
+      moved++;
+    }
+    // Plain stores and fills between lists: a chunk a list read as zeros may
+    // now be materialised, and the caches must follow.
+    if (rng.below(4) === 0) {
+      const pa = [0x10000, 0x20000, 0x40000, 0x50000, 0x80000][rng.below(5)] +
+        rng.below(16) * 4096;
+      const b = rng.next() & 0xff;
+      ram.fill(pa, 4096, b);
+      shadow.fill(b, pa, pa + 4096);
+    }
+    ram.check();
+  }
+  assert.ok(moved > 900 && refused > 100, `moved ${moved}, refused ${refused}`);
+  const all = new Uint8Array(SG_END);
+  for (const s of SG_SLOTS) ram.read(s.base, all, s.base, s.size);
+  assert.deepEqual(all, shadow);
+});
+
+test("ram: a bad list, buffer or window is refused before anything moves", () => {
+  const ram = new Ram(SG_SLOTS);
+  ram.fill(0x10000, 0x10000, 0x11);
+  const segs = new Float64Array([0x20000, 4096, 0x10000, 4096]);
+  const buf = new Uint8Array(8192).fill(0xee);
+  const einval = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: unknown) => {
+      assert.ok(e instanceof MachineError, String(e));
+      assert.equal(e.code, "EINVAL");
+      assert.match(e.message, re);
+      return true;
+    });
+  einval(() => ram.readSg(segs, 3, buf), /segment count 0x3/);
+  einval(() => ram.readSg(segs, -1, buf), /segment count/);
+  einval(() => ram.readSg(segs, 1.5, buf), /segment count/);
+  einval(() => ram.readSg(null as unknown as number[], 1, buf), /segment count/);
+  einval(() => ram.readSg(segs, 2, [] as unknown as Uint8Array), /dst must be a Uint8Array/);
+  einval(() => ram.readSg(segs, 2, buf, -1), /dst window offset/);
+  einval(() => ram.readSg(segs, 2, buf, 8193), /dst window offset/);
+  einval(() => ram.readSg(segs, 2, buf, 1), /8192 bytes do not fit the 8191 bytes of dst/);
+  einval(() => ram.writeSg(segs, 2, buf.subarray(1)), /do not fit the 8191 bytes of src/);
+  for (
+    const bad of [[0x20000 + 0.5, 16], [0x20000, -1], [0x20000, 0.5], [NaN, 16], [-4096, 4096]]
+  ) {
+    assert.throws(() => ram.writeSg([0x10000, 16, ...bad], 2, buf), MachineFault);
+  }
+  assert.ok(buf.every((b) => b === 0xee));
+  assert.equal(ram.read8(0x10000), 0x11);
+  assert.equal(ram.touchedBytes(), 64 * KiB);
+  // Empty lists and empty segments are fine, and move nothing.
+  assert.equal(ram.readSg(segs, 0, buf), 0);
+  assert.equal(ram.writeSg([SG_END + 4096, 0], 1, buf), 0);
+  assert.ok(buf.every((b) => b === 0xee));
+  assert.equal(ram.touchedBytes(), 64 * KiB);
+  ram.check();
+});
+
+test("ram: whole pages gathered out of order from one chunk, then from fresh chunks", () => {
+  const ram = new Ram([{ base: 0, size: 4 * MiB }]);
+  // Pages of one chunk in descending order, as a page allocator hands them out.
+  const segs = new Float64Array(32);
+  for (let i = 0; i < 16; i++) {
+    segs[2 * i] = 0x30000 + (15 - i) * 4096;
+    segs[2 * i + 1] = 4096;
+  }
+  const dst = new Uint8Array(65536);
+  assert.equal(ram.readSg(segs, 16, dst), 65536); // never written: zeros, nothing touched
+  assert.ok(dst.every((b) => b === 0));
+  assert.equal(ram.touchedBytes(), 0);
+  for (let p = 0; p < 16; p++) ram.fill(0x30000 + p * 4096, 4096, p + 1);
+  for (let round = 0; round < 2; round++) {
+    assert.equal(ram.readSg(segs, 16, dst), 65536);
+    for (let i = 0; i < 16; i++) assert.equal(dst[i * 4096 + 4095], 16 - i, `page ${i}`);
+    ram.check();
+  }
+  // Same offsets in another chunk: the cache of the first must not answer.
+  for (let i = 0; i < 16; i++) segs[2 * i] += 0x100000;
+  ram.fill(0x130000, 65536, 0x77);
+  assert.equal(ram.readSg(segs, 16, dst), 65536);
+  assert.ok(dst.every((b) => b === 0x77));
+  ram.check();
+});
