@@ -17,14 +17,18 @@
  * unmapped page, or stores through a read-only one, are page faults
  * (`EFAULT`) raised before any byte moves.
  *
- * Cost: enter, remove and extract are O(1) per page; a load or store of
- * `n` bytes costs one lookup per page it touches plus the copy. Leaf tables
- * are created once and reused, so steady-state mapping allocates nothing.
+ * Cost: enter, remove and extract are O(1) per page; extracting a range
+ * (what bus_dma's load does) costs one directory lookup per leaf table and
+ * then one entry read per page; a load or store of `n` bytes costs one
+ * lookup per page it touches plus the copy. Page offsets are taken from
+ * `vaBase` by floor, never by `%`, which on addresses past 2^31 is a slow
+ * floating-point remainder. Leaf tables are created once and reused, so
+ * steady-state mapping allocates nothing.
  *
  * @module
  */
 
-import { checkInteger, KernelError } from "./errors.ts";
+import { checkInteger, describe, KernelError } from "./errors.ts";
 
 /** What the pmap needs of physical memory: bulk loads and stores by physical address. */
 export interface PhysicalAccess {
@@ -152,10 +156,61 @@ export class Pmap {
 
   /** pmap_extract: the physical address `va` maps to, or -1 when it is unmapped. */
   extract(va: number): number {
-    if (!(va >= this.vaBase && va < this.vaBase + this.vaSize) || !Number.isInteger(va)) return -1;
-    const off = va % this.pageSize;
-    const pte = this.#pte((va - off - this.vaBase) / this.pageSize);
-    return pte === 0 ? -1 : Math.floor(pte / 4) * this.pageSize + off;
+    const rel = va - this.vaBase;
+    if (!(rel >= 0 && rel < this.vaSize) || !Number.isInteger(va)) return -1;
+    const ps = this.pageSize;
+    const vpn = Math.floor(rel / ps);
+    const pte = this.#pte(vpn);
+    return pte === 0 ? -1 : Math.floor(pte / 4) * ps + (rel - vpn * ps);
+  }
+
+  /**
+   * pmap_extract over a range: writes into `out[0 ..]` the physical address
+   * of each page `[va, va + len)` touches (the page's start: add `va`'s
+   * offset in its page for the first), in order, and stops at the first page
+   * that is unmapped or outside the window. Returns how many it wrote: all
+   * the range's pages when every one is mapped. One directory lookup per
+   * leaf table, then consecutive entries; allocates nothing. Throws `EINVAL`,
+   * writing nothing, for a bad `len` or when `out` is too short for the
+   * range's pages.
+   */
+  extractPages(va: number, len: number, out: Float64Array): number {
+    checkInteger("len", len);
+    if (!(out instanceof Float64Array)) {
+      throw new KernelError("EINVAL", `out must be a Float64Array, got ${describe(out)}`);
+    }
+    const rel = va - this.vaBase;
+    if (len === 0 || !(rel >= 0 && rel < this.vaSize) || !Number.isInteger(va)) return 0;
+    const ps = this.pageSize;
+    // Products with the exact reciprocals of these powers of two stand for
+    // divisions, which cost several times more.
+    const perPage = 1 / ps;
+    const first = Math.floor(rel * perPage);
+    // Pages of the range: its last byte may lie past 2^53 or the window;
+    // those pages are never mapped, so the walk stops at the window's end.
+    const pages = Math.floor((rel - first * ps + len - 1) * perPage) + 1;
+    if (pages > out.length) {
+      throw new KernelError(
+        "EINVAL",
+        `out holds ${out.length} pages, [0x${va.toString(16)}, +${len}) touches ${pages}`,
+      );
+    }
+    const last = Math.min(first + pages, this.vaSize / ps); // exclusive
+    let vpn = first, n = 0;
+    while (vpn < last) {
+      const li = Math.floor(vpn * (1 / PTES_PER_LEAF));
+      const leaf = this.#dir[li];
+      if (leaf === undefined) return n;
+      const leafStart = li * PTES_PER_LEAF;
+      const end = Math.min(last - leafStart, PTES_PER_LEAF);
+      for (let slot = vpn - leafStart; slot < end; slot++) {
+        const pte = leaf[slot];
+        if (pte === 0) return n;
+        out[n++] = Math.floor(pte * 0.25) * ps;
+      }
+      vpn = leafStart + end;
+    }
+    return n;
   }
 
   /** Copies `dst.length` bytes at kernel virtual address `va` into `dst`. */
@@ -250,7 +305,7 @@ export class Pmap {
     const last = this.#vpn("va + len - 1", va + len - 1);
     for (let vpn = first; vpn <= last; vpn++) {
       const pte = this.#pte(vpn);
-      if (pte === 0 || (store && (pte % 4 & VM_PROT_WRITE) === 0)) {
+      if (pte === 0 || (store && ((pte - Math.floor(pte / 4) * 4) & VM_PROT_WRITE) === 0)) {
         const at = this.vaBase + vpn * this.pageSize;
         throw new KernelError(
           "EFAULT",
@@ -266,10 +321,11 @@ export class Pmap {
   #walk(va: number, len: number, fn: (pa: number, off: number, n: number) => void): void {
     let off = 0;
     while (off < len) {
-      const v = va + off;
-      const inPage = v % this.pageSize;
+      const rel = va + off - this.vaBase;
+      const vpn = Math.floor(rel / this.pageSize);
+      const inPage = rel - vpn * this.pageSize;
       const n = Math.min(this.pageSize - inPage, len - off);
-      const pte = this.#pte((v - inPage - this.vaBase) / this.pageSize);
+      const pte = this.#pte(vpn);
       fn(Math.floor(pte / 4) * this.pageSize + inPage, off, n);
       off += n;
     }

@@ -112,3 +112,73 @@ test("pmap: random enters and removes agree with a map", () => {
   }
   assert.equal(pm.mappedPages, model.size);
 });
+
+test("pmap: extractPages walks a range as pmap_extract does page by page", () => {
+  const rng = new Mulberry32(3);
+  const pages = 4 * PTES_PER_LEAF;
+  const pm = new Pmap(flatRam(4096), KVA, pages * 4096);
+  // Mapped runs with holes between them, across leaf tables.
+  for (let vpn = 0; vpn < pages;) {
+    const run = 1 + rng.below(700);
+    for (let i = 0; i < run && vpn < pages; i++, vpn++) {
+      pm.enter(KVA + vpn * 4096, rng.below(1 << 30) * 4096);
+    }
+    vpn += rng.below(3);
+  }
+  const out = new Float64Array(1200);
+  for (let step = 0; step < 400; step++) {
+    const first = rng.below(pages + 8) - 4; // now and then outside the window
+    const va = KVA + first * 4096 + (rng.below(2) ? 0 : rng.below(4096));
+    const len = rng.below(8) === 0 ? rng.below(4096) : rng.below(1100 * 4096);
+    out.fill(-7);
+    const n = pm.extractPages(va, len, out);
+    let want = 0;
+    if (len > 0) {
+      const span = Math.floor((va + len - 1) / 4096) - Math.floor(va / 4096) + 1;
+      for (let p = 0; p < span; p++) {
+        const pa = pm.extract(Math.floor(va / 4096) * 4096 + p * 4096);
+        if (pa < 0) break;
+        assert.equal(out[p], pa, `page ${p} of ${va}+${len}`);
+        want++;
+      }
+    }
+    assert.equal(n, want, `pages of ${va}+${len}`);
+    assert.ok(out.subarray(n).every((x) => x === -7), "nothing written past the count");
+    // extract at a byte inside a mapped page is the page plus the offset.
+    if (n > 0) assert.equal(pm.extract(va), out[0] + va % 4096);
+  }
+  // A range that runs off the end of the window stops there.
+  const end = KVA + pages * 4096;
+  assert.equal(pm.extractPages(end - 4096, 3 * 4096, out), pm.extract(end - 4096) < 0 ? 0 : 1);
+  assert.equal(pm.extractPages(end, 4096, out), 0);
+});
+
+test("pmap: extractPages refuses a bad length or a short array, writing nothing", () => {
+  const pm = new Pmap(flatRam(4096), KVA, 1 << 30);
+  for (let i = 0; i < 4; i++) pm.enter(KVA + (PTES_PER_LEAF - 2 + i) * 4096, (9 + i) * 4096);
+  const va = KVA + (PTES_PER_LEAF - 2) * 4096;
+  const out = new Float64Array(4);
+  assert.equal(pm.extractPages(va + 100, 4 * 4096 - 100, out), 4); // across two leaf tables
+  assert.deepEqual([...out], [9 * 4096, 10 * 4096, 11 * 4096, 12 * 4096]);
+  const code = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof KernelError, String(e));
+      return e.code;
+    }
+    assert.fail("expected a refusal");
+  };
+  out.fill(-1);
+  for (const len of [-1, 1.5, NaN, 2 ** 53]) {
+    assert.equal(code(() => pm.extractPages(va, len, out)), "EINVAL");
+  }
+  assert.equal(code(() => pm.extractPages(va + 1, 4 * 4096, out)), "EINVAL"); // 5 pages
+  assert.equal(code(() => pm.extractPages(va, 4096, [0] as unknown as Float64Array)), "EINVAL");
+  assert.ok(out.every((x) => x === -1));
+  assert.equal(pm.extractPages(va, 0, out), 0);
+  assert.equal(pm.extractPages(va + 0.5, 4096, out), 0);
+  assert.equal(pm.extractPages(KVA - 4096, 8192, out), 0);
+  assert.ok(out.every((x) => x === -1));
+  pm.check();
+});
