@@ -31,7 +31,10 @@
  * its free bounce pages on an Int32Array stack. Loading and syncing
  * allocate no JS objects.
  *
- * Cost: a load is O(pages of the buffer); a sync is O(bytes bounced).
+ * Cost: a load is O(pages of the buffer): the pmap hands over the
+ * buffer's physical pages a batch at a time, and a page the device reaches
+ * that starts a new segment whole is appended with a few comparisons; a
+ * sync is O(bytes bounced).
  *
  * @module
  */
@@ -43,6 +46,12 @@ import type { PhysicalAccess } from "./pmap.ts";
 export interface KernelVirtual {
   /** pmap_extract: physical address of kernel virtual `va`, or -1. */
   extract(va: number): number;
+  /**
+   * pmap_extract over a range: the start address of each page of
+   * `[va, va + len)` into `out`, in order, up to the first unmapped one;
+   * returns how many were written.
+   */
+  extractPages(va: number, len: number, out: Float64Array): number;
   /** Copies bytes at kernel virtual `va` into `dst`. */
   read(va: number, dst: Uint8Array): void;
   /** Copies `src` to kernel virtual `va`. */
@@ -101,6 +110,8 @@ export interface DmaTagParams {
 }
 
 const NO_LIMIT = Number.MAX_SAFE_INTEGER;
+/** Buffer pages a load asks the pmap for at once. */
+const PAGE_BATCH = 64;
 
 /** A device's DMA restrictions; children only tighten their parent's. */
 export class DmaTag {
@@ -365,6 +376,7 @@ export class BusDma {
     bounceExhausted: 0,
   };
   readonly #scratch: Uint8Array;
+  readonly #pages = new Float64Array(PAGE_BATCH);
   readonly #live = new Set<DmaMemory>();
 
   /** bus_dma over `backend`. */
@@ -570,39 +582,81 @@ export class BusDma {
     }
   }
 
-  /** The page-by-page load; returns null or the code of the refusal. */
+  /**
+   * The page-by-page load; returns null or the code of the refusal. The
+   * pmap hands over the buffer's physical pages a batch at a time; pages
+   * are then taken in order exactly as one pmap_extract each would be, so
+   * a refusal names the first page that causes one.
+   */
   #loadPages(map: DmaMap, va: number, len: number): string | null {
     const ps = this.#be.pageSize;
     const kva = this.#be.kva;
+    const pages = this.#pages;
     const tag = map.tag;
     // The tag's window and alignment, read once (DmaTag.reaches, inlined).
     // Remainders by these powers of two go through floor, not `%`: on
     // addresses past 2^31 `%` is a floating-point remainder, a slow call.
     const low = tag.lowAddr, high = tag.highAddr, align = tag.alignment;
-    for (let off = 0; off < len;) {
-      const v = va + off;
-      const pa = kva.extract(v);
-      if (pa < 0) return "EFAULT";
-      const n = Math.min(ps - (v - Math.floor(v / ps) * ps), len - off);
-      if (
-        pa >= low && pa + n - 1 <= high &&
-        (align === 1 || Math.floor(pa / align) * align === pa)
-      ) {
-        if (!this.#addSeg(map, pa, n)) return "EFBIG";
-      } else {
-        // A bounce page stands in for one buffer page (or the part of it the
-        // buffer covers), from the bounce page's start, as busdma_bounce does.
-        const pool = map.pool;
-        if (pool === null) return "EINVAL";
-        const bi = pool.take();
-        if (bi < 0) return "ENOMEM";
-        const b = 3 * map.nbounce++;
-        map.bounce[b] = v;
-        map.bounce[b + 1] = bi;
-        map.bounce[b + 2] = n;
-        if (!this.#addSeg(map, pool.addr(bi), n)) return "EFBIG";
+    const boundary = tag.boundary, maxSegSize = tag.maxSegSize, maxSegs = map.maxSegs;
+    const segs = map.segs;
+    if (!Number.isInteger(va)) return "EFAULT"; // no page maps it
+    // Where `va` falls in its page: the first piece starts there, every
+    // later one at a page start.
+    let inPage = va - Math.floor(va / ps) * ps;
+    // Products with the exact reciprocals of these powers of two stand for
+    // divisions, which cost several times more.
+    const perAlign = 1 / align, perBoundary = boundary === 0 ? 0 : 1 / boundary;
+    // A piece never crosses a page, so some tests cannot fail and are
+    // skipped: with an alignment of at most a page, a piece starting a page
+    // is aligned; with a boundary of at least a page (or none) and a longest
+    // segment of at least a page, every piece fits one segment as it is.
+    const alignPages = align <= ps;
+    const piecesFit = maxSegSize >= ps && (boundary === 0 || boundary >= ps);
+    let off = 0;
+    while (off < len) {
+      const batch = Math.min(len - off, PAGE_BATCH * ps - inPage);
+      const want = Math.ceil((inPage + batch) / ps);
+      const got = kva.extractPages(va + off, batch, pages);
+      for (let i = 0; i < got; i++) {
+        const room = ps - inPage, rest = len - off;
+        const n = rest < room ? rest : room;
+        const pa = pages[i] + inPage;
+        if (
+          pa >= low && pa + n - 1 <= high &&
+          ((inPage === 0 && alignPages) || align === 1 ||
+            Math.floor(pa * perAlign) * align === pa)
+        ) {
+          // A piece that cannot continue the last segment and fits one
+          // segment as it is (not too long, inside one boundary window) is
+          // appended here; _bus_dmamap_addseg would do the same.
+          const k = map.nsegs;
+          if (
+            (k === 0 || segs[2 * k - 2] + segs[2 * k - 1] !== pa) &&
+            (piecesFit || (n <= maxSegSize &&
+              (boundary === 0 || pa - Math.floor(pa * perBoundary) * boundary + n <= boundary)))
+          ) {
+            if (k === maxSegs) return "EFBIG";
+            segs[2 * k] = pa;
+            segs[2 * k + 1] = n;
+            map.nsegs = k + 1;
+          } else if (!this.#addSeg(map, pa, n)) return "EFBIG";
+        } else {
+          // A bounce page stands in for one buffer page (or the part of it the
+          // buffer covers), from the bounce page's start, as busdma_bounce does.
+          const pool = map.pool;
+          if (pool === null) return "EINVAL";
+          const bi = pool.take();
+          if (bi < 0) return "ENOMEM";
+          const b = 3 * map.nbounce++;
+          map.bounce[b] = va + off;
+          map.bounce[b + 1] = bi;
+          map.bounce[b + 2] = n;
+          if (!this.#addSeg(map, pool.addr(bi), n)) return "EFBIG";
+        }
+        off += n;
+        inPage = 0;
       }
-      off += n;
+      if (got < want) return "EFAULT";
     }
     return null;
   }

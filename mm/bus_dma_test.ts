@@ -307,3 +307,121 @@ test("bus_dma: a map with a bounce buffer carries a scattered buffer in one segm
   assert.equal(w.dma.liveMemory, 0);
   w.uvm.check();
 });
+
+/**
+ * The load as NetBSD's _bus_dmamap_load_buffer and busdma_bounce describe
+ * it, written plainly: one pmap_extract per page, each piece used in place
+ * or bounced, then _bus_dmamap_addseg. `poolPages` are the bounce pages in
+ * the order the pool hands them out.
+ */
+function modelLoad(
+  pmap: Pmap,
+  tag: DmaTag,
+  va: number,
+  len: number,
+  maxSegs: number,
+  poolPages: number[] | null,
+): { code: string | null; segs: number[]; bounce: number[] } {
+  const segs: number[] = [], bounce: number[] = [];
+  const addSeg = (pa: number, n: number): boolean => {
+    while (n > 0) {
+      let take = n, window = 0;
+      if (tag.boundary !== 0) {
+        window = Math.floor(pa / tag.boundary) * tag.boundary;
+        take = Math.min(take, window + tag.boundary - pa);
+      }
+      const k = segs.length / 2;
+      if (
+        k > 0 && segs[2 * k - 2] + segs[2 * k - 1] === pa &&
+        segs[2 * k - 1] + take <= tag.maxSegSize &&
+        (tag.boundary === 0 || segs[2 * k - 2] >= window)
+      ) {
+        segs[2 * k - 1] += take;
+      } else {
+        take = Math.min(take, tag.maxSegSize);
+        if (k === maxSegs) return false;
+        segs.push(pa, take);
+      }
+      pa += take;
+      n -= take;
+    }
+    return true;
+  };
+  const done = (code: string | null) => ({ code, segs, bounce });
+  for (let off = 0; off < len;) {
+    const v = va + off;
+    const pa = pmap.extract(v);
+    if (pa < 0) return done("EFAULT");
+    const n = Math.min(PS - v % PS, len - off);
+    if (tag.reaches(pa, n)) {
+      if (!addSeg(pa, n)) return done("EFBIG");
+    } else {
+      if (poolPages === null) return done("EINVAL");
+      if (bounce.length / 2 === poolPages.length) return done("ENOMEM");
+      bounce.push(v, n);
+      if (!addSeg(poolPages[bounce.length / 2 - 1], n)) return done("EFBIG");
+    }
+    off += n;
+  }
+  return done(null);
+}
+
+test("bus_dma: loads agree page by page with a plain model of the load", () => {
+  const rng = new Mulberry32(17);
+  const codes = new Map<string, number>();
+  for (let round = 0; round < 120; round++) {
+    const w = world();
+    const alignment = 1 << rng.below(15);
+    const tag = new DmaTag(`m${round}`, {
+      lowAddr: rng.below(4) === 0 ? 2 * 2 ** 20 : 0,
+      highAddr: [2 ** 24 - 1, 20 * 2 ** 20 - 1, RAM - 1][rng.below(3)],
+      alignment,
+      boundary: rng.below(3) === 0 ? 0 : Math.max(alignment, 512 << rng.below(7)),
+      nSegments: 1 + rng.below(300),
+      maxSegSize: 1024 << rng.below(6),
+    });
+    const pool = rng.below(3) === 0 ? null : w.dma.reserveBounce(tag, 1 + rng.below(40));
+    const poolPages = pool === null
+      ? null
+      : Array.from({ length: pool.free }, (_, i) => pool.addr(i));
+    // Up to 150 pages (past a batch of the pmap walk), in runs of adjacent frames.
+    const pages = 1 + rng.below(150);
+    const pfns: number[] = [];
+    while (pfns.length < pages) {
+      let pfn = 1 + rng.below(RAM / PS - 1);
+      for (let run = 1 + rng.below(8); run > 0 && pfns.length < pages; run--, pfn++) {
+        if (pfn < RAM / PS && w.uvm.isFree(pfn) && !pfns.includes(pfn)) pfns.push(pfn);
+      }
+    }
+    const va = w.buffer(pfns);
+    if (rng.below(4) === 0) w.pmap.remove(va + rng.below(pages) * PS, PS);
+    const off = rng.below(PS);
+    const len = 1 + rng.below(pages * PS - off);
+    const map = w.dma.createMap(tag, pages * PS, tag.nSegments);
+    const want = modelLoad(w.pmap, tag, va + off, len, map.maxSegs, poolPages);
+    let code: string | null = null;
+    try {
+      w.dma.load(map, va + off, len);
+    } catch (e) {
+      assert.ok(e instanceof KernelError, String(e));
+      code = e.code;
+    }
+    codes.set(code ?? "ok", (codes.get(code ?? "ok") ?? 0) + 1);
+    assert.equal(code, want.code, `round ${round}`);
+    if (code !== null) {
+      assert.equal(map.mapsize, 0);
+      assert.equal(pool?.stats.used ?? 0, 0);
+      continue;
+    }
+    assert.deepEqual(Array.from(map.segs.subarray(0, 2 * map.nsegs)), want.segs, `round ${round}`);
+    assert.equal(map.nbounce, want.bounce.length / 2);
+    for (let i = 0; i < map.nbounce; i++) {
+      assert.equal(map.bounce[3 * i], want.bounce[2 * i]);
+      assert.equal(map.bounce[3 * i + 2], want.bounce[2 * i + 1]);
+    }
+    w.dma.unload(map);
+  }
+  for (const c of ["ok", "EFAULT", "EFBIG", "ENOMEM", "EINVAL"]) {
+    assert.ok((codes.get(c) ?? 0) >= 3, `outcomes ${JSON.stringify([...codes])}`);
+  }
+});
