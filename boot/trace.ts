@@ -62,16 +62,6 @@ export class VmemTrace extends Trace implements VmemRecorder {
   free(arena: Vmem, addr: number, size: number): void {
     this.op({ op: "free", arena: arena.name, addr, size }, { ok: true });
   }
-
-  /** Records a walk of `arena` and what it showed. */
-  walk(arena: Vmem, types: string[], segs: [string, number, number][]): void {
-    this.op({ op: "walk", arena: arena.name, types }, { segs });
-  }
-
-  /** Records a `size` query and its answer. */
-  size(arena: Vmem, types: string[], size: number): void {
-    this.op({ op: "size", arena: arena.name, types }, { size });
-  }
 }
 
 /** `pfns` in order as runs `[first, count]` of consecutive frames. */

@@ -92,13 +92,6 @@ export class Pmap {
     return this.#mapped;
   }
 
-  /** Number of leaf tables created so far. */
-  get leafTables(): number {
-    let n = 0;
-    for (const leaf of this.#dir) if (leaf !== undefined) n++;
-    return n;
-  }
-
   /**
    * pmap_kenter_pa: maps the page at `va` to the physical page at `pa` with
    * `prot`. Entering a page that is already mapped is refused, as the kernel
@@ -229,27 +222,6 @@ export class Pmap {
   fill(va: number, len: number, byte: number): void {
     this.#access(va, len, true);
     this.#walk(va, len, (pa, _off, n) => this.#phys.fill(pa, n, byte));
-  }
-
-  /**
-   * Calls `fn(pa, len)` for each physically contiguous piece of
-   * `[va, va + len)`, merging pages that are adjacent in physical memory:
-   * what bus_dma's load walks to build a segment list.
-   */
-  physicalRuns(va: number, len: number, fn: (pa: number, len: number) => void): void {
-    this.#access(va, len, false);
-    let runPa = -1;
-    let runLen = 0;
-    this.#walk(va, len, (pa, _off, n) => {
-      if (runPa >= 0 && runPa + runLen === pa) {
-        runLen += n;
-        return;
-      }
-      if (runPa >= 0) fn(runPa, runLen);
-      runPa = pa;
-      runLen = n;
-    });
-    if (runPa >= 0) fn(runPa, runLen);
   }
 
   /** Verifies the leaf counts and the mapping count against the tables. */

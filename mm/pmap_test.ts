@@ -49,15 +49,6 @@ test("pmap: loads and stores through kernel virtual addresses cross page boundar
   assert.deepEqual([...ram.mem.subarray(0x2000, 0x2010)], new Array(16).fill(0xee));
 });
 
-test("pmap: physicalRuns merges physically adjacent pages", () => {
-  const pm = new Pmap(flatRam(1 << 20), KVA, 1 << 30);
-  const frames = [0x10000, 0x11000, 0x12000, 0x40000, 0x41000, 0x8000];
-  frames.forEach((pa, i) => pm.enter(KVA + i * 0x1000, pa));
-  const runs: [number, number][] = [];
-  pm.physicalRuns(KVA + 0x100, 6 * 0x1000 - 0x200, (pa, len) => runs.push([pa, len]));
-  assert.deepEqual(runs, [[0x10100, 0x2f00], [0x40000, 0x2000], [0x8000, 0xf00]]);
-});
-
 test("pmap: page faults and bad arguments change nothing", () => {
   const ram = flatRam(1 << 16);
   const pm = new Pmap(ram, KVA, 1 << 30);
