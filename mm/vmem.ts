@@ -158,6 +158,17 @@ const L_WALK = 2;
 
 const TWO32 = 4294967296;
 
+/**
+ * The address register. V8 holds integers below 2^31 unboxed, but a larger
+ * address handed to or returned from a call that is not inlined becomes a
+ * heap number: one allocation per call. The internal allocation paths
+ * (allocRequest, allocInner, instantFit, nextfitAlloc, xallocInner) leave
+ * their result here instead of returning it, and segAlloc and xfreeInner
+ * take their address from here, so alloc, xalloc and free allocate nothing.
+ * Whoever reads it reads it at once: any call into an arena may overwrite it.
+ */
+const ADDR = new Float64Array(1);
+
 /** Position of the highest set bit plus one (`highbit`), 0 for 0; right for x < 2^64. */
 function highbit(x: number): number {
   if (x < TWO32) return 32 - Math.clz32(x);
@@ -401,8 +412,14 @@ export class Vmem {
     if (nqcache > 0) {
       const slabsize = qcacheSlabSize(this.qcacheMax);
       const src = {
-        slabAlloc: (size: number, vmflag: number): number => this.allocInner(size, vmflag),
-        slabFree: (addr: number, size: number): void => this.xfreeInner(addr, size),
+        slabAlloc: (size: number, vmflag: number): number => {
+          this.allocInner(size, vmflag);
+          return ADDR[0];
+        },
+        slabFree: (addr: number, size: number): void => {
+          ADDR[0] = addr;
+          this.xfreeInner(size);
+        },
       };
       this.qcache = [];
       for (let i = 0; i < nqcache; i++) {
@@ -548,13 +565,15 @@ export class Vmem {
         qc.nAlloc++;
         return qc.bufAddr[id];
       }
-      return qc.alloc(vmflag & VM_KMFLAGS);
+      ADDR[0] = qc.alloc(vmflag & VM_KMFLAGS);
+      return ADDR[0];
     }
-    return this.instantFit(size, vmflag);
+    this.instantFit(size, vmflag);
+    return ADDR[0];
   }
 
   /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
-  private allocRequest(size: number, vmflag: number): number {
+  private allocRequest(size: number, vmflag: number): void {
     if (this.lock !== 0) this.refuseLocked();
     if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
     if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
@@ -569,14 +588,19 @@ export class Vmem {
     }
     if (jEpoch !== 0) {
       this.journal();
-      return this.allocInner(size, vmflag);
+      this.allocInner(size, vmflag);
+      return;
     }
-    if ((vmflag & VM_NOSLEEP) !== 0) return this.allocInner(size, vmflag);
+    if ((vmflag & VM_NOSLEEP) !== 0) {
+      this.allocInner(size, vmflag);
+      return;
+    }
     Vmem.beginJournal(this);
     try {
-      const addr = this.allocInner(size, vmflag);
+      this.allocInner(size, vmflag);
+      const addr = ADDR[0];
       Vmem.commitJournal();
-      return addr;
+      ADDR[0] = addr;
     } catch (e) {
       Vmem.rollbackJournal();
       throw e;
@@ -602,14 +626,17 @@ export class Vmem {
     const a = this.checkXalloc(size, align, phase, nocross, minaddr, maxaddr, vmflag);
     if (jEpoch !== 0) {
       this.journal();
-      return this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+      this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+      return ADDR[0];
     }
     if ((vmflag & VM_NOSLEEP) !== 0) {
-      return this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+      this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+      return ADDR[0];
     }
     Vmem.beginJournal(this);
     try {
-      const addr = this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+      this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
+      const addr = ADDR[0];
       Vmem.commitJournal();
       return addr;
     } catch (e) {
@@ -663,7 +690,8 @@ export class Vmem {
     if (size - 1 < this.qcacheMax) {
       (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].free(addr);
     } else {
-      this.xfreeInner(addr, size);
+      ADDR[0] = addr;
+      this.xfreeInner(size);
     }
   }
 
@@ -672,7 +700,8 @@ export class Vmem {
     if (this.lock !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
     if (jEpoch !== 0) this.journal();
-    this.xfreeInner(addr, size);
+    ADDR[0] = addr;
+    this.xfreeInner(size);
   }
 
   /** `vmem_size`: bytes allocated (VMEM_ALLOC), free (VMEM_FREE) or both. */
@@ -1165,15 +1194,23 @@ export class Vmem {
     if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
     const q = this.quantum;
     const a = align !== 0 ? align : q;
-    const args = `size ${size}, align ${align}, phase ${phase}, nocross ${nocross}`;
     if (a % q !== 0 || phase % q !== 0 || nocross % q !== 0) {
-      throw new KernelError("EINVAL", `xalloc(${args}): parameters not quantum (${q}) aligned`);
+      throw new KernelError(
+        "EINVAL",
+        `xalloc(${xallocArgs(size, align, phase, nocross)}): parameters not quantum (${q}) aligned`,
+      );
     }
     if (nocross !== 0 && (a > nocross || roundup(phase + size, a) > nocross)) {
-      throw new KernelError("EINVAL", `xalloc(${args}): overconstrained allocation`);
+      throw new KernelError(
+        "EINVAL",
+        `xalloc(${xallocArgs(size, align, phase, nocross)}): overconstrained allocation`,
+      );
     }
     if (phase >= a || !isP2(a) || (nocross !== 0 && !isP2(nocross))) {
-      throw new KernelError("EINVAL", `xalloc(${args}): parameters inconsistent or invalid`);
+      throw new KernelError(
+        "EINVAL",
+        `xalloc(${xallocArgs(size, align, phase, nocross)}): parameters inconsistent or invalid`,
+      );
     }
     if (maxaddr !== 0 && minaddr > maxaddr) {
       throw new KernelError(
@@ -1184,7 +1221,9 @@ export class Vmem {
     if ((vmflag & VM_ENDALLOC) !== 0 && (nocross !== 0 || maxaddr !== 0)) {
       throw new KernelError(
         "EINVAL",
-        `xalloc(${args}, maxaddr ${maxaddr}): end allocation with nocross or maxaddr`,
+        `xalloc(${
+          xallocArgs(size, align, phase, nocross)
+        }, maxaddr ${maxaddr}): end allocation with nocross or maxaddr`,
       );
     }
     return a;
@@ -1258,30 +1297,40 @@ export class Vmem {
 
   // ---- Internals: allocation paths (the seed's functions) ----
 
-  /** `vmem_alloc` after validation. */
-  private allocInner(size: number, vmflag: number): number {
+  /** `vmem_alloc` after validation; the address (0 on failure) is left in ADDR. */
+  private allocInner(size: number, vmflag: number): void {
     if (size - 1 < this.qcacheMax) {
-      return (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].alloc(
+      ADDR[0] = (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].alloc(
         vmflag & VM_KMFLAGS,
       );
+      return;
     }
     if (this.mtbf !== 0 && (vmflag & (VM_NOSLEEP | VM_PANIC)) === VM_NOSLEEP && this.mtbfHit()) {
-      return 0;
+      ADDR[0] = 0;
+      return;
     }
-    if (vmflag & VM_NEXTFIT) return this.nextfitAlloc(size, vmflag);
+    if (vmflag & VM_NEXTFIT) {
+      this.nextfitAlloc(size, vmflag);
+      return;
+    }
     if (vmflag & (VM_BESTFIT | VM_FIRSTFIT)) {
-      return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+      this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+      return;
     }
     if (this.nsegFree < MINFREE) this.populate();
     let flist: number;
     if (isP2(size)) flist = this.firstList(highbit(size) - 1);
     else flist = this.firstList(highbit(size));
-    if (flist < 0) return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+    if (flist < 0) {
+      this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+      return;
+    }
     const vsp = this.link[4 * flist + 2];
     let addr = this.pos[2 * vsp];
     if (vmflag & VM_ENDALLOC) addr += this.pos[2 * vsp + 1] - (addr + size);
-    this.segAlloc(vsp, addr, size);
-    return addr;
+    ADDR[0] = addr;
+    this.segAlloc(vsp, size);
+    ADDR[0] = addr;
   }
 
   /**
@@ -1291,13 +1340,14 @@ export class Vmem {
    * carve and the hash insert written out in one piece; every other request
    * goes to allocRequest.
    */
-  private instantFit(size: number, vmflag: number): number {
+  private instantFit(size: number, vmflag: number): void {
     if (
       (vmflag & ~VM_KMFLAGS) !== 0 || (vmflag & VM_NOSLEEP) === 0 || (this.lock | jEpoch) !== 0 ||
       !(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size) || (vmflag | 0) !== vmflag ||
       this.mtbf !== 0 || size - 1 < this.qcacheMax
     ) {
-      return this.allocRequest(size, vmflag);
+      this.allocRequest(size, vmflag);
+      return;
     }
     if (this.nsegFree < MINFREE) this.populate();
     let hb: number;
@@ -1308,7 +1358,10 @@ export class Vmem {
       hb = isP2(size) ? highbit(size) - 1 : highbit(size);
     }
     const flist = this.firstList(hb);
-    if (flist < 0) return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+    if (flist < 0) {
+      this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
+      return;
+    }
     const P = this.pos, L = this.link, T = this.type;
     let vsp = L[4 * flist + 2];
     const addr = P[2 * vsp], vsEnd = P[2 * vsp + 1];
@@ -1377,11 +1430,11 @@ export class Vmem {
     c[C_ALLOC]++;
     c[C_INUSE] += size;
     if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
-    return addr;
+    ADDR[0] = addr;
   }
 
-  /** `vmem_nextfit_alloc`. */
-  private nextfitAlloc(size: number, vmflag: number): number {
+  /** `vmem_nextfit_alloc`; the address is left in ADDR. */
+  private nextfitAlloc(size: number, vmflag: number): void {
     const realsize = roundup(size, this.quantum);
     if (this.nsegFree < MINFREE) this.populate();
     let T = this.type, P = this.pos;
@@ -1392,7 +1445,8 @@ export class Vmem {
         const addr = P[2 * vsp];
         P[2 * vsp] = addr + realsize;
         this.hashInsert(this.segCreate(this.link[4 * ROTOR + 1], addr, addr + size));
-        return addr;
+        ADDR[0] = addr;
+        return;
       }
     }
     for (;;) {
@@ -1415,15 +1469,17 @@ export class Vmem {
         vsp = this.link[4 * ROTOR + 1];
         if (T[vsp] === VMEM_FREE && P[2 * vsp + 1] - P[2 * vsp] >= size) break;
         if (this.importFn !== null || (vmflag & VM_NOSLEEP) !== 0) {
-          return this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag & VM_KMFLAGS);
+          this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag & VM_KMFLAGS);
+          return;
         }
         throw new WouldBlock(this);
       }
     }
     const addr = P[2 * vsp];
-    vsp = this.segAlloc(vsp, addr, size);
+    ADDR[0] = addr;
+    vsp = this.segAlloc(vsp, size);
     this.advance(ROTOR, vsp);
-    return addr;
+    ADDR[0] = addr;
   }
 
   /** Whether stepping the rotor past its successor would leave a free segment of `size` behind it. */
@@ -1441,7 +1497,7 @@ export class Vmem {
     return (isP2(size) ? this.firstList(highbit(size) - 1) : this.firstList(highbit(size))) >= 0;
   }
 
-  /** `vmem_xalloc` after validation (`align` already defaulted). */
+  /** `vmem_xalloc` after validation (`align` already defaulted); the address (0 on failure) is left in ADDR. */
   private xallocInner(
     size: number,
     align: number,
@@ -1450,11 +1506,15 @@ export class Vmem {
     minaddr: number,
     maxaddr: number,
     vmflag: number,
-  ): number {
+  ): void {
     if (this.mtbf !== 0 && (vmflag & (VM_NOSLEEP | VM_PANIC)) === VM_NOSLEEP && this.mtbfHit()) {
-      return 0;
+      ADDR[0] = 0;
+      return;
     }
     const q = this.quantum;
+    // Numbers by type, not just by value: a parameter merged with a segment
+    // bound would make the optimizer box every segment the search visits.
+    const lo = +minaddr, hi = +maxaddr;
     let vbest = NIL;
     let addr = 0;
     let xvaddr = 0, xsize = 0;
@@ -1487,8 +1547,8 @@ export class Vmem {
           vsp = L[4 * vsp + 2];
           continue;
         }
-        const start = vs > minaddr ? vs : minaddr;
-        const end = maxaddr !== 0 && maxaddr < ve ? maxaddr : ve;
+        const start = vs > lo ? vs : lo;
+        const end = hi !== 0 && hi < ve ? hi : ve;
         let taddr = phaseup(start, align, phase);
         if (
           nocross !== 0 && Math.floor(taddr / nocross) !== Math.floor((taddr + size - 1) / nocross)
@@ -1545,9 +1605,11 @@ export class Vmem {
       if (vmflag & VM_ENDALLOC) {
         addr += Math.floor((this.pos[2 * vbest + 1] - (addr + size)) / align) * align;
       }
-      this.segAlloc(vbest, addr, size);
+      ADDR[0] = addr;
+      this.segAlloc(vbest, size);
       if (xvaddr !== 0) (this.releaseFn as ReleaseFn)(this.source as Vmem, xvaddr, xsize);
-      return addr;
+      ADDR[0] = addr;
+      return;
     }
     this.ctr[C_FAIL]++;
     if (vmflag & VM_PANIC) {
@@ -1556,7 +1618,7 @@ export class Vmem {
         `arena '${this.name}' cannot satisfy mandatory allocation of ${size} (align ${align}, phase ${phase}, nocross ${nocross})`,
       );
     }
-    return 0;
+    ADDR[0] = 0;
   }
 
   /** Calls the import function and checks what it returns. */
@@ -1611,7 +1673,8 @@ export class Vmem {
    * (the same steps as hashFind, freelistDelete and freelistInsert): this is
    * the hot path of every free.
    */
-  private xfreeInner(addr: number, size: number): void {
+  private xfreeInner(size: number): void {
+    const addr = ADDR[0];
     const P = this.pos, L = this.link, T = this.type, H = this.hashTable;
     // hashIndex(addr), then the chain walk of hashFind.
     const x = Math.floor(addr * this.invQuantum);
@@ -1748,8 +1811,9 @@ export class Vmem {
 
   // ---- Internals: segments, lists, spans ----
 
-  /** `vmem_seg_alloc`: carves `[addr, addr + size)` out of free segment `vsp`. */
-  private segAlloc(vsp: number, addr: number, size: number): number {
+  /** `vmem_seg_alloc`: carves `[ADDR, ADDR + size)` out of free segment `vsp`. */
+  private segAlloc(vsp: number, size: number): number {
+    const addr = ADDR[0];
     const P = this.pos;
     const vsStart = P[2 * vsp], vsEnd = P[2 * vsp + 1];
     const vsSize = vsEnd - vsStart;
@@ -2128,6 +2192,11 @@ function checkSpan(base: number, size: number, quantum: number): void {
       `span [${describe(base)}, +${describe(size)}) is not aligned to quantum ${quantum}`,
     );
   }
+}
+
+/** The arguments of a refused xalloc, for its message (built only when one is thrown). */
+function xallocArgs(size: number, align: number, phase: number, nocross: number): string {
+  return `size ${size}, align ${align}, phase ${phase}, nocross ${nocross}`;
 }
 
 function checkFreeArgs(addr: number, size: number): void {
