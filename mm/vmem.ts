@@ -598,9 +598,7 @@ export class Vmem {
     Vmem.beginJournal(this);
     try {
       this.allocInner(size, vmflag);
-      const addr = ADDR[0];
       Vmem.commitJournal();
-      ADDR[0] = addr;
     } catch (e) {
       Vmem.rollbackJournal();
       throw e;
@@ -1330,7 +1328,6 @@ export class Vmem {
     if (vmflag & VM_ENDALLOC) addr += this.pos[2 * vsp + 1] - (addr + size);
     ADDR[0] = addr;
     this.segAlloc(vsp, size);
-    ADDR[0] = addr;
   }
 
   /**

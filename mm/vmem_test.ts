@@ -300,6 +300,73 @@ test("custom import and release functions replace the source's alloc and free", 
   assert.deepEqual(segs(b, VMEM_SPAN), [["span", y, 4096]], "no release function: the span stays");
 });
 
+test("callbacks that use arenas mid-request do not change what the request returns", () => {
+  // Import and release functions run in the middle of an allocation or a
+  // free, and may allocate and free elsewhere, or free into the importing
+  // arena itself (which can make the import unnecessary). Whatever they do,
+  // every request must hand back its own address: one that is allocated in
+  // the arena with the size asked for.
+  const other = Vmem.create("other", 2 ** 45, 2 ** 30, 4096);
+  // The source's larger quantum makes imports larger than needed, so that a
+  // free during an import can make it unnecessary.
+  const src = Vmem.create("src", 2 ** 40, 2 ** 30, 65536);
+  const held: [number, number, boolean][] = [];
+  const r = new Mulberry32(5);
+  let giveBack = false;
+  const stir = () => {
+    const t = other.xalloc(12288, 65536, 4096, 0, 0, 0, VM_NOSLEEP);
+    other.free(other.alloc(4096, VM_NOSLEEP), 4096);
+    other.xfree(t, 12288);
+  };
+  const release = () => {
+    if (!giveBack || held.length === 0) return;
+    const [addr, size, constrained] = held.splice(r.next() % held.length, 1)[0];
+    if (constrained) a.xfree(addr, size);
+    else a.free(addr, size);
+  };
+  const a: Vmem = Vmem.create("a", 0, 0, 4096, {
+    source: src,
+    importFn: (s, size, flags) => {
+      const v = s.alloc(size * 2, flags);
+      stir();
+      release();
+      stir();
+      return v;
+    },
+    releaseFn: (s, addr, size) => {
+      s.free(addr, size * 2);
+      stir();
+    },
+  });
+  const allocated = (addr: number, size: number) =>
+    segs(a, VMEM_ALLOC).some(([, s, n]) => s === addr && n === size);
+  let imports = 0;
+  for (let step = 0; step < 600; step++) {
+    giveBack = r.next() % 2 === 0;
+    if (held.length > 0 && r.next() % 5 < 2) {
+      const [addr, size, constrained] = held.splice(r.next() % held.length, 1)[0];
+      if (constrained) a.xfree(addr, size);
+      else a.free(addr, size);
+      assert.ok(!allocated(addr, size), `step ${step}: freed`);
+    } else {
+      const size = (r.next() % 24 + 1) * 4096;
+      const policy = [0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT][r.next() % 4];
+      const constrained = r.next() % 3 === 0;
+      const before = src.stats.alloc;
+      const addr = constrained
+        ? a.xalloc(size, 8192, 4096, 0, 0, 0, VM_NOSLEEP | policy)
+        : a.alloc(size, VM_NOSLEEP | policy);
+      imports += src.stats.alloc - before;
+      assert.ok(allocated(addr, size), `step ${step}: ${addr} +${size} is allocated in a`);
+      held.push([addr, size, constrained]);
+    }
+    a.check();
+    src.check();
+  }
+  assert.ok(imports > 20, `imports happened (${imports})`);
+  assert.equal(other.size(VMEM_ALLOC), 0);
+});
+
 test("a failed import: VM_ABORT fails, nosleep fails, sleep would wait", () => {
   const src = Vmem.create("src", 1 << 20, 4096, 4096);
   let pages = 0;
