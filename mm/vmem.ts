@@ -565,6 +565,8 @@ export class Vmem {
         qc.nAlloc++;
         return qc.bufAddr[id];
       }
+      // Through ADDR too: every return of this method is then a float64,
+      // and a caller that inlines it has no address to box.
       ADDR[0] = qc.alloc(vmflag & VM_KMFLAGS);
       return ADDR[0];
     }
@@ -634,9 +636,8 @@ export class Vmem {
     Vmem.beginJournal(this);
     try {
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
-      const addr = ADDR[0];
       Vmem.commitJournal();
-      return addr;
+      return ADDR[0];
     } catch (e) {
       Vmem.rollbackJournal();
       throw e;
@@ -1193,22 +1194,13 @@ export class Vmem {
     const q = this.quantum;
     const a = align !== 0 ? align : q;
     if (a % q !== 0 || phase % q !== 0 || nocross % q !== 0) {
-      throw new KernelError(
-        "EINVAL",
-        `xalloc(${xallocArgs(size, align, phase, nocross)}): parameters not quantum (${q}) aligned`,
-      );
+      throw badXalloc(size, align, phase, nocross, `parameters not quantum (${q}) aligned`);
     }
     if (nocross !== 0 && (a > nocross || roundup(phase + size, a) > nocross)) {
-      throw new KernelError(
-        "EINVAL",
-        `xalloc(${xallocArgs(size, align, phase, nocross)}): overconstrained allocation`,
-      );
+      throw badXalloc(size, align, phase, nocross, "overconstrained allocation");
     }
     if (phase >= a || !isP2(a) || (nocross !== 0 && !isP2(nocross))) {
-      throw new KernelError(
-        "EINVAL",
-        `xalloc(${xallocArgs(size, align, phase, nocross)}): parameters inconsistent or invalid`,
-      );
+      throw badXalloc(size, align, phase, nocross, "parameters inconsistent or invalid");
     }
     if (maxaddr !== 0 && minaddr > maxaddr) {
       throw new KernelError(
@@ -1217,11 +1209,12 @@ export class Vmem {
       );
     }
     if ((vmflag & VM_ENDALLOC) !== 0 && (nocross !== 0 || maxaddr !== 0)) {
-      throw new KernelError(
-        "EINVAL",
-        `xalloc(${
-          xallocArgs(size, align, phase, nocross)
-        }, maxaddr ${maxaddr}): end allocation with nocross or maxaddr`,
+      throw badXalloc(
+        size,
+        align,
+        phase,
+        nocross,
+        `end allocation with nocross or maxaddr (maxaddr ${maxaddr})`,
       );
     }
     return a;
@@ -2191,9 +2184,18 @@ function checkSpan(base: number, size: number, quantum: number): void {
   }
 }
 
-/** The arguments of a refused xalloc, for its message (built only when one is thrown). */
-function xallocArgs(size: number, align: number, phase: number, nocross: number): string {
-  return `size ${size}, align ${align}, phase ${phase}, nocross ${nocross}`;
+/** The EINVAL of a refused xalloc (its message is built only when one is thrown). */
+function badXalloc(
+  size: number,
+  align: number,
+  phase: number,
+  nocross: number,
+  why: string,
+): KernelError {
+  return new KernelError(
+    "EINVAL",
+    `xalloc(size ${size}, align ${align}, phase ${phase}, nocross ${nocross}): ${why}`,
+  );
 }
 
 function checkFreeArgs(addr: number, size: number): void {

@@ -207,8 +207,8 @@ export class QuantumCache {
   private magCap = 0;
   private magNext = new Int32Array(0);
   private magFreeList = -1;
-  /** @internal CPU layer: the loaded magazine (-1: none). */
-  loaded = -1;
+  /** The loaded magazine (-1: none). */
+  private loaded = -1;
   private ploaded = -1;
   private prounds = -1;
   private fullHead = -1;
@@ -294,7 +294,7 @@ export class QuantumCache {
    */
   free(addr: number): void {
     const id = this.lookup(addr);
-    if (id < 0 || this.bufState[id] !== B_CLIENT) throw this.badFree(addr, id);
+    if (id < 0 || this.bufState[id] !== B_CLIENT) throw this.badFreeError(addr, id);
     this.nFree++;
     const r = this.rounds;
     if (r >= 0 && r < this.magsize) {
@@ -306,7 +306,7 @@ export class QuantumCache {
     this.freeMiss(id);
   }
 
-  private badFree(addr: number, id: number): KernelError {
+  private badFreeError(addr: number, id: number): KernelError {
     return new KernelError(
       "BADFREE",
       `free of ${addr} (0x${addr.toString(16)}) to quantum cache '${this.name}': ` +
