@@ -339,6 +339,8 @@ export class Vmem {
   readonly minImport: number;
 
   private lock = 0;
+  /** log2(quantum), at most 31: the quantum-cache index of a size below 2^31 by a shift. */
+  private readonly qshift: number;
   private readonly importFn: ImportFn | null;
   private readonly releaseFn: ReleaseFn | null;
   private readonly invQuantum: number;
@@ -397,6 +399,7 @@ export class Vmem {
     this.cflags = cflags;
     this.invQuantum = 1 / quantum;
     const qshift = highbit(quantum) - 1;
+    this.qshift = Math.min(qshift, 31);
     let nqcache = Math.min(Math.floor(qcacheMax / quantum), NQCACHE_MAX);
     let minImport = 0;
     if (cflags & VMC_NO_QCACHE) {
@@ -550,13 +553,14 @@ export class Vmem {
    */
   alloc(size: number, vmflag: number): number {
     if (
-      size - 1 < this.qcacheMax && size >= 1 &&
-      (vmflag & (~ALLOC_FLAGS | VM_NOSLEEP)) === VM_NOSLEEP && (this.lock | jEpoch) === 0 &&
-      Math.floor(size) === size && (vmflag | 0) === vmflag
+      size - 1 < this.qcacheMax && (size | 0) === size && size > 0 &&
+      (vmflag & (~ALLOC_FLAGS | VM_NOSLEEP)) === VM_NOSLEEP && (vmflag | 0) === vmflag &&
+      (this.lock | jEpoch) === 0
     ) {
       // The quantum-cache path of a nosleep request, checks folded in, with
       // the pop of the loaded magazine (kmem_cache_alloc's first step) inline.
-      const qc = (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0];
+      // A size here is an integer below 2^31, so its cache index is a shift.
+      const qc = (this.qcache as QuantumCache[])[(size - 1) >> this.qshift];
       const r = qc.rounds;
       if (r > 0) {
         const id = qc.magStore[qc.loadedBase + r - 1];
@@ -565,13 +569,18 @@ export class Vmem {
         qc.nAlloc++;
         return qc.bufAddr[id];
       }
-      // Through ADDR too: every return of this method is then a float64,
-      // and a caller that inlines it has no address to box.
-      ADDR[0] = qc.alloc(vmflag & VM_KMFLAGS);
-      return ADDR[0];
+      this.qcacheMiss(qc, vmflag);
+    } else {
+      this.instantFit(size, vmflag);
     }
-    this.instantFit(size, vmflag);
+    // Through ADDR: every return of this method is then a float64, and a
+    // caller that inlines it has no address to box.
     return ADDR[0];
+  }
+
+  /** {@link alloc}'s quantum-cache path when the loaded magazine is empty. */
+  private qcacheMiss(qc: QuantumCache, vmflag: number): void {
+    ADDR[0] = qc.allocMiss(vmflag & VM_KMFLAGS);
   }
 
   /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
@@ -676,13 +685,17 @@ export class Vmem {
    */
   free(addr: number, size: number): void {
     if (
-      size - 1 < this.qcacheMax && size >= 1 && (this.lock | jEpoch) === 0 &&
-      Math.floor(size) === size
+      size - 1 < this.qcacheMax && (size | 0) === size && size > 0 && (this.lock | jEpoch) === 0
     ) {
       // The quantum-cache path: the cache refuses any address that is not one of its buffers.
-      (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].free(addr);
+      (this.qcache as QuantumCache[])[(size - 1) >> this.qshift].free(addr);
       return;
     }
+    this.freeRequest(addr, size);
+  }
+
+  /** {@link free} past the quantum-cache fast path (kept apart so that path stays small). */
+  private freeRequest(addr: number, size: number): void {
     if (this.lock !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
     if (jEpoch !== 0) this.journal();

@@ -257,8 +257,8 @@ export class QuantumCache {
     return this.allocMiss(vmflag);
   }
 
-  /** kmem_cache_alloc when the loaded magazine is empty. */
-  private allocMiss(vmflag: number): number {
+  /** @internal kmem_cache_alloc when the loaded magazine is empty (the arena pops it itself). */
+  allocMiss(vmflag: number): number {
     for (;;) {
       if (this.rounds > 0) {
         const id = this.magStore[this.loadedBase + --this.rounds];
@@ -294,15 +294,24 @@ export class QuantumCache {
    */
   free(addr: number): void {
     const id = this.lookup(addr);
-    if (id < 0 || this.bufState[id] !== B_CLIENT) throw this.badFreeError(addr, id);
-    this.nFree++;
     const r = this.rounds;
-    if (r >= 0 && r < this.magsize) {
+    // 3 is B_CLIENT and 2 is B_CACHED: JavaScriptCore charges each use of a
+    // module constant as a scope lookup, and with them spelled by name this
+    // method is too large for it to inline into Vmem.free.
+    if (id >= 0 && this.bufState[id] === 3 && r >= 0 && r < this.magsize) {
       this.magStore[this.loadedBase + r] = id;
       this.rounds = r + 1;
-      this.bufState[id] = B_CACHED;
+      this.bufState[id] = 2;
+      this.nFree++;
       return;
     }
+    this.freeChecked(addr, id);
+  }
+
+  /** {@link free} when the loaded magazine has no room, or to refuse a bad address. */
+  private freeChecked(addr: number, id: number): void {
+    if (id < 0 || this.bufState[id] !== B_CLIENT) throw this.badFreeError(addr, id);
+    this.nFree++;
     this.freeMiss(id);
   }
 

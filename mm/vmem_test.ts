@@ -653,6 +653,59 @@ test("quantum caches refuse frees of what they did not hand out", () => {
   a.check();
 });
 
+test("quantum caches refuse bad sizes and flags as the arena does, changing nothing", () => {
+  const a = Vmem.create("a", 1 << 20, 1 << 24, 4096, { qcacheMax: 4 * 4096 });
+  const x = a.alloc(4096, VM_NOSLEEP);
+  const look = () => [state(a), a.summary().qcaches];
+  const cases: [string, string, () => unknown][] = [
+    ["EINVAL", "size 0", () => a.alloc(0, VM_NOSLEEP)],
+    ["EINVAL", "size -0", () => a.alloc(-0, VM_NOSLEEP)],
+    ["EINVAL", "negative size", () => a.alloc(-4096, VM_NOSLEEP)],
+    ["EINVAL", "size not integer", () => a.alloc(4096.5, VM_NOSLEEP)],
+    ["EINVAL", "size below one", () => a.alloc(0.5, VM_NOSLEEP)],
+    ["EINVAL", "size NaN", () => a.alloc(NaN, VM_NOSLEEP)],
+    ["EINVAL", "unknown flag", () => a.alloc(4096, VM_NOSLEEP | 0x8)],
+    ["EINVAL", "creation flag", () => a.alloc(4096, VM_NOSLEEP | 0x10000)],
+    ["EINVAL", "flags not integer", () => a.alloc(4096, 1.5)],
+    ["EINVAL", "negative flags", () => a.alloc(4096, -1)],
+    ["EINVAL", "free of size 0", () => a.free(x, 0)],
+    ["EINVAL", "free of a size not integer", () => a.free(x, 4096.5)],
+    ["EINVAL", "free of a negative size", () => a.free(x, -4096)],
+    ["BADFREE", "free to the wrong cache", () => a.free(x, 8192)],
+    ["BADFREE", "free of an address inside a buffer", () => a.free(x + 1, 4096)],
+  ];
+  for (const [want, what, fn] of cases) {
+    const before = look();
+    assert.throws(fn, (e: unknown) => code(e) === want, what);
+    assert.deepEqual(look(), before, what);
+  }
+  a.free(x, 4096);
+  a.check();
+});
+
+test("quantum caches are chosen by size at every quantum, 2^31 and beyond included", () => {
+  for (const q of [1, 4096, 2 ** 30, 2 ** 31, 2 ** 32, 2 ** 40]) {
+    const base = q * 64;
+    const a = Vmem.create(`q${q}`, base, q * 2 ** 12, q, { qcacheMax: 4 * q });
+    const sizes = [1, 2 ** 20, 2 ** 31 - 1, q - 1, q, q + 1, 2 * q, 3 * q + 1, 4 * q]
+      .filter((s) => s >= 1 && s <= 4 * q);
+    const held: [number, number][] = [];
+    for (const size of sizes) {
+      const cache = Math.ceil(size / q) - 1;
+      const before = a.summary().qcaches[cache].bufInUse;
+      const addr = a.alloc(size, VM_NOSLEEP);
+      assert.ok(addr >= base, `quantum ${q}, size ${size}`);
+      assert.equal(a.summary().qcaches[cache].bufInUse, before + 1, `quantum ${q}, size ${size}`);
+      held.push([addr, size]);
+      a.check();
+    }
+    refused("BADFREE", () => a.free(held[0][0], 2 * q), a);
+    for (const [addr, size] of held) a.free(addr, size);
+    for (const c of a.summary().qcaches) assert.equal(c.bufInUse, 0, `quantum ${q}`);
+    a.check();
+  }
+});
+
 test("reap returns the depot's magazines and wholly free slabs", () => {
   const a = Vmem.create("a", 1 << 20, 1 << 24, 4096, { qcacheMax: 4096 });
   const held: number[] = [];
