@@ -65,13 +65,7 @@
 
 import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
-import {
-  B_CLIENT,
-  qcacheSlabSize,
-  type QcacheState,
-  type QcacheStats,
-  QuantumCache,
-} from "./vmem_qcache.ts";
+import { qcacheSlabSize, type QcacheState, type QcacheStats, QuantumCache } from "./vmem_qcache.ts";
 
 // ---- Flags (the values of illumos <sys/vmem.h>) ----
 
@@ -565,22 +559,18 @@ export class Vmem {
       if (r > 0) {
         const id = qc.magStore[qc.loadedBase + r - 1];
         qc.rounds = r - 1;
-        qc.bufState[id] = B_CLIENT;
+        const addr = -qc.bufKey[id];
+        qc.bufKey[id] = addr;
         qc.nAlloc++;
-        return qc.bufAddr[id];
+        return addr;
       }
-      this.qcacheMiss(qc, vmflag);
-    } else {
-      this.instantFit(size, vmflag);
     }
-    // Through ADDR: every return of this method is then a float64, and a
-    // caller that inlines it has no address to box.
+    // Everything else, the magazine's misses included (instantFit hands
+    // quantum-cache sizes to allocRequest). Through ADDR: every return of
+    // this method is then a float64, and a caller that inlines it has no
+    // address to box.
+    this.instantFit(size, vmflag);
     return ADDR[0];
-  }
-
-  /** {@link alloc}'s quantum-cache path when the loaded magazine is empty. */
-  private qcacheMiss(qc: QuantumCache, vmflag: number): void {
-    ADDR[0] = qc.allocMiss(vmflag & VM_KMFLAGS);
   }
 
   /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */

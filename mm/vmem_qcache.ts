@@ -30,12 +30,14 @@
  * also empties the CPU layer and disables it, as `kmem_cache_destroy` does.
  *
  * Data: structure of arrays. Slabs are indexed by a slab id from a pool;
- * buffer `b` of slab `s` has id `s * maxChunks + b`, with its address, its
- * state (free in its slab, cached in a magazine, held by a client) and two
- * links (slab free chain, address hash chain) in typed arrays. Magazines are
- * rows of an Int32Array of buffer ids. The address hash (buffer address to
- * buffer id) is what lets `free` refuse an address that is not a buffer of
- * this cache held by a client.
+ * buffer `b` of slab `s` has id `s * maxChunks + b`, with its key, its place
+ * (free in its slab, or out of it) and two links (slab free chain, address
+ * hash chain) in typed arrays. Magazines are rows of an Int32Array of buffer
+ * ids. A buffer's key is its address while a client holds it and minus its
+ * address otherwise; the address hash maps an address to the buffer whose key
+ * equals it, so it finds only buffers a client holds, and that one lookup is
+ * what lets `free` refuse an address that is not such a buffer of this cache.
+ * A buffer out of its slab with a negative key is cached in a magazine.
  *
  * Invariants: a buffer is in exactly one of: its slab's free chain, one
  * magazine, a client's hands. A slab's use count is its number of buffers not
@@ -96,12 +98,10 @@ export interface QcacheStats {
   depotEmpty: number;
 }
 
-/** Buffer states. */
+/** Buffer places: in no live slab, free in its slab, out of it (cached or held). */
 const B_NONE = 0;
 const B_SLAB = 1;
-const B_CACHED = 2;
-/** @internal Buffer state: held by a client. */
-export const B_CLIENT = 3;
+const B_OUT = 2;
 
 const TWO32 = 4294967296;
 
@@ -154,10 +154,10 @@ export class QuantumCache {
   magsize = 0;
   /** @internal Magazines: row m holds the buffer ids of magazine m. */
   magStore = new Int32Array(0);
-  /** @internal Buffers: address of buffer i. */
-  bufAddr = new Float64Array(0);
-  /** @internal Buffers: state of buffer i (B_*). */
-  bufState = new Uint8Array(0);
+  /** @internal Buffers: the key of buffer i, its address when a client holds it, else minus it. */
+  bufKey = new Float64Array(0);
+  /** Buffers: the place of buffer i (B_*). */
+  private bufState = new Uint8Array(0);
   // Address hash of the buffers of live slabs, chained through bufHNext.
   private hashTable = new Int32Array(16).fill(-1);
   private hashShift = 28;
@@ -250,21 +250,23 @@ export class QuantumCache {
   alloc(vmflag: number): number {
     if (this.rounds > 0) {
       const id = this.magStore[this.loadedBase + --this.rounds];
-      this.bufState[id] = B_CLIENT;
+      const addr = -this.bufKey[id];
+      this.bufKey[id] = addr;
       this.nAlloc++;
-      return this.bufAddr[id];
+      return addr;
     }
     return this.allocMiss(vmflag);
   }
 
-  /** @internal kmem_cache_alloc when the loaded magazine is empty (the arena pops it itself). */
-  allocMiss(vmflag: number): number {
+  /** kmem_cache_alloc when the loaded magazine is empty. */
+  private allocMiss(vmflag: number): number {
     for (;;) {
       if (this.rounds > 0) {
         const id = this.magStore[this.loadedBase + --this.rounds];
-        this.bufState[id] = B_CLIENT;
+        const addr = -this.bufKey[id];
+        this.bufKey[id] = addr;
         this.nAlloc++;
-        return this.bufAddr[id];
+        return addr;
       }
       if (this.prounds > 0) {
         this.reload(this.ploaded, this.prounds);
@@ -284,8 +286,7 @@ export class QuantumCache {
 
   /** True when `addr` is a buffer of this cache that a client holds. */
   owns(addr: number): boolean {
-    const id = this.lookup(addr);
-    return id >= 0 && this.bufState[id] === B_CLIENT;
+    return this.lookup(addr) >= 0;
   }
 
   /**
@@ -295,13 +296,10 @@ export class QuantumCache {
   free(addr: number): void {
     const id = this.lookup(addr);
     const r = this.rounds;
-    // 3 is B_CLIENT and 2 is B_CACHED: JavaScriptCore charges each use of a
-    // module constant as a scope lookup, and with them spelled by name this
-    // method is too large for it to inline into Vmem.free.
-    if (id >= 0 && this.bufState[id] === 3 && r >= 0 && r < this.magsize) {
+    if (id >= 0 && r >= 0 && r < this.magsize) {
       this.magStore[this.loadedBase + r] = id;
       this.rounds = r + 1;
-      this.bufState[id] = 2;
+      this.bufKey[id] = -addr;
       this.nFree++;
       return;
     }
@@ -310,16 +308,19 @@ export class QuantumCache {
 
   /** {@link free} when the loaded magazine has no room, or to refuse a bad address. */
   private freeChecked(addr: number, id: number): void {
-    if (id < 0 || this.bufState[id] !== B_CLIENT) throw this.badFreeError(addr, id);
+    if (id < 0) throw this.badFreeError(addr);
+    this.bufKey[id] = -addr;
     this.nFree++;
     this.freeMiss(id);
   }
 
-  private badFreeError(addr: number, id: number): KernelError {
+  private badFreeError(addr: number): KernelError {
     return new KernelError(
       "BADFREE",
       `free of ${addr} (0x${addr.toString(16)}) to quantum cache '${this.name}': ` +
-        (id < 0 ? "not one of its buffers" : "buffer is not allocated"),
+        (addr > 0 && this.find(addr, -addr) >= 0
+          ? "buffer is not allocated"
+          : "not one of its buffers"),
     );
   }
 
@@ -328,7 +329,6 @@ export class QuantumCache {
     for (;;) {
       if (this.rounds >= 0 && this.rounds < this.magsize) {
         this.magStore[this.loadedBase + this.rounds++] = id;
-        this.bufState[id] = B_CACHED;
         return;
       }
       if (this.prounds === 0) {
@@ -421,10 +421,9 @@ export class QuantumCache {
       if (addr < base || addr >= base + this.slabsize) continue;
       for (let b = 0; b < n; b++) {
         const id = s * this.maxChunks + b;
-        const a = this.bufAddr[id];
+        const key = this.bufKey[id], a = Math.abs(key);
         if (addr >= a && addr < a + this.bufsize) {
-          const st = this.bufState[id];
-          const what = st === B_CLIENT ? "allocated" : st === B_CACHED ? "cached" : "free";
+          const what = key > 0 ? "allocated" : this.bufState[id] === B_OUT ? "cached" : "free";
           return `buffer 0x${a.toString(16)}+${addr - a} of quantum cache '${this.name}' (${what})`;
         }
       }
@@ -443,7 +442,7 @@ export class QuantumCache {
     const markMag = (m: number, n: number) => {
       for (let r = 0; r < n; r++) {
         const id = this.magStore[m * this.magCapacityRounds + r];
-        if (this.bufState[id] !== B_CACHED) {
+        if (this.bufState[id] !== B_OUT || this.bufKey[id] > 0) {
           bad(`magazine ${m} round ${r} holds a buffer not cached`);
         }
         if (inMag[id]) bad(`buffer ${id} in two magazines`);
@@ -488,22 +487,26 @@ export class QuantumCache {
       let free = 0;
       for (let id = this.slabHead[s]; id >= 0; id = this.bufNext[id]) {
         if (((id / this.maxChunks) | 0) !== s) bad(`slab ${s} free chain reaches buffer ${id}`);
-        if (this.bufState[id] !== B_SLAB) bad(`buffer ${id} on a slab chain is not free`);
+        if (this.bufState[id] !== B_SLAB || this.bufKey[id] > 0) {
+          bad(`buffer ${id} on a slab chain is not free`);
+        }
         if (++free > chunks) bad(`slab ${s} free chain loops`);
       }
       let used = 0;
       for (let b = 0; b < chunks; b++) {
         const id = s * this.maxChunks + b;
-        const st = this.bufState[id];
-        if (st === B_NONE) bad(`buffer ${id} of live slab ${s} has no state`);
-        if (st === B_CLIENT) client++;
+        const st = this.bufState[id], key = this.bufKey[id], a = Math.abs(key);
+        if (st === B_NONE) bad(`buffer ${id} of live slab ${s} has no place`);
+        if (key > 0) {
+          if (st !== B_OUT) bad(`buffer ${id} held by a client but free in its slab`);
+          if (inMag[id]) bad(`buffer ${id} held by a client and in a magazine`);
+          client++;
+        } else if (st === B_OUT && !inMag[id]) bad(`buffer ${id} cached but in no magazine`);
         if (st !== B_SLAB) used++;
-        if (st === B_CACHED && !inMag[id]) bad(`buffer ${id} cached but in no magazine`);
-        const a = this.bufAddr[id];
         if (a < base || a + this.bufsize > base + this.slabsize) {
           bad(`buffer ${id} outside its slab`);
         }
-        if (this.lookup(a) !== id) bad(`buffer ${id} missing from the address hash`);
+        if (this.find(a, key) !== id) bad(`buffer ${id} missing from the address hash`);
         hashed++;
       }
       if (used !== this.slabRefcnt[s]) {
@@ -525,7 +528,7 @@ export class QuantumCache {
   /** Copies the whole state (rare: undoing a refused sleeping request). */
   saveState(): QcacheState {
     return {
-      f64: [this.slabBase.slice(), this.bufAddr.slice()],
+      f64: [this.slabBase.slice(), this.bufKey.slice()],
       i32: [
         this.slabChunks.slice(),
         this.slabRefcnt.slice(),
@@ -572,7 +575,7 @@ export class QuantumCache {
 
   /** Puts back a state from {@link saveState}. */
   restoreState(st: QcacheState): void {
-    [this.slabBase, this.bufAddr] = st.f64;
+    [this.slabBase, this.bufKey] = st.f64;
     [
       this.slabChunks,
       this.slabRefcnt,
@@ -708,9 +711,11 @@ export class QuantumCache {
       if (!fresh) this.partialRemove(sp, was);
       this.partialAdd(sp, was + 1);
     }
-    this.bufState[id] = B_CLIENT;
+    this.bufState[id] = B_OUT;
+    const addr = -this.bufKey[id];
+    this.bufKey[id] = addr;
     this.nAlloc++;
-    return this.bufAddr[id];
+    return addr;
   }
 
   private slabFreeBuffer(id: number): void {
@@ -747,7 +752,7 @@ export class QuantumCache {
     if (this.hashCount + chunks > this.hashMask + 1) this.rehash((this.hashMask + 1) * 4);
     for (let b = 0; b < chunks; b++) {
       const id = first + b;
-      this.bufAddr[id] = a;
+      this.bufKey[id] = -a;
       this.bufNext[id] = head;
       this.bufState[id] = B_SLAB;
       this.hashInsert(id);
@@ -818,7 +823,7 @@ export class QuantumCache {
     this.slabNext = grow32(this.slabNext, cap);
     this.slabPrev = grow32(this.slabPrev, cap);
     const nb = cap * this.maxChunks;
-    this.bufAddr = grow64(this.bufAddr, nb);
+    this.bufKey = grow64(this.bufKey, nb);
     this.bufNext = grow32(this.bufNext, nb);
     this.bufHNext = grow32(this.bufHNext, nb);
     const st = new Uint8Array(nb);
@@ -833,20 +838,20 @@ export class QuantumCache {
 
   // ---- Address hash ----
 
-  /** Fibonacci hashing of the low 32 bits of `addr / align` (the chain compares whole addresses). */
+  /** Fibonacci hashing of the low 32 bits of `addr / align` (the chain compares whole keys). */
   private hashOf(addr: number): number {
     return Math.imul((addr * this.invAlign) >>> 0, 0x9e3779b1) >>> this.hashShift;
   }
 
   private hashInsert(id: number): void {
-    const h = this.hashOf(this.bufAddr[id]);
+    const h = this.hashOf(Math.abs(this.bufKey[id]));
     this.bufHNext[id] = this.hashTable[h];
     this.hashTable[h] = id;
     this.hashCount++;
   }
 
   private hashRemove(id: number): void {
-    const h = this.hashOf(this.bufAddr[id]);
+    const h = this.hashOf(Math.abs(this.bufKey[id]));
     let p = -1;
     for (let c = this.hashTable[h]; c >= 0; c = this.bufHNext[c]) {
       if (c === id) {
@@ -860,9 +865,18 @@ export class QuantumCache {
     throw new KernelError("CORRUPT", `quantum cache '${this.name}': buffer ${id} not hashed`);
   }
 
+  /** The buffer a client holds at `addr`, or -1. */
   private lookup(addr: number): number {
     for (let c = this.hashTable[this.hashOf(addr)]; c >= 0; c = this.bufHNext[c]) {
-      if (this.bufAddr[c] === addr) return c;
+      if (this.bufKey[c] === addr) return c;
+    }
+    return -1;
+  }
+
+  /** The buffer at `addr` whose key is `key` (`addr` or `-addr`), or -1. */
+  private find(addr: number, key: number): number {
+    for (let c = this.hashTable[this.hashOf(addr)]; c >= 0; c = this.bufHNext[c]) {
+      if (this.bufKey[c] === key) return c;
     }
     return -1;
   }
@@ -876,7 +890,7 @@ export class QuantumCache {
       let c = old[h];
       while (c >= 0) {
         const next = this.bufHNext[c];
-        const k = this.hashOf(this.bufAddr[c]);
+        const k = this.hashOf(Math.abs(this.bufKey[c]));
         this.bufHNext[c] = this.hashTable[k];
         this.hashTable[k] = c;
         c = next;

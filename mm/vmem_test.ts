@@ -649,6 +649,8 @@ test("quantum caches refuse frees of what they did not hand out", () => {
   refused("BADFREE", () => a.xfree(x, 4096), a); // the slab is the segment, not the buffer
   a.free(x, 4096);
   refused("BADFREE", () => a.free(x, 4096), a); // double free
+  assert.throws(() => a.free(x, 4096), /buffer is not allocated/);
+  assert.throws(() => a.free(y, 4096), /not one of its buffers/);
   a.xfree(y, 4096);
   a.check();
 });
