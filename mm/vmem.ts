@@ -2202,8 +2202,17 @@ function badXalloc(
 }
 
 function checkFreeArgs(addr: number, size: number): void {
-  if (!(addr >= 1 && addr <= MAX_ADDR && Math.floor(addr) === addr)) checkInteger("addr", addr, 1);
-  if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) checkInteger("size", size, 1);
+  if (
+    !(addr >= 1 && addr <= MAX_ADDR && Math.floor(addr) === addr && size >= 1 &&
+      size <= MAX_ADDR && Math.floor(size) === size)
+  ) badFreeArgs(addr, size);
+}
+
+/** Throws the refusal of {@link checkFreeArgs} (kept out of it: it is inlined on every free). */
+function badFreeArgs(addr: number, size: number): never {
+  checkInteger("addr", addr, 1);
+  checkInteger("size", size, 1);
+  throw new KernelError("CORRUPT", "free arguments refused but valid");
 }
 
 function badSize(size: unknown): never {
