@@ -335,6 +335,8 @@ export class Vmem {
   private lock = 0;
   /** log2(quantum), at most 31: the quantum-cache index of a size below 2^31 by a shift. */
   private readonly qshift: number;
+  /** qcacheMax, at most 2^31: the sizes the fast paths of alloc and free hand to a cache. */
+  private readonly qcacheFast: number;
   private readonly importFn: ImportFn | null;
   private readonly releaseFn: ReleaseFn | null;
   private readonly invQuantum: number;
@@ -403,6 +405,7 @@ export class Vmem {
     }
     this.minImport = minImport;
     this.qcacheMax = nqcache * quantum;
+    this.qcacheFast = Math.min(this.qcacheMax, 2 ** 31);
     this.grow(128);
     this.initLists();
     this.hashThresholds();
@@ -546,15 +549,17 @@ export class Vmem {
    * nothing (use {@link allocWait} to wait).
    */
   alloc(size: number, vmflag: number): number {
+    // m >>> 0 === m: size - 1 is an integer in [0, 2^32), so size one of [1, 2^32].
+    const m = size - 1;
     if (
-      size - 1 < this.qcacheMax && (size | 0) === size && size > 0 &&
+      m < this.qcacheFast && (m >>> 0) === m &&
       (vmflag & (~ALLOC_FLAGS | VM_NOSLEEP)) === VM_NOSLEEP && (vmflag | 0) === vmflag &&
       (this.lock | jEpoch) === 0
     ) {
       // The quantum-cache path of a nosleep request, checks folded in, with
       // the pop of the loaded magazine (kmem_cache_alloc's first step) inline.
-      // A size here is an integer below 2^31, so its cache index is a shift.
-      const qc = (this.qcache as QuantumCache[])[(size - 1) >> this.qshift];
+      // A size here is an integer in [1, 2^31], so its cache index is a shift.
+      const qc = (this.qcache as QuantumCache[])[m >> this.qshift];
       const r = qc.rounds;
       if (r > 0) {
         const id = qc.magStore[qc.loadedBase + r - 1];
@@ -674,11 +679,10 @@ export class Vmem {
    * is not a buffer of the matching cache.
    */
   free(addr: number, size: number): void {
-    if (
-      size - 1 < this.qcacheMax && (size | 0) === size && size > 0 && (this.lock | jEpoch) === 0
-    ) {
+    const m = size - 1; // as in alloc
+    if (m < this.qcacheFast && (m >>> 0) === m && (this.lock | jEpoch) === 0) {
       // The quantum-cache path: the cache refuses any address that is not one of its buffers.
-      (this.qcache as QuantumCache[])[(size - 1) >> this.qshift].free(addr);
+      (this.qcache as QuantumCache[])[m >> this.qshift].free(addr);
       return;
     }
     this.freeRequest(addr, size);
