@@ -549,10 +549,11 @@ export class Vmem {
    * nothing (use {@link allocWait} to wait).
    */
   alloc(size: number, vmflag: number): number {
-    // m >>> 0 === m: size - 1 is an integer in [0, 2^32), so size one of [1, 2^32].
-    const m = size - 1;
+    // m === size - 1: size is an integer in [1, 2^32], and m, below
+    // qcacheFast, a 32-bit integer whatever the engine guessed size to be.
+    const m = (size - 1) >>> 0;
     if (
-      m < this.qcacheFast && (m >>> 0) === m &&
+      m === size - 1 && m < this.qcacheFast &&
       (vmflag & (~ALLOC_FLAGS | VM_NOSLEEP)) === VM_NOSLEEP && (vmflag | 0) === vmflag &&
       (this.lock | jEpoch) === 0
     ) {
@@ -679,8 +680,8 @@ export class Vmem {
    * is not a buffer of the matching cache.
    */
   free(addr: number, size: number): void {
-    const m = size - 1; // as in alloc
-    if (m < this.qcacheFast && (m >>> 0) === m && (this.lock | jEpoch) === 0) {
+    const m = (size - 1) >>> 0; // as in alloc
+    if (m === size - 1 && m < this.qcacheFast && (this.lock | jEpoch) === 0) {
       // The quantum-cache path: the cache refuses any address that is not one of its buffers.
       (this.qcache as QuantumCache[])[m >> this.qshift].free(addr);
       return;

@@ -658,6 +658,9 @@ test("quantum caches refuse frees of what they did not hand out", () => {
 test("quantum caches refuse bad sizes and flags as the arena does, changing nothing", () => {
   const a = Vmem.create("a", 1 << 20, 1 << 24, 4096, { qcacheMax: 4 * 4096 });
   const x = a.alloc(4096, VM_NOSLEEP);
+  // A round in every cache's loaded magazine, so that a bad size let through
+  // to a cache would be served at once.
+  for (let k = 1; k <= 4; k++) a.free(a.alloc(k * 4096, VM_NOSLEEP), k * 4096);
   const look = () => [state(a), a.summary().qcaches];
   const cases: [string, string, () => unknown][] = [
     ["EINVAL", "size 0", () => a.alloc(0, VM_NOSLEEP)],
