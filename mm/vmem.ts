@@ -2214,10 +2214,9 @@ function checkFreeArgs(addr: number, size: number): void {
 }
 
 /** Throws the refusal of {@link checkFreeArgs} (kept out of it: it is inlined on every free). */
-function badFreeArgs(addr: number, size: number): never {
+function badFreeArgs(addr: number, size: number): void {
   checkInteger("addr", addr, 1);
   checkInteger("size", size, 1);
-  throw new KernelError("CORRUPT", "free arguments refused but valid");
 }
 
 function badSize(size: unknown): never {
