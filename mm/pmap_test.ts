@@ -49,20 +49,22 @@ test("pmap: loads and stores through kernel virtual addresses cross page boundar
   assert.deepEqual([...ram.mem.subarray(0x2000, 0x2010)], new Array(16).fill(0xee));
 });
 
+/** The code of the KernelError that `fn` throws (fails when it throws none). */
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof KernelError, String(e));
+    return e.code;
+  }
+  assert.fail("expected a refusal");
+}
+
 test("pmap: page faults and bad arguments change nothing", () => {
   const ram = flatRam(1 << 16);
   const pm = new Pmap(ram, KVA, 1 << 30);
   pm.enter(KVA, 0x1000);
   pm.enter(KVA + 0x2000, 0x3000, VM_PROT_READ);
-  const code = (fn: () => void) => {
-    try {
-      fn();
-    } catch (e) {
-      assert.ok(e instanceof KernelError, String(e));
-      return e.code;
-    }
-    assert.fail("expected a refusal");
-  };
   // A store straddling into an unmapped page moves no byte at all.
   assert.equal(code(() => pm.write(KVA + 0xff0, new Uint8Array(0x20).fill(1))), "EFAULT");
   assert.equal(ram.mem.reduce((a, b) => a + b, 0), 0);
@@ -151,15 +153,6 @@ test("pmap: extractPages refuses a bad length or a short array, writing nothing"
   const out = new Float64Array(4);
   assert.equal(pm.extractPages(va + 100, 4 * 4096 - 100, out), 4); // across two leaf tables
   assert.deepEqual([...out], [9 * 4096, 10 * 4096, 11 * 4096, 12 * 4096]);
-  const code = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (e) {
-      assert.ok(e instanceof KernelError, String(e));
-      return e.code;
-    }
-    assert.fail("expected a refusal");
-  };
   out.fill(-1);
   for (const len of [-1, 1.5, NaN, 2 ** 53]) {
     assert.equal(code(() => pm.extractPages(va, len, out)), "EINVAL");
