@@ -100,7 +100,7 @@ const pages = Array.from(
 
 group("parts", () => {
   bench("page-copies-64k", () => {
-    for (let i = 0; i < pages.length; i++) device.set(pages[i], i * 4096);
+    for (let i = 0; i < pages.length; i++) device.set(pages[i]!, i * 4096);
     do_not_optimize(device);
   });
   bench("dma-load-64k", () => {

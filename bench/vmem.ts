@@ -50,11 +50,11 @@ function churn(name: string, policy: number): void {
   const flags = VM_NOSLEEP | policy;
   for (let i = 0; i < SLOTS; i++) {
     size[i] = (mod(r.next(), 16) + 1) * PAGE;
-    addr[i] = vmp.alloc(size[i], flags) || failed(name);
+    addr[i] = vmp.alloc(size[i]!, flags) || failed(name);
   }
   bench(name, () => {
     const i = mod(r.next(), SLOTS);
-    vmp.free(addr[i], size[i]);
+    vmp.free(addr[i]!, size[i]!);
     const s = (mod(r.next(), 16) + 1) * PAGE;
     size[i] = s;
     addr[i] = vmp.alloc(s, flags);
@@ -71,11 +71,11 @@ function xallocChurn(): void {
   for (let i = 0; i < SLOTS; i++) {
     size[i] = (mod(r.next(), 8) + 1) * PAGE;
     const align = PAGE << (mod(r.next(), 5));
-    addr[i] = vmp.xalloc(size[i], align, 0, MiB, 0, 0, VM_NOSLEEP) || failed("vmem-xalloc");
+    addr[i] = vmp.xalloc(size[i]!, align, 0, MiB, 0, 0, VM_NOSLEEP) || failed("vmem-xalloc");
   }
   bench("vmem-xalloc", () => {
     const i = mod(r.next(), SLOTS);
-    vmp.xfree(addr[i], size[i]);
+    vmp.xfree(addr[i]!, size[i]!);
     const s = (mod(r.next(), 8) + 1) * PAGE;
     const align = PAGE << (mod(r.next(), 5));
     size[i] = s;
@@ -88,7 +88,7 @@ function frag(name: string, n: number): void {
   const vmp = Vmem.create(name, GiB4, 2 ** 40, 1);
   const blocks = new Float64Array(2 * n);
   for (let i = 0; i < 2 * n; i++) blocks[i] = vmp.alloc(1, VM_NOSLEEP) || failed(name);
-  for (let i = 0; i < 2 * n; i += 2) vmp.free(blocks[i], 1);
+  for (let i = 0; i < 2 * n; i += 2) vmp.free(blocks[i]!, 1);
   bench(name, () => {
     // No do_not_optimize(a): the free uses it, and handing it to another
     // function would box it under V8, an allocation that is not vmem's.
@@ -114,20 +114,20 @@ function qcacheAllocFree(): void {
   for (let i = 0; i < sizes.length; i++) sizes[i] = (mod(r.next(), 8) + 1) * PAGE;
   const arena = (name: string, qmax: number): Vmem => {
     const vmp = Vmem.create(name, GiB4, 2 ** 40, PAGE, { qcacheMax: qmax });
-    for (let i = 0; i < 256; i++) vmp.alloc(sizes[i], VM_NOSLEEP) || failed(name);
+    for (let i = 0; i < 256; i++) vmp.alloc(sizes[i]!, VM_NOSLEEP) || failed(name);
     return vmp;
   };
   const a0 = arena("vmem-noqcache-allocfree", 0);
   bench("vmem-noqcache-allocfree", () => {
     for (let i = 0; i < SIZES; i++) {
-      const s = sizes[i];
+      const s = sizes[i]!;
       a0.free(a0.alloc(s, VM_NOSLEEP), s);
     }
   });
   const a1 = arena("vmem-qcache-allocfree", 8 * PAGE);
   bench("vmem-qcache-allocfree", () => {
     for (let i = 0; i < SIZES; i++) {
-      const s = sizes[i];
+      const s = sizes[i]!;
       a1.free(a1.alloc(s, VM_NOSLEEP), s);
     }
   });
@@ -146,14 +146,14 @@ function qcacheChurn(): void {
     const size = new Float64Array(SLOTS);
     for (let i = 0; i < SLOTS; i++) {
       size[i] = (mod(rr.next(), 16) + 1) * PAGE;
-      addr[i] = vmp.alloc(size[i], VM_NOSLEEP) || failed(name);
+      addr[i] = vmp.alloc(size[i]!, VM_NOSLEEP) || failed(name);
     }
     return { vmp, rr, addr, size };
   };
   const c0 = arena("vmem-noqcache-churn", 0);
   bench("vmem-noqcache-churn", () => {
     const i = mod(c0.rr.next(), SLOTS);
-    c0.vmp.free(c0.addr[i], c0.size[i]);
+    c0.vmp.free(c0.addr[i]!, c0.size[i]!);
     const s = (mod(c0.rr.next(), 16) + 1) * PAGE;
     c0.size[i] = s;
     c0.addr[i] = c0.vmp.alloc(s, VM_NOSLEEP);
@@ -161,7 +161,7 @@ function qcacheChurn(): void {
   const c1 = arena("vmem-qcache-churn", 16 * PAGE);
   bench("vmem-qcache-churn", () => {
     const i = mod(c1.rr.next(), SLOTS);
-    c1.vmp.free(c1.addr[i], c1.size[i]);
+    c1.vmp.free(c1.addr[i]!, c1.size[i]!);
     const s = (mod(c1.rr.next(), 16) + 1) * PAGE;
     c1.size[i] = s;
     c1.addr[i] = c1.vmp.alloc(s, VM_NOSLEEP);

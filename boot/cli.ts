@@ -75,7 +75,7 @@ export async function run(
       problems.push(`workload ${name} is not available on this kernel`);
       continue;
     }
-    const ops = options.ops ?? DEFAULT_OPS[name];
+    const ops = options.ops ?? DEFAULT_OPS[name]!;
     log(`workload ${name}: ${ops} operations, seed ${options.seed}`);
     const report = await workload(kernel, options.seed, ops);
     workloads.push(report);

@@ -136,7 +136,7 @@ function alloc(r: Run, size: number): number {
 
 /** Frees the current operation's kmem buffers. */
 function release(r: Run): void {
-  for (let i = 0; i < r.held.length; i += 2) r.k.kmem.free(r.held[i], r.held[i + 1]);
+  for (let i = 0; i < r.held.length; i += 2) r.k.kmem.free(r.held[i]!, r.held[i + 1]!);
   r.held.length = 0;
 }
 
@@ -290,7 +290,7 @@ export const dmaWorkload: Workload = (k, seed, ops) => {
   const before = new Map<DeviceDriver, DriverStats>(drivers.map((d) => [d, d.stats()]));
   count(run, "devices", drivers.length);
   for (let op = 0; op < ops && drivers.length > 0; op++) {
-    const d = drivers[run.rng.below(drivers.length)];
+    const d = drivers[run.rng.below(drivers.length)]!;
     if (op === ops >> 1) k.peak("dma");
     try {
       if (d instanceof IsaDriver) isaOp(run, d);

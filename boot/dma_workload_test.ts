@@ -24,12 +24,12 @@ test("dma workload: every device moves checked data with no fault on a 64 MiB pc
   assert.deepEqual(r.problems, []);
   assert.equal(r.status, 0);
   assert.deepEqual(r.summary.leaks, NO_LEAKS);
-  const w = r.workloads[0];
+  const w = r.workloads[0]!;
   assert.equal(w.name, "dma");
   assert.deepEqual(w.errors, []);
   assert.equal(w.counts.devices, 4);
   for (const k of ["isaPlays", "isaRecords", "nicFrames", "nvmeWrites", "nvmeReads", "captures"]) {
-    assert.ok(w.counts[k] > 0, `${k} > 0`);
+    assert.ok(w.counts[k]! > 0, `${k} > 0`);
   }
   assert.equal(w.counts.faults ?? 0, 0);
   assert.equal(w.counts.nicEfbig ?? 0, w.counts.nicOversized ?? 0, "oversized frames: EFBIG");
@@ -75,34 +75,34 @@ test("dma workload: with tags ignored the devices fault, the run says so and exi
     );
   }
   assert.equal(device(r, "nvme0").faults, 0, "the NVMe device reaches all RAM anyway");
-  assert.ok(r.workloads[0].counts.faults > 0);
+  assert.ok(r.workloads[0]!.counts.faults! > 0);
   assert.deepEqual(r.summary.leaks, NO_LEAKS, "a faulting run still gives everything back");
 });
 
 test("dma workload: repeatable from its seed; without devices it does nothing", async () => {
   const a = await dma(["--memory", "64M", "-s", "7", "-n", "120"]);
   const b = await dma(["--memory", "64M", "-s", "7", "-n", "120"]);
-  assert.deepEqual(a.workloads[0].counts, b.workloads[0].counts);
+  assert.deepEqual(a.workloads[0]!.counts, b.workloads[0]!.counts);
   const c = await dma(["--memory", "64M", "-s", "8", "-n", "120"]);
-  assert.notDeepEqual(a.workloads[0].counts, c.workloads[0].counts);
+  assert.notDeepEqual(a.workloads[0]!.counts, c.workloads[0]!.counts);
   const none = await dma(["--memory", "64M", "--devices", "none"]);
   assert.equal(none.status, 0);
-  assert.deepEqual(none.workloads[0].counts, { devices: 0 });
+  assert.deepEqual(none.workloads[0]!.counts, { devices: 0 });
 });
 
 test("dma workload: a device that moves wrong bytes is an error of the workload", async () => {
   const m = createMachine({ preset: "pc", ramSize: 64 * 2 ** 20 });
   DEVICE_TABLE.nvme.attachModel(m);
   const k = new Kernel(m);
-  const port = m.devices[0].port;
+  const port = m.devices[0]!.port;
   const writeSg = port.writeSg.bind(port);
   port.writeSg = (segs, n, src, o) => {
-    src[o ?? 0] ^= 1; // every disk read returns its first byte changed
+    src[o ?? 0]! ^= 1; // every disk read returns its first byte changed
     return writeSg(segs, n, src, o);
   };
   const w = await dmaWorkload(k, 1, 20);
   assert.ok(w.errors.length > 0);
-  assert.match(w.errors[0], /nvme: \d+ blocks at lba \d+ read back differ/);
+  assert.match(w.errors[0]!, /nvme: \d+ blocks at lba \d+ read back differ/);
   assert.equal(w.counts.nvmeReads, 20);
   assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
@@ -111,13 +111,13 @@ test("dma workload: an operation that throws half-way is an error and leaks noth
   const m = createMachine({ preset: "pc", ramSize: 64 * 2 ** 20 });
   DEVICE_TABLE.nvme.attachModel(m);
   const k = new Kernel(m);
-  const port = m.devices[0].port;
+  const port = m.devices[0]!.port;
   port.readSg = () => {
     throw new Error("the device wedged");
   };
   const w = await dmaWorkload(k, 1, 5);
   assert.deepEqual(w.errors.length, 5);
-  assert.match(w.errors[0], /^nvme0: the device wedged$/);
+  assert.match(w.errors[0]!, /^nvme0: the device wedged$/);
   k.check();
   assert.equal(k.kmem.stats.inuse, 0, "the operation's buffers were freed");
   assert.deepEqual(k.shutdown(), NO_LEAKS);

@@ -92,8 +92,8 @@ test("kernel: the aggressive contiguous path succeeds once pages are reclaimable
   const list = await k.allocPagesWait(...req);
   const runs = list.runs();
   assert.equal(runs.length, 1);
-  assert.equal(runs[0][1], 64);
-  assert.equal(runs[0][0] % 64, 0);
+  assert.equal(runs[0]![1], 64);
+  assert.equal(runs[0]![0] % 64, 0);
   k.freePages(list);
   assert.throws(() => k.freePages(list), (e) => e instanceof KernelError && e.code === "BADFREE");
   k.check();
@@ -126,14 +126,14 @@ for (const workload of ["heap", "ids", "pressure"] as const) {
       ids: 0,
       pageLists: 0,
     });
-    const report = r.workloads[0];
+    const report = r.workloads[0]!;
     assert.equal(report.name, workload);
     assert.deepEqual(report.errors, []);
     if (workload === "pressure") {
-      assert.ok(report.counts.reclaimed > 0);
-      assert.ok(report.counts.heapWaits > 0);
+      assert.ok(report.counts.reclaimed! > 0);
+      assert.ok(report.counts.heapWaits! > 0);
       assert.ok(
-        report.counts.contigWaited > 0,
+        report.counts.contigWaited! > 0,
         "some contiguous request needed the aggressive path",
       );
     }
@@ -231,7 +231,7 @@ test("kernel: a driver that cannot attach is logged and reported, and the rest a
   assert.equal(r.status, 1);
   assert.deepEqual(r.kernel.drivers.map((d) => d.name), ["nvme0"]);
   assert.equal(r.problems.length, 1);
-  assert.match(r.problems[0], /^nic0: attach failed: ring at 0x1[0-9a-f]{8} does not fit/);
+  assert.match(r.problems[0]!, /^nic0: attach failed: ring at 0x1[0-9a-f]{8} does not fit/);
   assert.equal(r.summary.leaks.pages, 0, "the failed attach gave back what it took");
 });
 

@@ -99,7 +99,7 @@ const SIZE_UNITS: Record<string, number> = {
 /** Parses a size such as `4096`, `512M`, `2G` or `64GiB` into bytes. */
 export function parseSize(flag: string, text: string): number {
   const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
-  const bytes = m === null ? NaN : Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()];
+  const bytes = m === null ? NaN : Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
     throw new UsageError(`${flag}: not a size: ${JSON.stringify(text)} (try 512M or 2G)`);
   }
@@ -159,7 +159,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     });
   } catch (e) {
     // parseArgs' messages are multi-line; keep the first, which names the flag.
-    throw new UsageError((e as Error).message.split("\n")[0]);
+    throw new UsageError((e as Error).message.split("\n")[0]!);
   }
   const v = parsed.values;
   const machine = oneOf("--machine", v.machine ?? "pc", PRESETS);

@@ -87,9 +87,9 @@ export function renderSvg(p: MachinePicture): string {
     counts.fill(0);
     const lo = c * pagesPerCell;
     const hi = Math.min(frames, lo + pagesPerCell);
-    for (let f = lo; f < hi; f++) counts[p.pageStates[f]]++;
+    for (let f = lo; f < hi; f++) counts[p.pageStates[f]!]!++;
     let best = 0;
-    for (let s = 1; s < counts.length; s++) if (counts[s] > counts[best]) best = s;
+    for (let s = 1; s < counts.length; s++) if (counts[s]! > counts[best]!) best = s;
     const rects = byColor.get(best) ?? [];
     rects.push(
       `M${MARGIN + (c % COLS) * CELL} ${y + Math.floor(c / COLS) * CELL}h${CELL}v${CELL}h-${CELL}z`,
@@ -97,12 +97,12 @@ export function renderSvg(p: MachinePicture): string {
     byColor.set(best, rects);
   }
   for (const [state, rects] of byColor) {
-    line(`<path fill="${p.styles[state].color}" d="${rects.join("")}"/>`);
+    line(`<path fill="${p.styles[state]!.color}" d="${rects.join("")}"/>`);
   }
   y += rows * CELL + 8;
   let x = MARGIN;
   const totals = new Float64Array(p.styles.length);
-  for (let f = 0; f < frames; f++) totals[p.pageStates[f]]++;
+  for (let f = 0; f < frames; f++) totals[p.pageStates[f]!]!++;
   p.styles.forEach((s, i) => {
     const label = `${s.name} (${totals[i]})`;
     line(

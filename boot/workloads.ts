@@ -74,14 +74,14 @@ export const heapChurn: Workload = (k, seed, ops) => {
   const buf = new Uint8Array(262144);
 
   const verify = (i: number, expect: number, what: string) => {
-    const n = size[i];
+    const n = size[i]!;
     const view = buf.subarray(0, n);
-    k.pmap.read(va[i], view);
+    k.pmap.read(va[i]!, view);
     counts.bytesChecked += n;
     for (let b = 0; b < n; b++) {
       if (view[b] !== expect) {
         errors.push(
-          `${what} at 0x${(va[i] + b).toString(16)}: byte ${view[b]}, expected ${expect}`,
+          `${what} at 0x${(va[i]! + b).toString(16)}: byte ${view[b]}, expected ${expect}`,
         );
         return;
       }
@@ -106,24 +106,24 @@ export const heapChurn: Workload = (k, seed, ops) => {
         verify(live, 0, "kmem_zalloc left a non-zero byte");
       }
       counts.allocs++;
-      k.pmap.fill(addr, n, pattern(tag[live]));
+      k.pmap.fill(addr, n, pattern(tag[live]!));
       live++;
       counts.peakLive = Math.max(counts.peakLive, live);
     } else {
       const i = rng.below(live);
-      verify(i, pattern(tag[i]), "heap buffer overwritten");
-      k.kmem.free(va[i], size[i]);
+      verify(i, pattern(tag[i]!), "heap buffer overwritten");
+      k.kmem.free(va[i]!, size[i]!);
       counts.frees++;
       live--;
-      va[i] = va[live];
-      size[i] = size[live];
-      tag[i] = tag[live];
+      va[i] = va[live]!;
+      size[i] = size[live]!;
+      tag[i] = tag[live]!;
     }
   }
   k.peak("heap");
   for (let i = 0; i < live; i++) {
-    verify(i, pattern(tag[i]), "heap buffer overwritten");
-    k.kmem.free(va[i], size[i]);
+    verify(i, pattern(tag[i]!), "heap buffer overwritten");
+    k.kmem.free(va[i]!, size[i]!);
     counts.frees++;
   }
   k.kmem.reap();
@@ -157,15 +157,15 @@ export const idChurn: Workload = (k, seed, ops) => {
       counts.peakLive = Math.max(counts.peakLive, nlive);
     } else {
       const i = rng.below(nlive);
-      const pid = live[i];
-      live[i] = live[--nlive];
+      const pid = live[i]!;
+      live[i] = live[--nlive]!;
       used[pid] = 0;
       k.freePid(pid);
       counts.frees++;
     }
   }
   while (nlive > 0) {
-    const pid = live[--nlive];
+    const pid = live[--nlive]!;
     used[pid] = 0;
     k.freePid(pid);
     counts.frees++;
@@ -222,9 +222,9 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
     for (let op = 0; op < ops; op++) {
       while (held > cap && lists.length > 0) {
         const i = rng.below(lists.length);
-        held -= lists[i].length;
-        k.freePages(lists[i]);
-        lists[i] = lists[lists.length - 1];
+        held -= lists[i]!.length;
+        k.freePages(lists[i]!);
+        lists[i] = lists[lists.length - 1]!;
         lists.pop();
         counts.listsFreed++;
       }
@@ -243,7 +243,7 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
         const list = await k.allocPagesWait(pages * ps, 0, ramEnd, align, 0, 1, ac.signal);
         if (pd.stats.waits > waitedBefore) counts.contigWaited++;
         const runs = list.runs();
-        if (runs.length !== 1 || runs[0][1] !== pages || (runs[0][0] * ps) % align !== 0) {
+        if (runs.length !== 1 || runs[0]![1] !== pages || (runs[0]![0] * ps) % align !== 0) {
           errors.push(`contiguous request of ${pages} pages got ${JSON.stringify(runs)}`);
         }
         lists.push(list);

@@ -70,7 +70,11 @@ export class Bus {
   windows(): MmioWindow[] {
     const out: MmioWindow[] = [];
     for (let i = 0; i < this.#count; i++) {
-      out.push({ name: this.#names[i], base: this.#base[i], size: this.#end[i] - this.#base[i] });
+      out.push({
+        name: this.#names[i]!,
+        base: this.#base[i]!,
+        size: this.#end[i]! - this.#base[i]!,
+      });
     }
     return out;
   }
@@ -88,8 +92,8 @@ export class Bus {
       let at = Math.ceil(r.base / align) * align;
       const end = r.base + r.size;
       for (let i = 0; i < this.#count && at + size <= end; i++) {
-        if (this.#end[i] <= at || this.#base[i] >= at + size) continue;
-        at = Math.ceil(this.#end[i] / align) * align;
+        if (this.#end[i]! <= at || this.#base[i]! >= at + size) continue;
+        at = Math.ceil(this.#end[i]! / align) * align;
       }
       if (at + size <= end) return at;
     }
@@ -121,9 +125,9 @@ export class Bus {
       );
     }
     let i = 0;
-    while (i < this.#count && this.#base[i] < base) i++;
+    while (i < this.#count && this.#base[i]! < base) i++;
     const clash = (j: number) =>
-      j >= 0 && j < this.#count && this.#base[j] < base + size && this.#end[j] > base;
+      j >= 0 && j < this.#count && this.#base[j]! < base + size && this.#end[j]! > base;
     if (clash(i - 1) || clash(i)) {
       const j = clash(i - 1) ? i - 1 : i;
       throw new MachineError(
@@ -166,7 +170,7 @@ export class Bus {
   read32(pa: number): number {
     const i = this.#window(pa, 4, "read");
     this.accesses++;
-    return this.#handlers[i].read32(pa - this.#base[i]) >>> 0;
+    return this.#handlers[i]!.read32(pa - this.#base[i]!) >>> 0;
   }
 
   /** A 32-bit store at bus address `pa`; `value` is an integer in [-2^31, 2^32 - 1]. */
@@ -179,14 +183,14 @@ export class Bus {
     }
     const i = this.#window(pa, 4, "write");
     this.accesses++;
-    this.#handlers[i].write32(pa - this.#base[i], value >>> 0);
+    this.#handlers[i]!.write32(pa - this.#base[i]!, value >>> 0);
   }
 
   /** A 64-bit load at `pa` (8-aligned), as an unsigned bigint. */
   read64(pa: number): bigint {
     const i = this.#window(pa, 8, "read");
     this.accesses++;
-    const h = this.#handlers[i], off = pa - this.#base[i];
+    const h = this.#handlers[i]!, off = pa - this.#base[i]!;
     if (h.read64) return BigInt.asUintN(64, h.read64(off));
     const lo = h.read32(off) >>> 0;
     const hi = h.read32(off + 4) >>> 0;
@@ -200,7 +204,7 @@ export class Bus {
     }
     const i = this.#window(pa, 8, "write");
     this.accesses++;
-    const h = this.#handlers[i], off = pa - this.#base[i];
+    const h = this.#handlers[i]!, off = pa - this.#base[i]!;
     if (h.write64) {
       h.write64(off, value);
       return;
@@ -213,7 +217,7 @@ export class Bus {
   read64n(pa: number): number {
     const i = this.#window(pa, 8, "read");
     this.accesses++;
-    const h = this.#handlers[i], off = pa - this.#base[i];
+    const h = this.#handlers[i]!, off = pa - this.#base[i]!;
     const lo = h.read32(off) >>> 0;
     const hi = h.read32(off + 4) >>> 0;
     if (hi > 0x1fffff) {
@@ -227,7 +231,7 @@ export class Bus {
     checkInt("value", value);
     const i = this.#window(pa, 8, "write");
     this.accesses++;
-    const h = this.#handlers[i], off = pa - this.#base[i];
+    const h = this.#handlers[i]!, off = pa - this.#base[i]!;
     const hi = Math.floor(value / 4294967296);
     h.write32(off, value - hi * 4294967296);
     h.write32(off + 4, hi);
@@ -236,9 +240,9 @@ export class Bus {
   /** Verifies that windows are sorted, disjoint and inside MMIO regions. */
   check(): void {
     for (let i = 0; i < this.#count; i++) {
-      const b = this.#base[i], e = this.#end[i];
+      const b = this.#base[i]!, e = this.#end[i]!;
       if (!(b < e)) throw new Error(`Bus.check: window ${i} is empty`);
-      if (i > 0 && b < this.#end[i - 1]) {
+      if (i > 0 && b < this.#end[i - 1]!) {
         throw new Error(`Bus.check: windows ${i - 1}, ${i} overlap`);
       }
       const r = this.memmap.find(b);
@@ -254,13 +258,13 @@ export class Bus {
   /** Index of the window holding the `n`-byte access at `pa`; faults when there is none. */
   #window(pa: number, n: number, kind: AccessKind): number {
     let i = this.#last;
-    if (!(pa >= this.#base[i] && pa + n <= this.#end[i] && i < this.#count)) {
+    if (!(pa >= this.#base[i]! && pa + n <= this.#end[i]! && i < this.#count)) {
       i = -1;
       let lo = 0, hi = this.#count - 1;
       while (lo <= hi) {
         const mid = (lo + hi) >>> 1;
-        if (pa < this.#base[mid]) hi = mid - 1;
-        else if (pa >= this.#end[mid]) lo = mid + 1;
+        if (pa < this.#base[mid]!) hi = mid - 1;
+        else if (pa >= this.#end[mid]!) lo = mid + 1;
         else {
           i = mid;
           break;
@@ -274,7 +278,7 @@ export class Bus {
         const what = r === undefined ? "nothing" : `${r.type} "${r.name}"`;
         throw new MachineFault(pa, n, kind, `no MMIO window at ${hex(pa)} (${what} is there)`);
       }
-      if (pa + n > this.#end[i]) {
+      if (pa + n > this.#end[i]!) {
         throw new MachineFault(pa, n, kind, `access runs past the end of "${this.#names[i]}"`);
       }
       this.#last = i;

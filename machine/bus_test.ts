@@ -11,7 +11,7 @@ function regs(log: string[]): MmioHandlers & { r: Uint32Array } {
     r,
     read32(off) {
       log.push(`r${off}`);
-      return r[off / 4];
+      return r[off / 4]!;
     },
     write32(off, v) {
       log.push(`w${off}=${v}`);

@@ -231,7 +231,7 @@ export function fnv1a(
 ): number {
   let h = hash >>> 0;
   for (let i = offset, end = offset + length; i < end; i++) {
-    h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
+    h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;
   }
   return h;
 }

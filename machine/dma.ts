@@ -362,7 +362,7 @@ export class DmaPort {
       this.fault(
         "access",
         op,
-        segs[0],
+        segs[0]!,
         0,
         `${nsegs} segments exceed the maximum of ${this.limits.maxSegments}`,
       );
@@ -373,7 +373,7 @@ export class DmaPort {
     const maxLen = this.#maxSegmentSize;
     let total = 0;
     for (let i = 0; i < nsegs; i++) {
-      const pa = segs[2 * i], len = segs[2 * i + 1];
+      const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
       // `pa * (1 / alignment)` is exact (a power of two), so it is an
       // integer exactly when `pa` is an aligned integer; NaN fails every
       // comparison. The boundary test is the offset in the boundary window
@@ -393,7 +393,7 @@ export class DmaPort {
       this.fault(
         "access",
         op,
-        segs[0],
+        segs[0]!,
         total,
         `list of ${total} bytes exceeds the ${room}-byte buffer`,
       );

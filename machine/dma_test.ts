@@ -196,7 +196,7 @@ test("dma: random lists fault exactly where the constraints and RAM say, and mov
   for (let round = 0; round < 40; round++) {
     const alignment = 1 << rng.below(6);
     const c: DmaConstraints = {
-      maxAddress: [DMA_24BIT, 20 * MiB - 1, 32 * MiB - 1][rng.below(3)],
+      maxAddress: [DMA_24BIT, 20 * MiB - 1, 32 * MiB - 1][rng.below(3)]!,
       alignment,
       boundary: rng.below(3) === 0 ? 0 : Math.max(alignment, 256 << rng.below(10)),
       maxSegments: 2 + rng.below(6),
@@ -212,8 +212,8 @@ test("dma: random lists fault exactly where the constraints and RAM say, and mov
         const k = rng.below(24);
         let pa: number, len: number;
         if (k === 0) { // anything at all
-          pa = odd[rng.below(odd.length)];
-          len = rng.below(2) ? odd[rng.below(odd.length)] : 1 + rng.below(4096);
+          pa = odd[rng.below(odd.length)]!;
+          len = rng.below(2) ? odd[rng.below(odd.length)]! : 1 + rng.below(4096);
         } else if (k < 3) { // just below a boundary, often running over it
           pa = b * (1 + rng.below(300)) - alignment * (1 + rng.below(8));
           len = 1 + rng.below(16 * alignment + 32);
@@ -222,7 +222,7 @@ test("dma: random lists fault exactly where the constraints and RAM say, and mov
           pa = L.maxAddress + 1 - alignment * j;
           len = Math.max(1, alignment * j + rng.below(3) - 1);
         } else if (k < 6) { // at an end of RAM or of the hole
-          pa = [MiB, 2 * MiB, 32 * MiB][rng.below(3)] - alignment * (1 + rng.below(8));
+          pa = [MiB, 2 * MiB, 32 * MiB][rng.below(3)]! - alignment * (1 + rng.below(8));
           len = 1 + rng.below(16 * alignment + 32);
         } else { // aligned, inside a boundary window, now and then in the hole
           const off = alignment * rng.below(b / alignment);
@@ -236,7 +236,7 @@ test("dma: random lists fault exactly where the constraints and RAM say, and mov
       let kind: "access" | "decode" | null = null, at = -1, total = 0;
       if (nsegs > L.maxSegments) kind = "access";
       for (let i = 0; kind === null && i < nsegs; i++) {
-        const pa = list[2 * i], len = list[2 * i + 1];
+        const pa = list[2 * i]!, len = list[2 * i + 1]!;
         const legal = Number.isInteger(pa) && pa >= 0 && Number.isInteger(len) && len >= 1 &&
           pa % L.alignment === 0 && len <= L.maxSegmentSize && pa + len - 1 <= L.maxAddress &&
           (L.boundary === 0 ||
@@ -245,9 +245,9 @@ test("dma: random lists fault exactly where the constraints and RAM say, and mov
         total += len;
       }
       const room = 24 * KiB;
-      if (kind === null && total > room) [kind, at] = ["access", list[0]];
+      if (kind === null && total > room) [kind, at] = ["access", list[0]!];
       for (let i = 0; kind === null && i < nsegs; i++) {
-        const pa = list[2 * i], len = list[2 * i + 1];
+        const pa = list[2 * i]!, len = list[2 * i + 1]!;
         if (!(pa + len <= MiB || (pa >= 2 * MiB && pa + len <= 32 * MiB))) {
           [kind, at] = ["decode", pa];
         }
@@ -267,7 +267,7 @@ test("dma: random lists fault exactly where the constraints and RAM say, and mov
       } else {
         assert.equal(got, total, `list ${Array.from(list)}`);
         for (let i = 0, o = 0; i < nsegs; i++) {
-          const pa = list[2 * i], len = list[2 * i + 1];
+          const pa = list[2 * i]!, len = list[2 * i + 1]!;
           if (write) shadow.set(buf.subarray(o, o + len), pa);
           else assert.deepEqual(buf.subarray(o, o + len), shadow.subarray(pa, pa + len));
           o += len;

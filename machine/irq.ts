@@ -113,7 +113,7 @@ export class InterruptController {
     this.#level[n] = v;
     if (v) {
       this.#asserted++;
-      this.raised[n]++;
+      this.raised[n]!++;
     } else {
       this.#asserted--;
     }
@@ -181,7 +181,7 @@ export class InterruptController {
         this.stray++;
         continue;
       }
-      this.delivered[n]++;
+      this.delivered[n]!++;
       ran++;
       h(n);
     }
@@ -192,8 +192,10 @@ export class InterruptController {
   check(): void {
     let up = 0;
     for (let n = 0; n < this.lineCount; n++) {
-      if (this.#level[n] > 1 || this.#masked[n] > 1) throw new Error(`Irq.check: line ${n} flags`);
-      up += this.#level[n];
+      if (this.#level[n]! > 1 || this.#masked[n]! > 1) {
+        throw new Error(`Irq.check: line ${n} flags`);
+      }
+      up += this.#level[n]!;
     }
     if (up !== this.#asserted) {
       throw new Error(`Irq.check: ${up} lines up, ${this.#asserted} counted`);

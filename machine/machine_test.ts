@@ -55,13 +55,13 @@ test("machine: attaching a device gives it a window, a line and a DMA port", () 
     type: "test",
     dma: { maxAddress: DMA_32BIT, alignment: 4 },
     registers: {
-      read32: (off) => regs[off / 4],
+      read32: (off) => regs[off / 4]!,
       write32: (off, v) => {
         regs[off / 4] = v;
         if (off === 0) {
           // "doorbell": copy 8 bytes from regs[1] to regs[2] by DMA, then interrupt
           const b = new Uint8Array(8);
-          if (a.dma.read(regs[1], b) && a.dma.write(regs[2], b)) a.irq.raise();
+          if (a.dma.read(regs[1]!, b) && a.dma.write(regs[2]!, b)) a.irq.raise();
         }
       },
     },

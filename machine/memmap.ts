@@ -104,13 +104,13 @@ export class MemoryMap {
       return Object.freeze({ base, size, type: r.type, name });
     }).sort((a, b) => a.base - b.base);
     for (let i = 1; i < list.length; i++) {
-      const p = list[i - 1];
-      if (list[i].base < p.base + p.size) {
+      const p = list[i - 1]!;
+      if (list[i]!.base < p.base + p.size) {
         throw new MachineError(
           "EINVAL",
-          `region "${list[i].name}" at ${hex(list[i].base)} overlaps "${p.name}" (${hex(p.base)}+${
-            hex(p.size)
-          })`,
+          `region "${list[i]!.name}" at ${hex(list[i]!.base)} overlaps "${p.name}" (${
+            hex(p.base)
+          }+${hex(p.size)})`,
         );
       }
     }
@@ -142,7 +142,7 @@ export class MemoryMap {
     let lo = 0, hi = rs.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const r = rs[mid];
+      const r = rs[mid]!;
       if (pa < r.base) hi = mid - 1;
       else if (pa >= r.base + r.size) lo = mid + 1;
       else return r;
@@ -160,11 +160,11 @@ export class MemoryMap {
   /** Verifies sorting, alignment and disjointness; throws on the first broken invariant. */
   check(): void {
     for (let i = 0; i < this.regions.length; i++) {
-      const r = this.regions[i];
+      const r = this.regions[i]!;
       if (r.base % PAGE_SIZE !== 0 || r.size % PAGE_SIZE !== 0 || r.size <= 0) {
         throw new Error(`MemoryMap.check: region ${i} unaligned or empty`);
       }
-      if (i > 0 && r.base < this.regions[i - 1].base + this.regions[i - 1].size) {
+      if (i > 0 && r.base < this.regions[i - 1]!.base + this.regions[i - 1]!.size) {
         throw new Error(`MemoryMap.check: regions ${i - 1} and ${i} overlap or are unsorted`);
       }
     }

@@ -46,7 +46,7 @@ test("memmap: pc memory past 3 GiB is remapped above 4 GiB; big is 64 GiB", () =
   assert.equal(big.ramEnd(), 65 * GiB);
   assert.equal(big.ramSize(), 64 * GiB - 4096 - 384 * KiB);
   assert.equal(big.format().length, 6);
-  assert.match(big.format()[5], /^0x0000000100000000-0x000000103fffffff ram +high memory$/);
+  assert.match(big.format()[5]!, /^0x0000000100000000-0x000000103fffffff ram +high memory$/);
 });
 
 test("memmap: bad sizes and presets are refused naming the value", () => {

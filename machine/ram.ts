@@ -142,11 +142,11 @@ export class Ram {
       return { base, size };
     }).sort((a, b) => a.base - b.base);
     for (let i = 1; i < sorted.length; i++) {
-      if (sorted[i].base < sorted[i - 1].base + sorted[i - 1].size) {
+      if (sorted[i]!.base < sorted[i - 1]!.base + sorted[i - 1]!.size) {
         throw new MachineError(
           "EINVAL",
-          `RAM slots overlap: ${hex(sorted[i - 1].base)}+${hex(sorted[i - 1].size)} and ${
-            hex(sorted[i].base)
+          `RAM slots overlap: ${hex(sorted[i - 1]!.base)}+${hex(sorted[i - 1]!.size)} and ${
+            hex(sorted[i]!.base)
           }`,
         );
       }
@@ -158,11 +158,11 @@ export class Ram {
     this.#tables = [];
     let total = 0;
     for (let i = 0; i < n; i++) {
-      this.#slotBase[i] = sorted[i].base;
-      this.#slotSize[i] = sorted[i].size;
-      this.#slotEnd[i] = sorted[i].base + sorted[i].size;
-      this.#tables.push(new Int32Array(Math.ceil(sorted[i].size / this.chunkSize)));
-      total += sorted[i].size;
+      this.#slotBase[i] = sorted[i]!.base;
+      this.#slotSize[i] = sorted[i]!.size;
+      this.#slotEnd[i] = sorted[i]!.base + sorted[i]!.size;
+      this.#tables.push(new Int32Array(Math.ceil(sorted[i]!.size / this.chunkSize)));
+      total += sorted[i]!.size;
     }
     this.slots = Object.freeze(sorted.map((s) => Object.freeze(s)));
     this.size = total;
@@ -419,14 +419,14 @@ export class Ram {
       // Offsets into fewer than 2^31 bytes are kept as 32-bit integers, which
       // reach the copy without being boxed as numbers on the heap.
       for (let i = 0, o = offset | 0; i < nsegs; i++) {
-        const len = segs[2 * i + 1];
-        this.#readSegment(segs[2 * i], dst, o, len);
+        const len = segs[2 * i + 1]!;
+        this.#readSegment(segs[2 * i]!, dst, o, len);
         o = (o + len) | 0;
       }
     } else {
       for (let i = 0, o = offset; i < nsegs; i++) {
-        const len = segs[2 * i + 1];
-        this.#readSegment(segs[2 * i], dst, o, len);
+        const len = segs[2 * i + 1]!;
+        this.#readSegment(segs[2 * i]!, dst, o, len);
         o += len;
       }
     }
@@ -442,8 +442,8 @@ export class Ram {
   writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset = 0): number {
     const total = this.#checkSg(segs, nsegs, src, offset, "write");
     for (let i = 0, o = offset; i < nsegs; i++) {
-      const len = segs[2 * i + 1];
-      this.#writePieces(segs[2 * i], src, o, len);
+      const len = segs[2 * i + 1]!;
+      this.#writePieces(segs[2 * i]!, src, o, len);
       o += len;
     }
     return total;
@@ -457,10 +457,10 @@ export class Ram {
     let p = pa, left = len;
     while (left > 0) {
       const n = this.#piece(p, left);
-      if (byte !== 0 || this.#tables[this.#pSlot][this.#pIdx] !== 0) {
+      if (byte !== 0 || this.#tables[this.#pSlot]![this.#pIdx] !== 0) {
         const id = this.#materialise(this.#pSlot, this.#pIdx);
         const at = (id & 0xffff) * this.chunkSize + this.#pOff;
-        this.#banks[id >>> 16].fill(byte, at, at + n);
+        this.#banks[id >>> 16]!.fill(byte, at, at + n);
       }
       p += n;
       left -= n;
@@ -514,11 +514,11 @@ export class Ram {
     };
     const n = this.#slotBase.length;
     for (let i = 0; i < n; i++) {
-      if (this.#slotEnd[i] !== this.#slotBase[i] + this.#slotSize[i]) fail(`slot ${i} end`);
-      if (i > 0 && this.#slotBase[i] < this.#slotEnd[i - 1]) {
+      if (this.#slotEnd[i] !== this.#slotBase[i]! + this.#slotSize[i]!) fail(`slot ${i} end`);
+      if (i > 0 && this.#slotBase[i]! < this.#slotEnd[i - 1]!) {
         fail(`slots ${i - 1} and ${i} overlap`);
       }
-      if (this.#tables[i].length !== Math.ceil(this.#slotSize[i] / this.chunkSize)) {
+      if (this.#tables[i]!.length !== Math.ceil(this.#slotSize[i]! / this.chunkSize)) {
         fail(`slot ${i} table length`);
       }
     }
@@ -526,12 +526,12 @@ export class Ram {
     const seen = new Set<number>();
     let used = 0;
     for (let i = 0; i < n; i++) {
-      const t = this.#tables[i];
+      const t = this.#tables[i]!;
       for (let j = 0; j < t.length; j++) {
         if (t[j] === 0) continue;
-        const id = t[j] - 1, b = id >>> 16, k = id & 0xffff;
+        const id = t[j]! - 1, b = id >>> 16, k = id & 0xffff;
         if (b >= this.#banks.length) fail(`slot ${i} chunk ${j} names bank ${b}`);
-        const fillMark = b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b];
+        const fillMark = b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
         if (k >= fillMark) fail(`slot ${i} chunk ${j} past the fill of bank ${b}`);
         if (seen.has(id)) fail(`chunk ${id} mapped twice`);
         seen.add(id);
@@ -541,21 +541,21 @@ export class Ram {
     if (used !== this.#chunks) fail(`${used} chunks mapped, ${this.#chunks} counted`);
     let handed = 0;
     for (let b = 0; b < this.#banks.length; b++) {
-      handed += b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b];
-      if (this.#banks[b].length !== this.#bankChunks[b] * this.chunkSize) fail(`bank ${b} size`);
+      handed += b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
+      if (this.#banks[b]!.length !== this.#bankChunks[b]! * this.chunkSize) fail(`bank ${b} size`);
     }
     if (handed !== this.#chunks) fail(`${handed} chunks handed out, ${this.#chunks} counted`);
     this.#checkCache("load", this.#rBase, this.#rLen, this.#rOff, this.#rView, true);
     this.#checkCache("store", this.#wBase, this.#wLen, this.#wOff, this.#wView, false);
     if (this.#gLen !== 0) {
       const s = this.#findSlot(this.#gBase);
-      const rel = this.#gBase - (s < 0 ? 0 : this.#slotBase[s]);
+      const rel = this.#gBase - (s < 0 ? 0 : this.#slotBase[s]!);
       const idx = rel / this.chunkSize;
-      const v = s < 0 || !Number.isInteger(idx) ? 0 : this.#tables[s][idx];
+      const v = s < 0 || !Number.isInteger(idx) ? 0 : this.#tables[s]![idx]!;
       if (
         v === 0 || this.#gBank !== (v - 1) >>> 16 ||
         this.#gPage * HOST_PAGE !== ((v - 1) & 0xffff) * this.chunkSize ||
-        this.#gLen !== Math.min(this.chunkSize, this.#slotSize[s] - rel)
+        this.#gLen !== Math.min(this.chunkSize, this.#slotSize[s]! - rel)
       ) {
         fail(`the gather cache at ${hex(this.#gBase)} does not describe its chunk`);
       }
@@ -573,11 +573,11 @@ export class Ram {
     if (len === 0) return;
     const s = this.#findSlot(base);
     if (s < 0) throw new Error(`Ram.check: ${what} cache at ${hex(base)} is not RAM`);
-    const rel = base - this.#slotBase[s];
+    const rel = base - this.#slotBase[s]!;
     const idx = rel / this.chunkSize;
     if (!Number.isInteger(idx)) throw new Error(`Ram.check: ${what} cache not chunk-aligned`);
-    const v = this.#tables[s][idx];
-    const want = Math.min(this.chunkSize, this.#slotSize[s] - rel);
+    const v = this.#tables[s]![idx]!;
+    const want = Math.min(this.chunkSize, this.#slotSize[s]! - rel);
     if (len !== want) throw new Error(`Ram.check: ${what} cache length ${len}, chunk is ${want}`);
     if (v === 0) {
       if (!zeroOk || view !== this.#zero || off !== 0) {
@@ -599,16 +599,16 @@ export class Ram {
   /** Index of the slot holding `pa`, or -1. */
   #findSlot(pa: number): number {
     const last = this.#lastSlot;
-    if (pa >= this.#slotBase[last] && pa < this.#slotEnd[last]) return last;
+    if (pa >= this.#slotBase[last]! && pa < this.#slotEnd[last]!) return last;
     const bases = this.#slotBase;
     let lo = 0, hi = bases.length - 1;
-    if (!(pa >= bases[0])) return -1;
+    if (!(pa >= bases[0]!)) return -1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
-      if (bases[mid] <= pa) lo = mid;
+      if (bases[mid]! <= pa) lo = mid;
       else hi = mid - 1;
     }
-    if (pa < this.#slotEnd[lo]) {
+    if (pa < this.#slotEnd[lo]!) {
       this.#lastSlot = lo;
       return lo;
     }
@@ -628,7 +628,7 @@ export class Ram {
     let s = this.#findSlot(pa);
     if (s < 0) return `${hex(pa)} is not RAM`;
     const n = this.#slotBase.length;
-    while (this.#slotEnd[s] < end) {
+    while (this.#slotEnd[s]! < end) {
       const e = this.#slotEnd[s];
       if (s + 1 >= n || this.#slotBase[s + 1] !== e) return `${hex(e)} is not RAM`;
       s++;
@@ -643,11 +643,11 @@ export class Ram {
    */
   #piece(pa: number, len: number): number {
     const s = this.#findSlot(pa);
-    const rel = pa - this.#slotBase[s];
+    const rel = pa - this.#slotBase[s]!;
     const cs = this.chunkSize;
     const idx = Math.floor(rel / cs);
     const off = rel - idx * cs;
-    const chunkLen = Math.min(cs, this.#slotSize[s] - idx * cs);
+    const chunkLen = Math.min(cs, this.#slotSize[s]! - idx * cs);
     this.#pSlot = s;
     this.#pIdx = idx;
     this.#pOff = off;
@@ -657,7 +657,7 @@ export class Ram {
   /** As {@link #piece} for the piece that ends at `end` (exclusive); `#pOff` is its start. */
   #pieceBack(end: number, len: number): number {
     const s = this.#findSlot(end - 1);
-    const rel = end - 1 - this.#slotBase[s];
+    const rel = end - 1 - this.#slotBase[s]!;
     const cs = this.chunkSize;
     const idx = Math.floor(rel / cs);
     const last = rel - idx * cs;
@@ -694,10 +694,10 @@ export class Ram {
     checkBuffer(name, buf, offset, 0);
     let total = 0;
     for (let i = 0; i < nsegs; i++) {
-      const pa = segs[2 * i], len = segs[2 * i + 1];
+      const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
       const s = this.#lastSlot;
       if (
-        !(pa >= this.#slotBase[s] && len >= 0 && pa + len <= this.#slotEnd[s] &&
+        !(pa >= this.#slotBase[s]! && len >= 0 && pa + len <= this.#slotEnd[s]! &&
           Math.floor(pa) === pa && Math.floor(len) === len)
       ) {
         const why = this.#rangeProblem(pa, len);
@@ -730,13 +730,13 @@ export class Ram {
       return;
     }
     const s = this.#lastSlot;
-    const rel = pa - this.#slotBase[s];
+    const rel = pa - this.#slotBase[s]!;
     const cs = this.chunkSize;
-    if (len > 0 && rel >= 0 && rel + len <= this.#slotSize[s]) {
+    if (len > 0 && rel >= 0 && rel + len <= this.#slotSize[s]!) {
       const idx = Math.floor(rel / cs);
       const off = rel - idx * cs;
       if (off + len <= cs) {
-        const v = this.#tables[s][idx];
+        const v = this.#tables[s]![idx]!;
         if (v === 0) {
           dst.fill(0, o, o + len);
           return;
@@ -745,7 +745,7 @@ export class Ram {
           const b = (v - 1) >>> 16;
           const page = (((v - 1) & 0xffff) * cs) >>> HOST_SHIFT;
           this.#gBase = pa - off;
-          this.#gLen = Math.min(cs, this.#slotSize[s] - idx * cs);
+          this.#gLen = Math.min(cs, this.#slotSize[s]! - idx * cs);
           this.#gBank = b;
           this.#gPage = page;
           dst.set(this.#pageView(b, page + (off >>> HOST_SHIFT)), o);
@@ -762,7 +762,7 @@ export class Ram {
   #readPieces(p: number, dst: Uint8Array, o: number, left: number): void {
     while (left > 0) {
       const n = this.#piece(p, left);
-      const v = this.#tables[this.#pSlot][this.#pIdx];
+      const v = this.#tables[this.#pSlot]![this.#pIdx]!;
       if (v === 0) dst.fill(0, o, o + n);
       else this.#copyOut(v - 1, this.#pOff, dst, o, n);
       p += n;
@@ -777,10 +777,10 @@ export class Ram {
       const n = this.#piece(p, left);
       const id = this.#materialise(this.#pSlot, this.#pIdx);
       const b = id >>> 16;
-      const bytes = this.#banks[b];
+      const bytes = this.#banks[b]!;
       const at = (id & 0xffff) * this.chunkSize + this.#pOff;
       if (n <= SMALL) {
-        for (let i = 0; i < n; i++) bytes[at + i] = src[o + i];
+        for (let i = 0; i < n; i++) bytes[at + i] = src[o + i]!;
       } else if (o === 0 && n === src.length) {
         bytes.set(src, at);
       } else {
@@ -802,12 +802,12 @@ export class Ram {
     sOff: number,
     n: number,
   ): void {
-    const sv = this.#tables[sSlot][sIdx];
+    const sv = this.#tables[sSlot]![sIdx]!;
     if (sv === 0) {
-      const dv = this.#tables[dSlot][dIdx];
+      const dv = this.#tables[dSlot]![dIdx]!;
       if (dv === 0) return; // zeros onto zeros
       const at = ((dv - 1) & 0xffff) * this.chunkSize + dOff;
-      this.#banks[(dv - 1) >>> 16].fill(0, at, at + n);
+      this.#banks[(dv - 1) >>> 16]!.fill(0, at, at + n);
       return;
     }
     const did = this.#materialise(dSlot, dIdx);
@@ -816,24 +816,24 @@ export class Ram {
     const dAt = (did & 0xffff) * this.chunkSize + dOff;
     const sb = sid >>> 16, db = did >>> 16;
     if (sb === db) {
-      this.#banks[db].copyWithin(dAt, sAt, sAt + n);
+      this.#banks[db]!.copyWithin(dAt, sAt, sAt + n);
     } else if ((sAt & (HOST_PAGE - 1)) === 0 && (n & (HOST_PAGE - 1)) === 0) {
-      const to = this.#banks[db];
+      const to = this.#banks[db]!;
       for (let p = sAt / HOST_PAGE, q = dAt, end = dAt + n; q < end; p++, q += HOST_PAGE) {
         to.set(this.#pageView(sb, p), q);
       }
     } else {
-      this.#banks[db].set(this.#banks[sb].subarray(sAt, sAt + n), dAt);
+      this.#banks[db]!.set(this.#banks[sb]!.subarray(sAt, sAt + n), dAt);
     }
   }
 
   /** Copies `n` bytes of the materialised chunk `id` from `off` into `dst[o ..]`. */
   #copyOut(id: number, off: number, dst: Uint8Array, o: number, n: number): void {
     const b = id >>> 16;
-    const bytes = this.#banks[b];
+    const bytes = this.#banks[b]!;
     const at = (id & 0xffff) * this.chunkSize + off;
     if (n <= SMALL) {
-      for (let i = 0; i < n; i++) dst[o + i] = bytes[at + i];
+      for (let i = 0; i < n; i++) dst[o + i] = bytes[at + i]!;
       return;
     }
     if ((at & (HOST_PAGE - 1)) === 0 && (n & (HOST_PAGE - 1)) === 0) {
@@ -849,12 +849,12 @@ export class Ram {
   #pageView(b: number, p: number): Uint8Array {
     let pages = this.#bankPages[b];
     if (pages === undefined) {
-      pages = new Array(this.#banks[b].length / HOST_PAGE);
+      pages = new Array(this.#banks[b]!.length / HOST_PAGE);
       this.#bankPages[b] = pages;
     }
     let view = pages[p];
     if (view === undefined) {
-      view = new Uint8Array(this.#banks[b].buffer, p * HOST_PAGE, HOST_PAGE);
+      view = new Uint8Array(this.#banks[b]!.buffer, p * HOST_PAGE, HOST_PAGE);
       pages[p] = view;
     }
     return view;
@@ -862,8 +862,8 @@ export class Ram {
 
   /** Gives chunk `idx` of slot `s` its host bytes if it has none; returns its id. */
   #materialise(s: number, idx: number): number {
-    const t = this.#tables[s];
-    const v = t[idx];
+    const t = this.#tables[s]!;
+    const v = t[idx]!;
     if (v !== 0) return v - 1;
     let b = this.#banks.length - 1;
     if (b < 0 || this.#bankFill === this.#bankChunks[b]) {
@@ -894,18 +894,18 @@ export class Ram {
    */
   #lookupRead(pa: number, n: number): boolean {
     const s = this.#locate(pa, n, "read");
-    const rel = pa - this.#slotBase[s];
+    const rel = pa - this.#slotBase[s]!;
     const cs = this.chunkSize;
     const idx = Math.floor(rel / cs);
     const off = rel - idx * cs;
-    const chunkLen = Math.min(cs, this.#slotSize[s] - idx * cs);
+    const chunkLen = Math.min(cs, this.#slotSize[s]! - idx * cs);
     if (off + n > chunkLen) return false;
-    const v = this.#tables[s][idx];
+    const v = this.#tables[s]![idx]!;
     if (v === 0) {
       this.#rView = this.#zero;
       this.#rOff = 0;
     } else {
-      this.#rView = this.#bankViews[(v - 1) >>> 16];
+      this.#rView = this.#bankViews[(v - 1) >>> 16]!;
       this.#rOff = (((v - 1) & 0xffff) * cs) | 0;
     }
     this.#rBase = pa - off;
@@ -916,14 +916,14 @@ export class Ram {
   /** As {@link #lookupRead} for the store cache; materialises the chunk. */
   #lookupWrite(pa: number, n: number): boolean {
     const s = this.#locate(pa, n, "write");
-    const rel = pa - this.#slotBase[s];
+    const rel = pa - this.#slotBase[s]!;
     const cs = this.chunkSize;
     const idx = Math.floor(rel / cs);
     const off = rel - idx * cs;
-    const chunkLen = Math.min(cs, this.#slotSize[s] - idx * cs);
+    const chunkLen = Math.min(cs, this.#slotSize[s]! - idx * cs);
     if (off + n > chunkLen) return false;
     const id = this.#materialise(s, idx);
-    this.#wView = this.#bankViews[id >>> 16];
+    this.#wView = this.#bankViews[id >>> 16]!;
     this.#wOff = ((id & 0xffff) * cs) | 0;
     this.#wBase = pa - off;
     this.#wLen = chunkLen | 0;

@@ -61,14 +61,14 @@ test("ram: random loads, stores and bulk operations match a reference across chu
   const edges = [0, 4096, 8192, 12288, 16384, 20480, 24576, 28672, 32768, 36864, 40960];
   const addr = (): number => {
     if (rng.below(4) === 0) return rng.below(SPAN);
-    return Math.max(0, edges[rng.below(edges.length)] + rng.below(24) - 12);
+    return Math.max(0, edges[rng.below(edges.length)]! + rng.below(24) - 12);
   };
   let faults = 0, ok = 0;
   for (let step = 0; step < 4000; step++) {
     const op = rng.below(11);
     const pa = addr();
     const sizes = [1, 2, 4, 8, 8];
-    const n = op < 5 ? sizes[op] : 1 + rng.below(op >= 8 ? 9000 : 40);
+    const n = op < 5 ? sizes[op]! : 1 + rng.below(op >= 8 ? 9000 : 40);
     let faulted = false;
     try {
       switch (op) {
@@ -100,7 +100,7 @@ test("ram: random loads, stores and bulk operations match a reference across chu
           for (let i = 0; i < n; i++) src[i] = rng.next() & 0xff;
           ram.write(pa, src);
           assert.ok(inRam(pa, n));
-          for (let i = 0; i < n; i++) ref.set(pa + i, src[i]);
+          for (let i = 0; i < n; i++) ref.set(pa + i, src[i]!);
           break;
         }
         case 6: { // bulk read with an offset into the destination
@@ -126,7 +126,7 @@ test("ram: random loads, stores and bulk operations match a reference across chu
           assert.ok(inRam(pa, n) && inRam(s, n));
           const tmp: number[] = [];
           for (let i = 0; i < n; i++) tmp.push(ref.get(s + i));
-          for (let i = 0; i < n; i++) ref.set(pa + i, tmp[i]);
+          for (let i = 0; i < n; i++) ref.set(pa + i, tmp[i]!);
         }
       }
       ok++;
@@ -319,12 +319,12 @@ test("ram: scatter-gather lists match a reference across pages, chunks and slots
   const segment = (): [number, number] => {
     const k = rng.below(10);
     if (k < 6) { // a whole page, mostly of a few chunks, so the same chunk comes back
-      const chunk = [0x10000, 0x20000, 0x40000, 0x80000][rng.below(4)];
+      const chunk = [0x10000, 0x20000, 0x40000, 0x80000][rng.below(4)]!;
       return [chunk + rng.below(16) * 4096, 4096];
     }
     if (k < 8) { // any piece, often across a chunk or slot edge
       const len = 1 + rng.below(9000);
-      const edge = [0x20000, 0x40000, 0x50000, 0x60000, 0x90000][rng.below(5)];
+      const edge = [0x20000, 0x40000, 0x50000, 0x60000, 0x90000][rng.below(5)]!;
       return [edge - rng.below(len + 64), len];
     }
     if (k === 8) return [0x10000 + rng.below(0x50000), 0];
@@ -365,8 +365,8 @@ test("ram: scatter-gather lists match a reference across pages, chunks and slots
     } else if (write) {
       assert.equal(ram.writeSg(list, nsegs, buf, offset), total);
       for (let i = 0, o = offset; i < nsegs; i++) {
-        shadow.set(buf.subarray(o, o + list[2 * i + 1]), list[2 * i]);
-        o += list[2 * i + 1];
+        shadow.set(buf.subarray(o, o + list[2 * i + 1]!), list[2 * i]);
+        o += list[2 * i + 1]!;
       }
       moved++;
     } else {
@@ -374,7 +374,7 @@ test("ram: scatter-gather lists match a reference across pages, chunks and slots
       assert.deepEqual(buf.subarray(0, offset), before.subarray(0, offset));
       assert.deepEqual(buf.subarray(offset + total), before.subarray(offset + total));
       for (let i = 0, o = offset; i < nsegs; i++) {
-        const pa = list[2 * i], len = list[2 * i + 1];
+        const pa = list[2 * i]!, len = list[2 * i + 1]!;
         assert.deepEqual(buf.subarray(o, o + len), shadow.subarray(pa, pa + len), `segment ${i}`);
         o += len;
       }
@@ -383,7 +383,7 @@ test("ram: scatter-gather lists match a reference across pages, chunks and slots
     // Plain stores and fills between lists: a chunk a list read as zeros may
     // now be materialised, and the caches must follow.
     if (rng.below(4) === 0) {
-      const pa = [0x10000, 0x20000, 0x40000, 0x50000, 0x80000][rng.below(5)] +
+      const pa = [0x10000, 0x20000, 0x40000, 0x50000, 0x80000][rng.below(5)]! +
         rng.below(16) * 4096;
       const b = rng.next() & 0xff;
       ram.fill(pa, 4096, b);
@@ -453,7 +453,7 @@ test("ram: whole pages gathered out of order from one chunk, then from fresh chu
     ram.check();
   }
   // Same offsets in another chunk: the cache of the first must not answer.
-  for (let i = 0; i < 16; i++) segs[2 * i] += 0x100000;
+  for (let i = 0; i < 16; i++) segs[2 * i]! += 0x100000;
   ram.fill(0x130000, 65536, 0x77);
   assert.equal(ram.readSg(segs, 16, dst), 65536);
   assert.ok(dst.every((b) => b === 0x77));

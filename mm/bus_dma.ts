@@ -252,12 +252,12 @@ export class BouncePool {
 
   /** Takes a page; returns its index in the pool, or -1 when none is left. */
   take(): number {
-    return this.#nfree === 0 ? -1 : this.#free[--this.#nfree];
+    return this.#nfree === 0 ? -1 : this.#free[--this.#nfree]!;
   }
 
   /** Physical address of the pool's page `index`. */
   addr(index: number): number {
-    return this.#pages[index];
+    return this.#pages[index]!;
   }
 
   /** Gives back the page `index` taken with {@link BouncePool.take}. */
@@ -347,19 +347,19 @@ export class DmaMap {
 
   /** Address of segment `i`. */
   segAddr(i: number): number {
-    return this.segs[2 * i];
+    return this.segs[2 * i]!;
   }
 
   /** Length of segment `i`. */
   segLen(i: number): number {
-    return this.segs[2 * i + 1];
+    return this.segs[2 * i + 1]!;
   }
 
   /** Bytes of the current load that go through bounce pages. */
   get bouncedBytes(): number {
     if (this.wholeVa !== 0) return this.mapsize;
     let n = 0;
-    for (let i = 0; i < this.nbounce; i++) n += this.bounce[3 * i + 2];
+    for (let i = 0; i < this.nbounce; i++) n += this.bounce[3 * i + 2]!;
     return n;
   }
 }
@@ -620,7 +620,7 @@ export class BusDma {
       for (let i = 0; i < got; i++) {
         const room = ps - inPage, rest = len - off;
         const n = rest < room ? rest : room;
-        const pa = pages[i] + inPage;
+        const pa = pages[i]! + inPage;
         if (
           pa >= low && pa + n - 1 <= high &&
           ((inPage === 0 && alignPages) || align === 1 ||
@@ -631,7 +631,7 @@ export class BusDma {
           // appended here; _bus_dmamap_addseg would do the same.
           const k = map.nsegs;
           if (
-            (k === 0 || segs[2 * k - 2] + segs[2 * k - 1] !== pa) &&
+            (k === 0 || segs[2 * k - 2]! + segs[2 * k - 1]! !== pa) &&
             (piecesFit || (n <= maxSegSize &&
               (boundary === 0 || pa - Math.floor(pa * perBoundary) * boundary + n <= boundary)))
           ) {
@@ -663,7 +663,7 @@ export class BusDma {
 
   /** Puts the first `len` bytes of `mem` in the map's segments; null or a code. */
   #loadMemorySegs(map: DmaMap, mem: DmaMemory, len: number): string | null {
-    for (let i = 0; i < map.nbounce; i++) map.pool!.give(map.bounce[3 * i + 1]);
+    for (let i = 0; i < map.nbounce; i++) map.pool!.give(map.bounce[3 * i + 1]!);
     map.nbounce = 0;
     map.nsegs = 0;
     let left = len;
@@ -724,9 +724,9 @@ export class BusDma {
       return;
     }
     for (let i = 0; i < map.nbounce; i++) {
-      const va = map.bounce[3 * i];
-      const bpa = map.pool!.addr(map.bounce[3 * i + 1]);
-      const n = map.bounce[3 * i + 2];
+      const va = map.bounce[3 * i]!;
+      const bpa = map.pool!.addr(map.bounce[3 * i + 1]!);
+      const n = map.bounce[3 * i + 2]!;
       const buf = scratch.subarray(0, n);
       if (ops & BUS_DMASYNC_PREWRITE) {
         this.#be.kva.read(va, buf);
@@ -777,7 +777,7 @@ export class BusDma {
   }
 
   #abortLoad(map: DmaMap): void {
-    for (let i = 0; i < map.nbounce; i++) map.pool!.give(map.bounce[3 * i + 1]);
+    for (let i = 0; i < map.nbounce; i++) map.pool!.give(map.bounce[3 * i + 1]!);
     map.nbounce = 0;
     map.nsegs = 0;
     map.mapsize = 0;
@@ -804,11 +804,11 @@ export class BusDma {
       // Merge with the last segment when it ends at `pa`, stays short enough
       // and lies in the same boundary window.
       if (
-        last >= 0 && segs[2 * last] + segs[2 * last + 1] === pa &&
-        segs[2 * last + 1] + take <= maxSegSize &&
-        (boundary === 0 || segs[2 * last] >= window)
+        last >= 0 && segs[2 * last]! + segs[2 * last + 1]! === pa &&
+        segs[2 * last + 1]! + take <= maxSegSize &&
+        (boundary === 0 || segs[2 * last]! >= window)
       ) {
-        segs[2 * last + 1] += take;
+        segs[2 * last + 1]! += take;
       } else {
         take = Math.min(take, maxSegSize);
         if (map.nsegs === map.maxSegs) return false;

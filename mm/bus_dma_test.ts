@@ -97,7 +97,7 @@ test("bus_dma: dmamem_alloc obeys the tag and maps the pages in kernel space", (
   const tag = new DmaTag("isa", { highAddr: 2 ** 24 - 1, boundary: 65536, nSegments: 1 });
   const mem = w.dma.dmamemAlloc(tag, 3 * PS, { alignment: 16 * PS });
   assert.equal(mem.segs.length, 1);
-  const [pa, len] = mem.segs[0];
+  const [pa, len] = mem.segs[0]!;
   assert.equal(len, 3 * PS);
   assert.equal(pa % (16 * PS), 0);
   assert.ok(pa + len <= 2 ** 24);
@@ -210,7 +210,7 @@ test("bus_dma: random loads under random constraints always satisfy them", () =>
   const rng = new Mulberry32(42);
   for (let round = 0; round < 60; round++) {
     const w = world();
-    const high = [2 ** 24 - 1, 20 * 2 ** 20 - 1, RAM - 1][rng.below(3)];
+    const high = [2 ** 24 - 1, 20 * 2 ** 20 - 1, RAM - 1][rng.below(3)]!;
     const tag = new DmaTag(`t${round}`, {
       highAddr: high,
       alignment: 1 << rng.below(13),
@@ -287,7 +287,7 @@ test("bus_dma: a map with a bounce buffer carries a scattered buffer in one segm
   w.pmap.write(va + 10, data);
   w.dma.load(map, va + 10, data.length);
   assert.equal(map.nsegs, 1);
-  assert.equal(map.segAddr(0), bb.segs[0][0]);
+  assert.equal(map.segAddr(0), bb.segs[0]![0]);
   assert.equal(map.bouncedBytes, data.length);
   w.dma.sync(map, BUS_DMASYNC_PREWRITE);
   assert.deepEqual(w.mem.subarray(map.segAddr(0), map.segAddr(0) + data.length), data);
@@ -332,11 +332,11 @@ function modelLoad(
       }
       const k = segs.length / 2;
       if (
-        k > 0 && segs[2 * k - 2] + segs[2 * k - 1] === pa &&
-        segs[2 * k - 1] + take <= tag.maxSegSize &&
-        (tag.boundary === 0 || segs[2 * k - 2] >= window)
+        k > 0 && segs[2 * k - 2]! + segs[2 * k - 1]! === pa &&
+        segs[2 * k - 1]! + take <= tag.maxSegSize &&
+        (tag.boundary === 0 || segs[2 * k - 2]! >= window)
       ) {
-        segs[2 * k - 1] += take;
+        segs[2 * k - 1]! += take;
       } else {
         take = Math.min(take, tag.maxSegSize);
         if (k === maxSegs) return false;
@@ -359,7 +359,7 @@ function modelLoad(
       if (poolPages === null) return done("EINVAL");
       if (bounce.length / 2 === poolPages.length) return done("ENOMEM");
       bounce.push(v, n);
-      if (!addSeg(poolPages[bounce.length / 2 - 1], n)) return done("EFBIG");
+      if (!addSeg(poolPages[bounce.length / 2 - 1]!, n)) return done("EFBIG");
     }
     off += n;
   }

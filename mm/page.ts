@@ -173,7 +173,7 @@ export class Uvm {
     const s = pm.plug(start, end, availStart, availEnd, freeList);
     const n = availEnd - availStart;
     if (n === 0) return;
-    const bottom = (availStart + pm.segIdOffset[s]) | 0;
+    const bottom = (availStart + pm.segIdOffset[s]!) | 0;
     const top = bottom + n - 1;
     const h = freeList;
     const first = this.#next(h);
@@ -182,7 +182,7 @@ export class Uvm {
     this.#setNext(bottom, first);
     this.#setPrev(first, bottom);
     this.#free += n;
-    this.#freeByList[freeList] += n;
+    this.#freeByList[freeList]! += n;
   }
 
   /** Number of segments. */
@@ -199,7 +199,7 @@ export class Uvm {
   freeCount(freeList?: number): number {
     if (freeList === undefined) return this.#free;
     checkInteger("freelist", freeList, 0, VM_NFREELIST - 1);
-    return this.#freeByList[freeList];
+    return this.#freeByList[freeList]!;
   }
 
   /** Total free pages (`uvm_availmem`). */
@@ -210,7 +210,7 @@ export class Uvm {
   /** True when frame `pfn` is managed and free. */
   isFree(pfn: number): boolean {
     const id = this.physmem.idOf(pfn);
-    return id >= 0 && (this.physmem.flags[id] & PG_FREE) !== 0;
+    return id >= 0 && (this.physmem.flags[id]! & PG_FREE) !== 0;
   }
 
   /** True when frame `pfn` belongs to a loaded segment. */
@@ -220,12 +220,12 @@ export class Uvm {
 
   /** The flags (`PG_*`) of managed frame `pfn`. */
   pageFlags(pfn: number): number {
-    return this.physmem.flags[this.#id("pfn", pfn)];
+    return this.physmem.flags[this.#id("pfn", pfn)]!;
   }
 
   /** The owner byte of managed frame `pfn` (0 on a free page). */
   owner(pfn: number): number {
-    return this.physmem.owner[this.#id("pfn", pfn)];
+    return this.physmem.owner[this.#id("pfn", pfn)]!;
   }
 
   /**
@@ -235,7 +235,7 @@ export class Uvm {
   setOwner(pfn: number, owner: number): void {
     const id = this.#id("pfn", pfn);
     checkInteger("owner", owner, 0, 255);
-    if ((this.physmem.flags[id] & PG_FREE) !== 0) {
+    if ((this.physmem.flags[id]! & PG_FREE) !== 0) {
       throw new KernelError("EINVAL", `setOwner: page ${describe(pfn)} is free`);
     }
     this.physmem.owner[id] = owner;
@@ -293,7 +293,7 @@ export class Uvm {
    */
   pageFree(pfn: number): void {
     const id = this.#id("pfn", pfn);
-    const f = this.physmem.flags[id];
+    const f = this.physmem.flags[id]!;
     if ((f & PG_FREE) !== 0) {
       throw new KernelError("BADFREE", `uvm_pagefree: page ${describe(pfn)} is already free`);
     }
@@ -314,7 +314,7 @@ export class Uvm {
    */
   pageClaim(pfn: number): void {
     const id = this.#id("pfn", pfn);
-    if ((this.physmem.flags[id] & PG_FREE) === 0) {
+    if ((this.physmem.flags[id]! & PG_FREE) === 0) {
       throw new KernelError("EBUSY", `claim: page ${describe(pfn)} is not free`);
     }
     this.takeFree(id);
@@ -353,14 +353,14 @@ export class Uvm {
     const pm = this.physmem;
     const next = pm.nextRel;
     const prev = pm.prevRel;
-    const p = id + 1 + prev[id];
-    const n = id - 1 + next[id];
+    const p = id + 1 + prev[id]!;
+    const n = id - 1 + next[id]!;
     next[p] = n - p + 1;
     prev[n] = p - n - 1;
     pm.flags[id] = 0;
     pm.markBusy(id);
     this.#free--;
-    this.#freeByList[pm.freeListOf[id]]--;
+    this.#freeByList[pm.freeListOf[id]!]!--;
   }
 
   /**
@@ -382,8 +382,8 @@ export class Uvm {
       while (b !== 0) {
         const id = base + 31 - Math.clz32(b & -b);
         b &= b - 1;
-        const p = id + 1 + prev[id];
-        const n = id - 1 + next[id];
+        const p = id + 1 + prev[id]!;
+        const n = id - 1 + next[id]!;
         next[p] = n - p + 1;
         prev[n] = p - n - 1;
         flags[id] = flag;
@@ -392,7 +392,7 @@ export class Uvm {
     pm.markBusyBits(w, bits);
     const k = popcount32(bits);
     this.#free -= k;
-    this.#freeByList[pm.freeListOf[base + 31 - Math.clz32(low)]] -= k;
+    this.#freeByList[pm.freeListOf[base + 31 - Math.clz32(low)]!]! -= k;
   }
 
   /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. For mm/. */
@@ -408,7 +408,7 @@ export class Uvm {
       id = stop;
     }
     this.#free -= n;
-    this.#freeByList[pm.freeListOf[first]] -= n;
+    this.#freeByList[pm.freeListOf[first]!]! -= n;
   }
 
   /**
@@ -431,14 +431,14 @@ export class Uvm {
     }
     if (chain) {
       const top = b - 1;
-      const p = top + 1 + prev[top];
-      const n = a - 1 + next[a];
+      const p = top + 1 + prev[top]!;
+      const n = a - 1 + next[a]!;
       next[p] = n - p + 1;
       prev[n] = p - n - 1;
     } else {
       for (let id = a; id < b; id++) {
-        const p = id + 1 + prev[id];
-        const n = id - 1 + next[id];
+        const p = id + 1 + prev[id]!;
+        const n = id - 1 + next[id]!;
         next[p] = n - p + 1;
         prev[n] = p - n - 1;
       }
@@ -463,16 +463,16 @@ export class Uvm {
     const counts = this.#freeByList;
     let i = from;
     while (i < to) {
-      const a = ids[i];
+      const a = ids[i]!;
       let b = a + 1;
       i++;
       while (i < to && ids[i] === b) {
         b++;
         i++;
       }
-      const h = fl[a];
+      const h = fl[a]!;
       const top = b - 1;
-      const first = h - 1 + next[h];
+      const first = h - 1 + next[h]!;
       if (b - a >= 128) {
         next.fill(0, a + 1, b);
         prev.fill(0, a, top);
@@ -493,7 +493,7 @@ export class Uvm {
       next[a] = first - a + 1;
       prev[first] = a - first - 1;
       pm.markFreeRange(a, b);
-      counts[h] += b - a;
+      counts[h]! += b - a;
     }
     this.#free += to - from;
     if (to > from && this.#waiters.length !== 0) this.#wakeup();
@@ -514,7 +514,7 @@ export class Uvm {
     pm.owner[id] = 0;
     pm.markFree(id);
     this.#free++;
-    this.#freeByList[pm.freeListOf[id]]++;
+    this.#freeByList[pm.freeListOf[id]!]!++;
   }
 
   /**
@@ -525,8 +525,8 @@ export class Uvm {
     const pm = this.physmem;
     const next = pm.nextRel;
     const prev = pm.prevRel;
-    const h = pm.freeListOf[id];
-    const first = h - 1 + next[h];
+    const h = pm.freeListOf[id]!;
+    const first = h - 1 + next[h]!;
     next[h] = id - h + 1;
     prev[id] = h - id - 1;
     next[id] = first - id + 1;
@@ -535,7 +535,7 @@ export class Uvm {
     pm.owner[id] = 0;
     pm.markFree(id);
     this.#free++;
-    this.#freeByList[h]++;
+    this.#freeByList[h]!++;
     if (this.#waiters.length !== 0) this.#wakeup();
   }
 
@@ -580,7 +580,7 @@ export class Uvm {
         if (id < FIRST_PAGE_ID || id >= pm.nids) fail(`queue ${h} links to id ${id}`);
         if (seen[id]) fail(`page id ${id} queued twice`);
         seen[id] = 1;
-        if ((pm.flags[id] & PG_FREE) === 0) fail(`queued page id ${id} is not PG_FREE`);
+        if ((pm.flags[id]! & PG_FREE) === 0) fail(`queued page id ${id} is not PG_FREE`);
         if (pm.freeListOf[id] !== h) fail(`page id ${id} on queue ${h} of another list`);
         if (this.#prev(id) !== prev) fail(`back link of page id ${id}`);
         prev = id;
@@ -596,7 +596,7 @@ export class Uvm {
     if (total !== this.#free) fail(`free count ${this.#free} != ${total}`);
     let flagged = 0;
     for (let id = 0; id < pm.nids; id++) {
-      if ((pm.flags[id] & PG_FREE) !== 0) {
+      if ((pm.flags[id]! & PG_FREE) !== 0) {
         flagged++;
         if (!seen[id]) fail(`free page id ${id} is on no queue`);
         if (pm.owner[id] !== 0) fail(`free page id ${id} has an owner`);
@@ -617,11 +617,11 @@ export class Uvm {
   }
 
   #next(id: number): number {
-    return id - 1 + this.physmem.nextRel[id];
+    return id - 1 + this.physmem.nextRel[id]!;
   }
 
   #prev(id: number): number {
-    return id + 1 + this.physmem.prevRel[id];
+    return id + 1 + this.physmem.prevRel[id]!;
   }
 
   #setNext(id: number, next: number): void {
@@ -690,20 +690,20 @@ export function loadRam(
         continue;
       }
       for (let k = 0; k < inside.length; k++) {
-        const segStart = k === 0 ? s : inside[k][0];
-        const segEnd = k === inside.length - 1 ? e : inside[k + 1][0];
-        plan.push([segStart, segEnd, inside[k][0], inside[k][1], fl]);
+        const segStart = k === 0 ? s : inside[k]![0];
+        const segEnd = k === inside.length - 1 ? e : inside[k + 1]![0];
+        plan.push([segStart, segEnd, inside[k]![0], inside[k]![1], fl]);
       }
     }
   });
   const sorted = plan.slice().sort((x, y) => x[0] - y[0]);
   for (let i = 0; i < sorted.length; i++) {
-    uvm.physmem.validate(...sorted[i]);
-    if (i > 0 && sorted[i - 1][1] > sorted[i][0]) {
+    uvm.physmem.validate(...sorted[i]!);
+    if (i > 0 && sorted[i - 1]![1] > sorted[i]![0]) {
       throw new KernelError(
         "EINVAL",
-        `loadRam: frames [${sorted[i - 1][0]}, ${sorted[i - 1][1]}) and [${sorted[i][0]}, ${
-          sorted[i][1]
+        `loadRam: frames [${sorted[i - 1]![0]}, ${sorted[i - 1]![1]}) and [${sorted[i]![0]}, ${
+          sorted[i]![1]
         }) overlap`,
       );
     }

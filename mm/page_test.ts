@@ -260,10 +260,10 @@ test("page: random allocs, frees and claims keep every invariant", () => {
       if (p >= 0) held.push(p);
     } else if (t < 9 && held.length > 0) {
       const i = r.below(held.length);
-      uvm.pageFree(held[i]);
+      uvm.pageFree(held[i]!);
       held.splice(i, 1);
     } else {
-      const pfn = [r.below(100), 300 + r.below(100), 1000 + r.below(200)][r.below(3)];
+      const pfn = [r.below(100), 300 + r.below(100), 1000 + r.below(200)][r.below(3)]!;
       if (uvm.isFree(pfn)) {
         uvm.pageClaim(pfn);
         held.push(pfn);

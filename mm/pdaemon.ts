@@ -94,7 +94,7 @@ export class PageCache {
   /** Drops the oldest page, returning its frame number, or -1 when empty. */
   reclaimOne(): number {
     if (this.#count === 0) return -1;
-    const pfn = this.#ring[this.#head];
+    const pfn = this.#ring[this.#head]!;
     this.#head = (this.#head + 1) % this.#ring.length;
     this.#count--;
     this.#frames.freeCachePage(pfn);
@@ -103,13 +103,13 @@ export class PageCache {
 
   /** Calls `fn` with every cached frame, oldest first. */
   forEach(fn: (pfn: number) => void): void {
-    for (let i = 0; i < this.#count; i++) fn(this.#ring[(this.#head + i) % this.#ring.length]);
+    for (let i = 0; i < this.#count; i++) fn(this.#ring[(this.#head + i) % this.#ring.length]!);
   }
 
   #grow(): void {
     const next = new Float64Array(this.#ring.length * 2);
     for (let i = 0; i < this.#count; i++) {
-      next[i] = this.#ring[(this.#head + i) % this.#ring.length];
+      next[i] = this.#ring[(this.#head + i) % this.#ring.length]!;
     }
     this.#ring = next;
     this.#head = 0;

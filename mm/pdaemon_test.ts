@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PageCache, PageDaemon, PageFrames } from "./pdaemon.ts";
+import { PageCache, PageDaemon, type PageFrames } from "./pdaemon.ts";
 import { KernelError } from "./errors.ts";
 
 /** A pool of `n` frames with a free stack, enough to drive the daemon. */

@@ -132,7 +132,7 @@ export class PageList {
   /** Frame number of the `i`-th page of the list. */
   pfn(i: number): number {
     checkInteger("i", i, 0, this.#ids.length - 1);
-    return this.#uvm.physmem.pfnOf(this.#ids[i]);
+    return this.#uvm.physmem.pfnOf(this.#ids[i]!);
   }
 
   /** Frame numbers of all pages, in list order. */
@@ -148,7 +148,7 @@ export class PageList {
     let start = -1;
     let count = 0;
     for (let i = 0; i < this.#ids.length; i++) {
-      const pfn = pm.pfnOf(this.#ids[i]);
+      const pfn = pm.pfnOf(this.#ids[i]!);
       if (count > 0 && pfn === start + count) {
         count++;
         continue;
@@ -254,8 +254,8 @@ function contigSegment(
   out: IdList,
 ): boolean {
   const pm = uvm.physmem;
-  const as = pm.segAvailStart[s];
-  const ae = pm.segAvailEnd[s];
+  const as = pm.segAvailStart[s]!;
+  const ae = pm.segAvailEnd[s]!;
   if (highPfn <= as || lowPfn >= ae) return false;
   if (ae + a + num >= INT_LIMIT) {
     return contigSegmentLiteral(uvm, s, num, lowPfn, highPfn, a, boundary, out);
@@ -263,8 +263,8 @@ function contigSegment(
   const asI = as | 0;
   const bp = Math.floor(boundary / uvm.pageSize);
   const b = bp < INT_LIMIT ? bp | 0 : 0;
-  const hint = pm.segHint[s] | 0;
-  const off = pm.segIdOffset[s] | 0;
+  const hint = pm.segHint[s]! | 0;
+  const off = pm.segIdOffset[s]! | 0;
   const low = lowPfn | 0;
   const limit = Math.min(u32(highPfn), ae) | 0;
   const amask = -a | 0;
@@ -305,12 +305,12 @@ function contigSegmentLiteral(
   out: IdList,
 ): boolean {
   const pm = uvm.physmem;
-  const start = pm.segStart[s];
-  const n = pm.segEnd[s] - start;
-  const as = pm.segAvailStart[s];
-  const ae = pm.segAvailEnd[s];
-  const hint = pm.segHint[s];
-  const base = (start + pm.segIdOffset[s]) | 0;
+  const start = pm.segStart[s]!;
+  const n = pm.segEnd[s]! - start;
+  const as = pm.segAvailStart[s]!;
+  const ae = pm.segAvailEnd[s]!;
+  const hint = pm.segHint[s]!;
+  const base = (start + pm.segIdOffset[s]!) | 0;
   const bpages = Math.floor(boundary / uvm.pageSize);
   const pagemask = bpages === 0 ? 0 : i32(-bpages);
   let candidate = i32(roundUp(Math.max(u32(lowPfn), u32(as + hint)), a));
@@ -341,7 +341,7 @@ function contigSegmentLiteral(
     let idx = end - 1;
     for (; idx >= stop; idx--) {
       if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
-      if ((pm.flags[base + idx] & PG_FREE) === 0) break;
+      if ((pm.flags[base + idx]! & PG_FREE) === 0) break;
     }
     if (idx < stop) break;
     const cnt = i32(roundUp(i32(idx + 1 - cidx), a));
@@ -349,7 +349,7 @@ function contigSegmentLiteral(
     candidate = i32(candidate + cnt);
   }
   for (let idx = cidx; idx < end; idx++) {
-    if (idx < 0 || idx >= n || (pm.flags[base + idx] & PG_FREE) === 0) {
+    if (idx < 0 || idx >= n || (pm.flags[base + idx]! & PG_FREE) === 0) {
       throw undefinedBehaviour(`page index ${idx} would be taken though not free`);
     }
   }
@@ -373,12 +373,12 @@ function simpleSegment(
   out: IdList,
 ): number {
   const pm = uvm.physmem;
-  const ae = pm.segAvailEnd[s];
-  if (highPfn <= pm.segAvailStart[s] || lowPfn >= ae) return 0;
+  const ae = pm.segAvailEnd[s]!;
+  if (highPfn <= pm.segAvailStart[s]! || lowPfn >= ae) return 0;
   if (ae >= INT_LIMIT) return simpleSegmentLiteral(uvm, s, num, lowPfn, highPfn, out);
-  const as = pm.segAvailStart[s] | 0;
-  const hint = pm.segHint[s] | 0;
-  const off = pm.segIdOffset[s] | 0;
+  const as = pm.segAvailStart[s]! | 0;
+  const hint = pm.segHint[s]! | 0;
+  const off = pm.segIdOffset[s]! | 0;
   const low = lowPfn | 0;
   const map = pm.freeMap;
   let todo = num;
@@ -392,7 +392,7 @@ function simpleSegment(
       const to = limit + off;
       const lastW = (to - 1) >> 5;
       let w = from >> 5;
-      let bits = map[w] & (-1 << (from & 31));
+      let bits = map[w]! & (-1 << (from & 31));
       for (;;) {
         if (w === lastW) bits &= -1 >>> (31 - ((to - 1) & 31));
         if (bits !== 0) {
@@ -425,7 +425,7 @@ function simpleSegment(
           }
         }
         if (w >= lastW) break;
-        bits = map[++w];
+        bits = map[++w]!;
       }
     }
     if (hint === 0 || second) break;
@@ -448,12 +448,12 @@ function simpleSegmentLiteral(
   out: IdList,
 ): number {
   const pm = uvm.physmem;
-  const start = pm.segStart[s];
-  const n = pm.segEnd[s] - start;
-  const as = pm.segAvailStart[s];
-  const ae = pm.segAvailEnd[s];
-  const hint = pm.segHint[s];
-  const base = (start + pm.segIdOffset[s]) | 0;
+  const start = pm.segStart[s]!;
+  const n = pm.segEnd[s]! - start;
+  const as = pm.segAvailStart[s]!;
+  const ae = pm.segAvailEnd[s]!;
+  const hint = pm.segHint[s]!;
+  const base = (start + pm.segIdOffset[s]!) | 0;
   let todo = num;
   let candidate = i32(Math.max(u32(lowPfn), u32(as + hint)));
   let limit = i32(Math.min(u32(highPfn), u32(ae)));
@@ -471,7 +471,7 @@ function simpleSegmentLiteral(
     }
     const idx = candidate - start;
     if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
-    if ((pm.flags[base + idx] & PG_FREE) !== 0) {
+    if ((pm.flags[base + idx]! & PG_FREE) !== 0) {
       takeRun(uvm, base + idx, 1, out);
       if (--todo === 0) break;
     }
@@ -534,17 +534,17 @@ class HintSnapshot {
 
   save(pm: PhysMem): void {
     if (this.hints.length < pm.nsegs) this.hints = new Float64Array(pm.nsegs * 2);
-    for (let s = 0; s < pm.nsegs; s++) this.hints[s] = pm.segHint[s];
+    for (let s = 0; s < pm.nsegs; s++) this.hints[s] = pm.segHint[s]!;
   }
 
   restore(pm: PhysMem): void {
-    for (let s = 0; s < pm.nsegs; s++) pm.segHint[s] = this.hints[s];
+    for (let s = 0; s < pm.nsegs; s++) pm.segHint[s] = this.hints[s]!;
   }
 }
 
 /** Undoes the takes of `out` from index `from` on, newest first, and the hints. */
 function rollback(uvm: Uvm, out: IdList, from: number, snap: HintSnapshot): void {
-  for (let i = out.length - 1; i >= from; i--) uvm.untakeFree(out.ids[i]);
+  for (let i = out.length - 1; i >= from; i--) uvm.untakeFree(out.ids[i]!);
   out.length = from;
   snap.restore(uvm.physmem);
 }
@@ -558,7 +558,7 @@ function giveBack(uvm: Uvm, out: IdList): void {
 /** Frames of `out.ids[from..to)`, for the tracer. */
 function pfnsOf(uvm: Uvm, out: IdList, from: number, to: number): number[] {
   const pfns: number[] = [];
-  for (let i = from; i < to; i++) pfns.push(uvm.physmem.pfnOf(out.ids[i]));
+  for (let i = from; i < to; i++) pfns.push(uvm.physmem.pfnOf(out.ids[i]!));
   return pfns;
 }
 
@@ -583,7 +583,7 @@ function makeList(uvm: Uvm, out: IdList): PageList {
     out.ids = [];
   } else {
     ids = new Array<number>(n);
-    for (let i = 0; i < n; i++) ids[i] = out.ids[i];
+    for (let i = 0; i < n; i++) ids[i] = out.ids[i]!;
   }
   out.length = 0;
   return newList(uvm, ids);
@@ -631,7 +631,7 @@ function* aggressive(
   }
   const marked = (pa: bigint): boolean => {
     const id = pm.idOf(Number(pa / ps));
-    return id >= 0 && (pm.flags[id] & PG_PGLCA) !== 0;
+    return id >= 0 && (pm.flags[id]! & PG_PGLCA) !== 0;
   };
   let head = -1;
   const unlink = (id: number): void => {
@@ -648,23 +648,23 @@ function* aggressive(
         yield;
         continue;
       }
-      pm.flags[id] |= PG_PGLCA;
+      pm.flags[id]! |= PG_PGLCA;
       uvm.setLinkNext(id, head);
       uvm.setLinkPrev(id, -1);
       if (head !== -1) uvm.setLinkPrev(head, id);
       head = id;
 
       const s = pm.segmentOfId(id);
-      const pa = BigInt(id - pm.segIdOffset[s]) * ps;
+      const pa = BigInt(id - pm.segIdOffset[s]!) * ps;
       if (pa < lowB || pa >= highB) continue;
       let spa = pa & amask;
-      let rlo = roundUp64(BigInt(pm.segAvailStart[s]) * ps, al);
+      let rlo = roundUp64(BigInt(pm.segAvailStart[s]!) * ps, al);
       const r2 = roundUp64(lowB, al);
       if (r2 > rlo) rlo = r2;
       const r3 = roundUp64((pa - ps * (numB - 1n)) & M64, al);
       if (r3 > rlo) rlo = r3;
       if (bd !== 0n && (spa & bmask) > rlo) rlo = spa & bmask;
-      let rhi = BigInt(pm.segAvailEnd[s]) * ps;
+      let rhi = BigInt(pm.segAvailEnd[s]!) * ps;
       if (highB < rhi) rhi = highB;
       if (bd !== 0n) {
         const r = (pa & bmask) + bd;
@@ -696,7 +696,7 @@ function* aggressive(
     while (head !== -1) {
       const id = head;
       head = uvm.linkNext(id);
-      pm.flags[id] &= ~PG_PGLCA;
+      pm.flags[id]! &= ~PG_PGLCA;
       uvm.putFree(id);
       uvm.tracer?.pageGiven(pm.pfnOf(id));
     }
@@ -1047,11 +1047,11 @@ export async function pglistAllocWait(
       }
       if (pm.nsegs === segs) {
         for (let s = 0; s < segs; s++) {
-          const was = snap.hints[s];
-          const now = pm.segHint[s];
+          const was = snap.hints[s]!;
+          const now = pm.segHint[s]!;
           if (now === was) continue;
-          if (was !== ours[s]) orig[s] = was;
-          ours[s] = now;
+          if (was !== ours[s]) orig[s]! = was;
+          ours[s]! = now;
         }
       }
       uvm.hooks.kick();
@@ -1067,7 +1067,7 @@ export async function pglistAllocWait(
     giveBack(uvm, out);
     if (held !== null) { for (const pfn of held) uvm.tracer!.pageGiven(pfn); }
     if (pm.nsegs === segs) {
-      for (let s = 0; s < segs; s++) if (pm.segHint[s] === ours[s]) pm.segHint[s] = orig[s];
+      for (let s = 0; s < segs; s++) if (pm.segHint[s] === ours[s]) pm.segHint[s] = orig[s]!;
     }
     throw e;
   }
@@ -1089,10 +1089,10 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
   const ids = listIds(list);
   const flags = uvm.physmem.flags;
   for (let i = 0; i < ids.length; i++) {
-    if ((flags[ids[i]] & (PG_PGLIST | PG_FREE)) !== PG_PGLIST) {
+    if ((flags[ids[i]!]! & (PG_PGLIST | PG_FREE)) !== PG_PGLIST) {
       throw new KernelError(
         "BADFREE",
-        `uvm_pglistfree: page ${uvm.physmem.pfnOf(ids[i])} is not held`,
+        `uvm_pglistfree: page ${uvm.physmem.pfnOf(ids[i]!)} is not held`,
       );
     }
   }

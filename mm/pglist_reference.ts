@@ -78,7 +78,7 @@ export class ReferencePglist {
     free.fill(1, availStart - start, availEnd - start);
     this.nfree += availEnd - availStart;
     let i = this.segs.length;
-    while (i > 0 && this.segs[i - 1].start > start) i--;
+    while (i > 0 && this.segs[i - 1]!.start > start) i--;
     this.segs.splice(i, 0, { start, end, availStart, availEnd, freeList, hint: 0, free });
   }
 
@@ -283,7 +283,7 @@ export class ReferencePglist {
     } catch (e) {
       if (e instanceof KernelError && e.code === "EFAULT") {
         this.freeList(rlist);
-        this.segs.forEach((s, i) => s.hint = hints[i]);
+        this.segs.forEach((s, i) => s.hint = hints[i]!);
       }
       throw e;
     }

@@ -363,11 +363,6 @@ test("pglist: a whole-segment search over a fragmented million pages is quick", 
 
 // ---- against the plain port -------------------------------------------------
 
-interface Op {
-  kind: "alloc" | "free" | "claim" | "release";
-  args: number[];
-}
-
 /**
  * Random operations applied to the fast allocator and the page-by-page port
  * side by side: same answers, same free pages, same hints, and `check()` after
@@ -375,7 +370,7 @@ interface Op {
  */
 function differential(seed: number, steps: number, segBase: number, bigAlign: boolean): void {
   const r = new Mulberry32(seed);
-  const pick = <T>(a: T[]): T => a[r.below(a.length)];
+  const pick = <T>(a: T[]): T => a[r.below(a.length)]!;
   const ps = r.below(4) === 0 ? pick([512, 8192]) : PAGE;
   const rpd = r.below(3) === 0 ? r.below(20) : 0;
   const rk = r.below(3) === 0 ? r.below(20) : 0;
@@ -390,7 +385,7 @@ function differential(seed: number, steps: number, segBase: number, bigAlign: bo
   }
   for (let i = segs.length - 1; i > 0; i--) {
     const j = r.below(i + 1);
-    [segs[i], segs[j]] = [segs[j], segs[i]];
+    [segs[i], segs[j]] = [segs[j]!, segs[i]!];
   }
   for (const [s, e] of segs) {
     let as = s, ae = e;
@@ -417,11 +412,11 @@ function differential(seed: number, steps: number, segBase: number, bigAlign: bo
         claimed.push(q);
       }
     } else if (t < 20 && claimed.length > 0) {
-      const q = claimed.splice(r.below(claimed.length), 1)[0];
+      const q = claimed.splice(r.below(claimed.length), 1)[0]!;
       uvm.pageFree(q);
       ref.give(q);
     } else if (t < 38 && lists.length > 0) {
-      const [list, pfns] = lists.splice(r.below(lists.length), 1)[0];
+      const [list, pfns] = lists.splice(r.below(lists.length), 1)[0]!;
       list.free();
       ref.freeList(pfns);
     } else {
@@ -476,7 +471,7 @@ test("pglist: near frame 2^31 the literal port decides, busy pages and all", () 
   const uvm = new Uvm();
   const ref = new ReferencePglist();
   const T = 2 ** 31;
-  for (const [s, e] of [[T - 300, T - 20], [T - 10, T + 50]]) {
+  for (const [s, e] of [[T - 300, T - 20], [T - 10, T + 50]] as const) {
     uvm.physload(s, e, s, e, 0);
     ref.physload(s, e, s, e, 0);
   }
@@ -484,7 +479,7 @@ test("pglist: near frame 2^31 the literal port decides, busy pages and all", () 
     uvm.pageClaim(p);
     ref.take(p);
   }
-  const requests: number[][] = [
+  const requests: [number, number, number, number, number, number][] = [
     // Contiguous: alignment plus request plus segment end reach 2^31.
     [25 * PAGE, 0, (T - 30) * PAGE, PAGE, 0, 1],
     [5 * PAGE, 0, (T - 30) * PAGE, 32 * PAGE, 0, 1],

@@ -203,7 +203,7 @@ export class PhysMem {
     checkInteger("avail_end", availEnd, availStart, end);
     checkInteger("freelist", freeList, 0, VM_NFREELIST - 1);
     const pos = this.#insertPos(start);
-    if (pos > 0 && this.segEnd[pos - 1] > start) {
+    if (pos > 0 && this.segEnd[pos - 1]! > start) {
       throw new KernelError(
         "EINVAL",
         `physload: frames [${start}, ${end}) overlap segment [${this.segStart[pos - 1]}, ${
@@ -211,7 +211,7 @@ export class PhysMem {
         })`,
       );
     }
-    if (pos < this.nsegs && this.segStart[pos] < end) {
+    if (pos < this.nsegs && this.segStart[pos]! < end) {
       throw new KernelError(
         "EINVAL",
         `physload: frames [${start}, ${end}) overlap segment [${this.segStart[pos]}, ${
@@ -238,13 +238,13 @@ export class PhysMem {
     this.#growSegs(this.nsegs + 1);
     const pos = this.#insertPos(start);
     for (let i = this.nsegs; i > pos; i--) {
-      this.segStart[i] = this.segStart[i - 1];
-      this.segEnd[i] = this.segEnd[i - 1];
-      this.segAvailStart[i] = this.segAvailStart[i - 1];
-      this.segAvailEnd[i] = this.segAvailEnd[i - 1];
-      this.segHint[i] = this.segHint[i - 1];
-      this.segIdOffset[i] = this.segIdOffset[i - 1];
-      this.segFreeList[i] = this.segFreeList[i - 1];
+      this.segStart[i] = this.segStart[i - 1]!;
+      this.segEnd[i] = this.segEnd[i - 1]!;
+      this.segAvailStart[i] = this.segAvailStart[i - 1]!;
+      this.segAvailEnd[i] = this.segAvailEnd[i - 1]!;
+      this.segHint[i] = this.segHint[i - 1]!;
+      this.segIdOffset[i] = this.segIdOffset[i - 1]!;
+      this.segFreeList[i] = this.segFreeList[i - 1]!;
     }
     this.segStart[pos] = start;
     this.segEnd[pos] = end;
@@ -253,7 +253,7 @@ export class PhysMem {
     this.segHint[pos] = 0;
     this.segIdOffset[pos] = base - start;
     this.segFreeList[pos] = freeList;
-    for (let l = 0; l < this.nsegs; l++) if (this.#loadSeg[l] >= pos) this.#loadSeg[l]++;
+    for (let l = 0; l < this.nsegs; l++) if (this.#loadSeg[l]! >= pos) this.#loadSeg[l]!++;
     this.#loadBase[this.nsegs] = base;
     this.#loadSeg[this.nsegs] = pos;
     this.nsegs++;
@@ -272,16 +272,16 @@ export class PhysMem {
     let hi = this.nsegs;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.segStart[mid] <= pfn) lo = mid + 1;
+      if (this.segStart[mid]! <= pfn) lo = mid + 1;
       else hi = mid;
     }
-    return lo > 0 && pfn < this.segEnd[lo - 1] ? lo - 1 : -1;
+    return lo > 0 && pfn < this.segEnd[lo - 1]! ? lo - 1 : -1;
   }
 
   /** Page id of frame `pfn`, or -1 when no segment holds it. */
   idOf(pfn: number): number {
     const s = this.find(pfn);
-    return s < 0 ? -1 : (pfn + this.segIdOffset[s]) | 0;
+    return s < 0 ? -1 : (pfn + this.segIdOffset[s]!) | 0;
   }
 
   /** Index of the segment that page `id` belongs to, or -1 for a non-frame id. */
@@ -290,29 +290,29 @@ export class PhysMem {
     let hi = this.nsegs;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.#loadBase[mid] <= id) lo = mid + 1;
+      if (this.#loadBase[mid]! <= id) lo = mid + 1;
       else hi = mid;
     }
     if (lo === 0) return -1;
-    const s = this.#loadSeg[lo - 1];
-    return id - this.segIdOffset[s] < this.segEnd[s] ? s : -1;
+    const s = this.#loadSeg[lo - 1]!;
+    return id - this.segIdOffset[s]! < this.segEnd[s]! ? s : -1;
   }
 
   /** Frame number of page `id` (which must be a frame). */
   pfnOf(id: number): number {
-    return id - this.segIdOffset[this.segmentOfId(id)];
+    return id - this.segIdOffset[this.segmentOfId(id)]!;
   }
 
   /** A copy of segment `i`'s fields (0 <= i < nsegs). */
   segment(i: number): PhysSegInfo {
     checkInteger("segment", i, 0, this.nsegs - 1);
     return {
-      start: this.segStart[i],
-      end: this.segEnd[i],
-      availStart: this.segAvailStart[i],
-      availEnd: this.segAvailEnd[i],
-      freeList: this.segFreeList[i],
-      startHint: this.segHint[i],
+      start: this.segStart[i]!,
+      end: this.segEnd[i]!,
+      availStart: this.segAvailStart[i]!,
+      availEnd: this.segAvailEnd[i]!,
+      freeList: this.segFreeList[i]!,
+      startHint: this.segHint[i]!,
     };
   }
 
@@ -321,46 +321,46 @@ export class PhysMem {
   /** Sets page `id`'s free bit (and the summaries). */
   markFree(id: number): void {
     const w = id >>> 5;
-    const v = this.freeMap[w] | (1 << (id & 31));
+    const v = this.freeMap[w]! | (1 << (id & 31));
     this.freeMap[w] = v;
     if (v === -1) {
-      this.fullMap[w >>> 5] |= 1 << (w & 31);
-      this.fullSum[w >>> 10] |= 1 << ((w >>> 5) & 31);
+      this.fullMap[w >>> 5]! |= 1 << (w & 31);
+      this.fullSum[w >>> 10]! |= 1 << ((w >>> 5) & 31);
     }
   }
 
   /** Clears page `id`'s free bit (and the summaries). */
   markBusy(id: number): void {
     const w = id >>> 5;
-    const old = this.freeMap[w];
+    const old = this.freeMap[w]!;
     this.freeMap[w] = old & ~(1 << (id & 31));
     if (old === -1) {
       const k = w >>> 5;
-      const f = this.fullMap[k] & ~(1 << (w & 31));
+      const f = this.fullMap[k]! & ~(1 << (w & 31));
       this.fullMap[k] = f;
-      if (f === 0) this.fullSum[k >>> 5] &= ~(1 << (k & 31));
+      if (f === 0) this.fullSum[k >>> 5]! &= ~(1 << (k & 31));
     }
   }
 
   /** Clears the free bits `bits` (all set) of bitmap word `w` (and the summaries). */
   markBusyBits(w: number, bits: number): void {
-    const old = this.freeMap[w];
+    const old = this.freeMap[w]!;
     this.freeMap[w] = old & ~bits;
     if (old === -1) {
       const k = w >>> 5;
-      const f = this.fullMap[k] & ~(1 << (w & 31));
+      const f = this.fullMap[k]! & ~(1 << (w & 31));
       this.fullMap[k] = f;
-      if (f === 0) this.fullSum[k >>> 5] &= ~(1 << (k & 31));
+      if (f === 0) this.fullSum[k >>> 5]! &= ~(1 << (k & 31));
     }
   }
 
   /** Sets the free bits `bits` (all clear) of bitmap word `w` (and the summaries). */
   markFreeBits(w: number, bits: number): void {
-    const v = this.freeMap[w] | bits;
+    const v = this.freeMap[w]! | bits;
     this.freeMap[w] = v;
     if (v === -1) {
-      this.fullMap[w >>> 5] |= 1 << (w & 31);
-      this.fullSum[w >>> 10] |= 1 << ((w >>> 5) & 31);
+      this.fullMap[w >>> 5]! |= 1 << (w & 31);
+      this.fullSum[w >>> 10]! |= 1 << ((w >>> 5) & 31);
     }
   }
 
@@ -381,14 +381,14 @@ export class PhysMem {
     const map = this.freeMap;
     let w = from >>> 5;
     const last = (to - 1) >>> 5;
-    let bits = map[w] & (-1 << (from & 31));
+    let bits = map[w]! & (-1 << (from & 31));
     for (;;) {
       if (bits !== 0) {
         const id = w * 32 + ctz32(bits);
         return id < to ? id : -1;
       }
       if (w >= last) return -1;
-      bits = map[++w];
+      bits = map[++w]!;
     }
   }
 
@@ -398,14 +398,14 @@ export class PhysMem {
     const map = this.freeMap;
     let w = from >>> 5;
     const last = (to - 1) >>> 5;
-    let bits = ~map[w] & (-1 << (from & 31));
+    let bits = ~map[w]! & (-1 << (from & 31));
     for (;;) {
       if (bits !== 0) {
         const id = w * 32 + ctz32(bits);
         return id < to ? id : -1;
       }
       if (w >= last) return -1;
-      bits = ~map[++w];
+      bits = ~map[++w]!;
     }
   }
 
@@ -415,14 +415,14 @@ export class PhysMem {
     const map = this.freeMap;
     let w = (to - 1) >>> 5;
     const first = from >>> 5;
-    let bits = ~map[w] & (-1 >>> (31 - ((to - 1) & 31)));
+    let bits = ~map[w]! & (-1 >>> (31 - ((to - 1) & 31)));
     for (;;) {
       if (bits !== 0) {
         const id = w * 32 + 31 - Math.clz32(bits);
         return id >= from ? id : -1;
       }
       if (w <= first) return -1;
-      bits = ~map[--w];
+      bits = ~map[--w]!;
     }
   }
 
@@ -432,7 +432,7 @@ export class PhysMem {
     const full = this.fullMap;
     const sum = this.fullSum;
     let k = fromW >>> 5;
-    let bits = full[k] & (-1 << (fromW & 31));
+    let bits = full[k]! & (-1 << (fromW & 31));
     for (;;) {
       if (bits !== 0) {
         const w = k * 32 + ctz32(bits);
@@ -441,15 +441,15 @@ export class PhysMem {
       k++;
       if (k * 32 >= toW) return -1;
       let j = k >>> 5;
-      let s = sum[j] & (-1 << (k & 31));
+      let s = sum[j]! & (-1 << (k & 31));
       while (s === 0) {
         j++;
         if (j * 1024 >= toW) return -1;
-        s = sum[j];
+        s = sum[j]!;
       }
       k = j * 32 + ctz32(s);
       if (k * 32 >= toW) return -1;
-      bits = full[k];
+      bits = full[k]!;
     }
   }
 
@@ -461,7 +461,7 @@ export class PhysMem {
     const last = (to - 1) >>> 5;
     let n = 0;
     for (let w = first; w <= last; w++) {
-      let bits = map[w];
+      let bits = map[w]!;
       if (w === first) bits &= -1 << (from & 31);
       if (w === last) bits &= -1 >>> (31 - ((to - 1) & 31));
       n += popcount32(bits);
@@ -481,18 +481,18 @@ export class PhysMem {
     let prevEnd = -1;
     let ids = FIRST_PAGE_ID;
     for (let s = 0; s < this.nsegs; s++) {
-      const start = this.segStart[s];
-      const end = this.segEnd[s];
-      const as = this.segAvailStart[s];
-      const ae = this.segAvailEnd[s];
+      const start = this.segStart[s]!;
+      const end = this.segEnd[s]!;
+      const as = this.segAvailStart[s]!;
+      const ae = this.segAvailEnd[s]!;
       if (!(start < end && start <= as && as <= ae && ae <= end)) fail(`segment ${s} bounds`);
       if (start < prevEnd) fail(`segment ${s} overlaps or is out of order`);
       prevEnd = end;
-      const hint = this.segHint[s];
+      const hint = this.segHint[s]!;
       if (!Number.isInteger(hint) || hint < 0 || hint > ae - as) {
         fail(`segment ${s} hint ${hint} outside [0, ${ae - as}]`);
       }
-      const base = start + this.segIdOffset[s];
+      const base = start + this.segIdOffset[s]!;
       if (((base - start) % 32 + 32) % 32 !== 0) fail(`segment ${s} ids not congruent to frames`);
       if (this.segmentOfId(base) !== s || this.segmentOfId(base + (end - start) - 1) !== s) {
         fail(`segment ${s} id lookup`);
@@ -511,7 +511,7 @@ export class PhysMem {
       let expect = 0;
       for (let b = 0; b < 32; b++) {
         const id = w * 32 + b;
-        const f = this.flags[id];
+        const f = this.flags[id]!;
         if ((f & PG_FREE) !== 0) {
           if (this.segmentOfId(id) < 0) fail(`non-frame id ${id} is free`);
           if ((f & (PG_PGLCA | PG_PGLIST)) !== 0) fail(`free page id ${id} is also held`);
@@ -519,11 +519,11 @@ export class PhysMem {
         }
       }
       if (this.freeMap[w] !== expect) fail(`bitmap word ${w} disagrees with the flags`);
-      const full = (this.fullMap[w >>> 5] >>> (w & 31)) & 1;
+      const full = (this.fullMap[w >>> 5]! >>> (w & 31)) & 1;
       if (full !== (expect === -1 ? 1 : 0)) fail(`full-word bit of word ${w}`);
     }
     for (let k = 0; k < this.fullMap.length; k++) {
-      const bit = (this.fullSum[k >>> 5] >>> (k & 31)) & 1;
+      const bit = (this.fullSum[k >>> 5]! >>> (k & 31)) & 1;
       if (bit !== (this.fullMap[k] !== 0 ? 1 : 0)) fail(`summary bit ${k}`);
     }
   }
@@ -535,7 +535,7 @@ export class PhysMem {
     let hi = this.nsegs;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.segStart[mid] < start) lo = mid + 1;
+      if (this.segStart[mid]! < start) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -602,16 +602,16 @@ export class PhysMem {
     const first = a >>> 5;
     const last = (b - 1) >>> 5;
     if (first === last) {
-      map[first] |= (-1 << (a & 31)) & (-1 >>> (31 - ((b - 1) & 31)));
+      map[first]! |= (-1 << (a & 31)) & (-1 >>> (31 - ((b - 1) & 31)));
     } else {
-      map[first] |= -1 << (a & 31);
+      map[first]! |= -1 << (a & 31);
       map.fill(-1, first + 1, last);
-      map[last] |= -1 >>> (31 - ((b - 1) & 31));
+      map[last]! |= -1 >>> (31 - ((b - 1) & 31));
     }
     for (let w = first; w <= last; w++) {
       if (map[w] === -1) {
-        this.fullMap[w >>> 5] |= 1 << (w & 31);
-        this.fullSum[w >>> 10] |= 1 << ((w >>> 5) & 31);
+        this.fullMap[w >>> 5]! |= 1 << (w & 31);
+        this.fullSum[w >>> 10]! |= 1 << ((w >>> 5) & 31);
       }
     }
   }

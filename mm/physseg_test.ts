@@ -50,7 +50,7 @@ test("physseg: only the avail range starts free", () => {
   pm.plug(0, 100, 10, 90, 0);
   for (let pfn = 0; pfn < 100; pfn++) {
     const id = pm.idOf(pfn);
-    assert.equal((pm.flags[id] & PG_FREE) !== 0, pfn >= 10 && pfn < 90, `pfn ${pfn}`);
+    assert.equal((pm.flags[id]! & PG_FREE) !== 0, pfn >= 10 && pfn < 90, `pfn ${pfn}`);
   }
   pm.check();
 });
@@ -125,7 +125,7 @@ test("physseg: adjacent segments never share a bitmap word", () => {
 
 /** Naive answers for the bitmap searches. */
 function naiveFree(pm: PhysMem, id: number): boolean {
-  return (pm.freeMap[id >> 5] >>> (id & 31) & 1) === 1;
+  return (pm.freeMap[id >> 5]! >>> (id & 31) & 1) === 1;
 }
 
 test("physseg: word-wise searches agree with a page-by-page look", () => {
@@ -198,7 +198,7 @@ test("physseg: the full-word summaries follow page frees and takes", () => {
   pm.check();
   for (let i = 0; i < 200; i++) {
     const id = base + r.below(70000);
-    if ((pm.flags[id] & PG_FREE) !== 0) {
+    if ((pm.flags[id]! & PG_FREE) !== 0) {
       pm.flags[id] = 0;
       pm.markBusy(id);
     } else {

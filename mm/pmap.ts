@@ -114,7 +114,7 @@ export class Pmap {
     }
     if (leaf === undefined) leaf = this.#dir[li] = new Float64Array(PTES_PER_LEAF);
     leaf[slot] = (pa / this.pageSize) * 4 + prot;
-    this.#used[li]++;
+    this.#used[li]!++;
     this.#mapped++;
   }
 
@@ -142,7 +142,7 @@ export class Pmap {
       const vpn = first + i;
       const li = Math.floor(vpn / PTES_PER_LEAF);
       this.#dir[li]![vpn - li * PTES_PER_LEAF] = 0;
-      this.#used[li]--;
+      this.#used[li]!--;
     }
     this.#mapped -= pages;
   }
@@ -197,7 +197,7 @@ export class Pmap {
       const leafStart = li * PTES_PER_LEAF;
       const end = Math.min(last - leafStart, PTES_PER_LEAF);
       for (let slot = vpn - leafStart; slot < end; slot++) {
-        const pte = leaf[slot];
+        const pte = leaf[slot]!;
         if (pte === 0) return n;
         out[n++] = Math.floor(pte * 0.25) * ps;
       }
@@ -232,7 +232,7 @@ export class Pmap {
       let used = 0;
       if (leaf !== undefined) {
         for (let i = 0; i < PTES_PER_LEAF; i++) {
-          const pte = leaf[i];
+          const pte = leaf[i]!;
           if (pte === 0) continue;
           const prot = pte % 4;
           if (!Number.isInteger(pte) || (prot !== VM_PROT_READ && prot !== VM_PROT_RW)) {
@@ -266,7 +266,7 @@ export class Pmap {
   #pte(vpn: number): number {
     const li = Math.floor(vpn / PTES_PER_LEAF);
     const leaf = this.#dir[li];
-    return leaf === undefined ? 0 : leaf[vpn - li * PTES_PER_LEAF];
+    return leaf === undefined ? 0 : leaf[vpn - li * PTES_PER_LEAF]!;
   }
 
   /** Faults unless every page of `[va, va + len)` is mapped (and writable for a store). */

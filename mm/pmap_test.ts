@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PhysicalAccess, Pmap, PTES_PER_LEAF, VM_PROT_READ } from "./pmap.ts";
+import { type PhysicalAccess, Pmap, PTES_PER_LEAF, VM_PROT_READ } from "./pmap.ts";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 
@@ -138,7 +138,7 @@ test("pmap: extractPages walks a range as pmap_extract does page by page", () =>
     assert.equal(n, want, `pages of ${va}+${len}`);
     assert.ok(out.subarray(n).every((x) => x === -7), "nothing written past the count");
     // extract at a byte inside a mapped page is the page plus the offset.
-    if (n > 0) assert.equal(pm.extract(va), out[0] + va % 4096);
+    if (n > 0) assert.equal(pm.extract(va), out[0]! + va % 4096);
   }
   // A range that runs off the end of the window stops there.
   const end = KVA + pages * 4096;

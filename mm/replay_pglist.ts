@@ -96,8 +96,8 @@ export class PglistReplayer {
     });
     const sorted = runs.slice().sort((x, y) => x[0] - y[0]);
     for (let i = 1; i < sorted.length; i++) {
-      if (sorted[i - 1][0] + sorted[i - 1][1] > sorted[i][0]) {
-        throw new KernelError("EINVAL", `pfns: page ${sorted[i][0]} named twice`);
+      if (sorted[i - 1]![0] + sorted[i - 1]![1] > sorted[i]![0]) {
+        throw new KernelError("EINVAL", `pfns: page ${sorted[i]![0]} named twice`);
       }
     }
     const pm = this.#uvm.physmem;
@@ -107,7 +107,7 @@ export class PglistReplayer {
         if (id < 0) {
           throw new KernelError("EINVAL", `page ${describe(p)} is in no physical segment`);
         }
-        const f = pm.flags[id];
+        const f = pm.flags[id]!;
         if (claim && (f & PG_FREE) === 0) {
           throw new KernelError("EBUSY", `claim: page ${describe(p)} is not free`);
         }
@@ -158,9 +158,9 @@ export class PglistReplayer {
     const free: [number, number][] = [];
     const hints: number[] = [];
     for (let s = 0; s < pm.nsegs; s++) {
-      const off = pm.segIdOffset[s];
-      const end = pm.segEnd[s] + off;
-      let id = pm.segStart[s] + off;
+      const off = pm.segIdOffset[s]!;
+      const end = pm.segEnd[s]! + off;
+      let id = pm.segStart[s]! + off;
       while ((id = pm.findFree(id, end)) >= 0) {
         const busy = pm.findBusy(id, end);
         const stop = busy < 0 ? end : busy;
@@ -170,7 +170,7 @@ export class PglistReplayer {
         else free.push([pfn, stop - id]);
         id = stop;
       }
-      hints.push(pm.segHint[s]);
+      hints.push(pm.segHint[s]!);
     }
     return { free, hints };
   }

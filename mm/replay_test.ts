@@ -29,8 +29,8 @@ test("replay: blank and # lines produce nothing; every other line one output lin
 test("replay: bad JSON, a non-object and a refusal are error lines, and replay goes on", () => {
   const out = replay('{"op":\n[1,2]\n{"op":"bad"}\n{"op":"c"}');
   assert.equal(out.length, 4);
-  assert.match(out[0], /^\{"error":"BADJSON","message":/);
-  assert.match(out[1], /^\{"error":"BADOP","message":/);
+  assert.match(out[0]!, /^\{"error":"BADJSON","message":/);
+  assert.match(out[1]!, /^\{"error":"BADOP","message":/);
   assert.equal(out[2], '{"error":"EINVAL","message":"bad op"}');
   assert.equal(out[3], '{"seen":"c"}');
 });
@@ -52,7 +52,7 @@ test("replay: the command reads standard input for - and refuses a bad kind with
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
   assert.deepEqual(lines.slice(0, 2), ['{"ok":true}', '{"addr":61440}']);
-  assert.match(lines[2], /^\{"error":"[A-Z]+"/);
+  assert.match(lines[2]!, /^\{"error":"[A-Z]+"/);
   const bad = run(["heap", "-"], "");
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^usage: replay.ts vmem\|pglist FILE/);

@@ -362,9 +362,6 @@ export class Vmem {
   private hashCount = 0;
   private hashGrowAt = 0;
   private hashShrinkAt = 0;
-  private lastLookups = 0;
-  private lastBucket = 0;
-  private lastPrev = NIL;
 
   private readonly ctr = new Float64Array(NCOUNTERS);
 
@@ -414,7 +411,7 @@ export class Vmem {
       const src = {
         slabAlloc: (size: number, vmflag: number): number => {
           this.allocInner(size, vmflag);
-          return ADDR[0];
+          return ADDR[0]!;
         },
         slabFree: (addr: number, size: number): void => {
           ADDR[0] = addr;
@@ -526,8 +523,8 @@ export class Vmem {
   add(base: number, size: number): void {
     this.enterMutation();
     checkSpan(base, size, this.quantum);
-    for (let s = this.link[4 * SEG0 + 2]; s !== SEG0; s = this.link[4 * s + 2]) {
-      if (base < this.pos[2 * s + 1] && this.pos[2 * s] < base + size) {
+    for (let s = this.link[4 * SEG0 + 2]!; s !== SEG0; s = this.link[4 * s + 2]!) {
+      if (base < this.pos[2 * s + 1]! && this.pos[2 * s]! < base + size) {
         throw new KernelError(
           "EINVAL",
           `span [${describe(base)}, +${describe(size)}) overlaps span [${
@@ -560,12 +557,12 @@ export class Vmem {
       // The quantum-cache path of a nosleep request, checks folded in, with
       // the pop of the loaded magazine (kmem_cache_alloc's first step) inline.
       // A size here is an integer in [1, 2^31], so its cache index is a shift.
-      const qc = (this.qcache as QuantumCache[])[m >> this.qshift];
+      const qc = (this.qcache as QuantumCache[])[m >> this.qshift]!;
       const r = qc.rounds;
       if (r > 0) {
-        const id = qc.magStore[qc.loadedBase + r - 1];
+        const id = qc.magStore[qc.loadedBase + r - 1]!;
         qc.rounds = r - 1;
-        const addr = -qc.bufKey[id];
+        const addr = -qc.bufKey[id]!;
         qc.bufKey[id] = addr;
         qc.nAlloc++;
         return addr;
@@ -576,7 +573,7 @@ export class Vmem {
     // this method is then a float64, and a caller that inlines it has no
     // address to box.
     this.instantFit(size, vmflag);
-    return ADDR[0];
+    return ADDR[0]!;
   }
 
   /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
@@ -632,17 +629,17 @@ export class Vmem {
     if (jEpoch !== 0) {
       this.journal();
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
-      return ADDR[0];
+      return ADDR[0]!;
     }
     if ((vmflag & VM_NOSLEEP) !== 0) {
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
-      return ADDR[0];
+      return ADDR[0]!;
     }
     Vmem.beginJournal(this);
     try {
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
       Vmem.commitJournal();
-      return ADDR[0];
+      return ADDR[0]!;
     } catch (e) {
       Vmem.rollbackJournal();
       throw e;
@@ -683,7 +680,7 @@ export class Vmem {
     const m = (size - 1) >>> 0; // as in alloc
     if (m === size - 1 && m < this.qcacheFast && (this.lock | jEpoch) === 0) {
       // The quantum-cache path: the cache refuses any address that is not one of its buffers.
-      (this.qcache as QuantumCache[])[m >> this.qshift].free(addr);
+      (this.qcache as QuantumCache[])[m >> this.qshift]!.free(addr);
       return;
     }
     this.freeRequest(addr, size);
@@ -695,7 +692,7 @@ export class Vmem {
     checkFreeArgs(addr, size);
     if (jEpoch !== 0) this.journal();
     if (size - 1 < this.qcacheMax) {
-      (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].free(addr);
+      (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0]!.free(addr);
     } else {
       ADDR[0] = addr;
       this.xfreeInner(size);
@@ -714,8 +711,8 @@ export class Vmem {
   /** `vmem_size`: bytes allocated (VMEM_ALLOC), free (VMEM_FREE) or both. */
   size(typemask: number): number {
     let size = 0;
-    if (typemask & VMEM_ALLOC) size += this.ctr[C_INUSE];
-    if (typemask & VMEM_FREE) size += this.ctr[C_TOTAL] - this.ctr[C_INUSE];
+    if (typemask & VMEM_ALLOC) size += this.ctr[C_INUSE]!;
+    if (typemask & VMEM_FREE) size += this.ctr[C_TOTAL]! - this.ctr[C_INUSE]!;
     return size;
   }
 
@@ -727,10 +724,10 @@ export class Vmem {
     if (this.lock & L_DEAD) this.refuseLocked();
     checkInteger("addr", addr);
     checkInteger("size", size);
-    this.ctr[C_CONTAINS]++;
-    for (let s = this.link[4 * SEG0 + 2]; s !== SEG0; s = this.link[4 * s + 2]) {
-      this.ctr[C_CONTAINS_SEARCH]++;
-      if (addr >= this.pos[2 * s] && addr + size <= this.pos[2 * s + 1]) return true;
+    this.ctr[C_CONTAINS]!++;
+    for (let s = this.link[4 * SEG0 + 2]!; s !== SEG0; s = this.link[4 * s + 2]!) {
+      this.ctr[C_CONTAINS_SEARCH]!++;
+      if (addr >= this.pos[2 * s]! && addr + size <= this.pos[2 * s + 1]!) return true;
     }
     return false;
   }
@@ -769,11 +766,11 @@ export class Vmem {
     const wasLocked = this.lock & L_WALK;
     if (!reentrant) this.lock |= L_WALK;
     try {
-      for (let vsp = this.link[4 * SEG0]; vsp !== SEG0; vsp = this.link[4 * vsp]) {
-        const t = this.type[vsp];
+      for (let vsp = this.link[4 * SEG0]!; vsp !== SEG0; vsp = this.link[4 * vsp]!) {
+        const t = this.type[vsp]!;
         if ((t & mask) === 0) continue;
-        const start = this.pos[2 * vsp];
-        const size = this.pos[2 * vsp + 1] - start;
+        const start = this.pos[2 * vsp]!;
+        const size = this.pos[2 * vsp + 1]! - start;
         const name = t === VMEM_ALLOC ? "alloc" : t === VMEM_FREE ? "free" : "span";
         if (reentrant) {
           this.advance(walker, vsp);
@@ -813,7 +810,7 @@ export class Vmem {
       const i = qcacheArenas.indexOf(this);
       if (i >= 0) qcacheArenas.splice(i, 1);
     }
-    const leaked = this.ctr[C_INUSE];
+    const leaked = this.ctr[C_INUSE]!;
     this.lock |= L_DEAD;
     if (this.source !== null) this.source.children--;
     const waiters = this.waiters;
@@ -850,18 +847,18 @@ export class Vmem {
   get stats(): VmemStats {
     const c = this.ctr;
     return {
-      alloc: c[C_ALLOC],
-      free: c[C_FREE],
-      wait: c[C_WAIT],
-      fail: c[C_FAIL],
-      lookup: c[C_LOOKUP],
-      search: c[C_SEARCH],
-      populate: c[C_POPULATE],
-      contains: c[C_CONTAINS],
-      containsSearch: c[C_CONTAINS_SEARCH],
-      memInuse: c[C_INUSE],
-      memImport: c[C_IMPORT],
-      memTotal: c[C_TOTAL],
+      alloc: c[C_ALLOC]!,
+      free: c[C_FREE]!,
+      wait: c[C_WAIT]!,
+      fail: c[C_FAIL]!,
+      lookup: c[C_LOOKUP]!,
+      search: c[C_SEARCH]!,
+      populate: c[C_POPULATE]!,
+      contains: c[C_CONTAINS]!,
+      containsSearch: c[C_CONTAINS_SEARCH]!,
+      memInuse: c[C_INUSE]!,
+      memImport: c[C_IMPORT]!,
+      memTotal: c[C_TOTAL]!,
     };
   }
 
@@ -874,11 +871,11 @@ export class Vmem {
   summary(): VmemSummary {
     const orders: VmemOrder[] = [];
     let spans = 0, busy = 0, free = 0;
-    for (let s = this.link[4 * SEG0]; s !== SEG0; s = this.link[4 * s]) {
+    for (let s = this.link[4 * SEG0]!; s !== SEG0; s = this.link[4 * s]!) {
       const t = this.type[s];
       if (t === VMEM_SPAN) spans++;
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
-      const size = this.pos[2 * s + 1] - this.pos[2 * s];
+      const size = this.pos[2 * s + 1]! - this.pos[2 * s]!;
       const ord = Math.max(highbit(Math.floor(size * this.invQuantum)) - 1, 0);
       while (orders.length <= ord) {
         orders.push({
@@ -891,20 +888,20 @@ export class Vmem {
       }
       if (t === VMEM_ALLOC) {
         busy++;
-        orders[ord].inuseCount++;
-        orders[ord].inuseBytes += size;
+        orders[ord]!.inuseCount++;
+        orders[ord]!.inuseBytes += size;
       } else {
         free++;
-        orders[ord].freeCount++;
-        orders[ord].freeBytes += size;
+        orders[ord]!.freeCount++;
+        orders[ord]!.freeBytes += size;
       }
     }
     return {
       name: this.name,
       quantum: this.quantum,
-      size: this.ctr[C_TOTAL],
-      inuse: this.ctr[C_INUSE],
-      free: this.ctr[C_TOTAL] - this.ctr[C_INUSE],
+      size: this.ctr[C_TOTAL]!,
+      inuse: this.ctr[C_INUSE]!,
+      free: this.ctr[C_TOTAL]! - this.ctr[C_INUSE]!,
       spans,
       busySegments: busy,
       freeSegments: free,
@@ -930,22 +927,22 @@ export class Vmem {
         ? "walker"
         : `type ${t}`;
     const out: string[] = [`vmem '${this.name}' quantum ${this.quantum}`];
-    for (let s = this.link[4 * SEG0]; s !== SEG0; s = this.link[4 * s]) {
-      const t = this.type[s];
+    for (let s = this.link[4 * SEG0]!; s !== SEG0; s = this.link[4 * s]!) {
+      const t = this.type[s]!;
       if (t === VMEM_ROTOR || t === VMEM_WALKER) {
         out.push(`\t#${s}: ${typeName(t)}`);
         continue;
       }
-      const st = this.pos[2 * s];
+      const st = this.pos[2 * s]!;
       const imp = t === VMEM_SPAN && this.imp[s] ? " imported" : "";
-      out.push(`\t#${s}: ${hex(st)} ${this.pos[2 * s + 1] - st} ${typeName(t)}${imp}`);
+      out.push(`\t#${s}: ${hex(st)} ${this.pos[2 * s + 1]! - st} ${typeName(t)}${imp}`);
     }
     for (let i = 0; i < NLISTS; i++) {
-      const first = this.link[4 * i + 2];
+      const first = this.link[4 * i + 2]!;
       if (first <= FL_END) continue;
       out.push(`freelist[${i}]`);
-      for (let s = first; s > FL_END; s = this.link[4 * s + 2]) {
-        out.push(`\t#${s}: ${hex(this.pos[2 * s])} ${this.pos[2 * s + 1] - this.pos[2 * s]}`);
+      for (let s = first; s > FL_END; s = this.link[4 * s + 2]!) {
+        out.push(`\t#${s}: ${hex(this.pos[2 * s]!)} ${this.pos[2 * s + 1]! - this.pos[2 * s]!}`);
       }
     }
     if (this.qcache !== null) {
@@ -966,10 +963,10 @@ export class Vmem {
    */
   whatis(addr: number): string | null {
     checkInteger("addr", addr);
-    for (let s = this.link[4 * SEG0]; s !== SEG0; s = this.link[4 * s]) {
+    for (let s = this.link[4 * SEG0]!; s !== SEG0; s = this.link[4 * s]!) {
       const t = this.type[s];
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
-      const st = this.pos[2 * s], en = this.pos[2 * s + 1];
+      const st = this.pos[2 * s]!, en = this.pos[2 * s + 1]!;
       if (addr < st || addr > en - 1) continue;
       let text = `0x${addr.toString(16)} is 0x${st.toString(16)}+${
         addr - st
@@ -1010,13 +1007,13 @@ export class Vmem {
     let prevType = 0; // type of the previous segment (markers skipped)
     let prevAcrossMarker = false;
     let n = 0;
-    for (let s = this.link[4 * SEG0], p = SEG0; s !== SEG0; p = s, s = this.link[4 * s]) {
+    for (let s = this.link[4 * SEG0]!, p = SEG0; s !== SEG0; p = s, s = this.link[4 * s]!) {
       if (++n > this.cap) bad("arena list loops");
       if (this.link[4 * s + 1] !== p) bad(`arena list back link of #${s}`);
       if (s < FIRST_SEG && s !== ROTOR) bad(`list head #${s} on the arena list`);
       if (seen[s]) bad(`#${s} twice on the arena list`);
       seen[s] = 1;
-      const t = T[s];
+      const t = T[s]!;
       if (t === VMEM_ROTOR || t === VMEM_WALKER) {
         if (t === VMEM_ROTOR) rotors++;
         prevAcrossMarker = true;
@@ -1027,13 +1024,13 @@ export class Vmem {
           bad(`span at ${P[2 * span]} not tiled: segments end at ${cursor}`);
         }
         span = s;
-        cursor = P[2 * s];
+        cursor = P[2 * s]!;
         spans.push(s);
-        total += P[2 * s + 1] - P[2 * s];
-        if (this.imp[s]) imported += P[2 * s + 1] - P[2 * s];
+        total += P[2 * s + 1]! - P[2 * s]!;
+        if (this.imp[s]) imported += P[2 * s + 1]! - P[2 * s]!;
         if (
-          P[2 * s] === 0 || P[2 * s] % q !== 0 || P[2 * s + 1] % q !== 0 ||
-          P[2 * s + 1] <= P[2 * s] || P[2 * s + 1] > MAX_ADDR
+          P[2 * s] === 0 || P[2 * s]! % q !== 0 || P[2 * s + 1]! % q !== 0 ||
+          P[2 * s + 1]! <= P[2 * s]! || P[2 * s + 1]! > MAX_ADDR
         ) {
           bad(`span [${P[2 * s]}, ${P[2 * s + 1]}) misaligned or empty`);
         }
@@ -1044,20 +1041,20 @@ export class Vmem {
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) bad(`#${s} has type ${t}`);
       if (span === NIL) bad(`segment #${s} before any span`);
       if (P[2 * s] !== cursor) bad(`segment #${s} starts at ${P[2 * s]}, expected ${cursor}`);
-      const rend = roundup(P[2 * s + 1], q);
-      if (P[2 * s + 1] <= P[2 * s] || rend > P[2 * span + 1]) {
+      const rend = roundup(P[2 * s + 1]!, q);
+      if (P[2 * s + 1]! <= P[2 * s]! || rend > P[2 * span + 1]!) {
         bad(`segment #${s} [${P[2 * s]}, ${P[2 * s + 1]}) outside its span`);
       }
       cursor = rend;
       if (t === VMEM_FREE) {
         nfree++;
-        if (P[2 * s + 1] % q !== 0) bad(`free segment #${s} end ${P[2 * s + 1]} misaligned`);
+        if (P[2 * s + 1]! % q !== 0) bad(`free segment #${s} end ${P[2 * s + 1]} misaligned`);
         if (prevType === VMEM_FREE && !prevAcrossMarker) {
           bad(`adjacent free segments ending at ${P[2 * s]}`);
         }
       } else {
         nalloc++;
-        inuse += P[2 * s + 1] - P[2 * s];
+        inuse += P[2 * s + 1]! - P[2 * s]!;
       }
       prevType = t;
       prevAcrossMarker = false;
@@ -1068,21 +1065,21 @@ export class Vmem {
     if (rotors !== 1) bad(`${rotors} rotors on the arena list`);
     // Spans: the kin list holds the same markers in the same order; none overlap.
     let i = 0;
-    for (let s = this.link[4 * SEG0 + 2], p = SEG0; s !== SEG0; p = s, s = this.link[4 * s + 2]) {
+    for (let s = this.link[4 * SEG0 + 2]!, p = SEG0; s !== SEG0; p = s, s = this.link[4 * s + 2]!) {
       if (this.link[4 * s + 3] !== p) bad("span list back link");
       if (spans[i++] !== s) bad(`span list disagrees with the arena list at span ${i}`);
     }
     if (i !== spans.length) bad("span list shorter than the arena list's spans");
-    const sorted = spans.slice().sort((a, b) => P[2 * a] - P[2 * b]);
+    const sorted = spans.slice().sort((a, b) => P[2 * a]! - P[2 * b]!);
     for (let k = 1; k < sorted.length; k++) {
-      if (P[2 * (sorted[k])] < P[2 * (sorted[k - 1]) + 1]) {
-        bad(`spans at ${P[2 * (sorted[k - 1])]} and ${P[2 * (sorted[k])]} overlap`);
+      if (P[2 * (sorted[k]!)]! < P[2 * (sorted[k - 1]!) + 1]!) {
+        bad(`spans at ${P[2 * (sorted[k - 1]!)]} and ${P[2 * (sorted[k]!)]} overlap`);
       }
     }
     // Free lists and freemap: heads in order, each member free, on the list of its size.
     let listed = 0;
     let steps = 0;
-    for (let s = 0, p = NIL; s !== NIL; p = s, s = this.link[4 * s + 2]) {
+    for (let s = 0, p = NIL; s !== NIL; p = s, s = this.link[4 * s + 2]!) {
       if (this.link[4 * s + 3] !== p) bad(`free list back link at #${s}`);
       if (++steps > this.cap) bad("free lists loop");
       if (s > FL_END) {
@@ -1091,16 +1088,16 @@ export class Vmem {
       }
     }
     let head = -1;
-    for (let s = 0; s !== NIL; s = this.link[4 * s + 2]) {
+    for (let s = 0; s !== NIL; s = this.link[4 * s + 2]!) {
       if (s <= FL_END) {
         if (s !== head + 1) bad(`free-list heads out of order at ${s}`);
         head = s;
-        const nonEmpty = this.link[4 * s + 2] > FL_END;
+        const nonEmpty = this.link[4 * s + 2]! > FL_END;
         if (s < NLISTS && nonEmpty !== this.listBit(s)) bad(`freemap bit ${s} is ${!nonEmpty}`);
         continue;
       }
-      if (highbit(P[2 * s + 1] - P[2 * s]) - 1 !== head) {
-        bad(`free segment of ${P[2 * s + 1] - P[2 * s]} on list ${head}`);
+      if (highbit(P[2 * s + 1]! - P[2 * s]!) - 1 !== head) {
+        bad(`free segment of ${P[2 * s + 1]! - P[2 * s]!} on list ${head}`);
       }
       if (!seen[s]) bad(`free segment #${s} is on a list but not in the arena`);
     }
@@ -1109,9 +1106,9 @@ export class Vmem {
     // Hash.
     let hashed = 0;
     for (let h = 0; h <= this.hashMask; h++) {
-      for (let s = this.hashTable[h]; s !== NIL; s = this.link[4 * s + 2]) {
+      for (let s = this.hashTable[h]!; s !== NIL; s = this.link[4 * s + 2]!) {
         if (T[s] !== VMEM_ALLOC) bad(`#${s} in the hash is not allocated`);
-        if (this.hashIndex(P[2 * s]) !== h) bad(`#${s} in hash bucket ${h} of another address`);
+        if (this.hashIndex(P[2 * s]!) !== h) bad(`#${s} in hash bucket ${h} of another address`);
         if (!seen[s]) bad(`allocated #${s} in the hash but not in the arena`);
         if (++hashed > nalloc) bad("hash holds more than the allocated segments");
       }
@@ -1121,21 +1118,21 @@ export class Vmem {
     }
     // Pool.
     let pooled = 0;
-    for (let s = this.segFree; s !== NIL; s = this.link[4 * s + 2]) {
+    for (let s = this.segFree; s !== NIL; s = this.link[4 * s + 2]!) {
       if (seen[s] || s < FIRST_SEG) bad(`pool holds live #${s}`);
       if (++pooled > this.cap) bad("segment pool loops");
     }
     if (pooled !== this.nsegFree) bad(`pool count ${this.nsegFree}, found ${pooled}`);
     let live = 0;
-    for (let s = FIRST_SEG; s < this.cap; s++) live += seen[s];
+    for (let s = FIRST_SEG; s < this.cap; s++) live += seen[s]!;
     if (live + pooled !== this.cap - FIRST_SEG) bad("segments lost from the pool");
     // Counters.
     const c = this.ctr;
     if (c[C_INUSE] !== inuse) bad(`mem_inuse ${c[C_INUSE]}, segments hold ${inuse}`);
     if (c[C_TOTAL] !== total) bad(`mem_total ${c[C_TOTAL]}, spans hold ${total}`);
     if (c[C_IMPORT] !== imported) bad(`mem_import ${c[C_IMPORT]}, imported spans hold ${imported}`);
-    if (c[C_ALLOC] - c[C_FREE] !== nalloc) {
-      bad(`alloc - free = ${c[C_ALLOC] - c[C_FREE]}, ${nalloc} allocated`);
+    if (c[C_ALLOC]! - c[C_FREE]! !== nalloc) {
+      bad(`alloc - free = ${c[C_ALLOC]! - c[C_FREE]!}, ${nalloc} allocated`);
     }
     // Quantum caches: every slab is an allocated segment of the slab size.
     if (this.qcache !== null) {
@@ -1143,7 +1140,7 @@ export class Vmem {
         qc.check();
         qc.forEachSlab((base, size) => {
           const s = this.hashFind(base);
-          if (s === NIL || P[2 * s + 1] - P[2 * s] !== size) {
+          if (s === NIL || P[2 * s + 1]! - P[2 * s]! !== size) {
             bad(`slab at ${base} of '${qc.name}' is not an allocated segment`);
           }
         });
@@ -1254,7 +1251,7 @@ export class Vmem {
       if (blocked.lock & L_DEAD) {
         throw new KernelError("EINVAL", `arena '${blocked.name}' was destroyed`);
       }
-      blocked.ctr[C_WAIT]++;
+      blocked.ctr[C_WAIT]!++;
       await blocked.sleep(signal);
     }
   }
@@ -1299,7 +1296,7 @@ export class Vmem {
   /** `vmem_alloc` after validation; the address (0 on failure) is left in ADDR. */
   private allocInner(size: number, vmflag: number): void {
     if (size - 1 < this.qcacheMax) {
-      ADDR[0] = (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0].alloc(
+      ADDR[0] = (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0]!.alloc(
         vmflag & VM_KMFLAGS,
       );
       return;
@@ -1324,9 +1321,9 @@ export class Vmem {
       this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
       return;
     }
-    const vsp = this.link[4 * flist + 2];
-    let addr = this.pos[2 * vsp];
-    if (vmflag & VM_ENDALLOC) addr += this.pos[2 * vsp + 1] - (addr + size);
+    const vsp = this.link[4 * flist + 2]!;
+    let addr = this.pos[2 * vsp]!;
+    if (vmflag & VM_ENDALLOC) addr += this.pos[2 * vsp + 1]! - (addr + size);
     ADDR[0] = addr;
     this.segAlloc(vsp, size);
   }
@@ -1361,8 +1358,8 @@ export class Vmem {
       return;
     }
     const P = this.pos, L = this.link, T = this.type;
-    let vsp = L[4 * flist + 2];
-    const addr = P[2 * vsp], vsEnd = P[2 * vsp + 1];
+    let vsp = L[4 * flist + 2]!;
+    const addr = P[2 * vsp]!, vsEnd = P[2 * vsp + 1]!;
     const vsSize = vsEnd - addr;
     const realsize = Math.ceil(size * this.invQuantum) * this.quantum;
     const addrEnd = addr + realsize;
@@ -1371,11 +1368,11 @@ export class Vmem {
       // list; the new segment goes before it.
       P[2 * vsp] = addrEnd;
       const n = this.segFree;
-      this.segFree = L[4 * n + 2];
+      this.segFree = L[4 * n + 2]!;
       this.nsegFree--;
       P[2 * n] = addr;
       this.imp[n] = 0;
-      const prev = L[4 * vsp + 1];
+      const prev = L[4 * vsp + 1]!;
       L[4 * n] = vsp;
       L[4 * n + 1] = prev;
       L[4 * prev] = n;
@@ -1383,7 +1380,7 @@ export class Vmem {
       vsp = n;
     } else {
       // freelistDelete(vsp).
-      const fn = L[4 * vsp + 2], fp = L[4 * vsp + 3];
+      const fn = L[4 * vsp + 2]!, fp = L[4 * vsp + 3]!;
       if (fn <= FL_END && fp <= FL_END) {
         if (fp < 32) this.freemapLo ^= 1 << fp;
         else this.freemapHi ^= 1 << (fp - 32);
@@ -1393,12 +1390,12 @@ export class Vmem {
       if (vsEnd !== addrEnd) {
         // The remainder: segCreate after vsp, then freelistInsert.
         const t = this.segFree;
-        this.segFree = L[4 * t + 2];
+        this.segFree = L[4 * t + 2]!;
         this.nsegFree--;
         P[2 * t] = addrEnd;
         P[2 * t + 1] = vsEnd;
         this.imp[t] = 0;
-        const nx = L[4 * vsp];
+        const nx = L[4 * vsp]!;
         L[4 * t] = nx;
         L[4 * t + 1] = vsp;
         L[4 * vsp] = t;
@@ -1407,7 +1404,7 @@ export class Vmem {
         T[t] = VMEM_FREE;
         if (i < 32) this.freemapLo |= 1 << i;
         else this.freemapHi |= 1 << (i - 32);
-        const hn = L[4 * i + 2];
+        const hn = L[4 * i + 2]!;
         L[4 * t + 2] = hn;
         L[4 * t + 3] = i;
         L[4 * i + 2] = t;
@@ -1422,11 +1419,11 @@ export class Vmem {
     const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
     const h = (k ^ (k >>> 15)) & this.hashMask;
     const H = this.hashTable;
-    L[4 * vsp + 2] = H[h];
+    L[4 * vsp + 2] = H[h]!;
     H[h] = vsp;
     const c = this.ctr;
-    c[C_ALLOC]++;
-    c[C_INUSE] += size;
+    c[C_ALLOC]!++;
+    c[C_INUSE]! += size;
     if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
     ADDR[0] = addr;
   }
@@ -1436,21 +1433,21 @@ export class Vmem {
     const realsize = roundup(size, this.quantum);
     if (this.nsegFree < MINFREE) this.populate();
     let T = this.type, P = this.pos;
-    let vsp = this.link[4 * ROTOR];
+    let vsp = this.link[4 * ROTOR]!;
     if (T[vsp] === VMEM_FREE) {
-      const vsSize = P[2 * vsp + 1] - P[2 * vsp];
+      const vsSize = P[2 * vsp + 1]! - P[2 * vsp]!;
       if (vsSize > realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
-        const addr = P[2 * vsp];
+        const addr = P[2 * vsp]!;
         P[2 * vsp] = addr + realsize;
-        this.hashInsert(this.segCreate(this.link[4 * ROTOR + 1], addr, addr + size));
+        this.hashInsert(this.segCreate(this.link[4 * ROTOR + 1]!, addr, addr + size));
         ADDR[0] = addr;
         return;
       }
     }
     for (;;) {
-      this.ctr[C_SEARCH]++;
-      if (T[vsp] === VMEM_FREE && P[2 * vsp + 1] - P[2 * vsp] >= size) break;
-      vsp = this.link[4 * vsp];
+      this.ctr[C_SEARCH]!++;
+      if (T[vsp] === VMEM_FREE && P[2 * vsp + 1]! - P[2 * vsp]! >= size) break;
+      vsp = this.link[4 * vsp]!;
       if (vsp === ROTOR) {
         if ((vmflag & VM_NOSLEEP) === 0) {
           if (this.importFn === null) {
@@ -1461,11 +1458,11 @@ export class Vmem {
             this.journalFull();
           }
         }
-        this.advance(ROTOR, this.link[4 * ROTOR]);
+        this.advance(ROTOR, this.link[4 * ROTOR]!);
         T = this.type;
         P = this.pos;
-        vsp = this.link[4 * ROTOR + 1];
-        if (T[vsp] === VMEM_FREE && P[2 * vsp + 1] - P[2 * vsp] >= size) break;
+        vsp = this.link[4 * ROTOR + 1]!;
+        if (T[vsp] === VMEM_FREE && P[2 * vsp + 1]! - P[2 * vsp]! >= size) break;
         if (this.importFn !== null || (vmflag & VM_NOSLEEP) !== 0) {
           this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag & VM_KMFLAGS);
           return;
@@ -1473,20 +1470,20 @@ export class Vmem {
         throw new WouldBlock(this);
       }
     }
-    const addr = P[2 * vsp];
-    ADDR[0] = addr;
+    const addr = P[2 * vsp]!;
+    ADDR[0]! = addr;
     vsp = this.segAlloc(vsp, size);
     this.advance(ROTOR, vsp);
-    ADDR[0] = addr;
+    ADDR[0]! = addr;
   }
 
   /** Whether stepping the rotor past its successor would leave a free segment of `size` behind it. */
   private rotorStepFits(size: number): boolean {
     const T = this.type, P = this.pos;
-    const next = this.link[4 * ROTOR], prev = this.link[4 * ROTOR + 1];
+    const next = this.link[4 * ROTOR]!, prev = this.link[4 * ROTOR + 1]!;
     if (T[next] !== VMEM_FREE) return false;
-    let avail = P[2 * next + 1] - P[2 * next];
-    if (T[prev] === VMEM_FREE) avail += P[2 * prev + 1] - P[2 * prev];
+    let avail = P[2 * next + 1]! - P[2 * next]!;
+    if (T[prev] === VMEM_FREE) avail += P[2 * prev + 1]! - P[2 * prev]!;
     return avail >= size;
   }
 
@@ -1530,19 +1527,19 @@ export class Vmem {
       }
       let search = 0;
       vbest = NIL;
-      let vsp = flist < 0 ? NIL : L[4 * flist + 2];
+      let vsp = flist < 0 ? NIL : L[4 * flist + 2]!;
       while (vsp !== NIL) {
         search++;
         if (vsp <= FL_END) {
           if (vbest !== NIL) break;
           const f = vsp === FL_END ? -1 : this.firstList(vsp);
           if (f < 0) break;
-          vsp = L[4 * f + 2];
+          vsp = L[4 * f + 2]!;
           continue;
         }
-        const vs = P[2 * vsp], ve = P[2 * vsp + 1];
+        const vs = P[2 * vsp]!, ve = P[2 * vsp + 1]!;
         if (ve - 1 < minaddr || (maxaddr !== 0 && vs > maxaddr - 1)) {
-          vsp = L[4 * vsp + 2];
+          vsp = L[4 * vsp + 2]!;
           continue;
         }
         const start = vs > lo ? vs : lo;
@@ -1556,17 +1553,17 @@ export class Vmem {
         }
         if (
           taddr - start + size > end - start ||
-          (vbest !== NIL && ve - vs >= P[2 * vbest + 1] - P[2 * vbest])
+          (vbest !== NIL && ve - vs >= P[2 * vbest + 1]! - P[2 * vbest]!)
         ) {
-          vsp = L[4 * vsp + 2];
+          vsp = L[4 * vsp + 2]!;
           continue;
         }
         vbest = vsp;
         addr = taddr;
         if ((vmflag & VM_BESTFIT) === 0 || ve - vs === size) break;
-        vsp = L[4 * vsp + 2];
+        vsp = L[4 * vsp + 2]!;
       }
-      this.ctr[C_SEARCH] += search;
+      this.ctr[C_SEARCH]! += search;
       if (vbest !== NIL) break;
       if (this.importFn !== null && nocross === 0 && minaddr === 0 && maxaddr === 0) {
         const src = this.source as Vmem;
@@ -1601,7 +1598,7 @@ export class Vmem {
     }
     if (vbest !== NIL) {
       if (vmflag & VM_ENDALLOC) {
-        addr += Math.floor((this.pos[2 * vbest + 1] - (addr + size)) / align) * align;
+        addr += Math.floor((this.pos[2 * vbest + 1]! - (addr + size)) / align) * align;
       }
       ADDR[0] = addr;
       this.segAlloc(vbest, size);
@@ -1609,7 +1606,7 @@ export class Vmem {
       ADDR[0] = addr;
       return;
     }
-    this.ctr[C_FAIL]++;
+    this.ctr[C_FAIL]!++;
     if (vmflag & VM_PANIC) {
       throw new KernelError(
         "ENOMEM",
@@ -1646,11 +1643,11 @@ export class Vmem {
   private reapForRoom(): boolean {
     if (qcacheArenas.length === 0) return false;
     const ident = this.cflags & VMC_IDENTIFIER;
-    const before = this.ctr[C_TOTAL] - this.ctr[C_INUSE];
+    const before = this.ctr[C_TOTAL]! - this.ctr[C_INUSE]!;
     for (const vmp of qcacheArenas.slice()) {
       if ((vmp.cflags & VMC_IDENTIFIER) === ident && (vmp.lock & L_DEAD) === 0) vmp.reapQcaches();
     }
-    return this.ctr[C_TOTAL] - this.ctr[C_INUSE] > before;
+    return this.ctr[C_TOTAL]! - this.ctr[C_INUSE]! > before;
   }
 
   /** Empties the depots of this arena's quantum caches. */
@@ -1672,40 +1669,40 @@ export class Vmem {
    * the hot path of every free.
    */
   private xfreeInner(size: number): void {
-    const addr = ADDR[0];
+    const addr = ADDR[0]!;
     const P = this.pos, L = this.link, T = this.type, H = this.hashTable;
     // hashIndex(addr), then the chain walk of hashFind.
     const x = Math.floor(addr * this.invQuantum);
     const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
     const h = (k ^ (k >>> 15)) & this.hashMask;
     let hprev = NIL, steps = 0;
-    let vsp = H[h];
+    let vsp = H[h]!;
     while (vsp !== NIL && P[2 * vsp] !== addr) {
       steps++;
       hprev = vsp;
-      vsp = L[4 * vsp + 2];
+      vsp = L[4 * vsp + 2]!;
     }
-    if (vsp === NIL || P[2 * vsp + 1] - addr !== size) this.badFree(vsp, addr, size);
-    if (hprev === NIL) H[h] = L[4 * vsp + 2];
-    else L[4 * hprev + 2] = L[4 * vsp + 2];
+    if (vsp === NIL || P[2 * vsp + 1]! - addr !== size) this.badFree(vsp, addr, size);
+    if (hprev === NIL) H[h] = L[4 * vsp + 2]!;
+    else L[4 * hprev + 2] = L[4 * vsp + 2]!;
     const c = this.ctr;
-    c[C_LOOKUP] += steps;
-    c[C_FREE]++;
-    c[C_INUSE] -= size;
+    c[C_LOOKUP]! += steps;
+    c[C_FREE]!++;
+    c[C_INUSE]! -= size;
     if (--this.hashCount < this.hashShrinkAt) this.hashRescale();
     let end = Math.ceil((addr + size) * this.invQuantum) * this.quantum;
-    const vnext = L[4 * vsp];
+    const vnext = L[4 * vsp]!;
     if (T[vnext] === VMEM_FREE) {
       // freelistDelete(vnext), then vmem_seg_destroy(vnext).
-      const fn = L[4 * vnext + 2], fp = L[4 * vnext + 3];
+      const fn = L[4 * vnext + 2]!, fp = L[4 * vnext + 3]!;
       if (fn <= FL_END && fp <= FL_END) {
         if (fp < 32) this.freemapLo ^= 1 << fp;
         else this.freemapHi ^= 1 << (fp - 32);
       }
       L[4 * fp + 2] = fn;
       L[4 * fn + 3] = fp;
-      end = P[2 * vnext + 1];
-      const nn = L[4 * vnext];
+      end = P[2 * vnext + 1]!;
+      const nn = L[4 * vnext]!;
       L[4 * vsp] = nn;
       L[4 * nn + 1] = vsp;
       T[vnext] = 0;
@@ -1713,17 +1710,17 @@ export class Vmem {
       this.segFree = vnext;
       this.nsegFree++;
     }
-    const vprev = L[4 * vsp + 1];
+    const vprev = L[4 * vsp + 1]!;
     if (T[vprev] === VMEM_FREE) {
       // freelistDelete(vprev), then vmem_seg_destroy(vsp).
-      const fn = L[4 * vprev + 2], fp = L[4 * vprev + 3];
+      const fn = L[4 * vprev + 2]!, fp = L[4 * vprev + 3]!;
       if (fn <= FL_END && fp <= FL_END) {
         if (fp < 32) this.freemapLo ^= 1 << fp;
         else this.freemapHi ^= 1 << (fp - 32);
       }
       L[4 * fp + 2] = fn;
       L[4 * fn + 3] = fp;
-      const nn = L[4 * vsp];
+      const nn = L[4 * vsp]!;
       L[4 * vprev] = nn;
       L[4 * nn + 1] = vprev;
       T[vsp] = 0;
@@ -1733,23 +1730,23 @@ export class Vmem {
       vsp = vprev;
     }
     P[2 * vsp + 1] = end;
-    const before = L[4 * vsp + 1];
+    const before = L[4 * vsp + 1]!;
     if (
       T[before] === VMEM_SPAN && this.imp[before] !== 0 && this.releaseFn !== null &&
-      T[L[4 * vsp]] === VMEM_SPAN
+      T[L[4 * vsp]!] === VMEM_SPAN
     ) {
-      const a = P[2 * vsp];
+      const a = P[2 * vsp]!;
       this.spanDestroy(vsp);
       this.releaseFn(this.source as Vmem, a, end - a);
       return;
     }
     // freelistInsert(vsp).
-    const start = P[2 * vsp];
+    const start = P[2 * vsp]!;
     const i = highbit(end - start) - 1;
     T[vsp] = VMEM_FREE;
     if (i < 32) this.freemapLo |= 1 << i;
     else this.freemapHi |= 1 << (i - 32);
-    const n = L[4 * i + 2];
+    const n = L[4 * i + 2]!;
     L[4 * vsp + 2] = n;
     L[4 * vsp + 3] = i;
     L[4 * i + 2] = vsp;
@@ -1768,7 +1765,7 @@ export class Vmem {
     throw new KernelError(
       "BADFREE",
       `free of ${describe(addr)} to arena '${this.name}': wrong size ${describe(size)} (expect ${
-        describe(this.pos[2 * vsp + 1] - this.pos[2 * vsp])
+        describe(this.pos[2 * vsp + 1]! - this.pos[2 * vsp]!)
       })`,
     );
   }
@@ -1776,7 +1773,7 @@ export class Vmem {
   /** `vmem_advance`: moves `walker` after `afterme` (or off the list) and mends what it separated. */
   private advance(walker: number, afterme: number): void {
     const T = this.type, P = this.pos;
-    const vprev = this.link[4 * walker + 1], vnext = this.link[4 * walker];
+    const vprev = this.link[4 * walker + 1]!, vnext = this.link[4 * walker]!;
     this.link[4 * vprev] = vnext;
     this.link[4 * vnext + 1] = vprev;
     if (afterme !== NIL) this.ainsert(afterme, walker);
@@ -1785,7 +1782,7 @@ export class Vmem {
       if (T[vnext] === VMEM_FREE) {
         this.freelistDelete(vnext);
         this.freelistDelete(vprev);
-        P[2 * vprev + 1] = P[2 * vnext + 1];
+        P[2 * vprev + 1] = P[2 * vnext + 1]!;
         this.freelistInsert(vprev);
         this.segDestroy(vnext);
       }
@@ -1794,12 +1791,12 @@ export class Vmem {
       vsp = vnext;
     }
     if (vsp !== NIL) {
-      const before = this.link[4 * vsp + 1];
+      const before = this.link[4 * vsp + 1]!;
       if (
         this.imp[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
-        T[this.link[4 * vsp]] === VMEM_SPAN
+        T[this.link[4 * vsp]!] === VMEM_SPAN
       ) {
-        const a = P[2 * vsp], s = P[2 * vsp + 1] - a;
+        const a = P[2 * vsp]!, s = P[2 * vsp + 1]! - a;
         this.freelistDelete(vsp);
         this.spanDestroy(vsp);
         this.releaseFn(this.source as Vmem, a, s);
@@ -1811,9 +1808,9 @@ export class Vmem {
 
   /** `vmem_seg_alloc`: carves `[ADDR, ADDR + size)` out of free segment `vsp`. */
   private segAlloc(vsp: number, size: number): number {
-    const addr = ADDR[0];
+    const addr = ADDR[0]!;
     const P = this.pos;
-    const vsStart = P[2 * vsp], vsEnd = P[2 * vsp + 1];
+    const vsStart = P[2 * vsp]!, vsEnd = P[2 * vsp + 1]!;
     const vsSize = vsEnd - vsStart;
     const realsize = Math.ceil(size * this.invQuantum) * this.quantum;
     const addrEnd = addr + realsize;
@@ -1823,12 +1820,12 @@ export class Vmem {
       P[2 * vsp] = addrEnd;
       const L = this.link;
       const n = this.segFree;
-      this.segFree = L[4 * n + 2];
+      this.segFree = L[4 * n + 2]!;
       this.nsegFree--;
       P[2 * n] = addr;
       P[2 * n + 1] = addr + size;
       this.imp[n] = 0;
-      const prev = L[4 * vsp + 1];
+      const prev = L[4 * vsp + 1]!;
       L[4 * n] = vsp;
       L[4 * n + 1] = prev;
       L[4 * prev] = n;
@@ -1839,7 +1836,7 @@ export class Vmem {
     this.freelistDelete(vsp);
     if (vsEnd !== addrEnd) this.freelistInsert(this.segCreate(vsp, addrEnd, vsEnd));
     if (vsStart !== addr) {
-      this.freelistInsert(this.segCreate(this.link[4 * vsp + 1], vsStart, addr));
+      this.freelistInsert(this.segCreate(this.link[4 * vsp + 1]!, vsStart, addr));
     }
     P[2 * vsp] = addr;
     P[2 * vsp + 1] = addr + size;
@@ -1850,28 +1847,28 @@ export class Vmem {
   /** `vmem_span_create`: returns the free segment covering the new span. */
   private spanCreate(vaddr: number, size: number, imported: number): number {
     const end = vaddr + size;
-    const span = this.segCreate(this.link[4 * SEG0 + 1], vaddr, end);
+    const span = this.segCreate(this.link[4 * SEG0 + 1]!, vaddr, end);
     this.type[span] = VMEM_SPAN;
     this.imp[span] = imported;
-    const kp = this.link[4 * SEG0 + 3];
+    const kp = this.link[4 * SEG0 + 3]!;
     this.link[4 * span + 2] = SEG0;
     this.link[4 * span + 3] = kp;
     this.link[4 * kp + 2] = span;
     this.link[4 * SEG0 + 3] = span;
     const seg = this.segCreate(span, vaddr, end);
     this.freelistInsert(seg);
-    if (imported) this.ctr[C_IMPORT] += size;
-    this.ctr[C_TOTAL] += size;
+    if (imported) this.ctr[C_IMPORT]! += size;
+    this.ctr[C_TOTAL]! += size;
     return seg;
   }
 
   /** `vmem_span_destroy`: removes the span whose only segment is `vsp`. */
   private spanDestroy(vsp: number): void {
-    const span = this.link[4 * vsp + 1];
-    const size = this.pos[2 * vsp + 1] - this.pos[2 * vsp];
-    if (this.imp[span]) this.ctr[C_IMPORT] -= size;
-    this.ctr[C_TOTAL] -= size;
-    const kp = this.link[4 * span + 3], kn = this.link[4 * span + 2];
+    const span = this.link[4 * vsp + 1]!;
+    const size = this.pos[2 * vsp + 1]! - this.pos[2 * vsp]!;
+    if (this.imp[span]) this.ctr[C_IMPORT]! -= size;
+    this.ctr[C_TOTAL]! -= size;
+    const kp = this.link[4 * span + 3]!, kn = this.link[4 * span + 2]!;
     this.link[4 * kp + 2] = kn;
     this.link[4 * kn + 3] = kp;
     this.segDestroy(vsp);
@@ -1891,7 +1888,7 @@ export class Vmem {
 
   /** Unlinks segment `id` from the arena list and returns it to the pool. */
   private segDestroy(id: number): void {
-    const p = this.link[4 * id + 1], n = this.link[4 * id];
+    const p = this.link[4 * id + 1]!, n = this.link[4 * id]!;
     this.link[4 * p] = n;
     this.link[4 * n + 1] = p;
     this.type[id] = 0;
@@ -1900,7 +1897,7 @@ export class Vmem {
 
   /** Links segment `id` into the arena list after `prev`. */
   private ainsert(prev: number, id: number): void {
-    const n = this.link[4 * prev];
+    const n = this.link[4 * prev]!;
     this.link[4 * id] = n;
     this.link[4 * id + 1] = prev;
     this.link[4 * prev] = id;
@@ -1913,7 +1910,7 @@ export class Vmem {
     if (id === NIL) {
       throw new KernelError("CORRUPT", `arena '${this.name}': segment pool exhausted`);
     }
-    this.segFree = this.link[4 * id + 2];
+    this.segFree = this.link[4 * id + 2]!;
     this.nsegFree--;
     return id;
   }
@@ -1929,7 +1926,7 @@ export class Vmem {
   private populate(): void {
     if (this.nsegFree >= MINFREE) return;
     this.grow(this.cap * 2);
-    this.ctr[C_POPULATE]++;
+    this.ctr[C_POPULATE]!++;
   }
 
   /** Grows the segment arrays to hold `cap` segments (vmem_populate). */
@@ -1985,12 +1982,12 @@ export class Vmem {
 
   /** `vmem_freelist_insert`: at the head of the list of its size; wakes waiters. */
   private freelistInsert(vsp: number): void {
-    const i = highbit(this.pos[2 * vsp + 1] - this.pos[2 * vsp]) - 1;
+    const i = highbit(this.pos[2 * vsp + 1]! - this.pos[2 * vsp]!) - 1;
     this.type[vsp] = VMEM_FREE;
     if (i < 32) this.freemapLo |= 1 << i;
     else this.freemapHi |= 1 << (i - 32);
     const L = this.link;
-    const n = L[4 * i + 2];
+    const n = L[4 * i + 2]!;
     L[4 * vsp + 2] = n;
     this.link[4 * vsp + 3] = i;
     L[4 * i + 2] = vsp;
@@ -2000,7 +1997,7 @@ export class Vmem {
 
   /** `vmem_freelist_delete`. */
   private freelistDelete(vsp: number): void {
-    const n = this.link[4 * vsp + 2], p = this.link[4 * vsp + 3];
+    const n = this.link[4 * vsp + 2]!, p = this.link[4 * vsp + 3]!;
     if (n <= FL_END && p <= FL_END) {
       if (p < 32) this.freemapLo ^= 1 << p;
       else this.freemapHi ^= 1 << (p - 32);
@@ -2023,46 +2020,26 @@ export class Vmem {
   private hashInsert(vsp: number): void {
     this.type[vsp] = VMEM_ALLOC;
     const P = this.pos;
-    const start = P[2 * vsp];
+    const start = P[2 * vsp]!;
     const h = this.hashIndex(start);
     const H = this.hashTable;
-    this.link[4 * vsp + 2] = H[h];
+    this.link[4 * vsp + 2] = H[h]!;
     H[h] = vsp;
     const c = this.ctr;
-    c[C_ALLOC]++;
-    c[C_INUSE] += P[2 * vsp + 1] - start;
+    c[C_ALLOC]!++;
+    c[C_INUSE]! += P[2 * vsp + 1]! - start;
     if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
   }
 
   /**
-   * The allocated segment starting at `addr`, or NIL. Leaves the chain steps
-   * taken in `lastLookups`, and the bucket and predecessor for hashDelete.
+   * The allocated segment starting at `addr`, or NIL (for check(); the free
+   * paths walk the chain themselves).
    */
   private hashFind(addr: number): number {
-    let steps = 0;
-    const h = this.hashIndex(addr);
     const P = this.pos, L = this.link;
-    let p = NIL;
-    let s = this.hashTable[h];
-    while (s !== NIL && P[2 * s] !== addr) {
-      steps++;
-      p = s;
-      s = L[4 * s + 2];
-    }
-    this.lastLookups = steps;
-    this.lastBucket = h;
-    this.lastPrev = p;
+    let s = this.hashTable[this.hashIndex(addr)]!;
+    while (s !== NIL && P[2 * s] !== addr) s = L[4 * s + 2]!;
     return s;
-  }
-
-  /** `vmem_hash_delete` of the segment hashFind has just found. */
-  private hashDelete(vsp: number, size: number): void {
-    if (this.lastPrev === NIL) this.hashTable[this.lastBucket] = this.link[4 * vsp + 2];
-    else this.link[4 * (this.lastPrev) + 2] = this.link[4 * vsp + 2];
-    this.ctr[C_LOOKUP] += this.lastLookups;
-    this.ctr[C_FREE]++;
-    this.ctr[C_INUSE] -= size;
-    if (--this.hashCount < this.hashShrinkAt) this.hashRescale();
   }
 
   /** `vmem_hash_rescale`: about one bucket per allocated segment, resized by factors of 4 or more. */
@@ -2078,11 +2055,11 @@ export class Vmem {
     this.hashTable = new Int32Array(newSize).fill(NIL);
     this.hashMask = newSize - 1;
     for (let h = 0; h < oldSize; h++) {
-      let s = old[h];
+      let s = old[h]!;
       while (s !== NIL) {
-        const next = this.link[4 * s + 2];
-        const b = this.hashIndex(this.pos[2 * s]);
-        this.link[4 * s + 2] = this.hashTable[b];
+        const next = this.link[4 * s + 2]!;
+        const b = this.hashIndex(this.pos[2 * s]!);
+        this.link[4 * s + 2] = this.hashTable[b]!;
         this.hashTable[b] = s;
         s = next;
       }
@@ -2132,16 +2109,16 @@ export class Vmem {
     this.hashTable = st.hashTable;
     this.ctr.set(st.ctr);
     const s = st.scalars;
-    this.cap = s[0];
-    this.segFree = s[1];
-    this.nsegFree = s[2];
-    this.freemapLo = s[3];
-    this.freemapHi = s[4];
-    this.hashMask = s[5];
-    this.hashCount = s[6];
-    this.hashGrowAt = s[7];
-    this.hashShrinkAt = s[8];
-    if (this.qcache !== null) this.qcache.forEach((q, i) => q.restoreState(st.qcaches[i]));
+    this.cap = s[0]!;
+    this.segFree = s[1]!;
+    this.nsegFree = s[2]!;
+    this.freemapLo = s[3]!;
+    this.freemapHi = s[4]!;
+    this.hashMask = s[5]!;
+    this.hashCount = s[6]!;
+    this.hashGrowAt = s[7]!;
+    this.hashShrinkAt = s[8]!;
+    if (this.qcache !== null) this.qcache.forEach((q, i) => q.restoreState(st.qcaches[i]!));
   }
 
   /** Starts the journal of a sleeping request made to `vmp`. */
@@ -2153,7 +2130,7 @@ export class Vmem {
 
   /** Ends a sleeping request that succeeded. */
   private static commitJournal(): void {
-    for (let i = 0; i < jList.length; i++) jList[i].jState = null;
+    for (let i = 0; i < jList.length; i++) jList[i]!.jState = null;
     jList.length = 0;
     jEpoch = 0;
     jFull = false;
@@ -2162,7 +2139,7 @@ export class Vmem {
   /** Ends a refused sleeping request: every arena it touched goes back as it was. */
   private static rollbackJournal(): void {
     for (let i = jList.length - 1; i >= 0; i--) {
-      const vmp = jList[i];
+      const vmp = jList[i]!;
       if (vmp.jState !== null) vmp.restoreState(vmp.jState);
       vmp.ctr.set(vmp.jCtr);
       vmp.jState = null;

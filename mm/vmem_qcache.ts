@@ -127,12 +127,15 @@ export function qcacheSlabSize(qcacheMax: number): number {
   return Math.max(2 ** highbit(3 * qcacheMax), 64);
 }
 
+type F64 = Float64Array<ArrayBuffer>;
+type I32 = Int32Array<ArrayBuffer>;
+
 /** Saved state of a cache (for undoing a refused request). */
 export interface QcacheState {
   /** Copies of the Float64Array fields. */
-  readonly f64: Float64Array<ArrayBuffer>[];
+  readonly f64: readonly [F64, F64];
   /** Copies of the Int32Array fields. */
-  readonly i32: Int32Array<ArrayBuffer>[];
+  readonly i32: readonly [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32];
   /** Copy of the buffer states. */
   readonly u8: Uint8Array<ArrayBuffer>;
   /** The scalar fields. */
@@ -250,8 +253,8 @@ export class QuantumCache {
   alloc(vmflag: number): number {
     for (;;) {
       if (this.rounds > 0) {
-        const id = this.magStore[this.loadedBase + --this.rounds];
-        const addr = -this.bufKey[id];
+        const id = this.magStore[this.loadedBase + --this.rounds]!;
+        const addr = -this.bufKey[id]!;
         this.bufKey[id] = addr;
         this.nAlloc++;
         return addr;
@@ -393,7 +396,7 @@ export class QuantumCache {
   /** Calls `fn` with the base of every live slab. */
   forEachSlab(fn: (base: number, size: number) => void): void {
     for (let s = 0; s < this.slabCap; s++) {
-      if (this.slabChunks[s] > 0) fn(this.slabBase[s], this.slabsize);
+      if (this.slabChunks[s]! > 0) fn(this.slabBase[s]!, this.slabsize);
     }
   }
 
@@ -403,13 +406,13 @@ export class QuantumCache {
    */
   whatis(addr: number): string | null {
     for (let s = 0; s < this.slabCap; s++) {
-      const n = this.slabChunks[s];
+      const n = this.slabChunks[s]!;
       if (n === 0) continue;
-      const base = this.slabBase[s];
+      const base = this.slabBase[s]!;
       if (addr < base || addr >= base + this.slabsize) continue;
       for (let b = 0; b < n; b++) {
         const id = s * this.maxChunks + b;
-        const key = this.bufKey[id], a = Math.abs(key);
+        const key = this.bufKey[id]!, a = Math.abs(key);
         if (addr >= a && addr < a + this.bufsize) {
           const what = key > 0 ? "allocated" : this.bufState[id] === B_OUT ? "cached" : "free";
           return `buffer 0x${a.toString(16)}+${addr - a} of quantum cache '${this.name}' (${what})`;
@@ -429,8 +432,8 @@ export class QuantumCache {
     const inMag = new Uint8Array(this.slabCap * this.maxChunks);
     const markMag = (m: number, n: number) => {
       for (let r = 0; r < n; r++) {
-        const id = this.magStore[m * this.magCapacityRounds + r];
-        if (this.bufState[id] !== B_OUT || this.bufKey[id] > 0) {
+        const id = this.magStore[m * this.magCapacityRounds + r]!;
+        if (this.bufState[id] !== B_OUT || this.bufKey[id]! > 0) {
           bad(`magazine ${m} round ${r} holds a buffer not cached`);
         }
         if (inMag[id]) bad(`buffer ${id} in two magazines`);
@@ -443,18 +446,18 @@ export class QuantumCache {
     if (this.ploaded >= 0) markMag(this.ploaded, this.prounds);
     else if (this.prounds !== -1) bad("previous rounds without a magazine");
     let n = 0;
-    for (let m = this.fullHead; m >= 0; m = this.magNext[m]) {
+    for (let m = this.fullHead; m >= 0; m = this.magNext[m]!) {
       markMag(m, this.magsize);
       n++;
     }
     if (n !== this.nFull) bad("depot full count");
     n = 0;
-    for (let m = this.emptyHead; m >= 0; m = this.magNext[m]) n++;
+    for (let m = this.emptyHead; m >= 0; m = this.magNext[m]!) n++;
     if (n !== this.nEmpty) bad("depot empty count");
     const inPartial = new Uint8Array(this.slabCap);
     for (let r = 1; r < this.partialHead.length; r++) {
       let prev = -1;
-      for (let s = this.partialHead[r]; s >= 0; s = this.slabNext[s]) {
+      for (let s = this.partialHead[r]!; s >= 0; s = this.slabNext[s]!) {
         if (this.slabRefcnt[s] !== r) {
           bad(`slab ${s} in partial bucket ${r} has count ${this.slabRefcnt[s]}`);
         }
@@ -463,19 +466,19 @@ export class QuantumCache {
         inPartial[s] = 1;
         prev = s;
       }
-      if (r > this.partialMax && this.partialHead[r] >= 0) {
+      if (r > this.partialMax && this.partialHead[r]! >= 0) {
         bad("partialMax below a non-empty bucket");
       }
     }
     for (let s = 0; s < this.slabCap; s++) {
-      const chunks = this.slabChunks[s];
+      const chunks = this.slabChunks[s]!;
       if (chunks === 0) continue;
       live++;
-      const base = this.slabBase[s];
+      const base = this.slabBase[s]!;
       let free = 0;
-      for (let id = this.slabHead[s]; id >= 0; id = this.bufNext[id]) {
+      for (let id = this.slabHead[s]!; id >= 0; id = this.bufNext[id]!) {
         if (((id / this.maxChunks) | 0) !== s) bad(`slab ${s} free chain reaches buffer ${id}`);
-        if (this.bufState[id] !== B_SLAB || this.bufKey[id] > 0) {
+        if (this.bufState[id] !== B_SLAB || this.bufKey[id]! > 0) {
           bad(`buffer ${id} on a slab chain is not free`);
         }
         if (++free > chunks) bad(`slab ${s} free chain loops`);
@@ -483,7 +486,7 @@ export class QuantumCache {
       let used = 0;
       for (let b = 0; b < chunks; b++) {
         const id = s * this.maxChunks + b;
-        const st = this.bufState[id], key = this.bufKey[id], a = Math.abs(key);
+        const st = this.bufState[id], key = this.bufKey[id]!, a = Math.abs(key);
         if (st === B_NONE) bad(`buffer ${id} of live slab ${s} has no place`);
         if (key > 0) {
           if (st !== B_OUT) bad(`buffer ${id} held by a client but free in its slab`);
@@ -580,32 +583,32 @@ export class QuantumCache {
     this.bufState = st.u8;
     const s = st.scalars;
     let i = 0;
-    this.magsize = s[i++];
-    this.color = s[i++];
-    this.slabCap = s[i++];
-    this.slabFreeList = s[i++];
-    this.nslabs = s[i++];
-    this.partialMax = s[i++];
-    this.hashMask = s[i++];
-    this.hashShift = s[i++];
-    this.hashCount = s[i++];
-    this.magCap = s[i++];
-    this.magFreeList = s[i++];
-    this.loaded = s[i++];
+    this.magsize = s[i++]!;
+    this.color = s[i++]!;
+    this.slabCap = s[i++]!;
+    this.slabFreeList = s[i++]!;
+    this.nslabs = s[i++]!;
+    this.partialMax = s[i++]!;
+    this.hashMask = s[i++]!;
+    this.hashShift = s[i++]!;
+    this.hashCount = s[i++]!;
+    this.magCap = s[i++]!;
+    this.magFreeList = s[i++]!;
+    this.loaded = s[i++]!;
     this.loadedBase = this.loaded * this.magCapacityRounds;
-    this.rounds = s[i++];
-    this.ploaded = s[i++];
-    this.prounds = s[i++];
-    this.fullHead = s[i++];
-    this.nFull = s[i++];
-    this.emptyHead = s[i++];
-    this.nEmpty = s[i++];
-    this.nAlloc = s[i++];
-    this.nFree = s[i++];
-    this.nFail = s[i++];
-    this.nSlabCreate = s[i++];
-    this.nSlabDestroy = s[i++];
-    this.bufTotal = s[i++];
+    this.rounds = s[i++]!;
+    this.ploaded = s[i++]!;
+    this.prounds = s[i++]!;
+    this.fullHead = s[i++]!;
+    this.nFull = s[i++]!;
+    this.emptyHead = s[i++]!;
+    this.nEmpty = s[i++]!;
+    this.nAlloc = s[i++]!;
+    this.nFree = s[i++]!;
+    this.nFail = s[i++]!;
+    this.nSlabCreate = s[i++]!;
+    this.nSlabDestroy = s[i++]!;
+    this.bufTotal = s[i++]!;
   }
 
   // ---- CPU layer and depot ----
@@ -622,14 +625,14 @@ export class QuantumCache {
     if (full) {
       const m = this.fullHead;
       if (m >= 0) {
-        this.fullHead = this.magNext[m];
+        this.fullHead = this.magNext[m]!;
         this.nFull--;
       }
       return m;
     }
     const m = this.emptyHead;
     if (m >= 0) {
-      this.emptyHead = this.magNext[m];
+      this.emptyHead = this.magNext[m]!;
       this.nEmpty--;
     }
     return m;
@@ -650,14 +653,14 @@ export class QuantumCache {
   private newMagazine(): number {
     if (this.magFreeList < 0) this.growMagazines(this.magCap * 2);
     const m = this.magFreeList;
-    this.magFreeList = this.magNext[m];
+    this.magFreeList = this.magNext[m]!;
     return m;
   }
 
   /** Frees the first `n` rounds of magazine `m` to their slabs, then the magazine. */
   private destroyMagazine(m: number, n: number): void {
     const base = m * this.magCapacityRounds;
-    for (let r = 0; r < n; r++) this.slabFreeBuffer(this.magStore[base + r]);
+    for (let r = 0; r < n; r++) this.slabFreeBuffer(this.magStore[base + r]!);
     this.magNext[m] = this.magFreeList;
     this.magFreeList = m;
   }
@@ -680,7 +683,7 @@ export class QuantumCache {
   // ---- Slab layer ----
 
   private slabAllocBuffer(vmflag: number): number {
-    let sp = this.partialMax > 0 ? this.partialHead[this.partialMax] : -1;
+    let sp = this.partialMax > 0 ? this.partialHead[this.partialMax]! : -1;
     let fresh = false;
     if (sp < 0) {
       sp = this.slabCreate(vmflag);
@@ -690,17 +693,17 @@ export class QuantumCache {
       }
       fresh = true;
     }
-    const id = this.slabHead[sp];
-    this.slabHead[sp] = this.bufNext[id];
-    const was = this.slabRefcnt[sp]++;
-    if (this.slabHead[sp] < 0) {
+    const id = this.slabHead[sp]!;
+    this.slabHead[sp]! = this.bufNext[id]!;
+    const was = this.slabRefcnt[sp]!++;
+    if (this.slabHead[sp]! < 0) {
       if (!fresh) this.partialRemove(sp, was);
     } else {
       if (!fresh) this.partialRemove(sp, was);
       this.partialAdd(sp, was + 1);
     }
     this.bufState[id] = B_OUT;
-    const addr = -this.bufKey[id];
+    const addr = -this.bufKey[id]!;
     this.bufKey[id] = addr;
     this.nAlloc++;
     return addr;
@@ -708,11 +711,11 @@ export class QuantumCache {
 
   private slabFreeBuffer(id: number): void {
     const sp = (id / this.maxChunks) | 0;
-    const wasFull = this.slabHead[sp] < 0;
-    this.bufNext[id] = this.slabHead[sp];
+    const wasFull = this.slabHead[sp]! < 0;
+    this.bufNext[id] = this.slabHead[sp]!;
     this.slabHead[sp] = id;
     this.bufState[id] = B_SLAB;
-    const was = this.slabRefcnt[sp]--;
+    const was = this.slabRefcnt[sp]!--;
     if (!wasFull) this.partialRemove(sp, was);
     if (was === 1) {
       this.slabDestroy(sp);
@@ -729,7 +732,7 @@ export class QuantumCache {
     if (base === 0) return -1;
     if (this.slabFreeList < 0) this.growSlabs(this.slabCap * 2);
     const sp = this.slabFreeList;
-    this.slabFreeList = this.slabNext[sp];
+    this.slabFreeList = this.slabNext[sp]!;
     const chunks = Math.floor((this.slabsize - color) / this.bufsize);
     this.slabBase[sp] = base;
     this.slabChunks[sp] = chunks;
@@ -755,13 +758,13 @@ export class QuantumCache {
   }
 
   private slabDestroy(sp: number): void {
-    const chunks = this.slabChunks[sp];
+    const chunks = this.slabChunks[sp]!;
     const first = sp * this.maxChunks;
     for (let b = 0; b < chunks; b++) {
       this.hashRemove(first + b);
       this.bufState[first + b] = B_NONE;
     }
-    const base = this.slabBase[sp];
+    const base = this.slabBase[sp]!;
     this.slabChunks[sp] = 0;
     this.slabNext[sp] = this.slabFreeList;
     this.slabFreeList = sp;
@@ -772,7 +775,7 @@ export class QuantumCache {
   }
 
   private partialAdd(sp: number, r: number): void {
-    const h = this.partialHead[r];
+    const h = this.partialHead[r]!;
     this.slabNext[sp] = h;
     this.slabPrev[sp] = -1;
     if (h >= 0) this.slabPrev[h] = sp;
@@ -781,13 +784,13 @@ export class QuantumCache {
   }
 
   private partialRemove(sp: number, r: number): void {
-    const n = this.slabNext[sp], p = this.slabPrev[sp];
+    const n = this.slabNext[sp]!, p = this.slabPrev[sp]!;
     if (p >= 0) this.slabNext[p] = n;
     else this.partialHead[r] = n;
     if (n >= 0) this.slabPrev[n] = p;
-    if (r === this.partialMax && this.partialHead[r] < 0) {
+    if (r === this.partialMax && this.partialHead[r]! < 0) {
       let m = r - 1;
-      while (m > 0 && this.partialHead[m] < 0) m--;
+      while (m > 0 && this.partialHead[m]! < 0) m--;
       this.partialMax = m;
     }
   }
@@ -832,19 +835,19 @@ export class QuantumCache {
   }
 
   private hashInsert(id: number): void {
-    const h = this.hashOf(Math.abs(this.bufKey[id]));
-    this.bufHNext[id] = this.hashTable[h];
+    const h = this.hashOf(Math.abs(this.bufKey[id]!));
+    this.bufHNext[id] = this.hashTable[h]!;
     this.hashTable[h] = id;
     this.hashCount++;
   }
 
   private hashRemove(id: number): void {
-    const h = this.hashOf(Math.abs(this.bufKey[id]));
+    const h = this.hashOf(Math.abs(this.bufKey[id]!));
     let p = -1;
-    for (let c = this.hashTable[h]; c >= 0; c = this.bufHNext[c]) {
+    for (let c = this.hashTable[h]!; c >= 0; c = this.bufHNext[c]!) {
       if (c === id) {
-        if (p < 0) this.hashTable[h] = this.bufHNext[c];
-        else this.bufHNext[p] = this.bufHNext[c];
+        if (p < 0) this.hashTable[h] = this.bufHNext[c]!;
+        else this.bufHNext[p] = this.bufHNext[c]!;
         this.hashCount--;
         return;
       }
@@ -859,7 +862,7 @@ export class QuantumCache {
    * the cached alloc+free pair 3 ns (20 -> 23 ns, measured).
    */
   private lookup(addr: number): number {
-    for (let c = this.hashTable[this.hashOf(addr)]; c >= 0; c = this.bufHNext[c]) {
+    for (let c = this.hashTable[this.hashOf(addr)]!; c >= 0; c = this.bufHNext[c]!) {
       if (this.bufKey[c] === addr) return c;
     }
     return -1;
@@ -867,7 +870,7 @@ export class QuantumCache {
 
   /** The buffer at `addr` whose key is `key` (`addr` or `-addr`), or -1. */
   private find(addr: number, key: number): number {
-    for (let c = this.hashTable[this.hashOf(addr)]; c >= 0; c = this.bufHNext[c]) {
+    for (let c = this.hashTable[this.hashOf(addr)]!; c >= 0; c = this.bufHNext[c]!) {
       if (this.bufKey[c] === key) return c;
     }
     return -1;
@@ -879,11 +882,11 @@ export class QuantumCache {
     this.hashMask = size - 1;
     this.hashShift = 32 - Math.log2(size);
     for (let h = 0; h < old.length; h++) {
-      let c = old[h];
+      let c = old[h]!;
       while (c >= 0) {
-        const next = this.bufHNext[c];
-        const k = this.hashOf(Math.abs(this.bufKey[c]));
-        this.bufHNext[c] = this.hashTable[k];
+        const next = this.bufHNext[c]!;
+        const k = this.hashOf(Math.abs(this.bufKey[c]!));
+        this.bufHNext[c] = this.hashTable[k]!;
         this.hashTable[k] = c;
         c = next;
       }

@@ -96,7 +96,7 @@ test("the one-piece instant-fit and free paths decide as the general path does",
       if (a !== 0) live.push([a, size]);
       else failures++;
     } else {
-      const [a, size] = live.splice(r.below(live.length), 1)[0];
+      const [a, size] = live.splice(r.below(live.length), 1)[0]!;
       fast.free(a, size);
       slow.free(a, size);
     }
@@ -113,7 +113,14 @@ test("the one-piece instant-fit and free paths decide as the general path does",
 
 test("best-fit picks the smallest fitting segment of the first list that has one", () => {
   const a = Vmem.create("a", 100, 200, 1);
-  const [b1, , b3, , b5] = [12, 1, 10, 1, 11, 1].map((s) => a.alloc(s, VM_NOSLEEP));
+  const [b1, , b3, , b5] = [12, 1, 10, 1, 11, 1].map((s) => a.alloc(s, VM_NOSLEEP)) as number[] & [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   a.free(b1, 12); // hole 12
   a.free(b3, 10); // hole 10
   a.free(b5, 11); // hole 11
@@ -158,7 +165,7 @@ test("xalloc honours align, phase, nocross, minaddr and maxaddr", () => {
   assert.equal(a.xalloc(10, 0, 0, 0, 0, 125, VM_NOSLEEP), 0, "nothing free below 125");
   assert.equal(a.xalloc(4, 0, 0, 0, 0, 124, VM_NOSLEEP), 100);
   assert.equal(a.xalloc(10, 0, 0, 0, 600, 605, VM_NOSLEEP), 0);
-  for (const [addr, size] of [[104, 10], [114, 6], [128, 16], [500, 10], [100, 4]]) {
+  for (const [addr, size] of [[104, 10], [114, 6], [128, 16], [500, 10], [100, 4]] as const) {
     a.xfree(addr, size);
   }
   assert.deepEqual(segs(a), [["span", 100, 1000], ["free", 100, 1000]]);
@@ -320,7 +327,7 @@ test("callbacks that use arenas mid-request do not change what the request retur
   };
   const release = () => {
     if (!giveBack || held.length === 0) return;
-    const [addr, size, constrained] = held.splice(r.next() % held.length, 1)[0];
+    const [addr, size, constrained] = held.splice(r.next() % held.length, 1)[0]!;
     if (constrained) a.xfree(addr, size);
     else a.free(addr, size);
   };
@@ -344,13 +351,13 @@ test("callbacks that use arenas mid-request do not change what the request retur
   for (let step = 0; step < 600; step++) {
     giveBack = r.next() % 2 === 0;
     if (held.length > 0 && r.next() % 5 < 2) {
-      const [addr, size, constrained] = held.splice(r.next() % held.length, 1)[0];
+      const [addr, size, constrained] = held.splice(r.next() % held.length, 1)[0]!;
       if (constrained) a.xfree(addr, size);
       else a.free(addr, size);
       assert.ok(!allocated(addr, size), `step ${step}: freed`);
     } else {
       const size = (r.next() % 24 + 1) * 4096;
-      const policy = [0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT][r.next() % 4];
+      const policy = [0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT][r.next() % 4]!;
       const constrained = r.next() % 3 === 0;
       const before = src.stats.alloc;
       const addr = constrained
@@ -697,14 +704,14 @@ test("quantum caches are chosen by size at every quantum, 2^31 and beyond includ
     const held: [number, number][] = [];
     for (const size of sizes) {
       const cache = Math.ceil(size / q) - 1;
-      const before = a.summary().qcaches[cache].bufInUse;
+      const before = a.summary().qcaches[cache]!.bufInUse;
       const addr = a.alloc(size, VM_NOSLEEP);
       assert.ok(addr >= base, `quantum ${q}, size ${size}`);
-      assert.equal(a.summary().qcaches[cache].bufInUse, before + 1, `quantum ${q}, size ${size}`);
+      assert.equal(a.summary().qcaches[cache]!.bufInUse, before + 1, `quantum ${q}, size ${size}`);
       held.push([addr, size]);
       a.check();
     }
-    refused("BADFREE", () => a.free(held[0][0], 2 * q), a);
+    refused("BADFREE", () => a.free(held[0]![0], 2 * q), a);
     for (const [addr, size] of held) a.free(addr, size);
     for (const c of a.summary().qcaches) assert.equal(c.bufInUse, 0, `quantum ${q}`);
     a.check();
@@ -716,10 +723,10 @@ test("reap returns the depot's magazines and wholly free slabs", () => {
   const held: number[] = [];
   for (let i = 0; i < 200; i++) held.push(a.alloc(4096, VM_NOSLEEP));
   for (const x of held) a.free(x, 4096);
-  const cache = a.summary().qcaches[0];
+  const cache = a.summary().qcaches[0]!;
   assert.ok(cache.depotFull > 0 && cache.slabs > 0);
   a.reap();
-  const after = a.summary().qcaches[0];
+  const after = a.summary().qcaches[0]!;
   assert.equal(after.depotFull, 0);
   assert.equal(after.depotEmpty, 0);
   assert.equal(after.bufCached, cache.bufCached - cache.depotFull * cache.magsize);
@@ -869,11 +876,11 @@ test("random requests over an import chain keep every invariant", () => {
   const live: { v: Vmem; addr: number; size: number; x: boolean }[] = [];
   const policies = [0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT];
   for (let step = 0; step < 1500; step++) {
-    const v = arenas[r.below(3)];
+    const v = arenas[r.below(3)]!;
     const op = r.below(10);
     if (op < 4) {
       const size = (r.below(3) === 0 ? 1 : v.quantum) * (r.below(40) + 1);
-      const flags = (r.below(6) === 0 ? VM_SLEEP : VM_NOSLEEP) | policies[r.below(4)];
+      const flags = (r.below(6) === 0 ? VM_SLEEP : VM_NOSLEEP) | policies[r.below(4)]!;
       try {
         const addr = v.alloc(size, flags);
         if (addr !== 0) live.push({ v, addr, size, x: false });
@@ -887,7 +894,7 @@ test("random requests over an import chain keep every invariant", () => {
       if (addr !== 0) live.push({ v, addr, size, x: true });
     } else if (live.length > 0) {
       const i = r.below(live.length);
-      const b = live[i];
+      const b = live[i]!;
       if (b.x) b.v.xfree(b.addr, b.size);
       else b.v.free(b.addr, b.size);
       live.splice(i, 1);

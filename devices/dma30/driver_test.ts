@@ -14,8 +14,8 @@ function boot(opts: { ramSize?: number; ignoreTags?: boolean } = {}) {
   const k = new Kernel(m, { ignoreTags: opts.ignoreTags });
   const d = k.drivers[0] as CaptureDriver;
   assert.ok(d instanceof CaptureDriver);
-  const port: DmaPort = m.devices[0].port;
-  const reg = (off: number) => m.bus.read32(m.devices[0].base + off);
+  const port: DmaPort = m.devices[0]!.port;
+  const reg = (off: number) => m.bus.read32(m.devices[0]!.base + off);
   return { m, k, d, port, reg };
 }
 
@@ -31,7 +31,7 @@ test("dma30 driver: frames are one 64 KiB-aligned segment below 1 GiB, captured 
     assert.equal(k.busDma.pools.size, 0, "frames are DMA memory: no bounce pool");
     const f = d.allocFrame(320, 200);
     assert.equal(f.mem.segs.length, 1);
-    const [[pa, n]] = f.mem.segs;
+    const [pa, n] = f.mem.segs[0]!;
     assert.equal(pa % 65536, 0);
     assert.ok(pa + n <= GiB);
     for (let frameNo = 0; frameNo < 3; frameNo++) {
@@ -57,7 +57,7 @@ test("dma30 driver: a device that moves wrong bytes is caught by the pixel and h
   // Fault injection: the port flips a bit of what the device writes, then of what it reads.
   const write = port.write.bind(port), read = port.read.bind(port);
   port.write = (pa, src, o, n) => {
-    src[o! + 77] ^= 4;
+    src[o! + 77]! ^= 4;
     return write(pa, src, o, n);
   };
   assert.equal(d.capture(f), "mismatch");
@@ -65,7 +65,7 @@ test("dma30 driver: a device that moves wrong bytes is caught by the pixel and h
   assert.equal(d.capture(f), "ok");
   port.read = (pa, dst, o, n) => {
     const ok = read(pa, dst, o, n);
-    dst[o! + 3] ^= 1;
+    dst[o! + 3]! ^= 1;
     return ok;
   };
   assert.equal(d.scanout(f), "mismatch");
@@ -85,7 +85,7 @@ test("dma30 driver: with tags ignored a frame off a 64 KiB boundary faults, noth
   for (let i = 0; i < 32 && bad === undefined; i++) {
     const f = d.allocFrame(64, 64);
     frames.push(f);
-    if (f.mem.segs[0][0] % 65536 !== 0) bad = f;
+    if (f.mem.segs[0]![0] % 65536 !== 0) bad = f;
   }
   assert.ok(bad !== undefined, "frames land off 64 KiB boundaries");
   k.pmap.fill(bad.mem.kva, bad.bytes, 0x11);
@@ -105,7 +105,7 @@ test("dma30 driver: bad arguments are refused and change nothing", () => {
   const { k, d, port } = boot();
   const f = d.allocFrame(8, 8);
   const stats = d.stats(), counters = port.counters(), live = k.busDma.liveMemory;
-  for (const [w, h] of [[0, 8], [8, 0], [2049, 1], [1, 2049], [1.5, 2]]) {
+  for (const [w, h] of [[0, 8], [8, 0], [2049, 1], [1, 2049], [1.5, 2]] as const) {
     assert.throws(() => d.allocFrame(w, h), (e) => e instanceof KernelError && e.code === "EINVAL");
   }
   const other = boot().d.allocFrame(8, 8);

@@ -71,7 +71,7 @@ test("dma30: capture writes the frame pattern into a 64 KiB-aligned buffer", () 
   assert.equal(run(s, CAP_CMD_CAPTURE, fb, 640, 480), CAP_STATUS_OK);
   assert.equal(run(s, CAP_CMD_CAPTURE, fb, 640, 480), CAP_STATUS_OK); // frame 1 over frame 0
   assert.equal(s.rd(CAP_REG_FRAME), 2);
-  for (const [x, y] of [[0, 0], [639, 0], [300, 200], [639, 479]]) {
+  for (const [x, y] of [[0, 0], [639, 0], [300, 200], [639, 479]] as const) {
     assert.equal(s.m.ram.read32(fb + (y * 640 + x) * 4), capturePixel(x, y, 1), `${x},${y}`);
   }
   assert.equal(s.m.ram.read32(fb + 640 * 480 * 4), 0); // nothing past the frame

@@ -19,7 +19,7 @@ function boot(opts: { preset?: "isa" | "pc"; ramSize?: number; ignoreTags?: bool
   const k = new Kernel(m, { ignoreTags: opts.ignoreTags, log: (l) => lines.push(l) });
   const d = k.drivers[0] as IsaDriver;
   assert.ok(d instanceof IsaDriver);
-  const port: DmaPort = m.devices[0].port;
+  const port: DmaPort = m.devices[0]!.port;
   return { m, k, d, port, lines };
 }
 
@@ -47,7 +47,7 @@ test("isa driver: the tag is the 8237's and a bounce pool sits below 16 MiB", ()
   // The map's own bounce buffer is one segment the channel can take.
   const bb = d.map.bounceBuffer!;
   assert.equal(bb.segs.length, 1);
-  assert.ok(bb.segs[0][0] + 65536 <= 16 * MiB && bb.segs[0][0] % 65536 === 0);
+  assert.ok(bb.segs[0]![0] + 65536 <= 16 * MiB && bb.segs[0]![0] % 65536 === 0);
   assert.ok(lines.some((l) => l.includes("isa0 dma: window [0x0, 0xffffff]")));
   k.check();
   assert.equal(k.shutdown().pages, 0);
@@ -91,7 +91,7 @@ test("isa driver: one page out of reach takes a pool page; more pages bounce who
   bd.unload(d.map);
   bd.load(d.map, va + 100, 8000); // two pages: not one segment, so the whole buffer bounces
   assert.equal(d.map.wholeVa, va + 100);
-  assert.equal(d.map.segAddr(0), d.map.bounceBuffer!.segs[0][0]);
+  assert.equal(d.map.segAddr(0), d.map.bounceBuffer!.segs[0]![0]);
   bd.unload(d.map);
   k.pmap.write(va + 100, bytes(200, 9));
   assert.equal(d.transfer("play", va + 100, 200), "ok");
@@ -104,7 +104,7 @@ test("isa driver: one page out of reach takes a pool page; more pages bounce who
 test("isa driver: DMA memory and buffers the channel reaches are used in place", () => {
   const { k, d } = boot();
   const src = d.allocBuffer(30000), dst = d.allocBuffer(30000);
-  const [[pa, n]] = src.segs;
+  const [pa, n] = src.segs[0]!;
   assert.ok(pa + n <= 16 * MiB && Math.floor(pa / 65536) === Math.floor((pa + n - 1) / 65536));
   const data = bytes(30000, 3);
   k.pmap.write(src.kva, data);
@@ -137,7 +137,7 @@ test("isa driver: the checksum the device reports is checked against the buffer"
   const data = bytes(5000, 5);
   k.pmap.write(va, data);
   assert.equal(d.transfer("play", va, 5000), "ok");
-  const isa = m.devices[0];
+  const isa = m.devices[0]!;
   assert.equal(m.bus.read32(isa.base + 0x20), fnv1a(data));
   k.kmem.free(va, 5000);
   k.shutdown();
@@ -211,7 +211,7 @@ test("isa driver: detach gives back the map, its bounce buffer and DMA memory, a
   assert.ok(d.map.destroyed);
   assert.equal(k.busDma.liveMemory, 0);
   assert.equal(k.uvm.free, free + 16, "the 64 KiB bounce buffer came back");
-  m.irq.establish(m.devices[0].irq, () => {}); // the line is free again
+  m.irq.establish(m.devices[0]!.irq, () => {}); // the line is free again
   assert.equal(k.shutdown().pages, 0);
 });
 
@@ -222,16 +222,16 @@ test("isa driver: a device that moves wrong bytes is caught by the checksum and 
   const read = port.read.bind(port), write = port.write.bind(port);
   port.read = (pa, dst, o, n) => {
     const ok = read(pa, dst, o, n);
-    dst[o! + 10] ^= 1; // what the device took in is not what memory held
+    dst[o! + 10]! ^= 1; // what the device took in is not what memory held
     return ok;
   };
   assert.equal(d.transfer("play", va, 2000), "mismatch");
   port.read = read;
   assert.equal(d.transfer("play", va, 2000), "ok");
   port.write = (pa, src, o, n) => {
-    src[o! + 1999] ^= 2;
+    src[o! + 1999]! ^= 2;
     const ok = write(pa, src, o, n);
-    src[o! + 1999] ^= 2;
+    src[o! + 1999]! ^= 2;
     return ok;
   };
   assert.equal(d.transfer("record", va, 2000), "mismatch");

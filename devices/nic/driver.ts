@@ -158,10 +158,10 @@ export class NicDriver extends DriverBase {
         for (let o = 0; o < n && i < NIC_RING_SIZE; o += NIC_RX_BUFFER) this.#rxAddr[i++] = pa + o;
       }
       for (const mem of [this.txRing, this.rxRing]) {
-        if (mem.segs[0][0] >= TWO32) {
+        if (mem.segs[0]![0] >= TWO32) {
           throw new KernelError(
             "EFAULT",
-            `ring at 0x${mem.segs[0][0].toString(16)} does not fit the 32-bit ring base register`,
+            `ring at 0x${mem.segs[0]![0].toString(16)} does not fit the 32-bit ring base register`,
           );
         }
       }
@@ -303,9 +303,9 @@ export class NicDriver extends DriverBase {
     this.wr(REG_IER, INTR_ALL);
     this.kernel.pmap.fill(this.txRing.kva, NIC_RING_SIZE * DESC_SIZE, 0);
     for (let i = 0; i < NIC_RING_SIZE; i++) this.#giveRx(i);
-    this.wr(NIC_REG_TX_BASE, this.txRing.segs[0][0]);
+    this.wr(NIC_REG_TX_BASE, this.txRing.segs[0]![0]);
     this.wr(NIC_REG_TX_COUNT, NIC_RING_SIZE);
-    this.wr(NIC_REG_RX_BASE, this.rxRing.segs[0][0]);
+    this.wr(NIC_REG_RX_BASE, this.rxRing.segs[0]![0]);
     this.wr(NIC_REG_RX_COUNT, NIC_RING_SIZE);
     this.wr(NIC_REG_RX_TAIL, NIC_RING_SIZE - 1);
     this.wr(NIC_REG_CTRL, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN | NIC_CTRL_LOOPBACK);
@@ -315,7 +315,7 @@ export class NicDriver extends DriverBase {
 
   /** Writes receive descriptor `i` afresh: its buffer, a page of room, no flags. */
   #giveRx(i: number): void {
-    const dv = this.#dv, pa = this.#rxAddr[i];
+    const dv = this.#dv, pa = this.#rxAddr[i]!;
     const hi = Math.floor(pa / TWO32);
     dv.setUint32(DESC_ADDR_LO, pa - hi * TWO32, true);
     dv.setUint32(DESC_ADDR_HI, hi, true);

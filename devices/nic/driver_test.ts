@@ -14,8 +14,8 @@ function boot(opts: { ramSize?: number; ignoreTags?: boolean } = {}) {
   const k = new Kernel(m, { ignoreTags: opts.ignoreTags });
   const d = k.drivers[0] as NicDriver;
   assert.ok(d instanceof NicDriver);
-  const port: DmaPort = m.devices[0].port;
-  const reg = (off: number) => m.bus.read32(m.devices[0].base + off);
+  const port: DmaPort = m.devices[0]!.port;
+  const reg = (off: number) => m.bus.read32(m.devices[0]!.base + off);
   return { m, k, d, port, reg };
 }
 
@@ -42,8 +42,8 @@ test("nic driver: rings and receive buffers come from DMA memory the card reache
   const { k, d } = boot();
   for (const ring of [d.txRing, d.rxRing]) {
     assert.equal(ring.segs.length, 1);
-    assert.equal(ring.segs[0][0] % 128, 0);
-    assert.ok(ring.segs[0][0] < 2 ** 32);
+    assert.equal(ring.segs[0]![0] % 128, 0);
+    assert.ok(ring.segs[0]![0] < 2 ** 32);
   }
   assert.equal(d.rxBuffers.size, NIC_RING_SIZE * 4096);
   assert.equal(d.tag.nSegments, 8);
@@ -153,7 +153,7 @@ test("nic driver: bad arguments are refused and change nothing; detach frees eve
   d.detach();
   assert.equal(k.busDma.liveMemory, 0);
   assert.equal(k.uvm.free, free + 2 + NIC_RING_SIZE, "two ring pages and the receive buffers");
-  m.irq.establish(m.devices[0].irq, () => {});
+  m.irq.establish(m.devices[0]!.irq, () => {});
   assert.throws(() => d.send(2 ** 47, 10), (e) => e instanceof KernelError && e.code === "ENXIO");
   assert.equal(k.shutdown().pages, 0);
 });
@@ -162,7 +162,7 @@ test("nic driver: a frame received with wrong bytes is a mismatch", () => {
   const { k, d, port } = boot();
   const writeSg = port.writeSg.bind(port);
   port.writeSg = (segs, n, src, o) => {
-    src[(o ?? 0) + 5] ^= 0x80;
+    src[(o ?? 0) + 5]! ^= 0x80;
     return writeSg(segs, n, src, o);
   };
   assert.equal(sendOne(k, d, 700).res, "mismatch");

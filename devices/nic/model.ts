@@ -344,7 +344,7 @@ export class NicModel extends DeviceModel {
         this.dma.fault(
           "access",
           "read",
-          segs[0],
+          segs[0]!,
           0,
           `frame at descriptor ${tx.head} has more than ${NIC_MAX_SEGMENTS} descriptors`,
         );
@@ -357,7 +357,7 @@ export class NicModel extends DeviceModel {
         return;
       }
       for (let i = 0; i < n; i++) {
-        if (!this.#writeBack(at[i], segs[2 * i + 1], (i === n - 1 ? DESC_EOP : 0) | DESC_DD)) {
+        if (!this.#writeBack(at[i]!, segs[2 * i + 1]!, (i === n - 1 ? DESC_EOP : 0) | DESC_DD)) {
           return;
         }
       }
@@ -401,7 +401,7 @@ export class NicModel extends DeviceModel {
       return;
     }
     for (let i = 0; i < n; i++) {
-      if (!this.#writeBack(at[i], segs[2 * i + 1], (i === n - 1 ? DESC_EOP : 0) | DESC_DD)) {
+      if (!this.#writeBack(at[i]!, segs[2 * i + 1]!, (i === n - 1 ? DESC_EOP : 0) | DESC_DD)) {
         return;
       }
     }

@@ -144,7 +144,7 @@ test("nic: a three-segment frame is sent and looped back into three receive buff
   assert.deepEqual(flags, [DESC_DD, DESC_DD, DESC_DD, (DESC_DD | DESC_EOP) >>> 0]);
   const txFlags = [0, 1, 2].map((i) => s.m.ram.read32(TX_RING + i * DESC_SIZE + DESC_FLAGS));
   assert.deepEqual(txFlags, [DESC_DD, DESC_DD, (DESC_DD | DESC_EOP) >>> 0]);
-  const want = new Uint8Array([...parts[0], ...parts[1], ...parts[2]]);
+  const want = new Uint8Array([...parts[0]!, ...parts[1]!, ...parts[2]!]);
   assert.deepEqual(received(s, 0, 4), want);
   assert.equal(s.m.ram.read8(RX_BUF + 3 * 4096 + 52), 0); // nothing past the frame
   assert.equal(s.rd(NIC_REG_STATUS), NIC_STATUS_OK);
@@ -163,7 +163,7 @@ test("nic: frames wait for their EOP, and the rings wrap", () => {
     s.wr(NIC_REG_TX_TAIL, next);
     assert.equal(s.rd(NIC_REG_TX_HEAD), next);
     assert.equal(s.rd(NIC_REG_RX_FRAMES), f + 1);
-    assert.deepEqual(received(s, rxHead, 1), new Uint8Array([...parts[0], ...parts[1]]));
+    assert.deepEqual(received(s, rxHead, 1), new Uint8Array([...parts[0]!, ...parts[1]!]));
     // The driver recycles the receive descriptor and hands it back.
     setDesc(s.m, RX_RING, rxHead % 8, RX_BUF + (rxHead % 8) * 4096, 4096, 0);
     s.wr(NIC_REG_RX_TAIL, (s.rd(NIC_REG_RX_TAIL) + 1) % 8);

@@ -182,22 +182,22 @@ export class NvmeDriver extends DriverBase {
       } else {
         const prps = this.#prps;
         let prp2 = 0;
-        if (n === 2) prp2 = prps[1];
+        if (n === 2) prp2 = prps[1]!;
         else if (n > 2) {
           const ev = this.#ev, list = this.prpList.kva;
           for (let i = 1; i < n; i++) {
-            const e = prps[i], hi = Math.floor(e / TWO32);
+            const e = prps[i]!, hi = Math.floor(e / TWO32);
             ev.setUint32(0, e - hi * TWO32, true);
             ev.setUint32(4, hi, true);
             this.kernel.pmap.write(list + 8 * (i - 1), this.#entry);
           }
-          prp2 = this.prpList.segs[0][0];
+          prp2 = this.prpList.segs[0]![0];
         }
         this.#cid = (this.#cid + 1) & 0xffff;
         this.wr(NVME_REG_OPCODE, op);
         this.wr64(NVME_REG_LBA_LO, NVME_REG_LBA_HI, lba);
         this.wr(NVME_REG_COUNT, count);
-        this.wr64(NVME_REG_PRP1_LO, NVME_REG_PRP1_HI, prps[0]);
+        this.wr64(NVME_REG_PRP1_LO, NVME_REG_PRP1_HI, prps[0]!);
         this.wr64(NVME_REG_PRP2_LO, NVME_REG_PRP2_HI, prp2);
         this.wr(NVME_REG_CID, this.#cid);
         // The command runs inside the doorbell store.

@@ -14,8 +14,8 @@ function boot(opts: { ramSize?: number; ignoreTags?: boolean; blockSize?: number
   const k = new Kernel(m, { ignoreTags: opts.ignoreTags });
   const d = k.drivers[0] as NvmeDriver;
   assert.ok(d instanceof NvmeDriver);
-  const port: DmaPort = m.devices[0].port;
-  const reg = (off: number) => m.bus.read32(m.devices[0].base + off);
+  const port: DmaPort = m.devices[0]!.port;
+  const reg = (off: number) => m.bus.read32(m.devices[0]!.base + off);
   return { m, k, d, port, model, reg };
 }
 
@@ -100,7 +100,7 @@ test("nvme driver: buffers above 4 GiB go to the device in place, never bounced"
 test("nvme driver: 512-byte blocks", () => {
   const { k, d } = boot({ blockSize: 512 });
   assert.equal(d.blockSize, 512);
-  for (const [lba, len, off] of [[1, 512, 4000], [9, 1536, 0], [33, 9216, 1020]]) {
+  for (const [lba, len, off] of [[1, 512, 4000], [9, 1536, 0], [33, 9216, 1020]] as const) {
     const r = roundTrip(k, d, lba, len, off, 4096 - off);
     assert.deepEqual([r.write, r.read, r.same], ["ok", "ok", true], `${len} at ${off}`);
   }

@@ -150,12 +150,12 @@ test("nvme: one page, two pages (PRP2) and a PRP list round-trip through the dis
   const five = pattern(5 * PAGE, 3);
   scatter(s.m, pages.map((p) => [p, PAGE]), five);
   list(s.m, 0x50_0000 + 0x100, pages.slice(1));
-  assert.equal(cmd(s, NVME_OP_WRITE, 100, 5, pages[0], 0x50_0100), NVME_SC_SUCCESS);
+  assert.equal(cmd(s, NVME_OP_WRITE, 100, 5, pages[0]!, 0x50_0100), NVME_SC_SUCCESS);
   assert.deepEqual(diskBytes(s, 100, 5 * PAGE), five);
   // Read it all back into other pages.
   const back = [0x60_0000, 0x61_3000, 0x66_0000, 0x62_0000, 0x63_0000];
   list(s.m, 0x51_0000, back.slice(1));
-  assert.equal(cmd(s, NVME_OP_READ, 100, 5, back[0], 0x51_0000), NVME_SC_SUCCESS);
+  assert.equal(cmd(s, NVME_OP_READ, 100, 5, back[0]!, 0x51_0000), NVME_SC_SUCCESS);
   assert.deepEqual(gather(s.m, back.map((p) => [p, PAGE])), five);
   assert.deepEqual(s.isrs, [INT_DONE, INT_DONE, INT_DONE, INT_DONE]);
   // Blocks never written read as zeros.
@@ -189,7 +189,7 @@ test("nvme: a PRP1 offset and 512-byte blocks; a chained PRP list of 1 MiB", () 
   const listAt = 0x200_0000 + PAGE - 80;
   list(s2.m, listAt, [...pagesAt.slice(1, 10), 0x201_0000]);
   list(s2.m, 0x201_0000, pagesAt.slice(10));
-  assert.equal(cmd(s2, NVME_OP_WRITE, 0, 256, pagesAt[0], listAt), NVME_SC_SUCCESS);
+  assert.equal(cmd(s2, NVME_OP_WRITE, 0, 256, pagesAt[0]!, listAt), NVME_SC_SUCCESS);
   assert.deepEqual(diskBytes(s2, 0, MiB), data);
   assert.equal(s2.dev.dma.segments, 256 + 2); // data pages and the two list reads
 });
