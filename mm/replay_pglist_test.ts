@@ -6,9 +6,9 @@ import { KernelError } from "./errors.ts";
 import { PglistReplayer } from "./replay_pglist.ts";
 import { ReferencePglist } from "./pglist_reference.ts";
 
-const GOLDEN = fileURLToPath(new URL("../../shared/golden/pglist/", import.meta.url));
+const GOLDEN = fileURLToPath(new URL("../testdata/golden/pglist/", import.meta.url));
 
-/** Error lines compare by code only (as shared/tools/golden-check does). */
+/** Error lines compare by code only (as the format says). */
 function norm(line: string): string {
   const m = /^\{"error":"([^"]*)"/.exec(line);
   return m ? `{"error":"${m[1]}"}` : line;

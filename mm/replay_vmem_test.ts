@@ -42,7 +42,7 @@ function expectSame(got: string[], want: string[], name: string): void {
   }
 }
 
-const GOLDEN = fileURLToPath(new URL("../../shared/golden/vmem/", import.meta.url));
+const GOLDEN = fileURLToPath(new URL("../testdata/golden/vmem/", import.meta.url));
 
 test("every golden vmem trace replays exactly", () => {
   const traces = readdirSync(GOLDEN).filter((f) => f.endsWith(".jsonl")).sort();
