@@ -230,7 +230,9 @@ export abstract class DriverBase implements DeviceDriver {
   /** Throws, naming `who`, when a counter is not a non-negative integer. */
   protected checkCounters(who: string): void {
     for (const [k, v] of Object.entries(this.counters)) {
-      if (!Number.isInteger(v) || v < 0) throw new Error(`${who}.check: ${k} is ${v}`);
+      if (!Number.isInteger(v) || v < 0) {
+        throw new KernelError("CORRUPT", `${who}.check: ${k} is ${v}`);
+      }
     }
   }
 

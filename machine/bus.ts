@@ -241,17 +241,17 @@ export class Bus {
   check(): void {
     for (let i = 0; i < this.#count; i++) {
       const b = this.#base[i]!, e = this.#end[i]!;
-      if (!(b < e)) throw new Error(`Bus.check: window ${i} is empty`);
+      if (!(b < e)) throw new MachineError("CORRUPT", `Bus.check: window ${i} is empty`);
       if (i > 0 && b < this.#end[i - 1]!) {
-        throw new Error(`Bus.check: windows ${i - 1}, ${i} overlap`);
+        throw new MachineError("CORRUPT", `Bus.check: windows ${i - 1}, ${i} overlap`);
       }
       const r = this.memmap.find(b);
       if (r === undefined || r.type !== "mmio" || e > r.base + r.size) {
-        throw new Error(`Bus.check: window ${i} is outside the MMIO hole`);
+        throw new MachineError("CORRUPT", `Bus.check: window ${i} is outside the MMIO hole`);
       }
     }
     if (this.#handlers.length !== this.#count || this.#names.length !== this.#count) {
-      throw new Error("Bus.check: window arrays disagree");
+      throw new MachineError("CORRUPT", "Bus.check: window arrays disagree");
     }
   }
 

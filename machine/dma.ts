@@ -253,13 +253,15 @@ export class DmaPort {
   /** Verifies the counters. */
   check(): void {
     for (const [k, v] of Object.entries(this.counters())) {
-      if (!Number.isInteger(v) || v < 0) throw new Error(`DmaPort.check: ${k} is ${v}`);
+      if (!Number.isInteger(v) || v < 0) {
+        throw new MachineError("CORRUPT", `DmaPort.check: ${k} is ${v}`);
+      }
     }
     if (this.faults !== this.decodeFaults + this.accessFaults) {
-      throw new Error("DmaPort.check: faults differ from decode + access");
+      throw new MachineError("CORRUPT", "DmaPort.check: faults differ from decode + access");
     }
     if (this.#log.length > LOG || (this.faults > 0) !== (this.lastFault !== null)) {
-      throw new Error("DmaPort.check: fault log");
+      throw new MachineError("CORRUPT", "DmaPort.check: fault log");
     }
   }
 

@@ -41,13 +41,25 @@ export class MachineFault extends Error {
   }
 }
 
-/** A refused configuration or argument; `code` is `EINVAL`, `EBUSY`, `ENOSPC` or `ERANGE`. */
+/**
+ * Every code a {@link MachineError} carries:
+ *
+ * - `EINVAL`: an argument or configuration value out of range or of the wrong type.
+ * - `ERANGE`: a value too wide for the register or field it is written to.
+ * - `EBUSY`: a resource already taken (an MMIO window, an interrupt line).
+ * - `ENOSPC`: no room left (the MMIO hole, the interrupt lines).
+ * - `ENOMEM`: the host could not give the guest the memory asked for.
+ * - `CORRUPT`: a `check()` found a broken invariant.
+ */
+export type MachineErrorCode = "EINVAL" | "ERANGE" | "EBUSY" | "ENOSPC" | "ENOMEM" | "CORRUPT";
+
+/** A refused configuration or argument; `code` says which kind ({@link MachineErrorCode}). */
 export class MachineError extends Error {
-  /** Short upper-case word naming the class of refusal. */
-  readonly code: string;
+  /** What kind of refusal this is: one of {@link MachineErrorCode}. */
+  readonly code: MachineErrorCode;
 
   /** Creates an error with `code` and a message naming the value refused. */
-  constructor(code: string, message: string) {
+  constructor(code: MachineErrorCode, message: string) {
     super(message);
     this.name = "MachineError";
     this.code = code;

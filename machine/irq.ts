@@ -193,12 +193,12 @@ export class InterruptController {
     let up = 0;
     for (let n = 0; n < this.lineCount; n++) {
       if (this.#level[n]! > 1 || this.#masked[n]! > 1) {
-        throw new Error(`Irq.check: line ${n} flags`);
+        throw new MachineError("CORRUPT", `Irq.check: line ${n} flags`);
       }
       up += this.#level[n]!;
     }
     if (up !== this.#asserted) {
-      throw new Error(`Irq.check: ${up} lines up, ${this.#asserted} counted`);
+      throw new MachineError("CORRUPT", `Irq.check: ${up} lines up, ${this.#asserted} counted`);
     }
   }
 

@@ -162,10 +162,13 @@ export class MemoryMap {
     for (let i = 0; i < this.regions.length; i++) {
       const r = this.regions[i]!;
       if (r.base % PAGE_SIZE !== 0 || r.size % PAGE_SIZE !== 0 || r.size <= 0) {
-        throw new Error(`MemoryMap.check: region ${i} unaligned or empty`);
+        throw new MachineError("CORRUPT", `MemoryMap.check: region ${i} unaligned or empty`);
       }
       if (i > 0 && r.base < this.regions[i - 1]!.base + this.regions[i - 1]!.size) {
-        throw new Error(`MemoryMap.check: regions ${i - 1} and ${i} overlap or are unsorted`);
+        throw new MachineError(
+          "CORRUPT",
+          `MemoryMap.check: regions ${i - 1} and ${i} overlap or are unsorted`,
+        );
       }
     }
   }

@@ -510,7 +510,7 @@ export class Ram {
   /** Verifies the invariants of the slot tables, banks and caches; throws on the first broken one. */
   check(): void {
     const fail = (m: string): never => {
-      throw new Error(`Ram.check: ${m}`);
+      throw new MachineError("CORRUPT", `Ram.check: ${m}`);
     };
     const n = this.#slotBase.length;
     for (let i = 0; i < n; i++) {
@@ -572,21 +572,27 @@ export class Ram {
   ): void {
     if (len === 0) return;
     const s = this.#findSlot(base);
-    if (s < 0) throw new Error(`Ram.check: ${what} cache at ${hex(base)} is not RAM`);
+    if (s < 0) {
+      throw new MachineError("CORRUPT", `Ram.check: ${what} cache at ${hex(base)} is not RAM`);
+    }
     const rel = base - this.#slotBase[s]!;
     const idx = rel / this.chunkSize;
-    if (!Number.isInteger(idx)) throw new Error(`Ram.check: ${what} cache not chunk-aligned`);
+    if (!Number.isInteger(idx)) {
+      throw new MachineError("CORRUPT", `Ram.check: ${what} cache not chunk-aligned`);
+    }
     const v = this.#tables[s]![idx]!;
     const want = Math.min(this.chunkSize, this.#slotSize[s]! - rel);
-    if (len !== want) throw new Error(`Ram.check: ${what} cache length ${len}, chunk is ${want}`);
+    if (len !== want) {
+      throw new MachineError("CORRUPT", `Ram.check: ${what} cache length ${len}, chunk is ${want}`);
+    }
     if (v === 0) {
       if (!zeroOk || view !== this.#zero || off !== 0) {
-        throw new Error(`Ram.check: ${what} cache names an unmaterialised chunk`);
+        throw new MachineError("CORRUPT", `Ram.check: ${what} cache names an unmaterialised chunk`);
       }
     } else if (
       view !== this.#bankViews[(v - 1) >>> 16] || off !== ((v - 1) & 0xffff) * this.chunkSize
     ) {
-      throw new Error(`Ram.check: ${what} cache names the wrong bank piece`);
+      throw new MachineError("CORRUPT", `Ram.check: ${what} cache names the wrong bank piece`);
     }
   }
 

@@ -39,7 +39,7 @@
  * @module
  */
 
-import { checkInteger, checkPowerOfTwo, KernelError } from "./errors.ts";
+import { checkInteger, checkPowerOfTwo, KernelError, type KernelErrorCode } from "./errors.ts";
 import type { PhysicalAccess } from "./pmap.ts";
 
 /** What bus_dma needs of the kernel's virtual memory: translation and access. */
@@ -588,7 +588,7 @@ export class BusDma {
    * are then taken in order exactly as one pmap_extract each would be, so
    * a refusal names the first page that causes one.
    */
-  #loadPages(map: DmaMap, va: number, len: number): string | null {
+  #loadPages(map: DmaMap, va: number, len: number): KernelErrorCode | null {
     const ps = this.#be.pageSize;
     const kva = this.#be.kva;
     const pages = this.#pages;
@@ -662,7 +662,7 @@ export class BusDma {
   }
 
   /** Puts the first `len` bytes of `mem` in the map's segments; null or a code. */
-  #loadMemorySegs(map: DmaMap, mem: DmaMemory, len: number): string | null {
+  #loadMemorySegs(map: DmaMap, mem: DmaMemory, len: number): KernelErrorCode | null {
     for (let i = 0; i < map.nbounce; i++) map.pool!.give(map.bounce[3 * i + 1]!);
     map.nbounce = 0;
     map.nsegs = 0;

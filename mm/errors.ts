@@ -7,13 +7,48 @@
  * @module
  */
 
+/**
+ * Every code a {@link KernelError} carries (README lists who raises each):
+ *
+ * - `EINVAL`: an argument out of range or of the wrong type.
+ * - `ENOMEM`: no memory (pages, arena space, bounce pages) for a request that may not wait.
+ * - `EFAULT`: an address no page maps (pmap, bus_dma, a driver's buffer).
+ * - `EFBIG`: a DMA load that needs more segments than its tag allows.
+ * - `EBUSY`: the object is in use (an arena with imports, a loaded map, a live tag).
+ * - `EEXIST`, `ENOENT`: a name registered twice, or unknown.
+ * - `ENODEV`, `ENXIO`: no device of that kind, or a device that did not answer.
+ * - `EINTR`, `ECANCELED`: a waiting request aborted by its signal, or cancelled.
+ * - `EDEADLK`: a sleeping request that nothing could ever satisfy.
+ * - `WOULDBLOCK`: a sleeping request where no other thread can free (replay).
+ * - `BADFREE`: a free of something not allocated, or with the wrong size.
+ * - `BADOP`: a replay operation that does not exist or is malformed.
+ * - `CORRUPT`: a `check()` found a broken invariant.
+ */
+export type KernelErrorCode =
+  | "EINVAL"
+  | "ENOMEM"
+  | "EFAULT"
+  | "EFBIG"
+  | "EBUSY"
+  | "EEXIST"
+  | "ENOENT"
+  | "ENODEV"
+  | "ENXIO"
+  | "EINTR"
+  | "ECANCELED"
+  | "EDEADLK"
+  | "WOULDBLOCK"
+  | "BADFREE"
+  | "BADOP"
+  | "CORRUPT";
+
 /** An error with a machine-readable code, as replay and the boot log print it. */
 export class KernelError extends Error {
-  /** Short upper-case word: `EINVAL`, `ENOMEM`, `WOULDBLOCK`, `BADFREE`, ... */
-  readonly code: string;
+  /** What kind of refusal this is: one of {@link KernelErrorCode}. */
+  readonly code: KernelErrorCode;
 
   /** Creates an error with `code` and a message that names the offending value. */
-  constructor(code: string, message: string) {
+  constructor(code: KernelErrorCode, message: string) {
     super(message);
     this.name = "KernelError";
     this.code = code;

@@ -257,15 +257,23 @@ export class Kmem {
     this.kmem.walk(0x10, /* VMEM_SPAN */ (start, size) => {
       for (let va = start; va < start + size; va += this.#ps) {
         const pa = this.#pmap.extract(va);
-        if (pa < 0) throw new Error(`kmem: span page 0x${va.toString(16)} is not mapped`);
+        if (pa < 0) {
+          throw new KernelError("CORRUPT", `kmem: span page 0x${va.toString(16)} is not mapped`);
+        }
         if (this.#uvm.owner(pa / this.#ps) !== OWNER_KMEM) {
-          throw new Error(`kmem: page at 0x${pa.toString(16)} is not owned by kmem`);
+          throw new KernelError(
+            "CORRUPT",
+            `kmem: page at 0x${pa.toString(16)} is not owned by kmem`,
+          );
         }
         backed++;
       }
     });
     if (backed !== this.#pages) {
-      throw new Error(`kmem: ${this.#pages} pages counted, ${backed} back its spans`);
+      throw new KernelError(
+        "CORRUPT",
+        `kmem: ${this.#pages} pages counted, ${backed} back its spans`,
+      );
     }
   }
 

@@ -18,7 +18,7 @@
  * @module
  */
 
-export { checkInteger, checkPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
+export { checkInteger, checkPowerOfTwo, KernelError, type KernelErrorCode, MAX_ADDR } from "./errors.ts";
 export { Mulberry32 } from "./random.ts";
 export {
   type ImportFn,

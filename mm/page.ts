@@ -568,7 +568,7 @@ export class Uvm {
     const pm = this.physmem;
     pm.check();
     const fail = (what: string): never => {
-      throw new KernelError("EFAULT", `uvm check: ${what}`);
+      throw new KernelError("CORRUPT", `uvm check: ${what}`);
     };
     let total = 0;
     const seen = new Uint8Array(pm.nids);

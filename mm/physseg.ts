@@ -476,7 +476,7 @@ export class PhysMem {
    */
   check(): void {
     const fail = (what: string): never => {
-      throw new KernelError("EFAULT", `physseg check: ${what}`);
+      throw new KernelError("CORRUPT", `physseg check: ${what}`);
     };
     let prevEnd = -1;
     let ids = FIRST_PAGE_ID;

@@ -214,7 +214,7 @@ test("physseg: check() notices a bitmap that disagrees with the flags", () => {
   pm.plug(0, 100, 0, 100, 0);
   pm.check();
   pm.flags[pm.idOf(40)] = 0;
-  assert.equal(code(() => pm.check()), "EFAULT");
+  assert.equal(code(() => pm.check()), "CORRUPT");
 });
 
 test("physseg: helpers popcount32 and u32", () => {

@@ -236,18 +236,24 @@ export class Pmap {
           if (pte === 0) continue;
           const prot = pte % 4;
           if (!Number.isInteger(pte) || (prot !== VM_PROT_READ && prot !== VM_PROT_RW)) {
-            throw new Error(`pmap: corrupt pte ${pte} at leaf ${li} slot ${i}`);
+            throw new KernelError("CORRUPT", `pmap: corrupt pte ${pte} at leaf ${li} slot ${i}`);
           }
           used++;
         }
       }
       if (used !== this.#used[li]) {
-        throw new Error(`pmap: leaf ${li} counts ${this.#used[li]} mappings, holds ${used}`);
+        throw new KernelError(
+          "CORRUPT",
+          `pmap: leaf ${li} counts ${this.#used[li]} mappings, holds ${used}`,
+        );
       }
       total += used;
     }
     if (total !== this.#mapped) {
-      throw new Error(`pmap: ${this.#mapped} mappings counted, ${total} in the tables`);
+      throw new KernelError(
+        "CORRUPT",
+        `pmap: ${this.#mapped} mappings counted, ${total} in the tables`,
+      );
     }
   }
 

@@ -176,10 +176,14 @@ export class IsaDriver extends DriverBase {
     this.checkCounters("IsaDriver");
     const s = this.counters;
     if (s.bouncedBytes > s.bytes) {
-      throw new Error("IsaDriver.check: more bytes bounced than moved");
+      throw new KernelError("CORRUPT", "IsaDriver.check: more bytes bounced than moved");
     }
-    if (this.map.mapsize !== 0) throw new Error("IsaDriver.check: map left loaded");
-    if (!this.detached && this.map.destroyed) throw new Error("IsaDriver.check: map destroyed");
+    if (this.map.mapsize !== 0) {
+      throw new KernelError("CORRUPT", "IsaDriver.check: map left loaded");
+    }
+    if (!this.detached && this.map.destroyed) {
+      throw new KernelError("CORRUPT", "IsaDriver.check: map destroyed");
+    }
   }
 
   /** Resets the device. */

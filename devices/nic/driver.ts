@@ -262,19 +262,26 @@ export class NicDriver extends DriverBase {
   check(): void {
     this.checkCounters("NicDriver");
     const s = this.counters;
-    if (s.bouncedBytes > s.bytes) throw new Error("NicDriver.check: more bytes bounced than sent");
-    if (this.txMap.mapsize !== 0) throw new Error("NicDriver.check: transmit map left loaded");
+    if (s.bouncedBytes > s.bytes) {
+      throw new KernelError("CORRUPT", "NicDriver.check: more bytes bounced than sent");
+    }
+    if (this.txMap.mapsize !== 0) {
+      throw new KernelError("CORRUPT", "NicDriver.check: transmit map left loaded");
+    }
     for (const v of [this.#txTail, this.#rxNext]) {
       if (!Number.isInteger(v) || v < 0 || v >= NIC_RING_SIZE) {
-        throw new Error(`NicDriver.check: ring index ${v}`);
+        throw new KernelError("CORRUPT", `NicDriver.check: ring index ${v}`);
       }
     }
     if (this.detached) return;
     if (this.rd(NIC_REG_TX_HEAD) !== this.#txTail) {
-      throw new Error("NicDriver.check: the card has transmit descriptors pending");
+      throw new KernelError(
+        "CORRUPT",
+        "NicDriver.check: the card has transmit descriptors pending",
+      );
     }
     if (this.rd(NIC_REG_RX_HEAD) !== this.#rxNext) {
-      throw new Error("NicDriver.check: received descriptors left unprocessed");
+      throw new KernelError("CORRUPT", "NicDriver.check: received descriptors left unprocessed");
     }
   }
 
