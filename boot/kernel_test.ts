@@ -7,7 +7,7 @@ import { parseBootArgs } from "./options.ts";
 import { WORKLOAD_TABLE } from "./workloads.ts";
 import { VmemReplayer } from "../mm/replay_vmem.ts";
 import { PglistReplayer } from "../mm/replay_pglist.ts";
-import { type Replayer, replayLine } from "../mm/replay.ts";
+import { type Replayer, replayLine } from "../mm/replayer.ts";
 import { KernelError } from "../mm/errors.ts";
 import { CaptureDriver, DEVICE_TABLE, IsaDriver } from "../devices/mod.ts";
 

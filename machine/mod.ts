@@ -17,7 +17,13 @@
  * @module
  */
 
-export { type AccessKind, hex, MachineError, type MachineErrorCode, MachineFault } from "./errors.ts";
+export {
+  type AccessKind,
+  hex,
+  MachineError,
+  type MachineErrorCode,
+  MachineFault,
+} from "./errors.ts";
 export { DEFAULT_CHUNK_SIZE, Ram, type RamOptions, type RamSlot } from "./ram.ts";
 export {
   MemoryMap,

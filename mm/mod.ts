@@ -18,7 +18,13 @@
  * @module
  */
 
-export { checkInteger, checkPowerOfTwo, KernelError, type KernelErrorCode, MAX_ADDR } from "./errors.ts";
+export {
+  checkInteger,
+  checkPowerOfTwo,
+  KernelError,
+  type KernelErrorCode,
+  MAX_ADDR,
+} from "./errors.ts";
 export { Mulberry32 } from "./random.ts";
 export {
   type ImportFn,
@@ -95,6 +101,6 @@ export {
   type KernelVirtual,
   type PageRuns,
 } from "./bus_dma.ts";
-export { type Replayer, REPLAYERS, replayLine, replayText } from "./replay.ts";
+export { type Replayer, REPLAYERS, replayLine, replayText } from "./replayer.ts";
 export { VmemReplayer } from "./replay_vmem.ts";
 export { PglistReplayer } from "./replay_pglist.ts";

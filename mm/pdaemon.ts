@@ -30,7 +30,6 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { checkInteger, KernelError } from "./errors.ts";
 
 /** What the page daemon needs of the physical page allocator. */
@@ -170,7 +169,7 @@ export class PageDaemon {
     this.#needfree = Math.max(this.#needfree, needfree);
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    runSoon(() => {
       this.#scheduled = false;
       this.run();
     });
@@ -236,3 +235,15 @@ function canceled(signal: AbortSignal): KernelError {
   const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
   return new KernelError("ECANCELED", `wait for the page daemon canceled: ${why}`);
 }
+
+/**
+ * Runs `fn` once the current task is done, ahead of timers: `setImmediate`
+ * where the runtime has one (Deno, Bun, Node), a zero-delay timer in a
+ * browser.
+ */
+const runSoon: (fn: () => void) => void = (() => {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  const immediate = g.setImmediate;
+  if (typeof immediate === "function") return (fn) => void immediate(fn);
+  return (fn) => void setTimeout(fn, 0);
+})();

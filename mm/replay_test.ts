@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { type Replayer, replayText } from "./replay.ts";
+import { type Replayer, replayText } from "./replayer.ts";
 import { KernelError } from "./errors.ts";
 
 /** A replayer that echoes its op, or refuses ops named "bad". */
