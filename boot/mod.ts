@@ -1,8 +1,8 @@
 /**
- * The kernel in TypeScript and its front end: {@link Kernel} brings a
- * machine up (memory map, physload, page array, free lists, page daemon,
- * pmap, arenas, heap, devices); {@link run} and {@link main} are what
- * `boot.ts` does.
+ * The kernel in TypeScript: {@link Kernel} brings a machine up (memory
+ * map, physload, page array, free lists, page daemon, pmap, arenas, heap,
+ * devices), and the workloads exercise it. The command line (`boot.ts`)
+ * lives apart, in `boot/cli.ts`.
  *
  * ```ts
  * import { createMachine } from "../machine/mod.ts";
@@ -29,20 +29,6 @@ export {
   PAGE_SIZE,
   PID_MAX,
 } from "./kernel.ts";
-export { formatSummary, main, run, type RunResult } from "./cli.ts";
-export {
-  type BootOptions,
-  type DeviceName,
-  DEVICES,
-  parseBootArgs,
-  parseSize,
-  type PresetName,
-  PRESETS,
-  USAGE,
-  UsageError,
-  type WorkloadName,
-  WORKLOADS,
-} from "./options.ts";
 export { DEFAULT_OPS, type Workload, WORKLOAD_TABLE, type WorkloadReport } from "./workloads.ts";
 export { PglistTrace, runsOf, Trace, VmemTrace } from "./trace.ts";
 export { type ArenaPicture, type MachinePicture, type PageStateStyle, renderSvg } from "./svg.ts";

@@ -9,7 +9,7 @@
  * - the replayers of allocation traces.
  *
  * ```ts
- * import { VM_NOSLEEP, Vmem } from "./mm/mod.ts";
+ * import { VM_NOSLEEP, Vmem } from "./mod.ts";
  * const ids = Vmem.create("ids", 1, 1000, 1);
  * const id = ids.alloc(1, VM_NOSLEEP);
  * ids.free(id, 1);
