@@ -44,6 +44,7 @@ import {
   Vmem,
   VMEM_ALLOC,
   VMEM_FREE,
+  VMEM_SPAN,
 } from "./vmem.ts";
 
 /** Owner mark of pages backing the kernel heap. */
@@ -254,9 +255,19 @@ export class Kmem {
    * quantum caches, so every wholly free span goes back through segkmem),
    * then kmem_va, then the heap arena. Returns the bytes each still had
    * allocated: kmem's are leaked buffers, the heap's leaked virtual space.
+   * Spans the destroyed kmem still held (as the seed's vmem_destroy, it
+   * keeps them; a next-fit rotor can keep a wholly free span imported)
+   * go back through segkmem before kmem_va is destroyed.
    */
   shutdown(): { kmem: number; kmemVa: number; heap: number } {
+    const spans: number[] = [];
+    this.kmem.walk(VMEM_SPAN, (start, size) => spans.push(start, size));
     const kmem = this.kmem.destroy();
+    for (let i = 0; i < spans.length; i += 2) {
+      if (this.#pmap.extract(spans[i]!) >= 0) {
+        this.#segkmemFree(this.kmemVa, spans[i]!, spans[i + 1]!);
+      }
+    }
     const kmemVa = this.kmemVa.destroy();
     const heap = this.heap.destroy();
     return { kmem, kmemVa, heap };
