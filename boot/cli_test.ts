@@ -112,7 +112,9 @@ function refused(r: ReturnType<typeof boot>, re: RegExp): void {
   assert.match(r.stderr.trimEnd(), re);
 }
 
-test("boot.ts: an output it cannot write is refused before booting, naming the path", () => {
+test("boot.ts: an output it cannot write is refused before booting, naming the path", {
+  timeout: 120_000,
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), "vmemu-"));
   try {
     // A run that would take long: refused at once, before the machine is built.
@@ -148,7 +150,9 @@ test("boot.ts: an output it cannot write is refused before booting, naming the p
   }
 });
 
-test("boot.ts: negative numbers, an unknown policy and --sample 0 are one line naming the value", () => {
+test("boot.ts: negative numbers, an unknown policy and --sample 0 are one line naming the value", {
+  timeout: 120_000,
+}, () => {
   for (
     const [args, re] of [
       [["-n", "-5"], /^boot\.ts: --ops: expected a whole number from 1 to 10000000, got "-5"$/],
@@ -164,38 +168,42 @@ test("boot.ts: negative numbers, an unknown policy and --sample 0 are one line n
   }
 });
 
-test("boot.ts: --policy runs the heap arenas under it; --json reports every arena's fragmentation", () => {
-  const r = boot([
-    "-m",
-    "isa",
-    "-w",
-    "heap",
-    "-n",
-    "500",
-    "--devices",
-    "none",
-    "--policy",
-    "firstfit",
-    "--json",
-    "--sample",
-    "50",
-  ]);
-  assert.equal(r.status, 0, r.stderr);
-  const out = JSON.parse(r.stdout);
-  assert.equal(out.policy, "firstfit");
-  const peak = out.peaks.find((p: { workload: string }) => p.workload === "heap");
-  for (const arenas of [peak.arenas, out.rest]) {
-    assert.deepEqual(arenas.map((a: { name: string }) => a.name), [
+test(
+  "boot.ts: --policy runs the heap arenas under it; --json reports every arena's fragmentation",
+  { timeout: 120_000 },
+  () => {
+    const r = boot([
+      "-m",
+      "isa",
+      "-w",
       "heap",
-      "kmem_va",
-      "kmem",
-      "pid",
+      "-n",
+      "500",
+      "--devices",
+      "none",
+      "--policy",
+      "firstfit",
+      "--json",
+      "--sample",
+      "50",
     ]);
-    for (const a of arenas) {
-      for (const k of ["largestFree", "freeSegments", "fragmentation", "footprint", "inUse"]) {
-        assert.equal(typeof a[k], "number", `${a.name}.${k}`);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.policy, "firstfit");
+    const peak = out.peaks.find((p: { workload: string }) => p.workload === "heap");
+    for (const arenas of [peak.arenas, out.rest]) {
+      assert.deepEqual(arenas.map((a: { name: string }) => a.name), [
+        "heap",
+        "kmem_va",
+        "kmem",
+        "pid",
+      ]);
+      for (const a of arenas) {
+        for (const k of ["largestFree", "freeSegments", "fragmentation", "footprint", "inUse"]) {
+          assert.equal(typeof a[k], "number", `${a.name}.${k}`);
+        }
       }
     }
-  }
-  assert.ok(out.samples.length >= 10);
-});
+    assert.ok(out.samples.length >= 10);
+  },
+);

@@ -17,7 +17,9 @@ import { checkSvg } from "../mm/svg_check_test_util.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-test("run: a recorded heap trace replays under its own policy and under every other", async () => {
+test("run: a recorded heap trace replays under its own policy and under every other", {
+  timeout: 120_000,
+}, async () => {
   const r = await run(
     parseBootArgs([
       "--memory",
@@ -53,7 +55,9 @@ test("run: a recorded heap trace replays under its own policy and under every ot
   }
 });
 
-test("run: each policy runs the heap arenas leak-free, with figures at the peak and at rest", async () => {
+test("run: each policy runs the heap arenas leak-free, with figures at the peak and at rest", {
+  timeout: 120_000,
+}, async () => {
   const placed = new Map<string, string>();
   for (const policy of POLICIES) {
     const r = await run(
@@ -99,7 +103,7 @@ test("run: each policy runs the heap arenas leak-free, with figures at the peak 
   assert.equal(new Set(placed.values()).size, POLICIES.length, "each policy placed differently");
 });
 
-test("run: --sample adds the heap every N arena operations", async () => {
+test("run: --sample adds the heap every N arena operations", { timeout: 120_000 }, async () => {
   const r = await run(
     parseBootArgs([
       "-m",
@@ -137,49 +141,53 @@ test("run: --sample adds the heap every N arena operations", async () => {
   assert.equal("samples" in runJson(none), false);
 });
 
-test("run: the picture shows every workload's peak, to scale and labelled", async () => {
-  const r = await run(
-    parseBootArgs([
-      "-m",
-      "isa",
-      "-n",
-      "300",
-      "--devices",
-      "isa,nic",
-      "--svg",
-      "x",
-      "--record-pglist",
-      "y",
-    ]),
-  );
-  assert.equal(r.status, 0, r.problems.join("; "));
-  assert.match(r.pglistText!, /^\{"op":"config"/);
-  checkSvg(r.svg!, [
-    "isa machine, workload all, seed 1",
-    "at the peak of workload heap",
-    "at the peak of workload pressure",
-    "at the peak of workload ids",
-    "at the peak of workload dma",
-    "physical memory: RAM up to 0x1000000 (16 MiB)",
-    "arena kmem",
-    "arena kmem_va",
-    "arena heap",
-    "arena pid",
-    "page cache",
-    "the heap over the run (kmem arena)",
-    "fragmentation (right axis)",
-  ]);
-  assert.doesNotMatch(r.svg!, /after boot/);
-  // Without a workload, the machine as it booted; the 4 GiB boundary drawn where RAM reaches it.
-  const big = await run(
-    parseBootArgs(["--memory", "5G", "-w", "none", "--devices", "none", "--svg", "x"]),
-  );
-  checkSvg(big.svg!, [
-    "after boot",
-    "4 GiB: FIRST4G below, DEFAULT above",
-    "16 MiB: FIRST16 below",
-  ]);
-});
+test(
+  "run: the picture shows every workload's peak, to scale and labelled",
+  { timeout: 120_000 },
+  async () => {
+    const r = await run(
+      parseBootArgs([
+        "-m",
+        "isa",
+        "-n",
+        "300",
+        "--devices",
+        "isa,nic",
+        "--svg",
+        "x",
+        "--record-pglist",
+        "y",
+      ]),
+    );
+    assert.equal(r.status, 0, r.problems.join("; "));
+    assert.match(r.pglistText!, /^\{"op":"config"/);
+    checkSvg(r.svg!, [
+      "isa machine, workload all, seed 1",
+      "at the peak of workload heap",
+      "at the peak of workload pressure",
+      "at the peak of workload ids",
+      "at the peak of workload dma",
+      "physical memory: RAM up to 0x1000000 (16 MiB)",
+      "arena kmem",
+      "arena kmem_va",
+      "arena heap",
+      "arena pid",
+      "page cache",
+      "the heap over the run (kmem arena)",
+      "fragmentation (right axis)",
+    ]);
+    assert.doesNotMatch(r.svg!, /after boot/);
+    // Without a workload, the machine as it booted; the 4 GiB boundary drawn where RAM reaches it.
+    const big = await run(
+      parseBootArgs(["--memory", "5G", "-w", "none", "--devices", "none", "--svg", "x"]),
+    );
+    checkSvg(big.svg!, [
+      "after boot",
+      "4 GiB: FIRST4G below, DEFAULT above",
+      "16 MiB: FIRST16 below",
+    ]);
+  },
+);
 
 test("kmem: the heap's policy goes with every allocation; a bad policy is refused", () => {
   const k = new Kernel(createMachine({ preset: "isa" }), { policy: VM_NEXTFIT });

@@ -173,7 +173,9 @@ function randomTrace(seed: number, steps: number): string {
   return out.join("\n");
 }
 
-test("compare: with no failures, in use at the peak is the same under every policy", () => {
+test("compare: with no failures, in use at the peak is the same under every policy", {
+  timeout: 120_000,
+}, () => {
   for (let seed = 1; seed <= 3; seed++) {
     const text = randomTrace(seed, 3000);
     // Every line is accepted under every policy, and the arenas stay sound.

@@ -105,26 +105,30 @@ test("replay: --policy replaces the policy of every allocation; a free of an id 
   }
 });
 
-test("replay: a bad policy, kind or flag is one line naming it, exit 2", () => {
-  refused(replayCmd(["vmem", "--policy", "best", "-"]), /--policy: unknown policy "best"/);
-  refused(
-    replayCmd(["pglist", "--policy", "bestfit", "-"]),
-    /--policy: policy bestfit replays vmem traces, not pglist/,
-  );
-  refused(
-    replayCmd(["vmem", "--compare", "bestfit,worst", "-"]),
-    /--compare: unknown policy "worst"/,
-  );
-  refused(replayCmd(["vmem", "--compare", "bestfit,bestfit", "-"]), /"bestfit" is named twice/);
-  refused(replayCmd(["pglist", "--compare", "bestfit", "-"]), /pglist traces have no policies/);
-  refused(replayCmd(["vmem", "--json", "-"]), /--json goes with --compare/);
-  refused(
-    replayCmd(["vmem", "--policy", "bestfit", "--compare", "bestfit", "-"]),
-    /do not go together/,
-  );
-  refused(replayCmd(["vmem", "--bogus", "-"]), /bogus/);
-  refused(replayCmd(["vmem", "/nonexistent/t.jsonl"]), /cannot read \/nonexistent\/t\.jsonl/);
-});
+test(
+  "replay: a bad policy, kind or flag is one line naming it, exit 2",
+  { timeout: 120_000 },
+  () => {
+    refused(replayCmd(["vmem", "--policy", "best", "-"]), /--policy: unknown policy "best"/);
+    refused(
+      replayCmd(["pglist", "--policy", "bestfit", "-"]),
+      /--policy: policy bestfit replays vmem traces, not pglist/,
+    );
+    refused(
+      replayCmd(["vmem", "--compare", "bestfit,worst", "-"]),
+      /--compare: unknown policy "worst"/,
+    );
+    refused(replayCmd(["vmem", "--compare", "bestfit,bestfit", "-"]), /"bestfit" is named twice/);
+    refused(replayCmd(["pglist", "--compare", "bestfit", "-"]), /pglist traces have no policies/);
+    refused(replayCmd(["vmem", "--json", "-"]), /--json goes with --compare/);
+    refused(
+      replayCmd(["vmem", "--policy", "bestfit", "--compare", "bestfit", "-"]),
+      /do not go together/,
+    );
+    refused(replayCmd(["vmem", "--bogus", "-"]), /bogus/);
+    refused(replayCmd(["vmem", "/nonexistent/t.jsonl"]), /cannot read \/nonexistent\/t\.jsonl/);
+  },
+);
 
 test("replay: --compare prints the figures of each policy, as JSON or as a table", () => {
   const json = replayCmd([
@@ -162,39 +166,43 @@ test("replay: --compare prints the figures of each policy, as JSON or as a table
   assert.match(table.stdout, /^policy +peak in use .*\nbestfit +20,480 +65,536 /);
 });
 
-test("replay: --compare --svg draws the policies; an output it cannot write is refused before replaying", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vmemu-replay-"));
-  try {
-    const svg = join(dir, "c.svg");
-    const trace = join(dir, "t.jsonl");
-    // The trace without its bad free: no line refused, nothing on standard error.
-    writeFileSync(trace, HOLE.split("\n").filter((_, i) => i !== 6).join("\n"));
-    const args = ["vmem", "--compare", "instantfit,bestfit", trace, "--svg"];
-    const ok = replayCmd([...args, svg], "", [`--allow-write=${svg}`]);
-    assert.equal(ok.status, 0, ok.stderr);
-    checkSvg(readFileSync(svg, "utf8"), ["instantfit", "bestfit", "arena a", "fragmentation"]);
-    for (
-      const [out, re] of [
-        ["/nonexistent/x.svg", /cannot write \/nonexistent\/x\.svg: no such directory/],
-        [dir, /cannot write .*: it is a directory/],
-      ] as const
-    ) {
-      refused(replayCmd([...args, out], "", [`--allow-write=${out}`]), re);
+test(
+  "replay: --compare --svg draws the policies; an output it cannot write is refused before replaying",
+  { timeout: 120_000 },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "vmemu-replay-"));
+    try {
+      const svg = join(dir, "c.svg");
+      const trace = join(dir, "t.jsonl");
+      // The trace without its bad free: no line refused, nothing on standard error.
+      writeFileSync(trace, HOLE.split("\n").filter((_, i) => i !== 6).join("\n"));
+      const args = ["vmem", "--compare", "instantfit,bestfit", trace, "--svg"];
+      const ok = replayCmd([...args, svg], "", [`--allow-write=${svg}`]);
+      assert.equal(ok.status, 0, ok.stderr);
+      checkSvg(readFileSync(svg, "utf8"), ["instantfit", "bestfit", "arena a", "fragmentation"]);
+      for (
+        const [out, re] of [
+          ["/nonexistent/x.svg", /cannot write \/nonexistent\/x\.svg: no such directory/],
+          [dir, /cannot write .*: it is a directory/],
+        ] as const
+      ) {
+        refused(replayCmd([...args, out], "", [`--allow-write=${out}`]), re);
+      }
+      assert.equal(existsSync("/nonexistent"), false);
+      if ("Deno" in globalThis) {
+        const denied = join(dir, "denied.svg");
+        refused(replayCmd([...args, denied]), /no write access to .*denied\.svg/);
+        assert.equal(existsSync(denied), false, "nothing written");
+      }
+      if (existsSync("/dev/full")) {
+        refused(
+          // Deno lets a program write a device only with every permission.
+          replayCmd([...args, "/dev/full"], "", ["--allow-all"]),
+          /cannot write \/dev\/full: no space left/,
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    assert.equal(existsSync("/nonexistent"), false);
-    if ("Deno" in globalThis) {
-      const denied = join(dir, "denied.svg");
-      refused(replayCmd([...args, denied]), /no write access to .*denied\.svg/);
-      assert.equal(existsSync(denied), false, "nothing written");
-    }
-    if (existsSync("/dev/full")) {
-      refused(
-        // Deno lets a program write a device only with every permission.
-        replayCmd([...args, "/dev/full"], "", ["--allow-all"]),
-        /cannot write \/dev\/full: no space left/,
-      );
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
