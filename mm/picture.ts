@@ -346,7 +346,7 @@ export interface PlotSpec {
 
 /** Draws a plot in the box `(x, y, w, h)` (axes and labels inside it). */
 export function plot(svg: Svg, x: number, y: number, w: number, h: number, p: PlotSpec): void {
-  const left = x + 64, right = x + w - 48, top = y + 36, bottom = y + h - 34;
+  const left = x + 64, right = x + w - 48, top = y + 30, bottom = y + h - 34;
   svg.text(x, y + 12, p.title, { size: 12, bold: true });
   let bMax = 0;
   for (const s of p.series) {
@@ -366,7 +366,7 @@ export function plot(svg: Svg, x: number, y: number, w: number, h: number, p: Pl
       svg.line(left - 3, pb(v), right, pb(v), "#e2e2e2");
       svg.text(left - 5, pb(v) + 3, v === 0 ? "0" : bytes(v), { size: 9, anchor: "end" });
     }
-    svg.text(left - 5, top - 4, "bytes", { size: 9, anchor: "end" });
+    svg.text(left - 5, top - 9, "bytes", { size: 9, anchor: "end" });
   }
   if (hasFraction) {
     // A fraction alone takes the left axis; beside bytes, the right one.
@@ -380,7 +380,7 @@ export function plot(svg: Svg, x: number, y: number, w: number, h: number, p: Pl
         anchor: hasBytes ? "start" : "end",
       });
     }
-    svg.text(ax + 5 * sign, top - 4, "fraction", { size: 9, anchor: hasBytes ? "start" : "end" });
+    svg.text(ax + 5 * sign, top - 9, "fraction", { size: 9, anchor: hasBytes ? "start" : "end" });
   }
   const xStep = niceStep(xMax, 6);
   for (let v = 0; v <= xMax; v += xStep) {
@@ -406,17 +406,17 @@ export function plot(svg: Svg, x: number, y: number, w: number, h: number, p: Pl
       `<polyline fill="none" stroke="${s.color}" stroke-width="1.5"${dash} points="${pts}"/>`,
     );
   }
-  // Legend above the box.
-  let lx = left;
+  // Legend on the title's line, after it.
+  let lx = Math.max(left, x + p.title.length * 7 + 24);
   for (const s of p.series) {
     const dash = s.dash === undefined ? "" : ` stroke-dasharray="${s.dash}"`;
     svg.raw(
-      `<line x1="${num(lx)}" y1="${top - 12}" x2="${num(lx + 18)}" y2="${
-        top - 12
+      `<line x1="${num(lx)}" y1="${y + 8}" x2="${num(lx + 18)}" y2="${
+        y + 8
       }" stroke="${s.color}" stroke-width="2"${dash}/>`,
     );
     const label = s.name;
-    svg.text(lx + 22, top - 9, label, { size: 10 });
+    svg.text(lx + 22, y + 11, label, { size: 10 });
     lx += 34 + label.length * 5.6;
   }
 }
