@@ -21,12 +21,13 @@
  *   arenas' free segments taken together;
  * - failures: allocation lines answered `{"addr":null}`;
  * - nsPerOp: the wall time of replaying every line, the least of a few
- *   runs, over the number of lines.
+ *   runs, over the number of lines; the policies take turns, so noise and
+ *   the engine's warming fall on each alike.
  *
  * Each policy's trace is replayed 2 + `repeat` times with a fresh replayer:
  * once to follow in use and find the peak, once to walk the measured arenas
  * at regular steps (the series) and at the peak, and `repeat` times timed
- * with nothing else in the loop. A line refused under a policy is listed
+ * with nothing else in the loop, the policies taking turns. A line refused under a policy is listed
  * with its code and counted; it changes nothing, as the format says.
  *
  * @module
@@ -34,8 +35,8 @@
 
 import { describe, KernelError } from "./errors.ts";
 import { FigureTally } from "./fragmentation.ts";
-import { policyReplayer, replayPolicy } from "./replay_policy.ts";
-import type { Replayer } from "./replayer.ts";
+import { PolicyReplayer, policyReplayer, replayPolicy } from "./replay_policy.ts";
+import { type Replayer, REPLAYERS } from "./replayer.ts";
 
 type Op = Record<string, unknown>;
 
@@ -117,7 +118,7 @@ export interface Comparison {
 export interface CompareOptions {
   /** Points of each series (default 200). */
   points?: number;
-  /** Timed replays per policy, the least counting (default 3). */
+  /** Timed replays per policy, taken in turns, the least counting (default 5). */
   repeat?: number;
 }
 
@@ -263,7 +264,8 @@ function measure(
   return { op, inUse: use.inUse, footprint: f.footprint, fragmentation: f.fragmentation };
 }
 
-function runPolicy(policy: string, list: Entry[], points: number, repeat: number): PolicyRun {
+/** Replays and measures the trace under `policy`; its time per line is left for {@link timeAll}. */
+function runPolicy(policy: string, list: Entry[], points: number): PolicyRun {
   const n = list.length;
   // 1. Follow in use; find the peak; count failures and refusals.
   let r = policyReplayer(policy);
@@ -321,15 +323,6 @@ function runPolicy(policy: string, list: Entry[], points: number, repeat: number
     if ((i + 1) % every === 0 || i === n - 1) series.push(measure(r, use, i + 1, null));
   }
 
-  // 3. Time whole replays with nothing else in the loop.
-  let best = Infinity;
-  for (let k = 0; k < repeat; k++) {
-    const timed = policyReplayer(policy);
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) step(timed, list[i]!);
-    best = Math.min(best, performance.now() - t0);
-  }
-
   return {
     figures: {
       policy,
@@ -339,7 +332,7 @@ function runPolicy(policy: string, list: Entry[], points: number, repeat: number
       largestFree: free.largest,
       fragmentation: round6(atPeak.fragmentation),
       failures,
-      nsPerOp: n === 0 ? 0 : Math.round((best * 1e6) / n * 10) / 10,
+      nsPerOp: 0,
     },
     peakOp: n === 0 ? 0 : peak + 1,
     series,
@@ -347,6 +340,35 @@ function runPolicy(policy: string, list: Entry[], points: number, repeat: number
     refused,
     refusedCount,
   };
+}
+
+/**
+ * Times whole replays with nothing else in the loop, one per policy in
+ * turn, `repeat` rounds, keeping each policy's least: taking turns spreads
+ * the machine's noise and the engine's warming over every policy alike.
+ */
+function timeAll(runs: PolicyRun[], list: Entry[], repeat: number): void {
+  const n = list.length;
+  const best = runs.map(() => Infinity);
+  // Each policy's lines with the policy already written in, so the timed
+  // loop is the replayer's alone.
+  const rewritten = runs.map((r) => {
+    const word = replayPolicy(r.figures.policy).word;
+    const rewrite = new PolicyReplayer({ apply: (op) => op }, word);
+    return list.map((e) => e.op === null ? e : { ...e, op: rewrite.apply(e.op) as Op });
+  });
+  for (let k = 0; k < repeat; k++) {
+    runs.forEach((r, j) => {
+      const timed = REPLAYERS[replayPolicy(r.figures.policy).kind]!();
+      const ops = rewritten[j]!;
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) step(timed, ops[i]!);
+      best[j] = Math.min(best[j]!, performance.now() - t0);
+    });
+  }
+  runs.forEach((r, j) => {
+    r.figures.nsPerOp = n === 0 ? 0 : Math.round((best[j]! * 1e6) / n * 10) / 10;
+  });
 }
 
 function freeOf(arenas: ArenaSegments[]): { segments: number; largest: number } {
@@ -400,9 +422,11 @@ export function compareTrace(
     }
   }
   const points = count("points", options.points, 200);
-  const repeat = count("repeat", options.repeat, 3);
+  const repeat = count("repeat", options.repeat, 5);
   const list = entries(text);
-  return { ops: list.length, runs: policies.map((p) => runPolicy(p, list, points, repeat)) };
+  const runs = policies.map((p) => runPolicy(p, list, points));
+  timeAll(runs, list, repeat);
+  return { ops: list.length, runs };
 }
 
 /** `{"policies":[...]}`: the figures of each policy, in the order compared. */
