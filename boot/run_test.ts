@@ -61,20 +61,9 @@ test("run: each policy runs the heap arenas leak-free, with figures at the peak 
   const placed = new Map<string, string>();
   for (const policy of POLICIES) {
     const r = await run(
-      parseBootArgs([
-        "-m",
-        "isa",
-        "-w",
-        "heap",
-        "-n",
-        "1500",
-        "--devices",
-        "none",
-        "--policy",
-        policy,
-        "--record-vmem",
-        "x",
-      ]),
+      parseBootArgs(
+        `-m isa -w heap -n 1500 --devices none --policy ${policy} --record-vmem x`.split(" "),
+      ),
     );
     assert.equal(r.status, 0, `${policy}: ${r.problems.join("; ")}`);
     assert.equal(r.policy, policy);
@@ -105,18 +94,7 @@ test("run: each policy runs the heap arenas leak-free, with figures at the peak 
 
 test("run: --sample adds the heap every N arena operations", { timeout: 120_000 }, async () => {
   const r = await run(
-    parseBootArgs([
-      "-m",
-      "isa",
-      "-w",
-      "heap",
-      "-n",
-      "1000",
-      "--devices",
-      "none",
-      "--sample",
-      "100",
-    ]),
+    parseBootArgs("-m isa -w heap -n 1000 --devices none --sample 100".split(" ")),
   );
   assert.equal(r.status, 0);
   assert.ok(r.samples.length >= 10, `${r.samples.length} samples`);

@@ -35,6 +35,7 @@
 
 import { describe, KernelError } from "./errors.ts";
 import { FigureTally } from "./fragmentation.ts";
+import { group } from "./picture.ts";
 import { PolicyReplayer, policyReplayer, replayPolicy } from "./replay_policy.ts";
 import { type Replayer, REPLAYERS } from "./replayer.ts";
 
@@ -434,35 +435,39 @@ export function comparisonJson(c: Comparison): string {
   return JSON.stringify({ policies: c.runs.map((r) => r.figures) });
 }
 
+/** Column heads of the figures, in the order of {@link PolicyFigures}' keys. */
+export const FIGURE_HEADS: readonly string[] = [
+  "policy",
+  "peak in use",
+  "peak footprint",
+  "free segs",
+  "largest free",
+  "fragmentation",
+  "failures",
+  "ns/op",
+];
+
+/** A policy's figures as the cells of a row, byte counts written by `size`. */
+export function figureCells(f: PolicyFigures, size: (n: number) => string): string[] {
+  return [
+    f.policy,
+    size(f.peakInUse),
+    size(f.peakFootprint),
+    group(f.freeSegments),
+    size(f.largestFree),
+    f.fragmentation.toFixed(4),
+    group(f.failures),
+    f.nsPerOp.toFixed(0),
+  ];
+}
+
 /** The comparison as lines a person reads: one row per policy. */
 export function comparisonTable(c: Comparison): string[] {
-  const head = [
-    "policy",
-    "peak in use",
-    "peak footprint",
-    "free segs",
-    "largest free",
-    "fragmentation",
-    "failures",
-    "ns/op",
-  ];
-  const rows = c.runs.map((r) => {
-    const f = r.figures;
-    return [
-      f.policy,
-      group(f.peakInUse),
-      group(f.peakFootprint),
-      group(f.freeSegments),
-      group(f.largestFree),
-      f.fragmentation.toFixed(4),
-      group(f.failures),
-      f.nsPerOp.toFixed(0),
-    ];
-  });
-  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cells: string[]) =>
+  const rows = c.runs.map((r) => figureCells(r.figures, group));
+  const width = FIGURE_HEADS.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (cells: readonly string[]) =>
     cells.map((s, i) => i === 0 ? s.padEnd(width[i]!) : s.padStart(width[i]!)).join("  ");
-  const out = [fmt(head), ...rows.map(fmt)];
+  const out = [fmt(FIGURE_HEADS), ...rows.map(fmt)];
   out.push("");
   out.push(`${c.ops} operations; figures at each policy's peak (most bytes in use):`);
   for (const r of c.runs) {
@@ -470,9 +475,4 @@ export function comparisonTable(c: Comparison): string[] {
     out.push(`  ${r.figures.policy}: peak after operation ${r.peakOp}, arenas measured: ${names}`);
   }
   return out;
-}
-
-/** `n` with thousands separated by commas. */
-function group(n: number): string {
-  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }

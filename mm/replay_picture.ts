@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Comparison } from "./replay_compare.ts";
+import { type Comparison, FIGURE_HEADS, figureCells } from "./replay_compare.ts";
 import { arenaStrip, bytes, group, heldBytes, plot, type PlotSeries, Svg } from "./picture.ts";
 
 /** A colour per policy, in the order compared. */
@@ -38,30 +38,10 @@ export function comparisonSvg(c: Comparison, traceName: string): string {
 
   // The figures.
   const cols = [0, 130, 260, 400, 500, 620, 730, 810];
-  const head = [
-    "policy",
-    "peak in use",
-    "peak footprint",
-    "free segs",
-    "largest free",
-    "fragmentation",
-    "failures",
-    "ns/op",
-  ];
-  head.forEach((h, i) => svg.text(MARGIN + cols[i]!, y + 11, h, { size: 11, bold: true }));
+  FIGURE_HEADS.forEach((h, i) => svg.text(MARGIN + cols[i]!, y + 11, h, { size: 11, bold: true }));
   y += 16;
   c.runs.forEach((r, i) => {
-    const f = r.figures;
-    const cells = [
-      f.policy,
-      bytes(f.peakInUse),
-      bytes(f.peakFootprint),
-      group(f.freeSegments),
-      bytes(f.largestFree),
-      f.fragmentation.toFixed(4),
-      group(f.failures),
-      f.nsPerOp.toFixed(0),
-    ];
+    const cells = figureCells(r.figures, bytes);
     svg.rect(MARGIN, y + 3, 8, 8, POLICY_COLORS[i % POLICY_COLORS.length]!);
     cells.forEach((s, j) => svg.text(MARGIN + cols[j]! + (j === 0 ? 12 : 0), y + 11, s));
     y += 15;
