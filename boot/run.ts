@@ -28,6 +28,7 @@ import { DEVICE_TABLE } from "../devices/mod.ts";
 import type { VmemRecorder } from "../mm/kmem.ts";
 import { POLICY_FLAGS } from "../mm/replay_vmem.ts";
 import { type ArenaFigures, arenaFigures } from "../mm/fragmentation.ts";
+import { checkInteger, describe, KernelError } from "../mm/errors.ts";
 import { type Vmem, VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "../mm/vmem.ts";
 
 /** The arenas' figures at one workload's peak. */
@@ -130,7 +131,9 @@ function picture(k: Kernel, label: string): PeakPicture {
 /**
  * Boots and runs as `options` say; prints nothing. `log` receives the boot
  * log a person reads; `onPeak` is called at each workload's peak (and once
- * after boot) with the kernel as it is there.
+ * after boot) with the kernel as it is there. A policy that is not one of
+ * POLICY_FLAGS' names, or a `sample` that is not a positive integer, is
+ * refused with EINVAL before anything is built.
  */
 export async function run(
   options: BootOptions,
@@ -142,7 +145,14 @@ export async function run(
     : options.workload === "none"
     ? []
     : [options.workload];
-  const policy = options.policy ?? "instantfit";
+  const policy = options.policy === undefined ? "instantfit" : options.policy;
+  if (typeof policy !== "string" || !Object.hasOwn(POLICY_FLAGS, policy)) {
+    throw new KernelError(
+      "EINVAL",
+      `policy must be one of ${Object.keys(POLICY_FLAGS).join(", ")}, got ${describe(policy)}`,
+    );
+  }
+  if (options.sample !== undefined) checkInteger("sample", options.sample, 1);
   const drawing = options.svg !== undefined;
   let totalOps = 0;
   for (const n of names) totalOps += options.ops ?? DEFAULT_OPS[n] ?? 0;

@@ -167,6 +167,27 @@ test(
   },
 );
 
+test("run: a bad policy or sample is refused, naming it, before anything is built", async () => {
+  const base = parseBootArgs(["-m", "isa", "-w", "none", "--devices", "none"]);
+  for (const policy of ["worstfit", "toString", 1, 1n, null, true, ""]) {
+    await assert.rejects(
+      run({ ...base, policy: policy as "bestfit" }),
+      (e) =>
+        e instanceof KernelError && e.code === "EINVAL" && /^policy must be one of/.test(e.message),
+      String(policy),
+    );
+  }
+  for (const sample of [0, -1, 1.5, NaN, "10", 10n, null, true]) {
+    await assert.rejects(
+      run({ ...base, sample: sample as number }),
+      (e) =>
+        e instanceof KernelError && e.code === "EINVAL" &&
+        /^sample must be an integer/.test(e.message),
+      String(sample),
+    );
+  }
+});
+
 test("kmem: the heap's policy goes with every allocation; a bad policy is refused", () => {
   const k = new Kernel(createMachine({ preset: "isa" }), { policy: VM_NEXTFIT });
   const a = k.kmem.alloc(4096), b = k.kmem.alloc(4096);
