@@ -12,7 +12,8 @@ import { VmemReplayer } from "../mm/replay_vmem.ts";
 import { replayText } from "../mm/replayer.ts";
 import { KernelError } from "../mm/errors.ts";
 import { Kmem } from "../mm/kmem.ts";
-import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT } from "../mm/vmem.ts";
+import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
+import { VmemTrace } from "./trace.ts";
 import { checkSvg } from "../mm/svg_check_test_util.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -166,6 +167,25 @@ test(
     ]);
   },
 );
+
+test("trace: allocations are named in order; a free names its allocation, or its address when unseen", () => {
+  const t = new VmemTrace();
+  const a = Vmem.create("a", 0x1000, 0x10000, 0x1000);
+  t.create(a, 0x1000, 0x10000);
+  const x = a.alloc(0x1000, VM_NOSLEEP | VM_BESTFIT);
+  t.alloc(a, 0x1000, VM_NOSLEEP | VM_BESTFIT, x);
+  t.alloc(a, 0x100000, VM_NOSLEEP, 0);
+  const y = a.alloc(0x2000, VM_NOSLEEP); // not recorded
+  t.free(a, x, 0x1000);
+  t.free(a, y, 0x2000);
+  assert.deepEqual(t.lines.slice(1), [
+    '{"op":"alloc","arena":"a","size":4096,"flags":["nosleep","bestfit"],"id":1}',
+    '{"op":"alloc","arena":"a","size":1048576,"flags":["nosleep"],"id":2}',
+    '{"op":"free","arena":"a","id":1,"size":4096}',
+    `{"op":"free","arena":"a","addr":${y},"size":8192}`,
+  ]);
+  assert.deepEqual(t.results.slice(1, 3), [`{"addr":${x}}`, '{"addr":null}']);
+});
 
 test("run: a bad policy or sample is refused, naming it, before anything is built", async () => {
   const base = parseBootArgs(["-m", "isa", "-w", "none", "--devices", "none"]);
