@@ -131,3 +131,29 @@ test("fragmentation: 1 - largest free / free bytes, 0 with nothing free, from a 
   assert.equal(f.largestFree, 0xe000);
   assert.equal(f.fragmentation, 1 - 14 / 15);
 });
+
+test("picture: the checker of the tests refuses what a broken picture would be", () => {
+  const ok = (body: string, w = 100) =>
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="50" viewBox="0 0 ${w} 50">` +
+    `<title>t</title>${body}</svg>`;
+  checkSvg(
+    ok(`<rect x="0" y="0" width="100" height="50" fill="#fff"/><text x="2" y="20">hi</text>`),
+    [
+      "hi",
+    ],
+  );
+  for (
+    const [svg, why] of [
+      [ok(`<g><rect x="0" y="0" width="1" height="1"/>`), /closes the wrong tag|left open/],
+      [ok(`<rect x="90" y="0" width="20" height="5"/>`), /rect end/],
+      [ok(`<text x="90" y="20">far too long a label</text>`), /end of text/],
+      [ok(`<path d="M10 10h200z"/>`), /path h/],
+      [ok(`<text x="2" y="20">a & b</text>`), /unescaped &/],
+      [ok(`<rect x=0 y="0"/>`), /bad attribute/],
+      [ok(`<text x="2" y="20">other</text>`), /label "hi" drawn/],
+      [ok("").replace("<title>t</title>", ""), /a <title>/],
+    ] as const
+  ) {
+    assert.throws(() => checkSvg(svg, ["hi"]), why, svg);
+  }
+});
