@@ -8,21 +8,22 @@
  * - `kmem-alloc-free 64` and `kmem-alloc-free 4096`: one kmem_alloc and one
  *   kmem_free on a booted kernel (64 bytes come from a quantum cache).
  *
- *     deno run -A bench/boot.ts [--json]
- *     bun bench/boot.ts [--json]
+ *     deno run -A bench/boot.ts [--json] [--filter REGEX]
+ *     bun bench/boot.ts [--json] [--filter REGEX]
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { bench, do_not_optimize, run, summary } from "mitata";
+import { bench, do_not_optimize, summary } from "mitata";
+import { benchFilter, runMatching } from "./_filter.ts";
 import { createMachine } from "../machine/mod.ts";
 import { Kernel } from "../boot/kernel.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { json: { type: "boolean", default: false } },
+  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
 });
 
 const PAGES_64G = 64 * 2 ** 30 / 4096;
@@ -52,4 +53,4 @@ for (const size of [64, 4096]) {
   });
 }
 
-await run(values.json ? { format: "json" } : {});
+await runMatching(benchFilter(values.filter), values.json);

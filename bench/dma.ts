@@ -26,15 +26,16 @@
  * distance the host's memmove handles an order of magnitude slower (seen
  * under Deno), which would make the baseline meaningless.
  *
- *     deno run -A bench/dma.ts [--json]
- *     bun bench/dma.ts [--json]
+ *     deno run -A bench/dma.ts [--json] [--filter REGEX]
+ *     bun bench/dma.ts [--json] [--filter REGEX]
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { bench, do_not_optimize, group, run, summary } from "mitata";
+import { bench, do_not_optimize, group, summary } from "mitata";
+import { benchFilter, runMatching } from "./_filter.ts";
 import { createMachine } from "../machine/mod.ts";
 import { Kernel } from "../boot/kernel.ts";
 import { BUS_DMASYNC_POSTWRITE, BUS_DMASYNC_PREWRITE } from "../mm/bus_dma.ts";
@@ -42,7 +43,7 @@ import { DEVICE_TABLE, NvmeDriver } from "../devices/mod.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { json: { type: "boolean", default: false } },
+  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
 });
 
 const SIZE = 65536;
@@ -111,4 +112,4 @@ group("parts", () => {
   bench("dma-port-64k", () => do_not_optimize(port.readSg(segs, nsegs, device)));
 });
 
-await run(values.json ? { format: "json" } : {});
+await runMatching(benchFilter(values.filter), values.json);

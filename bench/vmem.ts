@@ -1,8 +1,9 @@
 /**
  * vmem benchmarks: the workloads of spec/workloads.md (vmem-churn,
- * vmem-xalloc, vmem-frag-1k, vmem-frag-1m) under those names, the same churn
- * under each allocation policy, and quantum-cache pairs (the same sizes with
- * and without quantum caches).
+ * vmem-xalloc, vmem-frag-1k, vmem-frag-1m) under those names, the churn
+ * under each allocation policy in one group with instant-fit's vmem-churn,
+ * and quantum-cache pairs (the same sizes with and without quantum caches).
+ * `--filter` matches benchmark names.
  *
  *     deno run -A bench/vmem.ts [--json] [--filter REGEX]
  *     bun bench/vmem.ts [--json] [--filter REGEX]
@@ -12,7 +13,8 @@
 
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { bench, run, summary } from "mitata";
+import { bench, group, summary } from "mitata";
+import { benchFilter, runMatching } from "./_filter.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
 
@@ -168,19 +170,20 @@ function qcacheChurn(): void {
   });
 }
 
-const filter = values.filter === undefined ? null : new RegExp(values.filter);
-const want = (name: string) => filter === null || filter.test(name);
+const filter = benchFilter(values.filter);
+const want = (name: string) => filter.test(name);
 
+// The four policies on one churn: instant-fit (vmem-churn, the default) beside the others.
 summary(() => {
   if (want("vmem-churn")) churn("vmem-churn", 0);
-  if (want("vmem-xalloc")) xallocChurn();
-  if (want("vmem-frag-1k")) frag("vmem-frag-1k", 1_000);
-  if (want("vmem-frag-1m")) frag("vmem-frag-1m", 1_000_000);
-});
-summary(() => {
   if (want("vmem-churn-bestfit")) churn("vmem-churn-bestfit", VM_BESTFIT);
   if (want("vmem-churn-firstfit")) churn("vmem-churn-firstfit", VM_FIRSTFIT);
   if (want("vmem-churn-nextfit")) churn("vmem-churn-nextfit", VM_NEXTFIT);
+});
+group(() => {
+  if (want("vmem-xalloc")) xallocChurn();
+  if (want("vmem-frag-1k")) frag("vmem-frag-1k", 1_000);
+  if (want("vmem-frag-1m")) frag("vmem-frag-1m", 1_000_000);
 });
 summary(() => {
   if (want("vmem-noqcache-allocfree") || want("vmem-qcache-allocfree")) qcacheAllocFree();
@@ -189,5 +192,4 @@ summary(() => {
   if (want("vmem-noqcache-churn") || want("vmem-qcache-churn")) qcacheChurn();
 });
 
-if (values.json) await run({ format: "json" });
-else await run();
+await runMatching(filter, values.json);

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { renderSvg } from "./svg.ts";
+import { checkSvg } from "../mm/svg_check_test_util.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const isDeno = "Deno" in globalThis;
@@ -18,7 +18,9 @@ const DENY = ["read", "write", "env", "net", "run", "ffi", "sys"].map((p) => `--
 
 /** Runs `boot.ts` as a user would, with the runtime running this test; `allow` only under Deno. */
 function boot(args: string[], allow: string[] = []) {
-  const deny = DENY.filter((d) => !allow.some((a) => a.startsWith(d.replace("deny", "allow"))));
+  const deny = allow.includes("--allow-all")
+    ? []
+    : DENY.filter((d) => !allow.some((a) => a.startsWith(d.replace("deny", "allow"))));
   const argv = isDeno ? ["run", ...deny, ...allow, "boot.ts", ...args] : ["boot.ts", ...args];
   const r = spawnSync(process.execPath, argv, { cwd: root, encoding: "utf8", timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -94,30 +96,114 @@ test("boot.ts: --svg without a workload draws the machine as it booted", () => {
     const r = boot(["-m", "isa", "-w", "none", "--svg", svg, "-q"], [`--allow-write=${svg}`]);
     assert.equal(r.status, 0, r.stderr);
     const text = readFileSync(svg, "utf8");
-    assert.match(text, /isa machine after boot/);
+    checkSvg(text, ["isa machine, workload none", "after boot", "arena kmem"]);
     // The drivers' rings and bounce pages are page lists, drawn as such.
-    assert.match(text, /DMA \/ page lists \([1-9]\d*\)/);
+    assert.match(text, /DMA \/ page lists [1-9]\d* \(/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test("svg: each cell takes the state most of its frames are in", () => {
-  const states = new Uint8Array(256 * 128 * 2); // two frames per cell
-  states.fill(1, 0, 3); // cell 0: two of state 1; cell 1: one of 1, one of 0
-  const text = renderSvg({
-    title: "t",
-    pageStates: states,
-    styles: [{ name: "a", color: "#000001" }, { name: "b", color: "#000002" }],
-    pageSize: 4096,
-    arenas: [{
-      name: "x",
-      segs: [["span", 4096, 8192], ["alloc", 4096, 4096], ["free", 8192, 4096]],
-    }],
-  });
-  assert.match(text, /2 frames per cell/);
-  assert.match(text, /<path fill="#000002" d="M16 \d+h4v4h-4z"\/>/, "only cell 0 is state 1");
-  assert.match(text, /a \(65533\)/);
-  assert.match(text, /b \(3\)/);
-  assert.match(text, /span 0x1000 8 KiB, 4 KiB allocated in 1 segments/);
+/** Exit status 2, one line on standard error matching `re`, nothing on standard output. */
+function refused(r: ReturnType<typeof boot>, re: RegExp): void {
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stdout, "");
+  assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr.trimEnd(), re);
+}
+
+test("boot.ts: an output it cannot write is refused before booting, naming the path", {
+  timeout: 120_000,
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), "vmemu-"));
+  try {
+    // A run that would take long: refused at once, before the machine is built.
+    const slow = ["--memory", "1T", "-q"];
+    const t0 = performance.now();
+    refused(
+      boot([...slow, "--svg", "/nonexistent/x.svg"], ["--allow-write=/nonexistent/x.svg"]),
+      /^boot\.ts: cannot write \/nonexistent\/x\.svg: no such directory$/,
+    );
+    refused(
+      boot([...slow, "--record-pglist", dir], [`--allow-write=${dir}`]),
+      /^boot\.ts: cannot write .*: it is a directory$/,
+    );
+    assert.ok(performance.now() - t0 < 20_000, "no machine was booted");
+    // A file the checks created is gone again when a later output is refused.
+    const vm = join(dir, "v.jsonl");
+    refused(
+      boot(["-q", "--record-vmem", vm, "--svg", "/nonexistent/y.svg"], [
+        `--allow-write=${vm},/nonexistent/y.svg`,
+      ]),
+      /cannot write \/nonexistent\/y\.svg/,
+    );
+    assert.equal(existsSync(vm), false, "nothing written");
+    if (existsSync("/dev/full")) {
+      // A write that fails anyway, at the end, is refused the same way.
+      refused(
+        boot(["-m", "isa", "-w", "ids", "-n", "50", "-q", "--svg", "/dev/full"], ["--allow-all"]),
+        /^boot\.ts: cannot write \/dev\/full: no space left on the device$/,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
+
+test("boot.ts: negative numbers, an unknown policy and --sample 0 are one line naming the value", {
+  timeout: 120_000,
+}, () => {
+  for (
+    const [args, re] of [
+      [["-n", "-5"], /^boot\.ts: --ops: expected a whole number from 1 to 10000000, got "-5"$/],
+      [["--memory", "-1G"], /^boot\.ts: --memory: not a size: "-1G"/],
+      [
+        ["--policy", "worstfit"],
+        /^boot\.ts: --policy: unknown value "worstfit" \(one of instantfit, bestfit, firstfit, nextfit\)$/,
+      ],
+      [["--sample", "0"], /^boot\.ts: --sample: expected a whole number from 1/],
+    ] as const
+  ) {
+    refused(boot([...args]), re);
+  }
+});
+
+test(
+  "boot.ts: --policy runs the heap arenas under it; --json reports every arena's fragmentation",
+  { timeout: 120_000 },
+  () => {
+    const r = boot([
+      "-m",
+      "isa",
+      "-w",
+      "heap",
+      "-n",
+      "500",
+      "--devices",
+      "none",
+      "--policy",
+      "firstfit",
+      "--json",
+      "--sample",
+      "50",
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.policy, "firstfit");
+    const peak = out.peaks.find((p: { workload: string }) => p.workload === "heap");
+    for (const arenas of [peak.arenas, out.rest]) {
+      assert.deepEqual(arenas.map((a: { name: string }) => a.name), [
+        "heap",
+        "kmem_va",
+        "kmem",
+        "pid",
+      ]);
+      for (const a of arenas) {
+        for (const k of ["largestFree", "freeSegments", "fragmentation", "footprint", "inUse"]) {
+          assert.equal(typeof a[k], "number", `${a.name}.${k}`);
+        }
+      }
+    }
+    assert.ok(out.samples.length >= 10);
+  },
+);

@@ -33,7 +33,7 @@
  */
 
 import type { Kernel } from "./kernel.ts";
-import type { Workload } from "./workloads.ts";
+import type { Workload } from "./workload.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import { KernelError } from "../mm/errors.ts";
 import {

@@ -35,11 +35,11 @@ import {
   VM_NFREELIST,
 } from "../mm/physseg.ts";
 import { Pmap } from "../mm/pmap.ts";
-import { Kmem, OWNER_CACHE, OWNER_DMA } from "../mm/kmem.ts";
+import { Kmem, OWNER_CACHE, OWNER_DMA, type VmemRecorder } from "../mm/kmem.ts";
 import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
 import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
-import type { PglistTrace, VmemTrace } from "./trace.ts";
+import type { PglistTrace } from "./trace.ts";
 import { type DeviceDriver, driverFor } from "../devices/mod.ts";
 
 /** Bytes per page. */
@@ -69,11 +69,13 @@ export interface KernelOptions {
   /** Receives each boot-log line. */
   log?: (line: string) => void;
   /** Records the heap's and the identifier arena's vmem operations. */
-  vmemTrace?: VmemTrace;
+  vmemTrace?: VmemRecorder;
   /** Records uvm_pglistalloc operations and page traffic. */
   pglistTrace?: PglistTrace;
   /** Drivers use permissive DMA tags instead of their devices' (faults must follow). */
   ignoreTags?: boolean;
+  /** The heap's allocation policy: 0 (instant-fit), VM_BESTFIT, VM_FIRSTFIT or VM_NEXTFIT. */
+  policy?: number;
 }
 
 /** Free pages of one free list. */
@@ -190,7 +192,7 @@ export class Kernel {
   readonly attachErrors: string[] = [];
   readonly #drivers: DeviceDriver[] = [];
   readonly #log: (line: string) => void;
-  readonly #vmemTrace?: VmemTrace;
+  readonly #vmemTrace?: VmemRecorder;
   readonly #pglistTrace?: PglistTrace;
   readonly #lists = new Set<PageList>();
   #down = false;
@@ -280,7 +282,13 @@ export class Kernel {
     const kvaSize = Math.max(2 ** 28, 2 * roundUp(ramBytes, 2 ** 20));
     this.pmap = new Pmap(machine.ram, KVA_BASE, kvaSize, PAGE_SIZE);
     log(`pmap: kernel window 0x${KVA_BASE.toString(16)} + ${mib(kvaSize)}`);
-    this.kmem = new Kmem(uvm, this.pmap, (pages) => pd.kick(pages), this.#vmemTrace);
+    this.kmem = new Kmem(
+      uvm,
+      this.pmap,
+      (pages) => pd.kick(pages),
+      this.#vmemTrace,
+      options.policy,
+    );
     pd.onFreed(() => this.kmem.wakeup());
     for (const a of [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem]) {
       log(
@@ -437,7 +445,7 @@ export class Kernel {
   /** Allocates a process ID (next-fit, as pid allocation is), or 0 when none is left. */
   allocPid(): number {
     const pid = this.pids.alloc(1, VM_NEXTFIT | VM_NOSLEEP);
-    this.#vmemTrace?.alloc(this.pids, 1, ["nextfit", "nosleep"], pid);
+    this.#vmemTrace?.alloc(this.pids, 1, VM_NEXTFIT | VM_NOSLEEP, pid);
     return pid;
   }
 

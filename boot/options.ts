@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { POLICY_FLAGS } from "../mm/replay_vmem.ts";
 
 /** The machine presets the firmware knows. */
 export const PRESETS = ["isa", "pc", "big"] as const;
@@ -23,6 +24,11 @@ export type WorkloadName = typeof WORKLOADS[number];
 export const DEVICES = ["isa", "nic", "nvme", "dma30"] as const;
 /** A device name. */
 export type DeviceName = typeof DEVICES[number];
+
+/** The allocation policies of the heap arenas. */
+export const POLICIES = Object.keys(POLICY_FLAGS) as (keyof typeof POLICY_FLAGS)[];
+/** A policy name. */
+export type PolicyName = keyof typeof POLICY_FLAGS;
 
 /** Everything a boot needs to know, with defaults filled in. */
 export interface BootOptions {
@@ -50,6 +56,10 @@ export interface BootOptions {
   svg?: string;
   /** Let the drivers ignore their DMA tags (a test switch: faults must follow). */
   ignoreTags: boolean;
+  /** Allocation policy of the heap arenas (heap, kmem_va, kmem); instant-fit when absent. */
+  policy?: PolicyName;
+  /** Sample the heap every this many arena operations. */
+  sample?: number;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -79,7 +89,12 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
   -q, --quiet            print no boot log or summary
       --record-vmem FILE     write the run's vmem operations as a replay trace
       --record-pglist FILE   write the run's uvm_pglistalloc operations as a trace
-      --svg FILE         draw physical memory and the heap arena
+      --svg FILE         draw physical memory and the arenas at each workload's
+                         peak, and the heap over the run
+      --policy NAME      allocation policy of the heap arenas: instantfit
+                         (default), bestfit, firstfit, nextfit
+      --sample N         sample the heap every N arena operations (a series
+                         in --json; the plot of --svg)
       --ignore-tags      drivers ignore their DMA tags (faults are expected)
   -h, --help             print this text
 
@@ -133,29 +148,57 @@ function fileName(flag: string, text: string | undefined): string | undefined {
   return text;
 }
 
+/** The flags of `boot.ts` as parseArgs takes them. */
+const FLAGS = {
+  machine: { type: "string", short: "m" },
+  memory: { type: "string" },
+  workload: { type: "string", short: "w" },
+  ops: { type: "string", short: "n" },
+  seed: { type: "string", short: "s" },
+  devices: { type: "string" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  "record-vmem": { type: "string" },
+  "record-pglist": { type: "string" },
+  svg: { type: "string" },
+  policy: { type: "string" },
+  sample: { type: "string" },
+  "ignore-tags": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * Joins a value flag and a following negative number (`-n -5`) into one
+ * argument (`--ops=-5`), which parseArgs would otherwise take for a flag;
+ * the value is then refused by its own check, naming the flag.
+ */
+function joinNegatives(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    const name = Object.entries(FLAGS).find(([long, f]) =>
+      f.type === "string" && (a === `--${long}` || ("short" in f && a === `-${f.short}`))
+    )?.[0];
+    if (name !== undefined && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
 /** Parses the arguments of `boot.ts` (without the program name). */
 export function parseBootArgs(args: readonly string[]): BootOptions {
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...args],
+      args: joinNegatives(args),
       strict: true,
       allowPositionals: false,
-      options: {
-        machine: { type: "string", short: "m" },
-        memory: { type: "string" },
-        workload: { type: "string", short: "w" },
-        ops: { type: "string", short: "n" },
-        seed: { type: "string", short: "s" },
-        devices: { type: "string" },
-        json: { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        "record-vmem": { type: "string" },
-        "record-pglist": { type: "string" },
-        svg: { type: "string" },
-        "ignore-tags": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: FLAGS,
     });
   } catch (e) {
     // parseArgs' messages are multi-line; keep the first, which names the flag.
@@ -198,6 +241,8 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     recordVmem: fileName("--record-vmem", v["record-vmem"]),
     recordPglist: fileName("--record-pglist", v["record-pglist"]),
     svg: fileName("--svg", v.svg),
+    policy: oneOf("--policy", v.policy ?? "instantfit", POLICIES),
+    sample: v.sample === undefined ? undefined : parseCount("--sample", v.sample, 1, 10_000_000),
     ignoreTags: v["ignore-tags"] ?? false,
     help: v.help ?? false,
   };

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseBootArgs, parseSize, UsageError } from "./options.ts";
+import { parseBootArgs, parseSize, POLICIES, UsageError } from "./options.ts";
 
 test("options: defaults boot the pc machine with every device and every workload", () => {
   const o = parseBootArgs([]);
@@ -45,6 +45,16 @@ test("options: flags and values are parsed", () => {
   assert.deepEqual(parseBootArgs(["--devices", "none"]).devices, []);
 });
 
+test("options: --policy names the heap arenas' policy; --sample a whole number", () => {
+  assert.equal(parseBootArgs([]).policy, "instantfit");
+  assert.equal(parseBootArgs([]).sample, undefined);
+  for (const p of POLICIES) assert.equal(parseBootArgs(["--policy", p]).policy, p);
+  assert.deepEqual(POLICIES, ["instantfit", "bestfit", "firstfit", "nextfit"]);
+  assert.equal(parseBootArgs(["--sample", "250"]).sample, 250);
+  // A value that only looks like a flag is still taken for one.
+  assert.throws(() => parseBootArgs(["--svg", "-q"]), UsageError);
+});
+
 test("options: sizes take binary units", () => {
   assert.equal(parseSize("--memory", "4096"), 4096);
   assert.equal(parseSize("--memory", "512M"), 512 * 2 ** 20);
@@ -66,6 +76,13 @@ test("options: each bad flag or value is one line naming it", () => {
     [["--seed", "-1"], /--seed/],
     [["--devices", "nic,gpu"], /--devices: unknown value "gpu"/],
     [["--svg", ""], /--svg: expected a file name/],
+    [["-n", "-5"], /^--ops: expected a whole number from 1 to 10000000, got "-5"$/],
+    [["--ops", "-0.5"], /^--ops: expected a whole number .* got "-0\.5"$/],
+    [["--memory", "-1G"], /^--memory: not a size: "-1G"/],
+    [["-s", "-3"], /^--seed: expected a whole number from 0 to 4294967295, got "-3"$/],
+    [["--policy", "worstfit"], /^--policy: unknown value "worstfit" \(one of instantfit, bestfit/],
+    [["--sample", "0"], /^--sample: expected a whole number from 1 to 10000000, got "0"$/],
+    [["--sample", "-2"], /^--sample: expected a whole number .* got "-2"$/],
     [["stray"], /stray/],
   ];
   for (const [args, re] of bad) {

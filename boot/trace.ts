@@ -9,6 +9,7 @@
 import type { VmemRecorder } from "../mm/kmem.ts";
 import type { UvmTracer } from "../mm/page.ts";
 import { VMC_IDENTIFIER, VMC_NO_QCACHE, type Vmem } from "../mm/vmem.ts";
+import { allocWords } from "../mm/replay_vmem.ts";
 
 /** A trace being written: operations and the results the run got. */
 export class Trace {
@@ -34,13 +35,23 @@ export class Trace {
   }
 }
 
-/** Records vmem operations of the kernel heap and its identifier arenas. */
+/**
+ * Records vmem operations of the kernel heap and its identifier arenas.
+ * Every allocation is named (`"id"`, numbered from 1 in the order they were
+ * asked for) and its free names that id instead of the address, so the trace
+ * replays under any policy; the addresses the run saw are in the results.
+ */
 export class VmemTrace extends Trace implements VmemRecorder {
+  #nextId = 1;
+  /** Per arena, the id of the allocation live at each address. */
+  readonly #ids = new Map<Vmem, Map<number, number>>();
+
   /** Records `vmem_create` of `arena` with its first span. */
   create(arena: Vmem, base: number, size: number): void {
     const flags: string[] = [];
     if (arena.cflags & VMC_IDENTIFIER) flags.push("identifier");
     if (arena.cflags & VMC_NO_QCACHE) flags.push("no_qcache");
+    this.#ids.set(arena, new Map());
     this.op({
       op: "create",
       arena: arena.name,
@@ -53,14 +64,26 @@ export class VmemTrace extends Trace implements VmemRecorder {
     }, { ok: true });
   }
 
-  /** Records an allocation and the address it returned (0: failure). */
-  alloc(arena: Vmem, size: number, flags: string[], addr: number): void {
-    this.op({ op: "alloc", arena: arena.name, size, flags }, { addr: addr === 0 ? null : addr });
+  /** Records an allocation with its VM_* flags and the address it returned (0: failure). */
+  alloc(arena: Vmem, size: number, vmflag: number, addr: number): void {
+    const id = this.#nextId++;
+    if (addr !== 0) this.#ids.get(arena)?.set(addr, id);
+    this.op(
+      { op: "alloc", arena: arena.name, size, flags: allocWords(vmflag), id },
+      { addr: addr === 0 ? null : addr },
+    );
   }
 
-  /** Records a free. */
+  /** Records a free, by the id of the allocation it gives back. */
   free(arena: Vmem, addr: number, size: number): void {
-    this.op({ op: "free", arena: arena.name, addr, size }, { ok: true });
+    const ids = this.#ids.get(arena);
+    const id = ids?.get(addr);
+    if (id === undefined) {
+      this.op({ op: "free", arena: arena.name, addr, size }, { ok: true });
+    } else {
+      ids!.delete(addr);
+      this.op({ op: "free", arena: arena.name, id, size }, { ok: true });
+    }
   }
 }
 

@@ -14,28 +14,13 @@
  * @module
  */
 
-import type { Kernel } from "./kernel.ts";
 import { PAGE_SIZE, PID_MAX } from "./kernel.ts";
+import type { Workload } from "./workload.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import type { PageList } from "../mm/pglist.ts";
 import { DMA_DEFAULT_OPS, dmaWorkload } from "./dma_workload.ts";
 
-/** What a workload reports. */
-export interface WorkloadReport {
-  /** Workload name. */
-  name: string;
-  /** Operations carried out. */
-  ops: number;
-  /** Wall time in milliseconds. */
-  ms: number;
-  /** Counters particular to the workload. */
-  counts: Record<string, number>;
-  /** Failures seen (data mismatches, unexpected refusals); empty when all went well. */
-  errors: string[];
-}
-
-/** A workload: runs on a booted kernel with a seed and a size. */
-export type Workload = (k: Kernel, seed: number, ops: number) => Promise<WorkloadReport>;
+export type { Workload, WorkloadReport } from "./workload.ts";
 
 /** Default operation counts, sized so the default run takes a few seconds. */
 export const DEFAULT_OPS: Record<string, number> = {
@@ -164,6 +149,7 @@ export const idChurn: Workload = (k, seed, ops) => {
       counts.frees++;
     }
   }
+  k.peak("ids");
   while (nlive > 0) {
     const pid = live[--nlive]!;
     used[pid] = 0;

@@ -31,10 +31,21 @@
  * @module
  */
 
-import { checkInteger, KernelError } from "./errors.ts";
+import { checkInteger, describe, KernelError } from "./errors.ts";
 import { Pmap, VM_PROT_RW } from "./pmap.ts";
 import { Uvm } from "./page.ts";
-import { VM_NOSLEEP, VM_SLEEP, Vmem, VMEM_ALLOC, VMEM_FREE } from "./vmem.ts";
+import {
+  VM_BESTFIT,
+  VM_FIRSTFIT,
+  VM_INSTANTFIT,
+  VM_NEXTFIT,
+  VM_NOSLEEP,
+  VM_SLEEP,
+  Vmem,
+  VMEM_ALLOC,
+  VMEM_FREE,
+  VMEM_SPAN,
+} from "./vmem.ts";
 
 /** Owner mark of pages backing the kernel heap. */
 export const OWNER_KMEM = 1;
@@ -70,8 +81,8 @@ export interface KmemStats {
 export interface VmemRecorder {
   /** An arena came to be with its first span `[base, base + size)`. */
   create(arena: Vmem, base: number, size: number): void;
-  /** An allocation and its result (0: failure). */
-  alloc(arena: Vmem, size: number, flags: string[], addr: number): void;
+  /** An allocation with its VM_* flags, and its result (0: failure). */
+  alloc(arena: Vmem, size: number, vmflag: number, addr: number): void;
   /** A free. */
   free(arena: Vmem, addr: number, size: number): void;
 }
@@ -88,6 +99,7 @@ export class Kmem {
   readonly #pmap: Pmap;
   readonly #ps: number;
   readonly #onShortage: (pages: number) => void;
+  readonly #policy: number;
   #pages = 0;
   #inuse = 0;
   #allocs = 0;
@@ -99,13 +111,24 @@ export class Kmem {
    * Builds the heap over `pmap`'s window, taking pages from `uvm`.
    * `onShortage(pages)` is called when segkmem finds too few free pages for
    * a span of `pages` pages (the kernel kicks its page daemon there).
+   * `policy` (0 for instant-fit, VM_BESTFIT, VM_FIRSTFIT or VM_NEXTFIT) goes
+   * with every allocation the heap makes for its callers; imports ask their
+   * source without it, as in the seed.
    */
   constructor(
     uvm: Uvm,
     pmap: Pmap,
     onShortage: (pages: number) => void = () => {},
     recorder: VmemRecorder | null = null,
+    policy: number = VM_INSTANTFIT,
   ) {
+    if (![VM_INSTANTFIT, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT].includes(policy)) {
+      throw new KernelError(
+        "EINVAL",
+        `kmem: policy must be one VM_*FIT flag, got ${describe(policy)}`,
+      );
+    }
+    this.#policy = policy;
     this.#uvm = uvm;
     this.#pmap = pmap;
     this.#ps = uvm.pageSize;
@@ -143,8 +166,9 @@ export class Kmem {
   /** kmem_alloc(size, KM_NOSLEEP): a kernel virtual address, or 0. */
   alloc(size: number): number {
     checkInteger("size", size, 1);
-    const va = this.kmem.alloc(size, VM_NOSLEEP);
-    this.#recorder?.alloc(this.kmem, size, ["nosleep"], va);
+    const flags = VM_NOSLEEP | this.#policy;
+    const va = this.kmem.alloc(size, flags);
+    this.#recorder?.alloc(this.kmem, size, flags, va);
     if (va !== 0) {
       this.#allocs++;
       this.#inuse += size;
@@ -166,9 +190,9 @@ export class Kmem {
    */
   async allocWait(size: number, signal?: AbortSignal): Promise<number> {
     checkInteger("size", size, 1);
-    const va = await this.kmem.allocWait(size, VM_SLEEP, signal);
+    const va = await this.kmem.allocWait(size, VM_SLEEP | this.#policy, signal);
     // Replay has no one to wait for: the trace shows the attempt that succeeded.
-    this.#recorder?.alloc(this.kmem, size, ["nosleep"], va);
+    this.#recorder?.alloc(this.kmem, size, VM_NOSLEEP | this.#policy, va);
     this.#allocs++;
     this.#inuse += size;
     return va;
@@ -192,8 +216,9 @@ export class Kmem {
     let pages = 0;
     for (const [, n] of runs) pages += n;
     const size = pages * ps;
-    const va = this.heap.alloc(size, VM_NOSLEEP);
-    this.#recorder?.alloc(this.heap, size, ["nosleep"], va);
+    const flags = VM_NOSLEEP | this.#policy;
+    const va = this.heap.alloc(size, flags);
+    this.#recorder?.alloc(this.heap, size, flags, va);
     if (va === 0) throw new KernelError("ENOMEM", `no ${size} bytes of kernel virtual space left`);
     let off = 0;
     for (const [pfn, n] of runs) {
@@ -230,9 +255,19 @@ export class Kmem {
    * quantum caches, so every wholly free span goes back through segkmem),
    * then kmem_va, then the heap arena. Returns the bytes each still had
    * allocated: kmem's are leaked buffers, the heap's leaked virtual space.
+   * Spans the destroyed kmem still held (as the seed's vmem_destroy, it
+   * keeps them; a next-fit rotor can keep a wholly free span imported)
+   * go back through segkmem before kmem_va is destroyed.
    */
   shutdown(): { kmem: number; kmemVa: number; heap: number } {
+    const spans: number[] = [];
+    this.kmem.walk(VMEM_SPAN, (start, size) => spans.push(start, size));
     const kmem = this.kmem.destroy();
+    for (let i = 0; i < spans.length; i += 2) {
+      if (this.#pmap.extract(spans[i]!) >= 0) {
+        this.#segkmemFree(this.kmemVa, spans[i]!, spans[i + 1]!);
+      }
+    }
     const kmemVa = this.kmemVa.destroy();
     const heap = this.heap.destroy();
     return { kmem, kmemVa, heap };

@@ -5,15 +5,18 @@
  * every arena as it was; the codes are EINVAL for a bad field, ENOENT for an
  * unknown arena, EEXIST for a name in use, BADOP for an unknown operation,
  * and whatever the arena refuses with (BADFREE, EBUSY, WOULDBLOCK, ...).
+ * Allocations may be named by id and freed by name (see replay_named.ts).
  *
  * @module
  */
 
 import { describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { NamedAllocations } from "./replay_named.ts";
 import {
   VM_BESTFIT,
   VM_ENDALLOC,
   VM_FIRSTFIT,
+  VM_INSTANTFIT,
   VM_NEXTFIT,
   VM_NOSLEEP,
   VM_SLEEP,
@@ -58,15 +61,18 @@ function words(op: Op, name: string, allowed: readonly string[]): Set<string> {
   return set;
 }
 
-const ALLOC_WORDS = [
-  "nosleep",
-  "sleep",
-  "instantfit",
-  "bestfit",
-  "firstfit",
-  "nextfit",
-  "endalloc",
-] as const;
+/** The policy words of allocation lines and the VM_* flag each stands for. */
+export const POLICY_FLAGS: Readonly<
+  Record<"instantfit" | "bestfit" | "firstfit" | "nextfit", number>
+> = {
+  instantfit: VM_INSTANTFIT,
+  bestfit: VM_BESTFIT,
+  firstfit: VM_FIRSTFIT,
+  nextfit: VM_NEXTFIT,
+};
+
+const POLICY_WORDS = Object.keys(POLICY_FLAGS) as (keyof typeof POLICY_FLAGS)[];
+const ALLOC_WORDS = ["nosleep", "sleep", ...POLICY_WORDS, "endalloc"];
 
 /** Turns an allocation flag list into VM_* flags: one of sleep/nosleep, at most one policy. */
 function allocFlags(op: Op): number {
@@ -76,13 +82,25 @@ function allocFlags(op: Op): number {
   }
   let policies = 0;
   let flags = f.has("nosleep") ? VM_NOSLEEP : VM_SLEEP;
-  if (f.has("instantfit")) policies++;
-  if (f.has("bestfit")) (policies++, flags |= VM_BESTFIT);
-  if (f.has("firstfit")) (policies++, flags |= VM_FIRSTFIT);
-  if (f.has("nextfit")) (policies++, flags |= VM_NEXTFIT);
+  for (const w of POLICY_WORDS) {
+    if (f.has(w)) (policies++, flags |= POLICY_FLAGS[w]);
+  }
   if (policies > 1) throw new KernelError("EINVAL", `"flags" may hold at most one policy`);
   if (f.has("endalloc")) flags |= VM_ENDALLOC;
   return flags;
+}
+
+/**
+ * The flag list of an allocation line for the VM_* flags `vmflag` (what
+ * {@link allocFlags} reads back): instant-fit, the default, has no word.
+ */
+export function allocWords(vmflag: number): string[] {
+  const out = [(vmflag & VM_NOSLEEP) !== 0 ? "nosleep" : "sleep"];
+  for (const w of POLICY_WORDS) {
+    if (POLICY_FLAGS[w] !== 0 && (vmflag & POLICY_FLAGS[w]) !== 0) out.push(w);
+  }
+  if ((vmflag & VM_ENDALLOC) !== 0) out.push("endalloc");
+  return out;
 }
 
 function typeMask(op: Op, allowed: readonly string[]): number {
@@ -94,9 +112,20 @@ function typeMask(op: Op, allowed: readonly string[]): number {
 /** Replays vmem trace operations against a set of named arenas. */
 export class VmemReplayer {
   private readonly arenas = new Map<string, Vmem>();
+  private readonly named = new NamedAllocations({ apply: (op) => this.applyNamed(op) });
 
   /** Carries out one operation; returns the output object or throws a KernelError. */
   apply(op: Record<string, unknown>): unknown {
+    return this.named.apply(op);
+  }
+
+  /** Checks the invariants of every live arena (see {@link Vmem.check}). */
+  check(): void {
+    for (const vmp of this.arenas.values()) vmp.check();
+  }
+
+  /** Carries out one operation whose ids are resolved. */
+  private applyNamed(op: Op): unknown {
     const kind = op.op;
     switch (kind) {
       case "create":
