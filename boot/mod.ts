@@ -29,6 +29,7 @@ export {
   PAGE_SIZE,
   PID_MAX,
 } from "./kernel.ts";
+export { type ArenaPeak, formatSummary, run, runJson, type RunResult } from "./run.ts";
 export { DEFAULT_OPS, type Workload, WORKLOAD_TABLE, type WorkloadReport } from "./workloads.ts";
 export { PglistTrace, runsOf, Trace, VmemTrace } from "./trace.ts";
 export { type ArenaPicture, type MachinePicture, type PageStateStyle, renderSvg } from "./svg.ts";
