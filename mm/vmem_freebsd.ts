@@ -481,7 +481,8 @@ export class VmemFreeBSD {
   alloc(size: number, flags: number): number {
     if (
       typeof size === "number" && size >= 1 && size <= MAX_ADDR && Math.floor(size) === size &&
-      (flags & ~FITMASK) === M_NOWAIT && (flags & FITMASK) !== FITMASK && (flags | 0) === flags &&
+      typeof flags === "number" && (flags & ~FITMASK) === M_NOWAIT &&
+      (flags & FITMASK) !== FITMASK && (flags | 0) === flags &&
       this.jr === null && !this.dead
     ) {
       this.xallocCore(size, this.quantum, 0, 0, 0, Infinity, flags, flags & M_FIRSTFIT, null);
@@ -614,12 +615,7 @@ export class VmemFreeBSD {
     fn: (start: number, size: number, type: "alloc" | "free" | "span") => void,
   ): void {
     this.live();
-    if (typeof typemask !== "number" || !Number.isInteger(typemask)) {
-      throw new KernelError(
-        "EINVAL",
-        `walk type mask must be an integer, got ${describe(typemask)}`,
-      );
-    }
+    checkInteger("typemask", typemask, 0, 0xffffffff);
     if (typeof fn !== "function") {
       throw new KernelError("EINVAL", `walk callback must be a function, got ${describe(fn)}`);
     }
@@ -831,10 +827,11 @@ export class VmemFreeBSD {
       );
     }
     if (typeof flags !== "number" || (flags | 0) !== flags) badFlags(flags);
+    if ((flags & ~(ALLOC_FLAGS | M_NEXTFIT)) !== 0) badFlags(flags);
     if (flags & M_NEXTFIT) {
       throw new KernelError("UNSUPPORTED", `FreeBSD's vmem (this revision) has no M_NEXTFIT`);
     }
-    if ((flags & ~ALLOC_FLAGS) !== 0 || (flags & FITMASK) === FITMASK) badFlags(flags);
+    if ((flags & FITMASK) === FITMASK) badFlags(flags);
     if ((flags & (M_NOWAIT | M_WAITOK)) === (M_NOWAIT | M_WAITOK)) badFlags(flags);
     const q = this.quantum;
     let a = q, max = Infinity;
