@@ -315,8 +315,11 @@ export class VmemFreeBSDReplayer {
     size = int(op, "size");
     if (x) vm.xfree(addr, size);
     else vm.free(addr, size);
-    for (const [id, n] of this.named) {
-      if (n.arena === vm && n.addr === addr) this.named.delete(id);
+    if (this.named.size !== 0) {
+      // A named allocation freed by address is no longer live under its name.
+      for (const [id, n] of this.named) {
+        if (n.arena === vm && n.addr === addr) this.named.delete(id);
+      }
     }
     return { ok: true };
   }
