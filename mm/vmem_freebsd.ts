@@ -108,7 +108,8 @@ function flsl(x: number): number {
 
 /** `SIZE2ORDER` of a size in quanta (>= 1). */
 function order(qsize: number): number {
-  return qsize <= 32 ? qsize - 1 : flsl(qsize) + 25;
+  if (qsize <= 32) return qsize - 1;
+  return qsize < 0x80000000 ? 57 - Math.clz32(qsize) : flsl(qsize) + 25;
 }
 
 /** `ORDER2SIZE`: the smallest size in quanta on free list `i`. */
@@ -120,6 +121,11 @@ function orderSize(i: number): number {
 function roundupAny(x: number, y: number): number {
   const r = x % y;
   return r === 0 ? x : x - r + y;
+}
+
+/** `v` is an integer in [0, 2^53 - 1] (checkInteger's test, cheap enough to inline). */
+function isAddr(v: number): boolean {
+  return typeof v === "number" && v >= 0 && v <= MAX_ADDR && Math.floor(v) === v;
 }
 
 /** x is a power of two (a positive integer). */
@@ -485,7 +491,7 @@ export class VmemFreeBSD {
       (flags & FITMASK) !== FITMASK && (flags | 0) === flags &&
       this.jr === null && !this.dead
     ) {
-      this.xallocCore(size, this.quantum, 0, 0, 0, Infinity, flags, flags & M_FIRSTFIT, null);
+      this.allocPlain(size, flags);
     } else {
       this.request(false, size, 0, 0, 0, 0, 0, flags, false);
     }
@@ -556,7 +562,8 @@ export class VmemFreeBSD {
       checkInteger("size", size, 1);
     }
     if (this.jr !== null || this.dead) this.enter();
-    this.xfreeCore(addr, size);
+    this.out[0] = addr;
+    this.xfreeCore(size);
   }
 
   /**
@@ -836,11 +843,15 @@ export class VmemFreeBSD {
     const q = this.quantum;
     let a = q, max = Infinity;
     if (constrained) {
-      checkInteger("align", align);
-      checkInteger("phase", phase);
-      checkInteger("nocross", nocross);
-      checkInteger("minaddr", minaddr);
-      checkInteger("maxaddr", maxaddr);
+      if (
+        !(isAddr(align) && isAddr(phase) && isAddr(nocross) && isAddr(minaddr) && isAddr(maxaddr))
+      ) {
+        checkInteger("align", align);
+        checkInteger("phase", phase);
+        checkInteger("nocross", nocross);
+        checkInteger("minaddr", minaddr);
+        checkInteger("maxaddr", maxaddr);
+      }
       const rsize = Math.ceil(size * this.invQuantum) * q;
       const why = align % q !== 0 || phase % q !== 0 || nocross % q !== 0
         ? `align, phase and nocross must be multiples of quantum ${q}`
@@ -948,9 +959,76 @@ export class VmemFreeBSD {
   }
 
   /**
+   * The search of a nosleep request without constraints, written out in one
+   * piece: the first segment large enough is carved at its start (the seed's
+   * `vmem_clip` without a left remainder). When the search fails, the
+   * request goes the seed's whole way (xallocCore, whose first search fails
+   * the same way and changes nothing).
+   */
+  private allocPlain(size0: number, flags: number): void {
+    const q = this.quantum;
+    const size = Math.ceil(size0 * this.invQuantum) * q;
+    const qsize = size * this.invQuantum;
+    const strat = flags & M_FIRSTFIT;
+    let first = order(qsize);
+    if (strat !== 0 && qsize > 32 && !isP2(qsize)) first++;
+    if (this.npool >= BT_MAXALLOC) {
+      const S = this.ss, L = this.lk;
+      for (let l = this.nextList(first); l < NLISTS; l = this.nextList(l + 1)) {
+        for (let bt = L[4 * l + 2]!; bt !== NIL; bt = L[4 * bt + 2]!) {
+          const bsize = S[2 * bt + 1]!;
+          if (bsize >= size) {
+            const bs = S[2 * bt]!;
+            let busy = bt;
+            if (bsize === size) {
+              this.remfree(bt);
+            } else {
+              const rest = bsize - size;
+              S[2 * bt] = bs + size;
+              S[2 * bt + 1] = rest;
+              // Out of the list and back at its head; a head that stays on
+              // its list is there already.
+              if (L[4 * bt + 3] !== l || order(rest * this.invQuantum) !== l) {
+                this.remfree(bt);
+                this.insfree(bt);
+              }
+              busy = this.pool;
+              this.pool = L[4 * busy + 2]!;
+              this.npool--;
+              S[2 * busy] = bs;
+              S[2 * busy + 1] = size;
+              const prev = L[4 * bt + 1]!;
+              L[4 * busy] = bt;
+              L[4 * busy + 1] = prev;
+              L[4 * prev] = busy;
+              L[4 * bt + 1] = busy;
+            }
+            this.ty[busy] = BT_BUSY;
+            const x = bs * this.invQuantum;
+            const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
+            const h = (k ^ (k >>> 15)) & this.hashMask;
+            L[4 * busy + 2] = this.hash[h]!;
+            this.hash[h] = busy;
+            this.inuse += size;
+            if (++this.nbusy > 2 * (this.hashMask + 1)) this.rehash(4 * (this.hashMask + 1));
+            this.out[0] = bs;
+            return;
+          }
+          if (strat !== 0) break;
+        }
+      }
+    }
+    this.xallocCore(size0, q, 0, 0, 0, Infinity, flags, strat, null);
+  }
+
+  /**
    * `vmem_xalloc` after the checks: `align` defaulted, `maxaddr` inclusive
    * (Infinity: none), `strat` M_FIRSTFIT or 0 (best-fit). The address (-1:
    * none) is left in `out`; a request that would wait throws WouldBlock.
+   * `vmem_fit` is written out in the search: the lowest address of the
+   * segment at or above `minaddr`, at `phase` from an `align` boundary,
+   * moved to the next `nocross` boundary (plus phase) if it would cross one,
+   * whose last unit is within the segment and at or below `maxaddr`.
    */
   private xallocCore(
     size0: number,
@@ -967,21 +1045,38 @@ export class VmemFreeBSD {
     const size = Math.ceil(size0 * this.invQuantum) * q;
     const qsize = size * this.invQuantum;
     let first = order(qsize);
-    if (strat !== 0 && orderSize(first) !== qsize) first++;
-    const plain = align === q && nocross === 0 && minaddr === 0 && maxaddr === Infinity;
+    // First-fit starts a list higher unless the size is its list's smallest
+    // (every size up to 32 quanta is; above, only powers of two are).
+    if (strat !== 0 && qsize > 32 && !isP2(qsize)) first++;
+    // Numbers by type: bounds merged with untyped parameters would box.
+    const lo = +minaddr, hi = +maxaddr, al = +align, ph = +phase, nc = +nocross;
+    const plain = al === q && nc === 0 && lo === 0 && hi === Infinity;
     for (;;) {
       if (this.npool < BT_MAXALLOC) this.grow(2 * this.cap);
       const S = this.ss, L = this.lk;
       for (let l = this.nextList(first); l < NLISTS; l = this.nextList(l + 1)) {
         for (let bt = L[4 * l + 2]!; bt !== NIL; bt = L[4 * bt + 2]!) {
-          if (S[2 * bt + 1]! >= size) {
-            const addr = plain
-              ? S[2 * bt]!
-              : this.fit(bt, size, align, phase, nocross, minaddr, maxaddr);
-            if (addr >= 0) {
-              this.clip(bt, addr, size);
-              this.out[0] = addr;
+          const bs = S[2 * bt]!, bsize = S[2 * bt + 1]!;
+          if (bsize >= size) {
+            if (plain) {
+              this.out[0] = bs;
+              this.clip(bt, size);
               return;
+            }
+            let start = bs < lo ? lo : bs;
+            let end = bs + bsize - 1;
+            if (end > hi) end = hi;
+            if (start <= end) {
+              // Below phase the seed's unsigned arithmetic aligns to phase itself; so does ceil.
+              start = Math.ceil((start - ph) / al) * al + ph;
+              if (nc !== 0 && Math.floor(start / nc) !== Math.floor((start + size - 1) / nc)) {
+                start = Math.ceil((start - ph) / nc) * nc + ph;
+              }
+              if (start <= end && end - start >= size - 1) {
+                this.out[0] = start;
+                this.clip(bt, size);
+                return;
+              }
             }
           }
           if (strat !== 0) break;
@@ -1008,36 +1103,12 @@ export class VmemFreeBSD {
   }
 
   /**
-   * `vmem_fit`: the lowest address in tag `bt` at or above `minaddr`, at
-   * `phase` from an `align` boundary, moved to the next `nocross` boundary
-   * (plus phase) if it would cross one, whose last unit is within the
-   * segment and at or below `maxaddr`; -1 if there is none.
+   * `vmem_clip`: makes `[start, start + size)` of free tag `bt` an
+   * allocated segment, `start` read from `out` (and left there).
    */
-  private fit(
-    bt: number,
-    size: number,
-    align: number,
-    phase: number,
-    nocross: number,
-    minaddr: number,
-    maxaddr: number,
-  ): number {
-    const bs = this.ss[2 * bt]!;
-    let start = bs < minaddr ? minaddr : bs;
-    let end = bs + this.ss[2 * bt + 1]! - 1;
-    if (end > maxaddr) end = maxaddr;
-    if (start > end) return -1;
-    // Below phase the seed's unsigned arithmetic aligns to phase itself; so does the ceiling.
-    start = Math.ceil((start - phase) / align) * align + phase;
-    if (nocross !== 0 && Math.floor(start / nocross) !== Math.floor((start + size - 1) / nocross)) {
-      start = Math.ceil((start - phase) / nocross) * nocross + phase;
-    }
-    return start <= end && end - start >= size - 1 ? start : -1;
-  }
-
-  /** `vmem_clip`: makes `[start, start + size)` of free tag `bt` an allocated segment. */
-  private clip(bt: number, start: number, size: number): void {
+  private clip(bt: number, size: number): void {
     const S = this.ss, L = this.lk, T = this.ty;
+    const start = this.out[0]!;
     this.remfree(bt);
     const bs = S[2 * bt]!;
     if (bs !== start) {
@@ -1061,8 +1132,10 @@ export class VmemFreeBSD {
       this.insseg(busy, L[4 * bt + 1]!);
     }
     T[busy] = BT_BUSY;
-    // bt_insbusy.
-    const h = this.hashIndex(start);
+    // bt_insbusy, with hashIndex written out.
+    const x = start * this.invQuantum;
+    const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
+    const h = (k ^ (k >>> 15)) & this.hashMask;
     L[4 * busy + 2] = this.hash[h]!;
     this.hash[h] = busy;
     this.inuse += size;
@@ -1139,9 +1212,12 @@ export class VmemFreeBSD {
    * address or size, then coalesces with the next and the previous free
    * segment and gives a wholly free imported span back to the source.
    */
-  private xfreeCore(addr: number, size: number): void {
+  private xfreeCore(size: number): void {
+    const addr = this.out[0]!;
     const S = this.ss, L = this.lk, T = this.ty, H = this.hash;
-    const h = this.hashIndex(addr);
+    const x = addr * this.invQuantum;
+    const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
+    const h = (k ^ (k >>> 15)) & this.hashMask;
     let hprev = NIL;
     let bt = H[h]!;
     while (bt !== NIL && S[2 * bt] !== addr) {
@@ -1150,7 +1226,7 @@ export class VmemFreeBSD {
     }
     const bsize = bt === NIL ? 0 : S[2 * bt + 1]!;
     if (bt === NIL || Math.ceil(size * this.invQuantum) * this.quantum !== bsize) {
-      this.badFree(bt, addr, size);
+      this.badFree(bt, size);
     }
     // bt_rembusy.
     if (hprev === NIL) H[h] = L[4 * bt + 2]!;
@@ -1188,7 +1264,8 @@ export class VmemFreeBSD {
       const src = this.importSrc as VmemFreeBSD;
       if (release === defaultRelease) {
         VmemFreeBSD.touch(null, src);
-        src.xfreeCore(start, len);
+        src.out[0] = start;
+        src.xfreeCore(len);
       } else {
         release(src, start, len);
       }
@@ -1199,7 +1276,8 @@ export class VmemFreeBSD {
   }
 
   /** Refuses a free of an address not allocated or with a size that rounds differently. */
-  private badFree(bt: number, addr: number, size: number): never {
+  private badFree(bt: number, size: number): never {
+    const addr = this.out[0]!;
     if (bt === NIL) {
       throw new KernelError(
         "BADFREE",
