@@ -826,20 +826,19 @@ export class VmemFreeBSD {
     flags: number,
     resumed: boolean,
   ): void {
-    this.enter();
+    if (this.dead || this.jr !== null) this.enter();
     if (typeof size !== "number" || !(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) {
       throw new KernelError(
         "EINVAL",
         `size must be an integer in [1, 2^53 - 1], got ${describe(size)}`,
       );
     }
-    if (typeof flags !== "number" || (flags | 0) !== flags) badFlags(flags);
-    if ((flags & ~(ALLOC_FLAGS | M_NEXTFIT)) !== 0) badFlags(flags);
-    if (flags & M_NEXTFIT) {
-      throw new KernelError("UNSUPPORTED", `FreeBSD's vmem (this revision) has no M_NEXTFIT`);
+    if (
+      typeof flags !== "number" || (flags | 0) !== flags || (flags & ~ALLOC_FLAGS) !== 0 ||
+      (flags & FITMASK) === FITMASK || (flags & (M_NOWAIT | M_WAITOK)) === (M_NOWAIT | M_WAITOK)
+    ) {
+      badFlags(flags);
     }
-    if ((flags & FITMASK) === FITMASK) badFlags(flags);
-    if ((flags & (M_NOWAIT | M_WAITOK)) === (M_NOWAIT | M_WAITOK)) badFlags(flags);
     const q = this.quantum;
     let a = q, max = Infinity;
     if (constrained) {
@@ -853,24 +852,16 @@ export class VmemFreeBSD {
         checkInteger("maxaddr", maxaddr);
       }
       const rsize = Math.ceil(size * this.invQuantum) * q;
-      const why = align % q !== 0 || phase % q !== 0 || nocross % q !== 0
-        ? `align, phase and nocross must be multiples of quantum ${q}`
-        : (align !== 0 && !isP2(align)) || (nocross !== 0 && !isP2(nocross))
-        ? "align and nocross must be 0 or powers of two"
-        : (align === 0 ? phase !== 0 : phase >= align)
-        ? "phase must be below align (0 when align is 0)"
-        : nocross !== 0 &&
-            (nocross < rsize ||
-              Math.floor(phase / nocross) !== Math.floor((phase + rsize - 1) / nocross))
-        ? `the rounded size ${rsize} at phase ${phase} crosses a nocross boundary`
-        : maxaddr !== 0 && minaddr >= maxaddr
-        ? `minaddr ${describe(minaddr)} is not below maxaddr ${describe(maxaddr)}`
-        : null;
-      if (why !== null) {
-        throw new KernelError(
-          "EINVAL",
-          `xalloc(size ${size}, align ${align}, phase ${phase}, nocross ${nocross}, minaddr ${minaddr}, maxaddr ${maxaddr}): ${why}`,
-        );
+      // What the seed asserts, with 32-bit operations when every value fits.
+      if (
+        align > 0x40000000 || phase > 0x40000000 || nocross > 0x40000000 || q > 0x40000000 ||
+        rsize > 0x40000000 || ((align | phase | nocross) & (q - 1)) !== 0 ||
+        (align & (align - 1)) !== 0 || (nocross & (nocross - 1)) !== 0 ||
+        (align === 0 ? phase !== 0 : phase >= align) ||
+        (nocross !== 0 && (nocross < rsize || ((phase ^ (phase + rsize - 1)) & -nocross) !== 0)) ||
+        (maxaddr !== 0 && minaddr >= maxaddr)
+      ) {
+        checkXalloc(size, rsize, align, phase, nocross, minaddr, maxaddr, q);
       }
       if (align !== 0) a = align;
       if (maxaddr !== 0) max = maxaddr - 1;
@@ -1051,6 +1042,8 @@ export class VmemFreeBSD {
     // Numbers by type: bounds merged with untyped parameters would box.
     const lo = +minaddr, hi = +maxaddr, al = +align, ph = +phase, nc = +nocross;
     const plain = al === q && nc === 0 && lo === 0 && hi === Infinity;
+    // Exact reciprocals of powers of two: rounding by them multiplies.
+    const ial = 1 / al, inc = nc === 0 ? 0 : 1 / nc;
     for (;;) {
       if (this.npool < BT_MAXALLOC) this.grow(2 * this.cap);
       const S = this.ss, L = this.lk;
@@ -1068,9 +1061,9 @@ export class VmemFreeBSD {
             if (end > hi) end = hi;
             if (start <= end) {
               // Below phase the seed's unsigned arithmetic aligns to phase itself; so does ceil.
-              start = Math.ceil((start - ph) / al) * al + ph;
-              if (nc !== 0 && Math.floor(start / nc) !== Math.floor((start + size - 1) / nc)) {
-                start = Math.ceil((start - ph) / nc) * nc + ph;
+              start = Math.ceil((start - ph) * ial) * al + ph;
+              if (nc !== 0 && Math.floor(start * inc) !== Math.floor((start + size - 1) * inc)) {
+                start = Math.ceil((start - ph) * inc) * nc + ph;
               }
               if (start <= end && end - start >= size - 1) {
                 this.out[0] = start;
@@ -1271,8 +1264,17 @@ export class VmemFreeBSD {
       }
       return;
     }
-    this.insfree(bt);
-    this.broadcast();
+    // bt_insfree, written out.
+    const i = order(len * this.invQuantum);
+    const n = L[4 * i + 2]!;
+    L[4 * bt + 2] = n;
+    L[4 * bt + 3] = i;
+    if (n !== NIL) L[4 * n + 3] = bt;
+    L[4 * i + 2] = bt;
+    if (i < 32) this.fm0 |= 1 << i;
+    else if (i < 64) this.fm1 |= 1 << (i - 32);
+    else this.fm2 |= 1 << (i - 64);
+    if (this.waiters !== null) this.broadcast();
   }
 
   /** Refuses a free of an address not allocated or with a size that rounds differently. */
@@ -1634,7 +1636,46 @@ function checkSpan(base: number, size: number, quantum: number): void {
   }
 }
 
+/** Refuses (EINVAL) an xalloc the seed asserts against; the general form of request's test. */
+function checkXalloc(
+  size: number,
+  rsize: number,
+  align: number,
+  phase: number,
+  nocross: number,
+  minaddr: number,
+  maxaddr: number,
+  q: number,
+): void {
+  const why = align % q !== 0 || phase % q !== 0 || nocross % q !== 0
+    ? `align, phase and nocross must be multiples of quantum ${q}`
+    : (align !== 0 && !isP2(align)) || (nocross !== 0 && !isP2(nocross))
+    ? "align and nocross must be 0 or powers of two"
+    : (align === 0 ? phase !== 0 : phase >= align)
+    ? "phase must be below align (0 when align is 0)"
+    : nocross !== 0 &&
+        (nocross < rsize ||
+          Math.floor(phase / nocross) !== Math.floor((phase + rsize - 1) / nocross))
+    ? `the rounded size ${rsize} at phase ${phase} crosses a nocross boundary`
+    : maxaddr !== 0 && minaddr >= maxaddr
+    ? `minaddr ${describe(minaddr)} is not below maxaddr ${describe(maxaddr)}`
+    : null;
+  if (why !== null) {
+    throw new KernelError(
+      "EINVAL",
+      `xalloc(size ${size}, align ${align}, phase ${phase}, nocross ${nocross}, minaddr ${minaddr}, maxaddr ${maxaddr}): ${why}`,
+    );
+  }
+}
+
+/** Refuses flags: M_NEXTFIT as UNSUPPORTED, anything else not a valid set as EINVAL. */
 function badFlags(flags: unknown): never {
+  if (
+    typeof flags === "number" && (flags | 0) === flags &&
+    (flags & ~(ALLOC_FLAGS | M_NEXTFIT)) === 0 && (flags & M_NEXTFIT) !== 0
+  ) {
+    throw new KernelError("UNSUPPORTED", `FreeBSD's vmem (this revision) has no M_NEXTFIT`);
+  }
   throw new KernelError(
     "EINVAL",
     `allocation flags must be M_NOWAIT or M_WAITOK with at most one of M_BESTFIT, M_FIRSTFIT, got ${
