@@ -39,6 +39,7 @@ import { Kmem, OWNER_CACHE, OWNER_DMA } from "../mm/kmem.ts";
 import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
 import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
+import { type Arena, arenaImported, type VmemFlavor } from "../mm/arena.ts";
 import type { PglistTrace, VmemTrace } from "./trace.ts";
 import { type DeviceDriver, driverFor } from "../devices/mod.ts";
 
@@ -74,6 +75,8 @@ export interface KernelOptions {
   pglistTrace?: PglistTrace;
   /** Drivers use permissive DMA tags instead of their devices' (faults must follow). */
   ignoreTags?: boolean;
+  /** Whose vmem builds the heap arenas (default illumos; the pid arena is illumos's always). */
+  vmem?: VmemFlavor;
 }
 
 /** Free pages of one free list. */
@@ -191,6 +194,8 @@ export class Kernel {
   readonly #drivers: DeviceDriver[] = [];
   readonly #log: (line: string) => void;
   readonly #vmemTrace?: VmemTrace;
+  /** Records the pid arena's operations (not with FreeBSD heap arenas: a trace is of one kind). */
+  readonly #pidTrace?: VmemTrace;
   readonly #pglistTrace?: PglistTrace;
   readonly #lists = new Set<PageList>();
   #down = false;
@@ -199,6 +204,14 @@ export class Kernel {
   constructor(machine: Machine, options: KernelOptions = {}) {
     const log = this.#log = options.log ?? (() => {});
     this.#vmemTrace = options.vmemTrace;
+    const flavor = options.vmem ?? "illumos";
+    if (flavor === "freebsd") {
+      options.vmemTrace?.comment(
+        "heap arenas of FreeBSD's vmem: replay with mm/replay.ts vmem-freebsd (pid arena not recorded)",
+      );
+    } else {
+      this.#pidTrace = options.vmemTrace;
+    }
     this.#pglistTrace = options.pglistTrace;
     this.ignoreTags = options.ignoreTags ?? false;
     this.machine = machine;
@@ -280,18 +293,23 @@ export class Kernel {
     const kvaSize = Math.max(2 ** 28, 2 * roundUp(ramBytes, 2 ** 20));
     this.pmap = new Pmap(machine.ram, KVA_BASE, kvaSize, PAGE_SIZE);
     log(`pmap: kernel window 0x${KVA_BASE.toString(16)} + ${mib(kvaSize)}`);
-    this.kmem = new Kmem(uvm, this.pmap, (pages) => pd.kick(pages), this.#vmemTrace);
+    this.kmem = new Kmem(uvm, this.pmap, (pages) => pd.kick(pages), this.#vmemTrace, flavor);
     pd.onFreed(() => this.kmem.wakeup());
     for (const a of [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem]) {
       log(
-        `arena ${a.name}: quantum ${a.quantum}` +
+        `arena ${a.name}: ${
+          flavor === "freebsd" ? "FreeBSD" : "illumos"
+        } vmem, quantum ${a.quantum}` +
           (a.source ? `, imports from ${a.source.name}` : "") +
           (a.qcacheMax > 0 ? `, quantum caches up to ${a.qcacheMax}` : ""),
       );
     }
     this.pids = Vmem.create("pid", 1, PID_MAX, 1, { flags: VMC_IDENTIFIER });
-    this.#vmemTrace?.create(this.pids, 1, PID_MAX);
-    log(`arena pid: identifiers 1 to ${PID_MAX}, next-fit`);
+    this.#pidTrace?.create(this.pids, 1, PID_MAX);
+    log(
+      `arena pid: identifiers 1 to ${PID_MAX}, next-fit` +
+        (flavor === "freebsd" ? " (illumos vmem: FreeBSD's has no next-fit)" : ""),
+    );
     this.busDma = new BusDma(this.#dmaBackend());
     this.bootFree = uvm.free;
     this.#attachDevices();
@@ -437,14 +455,14 @@ export class Kernel {
   /** Allocates a process ID (next-fit, as pid allocation is), or 0 when none is left. */
   allocPid(): number {
     const pid = this.pids.alloc(1, VM_NEXTFIT | VM_NOSLEEP);
-    this.#vmemTrace?.alloc(this.pids, 1, ["nextfit", "nosleep"], pid);
+    this.#pidTrace?.alloc(this.pids, 1, ["nextfit", "nosleep"], pid);
     return pid;
   }
 
   /** Frees a process ID. */
   freePid(pid: number): void {
     this.pids.free(pid, 1);
-    this.#vmemTrace?.free(this.pids, pid, 1);
+    this.#pidTrace?.free(this.pids, pid, 1);
   }
 
   /** Records the free runs and hints in the pglist trace (a `state` line). */
@@ -520,11 +538,11 @@ export class Kernel {
   summary(): KernelSummary {
     const k = this.kmem.stats;
     const pd = this.pagedaemon.stats;
-    const arena = (a: Vmem): ArenaSummary => ({
+    const arena = (a: Arena): ArenaSummary => ({
       name: a.name,
       inuse: a.size(VMEM_ALLOC),
       free: a.size(VMEM_FREE),
-      imported: a.stats.memImport,
+      imported: arenaImported(a),
     });
     const ramBytes = this.machine.memmap.ramSize();
     let pages = 0;

@@ -19,6 +19,11 @@ export const WORKLOADS = ["all", "heap", "pressure", "ids", "dma", "none"] as co
 /** A workload name. */
 export type WorkloadName = typeof WORKLOADS[number];
 
+/** Whose vmem the heap arenas can be. */
+export const VMEM_FLAVORS = ["illumos", "freebsd"] as const;
+/** A vmem flavor name. */
+export type VmemFlavorName = typeof VMEM_FLAVORS[number];
+
 /** The devices the kernel can attach. */
 export const DEVICES = ["isa", "nic", "nvme", "dma30"] as const;
 /** A device name. */
@@ -50,6 +55,8 @@ export interface BootOptions {
   svg?: string;
   /** Let the drivers ignore their DMA tags (a test switch: faults must follow). */
   ignoreTags: boolean;
+  /** Whose vmem builds the heap arenas. */
+  vmem: VmemFlavorName;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -81,6 +88,7 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --record-pglist FILE   write the run's uvm_pglistalloc operations as a trace
       --svg FILE         draw physical memory and the heap arena
       --ignore-tags      drivers ignore their DMA tags (faults are expected)
+      --vmem NAME        heap arenas of illumos's vmem (default) or freebsd's
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
@@ -154,6 +162,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
         "record-pglist": { type: "string" },
         svg: { type: "string" },
         "ignore-tags": { type: "boolean" },
+        vmem: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -199,6 +208,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     recordPglist: fileName("--record-pglist", v["record-pglist"]),
     svg: fileName("--svg", v.svg),
     ignoreTags: v["ignore-tags"] ?? false,
+    vmem: oneOf("--vmem", v.vmem ?? "illumos", VMEM_FLAVORS),
     help: v.help ?? false,
   };
 }

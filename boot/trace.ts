@@ -7,8 +7,10 @@
  */
 
 import type { VmemRecorder } from "../mm/kmem.ts";
+import type { Arena } from "../mm/arena.ts";
 import type { UvmTracer } from "../mm/page.ts";
 import { VMC_IDENTIFIER, VMC_NO_QCACHE, type Vmem } from "../mm/vmem.ts";
+import { VmemFreeBSD } from "../mm/vmem_freebsd.ts";
 
 /** A trace being written: operations and the results the run got. */
 export class Trace {
@@ -37,10 +39,11 @@ export class Trace {
 /** Records vmem operations of the kernel heap and its identifier arenas. */
 export class VmemTrace extends Trace implements VmemRecorder {
   /** Records `vmem_create` of `arena` with its first span. */
-  create(arena: Vmem, base: number, size: number): void {
+  create(arena: Arena, base: number, size: number): void {
     const flags: string[] = [];
-    if (arena.cflags & VMC_IDENTIFIER) flags.push("identifier");
-    if (arena.cflags & VMC_NO_QCACHE) flags.push("no_qcache");
+    const cflags = (arena as Partial<Vmem>).cflags ?? 0; // FreeBSD's arenas have no VMC_ flags
+    if (cflags & VMC_IDENTIFIER) flags.push("identifier");
+    if (cflags & VMC_NO_QCACHE) flags.push("no_qcache");
     this.op({
       op: "create",
       arena: arena.name,
@@ -53,13 +56,14 @@ export class VmemTrace extends Trace implements VmemRecorder {
     }, { ok: true });
   }
 
-  /** Records an allocation and the address it returned (0: failure). */
-  alloc(arena: Vmem, size: number, flags: string[], addr: number): void {
-    this.op({ op: "alloc", arena: arena.name, size, flags }, { addr: addr === 0 ? null : addr });
+  /** Records an allocation and the address it returned (0 or, from FreeBSD's arenas, -1: failure). */
+  alloc(arena: Arena, size: number, flags: string[], addr: number): void {
+    const failed = addr === (arena instanceof VmemFreeBSD ? -1 : 0);
+    this.op({ op: "alloc", arena: arena.name, size, flags }, { addr: failed ? null : addr });
   }
 
   /** Records a free. */
-  free(arena: Vmem, addr: number, size: number): void {
+  free(arena: Arena, addr: number, size: number): void {
     this.op({ op: "free", arena: arena.name, addr, size }, { ok: true });
   }
 }

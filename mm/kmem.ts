@@ -1,7 +1,8 @@
 /**
  * The kernel heap: kmem_alloc over vmem, backed by real pages.
  *
- * Theory. Three arenas stack up as in illumos:
+ * Theory. Three arenas stack up as in illumos (of either vmem flavor; with
+ * FreeBSD's, which has no quantum caches here, kmem_va and kmem have none):
  *
  *     heap      kernel virtual addresses [vaBase, vaBase + vaSize), quantum a page
  *       kmem_va   imports from heap; quantum caches for slabs up to 8 pages
@@ -35,6 +36,8 @@ import { checkInteger, KernelError } from "./errors.ts";
 import { Pmap, VM_PROT_RW } from "./pmap.ts";
 import { Uvm } from "./page.ts";
 import { VM_NOSLEEP, VM_SLEEP, Vmem, VMEM_ALLOC, VMEM_FREE } from "./vmem.ts";
+import { VmemFreeBSD } from "./vmem_freebsd.ts";
+import { allocFailed, type Arena, arenaDestroy, arenaReap, type VmemFlavor } from "./arena.ts";
 
 /** Owner mark of pages backing the kernel heap. */
 export const OWNER_KMEM = 1;
@@ -69,21 +72,25 @@ export interface KmemStats {
 /** Records the heap's arena operations (for `--record-vmem`). */
 export interface VmemRecorder {
   /** An arena came to be with its first span `[base, base + size)`. */
-  create(arena: Vmem, base: number, size: number): void;
-  /** An allocation and its result (0: failure). */
-  alloc(arena: Vmem, size: number, flags: string[], addr: number): void;
+  create(arena: Arena, base: number, size: number): void;
+  /** An allocation and its result (the flavor's {@link allocFailed}: failure). */
+  alloc(arena: Arena, size: number, flags: string[], addr: number): void;
   /** A free. */
-  free(arena: Vmem, addr: number, size: number): void;
+  free(arena: Arena, addr: number, size: number): void;
 }
 
 /** The kernel heap. */
 export class Kmem {
   /** Kernel virtual address space. */
-  readonly heap: Vmem;
+  readonly heap: Arena;
   /** The virtual-address cache kmem imports from. */
-  readonly kmemVa: Vmem;
+  readonly kmemVa: Arena;
   /** The heap arena kmem_alloc allocates from. */
-  readonly kmem: Vmem;
+  readonly kmem: Arena;
+  /** Whose vmem the three arenas are. */
+  readonly flavor: VmemFlavor;
+  /** What an arena's alloc returns on failure. */
+  readonly #none: number;
   readonly #uvm: Uvm;
   readonly #pmap: Pmap;
   readonly #ps: number;
@@ -99,28 +106,45 @@ export class Kmem {
    * Builds the heap over `pmap`'s window, taking pages from `uvm`.
    * `onShortage(pages)` is called when segkmem finds too few free pages for
    * a span of `pages` pages (the kernel kicks its page daemon there).
+   * `flavor` picks whose vmem builds the arenas.
    */
   constructor(
     uvm: Uvm,
     pmap: Pmap,
     onShortage: (pages: number) => void = () => {},
     recorder: VmemRecorder | null = null,
+    flavor: VmemFlavor = "illumos",
   ) {
     this.#uvm = uvm;
     this.#pmap = pmap;
     this.#ps = uvm.pageSize;
     this.#onShortage = onShortage;
     this.#recorder = recorder;
+    this.flavor = flavor;
+    this.#none = allocFailed(flavor);
     const ps = this.#ps;
-    this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps);
+    if (flavor === "freebsd") {
+      const heap = this.heap = VmemFreeBSD.create("heap", pmap.vaBase, pmap.vaSize, ps);
+      recorder?.create(this.heap, pmap.vaBase, pmap.vaSize);
+      const kmemVa = this.kmemVa = VmemFreeBSD.create("kmem_va", 0, 0, ps, { source: heap });
+      recorder?.create(this.kmemVa, 0, 0);
+      this.kmem = VmemFreeBSD.create("kmem", 0, 0, KMEM_ALIGN, {
+        source: kmemVa,
+        importFn: (source, size, flags) => this.#segkmemAlloc(source, size, flags),
+        releaseFn: (source, addr, size) => this.#segkmemFree(source, addr, size),
+      });
+      recorder?.create(this.kmem, 0, 0);
+      return;
+    }
+    const heap = this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps);
     recorder?.create(this.heap, pmap.vaBase, pmap.vaSize);
-    this.kmemVa = Vmem.create("kmem_va", 0, 0, ps, {
-      source: this.heap,
+    const kmemVa = this.kmemVa = Vmem.create("kmem_va", 0, 0, ps, {
+      source: heap,
       qcacheMax: KMEM_VA_QCACHE_PAGES * ps,
     });
     recorder?.create(this.kmemVa, 0, 0);
     this.kmem = Vmem.create("kmem", 0, 0, KMEM_ALIGN, {
-      source: this.kmemVa,
+      source: kmemVa,
       qcacheMax: KMEM_QCACHE_MAX,
       importFn: (source, size, vmflag) => this.#segkmemAlloc(source, size, vmflag),
       releaseFn: (source, addr, size) => this.#segkmemFree(source, addr, size),
@@ -140,15 +164,14 @@ export class Kmem {
     };
   }
 
-  /** kmem_alloc(size, KM_NOSLEEP): a kernel virtual address, or 0. */
+  /** kmem_alloc(size, KM_NOSLEEP): a kernel virtual address, or 0 (no heap address is 0). */
   alloc(size: number): number {
     checkInteger("size", size, 1);
     const va = this.kmem.alloc(size, VM_NOSLEEP);
     this.#recorder?.alloc(this.kmem, size, ["nosleep"], va);
-    if (va !== 0) {
-      this.#allocs++;
-      this.#inuse += size;
-    }
+    if (va === this.#none) return 0;
+    this.#allocs++;
+    this.#inuse += size;
     return va;
   }
 
@@ -194,7 +217,9 @@ export class Kmem {
     const size = pages * ps;
     const va = this.heap.alloc(size, VM_NOSLEEP);
     this.#recorder?.alloc(this.heap, size, ["nosleep"], va);
-    if (va === 0) throw new KernelError("ENOMEM", `no ${size} bytes of kernel virtual space left`);
+    if (va === this.#none) {
+      throw new KernelError("ENOMEM", `no ${size} bytes of kernel virtual space left`);
+    }
     let off = 0;
     for (const [pfn, n] of runs) {
       for (let i = 0; i < n; i++, off += ps) {
@@ -221,8 +246,8 @@ export class Kmem {
 
   /** Returns cached slabs and magazines to the arenas (kmem_reap). */
   reap(): void {
-    this.kmem.reap();
-    this.kmemVa.reap();
+    arenaReap(this.kmem);
+    arenaReap(this.kmemVa);
   }
 
   /**
@@ -230,11 +255,12 @@ export class Kmem {
    * quantum caches, so every wholly free span goes back through segkmem),
    * then kmem_va, then the heap arena. Returns the bytes each still had
    * allocated: kmem's are leaked buffers, the heap's leaked virtual space.
+   * (A FreeBSD arena that still has allocations refuses to go and stays.)
    */
   shutdown(): { kmem: number; kmemVa: number; heap: number } {
-    const kmem = this.kmem.destroy();
-    const kmemVa = this.kmemVa.destroy();
-    const heap = this.heap.destroy();
+    const kmem = arenaDestroy(this.kmem);
+    const kmemVa = arenaDestroy(this.kmemVa);
+    const heap = arenaDestroy(this.heap);
     return { kmem, kmemVa, heap };
   }
 
@@ -277,9 +303,9 @@ export class Kmem {
     }
   }
 
-  #segkmemAlloc(source: Vmem, size: number, vmflag: number): number {
+  #segkmemAlloc(source: Arena, size: number, vmflag: number): number {
     const va = source.alloc(size, vmflag);
-    if (va === 0) return 0;
+    if (va === this.#none) return va;
     const ps = this.#ps;
     for (let off = 0; off < size; off += ps) {
       const pfn = this.#uvm.pageAlloc();
@@ -288,7 +314,7 @@ export class Kmem {
         source.free(va, size);
         this.#shortages++;
         this.#onShortage(size / ps);
-        return 0;
+        return this.#none;
       }
       this.#uvm.setOwner(pfn, OWNER_KMEM);
       this.#pmap.enter(va + off, pfn * ps, VM_PROT_RW);
@@ -297,7 +323,7 @@ export class Kmem {
     return va;
   }
 
-  #segkmemFree(source: Vmem, va: number, size: number): void {
+  #segkmemFree(source: Arena, va: number, size: number): void {
     this.#unback(va, size);
     source.free(va, size);
   }
