@@ -39,7 +39,7 @@ import { Kmem, OWNER_CACHE, OWNER_DMA } from "../mm/kmem.ts";
 import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
 import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
-import { type Arena, arenaImported, type VmemFlavor } from "../mm/arena.ts";
+import { type Arena, arenaImported } from "../mm/arena.ts";
 import type { PglistTrace, VmemTrace } from "./trace.ts";
 import { type DeviceDriver, driverFor } from "../devices/mod.ts";
 
@@ -76,7 +76,7 @@ export interface KernelOptions {
   /** Drivers use permissive DMA tags instead of their devices' (faults must follow). */
   ignoreTags?: boolean;
   /** Whose vmem builds the heap arenas (default illumos; the pid arena is illumos's always). */
-  vmem?: VmemFlavor;
+  vmem?: "illumos" | "freebsd";
 }
 
 /** Free pages of one free list. */

@@ -21,8 +21,6 @@ export type WorkloadName = typeof WORKLOADS[number];
 
 /** Whose vmem the heap arenas can be. */
 export const VMEM_FLAVORS = ["illumos", "freebsd"] as const;
-/** A vmem flavor name. */
-export type VmemFlavorName = typeof VMEM_FLAVORS[number];
 
 /** The devices the kernel can attach. */
 export const DEVICES = ["isa", "nic", "nvme", "dma30"] as const;
@@ -56,7 +54,7 @@ export interface BootOptions {
   /** Let the drivers ignore their DMA tags (a test switch: faults must follow). */
   ignoreTags: boolean;
   /** Whose vmem builds the heap arenas. */
-  vmem: VmemFlavorName;
+  vmem: "illumos" | "freebsd";
   /** Print the usage text and do nothing else. */
   help: boolean;
 }

@@ -5,6 +5,7 @@
  *
  *     deno run -R mm/replay.ts vmem   FILE     # FILE may be - for standard input
  *     deno run -R mm/replay.ts pglist FILE
+ *     deno run -R mm/replay.ts vmem-freebsd FILE   # FreeBSD's vmem (docs/replay-freebsd.md)
  *     bun mm/replay.ts vmem FILE
  *
  * @module
@@ -19,7 +20,7 @@ function main(args: string[]): number {
   const make = kind === undefined ? undefined : REPLAYERS[kind];
   if (make === undefined || file === undefined || args.length !== 2) {
     process.stderr.write(
-      "usage: replay.ts vmem|pglist FILE   (FILE may be - for standard input)\n",
+      "usage: replay.ts vmem|pglist|vmem-freebsd FILE   (FILE may be - for standard input)\n",
     );
     return 2;
   }

@@ -55,5 +55,5 @@ test("replay: the command reads standard input for - and refuses a bad kind with
   assert.match(lines[2]!, /^\{"error":"[A-Z]+"/);
   const bad = run(["heap", "-"], "");
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /^usage: replay.ts vmem\|pglist FILE/);
+  assert.match(bad.stderr, /^usage: replay.ts vmem\|pglist\|vmem-freebsd FILE/);
 });

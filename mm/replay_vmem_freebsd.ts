@@ -143,6 +143,7 @@ export class VmemFreeBSDReplayer {
     }
   }
 
+  /** Carries out one operation in the arena's own codes (apply translates them). */
   private run(op: Op): unknown {
     const kind = op.op;
     switch (kind) {
@@ -238,6 +239,7 @@ export class VmemFreeBSDReplayer {
     return vm;
   }
 
+  /** `create`: the arena, and with a source `vmem_set_import` at the larger quantum. */
   private create(op: Op): unknown {
     const name = this.name(op);
     const base = int(op, "base");
@@ -257,6 +259,7 @@ export class VmemFreeBSDReplayer {
     return { ok: true };
   }
 
+  /** `alloc` and `xalloc`; a sleeping request that is refused leaves the reclaim counts. */
   private alloc(op: Op, x: boolean): unknown {
     const vm = this.arena(op);
     const size = int(op, "size");
@@ -294,6 +297,7 @@ export class VmemFreeBSDReplayer {
     return { addr };
   }
 
+  /** `free` and `xfree`, by address or by allocation id. */
   private free(op: Op, x: boolean): unknown {
     const vm = this.arena(op);
     let addr: number, size: number;
@@ -324,6 +328,7 @@ export class VmemFreeBSDReplayer {
     return { ok: true };
   }
 
+  /** `size`: alloc and/or free, or maxfree alone. */
   private size(op: Op): unknown {
     const vm = this.arena(op);
     const t = words(op, "types", ["alloc", "free", "maxfree"]);
@@ -336,6 +341,7 @@ export class VmemFreeBSDReplayer {
     return { size: vm.size(mask) };
   }
 
+  /** `set_import`: a source by name (null: none) and an import quantum. */
   private setImport(op: Op): unknown {
     const vm = this.arena(op);
     const iq = int(op, "import_quantum");
