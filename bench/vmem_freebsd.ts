@@ -1,9 +1,9 @@
 /**
- * vmem benchmarks of FreeBSD's flavor: the workloads of docs/replay-freebsd.md
- * (vmem-churn, vmem-xalloc, vmem-frag-1k, vmem-frag-1m with first-fit in
- * place of instant-fit) under the names vmem-churn-freebsd,
- * vmem-xalloc-freebsd, vmem-frag-1k-freebsd and vmem-frag-1m-freebsd, and
- * the churn under best-fit.
+ * vmem benchmarks of FreeBSD's flavor: the vmem workloads of bench/vmem.ts
+ * (vmem-churn, vmem-xalloc, vmem-frag-1k, vmem-frag-1m), the same operations
+ * in the same order with first-fit in place of instant-fit, under the names
+ * vmem-churn-freebsd, vmem-xalloc-freebsd, vmem-frag-1k-freebsd and
+ * vmem-frag-1m-freebsd; and the churn under best-fit.
  *
  *     deno run -A bench/vmem_freebsd.ts [--json] [--filter REGEX]
  *     bun bench/vmem_freebsd.ts [--json] [--filter REGEX]

@@ -1611,7 +1611,7 @@ export class VmemFreeBSD {
   }
 }
 
-// ---- Module helpers ----
+// ---- Module functions ----
 
 /**
  * The default release function, `vmem_free` in the source. xfree recognises
