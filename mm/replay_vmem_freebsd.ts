@@ -3,8 +3,9 @@
  * vmem traces carried out by arenas of FreeBSD's flavor, with the format's
  * additions (`set_import`, `set_limit`, `set_reclaim`, `reclaims`, `size`
  * of `maxfree`). A refused operation throws a KernelError and leaves every
- * arena as it was. Codes: BADARG for a bad field or argument (the arena's
- * EINVAL), BUSY for an arena in use (its EBUSY), UNSUPPORTED for what
+ * arena as it was. Refusals are made in the arena's codes and answered in
+ * the format's: BADARG for a bad field or argument (EINVAL), BUSY for an
+ * arena in use (EBUSY); and UNSUPPORTED for what
  * FreeBSD's vmem lacks, ENOENT for an unknown arena, EEXIST for a name in
  * use, BADOP for an unknown operation, BADFREE and WOULDBLOCK as the arena
  * gives them.
@@ -16,7 +17,13 @@
  * @module
  */
 
-import { describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { describe, KernelError } from "./errors.ts";
+import {
+  field,
+  intField as int,
+  type TraceOp as Op,
+  wordsField as words,
+} from "./replay_fields.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
 import {
   M_BESTFIT,
@@ -26,41 +33,6 @@ import {
   VMEM_MAXFREE,
   VmemFreeBSD,
 } from "./vmem_freebsd.ts";
-
-type Op = Record<string, unknown>;
-
-function field(op: Op, name: string): unknown {
-  if (!(name in op)) throw new KernelError("BADARG", `missing field "${name}"`);
-  return op[name];
-}
-
-function int(op: Op, name: string): number {
-  const v = field(op, name);
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_ADDR) {
-    throw new KernelError(
-      "BADARG",
-      `"${name}" must be an integer in [0, 2^53 - 1], got ${describe(v)}`,
-    );
-  }
-  return v;
-}
-
-/** A list of distinct words from `allowed`. */
-function words(op: Op, name: string, allowed: readonly string[]): string[] {
-  const v = field(op, name);
-  if (!Array.isArray(v)) {
-    throw new KernelError("BADARG", `"${name}" must be a list of words, got ${describe(v)}`);
-  }
-  const out: string[] = [];
-  for (const w of v) {
-    if (typeof w !== "string" || !allowed.includes(w)) {
-      throw new KernelError("BADARG", `"${name}" has an unknown word ${describe(w)}`);
-    }
-    if (out.includes(w)) throw new KernelError("BADARG", `"${name}" repeats ${describe(w)}`);
-    out.push(w);
-  }
-  return out;
-}
 
 /** The format's words for the arena's codes. */
 function translated(e: unknown): unknown {
@@ -78,7 +50,7 @@ function translated(e: unknown): unknown {
 function allocFlags(op: Op): number {
   const v = field(op, "flags");
   if (!Array.isArray(v)) {
-    throw new KernelError("BADARG", `"flags" must be a list of words, got ${describe(v)}`);
+    throw new KernelError("EINVAL", `"flags" must be a list of words, got ${describe(v)}`);
   }
   let sleeps = 0, policies = 0, ends = 0, flags = 0;
   let unsupported: string | null = null;
@@ -110,13 +82,13 @@ function allocFlags(op: Op): number {
         unsupported = w;
         break;
       default:
-        throw new KernelError("BADARG", `"flags" has an unknown word ${describe(w)}`);
+        throw new KernelError("EINVAL", `"flags" has an unknown word ${describe(w)}`);
     }
   }
   if (sleeps !== 1) {
-    throw new KernelError("BADARG", `"flags" must hold exactly one of "sleep" and "nosleep"`);
+    throw new KernelError("EINVAL", `"flags" must hold exactly one of "sleep" and "nosleep"`);
   }
-  if (policies > 1 || ends > 1) throw new KernelError("BADARG", `"flags" conflict`);
+  if (policies > 1 || ends > 1) throw new KernelError("EINVAL", `"flags" conflict`);
   if (unsupported !== null) {
     throw new KernelError(
       "UNSUPPORTED",
@@ -191,7 +163,7 @@ export class VmemFreeBSDReplayer {
         const vm = this.arena(op);
         const on = field(op, "reclaim");
         if (typeof on !== "boolean") {
-          throw new KernelError("BADARG", `"reclaim" must be true or false, got ${describe(on)}`);
+          throw new KernelError("EINVAL", `"reclaim" must be true or false, got ${describe(on)}`);
         }
         vm.setReclaim(on ? this.countReclaim : null);
         return { ok: true };
@@ -214,7 +186,7 @@ export class VmemFreeBSDReplayer {
   private name(op: Op): string {
     const name = field(op, "arena");
     if (typeof name !== "string") {
-      throw new KernelError("BADARG", `"arena" must be a string, got ${describe(name)}`);
+      throw new KernelError("EINVAL", `"arena" must be a string, got ${describe(name)}`);
     }
     return name;
   }
@@ -232,7 +204,7 @@ export class VmemFreeBSDReplayer {
     const src = field(op, name);
     if (src === null) return null;
     if (typeof src !== "string") {
-      throw new KernelError("BADARG", `"${name}" must be a name or null, got ${describe(src)}`);
+      throw new KernelError("EINVAL", `"${name}" must be a name or null, got ${describe(src)}`);
     }
     const vm = this.arenas.get(src);
     if (vm === undefined) throw new KernelError("ENOENT", `no source arena ${describe(src)}`);
@@ -275,9 +247,9 @@ export class VmemFreeBSDReplayer {
     const flags = allocFlags(op);
     const id = "id" in op ? int(op, "id") : -1;
     if (id >= 0 && this.named.has(id)) {
-      throw new KernelError("BADARG", `allocation id ${id} is live`);
+      throw new KernelError("EINVAL", `allocation id ${id} is live`);
     }
-    if (size === 0) throw new KernelError("BADARG", `"size" must be non-zero`);
+    if (size === 0) throw new KernelError("EINVAL", `"size" must be non-zero`);
     let counts: Map<VmemFreeBSD, number> | null = null;
     if (flags & M_WAITOK) counts = new Map(this.reclaimCounts);
     let addr: number;
@@ -302,7 +274,7 @@ export class VmemFreeBSDReplayer {
     const vm = this.arena(op);
     let addr: number, size: number;
     if ("id" in op) {
-      if ("addr" in op) throw new KernelError("BADARG", `a free gives "addr" or "id", not both`);
+      if ("addr" in op) throw new KernelError("EINVAL", `a free gives "addr" or "id", not both`);
       const id = int(op, "id");
       const n = this.named.get(id);
       if (n === undefined || n.arena !== vm) {
@@ -333,7 +305,7 @@ export class VmemFreeBSDReplayer {
     const vm = this.arena(op);
     const t = words(op, "types", ["alloc", "free", "maxfree"]);
     if (t.length === 0 || (t.includes("maxfree") && t.length > 1)) {
-      throw new KernelError("BADARG", `"types" must be alloc and/or free, or maxfree alone`);
+      throw new KernelError("EINVAL", `"types" must be alloc and/or free, or maxfree alone`);
     }
     const mask = t.includes("maxfree")
       ? VMEM_MAXFREE

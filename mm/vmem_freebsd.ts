@@ -62,6 +62,7 @@
 
 import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
+import { WaitQueue } from "./waitq.ts";
 
 // ---- Flags (FreeBSD <sys/malloc.h> and <sys/vmem.h>) ----
 
@@ -204,10 +205,6 @@ class Journal {
   }
 }
 
-interface Waiter {
-  resolve: () => void;
-}
-
 /** A vmem arena of FreeBSD's flavor. */
 export class VmemFreeBSD {
   /** Arena name. */
@@ -256,7 +253,8 @@ export class VmemFreeBSD {
   private limit = 0;
   private reclaimFn: FreeBSDReclaimFn | null = null;
 
-  private waiters: Waiter[] | null = null;
+  /** Requests waiting for a free (`vm_cv`). */
+  private readonly cv = new WaitQueue();
   /** The journal this arena was copied into by the running sleeping request, if any. */
   private jr: Journal | null = null;
   private readonly ownJournal = new Journal();
@@ -402,7 +400,7 @@ export class VmemFreeBSD {
         `quantum ${this.quantum} of '${this.name}' exceeds quantum ${source.quantum} of its source '${source.name}'`,
       );
     }
-    if (source === this || source.reaches(this)) {
+    if (source === this || source.related(true).includes(this)) {
       throw new KernelError(
         "EINVAL",
         `'${this.name}' importing from '${source.name}' would be an import cycle`,
@@ -416,7 +414,7 @@ export class VmemFreeBSD {
     }
     // Static spans of this arena and of those importing from it must not
     // overlap spans of the new source chain.
-    const below = this.importersDeep();
+    const below = this.related(false);
     below.push(this);
     const statics: number[] = [];
     for (const d of below) d.collectSpans(statics, true);
@@ -430,14 +428,14 @@ export class VmemFreeBSD {
     source.importers.add(this);
     this.unlink(oldSrc);
     this.unlink(oldLast);
-    this.broadcast();
+    this.cv.broadcast();
   }
 
   /** `vmem_set_limit`: imports may not grow the arena past `limit` bytes (0: no limit). */
   setLimit(limit: number): void {
     this.live();
     this.limit = checkInteger("limit", limit);
-    this.broadcast();
+    this.cv.broadcast();
   }
 
   /**
@@ -450,7 +448,7 @@ export class VmemFreeBSD {
       throw new KernelError("EINVAL", `reclaim must be a function or null, got ${describe(fn)}`);
     }
     this.reclaimFn = fn;
-    this.broadcast();
+    this.cv.broadcast();
   }
 
   /** The arena spans are imported from now, if any. */
@@ -474,7 +472,7 @@ export class VmemFreeBSD {
     this.checkNoOverlap([base, size], false, "a related arena");
     if (this.npool < BT_MAXALLOC) this.grow(2 * this.cap);
     this.add1(base, size, BT_SPAN_STATIC);
-    this.broadcast();
+    this.cv.broadcast();
   }
 
   /**
@@ -666,9 +664,7 @@ export class VmemFreeBSD {
     this.unlink(oldSrc);
     this.unlink(oldLast);
     this.dead = true;
-    const waiters = this.waiters;
-    this.waiters = null;
-    if (waiters !== null) { for (const w of waiters) w.resolve(); }
+    this.cv.broadcast();
     return 0;
   }
 
@@ -679,7 +675,7 @@ export class VmemFreeBSD {
 
   /** Wakes every request waiting on this arena (the seed's periodic broadcast). */
   wakeup(): void {
-    this.broadcast();
+    this.cv.broadcast();
   }
 
   /** Bytes in imported spans. */
@@ -906,37 +902,8 @@ export class VmemFreeBSD {
         blocked = e.arena;
       }
       if (blocked.dead) throw new KernelError("EINVAL", `arena '${blocked.name}' was destroyed`);
-      await blocked.sleep(signal);
+      await blocked.cv.wait(signal, () => cancelled(this));
     }
-  }
-
-  /** `cv_wait`: resolves at the next broadcast, rejects if `signal` aborts. */
-  private sleep(signal: AbortSignal | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve };
-      if (signal !== undefined) {
-        const onAbort = () => {
-          const list = this.waiters;
-          const i = list === null ? -1 : list.indexOf(waiter);
-          if (i >= 0) list!.splice(i, 1);
-          reject(cancelled(this));
-        };
-        waiter.resolve = () => {
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-      (this.waiters ??= []).push(waiter);
-    });
-  }
-
-  /** `cv_broadcast`. */
-  private broadcast(): void {
-    const list = this.waiters;
-    if (list === null) return;
-    this.waiters = null;
-    for (const w of list) w.resolve();
   }
 
   // ---- Internals: the seed's allocation path ----
@@ -1253,7 +1220,7 @@ export class VmemFreeBSD {
       this.vmSize -= len;
       this.nimported--;
       this.importedBytes -= len;
-      this.broadcast();
+      this.cv.broadcast();
       const src = this.importSrc as VmemFreeBSD;
       if (release === defaultRelease) {
         VmemFreeBSD.touch(null, src);
@@ -1274,7 +1241,7 @@ export class VmemFreeBSD {
     if (i < 32) this.fm0 |= 1 << i;
     else if (i < 64) this.fm1 |= 1 << (i - 32);
     else this.fm2 |= 1 << (i - 64);
-    if (this.waiters !== null) this.broadcast();
+    this.cv.broadcast();
   }
 
   /** Refuses a free of an address not allocated or with a size that rounds differently. */
@@ -1434,45 +1401,17 @@ export class VmemFreeBSD {
 
   // ---- Internals: the import relation ----
 
-  /** Whether `target` is this arena's source or last source, transitively. */
-  private reaches(target: VmemFreeBSD): boolean {
-    const stack: VmemFreeBSD[] = [this];
-    const seen = new Set<VmemFreeBSD>();
-    while (stack.length > 0) {
-      const c = stack.pop()!;
-      for (const u of [c.importSrc, c.lastSource]) {
-        if (u === null || seen.has(u)) continue;
-        if (u === target) return true;
-        seen.add(u);
-        stack.push(u);
-      }
-    }
-    return false;
-  }
-
-  /** The arenas that import from this one (or hold spans from it), transitively. */
-  private importersDeep(): VmemFreeBSD[] {
+  /**
+   * The arenas related to this one by imports, transitively: upward its
+   * sources and the sources of spans it still holds, downward the arenas
+   * that import from it or hold spans from it.
+   */
+  private related(up: boolean): VmemFreeBSD[] {
     const out: VmemFreeBSD[] = [];
     const seen = new Set<VmemFreeBSD>([this]);
     for (let i = -1; i < out.length; i++) {
       const c = i < 0 ? this : out[i]!;
-      for (const a of c.importers) {
-        if (!seen.has(a)) {
-          seen.add(a);
-          out.push(a);
-        }
-      }
-    }
-    return out;
-  }
-
-  /** This arena's sources and last sources, transitively. */
-  private sourcesDeep(): VmemFreeBSD[] {
-    const out: VmemFreeBSD[] = [];
-    const seen = new Set<VmemFreeBSD>([this]);
-    for (let i = -1; i < out.length; i++) {
-      const c = i < 0 ? this : out[i]!;
-      for (const u of [c.importSrc, c.lastSource]) {
+      for (const u of up ? [c.importSrc, c.lastSource] : c.importers) {
         if (u !== null && !seen.has(u)) {
           seen.add(u);
           out.push(u);
@@ -1499,9 +1438,9 @@ export class VmemFreeBSD {
    * import from it.
    */
   private checkNoOverlap(ranges: readonly number[], upOnly: boolean, what: string): void {
-    const arenas = this.sourcesDeep();
+    const arenas = this.related(true);
     arenas.push(this);
-    if (!upOnly) arenas.push(...this.importersDeep());
+    if (!upOnly) arenas.push(...this.related(false));
     const spans: number[] = [];
     for (const a of arenas) a.collectSpans(spans, false);
     for (let i = 0; i < ranges.length; i += 2) {
