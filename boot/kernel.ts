@@ -297,9 +297,7 @@ export class Kernel {
     pd.onFreed(() => this.kmem.wakeup());
     for (const a of [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem]) {
       log(
-        `arena ${a.name}: ${
-          flavor === "freebsd" ? "FreeBSD" : "illumos"
-        } vmem, quantum ${a.quantum}` +
+        `arena ${a.name}: ${flavor === "freebsd" ? "FreeBSD vmem, " : ""}quantum ${a.quantum}` +
           (a.source ? `, imports from ${a.source.name}` : "") +
           (a.qcacheMax > 0 ? `, quantum caches up to ${a.qcacheMax}` : ""),
       );

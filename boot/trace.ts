@@ -9,7 +9,7 @@
 import type { VmemRecorder } from "../mm/kmem.ts";
 import type { Arena } from "../mm/arena.ts";
 import type { UvmTracer } from "../mm/page.ts";
-import { VMC_IDENTIFIER, VMC_NO_QCACHE, type Vmem } from "../mm/vmem.ts";
+import { VMC_IDENTIFIER, VMC_NO_QCACHE, Vmem } from "../mm/vmem.ts";
 import { VmemFreeBSD } from "../mm/vmem_freebsd.ts";
 
 /** A trace being written: operations and the results the run got. */
@@ -41,7 +41,7 @@ export class VmemTrace extends Trace implements VmemRecorder {
   /** Records `vmem_create` of `arena` with its first span. */
   create(arena: Arena, base: number, size: number): void {
     const flags: string[] = [];
-    const cflags = (arena as Partial<Vmem>).cflags ?? 0; // FreeBSD's arenas have no VMC_ flags
+    const cflags = arena instanceof Vmem ? arena.cflags : 0; // FreeBSD's arenas have no VMC_ flags
     if (cflags & VMC_IDENTIFIER) flags.push("identifier");
     if (cflags & VMC_NO_QCACHE) flags.push("no_qcache");
     this.op({

@@ -87,8 +87,6 @@ export class Kmem {
   readonly kmemVa: Arena;
   /** The heap arena kmem_alloc allocates from. */
   readonly kmem: Arena;
-  /** Whose vmem the three arenas are. */
-  readonly flavor: VmemFlavor;
   /** What an arena's alloc returns on failure. */
   readonly #none: number;
   readonly #uvm: Uvm;
@@ -120,7 +118,6 @@ export class Kmem {
     this.#ps = uvm.pageSize;
     this.#onShortage = onShortage;
     this.#recorder = recorder;
-    this.flavor = flavor;
     this.#none = allocFailed(flavor);
     const ps = this.#ps;
     if (flavor === "freebsd") {

@@ -211,8 +211,8 @@ export class VmemFreeBSD {
   readonly name: string;
   /** The unit of allocation (a power of two). */
   readonly quantum: number;
-  /** Largest size served by quantum caches (0: none). */
-  readonly qcacheMax: number;
+  /** Largest size served by quantum caches: 0, none (FreeBSD's are UMA zones, not modelled). */
+  readonly qcacheMax = 0;
 
   private readonly invQuantum: number;
   private dead = false;
@@ -262,10 +262,9 @@ export class VmemFreeBSD {
   /** The address a request returns (-1: none), read at once by the caller. */
   private readonly out = new Float64Array(1);
 
-  private constructor(name: string, quantum: number, qcacheMax: number) {
+  private constructor(name: string, quantum: number) {
     this.name = name;
     this.quantum = quantum;
-    this.qcacheMax = qcacheMax;
     this.invQuantum = 1 / quantum;
     this.grow(FIRST_TAG + 37);
     for (let i = 0; i < NLISTS; i++) this.lk[4 * i + 2] = NIL;
@@ -332,7 +331,7 @@ export class VmemFreeBSD {
       }
       if (size !== 0) source.checkNoOverlap([base, size], true, "the source chain");
     }
-    const vm = new VmemFreeBSD(name, quantum, qcacheMax);
+    const vm = new VmemFreeBSD(name, quantum);
     if (source !== undefined) {
       vm.setImport(source, opts.importQuantum ?? Math.max(quantum, source.quantum), {
         importFn: opts.importFn,
