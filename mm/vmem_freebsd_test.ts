@@ -550,6 +550,14 @@ test("allocWait cancelled by a signal rejects with ECANCELED and leaves the aren
   await assert.rejects(p, (e) => code(e) === "ECANCELED");
   assert.deepEqual(state(a), before);
   assert.equal(await a.allocWait(16, M_NOWAIT), -1, "M_NOWAIT does not wait");
+  // The waiting forms check their arguments as the others do.
+  // deno-lint-ignore no-explicit-any
+  const A = a as any;
+  for (const v of HOSTILE) {
+    await assert.rejects(A.allocWait(v, M_WAITOK), (e) => code(e) === "EINVAL");
+    await assert.rejects(A.xallocWait(16, v, 0, 0, 0, 0, M_WAITOK), (e) => code(e) === "EINVAL");
+  }
+  assert.deepEqual(state(a), before);
 });
 
 test("a request waiting in its source is woken by frees there and by wakeup()", async () => {
