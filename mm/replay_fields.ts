@@ -29,6 +29,15 @@ export function intField(op: TraceOp, name: string): number {
   return v;
 }
 
+/** Field `name` as a string. */
+export function stringField(op: TraceOp, name: string): string {
+  const v = field(op, name);
+  if (typeof v !== "string") {
+    throw new KernelError("EINVAL", `"${name}" must be a string, got ${describe(v)}`);
+  }
+  return v;
+}
+
 /** Field `name` as a list of distinct words, each one of `allowed`. */
 export function wordsField(op: TraceOp, name: string, allowed: readonly string[]): string[] {
   const v = field(op, name);

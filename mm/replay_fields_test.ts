@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelError } from "./errors.ts";
-import { field, intField, wordsField } from "./replay_fields.ts";
+import { field, intField, stringField, wordsField } from "./replay_fields.ts";
 
 const einval = (e: unknown) => e instanceof KernelError && e.code === "EINVAL";
 
-test("replay fields: a missing field, a bad integer, a bad word list are EINVAL naming the field", () => {
+test("replay fields: a missing field, a bad integer, string or word list are EINVAL naming the field", () => {
   const op = { n: 5, big: 2 ** 53 - 1, w: ["a", "b"], bad: [1], dup: ["a", "a"], nul: null };
   assert.equal(field(op, "nul"), null);
   assert.throws(() => field(op, "x"), (e) => einval(e) && /"x"/.test((e as Error).message));
@@ -13,6 +13,13 @@ test("replay fields: a missing field, a bad integer, a bad word list are EINVAL 
   assert.equal(intField(op, "big"), 2 ** 53 - 1);
   for (const v of [-1, 1.5, 2 ** 53, "5", 5n, null, true, NaN, [5]]) {
     assert.throws(() => intField({ v }, "v"), (e) => einval(e) && /"v"/.test((e as Error).message));
+  }
+  assert.equal(stringField({ s: "x" }, "s"), "x");
+  for (const v of [5, null, ["x"], undefined]) {
+    assert.throws(
+      () => stringField({ v }, "v"),
+      (e) => einval(e) && /"v"/.test((e as Error).message),
+    );
   }
   assert.deepEqual(wordsField(op, "w", ["a", "b", "c"]), ["a", "b"]);
   assert.deepEqual(wordsField({ w: [] }, "w", ["a"]), []);

@@ -21,6 +21,7 @@ import { describe, KernelError } from "./errors.ts";
 import {
   field,
   intField as int,
+  stringField,
   type TraceOp as Op,
   wordsField as words,
 } from "./replay_fields.ts";
@@ -184,11 +185,7 @@ export class VmemFreeBSDReplayer {
 
   /** The arena name an operation gives, checked. */
   private name(op: Op): string {
-    const name = field(op, "arena");
-    if (typeof name !== "string") {
-      throw new KernelError("EINVAL", `"arena" must be a string, got ${describe(name)}`);
-    }
-    return name;
+    return stringField(op, "arena");
   }
 
   /** The live arena an operation names; ENOENT when there is none. */
