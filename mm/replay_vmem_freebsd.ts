@@ -5,10 +5,9 @@
  * of `maxfree`). A refused operation throws a KernelError and leaves every
  * arena as it was. Refusals are made in the arena's codes and answered in
  * the format's: BADARG for a bad field or argument (EINVAL), BUSY for an
- * arena in use (EBUSY); and UNSUPPORTED for what
- * FreeBSD's vmem lacks, ENOENT for an unknown arena, EEXIST for a name in
- * use, BADOP for an unknown operation, BADFREE and WOULDBLOCK as the arena
- * gives them.
+ * arena in use (EBUSY). The other codes pass as they are: UNSUPPORTED for
+ * what FreeBSD's vmem lacks, ENOENT for an unknown arena, EEXIST for a name
+ * in use, BADOP for an unknown operation, BADFREE and WOULDBLOCK.
  *
  * The reclaim callback of `set_reclaim` only counts its calls; a sleeping
  * allocation that would wait leaves the counts as they were, as it leaves
