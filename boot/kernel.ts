@@ -35,10 +35,11 @@ import {
   VM_NFREELIST,
 } from "../mm/physseg.ts";
 import { Pmap } from "../mm/pmap.ts";
-import { Kmem, OWNER_CACHE, OWNER_DMA, type VmemRecorder } from "../mm/kmem.ts";
+import { Kmem, type KmemPolicy, OWNER_CACHE, OWNER_DMA, type VmemRecorder } from "../mm/kmem.ts";
 import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
 import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
+import { type Arena, arenaImported, type VmemFlavor } from "../mm/arena.ts";
 import type { PglistTrace } from "./trace.ts";
 import { type DeviceDriver, driverFor } from "../devices/mod.ts";
 
@@ -74,8 +75,14 @@ export interface KernelOptions {
   pglistTrace?: PglistTrace;
   /** Drivers use permissive DMA tags instead of their devices' (faults must follow). */
   ignoreTags?: boolean;
-  /** The heap's allocation policy: 0 (instant-fit), VM_BESTFIT, VM_FIRSTFIT or VM_NEXTFIT. */
-  policy?: number;
+  /** Whose vmem builds the heap arenas (default illumos; the pid arena is illumos's always). */
+  vmem?: VmemFlavor;
+  /**
+   * Allocation policy of the heap's allocations (the words of the trace
+   * format): instant-fit for illumos arenas, best-fit for FreeBSD's, when
+   * absent.
+   */
+  policy?: KmemPolicy;
 }
 
 /** Free pages of one free list. */
@@ -193,6 +200,8 @@ export class Kernel {
   readonly #drivers: DeviceDriver[] = [];
   readonly #log: (line: string) => void;
   readonly #vmemTrace?: VmemRecorder;
+  /** Records the pid arena's operations (not with FreeBSD heap arenas: a trace is of one kind). */
+  readonly #pidTrace?: VmemRecorder;
   readonly #pglistTrace?: PglistTrace;
   readonly #lists = new Set<PageList>();
   #down = false;
@@ -201,6 +210,14 @@ export class Kernel {
   constructor(machine: Machine, options: KernelOptions = {}) {
     const log = this.#log = options.log ?? (() => {});
     this.#vmemTrace = options.vmemTrace;
+    const flavor = options.vmem ?? "illumos";
+    if (flavor === "freebsd") {
+      options.vmemTrace?.comment?.(
+        "heap arenas of FreeBSD's vmem: replay with mm/replay.ts vmem-freebsd (pid arena not recorded)",
+      );
+    } else {
+      this.#pidTrace = options.vmemTrace;
+    }
     this.#pglistTrace = options.pglistTrace;
     this.ignoreTags = options.ignoreTags ?? false;
     this.machine = machine;
@@ -282,24 +299,26 @@ export class Kernel {
     const kvaSize = Math.max(2 ** 28, 2 * roundUp(ramBytes, 2 ** 20));
     this.pmap = new Pmap(machine.ram, KVA_BASE, kvaSize, PAGE_SIZE);
     log(`pmap: kernel window 0x${KVA_BASE.toString(16)} + ${mib(kvaSize)}`);
-    this.kmem = new Kmem(
-      uvm,
-      this.pmap,
-      (pages) => pd.kick(pages),
-      this.#vmemTrace,
-      options.policy,
-    );
+    this.kmem = new Kmem(uvm, this.pmap, {
+      onShortage: (pages) => pd.kick(pages),
+      recorder: this.#vmemTrace ?? null,
+      flavor,
+      policy: options.policy,
+    });
     pd.onFreed(() => this.kmem.wakeup());
     for (const a of [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem]) {
       log(
-        `arena ${a.name}: quantum ${a.quantum}` +
+        `arena ${a.name}: ${flavor === "freebsd" ? "FreeBSD vmem, " : ""}quantum ${a.quantum}` +
           (a.source ? `, imports from ${a.source.name}` : "") +
           (a.qcacheMax > 0 ? `, quantum caches up to ${a.qcacheMax}` : ""),
       );
     }
     this.pids = Vmem.create("pid", 1, PID_MAX, 1, { flags: VMC_IDENTIFIER });
-    this.#vmemTrace?.create(this.pids, 1, PID_MAX);
-    log(`arena pid: identifiers 1 to ${PID_MAX}, next-fit`);
+    this.#pidTrace?.create(this.pids, 1, PID_MAX);
+    log(
+      `arena pid: identifiers 1 to ${PID_MAX}, next-fit` +
+        (flavor === "freebsd" ? " (illumos vmem: FreeBSD's has no next-fit)" : ""),
+    );
     this.busDma = new BusDma(this.#dmaBackend());
     this.bootFree = uvm.free;
     this.#attachDevices();
@@ -445,14 +464,14 @@ export class Kernel {
   /** Allocates a process ID (next-fit, as pid allocation is), or 0 when none is left. */
   allocPid(): number {
     const pid = this.pids.alloc(1, VM_NEXTFIT | VM_NOSLEEP);
-    this.#vmemTrace?.alloc(this.pids, 1, VM_NEXTFIT | VM_NOSLEEP, pid);
+    this.#pidTrace?.alloc(this.pids, 1, ["nosleep", "nextfit"], pid);
     return pid;
   }
 
   /** Frees a process ID. */
   freePid(pid: number): void {
     this.pids.free(pid, 1);
-    this.#vmemTrace?.free(this.pids, pid, 1);
+    this.#pidTrace?.free(this.pids, pid, 1);
   }
 
   /** Records the free runs and hints in the pglist trace (a `state` line). */
@@ -528,11 +547,11 @@ export class Kernel {
   summary(): KernelSummary {
     const k = this.kmem.stats;
     const pd = this.pagedaemon.stats;
-    const arena = (a: Vmem): ArenaSummary => ({
+    const arena = (a: Arena): ArenaSummary => ({
       name: a.name,
       inuse: a.size(VMEM_ALLOC),
       free: a.size(VMEM_FREE),
-      imported: a.stats.memImport,
+      imported: arenaImported(a),
     });
     const ramBytes = this.machine.memmap.ramSize();
     let pages = 0;

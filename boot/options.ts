@@ -8,7 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { POLICY_FLAGS } from "../mm/replay_vmem.ts";
+import { KMEM_POLICIES, type KmemPolicy } from "../mm/kmem.ts";
 
 /** The machine presets the firmware knows. */
 export const PRESETS = ["isa", "pc", "big"] as const;
@@ -20,15 +20,18 @@ export const WORKLOADS = ["all", "heap", "pressure", "ids", "dma", "none"] as co
 /** A workload name. */
 export type WorkloadName = typeof WORKLOADS[number];
 
+/** Whose vmem the heap arenas can be. */
+export const VMEM_FLAVORS = ["illumos", "freebsd"] as const;
+
 /** The devices the kernel can attach. */
 export const DEVICES = ["isa", "nic", "nvme", "dma30"] as const;
 /** A device name. */
 export type DeviceName = typeof DEVICES[number];
 
 /** The allocation policies of the heap arenas. */
-export const POLICIES = Object.keys(POLICY_FLAGS) as (keyof typeof POLICY_FLAGS)[];
+export const POLICIES: readonly KmemPolicy[] = KMEM_POLICIES.illumos;
 /** A policy name. */
-export type PolicyName = keyof typeof POLICY_FLAGS;
+export type PolicyName = KmemPolicy;
 
 /** Everything a boot needs to know, with defaults filled in. */
 export interface BootOptions {
@@ -60,6 +63,8 @@ export interface BootOptions {
   policy?: PolicyName;
   /** Sample the heap every this many arena operations. */
   sample?: number;
+  /** Whose vmem builds the heap arenas. */
+  vmem: "illumos" | "freebsd";
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -96,6 +101,7 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --sample N         sample the heap every N arena operations (a series
                          in --json; the plot of --svg)
       --ignore-tags      drivers ignore their DMA tags (faults are expected)
+      --vmem NAME        heap arenas of illumos's vmem (default) or freebsd's
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
@@ -164,6 +170,7 @@ const FLAGS = {
   policy: { type: "string" },
   sample: { type: "string" },
   "ignore-tags": { type: "boolean" },
+  vmem: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -229,6 +236,11 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
       if (!devices.includes(d)) devices.push(d);
     }
   }
+  const vmem = oneOf("--vmem", v.vmem ?? "illumos", VMEM_FLAVORS);
+  const policyFlag = vmem === "illumos" ? "--policy" : `--policy (with --vmem ${vmem})`;
+  const policy = v.policy === undefined
+    ? undefined
+    : oneOf(policyFlag, v.policy, KMEM_POLICIES[vmem]);
   return {
     machine,
     memory,
@@ -241,9 +253,10 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     recordVmem: fileName("--record-vmem", v["record-vmem"]),
     recordPglist: fileName("--record-pglist", v["record-pglist"]),
     svg: fileName("--svg", v.svg),
-    policy: oneOf("--policy", v.policy ?? "instantfit", POLICIES),
+    policy,
     sample: v.sample === undefined ? undefined : parseCount("--sample", v.sample, 1, 10_000_000),
     ignoreTags: v["ignore-tags"] ?? false,
+    vmem,
     help: v.help ?? false,
   };
 }

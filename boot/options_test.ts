@@ -46,11 +46,19 @@ test("options: flags and values are parsed", () => {
 });
 
 test("options: --policy names the heap arenas' policy; --sample a whole number", () => {
-  assert.equal(parseBootArgs([]).policy, "instantfit");
+  // No --policy: each flavor's own default (instant-fit for illumos, best-fit for FreeBSD).
+  assert.equal(parseBootArgs([]).policy, undefined);
   assert.equal(parseBootArgs([]).sample, undefined);
   for (const p of POLICIES) assert.equal(parseBootArgs(["--policy", p]).policy, p);
   assert.deepEqual(POLICIES, ["instantfit", "bestfit", "firstfit", "nextfit"]);
   assert.equal(parseBootArgs(["--sample", "250"]).sample, 250);
+  assert.equal(parseBootArgs(["--vmem", "freebsd", "--policy", "firstfit"]).policy, "firstfit");
+  for (const p of ["instantfit", "nextfit"]) {
+    assert.throws(
+      () => parseBootArgs(["--vmem", "freebsd", "--policy", p]),
+      (e) => e instanceof UsageError && /--policy \(with --vmem freebsd\)/.test(e.message),
+    );
+  }
   // A value that only looks like a flag is still taken for one.
   assert.throws(() => parseBootArgs(["--svg", "-q"]), UsageError);
 });

@@ -25,11 +25,11 @@ import type { WorkloadReport } from "./workload.ts";
 import { PglistTrace, VmemTrace } from "./trace.ts";
 import { type HeapSample, type PeakPicture, physicalPicture, renderSvg } from "./svg.ts";
 import { DEVICE_TABLE } from "../devices/mod.ts";
-import type { VmemRecorder } from "../mm/kmem.ts";
-import { POLICY_FLAGS } from "../mm/replay_vmem.ts";
+import { KMEM_POLICIES, type KmemPolicy, type VmemRecorder } from "../mm/kmem.ts";
+import type { Arena } from "../mm/arena.ts";
 import { type ArenaFigures, arenaFigures } from "../mm/fragmentation.ts";
 import { checkInteger, describe, KernelError } from "../mm/errors.ts";
-import { type Vmem, VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "../mm/vmem.ts";
+import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "../mm/vmem.ts";
 
 /** The arenas' figures at one workload's peak. */
 export interface ArenaPeak {
@@ -89,18 +89,22 @@ class ArenaOps implements VmemRecorder {
     this.#sample = sample;
   }
 
-  create(arena: Vmem, base: number, size: number): void {
+  create(arena: Arena, base: number, size: number): void {
     this.#trace?.create(arena, base, size);
   }
 
-  alloc(arena: Vmem, size: number, vmflag: number, addr: number): void {
-    this.#trace?.alloc(arena, size, vmflag, addr);
+  alloc(arena: Arena, size: number, flags: readonly string[], addr: number): void {
+    this.#trace?.alloc(arena, size, flags, addr);
     this.#tick();
   }
 
-  free(arena: Vmem, addr: number, size: number): void {
+  free(arena: Arena, addr: number, size: number): void {
     this.#trace?.free(arena, addr, size);
     this.#tick();
+  }
+
+  comment(text: string): void {
+    this.#trace?.comment(text);
   }
 
   #tick(): void {
@@ -108,7 +112,7 @@ class ArenaOps implements VmemRecorder {
   }
 }
 
-function kernelArenas(k: Kernel): Vmem[] {
+function kernelArenas(k: Kernel): Arena[] {
   return [k.kmem.heap, k.kmem.kmemVa, k.kmem.kmem, k.pids];
 }
 
@@ -145,11 +149,18 @@ export async function run(
     : options.workload === "none"
     ? []
     : [options.workload];
-  const policy = options.policy === undefined ? "instantfit" : options.policy;
-  if (typeof policy !== "string" || !Object.hasOwn(POLICY_FLAGS, policy)) {
+  const flavor = options.vmem ?? "illumos";
+  const policies: readonly string[] | undefined = Object.hasOwn(KMEM_POLICIES, flavor)
+    ? KMEM_POLICIES[flavor]
+    : undefined;
+  if (policies === undefined) {
+    throw new KernelError("EINVAL", `vmem must be illumos or freebsd, got ${describe(flavor)}`);
+  }
+  const policy = options.policy === undefined ? policies[0]! : options.policy;
+  if (typeof policy !== "string" || !policies.includes(policy)) {
     throw new KernelError(
       "EINVAL",
-      `policy must be one of ${Object.keys(POLICY_FLAGS).join(", ")}, got ${describe(policy)}`,
+      `policy must be one of ${policies.join(", ")} for ${flavor} arenas, got ${describe(policy)}`,
     );
   }
   if (options.sample !== undefined) checkInteger("sample", options.sample, 1);
@@ -188,7 +199,8 @@ export async function run(
     vmemTrace: ops,
     pglistTrace,
     ignoreTags: options.ignoreTags,
-    policy: POLICY_FLAGS[policy],
+    vmem: flavor,
+    policy: policy as KmemPolicy,
   });
   const bootMs = performance.now() - t0;
   const peaks: ArenaPeak[] = [];
@@ -207,7 +219,7 @@ export async function run(
   // is drawn as it booted, the others at their own peaks.
   k.peak("boot");
   log(`boot: kernel ready in ${bootMs.toFixed(1)} ms`);
-  if (policy !== "instantfit") log(`heap arenas: ${policy}`);
+  if (policy !== policies[0]) log(`heap arenas: ${policy}`);
 
   const workloads: WorkloadReport[] = [];
   const problems: string[] = [...k.attachErrors];
@@ -280,7 +292,8 @@ export async function run(
       : `${options.machine} ${+(options.memory / 2 ** 20).toFixed(0)} MiB`;
     svg = renderSvg({
       title: `${machineName} machine, workload ${options.workload}, seed ${options.seed}` +
-        (policy === "instantfit" ? "" : `, heap arenas ${policy}`),
+        (flavor === "illumos" ? "" : `, ${flavor} vmem`) +
+        (policy === policies[0] ? "" : `, heap arenas ${policy}`),
       peaks: pictures,
       samples: every > 0 ? samples : [],
     });

@@ -11,8 +11,8 @@ import { policyReplayer } from "../mm/replay_policy.ts";
 import { VmemReplayer } from "../mm/replay_vmem.ts";
 import { replayText } from "../mm/replayer.ts";
 import { KernelError } from "../mm/errors.ts";
-import { Kmem } from "../mm/kmem.ts";
-import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
+import { Kmem, type KmemPolicy } from "../mm/kmem.ts";
+import { VM_BESTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
 import { VmemTrace } from "./trace.ts";
 import { checkSvg } from "../mm/svg_check_test_util.ts";
 
@@ -173,8 +173,8 @@ test("trace: allocations are named in order; a free names its allocation, or its
   const a = Vmem.create("a", 0x1000, 0x10000, 0x1000);
   t.create(a, 0x1000, 0x10000);
   const x = a.alloc(0x1000, VM_NOSLEEP | VM_BESTFIT);
-  t.alloc(a, 0x1000, VM_NOSLEEP | VM_BESTFIT, x);
-  t.alloc(a, 0x100000, VM_NOSLEEP, 0);
+  t.alloc(a, 0x1000, ["nosleep", "bestfit"], x);
+  t.alloc(a, 0x100000, ["nosleep"], 0);
   const y = a.alloc(0x2000, VM_NOSLEEP); // not recorded
   t.free(a, x, 0x1000);
   t.free(a, y, 0x2000);
@@ -209,18 +209,46 @@ test("run: a bad policy or sample is refused, naming it, before anything is buil
 });
 
 test("kmem: the heap's policy goes with every allocation; a bad policy is refused", () => {
-  const k = new Kernel(createMachine({ preset: "isa" }), { policy: VM_NEXTFIT });
+  const k = new Kernel(createMachine({ preset: "isa" }), { policy: "nextfit" });
   const a = k.kmem.alloc(4096), b = k.kmem.alloc(4096);
   k.kmem.free(a, 4096);
   // Next-fit moves on from where it left off instead of taking the hole again.
   assert.ok(k.kmem.alloc(4096) > b);
-  for (const policy of [VM_BESTFIT | VM_FIRSTFIT, 1, -1, NaN, "256", 256n, null, true]) {
+  const bad = ["worstfit", "toString", VM_BESTFIT, 1, -1, NaN, "256", 256n, null, true];
+  for (const policy of bad) {
     assert.throws(
-      () => new Kmem(k.uvm, k.pmap, () => {}, null, policy as number),
+      () => new Kmem(k.uvm, k.pmap, { policy: policy as KmemPolicy }),
       (e) => e instanceof KernelError && e.code === "EINVAL" && /kmem: policy/.test(e.message),
       String(policy),
     );
   }
+  // FreeBSD's arenas have best-fit and first-fit only.
+  for (const policy of ["instantfit", "nextfit"] as const) {
+    assert.throws(
+      () => new Kmem(k.uvm, k.pmap, { flavor: "freebsd", policy }),
+      (e) =>
+        e instanceof KernelError && e.code === "EINVAL" && /for freebsd arenas/.test(e.message),
+    );
+  }
+  for (const flavor of ["netbsd", "", 1, null]) {
+    assert.throws(
+      () => new Kmem(k.uvm, k.pmap, { flavor: flavor as "illumos" }),
+      (e) => e instanceof KernelError && e.code === "EINVAL" && /kmem: flavor/.test(e.message),
+    );
+  }
+});
+
+test("kmem: a FreeBSD heap under first-fit records its policy word and boots leak-free", () => {
+  const t = new VmemTrace();
+  const k = new Kernel(createMachine({ preset: "isa" }), {
+    vmem: "freebsd",
+    policy: "firstfit",
+    vmemTrace: t,
+  });
+  const va = k.kmem.alloc(100);
+  k.kmem.free(va, 100);
+  assert.ok(t.lines.some((l) => l.includes('"flags":["nosleep","firstfit"]')));
+  assert.deepEqual(Object.values(k.shutdown()).filter((n) => n !== 0), []);
 });
 
 /** Static imports of a TypeScript file: [specifier, type-only]. */

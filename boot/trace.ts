@@ -7,9 +7,10 @@
  */
 
 import type { VmemRecorder } from "../mm/kmem.ts";
+import type { Arena } from "../mm/arena.ts";
 import type { UvmTracer } from "../mm/page.ts";
-import { VMC_IDENTIFIER, VMC_NO_QCACHE, type Vmem } from "../mm/vmem.ts";
-import { allocWords } from "../mm/replay_vmem.ts";
+import { VMC_IDENTIFIER, VMC_NO_QCACHE, Vmem } from "../mm/vmem.ts";
+import { VmemFreeBSD } from "../mm/vmem_freebsd.ts";
 
 /** A trace being written: operations and the results the run got. */
 export class Trace {
@@ -44,13 +45,14 @@ export class Trace {
 export class VmemTrace extends Trace implements VmemRecorder {
   #nextId = 1;
   /** Per arena, the id of the allocation live at each address. */
-  readonly #ids = new Map<Vmem, Map<number, number>>();
+  readonly #ids = new Map<Arena, Map<number, number>>();
 
   /** Records `vmem_create` of `arena` with its first span. */
-  create(arena: Vmem, base: number, size: number): void {
+  create(arena: Arena, base: number, size: number): void {
     const flags: string[] = [];
-    if (arena.cflags & VMC_IDENTIFIER) flags.push("identifier");
-    if (arena.cflags & VMC_NO_QCACHE) flags.push("no_qcache");
+    const cflags = arena instanceof Vmem ? arena.cflags : 0; // FreeBSD's arenas have no VMC_ flags
+    if (cflags & VMC_IDENTIFIER) flags.push("identifier");
+    if (cflags & VMC_NO_QCACHE) flags.push("no_qcache");
     this.#ids.set(arena, new Map());
     this.op({
       op: "create",
@@ -64,18 +66,22 @@ export class VmemTrace extends Trace implements VmemRecorder {
     }, { ok: true });
   }
 
-  /** Records an allocation with its VM_* flags and the address it returned (0: failure). */
-  alloc(arena: Vmem, size: number, vmflag: number, addr: number): void {
+  /**
+   * Records an allocation with its flag words and the address it returned
+   * (0 or, from FreeBSD's arenas, -1: failure).
+   */
+  alloc(arena: Arena, size: number, flags: readonly string[], addr: number): void {
     const id = this.#nextId++;
-    if (addr !== 0) this.#ids.get(arena)?.set(addr, id);
+    const failed = addr === (arena instanceof VmemFreeBSD ? -1 : 0);
+    if (!failed) this.#ids.get(arena)?.set(addr, id);
     this.op(
-      { op: "alloc", arena: arena.name, size, flags: allocWords(vmflag), id },
-      { addr: addr === 0 ? null : addr },
+      { op: "alloc", arena: arena.name, size, flags, id },
+      { addr: failed ? null : addr },
     );
   }
 
   /** Records a free, by the id of the allocation it gives back. */
-  free(arena: Vmem, addr: number, size: number): void {
+  free(arena: Arena, addr: number, size: number): void {
     const ids = this.#ids.get(arena);
     const id = ids?.get(addr);
     if (id === undefined) {

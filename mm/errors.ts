@@ -22,6 +22,9 @@
  * - `WOULDBLOCK`: a sleeping request where no other thread can free (replay).
  * - `BADFREE`: a free of something not allocated, or with the wrong size.
  * - `BADOP`: a replay operation that does not exist or is malformed.
+ * - `UNSUPPORTED`: a request this allocator does not have (FreeBSD's vmem: next-fit, contains).
+ * - `BADARG`: the FreeBSD vmem trace format's word for a bad argument (EINVAL in the API).
+ * - `BUSY`: the FreeBSD vmem trace format's word for an object in use (EBUSY in the API).
  * - `CORRUPT`: a `check()` found a broken invariant.
  */
 export type KernelErrorCode =
@@ -40,6 +43,9 @@ export type KernelErrorCode =
   | "WOULDBLOCK"
   | "BADFREE"
   | "BADOP"
+  | "UNSUPPORTED"
+  | "BADARG"
+  | "BUSY"
   | "CORRUPT";
 
 /** An error with a machine-readable code, as replay and the boot log print it. */

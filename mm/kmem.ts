@@ -1,7 +1,8 @@
 /**
  * The kernel heap: kmem_alloc over vmem, backed by real pages.
  *
- * Theory. Three arenas stack up as in illumos:
+ * Theory. Three arenas stack up as in illumos (of either vmem flavor; with
+ * FreeBSD's, which has no quantum caches here, kmem_va and kmem have none):
  *
  *     heap      kernel virtual addresses [vaBase, vaBase + vaSize), quantum a page
  *       kmem_va   imports from heap; quantum caches for slabs up to 8 pages
@@ -32,12 +33,11 @@
  */
 
 import { checkInteger, describe, KernelError } from "./errors.ts";
-import { Pmap, VM_PROT_RW } from "./pmap.ts";
-import { Uvm } from "./page.ts";
+import { type Pmap, VM_PROT_RW } from "./pmap.ts";
+import type { Uvm } from "./page.ts";
 import {
   VM_BESTFIT,
   VM_FIRSTFIT,
-  VM_INSTANTFIT,
   VM_NEXTFIT,
   VM_NOSLEEP,
   VM_SLEEP,
@@ -46,6 +46,8 @@ import {
   VMEM_FREE,
   VMEM_SPAN,
 } from "./vmem.ts";
+import { M_BESTFIT, M_FIRSTFIT, VmemFreeBSD } from "./vmem_freebsd.ts";
+import { allocFailed, type Arena, arenaDestroy, arenaReap, type VmemFlavor } from "./arena.ts";
 
 /** Owner mark of pages backing the kernel heap. */
 export const OWNER_KMEM = 1;
@@ -77,29 +79,77 @@ export interface KmemStats {
   pageShortages: number;
 }
 
+/**
+ * The allocation policy of the heap's own allocations, as the trace format
+ * names it: illumos arenas take all four (instant-fit by default), FreeBSD's
+ * best-fit (the default there) and first-fit.
+ */
+export type KmemPolicy = "instantfit" | "bestfit" | "firstfit" | "nextfit";
+
+/** The policies of each flavor, its default first. */
+export const KMEM_POLICIES: Readonly<Record<VmemFlavor, readonly KmemPolicy[]>> = {
+  illumos: ["instantfit", "bestfit", "firstfit", "nextfit"],
+  freebsd: ["bestfit", "firstfit"],
+};
+
+/** Each flavor's allocation flag for each policy it has. */
+const POLICY_FLAG: Record<VmemFlavor, Partial<Record<KmemPolicy, number>>> = {
+  illumos: { instantfit: 0, bestfit: VM_BESTFIT, firstfit: VM_FIRSTFIT, nextfit: VM_NEXTFIT },
+  freebsd: { bestfit: M_BESTFIT, firstfit: M_FIRSTFIT },
+};
+
+/** How the heap is built. */
+export interface KmemOptions {
+  /**
+   * Called when segkmem finds too few free pages for a span of `pages`
+   * pages (the kernel kicks its page daemon there).
+   */
+  onShortage?: (pages: number) => void;
+  /** Records every arena operation (for `--record-vmem`). */
+  recorder?: VmemRecorder | null;
+  /** Whose vmem builds the arenas: `illumos` (the default) or `freebsd`. */
+  flavor?: VmemFlavor;
+  /**
+   * The policy of every allocation the heap makes for its callers (imports
+   * ask their source without one, as in vmem): instant-fit for illumos
+   * arenas, best-fit for FreeBSD's, when absent.
+   */
+  policy?: KmemPolicy;
+}
+
 /** Records the heap's arena operations (for `--record-vmem`). */
 export interface VmemRecorder {
   /** An arena came to be with its first span `[base, base + size)`. */
-  create(arena: Vmem, base: number, size: number): void;
-  /** An allocation with its VM_* flags, and its result (0: failure). */
-  alloc(arena: Vmem, size: number, vmflag: number, addr: number): void;
+  create(arena: Arena, base: number, size: number): void;
+  /**
+   * An allocation with its flags as trace words (`nosleep` and the policy)
+   * and its result (the flavor's {@link allocFailed}: failure).
+   */
+  alloc(arena: Arena, size: number, flags: readonly string[], addr: number): void;
   /** A free. */
-  free(arena: Vmem, addr: number, size: number): void;
+  free(arena: Arena, addr: number, size: number): void;
+  /** A remark for whoever reads the record (a trace writes it as a comment line). */
+  comment?(text: string): void;
 }
 
 /** The kernel heap. */
 export class Kmem {
   /** Kernel virtual address space. */
-  readonly heap: Vmem;
+  readonly heap: Arena;
   /** The virtual-address cache kmem imports from. */
-  readonly kmemVa: Vmem;
+  readonly kmemVa: Arena;
   /** The heap arena kmem_alloc allocates from. */
-  readonly kmem: Vmem;
+  readonly kmem: Arena;
+  /** What an arena's alloc returns on failure. */
+  readonly #none: number;
+  /** The policy's allocation flag in the arenas' flavor. */
+  readonly #policy: number;
+  /** The flags of a no-sleep allocation as trace words. */
+  readonly #words: readonly string[];
   readonly #uvm: Uvm;
   readonly #pmap: Pmap;
   readonly #ps: number;
   readonly #onShortage: (pages: number) => void;
-  readonly #policy: number;
   #pages = 0;
   #inuse = 0;
   #allocs = 0;
@@ -108,42 +158,60 @@ export class Kmem {
   #recorder: VmemRecorder | null = null;
 
   /**
-   * Builds the heap over `pmap`'s window, taking pages from `uvm`.
-   * `onShortage(pages)` is called when segkmem finds too few free pages for
-   * a span of `pages` pages (the kernel kicks its page daemon there).
-   * `policy` (0 for instant-fit, VM_BESTFIT, VM_FIRSTFIT or VM_NEXTFIT) goes
-   * with every allocation the heap makes for its callers; imports ask their
-   * source without it, as in the seed.
+   * Builds the heap over `pmap`'s window, taking pages from `uvm`, as
+   * `options` say. A flavor or policy that does not exist (or a policy the
+   * flavor lacks) is refused with EINVAL.
    */
-  constructor(
-    uvm: Uvm,
-    pmap: Pmap,
-    onShortage: (pages: number) => void = () => {},
-    recorder: VmemRecorder | null = null,
-    policy: number = VM_INSTANTFIT,
-  ) {
-    if (![VM_INSTANTFIT, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT].includes(policy)) {
+  constructor(uvm: Uvm, pmap: Pmap, options: KmemOptions = {}) {
+    const flavor = options.flavor === undefined ? "illumos" : options.flavor;
+    const policies = Object.hasOwn(POLICY_FLAG, flavor) ? POLICY_FLAG[flavor] : undefined;
+    if (policies === undefined) {
       throw new KernelError(
         "EINVAL",
-        `kmem: policy must be one VM_*FIT flag, got ${describe(policy)}`,
+        `kmem: flavor must be illumos or freebsd, got ${describe(flavor)}`,
       );
     }
-    this.#policy = policy;
+    const policy = options.policy === undefined ? KMEM_POLICIES[flavor][0]! : options.policy;
+    const flag = Object.hasOwn(policies, policy) ? policies[policy] : undefined;
+    if (flag === undefined) {
+      throw new KernelError(
+        "EINVAL",
+        `kmem: policy must be one of ${Object.keys(policies).join(", ")} for ${flavor} arenas, ` +
+          `got ${describe(policy)}`,
+      );
+    }
+    const recorder = options.recorder ?? null;
     this.#uvm = uvm;
     this.#pmap = pmap;
     this.#ps = uvm.pageSize;
-    this.#onShortage = onShortage;
+    this.#onShortage = options.onShortage ?? (() => {});
     this.#recorder = recorder;
+    this.#none = allocFailed(flavor);
+    this.#policy = flag;
+    this.#words = flag === 0 ? ["nosleep"] : ["nosleep", policy];
     const ps = this.#ps;
-    this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps);
+    if (flavor === "freebsd") {
+      const heap = this.heap = VmemFreeBSD.create("heap", pmap.vaBase, pmap.vaSize, ps);
+      recorder?.create(this.heap, pmap.vaBase, pmap.vaSize);
+      const kmemVa = this.kmemVa = VmemFreeBSD.create("kmem_va", 0, 0, ps, { source: heap });
+      recorder?.create(this.kmemVa, 0, 0);
+      this.kmem = VmemFreeBSD.create("kmem", 0, 0, KMEM_ALIGN, {
+        source: kmemVa,
+        importFn: (source, size, flags) => this.#segkmemAlloc(source, size, flags),
+        releaseFn: (source, addr, size) => this.#segkmemFree(source, addr, size),
+      });
+      recorder?.create(this.kmem, 0, 0);
+      return;
+    }
+    const heap = this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps);
     recorder?.create(this.heap, pmap.vaBase, pmap.vaSize);
-    this.kmemVa = Vmem.create("kmem_va", 0, 0, ps, {
-      source: this.heap,
+    const kmemVa = this.kmemVa = Vmem.create("kmem_va", 0, 0, ps, {
+      source: heap,
       qcacheMax: KMEM_VA_QCACHE_PAGES * ps,
     });
     recorder?.create(this.kmemVa, 0, 0);
     this.kmem = Vmem.create("kmem", 0, 0, KMEM_ALIGN, {
-      source: this.kmemVa,
+      source: kmemVa,
       qcacheMax: KMEM_QCACHE_MAX,
       importFn: (source, size, vmflag) => this.#segkmemAlloc(source, size, vmflag),
       releaseFn: (source, addr, size) => this.#segkmemFree(source, addr, size),
@@ -163,16 +231,14 @@ export class Kmem {
     };
   }
 
-  /** kmem_alloc(size, KM_NOSLEEP): a kernel virtual address, or 0. */
+  /** kmem_alloc(size, KM_NOSLEEP): a kernel virtual address, or 0 (no heap address is 0). */
   alloc(size: number): number {
     checkInteger("size", size, 1);
-    const flags = VM_NOSLEEP | this.#policy;
-    const va = this.kmem.alloc(size, flags);
-    this.#recorder?.alloc(this.kmem, size, flags, va);
-    if (va !== 0) {
-      this.#allocs++;
-      this.#inuse += size;
-    }
+    const va = this.kmem.alloc(size, VM_NOSLEEP | this.#policy);
+    this.#recorder?.alloc(this.kmem, size, this.#words, va);
+    if (va === this.#none) return 0;
+    this.#allocs++;
+    this.#inuse += size;
     return va;
   }
 
@@ -192,7 +258,7 @@ export class Kmem {
     checkInteger("size", size, 1);
     const va = await this.kmem.allocWait(size, VM_SLEEP | this.#policy, signal);
     // Replay has no one to wait for: the trace shows the attempt that succeeded.
-    this.#recorder?.alloc(this.kmem, size, VM_NOSLEEP | this.#policy, va);
+    this.#recorder?.alloc(this.kmem, size, this.#words, va);
     this.#allocs++;
     this.#inuse += size;
     return va;
@@ -216,10 +282,11 @@ export class Kmem {
     let pages = 0;
     for (const [, n] of runs) pages += n;
     const size = pages * ps;
-    const flags = VM_NOSLEEP | this.#policy;
-    const va = this.heap.alloc(size, flags);
-    this.#recorder?.alloc(this.heap, size, flags, va);
-    if (va === 0) throw new KernelError("ENOMEM", `no ${size} bytes of kernel virtual space left`);
+    const va = this.heap.alloc(size, VM_NOSLEEP | this.#policy);
+    this.#recorder?.alloc(this.heap, size, this.#words, va);
+    if (va === this.#none) {
+      throw new KernelError("ENOMEM", `no ${size} bytes of kernel virtual space left`);
+    }
     let off = 0;
     for (const [pfn, n] of runs) {
       for (let i = 0; i < n; i++, off += ps) {
@@ -246,8 +313,8 @@ export class Kmem {
 
   /** Returns cached slabs and magazines to the arenas (kmem_reap). */
   reap(): void {
-    this.kmem.reap();
-    this.kmemVa.reap();
+    arenaReap(this.kmem);
+    arenaReap(this.kmemVa);
   }
 
   /**
@@ -255,21 +322,26 @@ export class Kmem {
    * quantum caches, so every wholly free span goes back through segkmem),
    * then kmem_va, then the heap arena. Returns the bytes each still had
    * allocated: kmem's are leaked buffers, the heap's leaked virtual space.
-   * Spans the destroyed kmem still held (as the seed's vmem_destroy, it
-   * keeps them; a next-fit rotor can keep a wholly free span imported)
-   * go back through segkmem before kmem_va is destroyed.
+   * (A FreeBSD arena that still has allocations refuses to go and stays.)
+   * Spans the destroyed kmem still held go back through segkmem before
+   * kmem_va is destroyed.
    */
   shutdown(): { kmem: number; kmemVa: number; heap: number } {
     const spans: number[] = [];
-    this.kmem.walk(VMEM_SPAN, (start, size) => spans.push(start, size));
-    const kmem = this.kmem.destroy();
-    for (let i = 0; i < spans.length; i += 2) {
-      if (this.#pmap.extract(spans[i]!) >= 0) {
-        this.#segkmemFree(this.kmemVa, spans[i]!, spans[i + 1]!);
+    this.kmem.walk(VMEM_SPAN, (start, size) => void spans.push(start, size));
+    const kmem = arenaDestroy(this.kmem);
+    // vmem_destroy keeps the spans it imported (a next-fit rotor can even
+    // keep a wholly free one); once kmem is gone they go back through
+    // segkmem. A FreeBSD arena that refused to go keeps them.
+    if (!(this.kmem instanceof VmemFreeBSD && !this.kmem.destroyed)) {
+      for (let i = 0; i < spans.length; i += 2) {
+        if (this.#pmap.extract(spans[i]!) >= 0) {
+          this.#segkmemFree(this.kmemVa, spans[i]!, spans[i + 1]!);
+        }
       }
     }
-    const kmemVa = this.kmemVa.destroy();
-    const heap = this.heap.destroy();
+    const kmemVa = arenaDestroy(this.kmemVa);
+    const heap = arenaDestroy(this.heap);
     return { kmem, kmemVa, heap };
   }
 
@@ -312,9 +384,9 @@ export class Kmem {
     }
   }
 
-  #segkmemAlloc(source: Vmem, size: number, vmflag: number): number {
+  #segkmemAlloc(source: Arena, size: number, vmflag: number): number {
     const va = source.alloc(size, vmflag);
-    if (va === 0) return 0;
+    if (va === this.#none) return va;
     const ps = this.#ps;
     for (let off = 0; off < size; off += ps) {
       const pfn = this.#uvm.pageAlloc();
@@ -323,7 +395,7 @@ export class Kmem {
         source.free(va, size);
         this.#shortages++;
         this.#onShortage(size / ps);
-        return 0;
+        return this.#none;
       }
       this.#uvm.setOwner(pfn, OWNER_KMEM);
       this.#pmap.enter(va + off, pfn * ps, VM_PROT_RW);
@@ -332,7 +404,7 @@ export class Kmem {
     return va;
   }
 
-  #segkmemFree(source: Vmem, va: number, size: number): void {
+  #segkmemFree(source: Arena, va: number, size: number): void {
     this.#unback(va, size);
     source.free(va, size);
   }

@@ -1,7 +1,8 @@
 /**
  * The kernel's memory management, usable on its own:
  *
- * - vmem arenas (illumos `vmem.c`): any set of integers up to `2^53 - 1`.
+ * - vmem arenas (illumos `vmem.c`): any set of integers up to `2^53 - 1`;
+ *   and FreeBSD's flavor (`subr_vmem.c`), {@link VmemFreeBSD}.
  * - the page array, physical segments, page free lists and
  *   `uvm_pglistalloc` (NetBSD `uvm_pglist.c`).
  * - the kernel pmap, the page-backed kernel heap (kmem over vmem), the page
@@ -83,6 +84,28 @@ export {
   type VmemRecorder,
 } from "./kmem.ts";
 export { type QcacheStats } from "./vmem_qcache.ts";
+export {
+  type FreeBSDImportFn,
+  type FreeBSDImportOptions,
+  type FreeBSDReclaimFn,
+  type FreeBSDReleaseFn,
+  M_BESTFIT,
+  M_FIRSTFIT,
+  M_NEXTFIT,
+  M_NOWAIT,
+  M_WAITOK,
+  VMEM_MAXFREE,
+  VmemFreeBSD,
+  type VmemFreeBSDCreateOptions,
+} from "./vmem_freebsd.ts";
+export {
+  allocFailed,
+  type Arena,
+  arenaDestroy,
+  arenaImported,
+  arenaReap,
+  type VmemFlavor,
+} from "./arena.ts";
 export { PageCache, PageDaemon, type PageDaemonStats, type PageFrames } from "./pdaemon.ts";
 export {
   BouncePool,
@@ -104,3 +127,4 @@ export {
 export { type Replayer, REPLAYERS, replayLine, replayText } from "./replayer.ts";
 export { VmemReplayer } from "./replay_vmem.ts";
 export { PglistReplayer } from "./replay_pglist.ts";
+export { VmemFreeBSDReplayer } from "./replay_vmem_freebsd.ts";

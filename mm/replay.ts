@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { type Replayer, REPLAYERS, replayText } from "./replayer.ts";
-import { PolicyReplayer, REPLAY_POLICIES, replayPolicy } from "./replay_policy.ts";
+import { kindPolicy, PolicyReplayer, REPLAY_POLICIES, replayPolicy } from "./replay_policy.ts";
 import { compareTrace, comparisonJson, comparisonTable } from "./replay_compare.ts";
 import { comparisonSvg } from "./replay_picture.ts";
 import { checkOutputs, OutputError, writeOutput } from "./cli_files.ts";
@@ -84,19 +84,12 @@ function parse(args: string[]): Command {
     throw new UsageError(`${v.json ? "--json" : "--svg"} goes with --compare`);
   }
   const cmd: Command = { kind, file, json: v.json ?? false };
-  const ofKind = (flag: string, name: string) => {
-    let p;
-    try {
-      p = replayPolicy(name);
-    } catch (e) {
-      throw new UsageError(`${flag}: ${(e as Error).message}`);
-    }
-    if (p.kind !== kind) {
-      throw new UsageError(`${flag}: policy ${name} replays ${p.kind} traces, not ${kind}`);
-    }
-  };
   if (v.policy !== undefined) {
-    ofKind("--policy", v.policy);
+    try {
+      kindPolicy(kind, v.policy);
+    } catch (e) {
+      throw new UsageError(`--policy: ${(e as Error).message}`);
+    }
     cmd.policy = v.policy;
   }
   if (v.compare !== undefined) {
@@ -180,9 +173,10 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const make = REPLAYERS[cmd.kind]!;
-  const replayer: Replayer = cmd.policy === undefined
+  const policy = cmd.policy === undefined ? undefined : kindPolicy(cmd.kind, cmd.policy);
+  const replayer: Replayer = policy === undefined
     ? make()
-    : new PolicyReplayer(make(), replayPolicy(cmd.policy).word);
+    : new PolicyReplayer(make(), policy.word, policy.quantumCaches);
   const out: string[] = [];
   replayText(text, replayer, (line) => out.push(line));
   out.push("");

@@ -21,17 +21,25 @@ export interface ReplayPolicy {
   readonly kind: string;
   /** The policy word that replaces the policy of every allocation line. */
   readonly word: string;
+  /**
+   * False for an allocator without quantum caches (FreeBSD's vmem here):
+   * its `create` lines then carry `no_qcache`, so a trace recorded from
+   * illumos arenas with caches replays on it.
+   */
+  readonly quantumCaches: boolean;
 }
 
 /** The policy words of the vmem format; an allocation line holds at most one. */
 export const POLICY_WORDS: readonly string[] = ["instantfit", "bestfit", "firstfit", "nextfit"];
 
-/** The policies by name: illumos vmem's four. */
+/** The policies by name: illumos vmem's four, and FreeBSD vmem's two. */
 export const REPLAY_POLICIES: Readonly<Record<string, ReplayPolicy>> = {
-  instantfit: { kind: "vmem", word: "instantfit" },
-  bestfit: { kind: "vmem", word: "bestfit" },
-  firstfit: { kind: "vmem", word: "firstfit" },
-  nextfit: { kind: "vmem", word: "nextfit" },
+  instantfit: { kind: "vmem", word: "instantfit", quantumCaches: true },
+  bestfit: { kind: "vmem", word: "bestfit", quantumCaches: true },
+  firstfit: { kind: "vmem", word: "firstfit", quantumCaches: true },
+  nextfit: { kind: "vmem", word: "nextfit", quantumCaches: true },
+  "freebsd-bestfit": { kind: "vmem-freebsd", word: "bestfit", quantumCaches: false },
+  "freebsd-firstfit": { kind: "vmem-freebsd", word: "firstfit", quantumCaches: false },
 };
 
 /** The registered policy called `name`; EINVAL naming it and the known ones otherwise. */
@@ -48,15 +56,42 @@ export function replayPolicy(name: unknown): ReplayPolicy {
   return p;
 }
 
-/** Replays a vmem trace with every allocation line's policy replaced by one word. */
+/**
+ * The policy `name` for traces of `kind`: a registered name of that kind
+ * (`freebsd-firstfit` for `vmem-freebsd`), or the policy word of one
+ * (`firstfit`). EINVAL when there is none.
+ */
+export function kindPolicy(kind: string, name: unknown): ReplayPolicy {
+  const named = typeof name === "string" && Object.hasOwn(REPLAY_POLICIES, name)
+    ? REPLAY_POLICIES[name]
+    : undefined;
+  if (named !== undefined && named.kind === kind) return named;
+  const worded = Object.values(REPLAY_POLICIES).find((p) => p.kind === kind && p.word === name);
+  if (worded !== undefined) return worded;
+  const mine = Object.entries(REPLAY_POLICIES).filter(([, p]) => p.kind === kind);
+  throw new KernelError(
+    "EINVAL",
+    `${describe(name)} is not a policy of ${kind} traces (one of ${
+      mine.map(([n, p]) => n === p.word ? n : `${n} or ${p.word}`).join(", ")
+    })`,
+  );
+}
+
+/**
+ * Replays a vmem trace with every allocation line's policy replaced by one
+ * word (and, for an allocator without quantum caches, every arena created
+ * without them).
+ */
 export class PolicyReplayer implements Replayer {
   readonly #inner: Replayer;
   readonly #word: string;
+  readonly #quantumCaches: boolean;
 
   /** Replays through `inner` with `word` as the policy of every allocation. */
-  constructor(inner: Replayer, word: string) {
+  constructor(inner: Replayer, word: string, quantumCaches = true) {
     this.#inner = inner;
     this.#word = word;
+    this.#quantumCaches = quantumCaches;
   }
 
   /** Carries out `op`, an allocation under the policy word. */
@@ -66,6 +101,11 @@ export class PolicyReplayer implements Replayer {
       const rest = flags.filter((w) => !POLICY_WORDS.includes(w));
       rest.push(this.#word);
       return this.#inner.apply({ ...op, flags: rest });
+    }
+    if (op.op === "create" && !this.#quantumCaches && Array.isArray(flags)) {
+      if (!flags.includes("no_qcache")) {
+        return this.#inner.apply({ ...op, flags: [...flags, "no_qcache"] });
+      }
     }
     return this.#inner.apply(op);
   }
@@ -78,5 +118,5 @@ export function policyReplayer(name: string): Replayer {
   if (make === undefined) {
     throw new KernelError("EINVAL", `policy ${name} replays as ${p.kind}, a kind not registered`);
   }
-  return new PolicyReplayer(make(), p.word);
+  return new PolicyReplayer(make(), p.word, p.quantumCaches);
 }

@@ -104,16 +104,33 @@ test("replay: --policy replaces the policy of every allocation; a free of an id 
     assert.match(out[6]!, /^\{"error":"BADFREE","message":"id 2 names no live allocation"\}$/);
     assert.equal(out[7], '{"ok":true}', "replay goes on after the error line");
   }
+  // A FreeBSD trace takes its own policy words, or the registered names.
+  for (const policy of ["firstfit", "freebsd-firstfit"]) {
+    const f = replayCmd(["vmem-freebsd", "--policy", policy, "-"], HOLE);
+    assert.equal(f.status, 0, f.stderr);
+    assert.equal(f.stdout.trimEnd().split("\n")[5], '{"addr":69632}', `${policy}: the hole`);
+  }
 });
 
 test(
   "replay: a bad policy, kind or flag is one line naming it, exit 2",
   { timeout: 120_000 },
   () => {
-    refused(replayCmd(["vmem", "--policy", "best", "-"]), /--policy: unknown policy "best"/);
+    refused(
+      replayCmd(["vmem", "--policy", "best", "-"]),
+      /--policy: "best" is not a policy of vmem traces \(one of instantfit, bestfit/,
+    );
     refused(
       replayCmd(["pglist", "--policy", "bestfit", "-"]),
-      /--policy: policy bestfit replays vmem traces, not pglist/,
+      /--policy: "bestfit" is not a policy of pglist traces/,
+    );
+    refused(
+      replayCmd(["vmem-freebsd", "--policy", "nextfit", "-"]),
+      /--policy: "nextfit" is not a policy of vmem-freebsd traces/,
+    );
+    refused(
+      replayCmd(["vmem", "--policy", "freebsd-firstfit", "-"]),
+      /--policy: "freebsd-firstfit" is not a policy of vmem traces/,
     );
     refused(
       replayCmd(["vmem", "--compare", "bestfit,worst", "-"]),
@@ -154,6 +171,16 @@ test("replay: --compare prints the figures of each policy, as JSON or as a table
     assert.equal(p.peakInUse, 5 * 4096);
     assert.equal(p.failures, 0);
   }
+  // FreeBSD's policies replay the same trace on FreeBSD's arenas.
+  const both = replayCmd([
+    "vmem",
+    "--compare",
+    "bestfit,freebsd-bestfit,freebsd-firstfit",
+    "--json",
+    "-",
+  ], HOLE);
+  assert.equal(both.status, 0, both.stderr);
+  for (const p of JSON.parse(both.stdout).policies) assert.equal(p.peakInUse, 5 * 4096, p.policy);
   const table = replayCmd(["vmem", "--compare", "bestfit,nextfit", "-"], HOLE);
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /^policy +peak in use .*\nbestfit +20,480 +65,536 /);

@@ -10,6 +10,7 @@
 import { KernelError } from "./errors.ts";
 import { VmemReplayer } from "./replay_vmem.ts";
 import { PglistReplayer } from "./replay_pglist.ts";
+import { VmemFreeBSDReplayer } from "./replay_vmem_freebsd.ts";
 
 /** One allocator driven by trace operations. */
 export interface Replayer {
@@ -25,6 +26,7 @@ export interface Replayer {
 export const REPLAYERS: Record<string, () => Replayer> = {
   vmem: () => new VmemReplayer(),
   pglist: () => new PglistReplayer(),
+  "vmem-freebsd": () => new VmemFreeBSDReplayer(),
 };
 
 /**

@@ -1,0 +1,112 @@
+/**
+ * vmem benchmarks of FreeBSD's flavor: the vmem workloads of bench/vmem.ts
+ * (vmem-churn, vmem-xalloc, vmem-frag-1k, vmem-frag-1m), the same operations
+ * in the same order with first-fit in place of instant-fit, under the names
+ * vmem-churn-freebsd, vmem-xalloc-freebsd, vmem-frag-1k-freebsd and
+ * vmem-frag-1m-freebsd; and the churn under best-fit.
+ *
+ *     deno run -A bench/vmem_freebsd.ts [--json] [--filter REGEX]
+ *     bun bench/vmem_freebsd.ts [--json] [--filter REGEX]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import process from "node:process";
+import { bench, run, summary } from "mitata";
+import { Mulberry32 } from "../mm/random.ts";
+import { M_BESTFIT, M_FIRSTFIT, M_NOWAIT, VmemFreeBSD } from "../mm/vmem_freebsd.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
+});
+
+const GiB4 = 2 ** 32;
+const PAGE = 4096;
+const SLOTS = 10_000;
+
+/** `x % n` for unsigned 32-bit draws without V8's slow float remainder (as bench/vmem.ts). */
+function mod(x: number, n: number): number {
+  return x - Math.floor(x / n) * n;
+}
+
+function failed(what: string): never {
+  throw new Error(`benchmark set-up: ${what} failed`);
+}
+
+/** vmem-churn: free a random slot, allocate a new size into it. */
+function churn(name: string, policy: number): void {
+  const vm = VmemFreeBSD.create(name, GiB4, 2 ** 40, PAGE);
+  const r = new Mulberry32(1);
+  const addr = new Float64Array(SLOTS);
+  const size = new Float64Array(SLOTS);
+  const flags = M_NOWAIT | policy;
+  for (let i = 0; i < SLOTS; i++) {
+    size[i] = (mod(r.next(), 16) + 1) * PAGE;
+    addr[i] = vm.alloc(size[i]!, flags);
+    if (addr[i]! < 0) failed(name);
+  }
+  bench(name, () => {
+    const i = mod(r.next(), SLOTS);
+    vm.free(addr[i]!, size[i]!);
+    const s = (mod(r.next(), 16) + 1) * PAGE;
+    size[i] = s;
+    addr[i] = vm.alloc(s, flags);
+  });
+}
+
+/** vmem-xalloc: constrained churn (nocross 1 MiB, align 4 KiB..64 KiB). */
+function xallocChurn(): void {
+  const vm = VmemFreeBSD.create("vmem-xalloc-freebsd", GiB4, GiB4, PAGE);
+  const r = new Mulberry32(1);
+  const addr = new Float64Array(SLOTS);
+  const size = new Float64Array(SLOTS);
+  const MiB = 1 << 20;
+  const flags = M_NOWAIT | M_FIRSTFIT;
+  for (let i = 0; i < SLOTS; i++) {
+    size[i] = (mod(r.next(), 8) + 1) * PAGE;
+    const align = PAGE << (mod(r.next(), 5));
+    addr[i] = vm.xalloc(size[i]!, align, 0, MiB, 0, 0, flags);
+    if (addr[i]! < 0) failed("vmem-xalloc-freebsd");
+  }
+  bench("vmem-xalloc-freebsd", () => {
+    const i = mod(r.next(), SLOTS);
+    vm.xfree(addr[i]!, size[i]!);
+    const s = (mod(r.next(), 8) + 1) * PAGE;
+    const align = PAGE << (mod(r.next(), 5));
+    size[i] = s;
+    addr[i] = vm.xalloc(s, align, 0, MiB, 0, 0, flags);
+  });
+}
+
+/** vmem-frag-N: N one-unit holes between allocated units; allocate one and free it. */
+function frag(name: string, n: number): void {
+  const vm = VmemFreeBSD.create(name, GiB4, 2 ** 40, 1);
+  const blocks = new Float64Array(2 * n);
+  const flags = M_NOWAIT | M_FIRSTFIT;
+  for (let i = 0; i < 2 * n; i++) {
+    blocks[i] = vm.alloc(1, flags);
+    if (blocks[i]! < 0) failed(name);
+  }
+  for (let i = 0; i < 2 * n; i += 2) vm.free(blocks[i]!, 1);
+  bench(name, () => {
+    vm.free(vm.alloc(1, flags), 1);
+  });
+}
+
+const filter = values.filter === undefined ? null : new RegExp(values.filter);
+const want = (name: string) => filter === null || filter.test(name);
+
+summary(() => {
+  if (want("vmem-churn-freebsd")) churn("vmem-churn-freebsd", M_FIRSTFIT);
+  if (want("vmem-xalloc-freebsd")) xallocChurn();
+  if (want("vmem-frag-1k-freebsd")) frag("vmem-frag-1k-freebsd", 1_000);
+  if (want("vmem-frag-1m-freebsd")) frag("vmem-frag-1m-freebsd", 1_000_000);
+});
+summary(() => {
+  if (want("vmem-churn-freebsd-bestfit")) churn("vmem-churn-freebsd-bestfit", M_BESTFIT);
+});
+
+if (values.json) await run({ format: "json" });
+else await run();
