@@ -38,7 +38,7 @@ import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { createMachine } from "../machine/mod.ts";
 import { Kernel } from "../boot/kernel.ts";
 import { BUS_DMASYNC_POSTWRITE, BUS_DMASYNC_PREWRITE } from "../mm/bus_dma.ts";
-import { DEVICE_TABLE, NvmeDriver } from "../devices/mod.ts";
+import { NvmeDriver, NvmeModel } from "../devices/mod.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -48,7 +48,7 @@ const { values } = parseArgs({
 const SIZE = 65536;
 
 const machine = createMachine({ preset: "pc", ramSize: 256 * 2 ** 20 });
-DEVICE_TABLE.nvme.attachModel(machine);
+new NvmeModel(machine);
 const kernel = new Kernel(machine);
 const nvme = kernel.drivers.find((d) => d instanceof NvmeDriver) as NvmeDriver;
 const port = machine.devices.find((d) => d.name === nvme.name)!.port;

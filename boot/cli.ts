@@ -9,14 +9,14 @@
 import process from "node:process";
 import { writeFileSync } from "node:fs";
 import { createMachine } from "../machine/mod.ts";
-import { Kernel, type KernelSummary, PAGE_SIZE } from "./kernel.ts";
+import { formatDmaSummary, Kernel, type KernelSummary, PAGE_SIZE } from "./kernel.ts";
 import { type BootOptions, parseBootArgs, USAGE, UsageError } from "./options.ts";
 import { DEFAULT_OPS, WORKLOAD_TABLE, type WorkloadReport } from "./workloads.ts";
 import { PglistTrace, VmemTrace } from "./trace.ts";
 import { renderSvg } from "./svg.ts";
 import { OWNER_CACHE, OWNER_DMA, OWNER_KMEM } from "../mm/kmem.ts";
 import { PG_PGLIST } from "../mm/physseg.ts";
-import { DEVICE_TABLE } from "../devices/mod.ts";
+import { DEVICE_MODELS } from "../devices/mod.ts";
 
 /** Everything one run produced. */
 export interface RunResult {
@@ -48,12 +48,15 @@ export async function run(
   const pglistTrace = options.recordPglist !== undefined ? new PglistTrace() : undefined;
   const t0 = performance.now();
   const machine = createMachine({ preset: options.machine, ramSize: options.memory });
-  for (const name of options.devices) DEVICE_TABLE[name].attachModel(machine);
+  for (const name of options.devices) DEVICE_MODELS[name](machine);
   const kernel = new Kernel(machine, {
     log,
     vmemTrace,
     pglistTrace,
     ignoreTags: options.ignoreTags,
+    dmaDebug: options.dmaDebug,
+    driverBugs: options.driverBugs,
+    bouncePages: options.bouncePages,
   });
   const bootMs = performance.now() - t0;
   kernel.onPeak = onPeak;
@@ -88,23 +91,6 @@ export async function run(
       problems.push(`check after ${name}: ${(e as Error).message}`);
     }
   }
-  // Faults are never silent: every fault a device's DMA port recorded, and
-  // every mismatch a driver found, is a problem.
-  for (const d of machine.devices) {
-    const f = d.port.lastFault;
-    if (d.port.faults > 0) {
-      problems.push(
-        `${d.name}: ${d.port.faults} DMA faults (last: ${f!.kind} ${f!.op} at 0x${
-          f!.addr.toString(16)
-        }: ${f!.reason})`,
-      );
-    }
-  }
-  for (const d of kernel.drivers) {
-    const s = d.stats();
-    if (s.mismatches > 0) problems.push(`${d.name}: ${s.mismatches} transfers with wrong data`);
-    if (s.errors > 0) problems.push(`${d.name}: ${s.errors} device or driver errors`);
-  }
   kernel.reap();
   kernel.traceState();
   try {
@@ -126,6 +112,10 @@ export async function run(
   }
   if (l.ids !== 0) problems.push(`leak: ${l.ids} process IDs still allocated`);
   if (l.pageLists !== 0) problems.push(`leak: ${l.pageLists} page lists not freed`);
+  // Faults are never silent: a fault no breach explains, a breach no fault
+  // caught, wrong data, a DMA-API violation or what a driver left behind.
+  summary.dmaDebug = kernel.dmaDebugSummary();
+  problems.push(...kernel.dmaProblems());
   return {
     status: problems.length === 0 ? 0 : 1,
     kernel,
@@ -172,27 +162,16 @@ export function formatSummary(r: RunResult): string[] {
     `  heap         ${s.heap.allocs} allocs, ${s.heap.frees} frees, ${s.heap.pages} pages backing it, ` +
       `${s.heap.pageShortages} page shortages`,
   );
-  for (const d of s.devices) {
-    out.push(
-      `  device ${d.name.padEnd(6)} transfers ${d.transfers}, bytes ${d.bytes}, ` +
-        `bounced bytes ${d.bouncedBytes}, faults ${d.faults}` +
-        (d.mismatches + d.errors > 0 ? `, mismatches ${d.mismatches}, errors ${d.errors}` : ""),
-    );
-  }
-  if (s.devices.length > 0) {
-    const b = s.busDma;
-    out.push(
-      `  bus_dma      ${b.loads} loads, ${b.segments} segments, ${b.bouncedBytes} bytes copied ` +
-        `through bounce pages, ${b.efbig} EFBIG, ${b.bounceExhausted} bounce shortages`,
-    );
-  }
+  out.push(...formatDmaSummary(s));
   const l = s.leaks;
-  const leaked = l.pages + l.heapBytes + l.kvaBytes + l.ids + l.pageLists;
+  const leaked = l.pages + l.heapBytes + l.kvaBytes + l.ids + l.pageLists + l.handlers +
+    l.dmaMaps + l.dmaMemory + l.dmaTags;
   out.push(
     `  leaks        ${
       leaked === 0 ? "0" : "YES"
     } after shutdown: pages ${l.pages}, heap bytes ${l.heapBytes}, ` +
-      `kva bytes ${l.kvaBytes}, ids ${l.ids}, page lists ${l.pageLists}`,
+      `kva bytes ${l.kvaBytes}, ids ${l.ids}, page lists ${l.pageLists}, handlers ${l.handlers}, ` +
+      `maps ${l.dmaMaps}, DMA memory ${l.dmaMemory}, tags ${l.dmaTags}`,
   );
   for (const p of r.problems) out.push(`  PROBLEM      ${p}`);
   out.push(r.status === 0 ? "ok" : `FAILED (${r.problems.length} problems)`);

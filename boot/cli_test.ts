@@ -45,6 +45,10 @@ test("boot.ts: --json prints one JSON object with the summary", () => {
     kvaBytes: 0,
     ids: 0,
     pageLists: 0,
+    handlers: 0,
+    dmaMaps: 0,
+    dmaMemory: 0,
+    dmaTags: 0,
   });
   assert.equal(out.workloads[0].name, "heap");
 });

@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { DEVICE_NAMES, type DeviceName, DRIVER_BUGS, type DriverBug } from "../devices/mod.ts";
 
 /** The machine presets the firmware knows. */
 export const PRESETS = ["isa", "pc", "big"] as const;
@@ -19,10 +20,9 @@ export const WORKLOADS = ["all", "heap", "pressure", "ids", "dma", "none"] as co
 /** A workload name. */
 export type WorkloadName = typeof WORKLOADS[number];
 
-/** The devices the kernel can attach. */
-export const DEVICES = ["isa", "nic", "nvme", "dma30"] as const;
-/** A device name. */
-export type DeviceName = typeof DEVICES[number];
+/** The devices the kernel can attach (the built-in devices of `devices/`). */
+export const DEVICES: readonly DeviceName[] = DEVICE_NAMES;
+export type { DeviceName };
 
 /** Everything a boot needs to know, with defaults filled in. */
 export interface BootOptions {
@@ -50,6 +50,12 @@ export interface BootOptions {
   svg?: string;
   /** Let the drivers ignore their DMA tags (a test switch: faults must follow). */
   ignoreTags: boolean;
+  /** Track every DMA map and report misuse. */
+  dmaDebug: boolean;
+  /** Deliberate driver bugs to turn on. */
+  driverBugs: DriverBug[];
+  /** Pages of the bounce pool, or undefined for the kernel's default. */
+  bouncePages?: number;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -80,11 +86,16 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --record-vmem FILE     write the run's vmem operations as a replay trace
       --record-pglist FILE   write the run's uvm_pglistalloc operations as a trace
       --svg FILE         draw physical memory and the heap arena
-      --ignore-tags      drivers ignore their DMA tags (faults are expected)
+      --ignore-tags      drivers ignore their DMA tags: the devices must fault
+                         every transfer bus_dma would have prevented
+      --dma-debug        track every DMA map and report each misuse
+      --driver-bugs LIST deliberate driver bugs: skip-sync, early-unload
+      --bounce-pages N   pages of the bounce pool taken at boot (default 64)
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
-fault or a data mismatch, 2 on a bad command line.
+fault (with --ignore-tags: a transfer beyond a device's limits that no fault
+caught), a DMA-API violation or a data mismatch, 2 on a bad command line.
 Writing a file needs write access to that file only, e.g.
   deno run --allow-write=mem.svg boot.ts --svg mem.svg`;
 
@@ -154,6 +165,9 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
         "record-pglist": { type: "string" },
         svg: { type: "string" },
         "ignore-tags": { type: "boolean" },
+        "dma-debug": { type: "boolean" },
+        "driver-bugs": { type: "string" },
+        "bounce-pages": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -177,13 +191,20 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
   }
   let devices: DeviceName[];
   const list = v.devices ?? "all";
-  if (list === "all") devices = [...DEVICES];
+  if (list === "all") devices = [...DEVICE_NAMES];
   else if (list === "none") devices = [];
   else {
     devices = [];
     for (const name of list.split(",")) {
-      const d = oneOf("--devices", name.trim(), DEVICES);
+      const d = oneOf("--devices", name.trim(), DEVICE_NAMES);
       if (!devices.includes(d)) devices.push(d);
+    }
+  }
+  const bugs: DriverBug[] = [];
+  if (v["driver-bugs"] !== undefined && v["driver-bugs"] !== "none") {
+    for (const name of v["driver-bugs"].split(",")) {
+      const b = oneOf("--driver-bugs", name.trim(), DRIVER_BUGS);
+      if (!bugs.includes(b)) bugs.push(b);
     }
   }
   return {
@@ -199,6 +220,11 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     recordPglist: fileName("--record-pglist", v["record-pglist"]),
     svg: fileName("--svg", v.svg),
     ignoreTags: v["ignore-tags"] ?? false,
+    dmaDebug: v["dma-debug"] ?? false,
+    driverBugs: bugs,
+    bouncePages: v["bounce-pages"] === undefined
+      ? undefined
+      : parseCount("--bounce-pages", v["bounce-pages"], 0, 65536),
     help: v.help ?? false,
   };
 }

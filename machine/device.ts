@@ -77,6 +77,9 @@ export const FAULT_ACCESS = 2;
 /** Bytes of every device register window. */
 export const DEVICE_WINDOW = 4096;
 
+/** 2^32: the weight of the high word of a 64-bit register pair. */
+export const TWO32 = 4294967296;
+
 /** How a model introduces itself to {@link DeviceModel}. */
 export interface DeviceModelSpec {
   /** Instance name ("nic0"). */
@@ -243,9 +246,9 @@ export abstract class DeviceModel implements MmioHandlers {
       case REG_FAULT_KIND:
         return f.kind === "decode" ? FAULT_DECODE : FAULT_ACCESS;
       case REG_FAULT_ADDR_LO:
-        return Number.isInteger(f.addr) && f.addr >= 0 ? f.addr % 4294967296 : 0;
+        return Number.isInteger(f.addr) && f.addr >= 0 ? f.addr % TWO32 : 0;
       case REG_FAULT_ADDR_HI:
-        return Number.isInteger(f.addr) && f.addr >= 0 ? Math.floor(f.addr / 4294967296) : 0;
+        return Number.isInteger(f.addr) && f.addr >= 0 ? Math.floor(f.addr / TWO32) % TWO32 : 0;
       default:
         return Number.isInteger(f.len) && f.len >= 0 ? Math.min(f.len, 0xffffffff) : 0;
     }

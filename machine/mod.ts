@@ -85,4 +85,5 @@ export {
   REG_ID,
   REG_IER,
   REG_ISR,
+  TWO32,
 } from "./device.ts";
