@@ -1,0 +1,205 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  BUS_DMASYNC_POSTREAD,
+  BUS_DMASYNC_PREREAD,
+  BUS_DMASYNC_PREWRITE,
+  BusDma,
+  type DmaBackend,
+  type PageRuns,
+} from "./bus_dma.ts";
+import { DmaDebug, VIOLATIONS_LISTED } from "./dma_debug.ts";
+import { loadRam, Uvm } from "./page.ts";
+import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
+import { Pmap } from "./pmap.ts";
+import { VM_NOSLEEP, Vmem } from "./vmem.ts";
+import { DMA_24BIT, DmaPort, Ram } from "../machine/mod.ts";
+
+const PS = 4096, MiB = 2 ** 20, RAM = 32 * MiB, KVA = 2 ** 40;
+
+/** bus_dma with debugging over 32 MiB, a 24-bit device port, and the CPU's accessors. */
+function world() {
+  const ram = new Ram([{ base: 0, size: RAM }]);
+  const uvm = new Uvm({ pageSize: PS });
+  loadRam(uvm, [{ base: PS, size: RAM - PS }]);
+  const pmap = new Pmap(ram, KVA, 2 ** 30, PS);
+  const va = Vmem.create("va", KVA, 2 ** 30, PS);
+  const lists = new Map<PageRuns, PageList>();
+  const backend: DmaBackend = {
+    pageSize: PS,
+    ramEnd: RAM,
+    phys: ram,
+    kva: pmap,
+    copy: (dst, src, len) => ram.copy(dst, src, len),
+    allocPages(size, low, high, alignment, boundary, nsegs) {
+      const list = pglistAlloc(uvm, size, low, high, alignment, boundary, nsegs);
+      const runs = { runs: list.runs() };
+      lists.set(runs, list);
+      return runs;
+    },
+    freePages(runs) {
+      pglistFree(uvm, lists.get(runs)!);
+      lists.delete(runs);
+    },
+    mapPages(runs) {
+      let n = 0;
+      for (const [, c] of runs.runs) n += c;
+      const base = va.alloc(n * PS, VM_NOSLEEP);
+      let off = 0;
+      for (const [pfn, c] of runs.runs) {
+        for (let i = 0; i < c; i++, off += PS) pmap.enter(base + off, (pfn + i) * PS);
+      }
+      return base;
+    },
+    unmapPages(base, size) {
+      pmap.remove(base, size);
+      va.free(base, size);
+    },
+  };
+  const dma = new BusDma(backend);
+  const debug = new DmaDebug(backend);
+  dma.debug = debug;
+  const port = new DmaPort(ram, "dev0", { maxAddress: DMA_24BIT });
+  debug.watch(port);
+  const tag = dma.tagForDevice({ name: "dev0", dma: port.limits }, { maxTransfer: 4 * PS });
+  const map = dma.createMap(tag, 4 * PS, 4);
+  /** A kernel buffer of `pages` pages above 16 MiB (they bounce). */
+  const buffer = (first: number, pages: number) => {
+    const base = va.alloc(pages * PS, VM_NOSLEEP);
+    for (let i = 0; i < pages; i++) {
+      uvm.pageClaim(first + i);
+      pmap.enter(base + i * PS, (first + i) * PS);
+    }
+    return base;
+  };
+  const cpu = {
+    write(at: number, src: Uint8Array) {
+      pmap.write(at, src);
+      debug.cpu("write", at, src.length);
+    },
+    read(at: number, dst: Uint8Array) {
+      pmap.read(at, dst);
+      debug.cpu("read", at, dst.length);
+    },
+  };
+  const devRead = () => port.readSg(map.segs, map.nsegs, new Uint8Array(map.mapsize));
+  const devWrite = () => port.writeSg(map.segs, map.nsegs, new Uint8Array(map.mapsize).fill(9));
+  return { ram, dma, debug, port, tag, map, buffer, cpu, devRead, devWrite };
+}
+
+test("dma-debug: a driver that syncs as it should shows no violation", () => {
+  const w = world();
+  const va = w.buffer(5000, 2);
+  for (let round = 0; round < 3; round++) {
+    w.cpu.write(va, new Uint8Array(2 * PS).fill(round));
+    w.dma.load(w.map, va, 2 * PS);
+    w.dma.sync(w.map, BUS_DMASYNC_PREWRITE);
+    assert.equal(w.devRead(), 2 * PS);
+    w.dma.unload(w.map);
+    w.dma.load(w.map, va, 2 * PS);
+    w.dma.sync(w.map, BUS_DMASYNC_PREREAD);
+    assert.equal(w.devWrite(), 2 * PS);
+    w.dma.sync(w.map, BUS_DMASYNC_POSTREAD);
+    w.cpu.read(va, new Uint8Array(2 * PS));
+    w.dma.unload(w.map);
+  }
+  assert.deepEqual(w.debug.summary(), { violations: 0, list: [] });
+});
+
+test("dma-debug: the device reads what the CPU wrote without a PREWRITE sync", () => {
+  const w = world();
+  const va = w.buffer(5000, 1);
+  w.cpu.write(va, new Uint8Array(PS).fill(1));
+  w.dma.load(w.map, va, PS);
+  const seg = w.map.segAddr(0);
+  w.devRead(); // never synced since the load
+  w.dma.sync(w.map, BUS_DMASYNC_PREWRITE);
+  w.cpu.write(va + 10, new Uint8Array(4)); // written again after the sync
+  w.devRead();
+  w.dma.unload(w.map);
+  const [v] = w.debug.list;
+  assert.equal(w.debug.violations, 1, "once per load");
+  assert.equal(v!.kind, "no-prewrite");
+  assert.equal(v!.device, "dev0");
+  assert.equal(v!.map, w.map.name);
+  assert.equal(v!.addr, seg, "the device's address: the bounce page");
+  assert.match(
+    v!.message,
+    /dev0 read 0x[0-9a-f]+ of map dev0\/map\d+, which the CPU wrote without a PREWRITE sync since/,
+  );
+  // After a fresh load, a sync and a write the CPU makes later are caught too.
+  w.dma.load(w.map, va, PS);
+  w.dma.sync(w.map, BUS_DMASYNC_PREWRITE);
+  w.cpu.write(va, new Uint8Array(1));
+  w.devRead();
+  w.dma.unload(w.map);
+  assert.equal(w.debug.violations, 2);
+});
+
+test("dma-debug: the CPU reads what the device wrote before a POSTREAD sync", () => {
+  const w = world();
+  const va = w.buffer(5000, 1);
+  w.dma.load(w.map, va, PS);
+  w.dma.sync(w.map, BUS_DMASYNC_PREREAD);
+  w.devWrite();
+  w.cpu.read(va + 100, new Uint8Array(8));
+  w.dma.unload(w.map);
+  assert.deepEqual(w.debug.list.map((v) => v.kind), ["no-postread"]);
+  assert.match(
+    w.debug.list[0]!.message,
+    /the CPU read 0x[0-9a-f]+ of map dev0\/map\d+, which dev0 wrote, before a POSTREAD sync/,
+  );
+  assert.equal(
+    w.debug.list[0]!.addr,
+    5000 * PS + 100,
+    "the CPU's address: the buffer, not the bounce page",
+  );
+});
+
+test("dma-debug: unload in flight, double unload, load of a loaded map, sync of an unloaded map", () => {
+  const w = world();
+  const va = w.buffer(5000, 1);
+  w.dma.load(w.map, va, PS);
+  w.dma.sync(w.map, BUS_DMASYNC_PREWRITE);
+  w.port.inFlight = 1; // the device has queued work on this transfer
+  assert.throws(() => w.dma.load(w.map, va, PS), /already loaded/);
+  w.dma.unload(w.map);
+  w.port.inFlight = 0;
+  assert.throws(() => w.dma.unload(w.map), /not loaded/);
+  assert.throws(() => w.dma.sync(w.map, BUS_DMASYNC_PREWRITE), /not loaded/);
+  assert.deepEqual(w.debug.list.map((v) => v.kind), [
+    "load-loaded",
+    "unload-in-flight",
+    "double-unload",
+    "sync-unloaded",
+  ]);
+  assert.match(
+    w.debug.list[1]!.message,
+    /map dev0\/map\d+ unloaded while dev0 has 1 transfer\(s\) in flight/,
+  );
+});
+
+test("dma-debug: a device transfer no loaded map covers, and leaks at shutdown", () => {
+  const w = world();
+  assert.equal(w.port.write(0x30_0000, new Uint8Array(16)), true);
+  const mem = w.dma.dmamemAlloc(w.tag, PS);
+  w.dma.shutdown();
+  assert.deepEqual(w.debug.list.map((v) => v.kind), ["outside-maps", "leak", "leak"]);
+  assert.match(
+    w.debug.list[0]!.message,
+    /dev0 wrote \[0x300000, \+16\), which no loaded map of it covers/,
+  );
+  assert.match(w.debug.list[1]!.message, /map dev0\/map\d+ was never destroyed/);
+  assert.match(w.debug.list[2]!.message, /4096 bytes of DMA memory of tag dev0 were never freed/);
+  assert.equal(w.debug.list[2]!.addr, mem.segs[0]![0]);
+  assert.equal(w.port.monitor, null, "shutdown stops watching");
+});
+
+test("dma-debug: every violation is counted; the first ones are listed", () => {
+  const w = world();
+  for (let i = 0; i < VIOLATIONS_LISTED + 10; i++) {
+    w.port.write(0x30_0000 + 16 * i, new Uint8Array(16));
+  }
+  assert.equal(w.debug.violations, VIOLATIONS_LISTED + 10);
+  assert.equal(w.debug.list.length, VIOLATIONS_LISTED);
+});
