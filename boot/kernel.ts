@@ -414,7 +414,9 @@ export class Kernel implements DriverKernel {
     if (pool.reserved > 0) {
       log(
         `bus_dma: bounce pool of ${pool.pages} pages at 0x${pool.base.toString(16)}, ` +
-          `${pool.reserved} reserved by ${pool.tags.length} tags`,
+          `${pool.reserved} reserved by ${pool.tags.length} tag${
+            pool.tags.length === 1 ? "" : "s"
+          }`,
       );
     } else log(`bus_dma: no tag reserves bounce pages; the ${pool.pages}-page pool is not taken`);
   }

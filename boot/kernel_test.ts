@@ -205,7 +205,7 @@ test("kernel: the devices stage attaches a driver per device and logs its DMA co
   assert.ok(lines.some((l) => /^device isa0 \(isadma\) at 0x[0-9a-f]+ irq 0: isa driver$/.test(l)));
   assert.ok(
     lines.some((l) =>
-      /^bus_dma: bounce pool of 64 pages at 0x[0-9a-f]+, 18 reserved by 2 tags$/.test(l)
+      /^bus_dma: bounce pool of 64 pages at 0x[0-9a-f]+, 17 reserved by 1 tag$/.test(l)
     ),
   );
   // Drivers took DMA memory after bootFree was counted.

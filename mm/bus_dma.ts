@@ -271,7 +271,8 @@ export class DmaTag implements DmaLimits {
     }] align ${this.alignment}` +
       ` boundary ${this.boundary === 0 ? "-" : hex(this.boundary)}` +
       ` segments ${lim(this.maxSegments)} of ${lim(this.maxSegmentSize)}` +
-      ` maxtransfer ${lim(this.maxTransfer)} bounce ${this.bouncePages} pages`;
+      ` maxtransfer ${lim(this.maxTransfer)} bounce ${this.bouncePages} page` +
+      (this.bouncePages === 1 ? "" : "s");
   }
 }
 
@@ -1239,7 +1240,8 @@ export class BusDma {
         throw new KernelError(
           "EFBIG",
           `${what} (${len} bytes) does not fit in ${map.maxSegs} segments of tag ${t.name} ` +
-            `(maxSegmentSize ${t.maxSegmentSize}, boundary ${t.boundary})`,
+            `(maxSegmentSize ${show("maxSegmentSize", t.maxSegmentSize)}, ` +
+            `boundary ${show("boundary", t.boundary)})`,
         );
     }
   }

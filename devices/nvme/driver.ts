@@ -76,10 +76,13 @@ export const NVME_MAX_TRANSFER: number = 64 * NVME_PAGE;
 /** PRP entries: one per page of the largest transfer, plus one for a start inside a page. */
 const MAX_PRPS = NVME_MAX_TRANSFER / NVME_PAGE + 1;
 
+// The device reaches all of RAM and PRP1 must be 4-byte aligned, so the
+// driver refuses a buffer that would need bouncing: no reservation.
 const SPEC: DriverSpec = {
   type: "nvme",
   id: NVME_ID,
   narrow: { maxTransfer: NVME_MAX_TRANSFER },
+  bouncePages: 0,
 };
 
 /** Driver of the NVMe-style block device. */
