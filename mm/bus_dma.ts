@@ -422,6 +422,9 @@ interface Reservation {
   maps: number;
 }
 
+// What a load's source was, for its refusals.
+const SOURCE_KVA = 0, SOURCE_SG = 1, SOURCE_PHYS = 2, SOURCE_MEMORY = 3;
+
 // What a load came to, beside the kernel's codes: room is short now, or
 // the reservation could never hold a run.
 type LoadCode = KernelErrorCode | "SHORT" | "NEVER" | null;
@@ -746,12 +749,12 @@ export class BusDma {
    */
   load(map: DmaMap, va: number, len: number): void {
     this.#startLoad(map, len);
-    let code = this.#walkKva(map, va, len, false);
+    let code = this.#closeWalk(map, this.#walkKva(map, va, len, false));
     if (code === "EFBIG" && map.bounceBuffer) {
       this.#restart(map);
-      code = this.#walkKva(map, va, len, true);
+      code = this.#closeWalk(map, this.#walkKva(map, va, len, true));
     }
-    this.#endLoad(map, len, code, `buffer [${hexs(va)}, +${len})`);
+    this.#endLoad(map, len, code, SOURCE_KVA, va);
   }
 
   /**
@@ -762,12 +765,12 @@ export class BusDma {
   loadSg(map: DmaMap, list: readonly (readonly [number, number])[]): void {
     const len = this.#listLength("list", list);
     this.#startLoad(map, len);
-    let code = this.#walkSg(map, list, false);
+    let code = this.#closeWalk(map, this.#walkSg(map, list, false));
     if (code === "EFBIG" && map.bounceBuffer) {
       this.#restart(map);
-      code = this.#walkSg(map, list, true);
+      code = this.#closeWalk(map, this.#walkSg(map, list, true));
     }
-    this.#endLoad(map, len, code, `scatter list of ${list.length} buffers`);
+    this.#endLoad(map, len, code, SOURCE_SG, list.length);
   }
 
   /** bus_dmamap_load of raw physical ranges (`[pa, len]` entries), in order. */
@@ -782,12 +785,12 @@ export class BusDma {
       }
     }
     this.#startLoad(map, len);
-    let code = this.#walkPhys(map, list, false);
+    let code = this.#closeWalk(map, this.#walkPhys(map, list, len, false));
     if (code === "EFBIG" && map.bounceBuffer) {
       this.#restart(map);
-      code = this.#walkPhys(map, list, true);
+      code = this.#closeWalk(map, this.#walkPhys(map, list, len, true));
     }
-    this.#endLoad(map, len, code, `${list.length} physical ranges`);
+    this.#endLoad(map, len, code, SOURCE_PHYS, list.length);
   }
 
   /**
@@ -826,15 +829,13 @@ export class BusDma {
       throw new KernelError("EINVAL", `DMA memory at kva ${describe(mem?.kva)} is not allocated`);
     }
     checkInteger("len", len, 1, mem.size);
-    const list: [number, number][] = [];
-    let left = len;
-    for (const [pa, n] of mem.segs) {
-      const take = Math.min(n, left);
-      list.push([pa, take]);
-      left -= take;
-      if (left === 0) break;
+    this.#startLoad(map, len);
+    let code = this.#closeWalk(map, this.#walkPhys(map, mem.segs, len, false));
+    if (code === "EFBIG" && map.bounceBuffer) {
+      this.#restart(map);
+      code = this.#closeWalk(map, this.#walkPhys(map, mem.segs, len, true));
     }
-    this.loadPhys(map, list);
+    this.#endLoad(map, len, code, SOURCE_MEMORY, mem.kva);
   }
 
   /**
@@ -1199,8 +1200,18 @@ export class BusDma {
     this.#held = 0;
   }
 
-  #endLoad(map: DmaMap, len: number, code: LoadCode, what: string): void {
-    if (code === null && this.#runStart >= 0 && !this.#closeRun(map)) code = "EFBIG";
+  /** Ends a walk that went through: closes a bounce run still open (EFBIG if it does not fit). */
+  #closeWalk(map: DmaMap, code: LoadCode): LoadCode {
+    if (code === null && this.#runStart >= 0 && !this.#closeRun(map)) return "EFBIG";
+    return code;
+  }
+
+  /**
+   * Finishes a walk: the load stands, or the map is emptied and the refusal
+   * thrown, naming the source (`kind` and `a`: a buffer's address, or a
+   * list's length; worded only on failure).
+   */
+  #endLoad(map: DmaMap, len: number, code: LoadCode, kind: number, a: number): void {
     if (code === null && this.#never) code = map.tag.bouncePages === 0 ? "EINVAL" : "NEVER";
     if (code === null && this.#short) code = "SHORT";
     if (code === null) {
@@ -1212,6 +1223,13 @@ export class BusDma {
     }
     const t = map.tag;
     this.#abortLoad(map, false);
+    const what = kind === SOURCE_KVA
+      ? `buffer [${hexs(a)}, +${len})`
+      : kind === SOURCE_SG
+      ? `scatter list of ${a} buffers`
+      : kind === SOURCE_MEMORY
+      ? `DMA memory at kva ${hexs(a)}`
+      : `${a} physical ranges`;
     switch (code) {
       case "EFAULT":
         throw new KernelError("EFAULT", `${what} has an unmapped page`);
@@ -1295,6 +1313,10 @@ export class BusDma {
     // segment of at least a page, every piece fits one segment as it is.
     const alignPages = align <= ps;
     const piecesFit = maxSegSize >= ps && (boundary === 0 || boundary >= ps);
+    // The load's state, kept in locals on the common paths and handed to
+    // the fields around the general one.
+    let k = map.nsegs, mergeEnd = this.#mergeEnd, bOff = this.#off;
+    let open = force || this.#runStart >= 0;
     let off = 0;
     while (off < len) {
       const batch = Math.min(len - off, PAGE_BATCH * ps - inPage);
@@ -1304,27 +1326,55 @@ export class BusDma {
         const room = ps - inPage, rest = len - off;
         const n = rest < room ? rest : room;
         const pa = pages[i]! + inPage;
-        // The common case, written out: a piece in reach that starts a new
-        // segment, aligned, with no bounce run open, fitting one segment.
-        const k = map.nsegs;
-        if (
-          !force && this.#runStart < 0 && pa !== this.#mergeEnd && pa >= low &&
-          pa + n - 1 <= high &&
-          ((inPage === 0 && alignPages) || align === 1 ||
-            Math.floor(pa * perAlign) * align === pa) &&
-          (piecesFit || (n <= maxSegSize &&
-            (boundary === 0 || pa - Math.floor(pa * perBoundary) * boundary + n <= boundary)))
-        ) {
-          if (k === maxSegs) return "EFBIG";
-          segs[2 * k] = pa;
-          segs[2 * k + 1] = n;
-          map.nsegs = k + 1;
-          this.#mergeEnd = pa + n;
-          this.#off += n;
-        } else if (!this.#piece(map, pa, n, force)) return "EFBIG";
         off += n;
         inPage = 0;
+        // The common cases, written out, for a piece in reach with no bounce
+        // run open: one that continues the last segment and fits in it
+        // (pieces fit one segment and never cross a boundary window, so
+        // only the length and the window of the segment's start matter),
+        // and one that starts a new segment aligned, fitting one segment.
+        // A continuation the last segment cannot take starts a segment of
+        // its own, aligned (a page start, or a boundary).
+        if (!open && pa >= low && pa + n - 1 <= high) {
+          const continues = pa === mergeEnd;
+          if (
+            continues && piecesFit && segs[2 * k - 1]! + n <= maxSegSize &&
+            (boundary === 0 || segs[2 * k - 2]! >= Math.floor(pa * perBoundary) * boundary)
+          ) {
+            segs[2 * k - 1]! += n;
+            mergeEnd = pa + n;
+            bOff += n;
+            continue;
+          }
+          if (
+            (!continues || piecesFit) &&
+            ((room === ps && alignPages) || align === 1 ||
+              Math.floor(pa * perAlign) * align === pa) &&
+            (piecesFit || (n <= maxSegSize &&
+              (boundary === 0 || pa - Math.floor(pa * perBoundary) * boundary + n <= boundary)))
+          ) {
+            if (k === maxSegs) return "EFBIG"; // the map is emptied on the way out
+            segs[2 * k] = pa;
+            segs[2 * k + 1] = n;
+            k++;
+            mergeEnd = pa + n;
+            bOff += n;
+            continue;
+          }
+        }
+        map.nsegs = k;
+        this.#mergeEnd = mergeEnd;
+        this.#off = bOff;
+        const placed = this.#piece(map, pa, n, force);
+        k = map.nsegs;
+        mergeEnd = this.#mergeEnd;
+        bOff = this.#off;
+        open = force || this.#runStart >= 0;
+        if (!placed) return "EFBIG";
       }
+      map.nsegs = k;
+      this.#mergeEnd = mergeEnd;
+      this.#off = bOff;
       if (got < want) return "EFAULT";
     }
     return null;
@@ -1338,15 +1388,40 @@ export class BusDma {
     return null;
   }
 
-  #walkPhys(map: DmaMap, list: readonly (readonly [number, number])[], force: boolean): LoadCode {
-    const ps = this.#be.pageSize;
-    for (const [start, len] of list) {
-      let pa = start, left = len;
-      while (left > 0) {
-        const n = Math.min(left, ps - (pa - Math.floor(pa / ps) * ps));
+  /**
+   * The walk of physical ranges, `limit` bytes of them. A range that starts
+   * a page, in reach and aligned, with no bounce run open, goes to the
+   * segments whole when the tag cuts only at page multiples: the cuts land
+   * where the page-by-page walk would put them.
+   */
+  #walkPhys(
+    map: DmaMap,
+    list: readonly (readonly [number, number])[],
+    limit: number,
+    force: boolean,
+  ): LoadCode {
+    const ps = this.#be.pageSize, tag = map.tag;
+    const pageCuts = tag.maxSegmentSize % ps === 0 && (tag.boundary === 0 || tag.boundary >= ps);
+    let left = limit;
+    for (let e = 0; e < list.length && left > 0; e++) {
+      const start = list[e]![0], take = Math.min(list[e]![1], left);
+      left -= take;
+      if (
+        !force && pageCuts && this.#runStart < 0 && start !== this.#mergeEnd &&
+        Math.floor(start / ps) * ps === start && start >= tag.minAddress &&
+        start + take - 1 <= tag.maxAddress &&
+        Math.floor(start / tag.alignment) * tag.alignment === start
+      ) {
+        if (!this.#addSeg(map, start, take, false)) return "EFBIG";
+        this.#mergeEnd = start + take;
+        this.#off += take;
+        continue;
+      }
+      for (let pa = start, rest = take; rest > 0;) {
+        const n = Math.min(rest, ps - (pa - Math.floor(pa / ps) * ps));
         if (!this.#piece(map, pa, n, force)) return "EFBIG";
         pa += n;
-        left -= n;
+        rest -= n;
       }
     }
     return null;
