@@ -523,6 +523,40 @@ export class DmaPort {
     const perAlign = this.#perAlignment, perBoundary = this.#perBoundary;
     const maxLen = this.#maxSegmentSize;
     let total = 0, r = -2, end = -1;
+    if (segs instanceof Float64Array) {
+      // Every element is a number: the same tests without the type ones,
+      // and with 32-bit integer tests for what lies below 2^31 (`x | 0`
+      // is `x` exactly when `x` is such an integer).
+      const alignMask = this.#alignment - 1;
+      const smallBoundary = boundary !== 0 && boundary <= 0x40000000;
+      const boundaryMask = boundary - 1;
+      for (let i = 0, j = 0; i < nsegs; i++, j += 2) {
+        const pa = segs[j]!, len = segs[j + 1]!;
+        const small = (pa | 0) === pa && (len | 0) === len;
+        if (
+          !(pa >= minAddress && len >= 1 && len <= maxLen && pa <= maxAddress - (len - 1) &&
+            (small
+              ? (pa & alignMask) === 0 &&
+                (boundary === 0 ||
+                  (smallBoundary ? (pa & boundaryMask) + len <= boundary : pa + len <= boundary))
+              : Math.floor(pa * perAlign) === pa * perAlign && Math.floor(len) === len &&
+                (boundary === 0 ||
+                  pa - Math.floor(pa * perBoundary) * boundary + len <= boundary))) &&
+          !this.#segment(pa, len, op)
+        ) {
+          return -1;
+        }
+        if (pa === end) runs[r + 1]! += len;
+        else {
+          r += 2;
+          runs[r] = pa;
+          runs[r + 1] = len;
+        }
+        end = pa + len;
+        total += len;
+      }
+      return this.#finishList(first as number, r, total, room, op);
+    }
     for (let i = 0; i < nsegs; i++) {
       const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
       // Types first: anything but a number (a BigInt) is refused before any
@@ -548,12 +582,17 @@ export class DmaPort {
       end = pa + len;
       total += len;
     }
+    return this.#finishList(first as number, r, total, room, op);
+  }
+
+  /** The checks on a whole list once its segments passed: its total against the limits and the room. */
+  #finishList(first: number, r: number, total: number, room: number, op: "read" | "write"): number {
     this.#runCount = (r + 2) >> 1;
     if (total > this.limits.maxTransfer) {
       this.fault(
         "access",
         op,
-        first as number,
+        first,
         total,
         `transfer of ${total} bytes exceeds the device's largest of ${this.limits.maxTransfer}`,
       );
@@ -563,7 +602,7 @@ export class DmaPort {
       this.fault(
         "access",
         op,
-        first as number,
+        first,
         total,
         `list of ${total} bytes exceeds the ${room}-byte buffer`,
       );

@@ -1412,7 +1412,7 @@ export class BusDma {
         start + take - 1 <= tag.maxAddress &&
         Math.floor(start / tag.alignment) * tag.alignment === start
       ) {
-        if (!this.#addSeg(map, start, take, false)) return "EFBIG";
+        if (!this.#addRange(map, start, take)) return "EFBIG";
         this.#mergeEnd = start + take;
         this.#off += take;
         continue;
@@ -1563,6 +1563,35 @@ export class BusDma {
       n -= take;
       merge = true;
     }
+    return true;
+  }
+
+  /**
+   * Appends `[pa, pa + n)` as new segments, cut where #addSeg would cut it
+   * (no merge with the segment before): when the tag's cuts are regular
+   * (every boundary, or every longest segment) the cuts are written out in
+   * one pass. False when the segments run out.
+   */
+  #addRange(map: DmaMap, pa: number, n: number): boolean {
+    const b = map.tag.boundary, m = map.tag.maxSegmentSize;
+    const step = b === 0 ? m : m >= b ? b : 0;
+    if (step === 0) return this.#addSeg(map, pa, n, false);
+    const segs = map.segs, maxSegs = map.maxSegs, end = pa + n;
+    let k = map.nsegs, a = pa;
+    let next = b === 0 ? a + step : Math.floor(a / b) * b + b;
+    while (a < end) {
+      if (k === maxSegs) {
+        map.nsegs = k;
+        return false;
+      }
+      const e = next < end ? next : end;
+      segs[2 * k] = a;
+      segs[2 * k + 1] = e - a;
+      k++;
+      a = e;
+      next += step;
+    }
+    map.nsegs = k;
     return true;
   }
 
