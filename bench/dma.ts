@@ -67,9 +67,8 @@ const copyArea = new Uint8Array(2 * SIZE + 2048);
 const src = copyArea.subarray(0, SIZE).fill(0x5a);
 const dst = copyArea.subarray(SIZE + 2048);
 
-/** One transfer of the DMA buffer; returns the bytes the device gathered. */
-function sg64k(): number {
-  busDma.loadMemory(map, buffer, SIZE);
+/** The rest of a transfer once the map is loaded; returns the bytes the device gathered. */
+function gather(): number {
   busDma.sync(map, BUS_DMASYNC_PREWRITE);
   const n = port.readSg(map.segs, map.nsegs, device);
   busDma.sync(map, BUS_DMASYNC_POSTWRITE);
@@ -77,14 +76,16 @@ function sg64k(): number {
   return n;
 }
 
+/** One transfer of the DMA buffer. */
+function sg64k(): number {
+  busDma.loadMemory(map, buffer, SIZE);
+  return gather();
+}
+
 /** The same from the kmem buffer. */
 function sg64kKmem(): number {
   busDma.load(map, va, SIZE);
-  busDma.sync(map, BUS_DMASYNC_PREWRITE);
-  const n = port.readSg(map.segs, map.nsegs, device);
-  busDma.sync(map, BUS_DMASYNC_POSTWRITE);
-  busDma.unload(map);
-  return n;
+  return gather();
 }
 
 // The transfers really move the buffer, in 16 page-sized segments.

@@ -10,7 +10,7 @@ import {
   type Machine,
   TWO32,
 } from "../machine/mod.ts";
-import { Kernel, type KernelLeaks } from "./kernel.ts";
+import { Kernel } from "./kernel.ts";
 import { BUS_DMASYNC_POSTWRITE, BUS_DMASYNC_PREWRITE } from "../mm/bus_dma.ts";
 import { KernelError } from "../mm/errors.ts";
 import {
@@ -19,18 +19,7 @@ import {
   type DriverKernel,
   type TransferResult,
 } from "../devices/mod.ts";
-
-const NO_LEAKS: KernelLeaks = {
-  pages: 0,
-  heapBytes: 0,
-  kvaBytes: 0,
-  ids: 0,
-  pageLists: 0,
-  handlers: 0,
-  dmaMaps: 0,
-  dmaMemory: 0,
-  dmaTags: 0,
-};
+import { NO_LEAKS } from "./_test_util.ts";
 
 // A one-segment checksum engine: ADDR (0x10, 0x14), LEN (0x18), GO (0x1c), SUM (0x20).
 class SumModel extends DeviceModel {

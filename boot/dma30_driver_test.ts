@@ -1,24 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMachine, type DmaPort } from "../machine/mod.ts";
-import { Kernel, type KernelLeaks } from "./kernel.ts";
+import { Kernel } from "./kernel.ts";
 import { KernelError } from "../mm/errors.ts";
 import { CaptureDriver, type CaptureFrame, CaptureModel } from "../devices/mod.ts";
 import { capturePixel } from "../devices/dma30/model.ts";
 import { CAP_REG_FRAME } from "../devices/dma30/reg.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
-const NO_LEAKS: KernelLeaks = {
-  pages: 0,
-  heapBytes: 0,
-  kvaBytes: 0,
-  ids: 0,
-  pageLists: 0,
-  handlers: 0,
-  dmaMaps: 0,
-  dmaMemory: 0,
-  dmaTags: 0,
-};
 
 function boot(opts: { ramSize?: number; ignoreTags?: boolean } = {}) {
   const m = createMachine({ preset: "pc", ramSize: opts.ramSize ?? 64 * MiB });

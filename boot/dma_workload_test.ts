@@ -3,21 +3,10 @@ import assert from "node:assert/strict";
 import { run, type RunResult } from "./cli.ts";
 import { parseBootArgs } from "./options.ts";
 import { createMachine } from "../machine/mod.ts";
-import { Kernel, type KernelLeaks } from "./kernel.ts";
+import { Kernel } from "./kernel.ts";
 import { dmaWorkload } from "./dma_workload.ts";
 import { NvmeModel } from "../devices/mod.ts";
-
-const NO_LEAKS: KernelLeaks = {
-  pages: 0,
-  heapBytes: 0,
-  kvaBytes: 0,
-  ids: 0,
-  pageLists: 0,
-  handlers: 0,
-  dmaMaps: 0,
-  dmaMemory: 0,
-  dmaTags: 0,
-};
+import { NO_LEAKS } from "./_test_util.ts";
 
 function dma(args: string[]): Promise<RunResult> {
   return run(parseBootArgs(["-w", "dma", "-n", "300", ...args]));

@@ -1,22 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMachine, type DmaPort, fnv1a } from "../machine/mod.ts";
-import { Kernel, type KernelLeaks } from "./kernel.ts";
+import { Kernel } from "./kernel.ts";
 import { KernelError } from "../mm/errors.ts";
 import { IsaDmaModel, IsaDriver } from "../devices/mod.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 const MiB = 2 ** 20;
-const NO_LEAKS: KernelLeaks = {
-  pages: 0,
-  heapBytes: 0,
-  kvaBytes: 0,
-  ids: 0,
-  pageLists: 0,
-  handlers: 0,
-  dmaMaps: 0,
-  dmaMemory: 0,
-  dmaTags: 0,
-};
 
 function boot(
   opts: { preset?: "isa" | "pc"; ramSize?: number; ignoreTags?: boolean; dmaDebug?: boolean } = {},

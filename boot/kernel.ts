@@ -628,7 +628,6 @@ export class Kernel implements DriverKernel {
     }
     this.pagedaemon.drain();
     const dma = this.busDma.shutdown();
-    this.dmaDebug?.unwatch();
     const handlers = this.machine.irq.established();
     for (const h of handlers) {
       leaks.push(`interrupt line ${h.line} still has a handler (${h.owner || "no owner"})`);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMachine } from "../machine/mod.ts";
-import { Kernel, KERNEL_IMAGE_BASE, type KernelLeaks, KVA_BASE, PAGE_SIZE } from "./kernel.ts";
+import { Kernel, KERNEL_IMAGE_BASE, KVA_BASE, PAGE_SIZE } from "./kernel.ts";
 import { formatSummary, run } from "./cli.ts";
 import { parseBootArgs } from "./options.ts";
 import { WORKLOAD_TABLE } from "./workloads.ts";
@@ -10,19 +10,9 @@ import { PglistReplayer } from "../mm/replay_pglist.ts";
 import { type Replayer, replayLine } from "../mm/replayer.ts";
 import { KernelError } from "../mm/errors.ts";
 import { CaptureDriver, DEVICE_MODELS, IsaDriver } from "../devices/mod.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 const MiB = 2 ** 20;
-const NO_LEAKS: KernelLeaks = {
-  pages: 0,
-  heapBytes: 0,
-  kvaBytes: 0,
-  ids: 0,
-  pageLists: 0,
-  handlers: 0,
-  dmaMaps: 0,
-  dmaMemory: 0,
-  dmaTags: 0,
-};
 
 for (const preset of ["isa", "pc", "big"] as const) {
   test(`kernel: the ${preset} preset boots, checks clean and shuts down with nothing leaked`, () => {

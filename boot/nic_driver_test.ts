@@ -1,24 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMachine, type DmaPort } from "../machine/mod.ts";
-import { Kernel, type KernelLeaks } from "./kernel.ts";
+import { Kernel } from "./kernel.ts";
 import { KernelError } from "../mm/errors.ts";
 import { NIC_MTU, NicDriver, NicModel } from "../devices/mod.ts";
 import { NIC_REG_RX_FRAMES, NIC_REG_TX_FRAMES } from "../devices/nic/reg.ts";
 import { NIC_RING_SIZE } from "../devices/nic/driver.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
-const NO_LEAKS: KernelLeaks = {
-  pages: 0,
-  heapBytes: 0,
-  kvaBytes: 0,
-  ids: 0,
-  pageLists: 0,
-  handlers: 0,
-  dmaMaps: 0,
-  dmaMemory: 0,
-  dmaTags: 0,
-};
 
 function boot(opts: { ramSize?: number; ignoreTags?: boolean; dmaDebug?: boolean } = {}) {
   const m = createMachine({ preset: "pc", ramSize: opts.ramSize ?? 64 * MiB });

@@ -1,23 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMachine, type DmaPort } from "../machine/mod.ts";
-import { Kernel, type KernelLeaks } from "./kernel.ts";
+import { Kernel } from "./kernel.ts";
 import { KernelError } from "../mm/errors.ts";
 import { NVME_MAX_TRANSFER, NvmeDriver, NvmeModel } from "../devices/mod.ts";
 import { NVME_REG_CQ_COUNT } from "../devices/nvme/reg.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
-const NO_LEAKS: KernelLeaks = {
-  pages: 0,
-  heapBytes: 0,
-  kvaBytes: 0,
-  ids: 0,
-  pageLists: 0,
-  handlers: 0,
-  dmaMaps: 0,
-  dmaMemory: 0,
-  dmaTags: 0,
-};
 
 function boot(
   opts: { ramSize?: number; ignoreTags?: boolean; blockSize?: number; synchronous?: boolean } = {},

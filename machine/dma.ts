@@ -338,18 +338,7 @@ export class DmaPort {
    * on a fault (including a list longer than the room left in `dst`).
    */
   readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset = 0): number {
-    const total = this.#list(segs, nsegs, dst.length - offset, "read");
-    if (total < 0) return -1;
-    const runs = this.#runCount;
-    try {
-      this.#ram.readSg(this.#runs, runs, dst, offset);
-    } catch (e) {
-      if (e instanceof MachineFault) return this.#decodeFault(segs, nsegs, "read");
-      throw e;
-    }
-    this.#count(nsegs, total);
-    this.monitor?.transferred(this, "read", segs, nsegs);
-    return total;
+    return this.#sg("read", segs, nsegs, dst, offset);
   }
 
   /**
@@ -357,18 +346,7 @@ export class DmaPort {
    * Returns the bytes moved, or -1, writing nothing, on a fault.
    */
   writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset = 0): number {
-    const total = this.#list(segs, nsegs, src.length - offset, "write");
-    if (total < 0) return -1;
-    const runs = this.#runCount;
-    try {
-      this.#ram.writeSg(this.#runs, runs, src, offset);
-    } catch (e) {
-      if (e instanceof MachineFault) return this.#decodeFault(segs, nsegs, "write");
-      throw e;
-    }
-    this.#count(nsegs, total);
-    this.monitor?.transferred(this, "write", segs, nsegs);
-    return total;
+    return this.#sg("write", segs, nsegs, src, offset);
   }
 
   /**
@@ -437,6 +415,28 @@ export class DmaPort {
       decodeFaults: this.decodeFaults,
       accessFaults: this.accessFaults,
     };
+  }
+
+  /** A scatter-gather transfer: the list checked, then its runs moved by RAM, then counted. */
+  #sg(
+    op: "read" | "write",
+    segs: ArrayLike<number>,
+    nsegs: number,
+    buf: Uint8Array,
+    offset: number,
+  ): number {
+    const total = this.#list(segs, nsegs, buf.length - offset, op);
+    if (total < 0) return -1;
+    try {
+      if (op === "read") this.#ram.readSg(this.#runs, this.#runCount, buf, offset);
+      else this.#ram.writeSg(this.#runs, this.#runCount, buf, offset);
+    } catch (e) {
+      if (e instanceof MachineFault) return this.#decodeFault(segs, nsegs, op);
+      throw e;
+    }
+    this.#count(nsegs, total);
+    this.monitor?.transferred(this, op, segs, nsegs);
+    return total;
   }
 
   #count(segments: number, bytes: number): void {
@@ -523,19 +523,21 @@ export class DmaPort {
     const perAlign = this.#perAlignment, perBoundary = this.#perBoundary;
     const maxLen = this.#maxSegmentSize;
     let total = 0, r = -2, end = -1;
+    const alignMask = this.#alignment - 1;
+    const smallBoundary = boundary !== 0 && boundary <= 0x40000000, boundaryMask = boundary - 1;
     if (segs instanceof Float64Array) {
-      // Every element is a number: the same tests without the type ones,
-      // and with 32-bit integer tests for what lies below 2^31 (`x | 0`
-      // is `x` exactly when `x` is such an integer).
-      const alignMask = this.#alignment - 1;
-      const smallBoundary = boundary !== 0 && boundary <= 0x40000000;
-      const boundaryMask = boundary - 1;
-      for (let i = 0, j = 0; i < nsegs; i++, j += 2) {
+      // A loop of its own, so that V8 reads the list's elements as doubles
+      // (one kind of array: the loop over any list costs half again as much).
+      // Every element is a number. Below 2^31 (`x | 0` is `x` exactly when
+      // `x` is such an integer) the tests are 32-bit integer ones; above it
+      // `pa * (1 / alignment)` is exact (a power of two), so it is an integer
+      // exactly when `pa` is an aligned integer. NaN fails every comparison.
+      // The boundary test is the offset in the boundary window plus the length.
+      for (let j = 0; j < 2 * nsegs; j += 2) {
         const pa = segs[j]!, len = segs[j + 1]!;
-        const small = (pa | 0) === pa && (len | 0) === len;
         if (
           !(pa >= minAddress && len >= 1 && len <= maxLen && pa <= maxAddress - (len - 1) &&
-            (small
+            ((pa | 0) === pa && (len | 0) === len
               ? (pa & alignMask) === 0 &&
                 (boundary === 0 ||
                   (smallBoundary ? (pa & boundaryMask) + len <= boundary : pa + len <= boundary))
@@ -546,24 +548,16 @@ export class DmaPort {
         ) {
           return -1;
         }
-        if (pa === end) runs[r + 1]! += len;
-        else {
-          r += 2;
-          runs[r] = pa;
-          runs[r + 1] = len;
-        }
+        r = this.#join(runs, r, pa, end, len);
         end = pa + len;
         total += len;
       }
       return this.#finishList(first as number, r, total, room, op);
     }
-    for (let i = 0; i < nsegs; i++) {
-      const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
+    for (let j = 0; j < 2 * nsegs; j += 2) {
+      const pa = segs[j]!, len = segs[j + 1]!;
       // Types first: anything but a number (a BigInt) is refused before any
-      // arithmetic. `pa * (1 / alignment)` is exact (a power of two), so it
-      // is an integer exactly when `pa` is an aligned integer; NaN fails
-      // every comparison. The boundary test is the offset in the boundary
-      // window plus the length.
+      // arithmetic; then the tests of the typed loop, in floating point.
       if (
         !(typeof pa === "number" && typeof len === "number" &&
           Math.floor(pa * perAlign) === pa * perAlign && pa >= minAddress &&
@@ -573,16 +567,26 @@ export class DmaPort {
       ) {
         return -1;
       }
-      if (pa === end) runs[r + 1]! += len;
-      else {
-        r += 2;
-        runs[r] = pa;
-        runs[r + 1] = len;
-      }
+      r = this.#join(runs, r, pa, end, len);
       end = pa + len;
       total += len;
     }
     return this.#finishList(first as number, r, total, room, op);
+  }
+
+  /**
+   * Adds the segment `[pa, pa + len)` to the runs ending at pair `r` (the
+   * last run ends at `end`): it extends that run when it follows it in RAM.
+   * Returns the index of the last run's pair.
+   */
+  #join(runs: Float64Array, r: number, pa: number, end: number, len: number): number {
+    if (pa === end) {
+      runs[r + 1]! += len;
+      return r;
+    }
+    runs[r + 2] = pa;
+    runs[r + 3] = len;
+    return r + 2;
   }
 
   /** The checks on a whole list once its segments passed: its total against the limits and the room. */

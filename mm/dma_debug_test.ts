@@ -1,77 +1,24 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  BUS_DMASYNC_POSTREAD,
-  BUS_DMASYNC_PREREAD,
-  BUS_DMASYNC_PREWRITE,
-  BusDma,
-  type DmaBackend,
-  type PageRuns,
-} from "./bus_dma.ts";
+import { BUS_DMASYNC_POSTREAD, BUS_DMASYNC_PREREAD, BUS_DMASYNC_PREWRITE } from "./bus_dma.ts";
 import { DmaDebug, VIOLATIONS_LISTED } from "./dma_debug.ts";
-import { loadRam, Uvm } from "./page.ts";
-import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
-import { Pmap } from "./pmap.ts";
-import { VM_NOSLEEP, Vmem } from "./vmem.ts";
-import { DMA_24BIT, DmaPort, Ram } from "../machine/mod.ts";
+import { DMA_24BIT, DmaPort } from "../machine/mod.ts";
+import { dmaWorld } from "./_dma_test_util.ts";
 
-const PS = 4096, MiB = 2 ** 20, RAM = 32 * MiB, KVA = 2 ** 40;
+const PS = 4096;
 
 /** bus_dma with debugging over 32 MiB, a 24-bit device port, and the CPU's accessors. */
 function world() {
-  const ram = new Ram([{ base: 0, size: RAM }]);
-  const uvm = new Uvm({ pageSize: PS });
-  loadRam(uvm, [{ base: PS, size: RAM - PS }]);
-  const pmap = new Pmap(ram, KVA, 2 ** 30, PS);
-  const va = Vmem.create("va", KVA, 2 ** 30, PS);
-  const lists = new Map<PageRuns, PageList>();
-  const backend: DmaBackend = {
-    pageSize: PS,
-    ramEnd: RAM,
-    phys: ram,
-    kva: pmap,
-    copy: (dst, src, len) => ram.copy(dst, src, len),
-    allocPages(size, low, high, alignment, boundary, nsegs) {
-      const list = pglistAlloc(uvm, size, low, high, alignment, boundary, nsegs);
-      const runs = { runs: list.runs() };
-      lists.set(runs, list);
-      return runs;
-    },
-    freePages(runs) {
-      pglistFree(uvm, lists.get(runs)!);
-      lists.delete(runs);
-    },
-    mapPages(runs) {
-      let n = 0;
-      for (const [, c] of runs.runs) n += c;
-      const base = va.alloc(n * PS, VM_NOSLEEP);
-      let off = 0;
-      for (const [pfn, c] of runs.runs) {
-        for (let i = 0; i < c; i++, off += PS) pmap.enter(base + off, (pfn + i) * PS);
-      }
-      return base;
-    },
-    unmapPages(base, size) {
-      pmap.remove(base, size);
-      va.free(base, size);
-    },
-  };
-  const dma = new BusDma(backend);
+  const { ram, pmap, dma, backend, buffer: pageBuffer } = dmaWorld();
   const debug = new DmaDebug(backend);
   dma.debug = debug;
   const port = new DmaPort(ram, "dev0", { maxAddress: DMA_24BIT });
   debug.watch(port);
   const tag = dma.tagForDevice({ name: "dev0", dma: port.limits }, { maxTransfer: 4 * PS });
   const map = dma.createMap(tag, 4 * PS, 4);
-  /** A kernel buffer of `pages` pages above 16 MiB (they bounce). */
-  const buffer = (first: number, pages: number) => {
-    const base = va.alloc(pages * PS, VM_NOSLEEP);
-    for (let i = 0; i < pages; i++) {
-      uvm.pageClaim(first + i);
-      pmap.enter(base + i * PS, (first + i) * PS);
-    }
-    return base;
-  };
+  /** A kernel buffer of `pages` frames from `first` (above 16 MiB: they bounce). */
+  const buffer = (first: number, pages: number) =>
+    pageBuffer(Array.from({ length: pages }, (_, i) => first + i));
   const cpu = {
     write(at: number, src: Uint8Array) {
       pmap.write(at, src);

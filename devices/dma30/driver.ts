@@ -122,54 +122,12 @@ export class CaptureDriver extends DriverBase {
 
   /** Captures the next frame into `frame` and checks every pixel. */
   capture(frame: CaptureFrame): Promise<TransferResult> {
-    try {
-      this.assertAttached();
-      this.#mine(frame);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.serialize(async () => {
-      const map = this.map;
-      this.busDma.loadMemory(map, frame.mem, frame.bytes);
-      let result: TransferResult;
-      try {
-        this.sync(map, BUS_DMASYNC_PREREAD);
-        const number = this.rd(CAP_REG_FRAME);
-        result = await this.#command(CAP_CMD_CAPTURE, frame);
-        this.sync(map, BUS_DMASYNC_POSTREAD);
-        if (result === "ok") result = this.#verifyPixels(frame, number);
-      } finally {
-        this.busDma.unload(map);
-      }
-      return result;
-    });
+    return this.#run(frame, CAP_CMD_CAPTURE);
   }
 
   /** Has the device read `frame` and checks its hash against the frame's bytes. */
   scanout(frame: CaptureFrame): Promise<TransferResult> {
-    try {
-      this.assertAttached();
-      this.#mine(frame);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.serialize(async () => {
-      const map = this.map;
-      this.busDma.loadMemory(map, frame.mem, frame.bytes);
-      let result: TransferResult;
-      try {
-        this.sync(map, BUS_DMASYNC_PREWRITE);
-        result = await this.#command(CAP_CMD_SCANOUT, frame);
-        this.sync(map, BUS_DMASYNC_POSTWRITE);
-        if (result === "ok") {
-          const data = this.#frameBytes(frame);
-          if (this.rd(CAP_REG_CHECKSUM) !== fnv1a(data)) result = this.#mismatch();
-        }
-      } finally {
-        this.busDma.unload(map);
-      }
-      return result;
-    });
+    return this.#run(frame, CAP_CMD_SCANOUT);
   }
 
   /** Verifies the driver's invariants. */
@@ -194,6 +152,42 @@ export class CaptureDriver extends DriverBase {
   /** Forgets the frames (their memory goes back with the driver's). */
   protected override release(): void {
     this.#frames.clear();
+  }
+
+  /**
+   * One command on `frame`, refused at once for a frame not this driver's:
+   * load the frame's memory, sync for the direction, run, sync back, check
+   * (the pixels of a capture, the hash of a scanout), unload.
+   */
+  #run(frame: CaptureFrame, cmd: number): Promise<TransferResult> {
+    try {
+      this.assertAttached();
+      this.#mine(frame);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const capture = cmd === CAP_CMD_CAPTURE;
+    return this.serialize(async () => {
+      const map = this.map;
+      this.busDma.loadMemory(map, frame.mem, frame.bytes);
+      let result: TransferResult;
+      try {
+        this.sync(map, capture ? BUS_DMASYNC_PREREAD : BUS_DMASYNC_PREWRITE);
+        const number = this.rd(CAP_REG_FRAME);
+        result = await this.#command(cmd, frame);
+        this.sync(map, capture ? BUS_DMASYNC_POSTREAD : BUS_DMASYNC_POSTWRITE);
+        if (result === "ok") {
+          result = capture
+            ? this.#verifyPixels(frame, number)
+            : this.rd(CAP_REG_CHECKSUM) === fnv1a(this.#frameBytes(frame))
+            ? "ok"
+            : this.#mismatch();
+        }
+      } finally {
+        this.busDma.unload(map);
+      }
+      return result;
+    });
   }
 
   #mine(frame: CaptureFrame): void {
