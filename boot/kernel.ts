@@ -11,18 +11,17 @@
  * sleepers after each run that freed pages. The heap lives in a kernel
  * virtual window at {@link KVA_BASE} whose pages the pmap maps to RAM.
  *
- * The devices stage attaches to each
- * device the machine's table lists the driver its registry holds for the
- * device's type (autoconfiguration: the built-in drivers, and any added to
- * the registry given in the options), and logs the device's DMA limits as
- * its tag describes them. Drivers see the kernel only through the
- * interface of `devices/kernel_if.ts`, which the Kernel implements. Drivers
- * take their DMA memory, maps and bounce reservations at attach (the first
- * reservation takes bus_dma's bounce pool), so {@link Kernel.bootFree} is
- * counted before them, and
- * {@link Kernel.shutdown} detaches them before anything else is torn down
- * and reports what a driver left behind (interrupt handlers, maps, DMA
- * memory, tags) as leaks. With `dmaDebug` bus_dma tracks every map and
+ * The devices stage (autoconfiguration) attaches to each device the
+ * machine's table lists the driver its registry holds for the device's type
+ * (the built-in drivers, and any added to the registry given in the
+ * options), and logs the device's DMA limits as its tag describes them.
+ * Drivers see the kernel only through the interface of
+ * `devices/kernel_if.ts`, which the Kernel implements. They take their DMA
+ * memory, maps and bounce reservations at attach (the first reservation
+ * takes bus_dma's bounce pool), so {@link Kernel.bootFree} is counted before
+ * them, and {@link Kernel.shutdown} detaches them before anything else is
+ * torn down and reports what a driver left behind (interrupt handlers, maps,
+ * DMA memory, tags) as leaks. With `dmaDebug` bus_dma tracks every map and
  * every device transfer (`mm/dma_debug.ts`).
  *
  * Everything a boot does is logged through `log` in lines a person can

@@ -18,9 +18,10 @@
  * and is mapped into kernel virtual space.
  *
  * Bounce pages are a system service, as Linux's swiotlb and FreeBSD's
- * bounce zones are. One pool is allocated at boot, `bouncePages` pages in
- * one contiguous run placed as low as RAM allows (below 16 MiB when it
- * fits, so that every device reaches it), and managed as a vmem arena. A
+ * bounce zones are. One pool of `bouncePages` pages is taken when the first
+ * tag reserves from it (at boot, as drivers attach), in one contiguous run
+ * placed as low as RAM allows (below 16 MiB when it fits, so that every
+ * device reaches it), and managed as a vmem arena. A
  * tag that may need bounce pages (its window leaves out some RAM, or its
  * alignment is above 1) takes a reservation from the pool when it is made:
  * by default room for one load of its longest transfer, or the
@@ -77,8 +78,11 @@
  *
  * Cost: a load is O(pages of the source): the pmap hands over a kernel
  * buffer's physical pages a batch at a time, and a page the device reaches
- * that starts a new segment whole is appended with a few comparisons; a
- * bounced run costs one vmem xalloc; a sync is O(bytes bounced).
+ * that continues a segment or starts one whole costs a few comparisons; a
+ * physical range that starts a page goes in whole when the tag cuts only at
+ * page multiples; a bounced run costs one vmem xalloc; a sync is O(bytes
+ * bounced). With DMA-API debugging on, loads, syncs and unloads are also
+ * reported to its hooks ({@link DmaDebugHooks}).
  *
  * @module
  */
