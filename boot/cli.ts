@@ -13,8 +13,6 @@ import { type BootOptions, parseBootArgs, USAGE, UsageError } from "./options.ts
 import { formatSummary, run, runJson } from "./run.ts";
 import { checkOutputs, OutputError, writeOutput } from "../mm/cli_files.ts";
 
-export { formatSummary, run, type RunResult } from "./run.ts";
-
 /** Runs `boot.ts` with `args`; returns the exit status. */
 export async function main(args: readonly string[]): Promise<number> {
   let options: BootOptions;

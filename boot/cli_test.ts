@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { checkSvg } from "../mm/svg_check_test_util.ts";
+import { renderSvg } from "./svg.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const isDeno = "Deno" in globalThis;
@@ -41,13 +43,7 @@ test("boot.ts: --json prints one JSON object with the summary", () => {
   const out = JSON.parse(r.stdout);
   assert.equal(out.status, 0);
   assert.equal(out.summary.machine.preset, "isa");
-  assert.deepEqual(out.summary.leaks, {
-    pages: 0,
-    heapBytes: 0,
-    kvaBytes: 0,
-    ids: 0,
-    pageLists: 0,
-  });
+  assert.deepEqual(out.summary.leaks, NO_LEAKS);
   assert.equal(out.workloads[0].name, "heap");
 });
 

@@ -1,13 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { run, type RunResult } from "./cli.ts";
+import { run, type RunResult } from "./run.ts";
 import { parseBootArgs } from "./options.ts";
 import { createMachine } from "../machine/mod.ts";
 import { Kernel } from "./kernel.ts";
 import { dmaWorkload } from "./dma_workload.ts";
-import { DEVICE_TABLE } from "../devices/mod.ts";
-
-const NO_LEAKS = { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 };
+import { NvmeModel } from "../devices/mod.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 function dma(args: string[]): Promise<RunResult> {
   return run(parseBootArgs(["-w", "dma", "-n", "300", ...args]));
@@ -36,7 +35,7 @@ test("dma workload: every device moves checked data with no fault on a 64 MiB pc
   for (const name of ["isa0", "nic0", "nvme0", "cap0"]) {
     const d = device(r, name);
     assert.ok(d.transfers > 0 && d.bytes > 0, `${name} moved data`);
-    assert.equal(d.faults + d.mismatches + d.errors, 0, name);
+    assert.equal(d.faults + d.mismatches + d.errors + d.breaches, 0, name);
   }
   // Kernel buffers sit above 16 MiB: ISA transfers bounce; nothing else needs to.
   assert.ok(device(r, "isa0").bouncedBytes > 0);
@@ -44,6 +43,7 @@ test("dma workload: every device moves checked data with no fault on a 64 MiB pc
   assert.equal(device(r, "nvme0").bouncedBytes, 0);
   assert.equal(device(r, "cap0").bouncedBytes, 0);
   for (const d of r.kernel.machine.devices) assert.equal(d.port.faults, 0);
+  assert.ok(r.kernel.machine.clock.ran > 0, "the NIC and NVMe completed on the clock");
 });
 
 test("dma workload: on a 6 GiB pc NIC buffers above 4 GiB bounce and NVMe buffers do not", async () => {
@@ -58,25 +58,68 @@ test("dma workload: on a 6 GiB pc NIC buffers above 4 GiB bounce and NVMe buffer
   assert.equal(nvme.bouncedBytes, 0);
   assert.ok(device(r, "isa0").bouncedBytes > 0);
   assert.equal(device(r, "cap0").bouncedBytes, 0);
+  assert.deepEqual(
+    r.summary.busDma.pool.tags.map((t) => [t.tag, t.pages]),
+    [["isa0", 17], ["nic0", 9]],
+  );
   assert.ok(
     r.kernel.machine.ram.touchedBytes() < 256 * 2 ** 20,
     "the host touched little of 6 GiB",
   );
 });
 
-test("dma workload: with tags ignored the devices fault, the run says so and exits 1", async () => {
-  const r = await dma(["--memory", "64M", "--ignore-tags"]);
+for (const memory of ["512M", "6G"]) {
+  test(`dma workload: with tags ignored on ${memory} every breach is a caught fault and the run passes`, async () => {
+    const r = await dma(["--memory", memory, "--ignore-tags"]);
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.status, 0);
+    for (const name of ["isa0", "cap0"]) assert.ok(device(r, name).faults > 0, `${name} faulted`);
+    let faults = 0;
+    for (const d of r.summary.devices) {
+      assert.equal(d.caught, d.breaches, `${d.name}: no breach went unnoticed`);
+      assert.equal(d.faults, d.caught, `${d.name}: no fault without a breach`);
+      assert.equal(d.mismatches, 0, `${d.name}: no byte landed wrong`);
+      faults += d.faults;
+    }
+    assert.ok(faults > 0);
+    assert.equal(device(r, "nvme0").faults, 0, "the NVMe device reaches all RAM anyway");
+    assert.ok(r.workloads[0]!.counts.faults! > 0);
+    assert.deepEqual(r.summary.leaks, NO_LEAKS, "a faulting run still gives everything back");
+  });
+}
+
+test("dma workload: under --dma-debug correct drivers show no violation", async () => {
+  const r = await dma(["--memory", "6G", "--dma-debug"]);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(
+    [r.summary.dmaDebug.enabled, r.summary.dmaDebug.violations, r.summary.dmaDebug.list],
+    [true, 0, []],
+  );
+});
+
+test("dma workload: drivers that skip their syncs are caught by --dma-debug, and the run fails", async () => {
+  const r = await dma(["--dma-debug", "--driver-bugs", "skip-sync", "-n", "120"]);
   assert.equal(r.status, 1);
-  for (const name of ["isa0", "nic0"]) {
-    assert.ok(device(r, name).faults > 0, `${name} faulted`);
-    assert.ok(
-      r.problems.some((p) => p.startsWith(`${name}: `) && p.includes("DMA faults")),
-      `a problem names ${name}'s faults`,
-    );
+  const dbg = r.summary.dmaDebug;
+  assert.ok(dbg.violations > 0);
+  const kinds = new Set(dbg.list.map((v) => v.kind));
+  assert.ok(kinds.has("no-prewrite") && kinds.has("no-postread"), [...kinds].join(" "));
+  for (const v of dbg.list) {
+    assert.ok(v.map.length > 0 && v.device.length > 0 && v.message.includes(v.device));
   }
-  assert.equal(device(r, "nvme0").faults, 0, "the NVMe device reaches all RAM anyway");
-  assert.ok(r.workloads[0]!.counts.faults! > 0);
-  assert.deepEqual(r.summary.leaks, NO_LEAKS, "a faulting run still gives everything back");
+  assert.ok(r.problems.some((p) => /^dma-debug: \d+ violations/.test(p)));
+  // An unload while the NVMe command is in flight is caught too.
+  const e = await dma([
+    "--dma-debug",
+    "--driver-bugs",
+    "early-unload",
+    "--devices",
+    "nvme",
+    "-n",
+    "20",
+  ]);
+  assert.equal(e.status, 1);
+  assert.ok(e.summary.dmaDebug.list.some((v) => v.kind === "unload-in-flight"));
 });
 
 test("dma workload: repeatable from its seed; without devices it does nothing", async () => {
@@ -92,7 +135,7 @@ test("dma workload: repeatable from its seed; without devices it does nothing", 
 
 test("dma workload: a device that moves wrong bytes is an error of the workload", async () => {
   const m = createMachine({ preset: "pc", ramSize: 64 * 2 ** 20 });
-  DEVICE_TABLE.nvme.attachModel(m);
+  new NvmeModel(m);
   const k = new Kernel(m);
   const port = m.devices[0]!.port;
   const writeSg = port.writeSg.bind(port);
@@ -109,7 +152,7 @@ test("dma workload: a device that moves wrong bytes is an error of the workload"
 
 test("dma workload: an operation that throws half-way is an error and leaks nothing", async () => {
   const m = createMachine({ preset: "pc", ramSize: 64 * 2 ** 20 });
-  DEVICE_TABLE.nvme.attachModel(m);
+  new NvmeModel(m, { synchronous: true }); // the device's work runs inside the doorbell store
   const k = new Kernel(m);
   const port = m.devices[0]!.port;
   port.readSg = () => {

@@ -11,11 +11,18 @@
  * sleepers after each run that freed pages. The heap lives in a kernel
  * virtual window at {@link KVA_BASE} whose pages the pmap maps to RAM.
  *
- * The devices stage attaches a driver (from `devices/mod.ts`) to each
- * device the machine's table lists and logs the device's DMA constraints as
- * its tag describes them; drivers take their DMA memory, maps and bounce
- * pools there, so {@link Kernel.bootFree} is counted before it, and
- * {@link Kernel.shutdown} detaches them before anything else is torn down.
+ * The devices stage (autoconfiguration) attaches to each device the
+ * machine's table lists the driver its registry holds for the device's type
+ * (the built-in drivers, and any added to the registry given in the
+ * options), and logs the device's DMA limits as its tag describes them.
+ * Drivers see the kernel only through the interface of
+ * `devices/kernel_if.ts`, which the Kernel implements. They take their DMA
+ * memory, maps and bounce reservations at attach (the first reservation
+ * takes bus_dma's bounce pool), so {@link Kernel.bootFree} is counted before
+ * them, and {@link Kernel.shutdown} detaches them before anything else is
+ * torn down and reports what a driver left behind (interrupt handlers, maps,
+ * DMA memory, tags) as leaks. With `dmaDebug` bus_dma tracks every map and
+ * every device transfer (`mm/dma_debug.ts`).
  *
  * Everything a boot does is logged through `log` in lines a person can
  * follow, and {@link Kernel.summary} reports the state: RAM, free pages per
@@ -24,7 +31,7 @@
  * @module
  */
 
-import type { Machine } from "../machine/mod.ts";
+import type { Bus, Clock, InterruptController, Machine } from "../machine/mod.ts";
 import { KernelError } from "../mm/errors.ts";
 import { loadRam, Uvm } from "../mm/page.ts";
 import { type PageList, pglistAlloc, pglistAllocWait, pglistFree } from "../mm/pglist.ts";
@@ -36,12 +43,25 @@ import {
 } from "../mm/physseg.ts";
 import { Pmap } from "../mm/pmap.ts";
 import { Kmem, type KmemPolicy, OWNER_CACHE, OWNER_DMA, type VmemRecorder } from "../mm/kmem.ts";
-import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
+import {
+  type BouncePoolStats,
+  BusDma,
+  type BusDmaStats,
+  type DmaBackend,
+  type PageRuns,
+} from "../mm/bus_dma.ts";
+import { DmaDebug, type DmaViolation } from "../mm/dma_debug.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
 import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
 import { type Arena, arenaImported, type VmemFlavor } from "../mm/arena.ts";
 import type { PglistTrace } from "./trace.ts";
-import { type DeviceDriver, driverFor } from "../devices/mod.ts";
+import {
+  builtinDrivers,
+  type DeviceDriver,
+  type DriverBug,
+  type DriverKernel,
+  type DriverRegistry,
+} from "../devices/mod.ts";
 
 /** Bytes per page. */
 export const PAGE_SIZE = 4096;
@@ -83,6 +103,14 @@ export interface KernelOptions {
    * absent.
    */
   policy?: KmemPolicy;
+  /** The drivers autoconfiguration matches devices with (default: the built-in ones). */
+  drivers?: DriverRegistry;
+  /** bus_dma tracks every map and reports misuse (CONFIG_DMA_API_DEBUG). */
+  dmaDebug?: boolean;
+  /** Deliberate driver bugs to turn on (a test of DMA debugging). */
+  driverBugs?: readonly DriverBug[];
+  /** Pages of the bounce pool bus_dma takes when a tag first needs it (default 64; 0 for none). */
+  bouncePages?: number;
 }
 
 /** Free pages of one free list. */
@@ -139,17 +167,44 @@ export interface KernelSummary {
   };
   /** Each attached driver's counters. */
   devices: DeviceSummary[];
-  /** bus_dma's counters and bounce pools. */
-  busDma: {
-    loads: number;
-    segments: number;
-    bouncedBytes: number;
-    efbig: number;
-    bounceExhausted: number;
-    pools: { highAddr: number; total: number; used: number; exhausted: number }[];
-  };
+  /** bus_dma's counters and its bounce pool. */
+  busDma: BusDmaStats & { pool: BouncePoolStats };
+  /** DMA-API debugging: whether it is on, the violations it found and the first of them. */
+  dmaDebug: DmaDebugSummary;
   /** What has not come back (after {@link Kernel.shutdown}: what never will). */
-  leaks: { pages: number; heapBytes: number; kvaBytes: number; ids: number; pageLists: number };
+  leaks: KernelLeaks;
+}
+
+/** What has not come back to the kernel. */
+export interface KernelLeaks {
+  /** Pages not back on the free lists. */
+  pages: number;
+  /** Bytes still allocated from the heap. */
+  heapBytes: number;
+  /** Bytes of kernel virtual space still allocated. */
+  kvaBytes: number;
+  /** Process IDs still allocated. */
+  ids: number;
+  /** Page lists not freed. */
+  pageLists: number;
+  /** Interrupt handlers still established (a driver never detached). */
+  handlers: number;
+  /** bus_dma maps not destroyed. */
+  dmaMaps: number;
+  /** DMA memory not freed. */
+  dmaMemory: number;
+  /** bus_dma tags (and their bounce reservations) not destroyed. */
+  dmaTags: number;
+}
+
+/** What DMA-API debugging found. */
+export interface DmaDebugSummary {
+  /** True when `dmaDebug` was on. */
+  enabled: boolean;
+  /** Violations found. */
+  violations: number;
+  /** The first of them. */
+  list: DmaViolation[];
 }
 
 /** One device's DMA numbers. */
@@ -170,10 +225,16 @@ export interface DeviceSummary {
   mismatches: number;
   /** Other device or driver failures. */
   errors: number;
+  /** Transfers programmed outside the device's own limits (with tags ignored). */
+  breaches: number;
+  /** Of those, the ones the device caught with a fault. */
+  caught: number;
+  /** Faults on transfers within the device's limits. */
+  unexpectedFaults: number;
 }
 
-/** The kernel in TypeScript. */
-export class Kernel {
+/** The kernel in TypeScript; drivers see it as a {@link DriverKernel}. */
+export class Kernel implements DriverKernel {
   /** The machine it runs on. */
   readonly machine: Machine;
   /** The physical page allocator. */
@@ -195,6 +256,10 @@ export class Kernel {
   readonly bootFree: number;
   /** True when drivers were told to use permissive DMA tags. */
   readonly ignoreTags: boolean;
+  /** Deliberate driver bugs that are on. */
+  readonly driverBugs: ReadonlySet<DriverBug>;
+  /** DMA-API debugging, or null when it is off. */
+  readonly dmaDebug: DmaDebug | null;
   /** Devices whose driver failed to attach, with the reason. */
   readonly attachErrors: string[] = [];
   readonly #drivers: DeviceDriver[] = [];
@@ -205,6 +270,7 @@ export class Kernel {
   readonly #pglistTrace?: PglistTrace;
   readonly #lists = new Set<PageList>();
   #down = false;
+  #driverLeaks: string[] = [];
 
   /** Brings up the kernel on `machine` (see the module text for the order). */
   constructor(machine: Machine, options: KernelOptions = {}) {
@@ -220,6 +286,7 @@ export class Kernel {
     }
     this.#pglistTrace = options.pglistTrace;
     this.ignoreTags = options.ignoreTags ?? false;
+    this.driverBugs = new Set(options.driverBugs ?? []);
     this.machine = machine;
 
     log(`firmware memory map (${machine.preset}):`);
@@ -319,9 +386,16 @@ export class Kernel {
       `arena pid: identifiers 1 to ${PID_MAX}, next-fit` +
         (flavor === "freebsd" ? " (illumos vmem: FreeBSD's has no next-fit)" : ""),
     );
-    this.busDma = new BusDma(this.#dmaBackend());
     this.bootFree = uvm.free;
-    this.#attachDevices();
+    const backend = this.#dmaBackend();
+    this.busDma = new BusDma(backend, { bouncePages: options.bouncePages });
+    this.dmaDebug = options.dmaDebug ? new DmaDebug(backend) : null;
+    this.busDma.debug = this.dmaDebug;
+    if (this.dmaDebug !== null) {
+      for (const d of machine.devices) this.dmaDebug.watch(d.port);
+      log("bus_dma: DMA-API debugging on: every map and device transfer is tracked");
+    }
+    this.#attachDevices(options.drivers ?? builtinDrivers());
     log(`kernel ready: ${uvm.free} pages free (${mib(uvm.free * PAGE_SIZE)})`);
   }
 
@@ -341,18 +415,18 @@ export class Kernel {
     return this.#drivers.slice();
   }
 
-  /** The devices stage: a driver for each device the machine lists. */
-  #attachDevices(): void {
+  /** The devices stage: the registry's driver for each device the machine lists. */
+  #attachDevices(registry: DriverRegistry): void {
     const log = this.#log;
     for (const info of this.machine.devices) {
-      const entry = driverFor(info.type);
+      const entry = registry.match(info.type);
       const where = `${info.name} (${info.type}) at 0x${info.base.toString(16)} irq ${info.irq}`;
       if (entry === undefined) {
         log(`device ${where}: no driver`);
         continue;
       }
       try {
-        const d = entry.attachDriver(this, info);
+        const d = entry.attach(this, info);
         this.#drivers.push(d);
         log(`device ${where}: ${entry.name} driver${d.ignoreTags ? ", DMA tag ignored" : ""}`);
         log(`  ${info.name} dma: ${d.tag.describe()}`);
@@ -362,10 +436,53 @@ export class Kernel {
         log(`device ${where}: ${why}`);
       }
     }
-    for (const pool of this.busDma.pools.values()) {
-      const s = pool.stats;
-      log(`bus_dma: bounce pool below 0x${(pool.highAddr + 1).toString(16)}: ${s.total} pages`);
-    }
+    const pool = this.busDma.bouncePool;
+    if (pool.reserved > 0) {
+      log(
+        `bus_dma: bounce pool of ${pool.pages} pages at 0x${pool.base.toString(16)}, ` +
+          `${pool.reserved} reserved by ${pool.tags.length} tag${
+            pool.tags.length === 1 ? "" : "s"
+          }`,
+      );
+    } else log(`bus_dma: no tag reserves bounce pages; the ${pool.pages}-page pool is not taken`);
+  }
+
+  /** The MMIO bus (for drivers' register access). */
+  get bus(): Bus {
+    return this.machine.bus;
+  }
+
+  /** The interrupt controller (for drivers' handlers). */
+  get irq(): InterruptController {
+    return this.machine.irq;
+  }
+
+  /** The machine's clock (for drivers' timeouts). */
+  get clock(): Clock {
+    return this.machine.clock;
+  }
+
+  /** Takes pending interrupts now. */
+  interruptWindow(): void {
+    this.machine.irq.deliver();
+  }
+
+  /** Copies kernel virtual memory at `va` into `dst` (what drivers read through). */
+  read(va: number, dst: Uint8Array): void {
+    this.pmap.read(va, dst);
+    this.dmaDebug?.cpu("read", va, dst.length);
+  }
+
+  /** Copies `src` to kernel virtual memory at `va` (what drivers write through). */
+  write(va: number, src: Uint8Array): void {
+    this.pmap.write(va, src);
+    this.dmaDebug?.cpu("write", va, src.length);
+  }
+
+  /** Sets `len` bytes of kernel virtual memory at `va` to `byte`. */
+  fill(va: number, len: number, byte: number): void {
+    this.pmap.fill(va, len, byte);
+    this.dmaDebug?.cpu("write", va, len);
   }
 
   /** What bus_dma needs, from this kernel's page allocator, pmap and heap. */
@@ -376,6 +493,7 @@ export class Kernel {
       ramEnd: this.machine.memmap.ramEnd(),
       phys: this.machine.ram,
       kva: this.pmap,
+      copy: (dst, src, len) => this.machine.ram.copy(dst, src, len),
       allocPages: (size, low, high, alignment, boundary, nsegs) => {
         const list = this.allocPages(size, low, high, alignment, boundary, nsegs);
         const runs = { runs: list.runs() };
@@ -506,6 +624,7 @@ export class Kernel {
     if (this.#down) return;
     this.kmem.check();
     this.pids.check();
+    this.busDma.check();
     for (const d of this.#drivers) d.check();
   }
 
@@ -517,15 +636,32 @@ export class Kernel {
 
   /**
    * Shuts the kernel down: detaches the drivers (their maps, DMA memory
-   * and buffers come back), drops the page cache, gives back the bounce
-   * pools, destroys the process-ID arena and the heap arenas (purging their
-   * quantum caches) and reports
-   * what did not come back. The kernel is unusable afterwards.
+   * and tags come back), drops the page cache, gives back the bounce pool,
+   * destroys the process-ID arena and the heap arenas (purging their
+   * quantum caches) and reports what did not come back: pages, heap and
+   * kernel virtual bytes, identifiers, page lists, and what a driver that
+   * was never detached (or detached badly) still holds: interrupt handlers,
+   * maps, DMA memory and tags. The kernel is unusable afterwards.
    */
-  shutdown(): KernelSummary["leaks"] {
-    for (const d of this.#drivers) d.detach();
+  shutdown(): KernelLeaks {
+    const leaks: string[] = [];
+    for (const d of this.#drivers) {
+      try {
+        d.detach();
+      } catch (e) {
+        leaks.push(`${d.name}: detach failed: ${(e as Error).message}`);
+      }
+    }
     this.pagedaemon.drain();
-    this.busDma.releasePools();
+    const dma = this.busDma.shutdown();
+    const handlers = this.machine.irq.established();
+    for (const h of handlers) {
+      leaks.push(`interrupt line ${h.line} still has a handler (${h.owner || "no owner"})`);
+    }
+    if (dma.maps.length > 0) leaks.push(`bus_dma maps not destroyed: ${dma.maps.join(", ")}`);
+    if (dma.memory > 0) leaks.push(`${dma.memory} DMA memory allocations not freed`);
+    if (dma.tags.length > 0) leaks.push(`bus_dma tags not destroyed: ${dma.tags.join(", ")}`);
+    this.#driverLeaks = leaks;
     const ids = this.pids.destroy();
     const heap = this.kmem.shutdown();
     this.#down = true;
@@ -535,7 +671,66 @@ export class Kernel {
       kvaBytes: heap.heap,
       ids,
       pageLists: this.#lists.size,
+      handlers: handlers.length,
+      dmaMaps: dma.maps.length,
+      dmaMemory: dma.memory,
+      dmaTags: dma.tags.length,
     };
+  }
+
+  /** What DMA-API debugging found so far (violations at shutdown included once it ran). */
+  dmaDebugSummary(): DmaDebugSummary {
+    const d = this.dmaDebug;
+    return d === null
+      ? { enabled: false, violations: 0, list: [] }
+      : { enabled: true, ...d.summary() };
+  }
+
+  /**
+   * The DMA problems of a run, in words: faults no breach explains (every
+   * fault a device's port recorded is one, unless its driver ignored its tag
+   * and the fault caught a breach), breaches that went unnoticed, data
+   * mismatches, device and driver errors, DMA-API violations, and (after
+   * {@link shutdown}) what drivers left behind. Empty when all is well.
+   */
+  dmaProblems(): string[] {
+    const out: string[] = [];
+    const byName = new Map(this.#drivers.map((d) => [d.name, d]));
+    for (const dev of this.machine.devices) {
+      const port = dev.port, d = byName.get(dev.name);
+      const f = port.lastFault;
+      const last = f === null
+        ? ""
+        : ` (last: ${f.kind} ${f.op} at 0x${f.addr.toString(16)}: ${f.reason})`;
+      if (d === undefined) {
+        if (port.faults > 0) out.push(`${dev.name}: ${port.faults} DMA faults${last}`);
+        continue;
+      }
+      const s = d.stats();
+      if (s.unexpectedFaults > 0) {
+        out.push(`${dev.name}: ${s.unexpectedFaults} DMA faults within the device's limits${last}`);
+      }
+      if (port.faults !== s.faults) {
+        out.push(
+          `${dev.name}: the port recorded ${port.faults} DMA faults, the driver saw ${s.faults}`,
+        );
+      }
+      if (s.breaches > s.caught) {
+        out.push(
+          `${dev.name}: ${
+            s.breaches - s.caught
+          } transfers beyond the device's limits went unnoticed`,
+        );
+      }
+      if (s.mismatches > 0) out.push(`${dev.name}: ${s.mismatches} transfers with wrong data`);
+      if (s.errors > 0) out.push(`${dev.name}: ${s.errors} device or driver errors`);
+    }
+    const dbg = this.dmaDebugSummary();
+    if (dbg.violations > 0) {
+      out.push(`dma-debug: ${dbg.violations} violations (first: ${dbg.list[0]!.message})`);
+    }
+    for (const l of this.#driverLeaks) out.push(`leak: ${l}`);
+    return out;
   }
 
   /** True once {@link shutdown} ran. */
@@ -577,16 +772,18 @@ export class Kernel {
       },
       heap: k,
       devices: this.#drivers.map((d) => ({ name: d.name, type: d.type, ...d.stats() })),
-      busDma: {
-        ...this.busDma.stats,
-        pools: [...this.busDma.pools.values()].map((p) => ({ highAddr: p.highAddr, ...p.stats })),
-      },
+      busDma: { ...this.busDma.stats, pool: this.busDma.bouncePool },
+      dmaDebug: this.dmaDebugSummary(),
       leaks: {
         pages: this.bootFree - this.uvm.free - this.pagedaemon.cache.size,
         heapBytes: k.inuse,
         kvaBytes: this.kmem.vaInuse,
         ids: this.pids.size(VMEM_ALLOC),
         pageLists: this.#lists.size,
+        handlers: this.machine.irq.established().length,
+        dmaMaps: this.busDma.liveMaps.length,
+        dmaMemory: this.busDma.liveMemory,
+        dmaTags: this.busDma.liveTags.length,
       },
     };
   }
@@ -599,6 +796,39 @@ export class Kernel {
     }
     return out;
   }
+}
+
+/**
+ * The summary lines of the devices, bus_dma, its bounce pool and DMA-API
+ * debugging (what the front end prints between the heap and the leaks).
+ */
+export function formatDmaSummary(s: KernelSummary): string[] {
+  const out: string[] = [];
+  for (const d of s.devices) {
+    const caught = d.breaches > 0 ? ` (${d.caught} of ${d.breaches} breaches caught)` : "";
+    out.push(
+      `  device ${d.name.padEnd(6)} transfers ${d.transfers}, bytes ${d.bytes}, ` +
+        `bounced bytes ${d.bouncedBytes}, faults ${d.faults}${caught}` +
+        (d.mismatches + d.errors > 0 ? `, mismatches ${d.mismatches}, errors ${d.errors}` : ""),
+    );
+  }
+  if (s.devices.length > 0) {
+    const b = s.busDma, p = b.pool;
+    out.push(
+      `  bus_dma      ${b.loads} loads, ${b.segments} segments, ${b.bouncedBytes} bytes copied ` +
+        `through bounce pages, ${b.efbig} EFBIG, ${b.bounceShortages} bounce shortages, ` +
+        `${b.bounceWaits} bounce waits`,
+    );
+    out.push(
+      `  bounce pool  ${p.pages} pages at 0x${p.base.toString(16)}, ${p.reserved} reserved` +
+        (p.tags.length > 0 ? ` (${p.tags.map((t) => `${t.tag} ${t.pages}`).join(", ")})` : ""),
+    );
+  }
+  if (s.dmaDebug.enabled) {
+    out.push(`  dma-debug    ${s.dmaDebug.violations} violations`);
+    for (const v of s.dmaDebug.list.slice(0, 4)) out.push(`    ${v.kind}: ${v.message}`);
+  }
+  return out;
 }
 
 function mib(bytes: number): string {

@@ -4,7 +4,8 @@ import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { createMachine } from "../machine/mod.ts";
 import { Kernel, PAGE_SIZE } from "./kernel.ts";
-import { run } from "./cli.ts";
+import { run } from "./run.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 import { parseBootArgs, UsageError } from "./options.ts";
 import { WORKLOAD_TABLE } from "./workloads.ts";
 import { VmemFreeBSDReplayer } from "../mm/replay_vmem_freebsd.ts";
@@ -40,7 +41,7 @@ for (const preset of ["isa", "pc", "big"] as const) {
       ),
     );
     k.check();
-    assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+    assert.deepEqual(k.shutdown(), NO_LEAKS);
   });
 }
 
@@ -62,7 +63,7 @@ test("kernel --vmem freebsd: kmem memory is page-backed; bad frees are refused; 
   assert.equal(k.kmem.stats.pageShortages, before.pageShortages + 1);
   k.kmem.free(va, data.length);
   k.check();
-  assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
 
 test("kernel --vmem freebsd: a sleeping kmem_alloc completes when the page daemon reclaims", async () => {
@@ -91,7 +92,7 @@ test("kernel --vmem freebsd: every workload runs leak-free on the 16 MiB isa mac
   assert.deepEqual(r.problems, []);
   assert.equal(r.status, 0);
   assert.deepEqual(r.workloads.map((w) => w.name), Object.keys(WORKLOAD_TABLE));
-  assert.deepEqual(r.summary.leaks, { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  assert.deepEqual(r.summary.leaks, NO_LEAKS);
   assert.ok(r.summary.pagedaemon.reclaimed > 0);
 });
 
@@ -161,11 +162,5 @@ test("boot.ts --vmem freebsd --json prints the summary", () => {
     "kmem",
     "pid",
   ]);
-  assert.deepEqual(out.summary.leaks, {
-    pages: 0,
-    heapBytes: 0,
-    kvaBytes: 0,
-    ids: 0,
-    pageLists: 0,
-  });
+  assert.deepEqual(out.summary.leaks, NO_LEAKS);
 });

@@ -19,10 +19,13 @@
 export {
   type ArenaSummary,
   type DeviceSummary,
+  type DmaDebugSummary,
+  formatDmaSummary,
   type FreeListSummary,
   Kernel,
   KERNEL_IMAGE_BASE,
   KERNEL_IMAGE_SIZE,
+  type KernelLeaks,
   type KernelOptions,
   type KernelSummary,
   KVA_BASE,

@@ -9,6 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { KMEM_POLICIES, type KmemPolicy } from "../mm/kmem.ts";
+import { DEVICE_NAMES, type DeviceName, DRIVER_BUGS, type DriverBug } from "../devices/mod.ts";
 
 /** The machine presets the firmware knows. */
 export const PRESETS = ["isa", "pc", "big"] as const;
@@ -23,10 +24,9 @@ export type WorkloadName = typeof WORKLOADS[number];
 /** Whose vmem the heap arenas can be. */
 export const VMEM_FLAVORS = ["illumos", "freebsd"] as const;
 
-/** The devices the kernel can attach. */
-export const DEVICES = ["isa", "nic", "nvme", "dma30"] as const;
-/** A device name. */
-export type DeviceName = typeof DEVICES[number];
+/** The devices the kernel can attach (the built-in devices of `devices/`). */
+export const DEVICES: readonly DeviceName[] = DEVICE_NAMES;
+export type { DeviceName };
 
 /** The allocation policies of the heap arenas. */
 export const POLICIES: readonly KmemPolicy[] = KMEM_POLICIES.illumos;
@@ -65,6 +65,12 @@ export interface BootOptions {
   sample?: number;
   /** Whose vmem builds the heap arenas. */
   vmem: "illumos" | "freebsd";
+  /** Track every DMA map and report misuse. */
+  dmaDebug: boolean;
+  /** Deliberate driver bugs to turn on. */
+  driverBugs: DriverBug[];
+  /** Pages of the bounce pool, or undefined for the kernel's default. */
+  bouncePages?: number;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -96,16 +102,22 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --record-pglist FILE   write the run's uvm_pglistalloc operations as a trace
       --svg FILE         draw physical memory and the arenas at each workload's
                          peak, and the heap over the run
+      --vmem NAME        heap arenas of illumos's vmem (default) or freebsd's
       --policy NAME      allocation policy of the heap arenas: instantfit
-                         (default), bestfit, firstfit, nextfit
+                         (default), bestfit, firstfit, nextfit; with --vmem
+                         freebsd, bestfit (default) or firstfit
       --sample N         sample the heap every N arena operations (a series
                          in --json; the plot of --svg)
-      --ignore-tags      drivers ignore their DMA tags (faults are expected)
-      --vmem NAME        heap arenas of illumos's vmem (default) or freebsd's
+      --ignore-tags      drivers ignore their DMA tags: the devices must fault
+                         every transfer bus_dma would have prevented
+      --dma-debug        track every DMA map and report each misuse
+      --driver-bugs LIST deliberate driver bugs: skip-sync, early-unload
+      --bounce-pages N   pages of the bounce pool taken at boot (default 64)
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
-fault or a data mismatch, 2 on a bad command line.
+fault (with --ignore-tags: a transfer beyond a device's limits that no fault
+caught), a DMA-API violation or a data mismatch, 2 on a bad command line.
 Writing a file needs write access to that file only, e.g.
   deno run --allow-write=mem.svg boot.ts --svg mem.svg`;
 
@@ -170,6 +182,9 @@ const FLAGS = {
   policy: { type: "string" },
   sample: { type: "string" },
   "ignore-tags": { type: "boolean" },
+  "dma-debug": { type: "boolean" },
+  "driver-bugs": { type: "string" },
+  "bounce-pages": { type: "string" },
   vmem: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -227,12 +242,12 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
   }
   let devices: DeviceName[];
   const list = v.devices ?? "all";
-  if (list === "all") devices = [...DEVICES];
+  if (list === "all") devices = [...DEVICE_NAMES];
   else if (list === "none") devices = [];
   else {
     devices = [];
     for (const name of list.split(",")) {
-      const d = oneOf("--devices", name.trim(), DEVICES);
+      const d = oneOf("--devices", name.trim(), DEVICE_NAMES);
       if (!devices.includes(d)) devices.push(d);
     }
   }
@@ -241,6 +256,13 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
   const policy = v.policy === undefined
     ? undefined
     : oneOf(policyFlag, v.policy, KMEM_POLICIES[vmem]);
+  const bugs: DriverBug[] = [];
+  if (v["driver-bugs"] !== undefined && v["driver-bugs"] !== "none") {
+    for (const name of v["driver-bugs"].split(",")) {
+      const b = oneOf("--driver-bugs", name.trim(), DRIVER_BUGS);
+      if (!bugs.includes(b)) bugs.push(b);
+    }
+  }
   return {
     machine,
     memory,
@@ -257,6 +279,11 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     sample: v.sample === undefined ? undefined : parseCount("--sample", v.sample, 1, 10_000_000),
     ignoreTags: v["ignore-tags"] ?? false,
     vmem,
+    dmaDebug: v["dma-debug"] ?? false,
+    driverBugs: bugs,
+    bouncePages: v["bounce-pages"] === undefined
+      ? undefined
+      : parseCount("--bounce-pages", v["bounce-pages"], 0, 65536),
     help: v.help ?? false,
   };
 }

@@ -9,7 +9,39 @@ test("options: defaults boot the pc machine with every device and every workload
   assert.equal(o.workload, "all");
   assert.equal(o.seed, 1);
   assert.deepEqual(o.devices, ["isa", "nic", "nvme", "dma30"]);
-  assert.equal(o.json || o.quiet || o.help || o.ignoreTags, false);
+  assert.equal(o.json || o.quiet || o.help || o.ignoreTags || o.dmaDebug, false);
+  assert.deepEqual(o.driverBugs, []);
+  assert.equal(o.bouncePages, undefined);
+});
+
+test("options: the DMA flags: --dma-debug, --driver-bugs, --bounce-pages", () => {
+  const o = parseBootArgs([
+    "--dma-debug",
+    "--driver-bugs",
+    "skip-sync,early-unload,skip-sync",
+    "--bounce-pages",
+    "128",
+    "--ignore-tags",
+  ]);
+  assert.deepEqual(
+    [o.dmaDebug, o.driverBugs, o.bouncePages, o.ignoreTags],
+    [true, ["skip-sync", "early-unload"], 128, true],
+  );
+  assert.deepEqual(parseBootArgs(["--driver-bugs", "none"]).driverBugs, []);
+  assert.equal(parseBootArgs(["--bounce-pages", "0"]).bouncePages, 0);
+  for (
+    const [args, re] of [
+      [
+        ["--driver-bugs", "typo"],
+        /--driver-bugs: unknown value "typo" \(one of skip-sync, early-unload\)/,
+      ],
+      [["--bounce-pages", "-1"], /bounce-pages/],
+      [["--bounce-pages", "lots"], /--bounce-pages: expected a whole number from 0 to 65536/],
+      [["--bounce-pages", "65537"], /--bounce-pages/],
+    ] as [string[], RegExp][]
+  ) {
+    assert.throws(() => parseBootArgs(args), (e) => e instanceof UsageError && re.test(e.message));
+  }
 });
 
 test("options: flags and values are parsed", () => {

@@ -18,13 +18,13 @@
  */
 
 import { createMachine } from "../machine/mod.ts";
-import { Kernel, type KernelSummary, PAGE_SIZE } from "./kernel.ts";
+import { formatDmaSummary, Kernel, type KernelSummary, PAGE_SIZE } from "./kernel.ts";
 import type { BootOptions } from "./options.ts";
 import { DEFAULT_OPS, WORKLOAD_TABLE } from "./workloads.ts";
 import type { WorkloadReport } from "./workload.ts";
 import { PglistTrace, VmemTrace } from "./trace.ts";
 import { type HeapSample, type PeakPicture, physicalPicture, renderSvg } from "./svg.ts";
-import { DEVICE_TABLE } from "../devices/mod.ts";
+import { DEVICE_MODELS } from "../devices/mod.ts";
 import { KMEM_POLICIES, type KmemPolicy, type VmemRecorder } from "../mm/kmem.ts";
 import type { Arena } from "../mm/arena.ts";
 import { type ArenaFigures, arenaFigures } from "../mm/fragmentation.ts";
@@ -193,12 +193,15 @@ export async function run(
 
   const t0 = performance.now();
   const machine = createMachine({ preset: options.machine, ramSize: options.memory });
-  for (const name of options.devices) DEVICE_TABLE[name].attachModel(machine);
+  for (const name of options.devices) DEVICE_MODELS[name](machine);
   const k = kernel = new Kernel(machine, {
     log,
     vmemTrace: ops,
     pglistTrace,
     ignoreTags: options.ignoreTags,
+    dmaDebug: options.dmaDebug,
+    driverBugs: options.driverBugs,
+    bouncePages: options.bouncePages,
     vmem: flavor,
     policy: policy as KmemPolicy,
   });
@@ -244,23 +247,6 @@ export async function run(
     }
   }
   workload = "rest";
-  // Faults are never silent: every fault a device's DMA port recorded, and
-  // every mismatch a driver found, is a problem.
-  for (const d of machine.devices) {
-    const f = d.port.lastFault;
-    if (d.port.faults > 0) {
-      problems.push(
-        `${d.name}: ${d.port.faults} DMA faults (last: ${f!.kind} ${f!.op} at 0x${
-          f!.addr.toString(16)
-        }: ${f!.reason})`,
-      );
-    }
-  }
-  for (const d of k.drivers) {
-    const s = d.stats();
-    if (s.mismatches > 0) problems.push(`${d.name}: ${s.mismatches} transfers with wrong data`);
-    if (s.errors > 0) problems.push(`${d.name}: ${s.errors} device or driver errors`);
-  }
   k.reap();
   k.traceState();
   try {
@@ -284,6 +270,10 @@ export async function run(
   }
   if (l.ids !== 0) problems.push(`leak: ${l.ids} process IDs still allocated`);
   if (l.pageLists !== 0) problems.push(`leak: ${l.pageLists} page lists not freed`);
+  // Faults are never silent: a fault no breach explains, a breach no fault
+  // caught, wrong data, a DMA-API violation or what a driver left behind.
+  summary.dmaDebug = k.dmaDebugSummary();
+  problems.push(...k.dmaProblems());
 
   let svg: string | undefined;
   if (drawing) {
@@ -367,27 +357,16 @@ export function formatSummary(r: RunResult): string[] {
     `  heap         ${s.heap.allocs} allocs, ${s.heap.frees} frees, ${s.heap.pages} pages backing it, ` +
       `${s.heap.pageShortages} page shortages`,
   );
-  for (const d of s.devices) {
-    out.push(
-      `  device ${d.name.padEnd(6)} transfers ${d.transfers}, bytes ${d.bytes}, ` +
-        `bounced bytes ${d.bouncedBytes}, faults ${d.faults}` +
-        (d.mismatches + d.errors > 0 ? `, mismatches ${d.mismatches}, errors ${d.errors}` : ""),
-    );
-  }
-  if (s.devices.length > 0) {
-    const b = s.busDma;
-    out.push(
-      `  bus_dma      ${b.loads} loads, ${b.segments} segments, ${b.bouncedBytes} bytes copied ` +
-        `through bounce pages, ${b.efbig} EFBIG, ${b.bounceExhausted} bounce shortages`,
-    );
-  }
+  out.push(...formatDmaSummary(s));
   const l = s.leaks;
-  const leaked = l.pages + l.heapBytes + l.kvaBytes + l.ids + l.pageLists;
+  const leaked = l.pages + l.heapBytes + l.kvaBytes + l.ids + l.pageLists + l.handlers +
+    l.dmaMaps + l.dmaMemory + l.dmaTags;
   out.push(
     `  leaks        ${
       leaked === 0 ? "0" : "YES"
     } after shutdown: pages ${l.pages}, heap bytes ${l.heapBytes}, ` +
-      `kva bytes ${l.kvaBytes}, ids ${l.ids}, page lists ${l.pageLists}`,
+      `kva bytes ${l.kvaBytes}, ids ${l.ids}, page lists ${l.pageLists}, handlers ${l.handlers}, ` +
+      `maps ${l.dmaMaps}, DMA memory ${l.dmaMemory}, tags ${l.dmaTags}`,
   );
   for (const p of r.problems) out.push(`  PROBLEM      ${p}`);
   out.push(r.status === 0 ? "ok" : `FAILED (${r.problems.length} problems)`);

@@ -7,39 +7,63 @@
  * Theory. Every device model answers the same common registers in its
  * window (ID, IER, ISR and the fault registers: FAULT_COUNT, FAULT_KIND,
  * FAULT_ADDR, FAULT_LEN), so the steps that touch only those are one piece
- * of code: matching the device type and ID at attach; building the bus_dma
- * tag from the device's DMA constraints, or a permissive one when the
- * kernel ignores tags; the interrupt handler, which reads the causes from
- * ISR and acknowledges them; the command step (store the value that starts
- * the device, which completes inside the store and raises its line, then
- * let the interrupt controller deliver and return the causes the handler
- * took); reading a DMA fault the device recorded (counting the faults that
- * FAULT_COUNT gained since the driver last looked, describing the shown one
- * in `lastFault` and clearing it); counting and logging errors (the first
- * few of each are logged, all are counted); register access at the window
- * base through the machine's bus; the counters; and detach's bookkeeping
- * (idempotent, handler removed between stopping the device and giving back
- * its memory). A subclass keeps what is its device's own: its registers,
- * maps, rings and buffers, and how it checks the data it moved.
+ * of code, written against the narrow {@link DriverKernel}:
  *
- * Invariants: the counters are non-negative integers; FAULT_COUNT's value
- * at the last look is kept so that a fault is counted once however often
- * the registers are read; after detach the driver refuses work (ENXIO).
- * Cost: each step is O(1) bus accesses; nothing here allocates after attach.
+ * - attach: match the device type and ID; make the bus_dma tag from the
+ *   device's own limits in one call, narrowed by the driver (or a
+ *   permissive tag when the kernel ignores tags).
+ * - resources: the tags, maps and DMA memory a driver makes through
+ *   {@link DriverBase.makeTag}, {@link DriverBase.createMap} and
+ *   {@link DriverBase.allocMemory} are remembered and given back by
+ *   detach (a loaded map is unloaded first), so a driver cannot forget one.
+ * - completion: a command stores the value that starts the device and
+ *   waits for the interrupt causes it wants. The handler reads ISR,
+ *   acknowledges it and wakes the waiter; a device that completes inside
+ *   the store is served by taking interrupts at once, one that completes
+ *   later by the machine's clock, and a timeout on that clock ends a wait
+ *   for a device that never answers. Operations run one at a time
+ *   ({@link DriverBase.serialize}).
+ * - faults: after an error the fault registers are read, the shown fault is
+ *   described in `lastFault` and cleared, and what FAULT_COUNT gained since
+ *   the driver last looked is counted; errors are counted and the first few
+ *   logged.
+ * - breaches: before it starts a transfer, a driver tells whether what it
+ *   programs breaks the device's own limits ({@link DriverBase.breach}),
+ *   which happens only when tags are ignored; {@link DriverBase.account}
+ *   then counts the breaches and those the device caught with a fault. A
+ *   breach that ended any other way went unnoticed; a fault without a
+ *   breach was unexpected.
+ * - syncs go through {@link DriverBase.sync}, which the deliberate bug
+ *   `skip-sync` turns off.
+ *
+ * Invariants: the counters are non-negative integers, caught <= breaches;
+ * FAULT_COUNT's value at the last look is kept so that a fault is counted
+ * once however often the registers are read; after detach the driver
+ * refuses work (ENXIO) and holds nothing. Cost: each step is O(1) bus
+ * accesses; a wait allocates its promise.
  *
  * @module
  */
 
-import type { Kernel } from "../boot/kernel.ts";
-import { DmaTag } from "../mm/bus_dma.ts";
+import {
+  BUS_DMA_WAITOK,
+  type BusDma,
+  type DmaMap,
+  type DmaMemory,
+  type DmaSource,
+  type DmaTag,
+  type DmaTagOptions,
+} from "../mm/bus_dma.ts";
 import { describe, KernelError } from "../mm/errors.ts";
 import {
   type DeviceInfo,
   type DmaConstraints,
+  type DmaLimits,
   FAULT_DECODE,
   FAULT_NONE,
   INT_DONE,
   INT_ERROR,
+  listProblem,
   REG_FAULT_ADDR_HI,
   REG_FAULT_ADDR_LO,
   REG_FAULT_COUNT,
@@ -48,7 +72,9 @@ import {
   REG_ID,
   REG_IER,
   REG_ISR,
+  TWO32,
 } from "../machine/mod.ts";
+import type { DriverKernel } from "./kernel_if.ts";
 
 /**
  * What one transfer came to: `ok` (moved and checked), `fault` (the device
@@ -64,14 +90,20 @@ export interface DriverStats {
   transfers: number;
   /** Bytes those transfers moved. */
   bytes: number;
-  /** Of those, bytes that went through bounce pages or a bounce buffer. */
+  /** Of those, bytes that went through bounce pages. */
   bouncedBytes: number;
   /** DMA faults the device reported (its FAULT_COUNT register). */
   faults: number;
   /** Transfers whose data the driver found wrong. */
   mismatches: number;
-  /** Other failures: error statuses, missing interrupts, unprogrammable addresses. */
+  /** Other failures: error statuses, missing interrupts, unprogrammable layouts. */
   errors: number;
+  /** Transfers programmed outside the device's own limits (only with tags ignored). */
+  breaches: number;
+  /** Of those, the ones the device refused with a DMA fault. */
+  caught: number;
+  /** Faults on transfers that were within the device's limits. */
+  unexpectedFaults: number;
 }
 
 /** What the kernel sees of any driver. */
@@ -82,6 +114,8 @@ export interface DeviceDriver {
   readonly type: string;
   /** The DMA tag its transfers obey (permissive when tags are ignored). */
   readonly tag: DmaTag;
+  /** The device's own DMA limits (from its port). */
+  readonly limits: DmaLimits;
   /** True when the driver uses a permissive tag instead of its device's. */
   readonly ignoreTags: boolean;
   /** The last fault the device described, in words, or null. */
@@ -94,7 +128,7 @@ export interface DeviceDriver {
   check(): void;
   /**
    * Stops the device, removes the interrupt handler and gives back every
-   * map, DMA memory and kernel buffer the driver holds. Idempotent.
+   * map, DMA memory and tag the driver holds. Idempotent.
    */
   detach(): void;
 }
@@ -103,28 +137,26 @@ export interface DeviceDriver {
 export interface DriverSpec {
   /** Device type the driver matches ("nvme"). */
   readonly type: string;
-  /** Article before the type in the refusal of another device ("an" for "an nvme"). */
-  readonly article: "a" | "an";
   /** Value the device's ID register must hold. */
   readonly id: number;
-  /** The device's DMA constraints, from which the tag is built. */
-  readonly dma: Readonly<DmaConstraints>;
-  /** Largest transfer of the device's tag. */
-  readonly maxSize: number;
-  /** Largest transfer of the permissive tag used when tags are ignored (default `maxSize`). */
-  readonly ignoredMaxSize?: number;
+  /** How the driver narrows the device's limits for its tag (e.g. a shorter `maxTransfer`). */
+  readonly narrow?: DmaConstraints;
+  /** Longest transfer of the permissive tag used when tags are ignored (default the tag's). */
+  readonly ignoredMaxTransfer?: number;
+  /** Bounce pages the tag reserves (default: bus_dma's choice). */
+  readonly bouncePages?: number;
 }
 
-/** 2^32: where an address stops fitting a 32-bit register. */
-export const TWO32 = 4294967296;
+/** How long a driver waits for a completion interrupt: one virtual second. */
+export const COMPLETION_TIMEOUT = 1e9;
 
 /** Errors and faults logged per driver; the rest are only counted. */
 const FAULTS_LOGGED = 4;
 
 /**
  * The device-independent part of a driver: attach checks and the tag,
- * register access, the interrupt handler and command step, fault and error
- * accounting, the counters and detach's bookkeeping.
+ * tracked resources, register access, the interrupt handler and completion
+ * waits, fault, breach and error accounting, the counters and detach.
  */
 export abstract class DriverBase implements DeviceDriver {
   /** Device instance name. */
@@ -133,13 +165,17 @@ export abstract class DriverBase implements DeviceDriver {
   readonly type: string;
   /** The tag its transfers obey. */
   readonly tag: DmaTag;
+  /** The device's own limits. */
+  readonly limits: DmaLimits;
   /** True when the tag is the permissive one. */
   readonly ignoreTags: boolean;
   /** The last fault the device described. */
   lastFault: string | null = null;
 
   /** The kernel the driver is attached in. */
-  protected readonly kernel: Kernel;
+  protected readonly kernel: DriverKernel;
+  /** bus_dma, for short. */
+  protected readonly busDma: BusDma;
   /** The counters {@link stats} copies; the subclass counts transfers, bytes and mismatches. */
   protected readonly counters: DriverStats = {
     transfers: 0,
@@ -148,29 +184,45 @@ export abstract class DriverBase implements DeviceDriver {
     faults: 0,
     mismatches: 0,
     errors: 0,
+    breaches: 0,
+    caught: 0,
+    unexpectedFaults: 0,
   };
 
   readonly #base: number;
   readonly #line: number;
+  readonly #tags: DmaTag[] = [];
+  readonly #maps: DmaMap[] = [];
+  readonly #memory = new Set<DmaMemory>();
+  #established = false;
   #isr = 0;
+  #want = 0;
+  #wake: ((isr: number) => void) | null = null;
+  #timer = 0;
   #faultsSeen = 0;
   #detached = false;
+  #queue: Promise<unknown> = Promise.resolve();
 
   /**
    * Checks that `info` is a device of `spec.type` answering `spec.id`
-   * (ENODEV otherwise) and builds the tag; touches nothing else of the
-   * device.
+   * (ENODEV otherwise) and makes the tag from the device's limits; touches
+   * nothing else of the device.
    */
-  protected constructor(kernel: Kernel, info: DeviceInfo, spec: DriverSpec) {
+  protected constructor(kernel: DriverKernel, info: DeviceInfo, spec: DriverSpec) {
+    if (info === null || typeof info !== "object" || typeof info.name !== "string") {
+      throw new KernelError("EINVAL", `device must be a device table row, got ${describe(info)}`);
+    }
     if (info.type !== spec.type) {
       throw new KernelError(
         "ENODEV",
-        `device ${info.name} is a ${info.type}, not ${spec.article} ${spec.type}`,
+        `device ${info.name} is of type ${describe(info.type)}, not ${describe(spec.type)}`,
       );
     }
     this.type = spec.type;
     this.kernel = kernel;
+    this.busDma = kernel.busDma;
     this.name = info.name;
+    this.limits = info.dma;
     this.#base = info.base;
     this.#line = info.irq;
     const id = this.rd(REG_ID);
@@ -178,17 +230,12 @@ export abstract class DriverBase implements DeviceDriver {
       throw new KernelError("ENODEV", `device ${info.name} answers ID ${describe(id)}`);
     }
     this.ignoreTags = kernel.ignoreTags;
-    const dma = spec.dma;
     this.tag = this.ignoreTags
-      ? new DmaTag(`${info.name} (tag ignored)`, { maxSize: spec.ignoredMaxSize ?? spec.maxSize })
-      : new DmaTag(info.name, {
-        highAddr: dma.maxAddress,
-        alignment: dma.alignment,
-        boundary: dma.boundary,
-        nSegments: dma.maxSegments,
-        maxSegSize: dma.maxSegmentSize,
-        maxSize: spec.maxSize,
-      });
+      ? this.busDma.createTag(`${info.name} (tag ignored)`, {
+        maxTransfer: spec.ignoredMaxTransfer ?? spec.narrow?.maxTransfer ?? info.dma.maxTransfer,
+      }, { device: info.name, bouncePages: 0 })
+      : this.busDma.tagForDevice(info, spec.narrow ?? {}, { bouncePages: spec.bouncePages });
+    this.#tags.push(this.tag);
   }
 
   /** True once detached. */
@@ -206,25 +253,40 @@ export abstract class DriverBase implements DeviceDriver {
 
   /**
    * Stops the device ({@link quiesce}), removes the interrupt handler and
-   * gives back what the driver holds ({@link release}). Idempotent.
+   * gives back what the driver holds: {@link release} first, then every
+   * tracked map (unloaded if loaded), DMA memory and tag. Idempotent.
    */
   detach(): void {
     if (this.#detached) return;
     this.quiesce();
-    this.kernel.machine.irq.disestablish(this.#line);
+    if (this.#established) this.kernel.irq.disestablish(this.#line);
+    this.#established = false;
+    this.#endWait();
     this.release();
+    this.#releaseAll();
     this.#detached = true;
   }
 
   /** Stops the device at detach, before the handler is removed. */
   protected abstract quiesce(): void;
 
-  /** Gives back the maps and memory the driver holds, at detach. */
-  protected abstract release(): void;
+  /** Gives back what the driver holds beyond its tracked resources (default: nothing). */
+  protected release(): void {}
 
   /** Throws ENXIO once the driver is detached. */
   protected assertAttached(): void {
     if (this.#detached) throw new KernelError("ENXIO", `${this.name} is detached`);
+  }
+
+  /**
+   * For a subclass constructor that fails half-way: gives back what was
+   * taken (handler, maps, memory, tags) and rethrows `e`.
+   */
+  protected abandon(e: unknown): never {
+    if (this.#established) this.kernel.irq.disestablish(this.#line);
+    this.#established = false;
+    this.#releaseAll();
+    throw e;
   }
 
   /** Throws, naming `who`, when a counter is not a non-negative integer. */
@@ -234,11 +296,88 @@ export abstract class DriverBase implements DeviceDriver {
         throw new KernelError("CORRUPT", `${who}.check: ${k} is ${v}`);
       }
     }
+    if (this.counters.caught > this.counters.breaches) {
+      throw new KernelError("CORRUPT", `${who}.check: more breaches caught than made`);
+    }
+    for (const map of this.#maps) {
+      if (map.destroyed) {
+        throw new KernelError("CORRUPT", `${who}.check: map ${map.name} destroyed`);
+      }
+    }
+  }
+
+  /**
+   * A further tag for this device: a child of {@link tag} narrowed by
+   * `narrowing` (a permissive tag when tags are ignored); given back at
+   * detach.
+   */
+  protected makeTag(
+    name: string,
+    narrowing: DmaConstraints,
+    opts: Pick<DmaTagOptions, "bouncePages"> = {},
+  ): DmaTag {
+    const tag = this.ignoreTags
+      ? this.busDma.createTag(`${name} (tag ignored)`, {}, { device: this.name, bouncePages: 0 })
+      : this.busDma.createTag(name, narrowing, { parent: this.tag, bouncePages: opts.bouncePages });
+    this.#tags.push(tag);
+    return tag;
+  }
+
+  /** bus_dmamap_create, remembered for detach. */
+  protected createMap(
+    tag: DmaTag,
+    size?: number,
+    nsegs?: number,
+    opts?: { bounceBuffer?: boolean; name?: string },
+  ): DmaMap {
+    const map = this.busDma.createMap(tag, size, nsegs, opts);
+    this.#maps.push(map);
+    return map;
+  }
+
+  /** bus_dmamem_alloc, remembered for detach. */
+  protected allocMemory(
+    tag: DmaTag,
+    size: number,
+    opts?: { alignment?: number; boundary?: number; nsegs?: number },
+  ): DmaMemory {
+    const mem = this.busDma.dmamemAlloc(tag, size, opts);
+    this.#memory.add(mem);
+    return mem;
+  }
+
+  /** Frees DMA memory from {@link allocMemory}; BADFREE for anything else. */
+  protected freeMemory(mem: DmaMemory): void {
+    if (!this.#memory.has(mem)) {
+      throw new KernelError(
+        "BADFREE",
+        `DMA memory at kva ${describe(mem?.kva)} is not ${this.name}'s`,
+      );
+    }
+    this.busDma.dmamemFree(mem);
+    this.#memory.delete(mem);
+  }
+
+  /** True when `mem` came from {@link allocMemory} and is not freed. */
+  protected ownsMemory(mem: DmaMemory): boolean {
+    return this.#memory.has(mem);
+  }
+
+  /** Loads `map` from `source`, waiting for bounce space if need be. */
+  protected load(map: DmaMap, source: DmaSource): Promise<void> {
+    return this.busDma.loadAsync(map, source, BUS_DMA_WAITOK);
+  }
+
+  /** bus_dmamap_sync, unless the deliberate bug `skip-sync` is on. */
+  protected sync(map: DmaMap, ops: number, offset?: number, len?: number): void {
+    if (this.kernel.driverBugs.has("skip-sync")) return;
+    this.busDma.sync(map, ops, offset, len);
   }
 
   /** Puts the interrupt handler on the device's line. */
   protected establish(): void {
-    this.kernel.machine.irq.establish(this.#line, this.#intr);
+    this.kernel.irq.establish(this.#line, this.#intr, this.name);
+    this.#established = true;
   }
 
   /** Enables the interrupt causes `mask` and takes FAULT_COUNT as the count already seen. */
@@ -252,17 +391,75 @@ export abstract class DriverBase implements DeviceDriver {
     this.#faultsSeen = this.rd(REG_FAULT_COUNT);
   }
 
+  /** Runs `fn` after every operation started before it has ended. */
+  protected serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(fn);
+    this.#queue = p.catch(() => {});
+    return p;
+  }
+
   /**
-   * Stores `value` at register `off` (the store that starts the device) and
-   * returns the interrupt causes the handler then took.
+   * Stores `value` at register `off` (the store that starts the device),
+   * then waits until an interrupt brings a cause in `mask`; resolves with
+   * the causes taken since the store (without `mask`'s bits after a timeout).
    */
-  protected storeAndDeliver(off: number, value: number): number {
+  protected command(
+    off: number,
+    value: number,
+    mask: number = INT_DONE | INT_ERROR,
+  ): Promise<number> {
+    this.start(off, value);
+    return this.waitFor(mask);
+  }
+
+  /** Forgets the causes taken so far and stores `value` at `off` (see {@link waitFor}). */
+  protected start(off: number, value: number): void {
     this.#isr = 0;
     this.wr(off, value);
-    // The device finished inside the store and raised its line; this is
-    // the interrupt arriving: the controller calls the handler below.
-    this.kernel.machine.irq.deliver();
-    return this.#isr;
+  }
+
+  /**
+   * Waits until the causes taken since the last {@link command} include one
+   * of `mask` (at once when they do); resolves with them, or after
+   * `timeout` virtual nanoseconds with what there is.
+   */
+  protected waitFor(mask: number, timeout: number = COMPLETION_TIMEOUT): Promise<number> {
+    this.kernel.interruptWindow();
+    if ((this.#isr & mask) !== 0) return Promise.resolve(this.#isr);
+    if (this.#wake !== null) {
+      throw new KernelError("EBUSY", `${this.name}: a wait is already in progress`);
+    }
+    return new Promise((resolve) => {
+      this.#want = mask;
+      this.#wake = resolve;
+      this.#timer = this.kernel.clock.schedule(timeout, () => {
+        if (this.#wake !== resolve) return;
+        this.#wake = null;
+        resolve(this.#isr);
+      });
+    });
+  }
+
+  /** True when the `nsegs` segments of `segs` break the device's own limits. */
+  protected breach(segs: ArrayLike<number>, nsegs: number): boolean {
+    return listProblem(this.limits, segs, nsegs) !== null;
+  }
+
+  /**
+   * Counts what a transfer that reached the device came to: a breach the
+   * device caught (a fault), one it did not, or a fault without a breach.
+   * Returns `result`.
+   */
+  protected account(result: TransferResult, breach: boolean): TransferResult {
+    const s = this.counters;
+    if (breach) {
+      s.breaches++;
+      if (result === "fault") s.caught++;
+      else if (s.breaches - s.caught <= FAULTS_LOGGED) {
+        this.kernel.log(`${this.name}: a transfer beyond the device's limits ended ${result}`);
+      }
+    } else if (result === "fault") s.unexpectedFaults++;
+    return result;
   }
 
   /**
@@ -296,12 +493,12 @@ export abstract class DriverBase implements DeviceDriver {
 
   /** Reads the 32-bit register at `off`. */
   protected rd(off: number): number {
-    return this.kernel.machine.bus.read32(this.#base + off);
+    return this.kernel.bus.read32(this.#base + off);
   }
 
   /** Writes `v` to the 32-bit register at `off`. */
   protected wr(off: number, v: number): void {
-    this.kernel.machine.bus.write32(this.#base + off, v);
+    this.kernel.bus.write32(this.#base + off, v);
   }
 
   /** Reads a 64-bit value from the register pair `lo`, `hi` (high word first). */
@@ -309,17 +506,44 @@ export abstract class DriverBase implements DeviceDriver {
     return this.rd(hi) * TWO32 + this.rd(lo);
   }
 
-  /** Writes `v` to the register pair `lo`, `hi` (low word first). */
+  /** Writes `v` (an address) to the register pair `lo`, `hi`, low word first. */
   protected wr64(lo: number, hi: number, v: number): void {
     const h = Math.floor(v / TWO32);
     this.wr(lo, v - h * TWO32);
     this.wr(hi, h);
   }
 
-  /** The interrupt handler: take the causes, acknowledge them. */
+  #releaseAll(): void {
+    const bd = this.busDma;
+    for (const map of this.#maps.splice(0)) {
+      if (map.destroyed) continue;
+      if (map.mapsize !== 0) bd.unload(map);
+      bd.destroyMap(map);
+    }
+    for (const mem of this.#memory) bd.dmamemFree(mem);
+    this.#memory.clear();
+    for (const tag of this.#tags.splice(0).reverse()) bd.destroyTag(tag);
+  }
+
+  /** Ends a wait in progress (at detach): it resolves with what there is. */
+  #endWait(): void {
+    const w = this.#wake;
+    if (w === null) return;
+    this.#wake = null;
+    this.kernel.clock.cancel(this.#timer);
+    w(this.#isr);
+  }
+
+  /** The interrupt handler: take the causes, acknowledge them, wake a waiter they satisfy. */
   readonly #intr = (): void => {
     const isr = this.rd(REG_ISR);
-    this.#isr |= isr;
     this.wr(REG_ISR, isr);
+    this.#isr |= isr;
+    const w = this.#wake;
+    if (w !== null && (this.#isr & this.#want) !== 0) {
+      this.#wake = null;
+      this.kernel.clock.cancel(this.#timer);
+      w(this.#isr);
+    }
   };
 }

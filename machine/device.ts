@@ -22,6 +22,13 @@
  * | 0x4C   | FAULT_LEN       | RO     | its length in bytes                             |
  * | 0x50   | FAULT_COUNT     | RO     | DMA faults since attach                         |
  *
+ * A model completes a command either inside the register store that starts
+ * it (synchronous) or later: {@link DeviceModel.later} queues the work on
+ * the machine's clock, counted on the port as in flight until it runs, and
+ * the work raises the interrupt when it is done. A model built with
+ * `synchronous: true` runs what it would queue at once, for microbenchmarks
+ * and for tests that step a model by hand. A reset drops work queued before it.
+ *
  * ISR bit 0 (`INT_DONE`) means a command or transfer completed, bit 1
  * (`INT_ERROR`) that one failed (a DMA fault, or a refused programming the
  * model names in its own status register); models add their own bits above.
@@ -34,6 +41,7 @@
 import { hex } from "./errors.ts";
 import type { DmaConstraints, DmaPort } from "./dma.ts";
 import type { IrqLine } from "./irq.ts";
+import type { Clock } from "./clock.ts";
 import type { Machine } from "./machine.ts";
 import type { MmioHandlers } from "./bus.ts";
 
@@ -69,6 +77,9 @@ export const FAULT_ACCESS = 2;
 /** Bytes of every device register window. */
 export const DEVICE_WINDOW = 4096;
 
+/** 2^32: the weight of the high word of a 64-bit register pair. */
+export const TWO32 = 4294967296;
+
 /** How a model introduces itself to {@link DeviceModel}. */
 export interface DeviceModelSpec {
   /** Instance name ("nic0"). */
@@ -79,6 +90,8 @@ export interface DeviceModelSpec {
   id: number;
   /** What its DMA engine can address. */
   dma: DmaConstraints;
+  /** Complete work inside the store that starts it instead of later (default false). */
+  synchronous?: boolean;
 }
 
 /** Turns four ASCII characters into an ID register value (first character in the low byte). */
@@ -101,11 +114,16 @@ export abstract class DeviceModel implements MmioHandlers {
   readonly dma: DmaPort;
   /** Value of the ID register. */
   readonly id: number;
+  /** True when work completes inside the store that starts it. */
+  readonly synchronous: boolean;
+  /** The machine's clock, on which {@link later} queues work. */
+  readonly clock: Clock;
   /** Interrupt causes (ISR). */
   protected isr = 0;
   /** Interrupt enables (IER). */
   protected ier = 0;
   #faultShown = 0; // port fault count when FAULT_KIND was last cleared
+  #generation = 0; // resets so far: work queued before the last one is dropped
 
   /** Attaches the model to `machine` (throws as {@link Machine.attach} does). */
   constructor(machine: Machine, spec: DeviceModelSpec) {
@@ -122,6 +140,27 @@ export abstract class DeviceModel implements MmioHandlers {
     this.base = a.window.base;
     this.irq = a.irq;
     this.dma = a.dma;
+    this.clock = machine.clock;
+    this.synchronous = spec.synchronous ?? false;
+  }
+
+  /**
+   * Runs `work` `delay` virtual nanoseconds from now (at once when the model
+   * is synchronous); until it runs it counts as a transfer in flight on the
+   * port.
+   */
+  protected later(delay: number, work: () => void): void {
+    if (this.synchronous) {
+      work();
+      return;
+    }
+    const port = this.dma, generation = this.#generation;
+    port.inFlight++;
+    this.clock.schedule(delay, () => {
+      port.inFlight--;
+      // A reset since the work was queued dropped it.
+      if (generation === this.#generation) work();
+    });
   }
 
   /** A model register load (offsets past the common block). */
@@ -186,8 +225,9 @@ export abstract class DeviceModel implements MmioHandlers {
     this.irq.set((this.isr & this.ier) !== 0);
   }
 
-  /** Clears ISR, IER and the shown fault (for a model's reset). */
+  /** Clears ISR, IER and the shown fault, and drops queued work (for a model's reset). */
   protected resetCommon(): void {
+    this.#generation++;
     this.isr = 0;
     this.ier = 0;
     this.#faultShown = this.dma.faults;
@@ -206,9 +246,9 @@ export abstract class DeviceModel implements MmioHandlers {
       case REG_FAULT_KIND:
         return f.kind === "decode" ? FAULT_DECODE : FAULT_ACCESS;
       case REG_FAULT_ADDR_LO:
-        return Number.isInteger(f.addr) && f.addr >= 0 ? f.addr % 4294967296 : 0;
+        return Number.isInteger(f.addr) && f.addr >= 0 ? f.addr % TWO32 : 0;
       case REG_FAULT_ADDR_HI:
-        return Number.isInteger(f.addr) && f.addr >= 0 ? Math.floor(f.addr / 4294967296) : 0;
+        return Number.isInteger(f.addr) && f.addr >= 0 ? Math.floor(f.addr / TWO32) % TWO32 : 0;
       default:
         return Number.isInteger(f.len) && f.len >= 0 ? Math.min(f.len, 0xffffffff) : 0;
     }

@@ -1,12 +1,14 @@
 /**
- * DMA ports: a device's only window into RAM.
+ * DMA ports: a device's only window into RAM, and the one vocabulary in
+ * which a device's DMA limits are written.
  *
- * Theory. A port carries what the device's address engine can do, the same
- * facts a kernel's bus_dma tag describes: the highest byte address it can
- * drive (`maxAddress`: 2^24-1 for ISA, 2^32-1 for 32-bit PCI, 2^53-1 for
- * "64-bit"), the alignment of every segment start, a boundary no segment
- * may cross, the most segments one transfer may have and the longest
- * segment. Every transfer is checked in full before a byte moves:
+ * Theory. {@link DmaConstraints} says what a device's address engine can
+ * do, in the words the kernel's bus_dma tags use too: the lowest and highest
+ * byte address it can drive (`maxAddress`: 2^24-1 for ISA, 2^32-1 for
+ * 32-bit PCI, 2^53-1 for "64-bit"), the alignment of every segment start, a
+ * boundary no segment may cross, the most segments one transfer may have,
+ * the longest segment and the longest transfer. A port carries its device's
+ * constraints and checks every transfer in full before a byte moves:
  *
  * - an `access` fault when a segment breaks a constraint (the device could
  *   not have issued it: on real hardware the address would wrap or the
@@ -18,15 +20,30 @@
  * A fault is counted, kept as {@link DmaPort.lastFault} and in a short log,
  * and reported to the device by the return value (`false`, or `-1` for the
  * scatter-gather calls); the device turns it into a status bit. Nothing is
- * read or written by a faulting transfer, not even its valid segments.
+ * read or written by a faulting transfer, not even its valid segments. A
+ * call from a device never throws for what it was given (any value at all
+ * as an address or a length is a fault), so a model always ends a bad
+ * transfer with a fault record.
+ *
+ * The address a segment names is a bus address. On this machine bus
+ * addresses are physical addresses: once the constraints pass, the list goes
+ * to RAM as it is. That step (constraints on the device's addresses, then
+ * RAM) is where an IOMMU would translate bus addresses through its tables.
  *
  * Segment lists are flat `(address, length)` pairs in any array of numbers;
  * a `Float64Array` holds any address exactly. A list costs a few
- * comparisons per segment against the constraints, then RAM's own
- * scatter-gather call, which checks that every segment is RAM before it
- * copies the segments; checking and moving a list allocates nothing on
- * success. Invariants (see {@link DmaPort.check}):
- * counters are non-negative integers, faults = decode + access.
+ * comparisons per segment against the constraints; segments that follow one
+ * another in RAM are then copied as one run, so a transfer of a contiguous
+ * buffer costs one copy whatever its segment count, and RAM checks each run
+ * is RAM before it copies anything. Checking and moving a list allocates
+ * nothing on success.
+ *
+ * A {@link DmaMonitor} (the kernel's DMA debugging, a bus analyser) may
+ * watch a port: it is told of every transfer that moved data. Work a device
+ * has queued but not run is counted in {@link DmaPort.inFlight}.
+ *
+ * Invariants (see {@link DmaPort.check}): counters are non-negative
+ * integers, faults = decode + access.
  *
  * @module
  */
@@ -36,6 +53,8 @@ import type { Ram } from "./ram.ts";
 
 /** Highest address of a 24-bit (ISA) DMA engine: 16 MiB - 1. */
 export const DMA_24BIT: number = 2 ** 24 - 1;
+/** Highest address of a 28-bit DMA engine: 256 MiB - 1. */
+export const DMA_28BIT: number = 2 ** 28 - 1;
 /** Highest address of a 30-bit DMA engine: 1 GiB - 1. */
 export const DMA_30BIT: number = 2 ** 30 - 1;
 /** Highest address of a 32-bit DMA engine: 4 GiB - 1. */
@@ -43,22 +62,43 @@ export const DMA_32BIT: number = 2 ** 32 - 1;
 /** Highest address of a "64-bit" DMA engine, as far as plain numbers go: 2^53 - 1. */
 export const DMA_64BIT: number = Number.MAX_SAFE_INTEGER;
 
-/** What a device's DMA engine can address. */
+/**
+ * What a device's DMA engine can address; the same words describe a
+ * kernel bus_dma tag. Every field may be left out (no limit).
+ */
 export interface DmaConstraints {
-  /** Highest byte address the device can drive. */
-  maxAddress: number;
+  /** Lowest byte address the device can drive (default 0). */
+  minAddress?: number;
+  /** Highest byte address the device can drive (default 2^53 - 1). */
+  maxAddress?: number;
   /** Every segment starts at a multiple of this power of two (default 1). */
   alignment?: number;
   /** 0 (default) or a power of two that no segment may cross. */
   boundary?: number;
   /** Most segments in one transfer (default unlimited). */
   maxSegments?: number;
-  /** Longest segment in bytes (default unlimited). */
+  /** Longest segment in bytes, a multiple of the alignment (default unlimited). */
   maxSegmentSize?: number;
+  /** Longest transfer in bytes, all segments together (default unlimited). */
+  maxTransfer?: number;
 }
 
 /** The constraints with every default filled in. */
 export type DmaLimits = Readonly<Required<DmaConstraints>>;
+
+/** The fields of {@link DmaConstraints}, in the order they are checked and described. */
+export const DMA_CONSTRAINT_FIELDS: readonly (keyof DmaConstraints)[] = Object.freeze([
+  "minAddress",
+  "maxAddress",
+  "alignment",
+  "boundary",
+  "maxSegments",
+  "maxSegmentSize",
+  "maxTransfer",
+]);
+
+/** "No limit" for the counts and sizes of {@link DmaLimits}. */
+export const DMA_NO_LIMIT: number = Number.MAX_SAFE_INTEGER;
 
 /** A refused DMA transfer. */
 export interface DmaFault {
@@ -66,41 +106,134 @@ export interface DmaFault {
   readonly kind: "decode" | "access";
   /** `read`: RAM to device; `write`: device to RAM. */
   readonly op: "read" | "write";
-  /** First byte of the offending segment. */
+  /** First byte of the offending segment (as the device gave it: any value). */
   readonly addr: number;
-  /** Length of the offending segment. */
+  /** Length of the offending segment (as the device gave it). */
   readonly len: number;
   /** What was wrong, in words. */
   readonly reason: string;
+}
+
+/** What watches a port's transfers (the kernel's DMA debugging). */
+export interface DmaMonitor {
+  /**
+   * Called after a transfer moved data: `op` as the port sees it, and the
+   * `nsegs` segments (address, length pairs) of `segs` it touched.
+   */
+  transferred(port: DmaPort, op: "read" | "write", segs: ArrayLike<number>, nsegs: number): void;
 }
 
 const LOG = 16;
 
 /**
  * Validates `c` and returns it with defaults filled in; throws `EINVAL`
- * naming the field that is wrong.
+ * naming the field that is wrong and its value.
  */
 export function dmaLimits(c: DmaConstraints): DmaLimits {
   if (c === null || typeof c !== "object") {
     throw new MachineError("EINVAL", `DMA constraints must be an object, got ${hex(c)}`);
   }
-  const maxAddress = checkInt("maxAddress", c.maxAddress, 0);
+  const minAddress = checkInt("minAddress", c.minAddress ?? 0, 0);
+  const maxAddress = checkInt("maxAddress", c.maxAddress ?? DMA_64BIT, 0);
+  if (maxAddress < minAddress) {
+    throw new MachineError(
+      "EINVAL",
+      `maxAddress ${hex(maxAddress)} is below minAddress ${hex(minAddress)}`,
+    );
+  }
   const alignment = checkPow2("alignment", c.alignment ?? 1);
   const boundary = c.boundary ?? 0;
   if (boundary !== 0) checkPow2("boundary", boundary);
-  const maxSegments = checkInt("maxSegments", c.maxSegments ?? Number.MAX_SAFE_INTEGER, 1);
-  const maxSegmentSize = checkInt(
-    "maxSegmentSize",
-    c.maxSegmentSize ?? Number.MAX_SAFE_INTEGER,
-    1,
-  );
+  const maxSegments = checkInt("maxSegments", c.maxSegments ?? DMA_NO_LIMIT, 1);
+  const maxSegmentSize = checkInt("maxSegmentSize", c.maxSegmentSize ?? DMA_NO_LIMIT, 1);
+  const maxTransfer = checkInt("maxTransfer", c.maxTransfer ?? DMA_NO_LIMIT, 1);
   if (boundary !== 0 && boundary < alignment) {
     throw new MachineError(
       "EINVAL",
       `boundary ${hex(boundary)} is smaller than alignment ${hex(alignment)}`,
     );
   }
-  return Object.freeze({ maxAddress, alignment, boundary, maxSegments, maxSegmentSize });
+  // A segment cut at the longest segment size must start aligned again.
+  if (maxSegmentSize !== DMA_NO_LIMIT && maxSegmentSize % alignment !== 0) {
+    throw new MachineError(
+      "EINVAL",
+      `maxSegmentSize ${maxSegmentSize} is not a multiple of alignment ${alignment}`,
+    );
+  }
+  return Object.freeze({
+    minAddress,
+    maxAddress,
+    alignment,
+    boundary,
+    maxSegments,
+    maxSegmentSize,
+    maxTransfer,
+  });
+}
+
+/**
+ * Why the device of `limits` could not issue the segment `[pa, pa + len)`,
+ * in words, or null when it could. Any value is accepted (a BigInt, a
+ * string, NaN): it is named, never thrown on.
+ */
+export function segmentProblem(limits: DmaLimits, pa: unknown, len: unknown): string | null {
+  if (typeof pa !== "number" || !Number.isInteger(pa) || pa < 0) {
+    return `address ${hex(pa)} is not a non-negative integer`;
+  }
+  if (typeof len !== "number" || !Number.isInteger(len) || len < 1) {
+    return `segment length ${hex(len)} is not positive`;
+  }
+  const L = limits;
+  // Remainders by powers of two go through floor: on addresses past 2^31
+  // `%` is a floating-point remainder, a slow call.
+  if (L.alignment !== 1 && Math.floor(pa / L.alignment) * L.alignment !== pa) {
+    return `${hex(pa)} is not ${L.alignment}-byte aligned`;
+  }
+  if (len > L.maxSegmentSize) {
+    return `segment of ${len} bytes exceeds the maximum of ${L.maxSegmentSize}`;
+  }
+  if (pa < L.minAddress) {
+    return `segment ${hex(pa)}+${hex(len)} starts below the device's first address ${
+      hex(L.minAddress)
+    }`;
+  }
+  if (pa > L.maxAddress - (len - 1)) {
+    return `segment ${hex(pa)}+${hex(len)} reaches past the device's last address ${
+      hex(L.maxAddress)
+    }`;
+  }
+  const b = L.boundary;
+  if (b !== 0 && Math.floor(pa / b) !== Math.floor((pa + len - 1) / b)) {
+    return `segment ${hex(pa)}+${hex(len)} crosses a ${hex(b)} boundary`;
+  }
+  return null;
+}
+
+/**
+ * Why the device of `limits` could not issue the `nsegs` segments of `segs`
+ * as one transfer (segment count, each segment, the total), or null.
+ */
+export function listProblem(
+  limits: DmaLimits,
+  segs: ArrayLike<unknown>,
+  nsegs: number,
+): string | null {
+  if (!Number.isInteger(nsegs) || nsegs < 1 || 2 * nsegs > segs.length) {
+    return `segment count ${hex(nsegs)} is not in [1, list length]`;
+  }
+  if (nsegs > limits.maxSegments) {
+    return `${nsegs} segments exceed the maximum of ${limits.maxSegments}`;
+  }
+  let total = 0;
+  for (let i = 0; i < nsegs; i++) {
+    const why = segmentProblem(limits, segs[2 * i], segs[2 * i + 1]);
+    if (why !== null) return why;
+    total += segs[2 * i + 1] as number;
+  }
+  if (total > limits.maxTransfer) {
+    return `transfer of ${total} bytes exceeds the device's largest of ${limits.maxTransfer}`;
+  }
+  return null;
 }
 
 /** A device's checked window into RAM. */
@@ -123,10 +256,18 @@ export class DmaPort {
   accessFaults = 0;
   /** The most recent fault, or `null`. */
   lastFault: DmaFault | null = null;
+  /**
+   * Work the device has queued and not yet run (a command it will carry out
+   * later): while it is non-zero the device may still read or write memory.
+   */
+  inFlight = 0;
+  /** Told of every transfer that moved data, or null. */
+  monitor: DmaMonitor | null = null;
 
   readonly #ram: Ram;
   readonly #log: DmaFault[] = [];
   // The limits as plain fields, read on every segment.
+  readonly #minAddress: number;
   readonly #maxAddress: number;
   readonly #alignment: number;
   readonly #boundary: number;
@@ -135,12 +276,16 @@ export class DmaPort {
   // that a multiplication stands for a division, which costs several times more.
   readonly #perAlignment: number;
   readonly #perBoundary: number;
+  // Runs of contiguous segments of the list being moved, and one segment.
+  #runs = new Float64Array(32);
+  readonly #one = new Float64Array(2);
 
   /** Creates a port into `ram` for device `name` with constraints `c` (validated). */
   constructor(ram: Ram, name: string, c: DmaConstraints) {
     this.#ram = ram;
     this.name = name;
     this.limits = dmaLimits(c);
+    this.#minAddress = this.limits.minAddress;
     this.#maxAddress = this.limits.maxAddress;
     this.#alignment = this.limits.alignment;
     this.#boundary = this.limits.boundary;
@@ -162,6 +307,7 @@ export class DmaPort {
     if (!this.#segment(pa, length, "read") || !this.#decode(pa, length, "read")) return false;
     this.#ram.read(pa, dst, offset, length);
     this.#count(1, length);
+    this.#watch("read", pa, length);
     return true;
   }
 
@@ -173,6 +319,7 @@ export class DmaPort {
     if (!this.#segment(pa, length, "write") || !this.#decode(pa, length, "write")) return false;
     this.#ram.write(pa, src, offset, length);
     this.#count(1, length);
+    this.#watch("write", pa, length);
     return true;
   }
 
@@ -181,6 +328,7 @@ export class DmaPort {
     if (!this.#segment(pa, len, "write") || !this.#decode(pa, len, "write")) return false;
     this.#ram.fill(pa, len, byte);
     this.#count(1, len);
+    this.#watch("write", pa, len);
     return true;
   }
 
@@ -190,16 +338,7 @@ export class DmaPort {
    * on a fault (including a list longer than the room left in `dst`).
    */
   readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset = 0): number {
-    const total = this.#list(segs, nsegs, dst.length - offset, "read");
-    if (total < 0) return -1;
-    try {
-      this.#ram.readSg(segs, nsegs, dst, offset);
-    } catch (e) {
-      if (e instanceof MachineFault) return this.#decodeFault(e, "read");
-      throw e;
-    }
-    this.#count(nsegs, total);
-    return total;
+    return this.#sg("read", segs, nsegs, dst, offset);
   }
 
   /**
@@ -207,16 +346,7 @@ export class DmaPort {
    * Returns the bytes moved, or -1, writing nothing, on a fault.
    */
   writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset = 0): number {
-    const total = this.#list(segs, nsegs, src.length - offset, "write");
-    if (total < 0) return -1;
-    try {
-      this.#ram.writeSg(segs, nsegs, src, offset);
-    } catch (e) {
-      if (e instanceof MachineFault) return this.#decodeFault(e, "write");
-      throw e;
-    }
-    this.#count(nsegs, total);
-    return total;
+    return this.#sg("write", segs, nsegs, src, offset);
   }
 
   /**
@@ -257,6 +387,9 @@ export class DmaPort {
         throw new MachineError("CORRUPT", `DmaPort.check: ${k} is ${v}`);
       }
     }
+    if (!Number.isInteger(this.inFlight) || this.inFlight < 0) {
+      throw new MachineError("CORRUPT", `DmaPort.check: inFlight is ${this.inFlight}`);
+    }
     if (this.faults !== this.decodeFaults + this.accessFaults) {
       throw new MachineError("CORRUPT", "DmaPort.check: faults differ from decode + access");
     }
@@ -284,57 +417,52 @@ export class DmaPort {
     };
   }
 
+  /** A scatter-gather transfer: the list checked, then its runs moved by RAM, then counted. */
+  #sg(
+    op: "read" | "write",
+    segs: ArrayLike<number>,
+    nsegs: number,
+    buf: Uint8Array,
+    offset: number,
+  ): number {
+    const total = this.#list(segs, nsegs, buf.length - offset, op);
+    if (total < 0) return -1;
+    try {
+      if (op === "read") this.#ram.readSg(this.#runs, this.#runCount, buf, offset);
+      else this.#ram.writeSg(this.#runs, this.#runCount, buf, offset);
+    } catch (e) {
+      if (e instanceof MachineFault) return this.#decodeFault(segs, nsegs, op);
+      throw e;
+    }
+    this.#count(nsegs, total);
+    this.monitor?.transferred(this, op, segs, nsegs);
+    return total;
+  }
+
   #count(segments: number, bytes: number): void {
     this.transfers++;
     this.segments += segments;
     this.bytes += bytes;
   }
 
+  #watch(op: "read" | "write", pa: number, len: number): void {
+    if (this.monitor === null) return;
+    this.#one[0] = pa;
+    this.#one[1] = len;
+    this.monitor.transferred(this, op, this.#one, 1);
+  }
+
   /** Checks one segment against the constraints; records an access fault on refusal. */
   #segment(pa: number, len: number, op: "read" | "write"): boolean {
-    const L = this.limits;
-    if (typeof pa !== "number" || !Number.isInteger(pa) || pa < 0) {
-      return this.fault("access", op, pa, len, `address ${hex(pa)} is not a non-negative integer`);
-    }
-    if (typeof len !== "number" || !Number.isInteger(len) || len < 1) {
-      return this.fault("access", op, pa, len, `segment length ${hex(len)} is not positive`);
-    }
-    // Remainders by powers of two go through floor: on addresses past 2^31
-    // `%` is a floating-point remainder, a slow call on this hot path.
-    if (L.alignment !== 1 && Math.floor(pa / L.alignment) * L.alignment !== pa) {
-      return this.fault("access", op, pa, len, `${hex(pa)} is not ${L.alignment}-byte aligned`);
-    }
-    if (len > L.maxSegmentSize) {
-      return this.fault(
-        "access",
-        op,
-        pa,
-        len,
-        `segment of ${len} bytes exceeds the maximum of ${L.maxSegmentSize}`,
-      );
-    }
-    if (pa > L.maxAddress - (len - 1)) {
-      return this.fault(
-        "access",
-        op,
-        pa,
-        len,
-        `segment ${hex(pa)}+${hex(len)} reaches past the device's last address ${
-          hex(L.maxAddress)
-        }`,
-      );
-    }
-    const b = L.boundary;
-    if (b !== 0 && Math.floor(pa / b) !== Math.floor((pa + len - 1) / b)) {
-      return this.fault(
-        "access",
-        op,
-        pa,
-        len,
-        `segment ${hex(pa)}+${hex(len)} crosses a ${hex(b)} boundary`,
-      );
-    }
-    return true;
+    const why = segmentProblem(this.limits, pa, len);
+    if (why === null && len <= this.limits.maxTransfer) return true;
+    return this.fault(
+      "access",
+      op,
+      pa,
+      len,
+      why ?? `transfer of ${len} bytes exceeds the device's largest of ${this.limits.maxTransfer}`,
+    );
   }
 
   #decode(pa: number, len: number, op: "read" | "write"): boolean {
@@ -342,60 +470,143 @@ export class DmaPort {
     return why === null ? true : this.fault("decode", op, pa, len, why);
   }
 
-  /** Records RAM's refusal of a list (a segment that is not all RAM) as a decode fault. */
-  #decodeFault(f: MachineFault, op: "read" | "write"): -1 {
-    this.fault("decode", op, f.addr, f.size, f.reason);
-    return -1;
+  /**
+   * Records RAM's refusal of a list as a decode fault naming the first
+   * segment that is not all RAM (the runs RAM was given may join several).
+   */
+  #decodeFault(segs: ArrayLike<number>, nsegs: number, op: "read" | "write"): -1 {
+    for (let i = 0; i < nsegs; i++) {
+      const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
+      const why = this.#ram.rangeProblem(pa, len);
+      if (why !== null) {
+        this.fault("decode", op, pa, len, why);
+        return -1;
+      }
+    }
+    throw new MachineError("CORRUPT", "DmaPort: RAM refused a list whose every segment is RAM");
   }
 
+  /** Runs of the list last checked by {@link #list}. */
+  #runCount = 0;
+
   /**
-   * Checks a list against the constraints; returns its total length, or -1
-   * after recording the fault. Whether the segments are RAM is left to
-   * {@link Ram.readSg} and {@link Ram.writeSg}, which check it before moving
-   * a byte. A segment that passes the few comparisons here is legal; any
-   * other goes through the full segment check, which words the fault.
+   * Checks a list against the constraints and gathers its runs (segments
+   * that follow one another in RAM, joined) into #runs; returns its total
+   * length, or -1 after recording the fault. Whether the runs are RAM is
+   * left to {@link Ram.readSg} and {@link Ram.writeSg}, which check it before
+   * moving a byte. A segment that passes the few comparisons here is legal;
+   * any other goes through the full segment check, which words the fault.
    */
   #list(segs: ArrayLike<number>, nsegs: number, room: number, op: "read" | "write"): number {
-    if (!Number.isInteger(nsegs) || nsegs < 1 || 2 * nsegs > segs.length) {
+    if (
+      typeof nsegs !== "number" || !Number.isInteger(nsegs) || nsegs < 1 ||
+      segs === null || typeof segs !== "object" || 2 * nsegs > segs.length
+    ) {
       this.fault("access", op, 0, 0, `segment count ${hex(nsegs)} is not in [1, list length]`);
       return -1;
     }
+    const first = segs[0];
     if (nsegs > this.limits.maxSegments) {
       this.fault(
         "access",
         op,
-        segs[0]!,
+        first as number,
         0,
         `${nsegs} segments exceed the maximum of ${this.limits.maxSegments}`,
       );
       return -1;
     }
-    const maxAddress = this.#maxAddress, boundary = this.#boundary;
+    if (this.#runs.length < 2 * nsegs) this.#runs = new Float64Array(2 * nsegs);
+    const runs = this.#runs;
+    const minAddress = this.#minAddress, maxAddress = this.#maxAddress;
+    const boundary = this.#boundary;
     const perAlign = this.#perAlignment, perBoundary = this.#perBoundary;
     const maxLen = this.#maxSegmentSize;
-    let total = 0;
-    for (let i = 0; i < nsegs; i++) {
-      const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
-      // `pa * (1 / alignment)` is exact (a power of two), so it is an
-      // integer exactly when `pa` is an aligned integer; NaN fails every
-      // comparison. The boundary test is the offset in the boundary window
-      // plus the length.
-      const q = pa * perAlign;
+    let total = 0, r = -2, end = -1;
+    const alignMask = this.#alignment - 1;
+    const smallBoundary = boundary !== 0 && boundary <= 0x40000000, boundaryMask = boundary - 1;
+    if (segs instanceof Float64Array) {
+      // A loop of its own, so that V8 reads the list's elements as doubles
+      // (one kind of array: the loop over any list costs half again as much).
+      // Every element is a number. Below 2^31 (`x | 0` is `x` exactly when
+      // `x` is such an integer) the tests are 32-bit integer ones; above it
+      // `pa * (1 / alignment)` is exact (a power of two), so it is an integer
+      // exactly when `pa` is an aligned integer. NaN fails every comparison.
+      // The boundary test is the offset in the boundary window plus the length.
+      for (let j = 0; j < 2 * nsegs; j += 2) {
+        const pa = segs[j]!, len = segs[j + 1]!;
+        if (
+          !(pa >= minAddress && len >= 1 && len <= maxLen && pa <= maxAddress - (len - 1) &&
+            ((pa | 0) === pa && (len | 0) === len
+              ? (pa & alignMask) === 0 &&
+                (boundary === 0 ||
+                  (smallBoundary ? (pa & boundaryMask) + len <= boundary : pa + len <= boundary))
+              : Math.floor(pa * perAlign) === pa * perAlign && Math.floor(len) === len &&
+                (boundary === 0 ||
+                  pa - Math.floor(pa * perBoundary) * boundary + len <= boundary))) &&
+          !this.#segment(pa, len, op)
+        ) {
+          return -1;
+        }
+        r = this.#join(runs, r, pa, end, len);
+        end = pa + len;
+        total += len;
+      }
+      return this.#finishList(first as number, r, total, room, op);
+    }
+    for (let j = 0; j < 2 * nsegs; j += 2) {
+      const pa = segs[j]!, len = segs[j + 1]!;
+      // Types first: anything but a number (a BigInt) is refused before any
+      // arithmetic; then the tests of the typed loop, in floating point.
       if (
-        !(typeof pa === "number" && typeof len === "number" && Math.floor(q) === q && pa >= 0 &&
+        !(typeof pa === "number" && typeof len === "number" &&
+          Math.floor(pa * perAlign) === pa * perAlign && pa >= minAddress &&
           Math.floor(len) === len && len >= 1 && len <= maxLen && pa <= maxAddress - (len - 1) &&
           (boundary === 0 || pa - Math.floor(pa * perBoundary) * boundary + len <= boundary)) &&
         !this.#segment(pa, len, op)
       ) {
         return -1;
       }
+      r = this.#join(runs, r, pa, end, len);
+      end = pa + len;
       total += len;
+    }
+    return this.#finishList(first as number, r, total, room, op);
+  }
+
+  /**
+   * Adds the segment `[pa, pa + len)` to the runs ending at pair `r` (the
+   * last run ends at `end`): it extends that run when it follows it in RAM.
+   * Returns the index of the last run's pair.
+   */
+  #join(runs: Float64Array, r: number, pa: number, end: number, len: number): number {
+    if (pa === end) {
+      runs[r + 1]! += len;
+      return r;
+    }
+    runs[r + 2] = pa;
+    runs[r + 3] = len;
+    return r + 2;
+  }
+
+  /** The checks on a whole list once its segments passed: its total against the limits and the room. */
+  #finishList(first: number, r: number, total: number, room: number, op: "read" | "write"): number {
+    this.#runCount = (r + 2) >> 1;
+    if (total > this.limits.maxTransfer) {
+      this.fault(
+        "access",
+        op,
+        first,
+        total,
+        `transfer of ${total} bytes exceeds the device's largest of ${this.limits.maxTransfer}`,
+      );
+      return -1;
     }
     if (total > room) {
       this.fault(
         "access",
         op,
-        segs[0]!,
+        first,
         total,
         `list of ${total} bytes exceeds the ${room}-byte buffer`,
       );

@@ -2,7 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Mulberry32 } from "../mm/random.ts";
 import { Ram } from "./ram.ts";
-import { DMA_24BIT, type DmaConstraints, dmaLimits, DmaPort } from "./dma.ts";
+import {
+  DMA_24BIT,
+  DMA_64BIT,
+  type DmaConstraints,
+  dmaLimits,
+  DmaPort,
+  listProblem,
+  segmentProblem,
+} from "./dma.ts";
 import { MachineError } from "./errors.ts";
 
 const KiB = 1024, MiB = 1024 * KiB;
@@ -180,12 +188,141 @@ test("dma: constraints are validated when a port is made", () => {
     /maxSegments/,
   );
   assert.deepEqual(dmaLimits({ maxAddress: 255 }), {
+    minAddress: 0,
     maxAddress: 255,
     alignment: 1,
     boundary: 0,
     maxSegments: Number.MAX_SAFE_INTEGER,
     maxSegmentSize: Number.MAX_SAFE_INTEGER,
+    maxTransfer: Number.MAX_SAFE_INTEGER,
   });
+  assert.equal(dmaLimits({}).maxAddress, DMA_64BIT);
+  assert.throws(
+    () => dmaLimits({ minAddress: 4096, maxAddress: 4095 }),
+    /maxAddress 0xfff is below minAddress 0x1000/,
+  );
+  // A segment cut at the longest size would start misaligned.
+  assert.throws(
+    () => dmaLimits({ alignment: 512, maxSegmentSize: 1000 }),
+    /maxSegmentSize 1000 is not a multiple of alignment 512/,
+  );
+  assert.throws(() => dmaLimits({ maxTransfer: 0 }), /maxTransfer/);
+  for (const bad of [null, 5, "x"]) {
+    assert.throws(() => dmaLimits(bad as unknown as DmaConstraints), /must be an object/);
+  }
+});
+
+test("dma: the lowest address and the longest transfer are checked too", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "hi", { minAddress: 4 * MiB, maxTransfer: 8192 });
+  assert.equal(port.write(4 * MiB - 16, pattern(32)), false);
+  assert.match(port.lastFault!.reason, /starts below the device's first address 0x400000/);
+  assert.equal(port.write(4 * MiB, pattern(8193)), false);
+  assert.match(
+    port.lastFault!.reason,
+    /transfer of 8193 bytes exceeds the device's largest of 8192/,
+  );
+  assert.equal(port.writeSg([4 * MiB, 4096, 5 * MiB, 4097], 2, pattern(9000)), -1);
+  assert.match(port.lastFault!.reason, /transfer of 8193 bytes exceeds/);
+  assert.equal(port.writeSg([4 * MiB, 4096, 5 * MiB, 4096], 2, pattern(9000)), 8192);
+  assert.equal(port.faults, 3);
+  assert.equal(
+    listProblem(port.limits, [4 * MiB, 4096, 4 * MiB - 4096, 16], 2),
+    "segment 0x3ff000+0x10 starts below the device's first address 0x400000",
+  );
+  assert.equal(listProblem(port.limits, [4 * MiB, 4096], 1), null);
+  assert.equal(
+    segmentProblem(dmaLimits(ISA), 0x2fff0, 32),
+    "segment 0x2fff0+0x20 crosses a 0x10000 boundary",
+  );
+  port.check();
+});
+
+test("dma: a device-facing call given any value records a fault and never throws", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "isa0", ISA);
+  const src = pattern(64);
+  const lists: unknown[][] = [
+    [0x50000n, 16],
+    [0x50000, 16n],
+    ["0x50000", 16],
+    [null, 16],
+    [undefined, 16],
+    [true, 16],
+    [0x50000, NaN],
+  ];
+  let n = 0;
+  for (const list of lists) {
+    assert.equal(port.writeSg(list as number[], 1, src), -1, String(list));
+    if (n === 0) assert.match(port.lastFault!.reason, /0x50000 is not a non-negative integer/);
+    assert.equal(port.readSg(list as number[], 1, src), -1);
+    assert.equal(port.write(list[0] as number, src, 0, list[1] as number), false);
+    n += 3;
+    assert.equal(port.faults, n);
+    assert.equal(port.lastFault!.kind, "access");
+  }
+  for (const count of [1n, "1", null, undefined, 1.5]) {
+    assert.equal(port.writeSg([0x50000, 16], count as number, src), -1);
+    assert.match(port.lastFault!.reason, /segment count/);
+  }
+  assert.equal(port.writeSg(null as unknown as number[], 1, src), -1);
+  assert.equal(ram.touchedBytes(), 0);
+  port.check();
+});
+
+test("dma: segments that follow one another in RAM move as one run", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "nvme", { alignment: 4, boundary: 4096, maxSegmentSize: 4096 });
+  const calls: number[] = [];
+  const readSg = ram.readSg.bind(ram);
+  ram.readSg = (segs, nsegs, dst, offset) => {
+    calls.push(nsegs);
+    return readSg(segs, nsegs, dst, offset);
+  };
+  const len = 5 * 4096 - 100, src = pattern(len, 3);
+  ram.write(0x40064, src, 0, 4 * 4096 - 100);
+  ram.write(0x80000, src, 4 * 4096 - 100, 4096);
+  // Five page pieces, the first four contiguous: two runs.
+  const segs = [0x40064, 4096 - 100, 0x41000, 4096, 0x42000, 4096, 0x43000, 4096, 0x80000, 4096];
+  const out = new Uint8Array(len);
+  assert.equal(port.readSg(segs, 5, out), len);
+  assert.deepEqual(calls, [2]);
+  assert.deepEqual(out, src);
+  assert.equal(port.segments, 5, "the port counts the device's segments, not the runs");
+  // A run that leaves RAM is a decode fault naming the segment, not the run.
+  const bad = [MiB - 8192, 4096, MiB - 4096, 4096, MiB, 4096];
+  assert.equal(port.readSg(bad, 3, out), -1);
+  assert.equal(port.lastFault!.kind, "decode");
+  assert.equal(port.lastFault!.addr, MiB);
+  assert.equal(port.lastFault!.len, 4096);
+  port.check();
+});
+
+test("dma: a monitor is told of every transfer that moved data, and of nothing else", () => {
+  const ram = isaRam();
+  const port = new DmaPort(ram, "isa0", ISA);
+  const seen: string[] = [];
+  port.monitor = {
+    transferred(p, op, segs, nsegs) {
+      const list = [];
+      for (let i = 0; i < 2 * nsegs; i++) list.push(segs[i]!.toString(16));
+      seen.push(`${p.name} ${op} ${list.join(" ")}`);
+    },
+  };
+  assert.ok(port.write(0x30000, pattern(16)));
+  assert.ok(port.read(0x30000, new Uint8Array(16)));
+  assert.ok(port.fill(0x30010, 16, 1));
+  assert.equal(port.writeSg([0x50000, 16, 0x60000, 32], 2, pattern(48)), 48);
+  assert.equal(port.readSg([0x50000, 16], 1, new Uint8Array(16)), 16);
+  assert.equal(port.write(0x30008, pattern(16)), false);
+  assert.equal(port.writeSg([0x50000, 16, MiB, 16], 2, pattern(48)), -1);
+  assert.deepEqual(seen, [
+    "isa0 write 30000 10",
+    "isa0 read 30000 10",
+    "isa0 write 30010 10",
+    "isa0 write 50000 10 60000 20",
+    "isa0 read 50000 10",
+  ]);
 });
 
 test("dma: random lists fault exactly where the constraints and RAM say, and move nothing then", () => {
@@ -276,5 +413,28 @@ test("dma: random lists fault exactly where the constraints and RAM say, and mov
       port.check();
     }
   }
+  ram.check();
+});
+
+test("dma: a buffer on a whole RAM chunk is gathered whole and byte for byte", () => {
+  const ram = new Ram([{ base: 0, size: 4 * MiB }]); // 64 KiB chunks
+  const port = new DmaPort(ram, "nvme", { alignment: 4, boundary: 4096, maxSegmentSize: 4096 });
+  const data = pattern(3 * 65536, 11);
+  ram.write(0x10000, data); // chunks 1, 2 and 3, all materialised
+  for (
+    const [at, len] of [[0x20000, 65536], [0x1f000, 65536 + 8192], [0x10000, 3 * 65536]] as const
+  ) {
+    const segs: number[] = [];
+    for (let a = at; a < at + len; a += 4096) segs.push(a, 4096);
+    const out = new Uint8Array(len);
+    assert.equal(port.readSg(segs, len / 4096, out), len);
+    assert.deepEqual(out, data.subarray(at - 0x10000, at - 0x10000 + len), `${at}+${len}`);
+  }
+  // A chunk never written reads as zeros.
+  const zeros = new Uint8Array(65536).fill(1);
+  const fresh: number[] = [];
+  for (let a = 0x200000; a < 0x210000; a += 4096) fresh.push(a, 4096);
+  assert.equal(port.readSg(fresh, 16, zeros), 65536);
+  assert.ok(zeros.every((b) => b === 0));
   ram.check();
 });

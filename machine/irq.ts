@@ -78,6 +78,7 @@ export class InterruptController {
   readonly #level: Uint8Array;
   readonly #masked: Uint8Array;
   readonly #handlers: (InterruptHandler | undefined)[];
+  readonly #owners: string[];
   #asserted = 0;
   #next = 0;
 
@@ -89,6 +90,7 @@ export class InterruptController {
     this.raised = new Float64Array(lines);
     this.delivered = new Float64Array(lines);
     this.#handlers = new Array(lines).fill(undefined);
+    this.#owners = new Array(lines).fill("");
   }
 
   /** Hands out the next unused line (for attaching a device); `ENOSPC` when all are used. */
@@ -125,8 +127,11 @@ export class InterruptController {
     return this.#level[n] === 1;
   }
 
-  /** Registers `handler` for line `n`; `EBUSY` when the line already has one. */
-  establish(n: number, handler: InterruptHandler): void {
+  /**
+   * Registers `handler` for line `n` on behalf of `owner` (a driver's name,
+   * for {@link established}); `EBUSY` when the line already has one.
+   */
+  establish(n: number, handler: InterruptHandler, owner = ""): void {
     this.#check(n);
     if (typeof handler !== "function") {
       throw new MachineError("EINVAL", `handler for line ${n} must be a function`);
@@ -135,6 +140,16 @@ export class InterruptController {
       throw new MachineError("EBUSY", `interrupt line ${n} already has a handler`);
     }
     this.#handlers[n] = handler;
+    this.#owners[n] = String(owner);
+  }
+
+  /** The lines that have a handler, with the owner named when it was established. */
+  established(): { line: number; owner: string }[] {
+    const out: { line: number; owner: string }[] = [];
+    for (let n = 0; n < this.lineCount; n++) {
+      if (this.#handlers[n] !== undefined) out.push({ line: n, owner: this.#owners[n]! });
+    }
+    return out;
   }
 
   /** Removes the handler of line `n`; `EINVAL` when it has none. */
@@ -144,6 +159,7 @@ export class InterruptController {
       throw new MachineError("EINVAL", `interrupt line ${n} has no handler`);
     }
     this.#handlers[n] = undefined;
+    this.#owners[n] = "";
   }
 
   /** Stops delivery of line `n` (its level is still tracked). */

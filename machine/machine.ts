@@ -10,7 +10,9 @@
  * a table of attached devices ({@link Machine.devices}: name, type, window,
  * line, DMA constraints) that plays the firmware's device table for the
  * kernel's autoconfiguration. Attaching is all or nothing: a refused attach
- * leaves the machine as it was.
+ * leaves the machine as it was. The {@link Clock} runs the work devices
+ * queue to complete later, and after each piece the CPU takes the
+ * interrupts it raised.
  *
  * @module
  */
@@ -21,6 +23,7 @@ import { Ram } from "./ram.ts";
 import { Bus, type MmioHandlers, type MmioWindow } from "./bus.ts";
 import { InterruptController, type IrqLine } from "./irq.ts";
 import { type DmaConstraints, type DmaLimits, DmaPort } from "./dma.ts";
+import { Clock } from "./clock.ts";
 
 /** How to build a machine. */
 export interface MachineOptions {
@@ -90,6 +93,8 @@ export class Machine {
   readonly bus: Bus;
   /** The interrupt controller. */
   readonly irq: InterruptController;
+  /** Virtual time and the device work queued on it; the CPU takes interrupts after each event. */
+  readonly clock: Clock;
   readonly #devices: DeviceInfo[] = [];
 
   /** Assembles a machine from its parts; see {@link createMachine}. */
@@ -105,6 +110,7 @@ export class Machine {
     this.ram = ram;
     this.bus = bus;
     this.irq = irq;
+    this.clock = new Clock(() => irq.deliver());
   }
 
   /** The attached devices, in attach order. */
@@ -160,6 +166,7 @@ export class Machine {
     this.ram.check();
     this.bus.check();
     this.irq.check();
+    this.clock.check();
     for (const d of this.#devices) d.port.check();
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The hardware a hypervisor gives its guest: physical RAM in memory slots
  * that materialise on first write, the firmware memory map, the MMIO bus,
- * an interrupt controller and per-device DMA ports that check every
- * transfer against the device's constraints.
+ * an interrupt controller, a clock on which devices queue the work they
+ * complete later, and per-device DMA ports that check every transfer
+ * against the device's constraints.
  *
  * ```ts
  * import { createMachine, DMA_24BIT } from "./machine/mod.ts";
@@ -38,16 +39,23 @@ export {
 } from "./memmap.ts";
 export { Bus, type MmioHandlers, type MmioWindow } from "./bus.ts";
 export { InterruptController, type InterruptHandler, IrqLine } from "./irq.ts";
+export { Clock } from "./clock.ts";
 export {
   DMA_24BIT,
+  DMA_28BIT,
   DMA_30BIT,
   DMA_32BIT,
   DMA_64BIT,
+  DMA_CONSTRAINT_FIELDS,
+  DMA_NO_LIMIT,
   type DmaConstraints,
   type DmaFault,
   type DmaLimits,
   dmaLimits,
+  type DmaMonitor,
   DmaPort,
+  listProblem,
+  segmentProblem,
 } from "./dma.ts";
 export {
   type Attachment,
@@ -77,4 +85,5 @@ export {
   REG_ID,
   REG_IER,
   REG_ISR,
+  TWO32,
 } from "./device.ts";

@@ -89,6 +89,7 @@ export class Ram {
   readonly #bankViews: DataView[] = [];
   readonly #bankChunks: number[] = []; // capacity in chunks
   readonly #bankPages: ((Uint8Array | undefined)[] | undefined)[] = [];
+  readonly #bankChunkViews: ((Uint8Array | undefined)[] | undefined)[] = [];
   #bankFill = 0; // chunks handed out of the last bank
   #chunks = 0;
 
@@ -842,6 +843,11 @@ export class Ram {
       for (let i = 0; i < n; i++) dst[o + i] = bytes[at + i]!;
       return;
     }
+    if (off === 0 && n === this.chunkSize) {
+      // A whole chunk (a chunk-aligned DMA buffer) goes in one copy.
+      dst.set(this.#chunkView(b, id & 0xffff), o);
+      return;
+    }
     if ((at & (HOST_PAGE - 1)) === 0 && (n & (HOST_PAGE - 1)) === 0) {
       for (let p = at / HOST_PAGE, q = o, end = o + n; q < end; p++, q += HOST_PAGE) {
         dst.set(this.#pageView(b, p), q);
@@ -849,6 +855,22 @@ export class Ram {
       return;
     }
     dst.set(bytes.subarray(at, at + n), o);
+  }
+
+  /** The cached view of chunk `c` of bank `b` (made on first use, then kept). */
+  #chunkView(b: number, c: number): Uint8Array {
+    let chunks = this.#bankChunkViews[b];
+    if (chunks === undefined) {
+      chunks = new Array(this.#bankChunks[b]!);
+      this.#bankChunkViews[b] = chunks;
+    }
+    let view = chunks[c];
+    if (view === undefined) {
+      const bank = this.#banks[b]!;
+      view = new Uint8Array(bank.buffer, bank.byteOffset + c * this.chunkSize, this.chunkSize);
+      chunks[c] = view;
+    }
+    return view;
   }
 
   /** The cached view of host page `p` of bank `b` (made on first use, then kept). */

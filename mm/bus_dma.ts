@@ -1,46 +1,110 @@
 /**
  * bus_dma: how the kernel hands devices memory they can actually reach.
  *
- * Theory. A *tag* describes what a device can do: the window of physical
- * addresses it reaches (`lowAddr` to `highAddr`, both inclusive), the
- * alignment of every segment start, a boundary no segment may cross, the
- * largest transfer, the number of segments it takes and the largest
- * segment. A child tag inherits its parent's restrictions and can only
- * tighten them (FreeBSD's bus_dma_tag_create, NetBSD's bus_dmatag_subregion).
+ * Theory. A *tag* describes what a device can do, in the machine's own
+ * vocabulary ({@link DmaConstraints}: the window of addresses it reaches,
+ * segment alignment, a boundary no segment crosses, segment count and size,
+ * the longest transfer). A tag is made from its device's constraints in one
+ * call ({@link BusDma.tagForDevice}) and may narrow them; a tag derived
+ * from a parent (a device, or another tag) that asks for more than the
+ * parent allows is refused when it is made, naming the field and both
+ * values (FreeBSD's bus_dma_tag_create, NetBSD's bus_dmatag_subregion,
+ * without their silent clamping). Limits that contradict each other (a
+ * longest segment that is not a multiple of the alignment) are refused too:
+ * every segment bus_dma hands out satisfies its tag.
  *
  * DMA-safe memory (`dmamemAlloc`) comes straight from uvm_pglistalloc with
- * the tag's window (its high clamped to the end of RAM), alignment,
- * boundary and segment count, and is mapped into kernel virtual space.
+ * the tag's window (clamped to RAM), alignment, boundary and segment count,
+ * and is mapped into kernel virtual space.
  *
- * A *map* carries one transfer. `load` walks a kernel buffer through the
- * pmap page by page; each piece is either used in place or, when the device
- * cannot reach it or it breaks the tag's alignment, copied through a bounce
- * page (FreeBSD's busdma_bounce: bounce exactly what must be bounced). The
- * pieces are merged into segments and split at the tag's boundary and
- * maximum segment size; when they do not fit in the map's segments the load
- * is refused with `EFBIG`, as NetBSD does. `sync` copies into the bounce
- * pages before the device reads (PREWRITE) and out of them after it writes
- * (POSTREAD). Bounce pages come from a pool allocated with uvm_pglistalloc
- * below the tag's high address; when it runs dry the load fails with
- * `ENOMEM` and the pool counts the exhaustion with its total and used pages,
- * as Linux reports a full swiotlb.
+ * Bounce pages are a system service, as Linux's swiotlb and FreeBSD's
+ * bounce zones are. One pool of `bouncePages` pages is taken when the first
+ * tag reserves from it (at boot, as drivers attach), in one contiguous run
+ * placed as low as RAM allows (below 16 MiB when it fits, so that every
+ * device reaches it), and managed as a vmem arena. A
+ * tag that may need bounce pages (its window leaves out some RAM, or its
+ * alignment is above 1) takes a reservation from the pool when it is made:
+ * by default room for one load of its longest transfer, or the
+ * `bouncePages` it asks for; the reservation lies inside the tag's window
+ * and honours its alignment and boundary, and a tag whose reservation does
+ * not fit the pool is refused. A tag's loads take bounce space only from
+ * its own reservation (a vmem arena of its own), so one device never
+ * starves another.
  *
- * Data structures: a map keeps its segments in a Float64Array
- * (address, length pairs) and its bounce records in a second one (buffer
- * address, bounce page, length), both sized at create time; a pool keeps
- * its free bounce pages on an Int32Array stack. Loading and syncing
- * allocate no JS objects.
+ * A *map* carries one transfer. A load walks its source piece by piece (a
+ * piece never crosses a page): a kernel buffer through the pmap
+ * (`load`), a scatter list of kernel buffers (`loadSg`, as
+ * `bus_dmamap_load_uio` / `dma_map_sg`), raw physical ranges (`loadPhys`),
+ * a page list from uvm_pglistalloc (`loadPages`) or DMA memory
+ * (`loadMemory`). The rules, which alone decide a load's segments:
  *
- * Cost: a load is O(pages of the buffer): the pmap hands over the
+ * 1. A piece inside the tag's window is used in place when it starts
+ *    aligned, or when it continues the previous in-place segment in RAM and
+ *    that segment takes it (up to the next boundary) within the longest
+ *    segment size; pieces used in place merge while they are contiguous,
+ *    split at the boundary and at the longest segment size
+ *    (_bus_dmamap_addseg), so every segment starts aligned.
+ * 2. Every other piece bounces. Consecutive bounced pieces form a run that
+ *    is copied into one contiguous stretch of the tag's reservation, aligned
+ *    (and kept inside one boundary window when the run fits one), so a run
+ *    of n bytes becomes the same segments wherever its bounce space lies. A
+ *    bounced run never merges with its neighbours.
+ * 3. When the segments do not fit the map, the load is refused with EFBIG;
+ *    a map made with `bounceBuffer` then bounces the whole source as one
+ *    run instead (NetBSD's isa_dmamap_create does this with a buffer of the
+ *    map's own), which fits in one segment per boundary window.
+ * 4. When the reservation has no room for a run now, a load fails at once
+ *    with ENOMEM (`load*`, `loadAsync` with BUS_DMA_NOWAIT) or waits until
+ *    a map of the same tag gives bounce space back (`loadAsync` with
+ *    BUS_DMA_WAITOK, cancellable by its signal). A run the reservation could
+ *    never hold fails at once either way.
+ *
+ * So EFBIG follows from the source's own layout and the tag; only whether
+ * a load must wait depends on what else holds the tag's reservation.
+ * `sync` copies between the source and its bounce space (PREWRITE before the
+ * device reads, POSTREAD after it wrote), for all or part of the map.
+ *
+ * The seam for an IOMMU: the address a segment carries is a bus address,
+ * chosen by the placement step (in place, or bounce space); a backend that
+ * maps pieces into an I/O virtual space (a vmem arena per domain) would
+ * replace rule 2 and make rule 1's window test its own.
+ *
+ * Data structures: a map keeps its segments in a Float64Array (address,
+ * length pairs), its bounce pieces in another (buffer offset, source
+ * address, bounce address, length) and its bounce runs in a third (address,
+ * size), all sized at create time and grown only for a scatter list of more
+ * pieces than its size suggests. Loading and syncing allocate no JS objects
+ * on the kernel-buffer path.
+ *
+ * Cost: a load is O(pages of the source): the pmap hands over a kernel
  * buffer's physical pages a batch at a time, and a page the device reaches
- * that starts a new segment whole is appended with a few comparisons; a
- * sync is O(bytes bounced).
+ * that continues a segment or starts one whole costs a few comparisons; a
+ * physical range that starts a page goes in whole when the tag cuts only at
+ * page multiples; a bounced run costs one vmem xalloc; a sync is O(bytes
+ * bounced). With DMA-API debugging on, loads, syncs and unloads are also
+ * reported to its hooks ({@link DmaDebugHooks}).
  *
  * @module
  */
 
-import { checkInteger, checkPowerOfTwo, KernelError, type KernelErrorCode } from "./errors.ts";
+import {
+  checkInteger,
+  checkPowerOfTwo,
+  describe,
+  KernelError,
+  type KernelErrorCode,
+} from "./errors.ts";
 import type { PhysicalAccess } from "./pmap.ts";
+import { VM_NOSLEEP, Vmem, VMEM_ALLOC } from "./vmem.ts";
+import {
+  DMA_CONSTRAINT_FIELDS,
+  DMA_NO_LIMIT,
+  type DmaConstraints,
+  type DmaLimits,
+  dmaLimits,
+  MachineError,
+  segmentProblem,
+} from "../machine/mod.ts";
 
 /** What bus_dma needs of the kernel's virtual memory: translation and access. */
 export interface KernelVirtual {
@@ -68,12 +132,14 @@ export interface PageRuns {
 export interface DmaBackend {
   /** Page size in bytes. */
   readonly pageSize: number;
-  /** One past the highest RAM address (where tags' high is clamped). */
+  /** One past the highest RAM address (where windows are clamped). */
   readonly ramEnd: number;
-  /** Physical memory, for bounce copies. */
+  /** Physical memory. */
   readonly phys: PhysicalAccess;
-  /** Kernel virtual memory, for walking and copying buffers. */
+  /** Kernel virtual memory, for walking buffers. */
   readonly kva: KernelVirtual;
+  /** Copies `len` bytes of physical memory from `src` to `dst` (bounce copies). */
+  copy(dst: number, src: number, len: number): void;
   /** uvm_pglistalloc with `high` exclusive; throws ENOMEM or EINVAL. */
   allocPages(
     size: number,
@@ -91,99 +157,126 @@ export interface DmaBackend {
   unmapPages(va: number, size: number): void;
 }
 
-/** The restrictions of a device (all addresses in bytes). */
-export interface DmaTagParams {
-  /** Lowest reachable physical address (default 0). */
-  lowAddr?: number;
-  /** Highest reachable physical address, inclusive (default: no limit). */
-  highAddr?: number;
-  /** Every segment must start at a multiple of this (a power of two, default 1). */
-  alignment?: number;
-  /** No segment may cross a multiple of this (a power of two, 0 = none). */
-  boundary?: number;
-  /** Largest transfer in bytes (default: no limit). */
-  maxSize?: number;
-  /** Most segments per transfer (default: no limit). */
-  nSegments?: number;
-  /** Largest segment in bytes (default: no limit). */
-  maxSegSize?: number;
+/** What bus_dma tells a DMA-API debugging tracker (see `dma_debug.ts`). */
+export interface DmaDebugHooks {
+  /** `map` was loaded. */
+  loaded(map: DmaMap): void;
+  /** `map` was synced with `ops`. */
+  synced(map: DmaMap, ops: number): void;
+  /** `map` is being unloaded. */
+  unloaded(map: DmaMap): void;
+  /** A refused call that is a misuse of `map`. */
+  misuse(
+    kind: "double-unload" | "load-loaded" | "sync-unloaded",
+    map: DmaMap,
+    addr: number,
+    message: string,
+  ): void;
+  /** Shutdown found these maps and this DMA memory still there. */
+  shutdown(maps: readonly DmaMap[], memory: readonly DmaMemory[]): void;
 }
 
-const NO_LIMIT = Number.MAX_SAFE_INTEGER;
+/** How a tag is made, beside its constraints. */
+export interface DmaTagOptions {
+  /**
+   * The limits it narrows: a device's (a port's `limits`, a device table
+   * row's `dma`) or another tag. Fields left out of the constraints are the
+   * parent's; a field that asks for more than the parent's is refused.
+   */
+  parent?: DmaTag | DmaLimits;
+  /** The device whose transfers it describes (debug messages); default the parent tag's, or the name. */
+  device?: string;
+  /**
+   * Bounce pages to reserve for its loads (default: when the tag may need
+   * bouncing, one load of its longest transfer, at most
+   * {@link BOUNCE_RESERVE_MAX} pages; else none). A map with `bounceBuffer`
+   * needs a reservation even where every page is in reach. 0: loads that
+   * need bounce pages are refused.
+   */
+  bouncePages?: number;
+}
+
+/** Most bounce pages a tag reserves by default. */
+export const BOUNCE_RESERVE_MAX = 64;
+/** Bounce pool pages the kernel allocates at boot unless told otherwise (256 KiB). */
+export const DEFAULT_BOUNCE_PAGES = 64;
+
+/** `loadAsync` flag: wait for bounce space. */
+export const BUS_DMA_WAITOK = 0;
+/** `loadAsync` flag: fail at once with ENOMEM when bounce space is short. */
+export const BUS_DMA_NOWAIT = 1;
+
 /** Buffer pages a load asks the pmap for at once. */
 const PAGE_BATCH = 64;
+const MiB16 = 2 ** 24;
+const GiB4 = 2 ** 32;
 
-/** A device's DMA restrictions; children only tighten their parent's. */
-export class DmaTag {
+/** A device's DMA restrictions, in the machine's vocabulary; made by {@link BusDma.createTag}. */
+export class DmaTag implements DmaLimits {
   /** Name in the boot log. */
   readonly name: string;
-  /** Lowest reachable physical address. */
-  readonly lowAddr: number;
-  /** Highest reachable physical address (inclusive). */
-  readonly highAddr: number;
+  /** The device whose transfers it describes. */
+  readonly device: string;
+  /** Lowest reachable address. */
+  readonly minAddress: number;
+  /** Highest reachable address (inclusive). */
+  readonly maxAddress: number;
   /** Segment start alignment. */
   readonly alignment: number;
   /** Boundary segments must not cross (0 = none). */
   readonly boundary: number;
-  /** Largest transfer. */
-  readonly maxSize: number;
   /** Most segments per transfer. */
-  readonly nSegments: number;
-  /** Largest segment. */
-  readonly maxSegSize: number;
-  /** The tag this one was derived from. */
+  readonly maxSegments: number;
+  /** Longest segment. */
+  readonly maxSegmentSize: number;
+  /** Longest transfer. */
+  readonly maxTransfer: number;
+  /** The tag this one narrows, or null. */
   readonly parent: DmaTag | null;
+  /** Bounce pages reserved for its loads. */
+  readonly bouncePages: number;
+  /** The limits as a plain frozen object. */
+  readonly limits: DmaLimits;
 
-  /** A tag with `params`, restricted further by `parent` when given. */
-  constructor(name: string, params: DmaTagParams, parent: DmaTag | null = null) {
-    const low = checkInteger("lowAddr", params.lowAddr ?? 0);
-    const high = checkInteger("highAddr", params.highAddr ?? NO_LIMIT);
-    if (high < low) {
-      throw new KernelError("EINVAL", `highAddr ${high} is below lowAddr ${low}`);
-    }
-    const alignment = checkPowerOfTwo("alignment", params.alignment ?? 1);
-    const boundary = params.boundary ?? 0;
-    if (boundary !== 0) checkPowerOfTwo("boundary", boundary);
-    const maxSize = checkInteger("maxSize", params.maxSize ?? NO_LIMIT, 1);
-    const nSegments = checkInteger("nSegments", params.nSegments ?? NO_LIMIT, 1);
-    const maxSegSize = checkInteger("maxSegSize", params.maxSegSize ?? NO_LIMIT, 1);
+  /** Use {@link BusDma.createTag}. */
+  constructor(
+    name: string,
+    device: string,
+    limits: DmaLimits,
+    parent: DmaTag | null,
+    bouncePages: number,
+  ) {
     this.name = name;
+    this.device = device;
+    this.limits = limits;
+    this.minAddress = limits.minAddress;
+    this.maxAddress = limits.maxAddress;
+    this.alignment = limits.alignment;
+    this.boundary = limits.boundary;
+    this.maxSegments = limits.maxSegments;
+    this.maxSegmentSize = limits.maxSegmentSize;
+    this.maxTransfer = limits.maxTransfer;
     this.parent = parent;
-    this.lowAddr = parent === null ? low : Math.max(low, parent.lowAddr);
-    this.highAddr = parent === null ? high : Math.min(high, parent.highAddr);
-    if (this.highAddr < this.lowAddr) {
-      throw new KernelError(
-        "EINVAL",
-        `tag ${name}: no address is left between its parent's window and its own`,
-      );
-    }
-    this.alignment = parent === null ? alignment : Math.max(alignment, parent.alignment);
-    this.boundary = parent === null || parent.boundary === 0
-      ? boundary
-      : boundary === 0
-      ? parent.boundary
-      : Math.min(boundary, parent.boundary);
-    this.maxSize = parent === null ? maxSize : Math.min(maxSize, parent.maxSize);
-    this.nSegments = parent === null ? nSegments : Math.min(nSegments, parent.nSegments);
-    let seg = parent === null ? maxSegSize : Math.min(maxSegSize, parent.maxSegSize);
-    if (this.boundary !== 0) seg = Math.min(seg, this.boundary);
-    this.maxSegSize = seg;
+    this.bouncePages = bouncePages;
   }
 
-  /** True when the device can use `[pa, pa + len)` as one segment start as it is. */
+  /** True when `[pa, pa + len)` lies in the window and starts aligned. */
   reaches(pa: number, len: number): boolean {
-    return pa >= this.lowAddr && pa + len - 1 <= this.highAddr && pa % this.alignment === 0;
+    return pa >= this.minAddress && pa + len - 1 <= this.maxAddress &&
+      Math.floor(pa / this.alignment) * this.alignment === pa;
   }
 
   /** A one-line description for the boot log. */
   describe(): string {
     const hex = (n: number) => "0x" + n.toString(16);
-    const lim = (n: number, f: (n: number) => string) => n === NO_LIMIT ? "-" : f(n);
-    return `window [${hex(this.lowAddr)}, ${lim(this.highAddr, hex)}] align ${this.alignment} ` +
-      `boundary ${this.boundary === 0 ? "-" : hex(this.boundary)} maxsize ${
-        lim(this.maxSize, String)
-      } ` +
-      `nsegs ${lim(this.nSegments, String)} maxsegsz ${lim(this.maxSegSize, String)}`;
+    const lim = (n: number, f: (n: number) => string = String) => n === DMA_NO_LIMIT ? "-" : f(n);
+    return `window [${hex(this.minAddress)}, ${
+      lim(this.maxAddress, hex)
+    }] align ${this.alignment}` +
+      ` boundary ${this.boundary === 0 ? "-" : hex(this.boundary)}` +
+      ` segments ${lim(this.maxSegments)} of ${lim(this.maxSegmentSize)}` +
+      ` maxtransfer ${lim(this.maxTransfer)} bounce ${this.bouncePages} page` +
+      (this.bouncePages === 1 ? "" : "s");
   }
 }
 
@@ -196,79 +289,18 @@ export const BUS_DMASYNC_POSTREAD = 4;
 /** After the device read memory. */
 export const BUS_DMASYNC_POSTWRITE = 8;
 
-/** Counters of a bounce pool. */
+/** The bounce pool and what is reserved of it. */
 export interface BouncePoolStats {
   /** Pages in the pool. */
-  total: number;
-  /** Pages in use now. */
-  used: number;
-  /** Loads refused because the pool was empty. */
-  exhausted: number;
-}
-
-/** Bounce pages below one high address (a FreeBSD bounce zone, a Linux swiotlb). */
-export class BouncePool {
-  /** Highest address of the pool's pages (inclusive). */
-  readonly highAddr: number;
-  /** Pages in the pool. */
-  readonly total: number;
-  readonly #pages: Float64Array;
-  readonly #free: Int32Array;
-  #nfree: number;
-  #exhausted = 0;
-  readonly #list: PageRuns;
-
-  /** Wraps `list` (pages of `pageSize`) as a pool. */
-  constructor(list: PageRuns, pageSize: number, highAddr: number) {
-    this.#list = list;
-    this.highAddr = highAddr;
-    let n = 0;
-    for (const [, c] of list.runs) n += c;
-    this.total = n;
-    this.#pages = new Float64Array(n);
-    this.#free = new Int32Array(n);
-    let i = 0;
-    for (const [pfn, c] of list.runs) {
-      for (let k = 0; k < c; k++) this.#pages[i++] = (pfn + k) * pageSize;
-    }
-    for (let k = 0; k < n; k++) this.#free[k] = n - 1 - k;
-    this.#nfree = n;
-  }
-
-  /** The page list behind the pool (to give back at shutdown). */
-  get list(): PageRuns {
-    return this.#list;
-  }
-
-  /** The pool's counters. */
-  get stats(): BouncePoolStats {
-    return { total: this.total, used: this.total - this.#nfree, exhausted: this.#exhausted };
-  }
-
-  /** Free pages now. */
-  get free(): number {
-    return this.#nfree;
-  }
-
-  /** Takes a page; returns its index in the pool, or -1 when none is left. */
-  take(): number {
-    return this.#nfree === 0 ? -1 : this.#free[--this.#nfree]!;
-  }
-
-  /** Physical address of the pool's page `index`. */
-  addr(index: number): number {
-    return this.#pages[index]!;
-  }
-
-  /** Gives back the page `index` taken with {@link BouncePool.take}. */
-  give(index: number): void {
-    this.#free[this.#nfree++] = index;
-  }
-
-  /** Records a load refused for lack of pages. */
-  noteExhausted(): void {
-    this.#exhausted++;
-  }
+  pages: number;
+  /** Physical address of its first page (0 when there is no pool). */
+  base: number;
+  /** Pages reserved by tags. */
+  reserved: number;
+  /** Pages of the reservations holding bounced data now. */
+  inUse: number;
+  /** The reservations, by tag. */
+  tags: { tag: string; pages: number; inUse: number }[];
 }
 
 /** Counters of a bus_dma instance. */
@@ -281,8 +313,10 @@ export interface BusDmaStats {
   bouncedBytes: number;
   /** Loads refused with EFBIG (segments did not fit). */
   efbig: number;
-  /** Loads refused because a bounce pool was empty. */
-  bounceExhausted: number;
+  /** Loads refused at once for want of bounce space in their tag's reservation. */
+  bounceShortages: number;
+  /** Loads that waited for bounce space. */
+  bounceWaits: number;
 }
 
 /** DMA-safe memory: physical pages the tag allows, mapped in kernel space. */
@@ -299,50 +333,66 @@ export interface DmaMemory {
   readonly pages: PageRuns;
 }
 
+/** What a map can be loaded from with {@link BusDma.loadAsync}. */
+export type DmaSource =
+  | { readonly kind: "kva"; readonly va: number; readonly len: number }
+  | { readonly kind: "sg"; readonly list: readonly (readonly [number, number])[] }
+  | { readonly kind: "phys"; readonly list: readonly (readonly [number, number])[] }
+  | {
+    readonly kind: "pages";
+    readonly pages: PageRuns;
+    readonly offset?: number;
+    readonly len?: number;
+  }
+  | { readonly kind: "memory"; readonly mem: DmaMemory; readonly len?: number };
+
 /** One transfer's mapping: segments for the device, bounce records for sync. */
 export class DmaMap {
+  /** Name in messages (debugging, leaks). */
+  readonly name: string;
   /** The tag it obeys. */
   readonly tag: DmaTag;
-  /** Largest buffer it loads. */
+  /** Largest source it loads. */
   readonly maxSize: number;
   /** Segments it holds at most. */
   readonly maxSegs: number;
+  /** True when a source whose segments do not fit bounces whole (see {@link BusDma}). */
+  readonly bounceBuffer: boolean;
   /** Segment addresses and lengths, interleaved; valid up to `nsegs`. */
   readonly segs: Float64Array;
   /** Segments of the current load. */
   nsegs = 0;
   /** Bytes of the current load (0 when unloaded). */
   mapsize = 0;
-  /** Bounce records: buffer va, pool page index, length; valid up to `nbounce`. */
-  readonly bounce: Float64Array;
-  /** Bounce records of the current load. */
+  /** Bounce pieces: buffer offset, source address, bounce address, length; valid up to `nbounce`. */
+  bounce: Float64Array;
+  /** Bounce pieces of the current load. */
   nbounce = 0;
-  /** The pool the bounce pages came from. */
-  readonly pool: BouncePool | null;
-  /**
-   * The map's own contiguous bounce buffer (NetBSD's whole-buffer bounce),
-   * used when a buffer's pages cannot be described in the map's segments.
-   */
-  bounceBuffer: DmaMemory | null = null;
-  /** Kernel address of the buffer bounced whole by the current load (0: none). */
-  wholeVa = 0;
+  /** Bounce space held: address, size pairs; valid up to `nruns`. */
+  runs: Float64Array;
+  /** Bounce runs of the current load. */
+  nruns = 0;
   /** True once destroyed. */
   destroyed = false;
 
   /** Use {@link BusDma.createMap}. */
   constructor(
+    name: string,
     tag: DmaTag,
     maxSize: number,
     maxSegs: number,
-    pool: BouncePool | null,
+    bounceBuffer: boolean,
     pageSize: number,
   ) {
+    this.name = name;
     this.tag = tag;
     this.maxSize = maxSize;
     this.maxSegs = maxSegs;
+    this.bounceBuffer = bounceBuffer;
     this.segs = new Float64Array(2 * maxSegs);
-    this.pool = pool;
-    this.bounce = new Float64Array(3 * (Math.ceil(maxSize / pageSize) + 1));
+    const pieces = Math.ceil(maxSize / pageSize) + 1;
+    this.bounce = new Float64Array(4 * pieces);
+    this.runs = new Float64Array(2 * pieces);
   }
 
   /** Address of segment `i`. */
@@ -355,34 +405,82 @@ export class DmaMap {
     return this.segs[2 * i + 1]!;
   }
 
-  /** Bytes of the current load that go through bounce pages. */
+  /** Bytes of the current load that go through bounce space. */
   get bouncedBytes(): number {
-    if (this.wholeVa !== 0) return this.mapsize;
     let n = 0;
-    for (let i = 0; i < this.nbounce; i++) n += this.bounce[3 * i + 2]!;
+    for (let i = 0; i < this.nbounce; i++) n += this.bounce[4 * i + 3]!;
     return n;
   }
 }
 
-/** The kernel's bus_dma: tags, DMA memory, maps and bounce pools. */
+/** A tag's share of the bounce pool. */
+interface Reservation {
+  /** Pool address and size of the share (0 size: none). */
+  base: number;
+  size: number;
+  /** The share as an arena of its own; null without a share. */
+  arena: Vmem | null;
+  /** Loads waiting for room, woken by any unload of the tag that frees some. */
+  waiters: (() => void)[];
+  /** Live maps made on the tag. */
+  maps: number;
+}
+
+// What a load's source was, for its refusals.
+const SOURCE_KVA = 0, SOURCE_SG = 1, SOURCE_PHYS = 2, SOURCE_MEMORY = 3;
+
+// What a load came to, beside the kernel's codes: room is short now, or
+// the reservation could never hold a run.
+type LoadCode = KernelErrorCode | "SHORT" | "NEVER" | null;
+
+/** The kernel's bus_dma: tags, DMA memory, maps and the bounce pool. */
 export class BusDma {
+  /** DMA-API debugging: told of every load, sync and unload when set. */
+  debug: DmaDebugHooks | null = null;
+
   readonly #be: DmaBackend;
-  readonly #pools = new Map<number, BouncePool>();
   readonly #stats: BusDmaStats = {
     loads: 0,
     segments: 0,
     bouncedBytes: 0,
     efbig: 0,
-    bounceExhausted: 0,
+    bounceShortages: 0,
+    bounceWaits: 0,
   };
-  readonly #scratch: Uint8Array;
   readonly #pages = new Float64Array(PAGE_BATCH);
   readonly #live = new Set<DmaMemory>();
+  readonly #maps = new Set<DmaMap>();
+  readonly #tags = new Map<DmaTag, Reservation>();
+  #pool: Vmem | null = null;
+  #poolList: PageRuns | null = null;
+  #poolBase = 0;
+  #poolPages = 0;
+  #mapSerial = 0;
 
-  /** bus_dma over `backend`. */
-  constructor(backend: DmaBackend) {
+  // The load in progress (one at a time: loads are synchronous).
+  #off = 0; // buffer offset of the next piece
+  #mergeEnd = -1; // where the last in-place segment ends (-1: it cannot be continued)
+  #runStart = -1; // first bounce piece of the open run (-1: none)
+  #runLen = 0;
+  #short = false;
+  #never = false;
+  #held = 0; // bounce bytes this load took
+  #waiting = false; // the load may wait: a shortage is not counted as a refusal
+
+  /**
+   * bus_dma over `backend`, with a bounce pool of `bouncePages` pages
+   * (default {@link DEFAULT_BOUNCE_PAGES}; 0 for none), taken as low in RAM
+   * as it fits when the first tag reserves bounce pages (at boot, as the
+   * drivers attach), and given back at {@link shutdown}.
+   */
+  constructor(backend: DmaBackend, options: { bouncePages?: number } = {}) {
     this.#be = backend;
-    this.#scratch = new Uint8Array(backend.pageSize);
+    this.#poolPages = checkInteger(
+      "bouncePages",
+      options.bouncePages ?? DEFAULT_BOUNCE_PAGES,
+      0,
+      2 ** 20,
+    );
   }
 
   /** Counters of all loads and syncs. */
@@ -390,9 +488,19 @@ export class BusDma {
     return { ...this.#stats };
   }
 
-  /** The bounce pools, by their high address. */
-  get pools(): ReadonlyMap<number, BouncePool> {
-    return this.#pools;
+  /** The bounce pool (its size, and its place once taken) and its reservations. */
+  get bouncePool(): BouncePoolStats {
+    const tags: BouncePoolStats["tags"] = [];
+    let reserved = 0, inUse = 0;
+    const ps = this.#be.pageSize;
+    for (const [tag, r] of this.#tags) {
+      if (r.arena === null) continue;
+      const used = r.arena.size(VMEM_ALLOC) / ps;
+      reserved += r.size / ps;
+      inUse += used;
+      tags.push({ tag: tag.name, pages: r.size / ps, inUse: used });
+    }
+    return { pages: this.#poolPages, base: this.#poolBase, reserved, inUse, tags };
   }
 
   /** DMA memory still allocated. */
@@ -400,25 +508,133 @@ export class BusDma {
     return this.#live.size;
   }
 
-  /** True when some RAM lies outside the tag's window, so loads may need bounce pages. */
-  mightBounce(tag: DmaTag): boolean {
-    return tag.lowAddr > 0 || tag.highAddr < this.#be.ramEnd - 1 || tag.alignment > 1;
+  /** Maps made and not destroyed, by name. */
+  get liveMaps(): string[] {
+    return [...this.#maps].map((m) => m.name);
+  }
+
+  /** Tags made and not destroyed, by name. */
+  get liveTags(): string[] {
+    return [...this.#tags.keys()].map((t) => t.name);
   }
 
   /**
-   * Creates the bounce pool for `tag` (or grows nothing if one exists for
-   * its high address) with `pages` pages taken below the tag's high address.
+   * bus_dma_tag_create: a tag named `name` with `constraints`, narrowing
+   * `options.parent` when given (see {@link DmaTagOptions}), with its bounce
+   * reservation. Refused (EINVAL) when a field asks for more than the
+   * parent, when the limits contradict each other, or (ENOMEM) when the
+   * reservation does not fit the pool inside the tag's window.
    */
-  reserveBounce(tag: DmaTag, pages: number): BouncePool {
-    checkInteger("pages", pages, 1);
-    const existing = this.#pools.get(tag.highAddr);
-    if (existing !== undefined) return existing;
-    const ps = this.#be.pageSize;
-    const high = this.#clampHigh(tag);
-    const list = this.#be.allocPages(pages * ps, roundUp(tag.lowAddr, ps), high, ps, 0, pages);
-    const pool = new BouncePool(list, ps, tag.highAddr);
-    this.#pools.set(tag.highAddr, pool);
-    return pool;
+  createTag(name: string, constraints: DmaConstraints = {}, options: DmaTagOptions = {}): DmaTag {
+    if (typeof name !== "string" || name === "") {
+      throw new KernelError("EINVAL", `tag name must be a non-empty string, got ${describe(name)}`);
+    }
+    if (constraints === null || typeof constraints !== "object") {
+      throw new KernelError(
+        "EINVAL",
+        `tag ${name}: constraints must be an object, got ${describe(constraints)}`,
+      );
+    }
+    if (options === null || typeof options !== "object") {
+      throw new KernelError(
+        "EINVAL",
+        `tag ${name}: options must be an object, got ${describe(options)}`,
+      );
+    }
+    const parent = options.parent ?? null;
+    if (parent !== null && (typeof parent !== "object" || typeof parent.maxAddress !== "number")) {
+      throw new KernelError(
+        "EINVAL",
+        `tag ${name}: parent must be a tag or DMA limits, got ${describe(parent)}`,
+      );
+    }
+    if (parent instanceof DmaTag && !this.#tags.has(parent)) {
+      throw new KernelError("EINVAL", `tag ${name}: parent tag ${parent.name} is not live`);
+    }
+    const merged: DmaConstraints = {};
+    for (const f of DMA_CONSTRAINT_FIELDS) {
+      const v = constraints[f];
+      if (v !== undefined) merged[f] = v;
+      else if (parent !== null) merged[f] = parent[f];
+    }
+    let limits: DmaLimits;
+    try {
+      limits = dmaLimits(merged);
+    } catch (e) {
+      if (e instanceof MachineError) throw new KernelError("EINVAL", `tag ${name}: ${e.message}`);
+      throw e;
+    }
+    if (parent !== null) {
+      const of = parent instanceof DmaTag ? `tag ${parent.name}'s` : "its device's";
+      for (const f of DMA_CONSTRAINT_FIELDS) {
+        if (wider(f, limits[f], parent[f])) {
+          throw new KernelError(
+            "EINVAL",
+            `tag ${name}: ${f} ${show(f, limits[f])} asks for more than ${of} ${
+              show(f, parent[f])
+            }`,
+          );
+        }
+      }
+    }
+    const device = options.device ??
+      (parent instanceof DmaTag ? parent.device : name);
+    // Asked for, or by default one load's worth when the tag may need it.
+    const pages = options.bouncePages !== undefined
+      ? checkInteger("bouncePages", options.bouncePages, 0, 2 ** 20)
+      : this.#mayBounce(limits)
+      ? this.#defaultReserve(limits)
+      : 0;
+    const tag = new DmaTag(
+      name,
+      String(device),
+      limits,
+      parent instanceof DmaTag ? parent : null,
+      pages,
+    );
+    this.#tags.set(tag, this.#reserve(tag, pages));
+    return tag;
+  }
+
+  /**
+   * A tag for the device of a machine's device table row (or any `name` and
+   * `dma` limits) in one call: its limits, narrowed by `narrowing`.
+   */
+  tagForDevice(
+    info: { readonly name: string; readonly dma: DmaLimits },
+    narrowing: DmaConstraints = {},
+    options: Omit<DmaTagOptions, "parent" | "device"> & { name?: string } = {},
+  ): DmaTag {
+    if (info === null || typeof info !== "object") {
+      throw new KernelError("EINVAL", `device must be a device table row, got ${describe(info)}`);
+    }
+    return this.createTag(options.name ?? info.name, narrowing, {
+      parent: info.dma,
+      device: info.name,
+      bouncePages: options.bouncePages,
+    });
+  }
+
+  /** bus_dma_tag_destroy: gives its reservation back. EBUSY while maps of it live. */
+  destroyTag(tag: DmaTag): void {
+    const r = this.#tags.get(tag);
+    if (r === undefined) {
+      throw new KernelError("EINVAL", `tag ${describe((tag as DmaTag)?.name)} is not live`);
+    }
+    if (r.maps > 0) {
+      throw new KernelError("EBUSY", `tag ${tag.name} still has ${r.maps} maps`);
+    }
+    for (const t of this.#tags.keys()) {
+      if (t.parent === tag) {
+        throw new KernelError("EBUSY", `tag ${tag.name} is the parent of ${t.name}`);
+      }
+    }
+    if (r.arena !== null) {
+      r.arena.destroy();
+      this.#pool!.xfree(r.base, r.size);
+    }
+    for (const w of r.waiters.splice(0)) w();
+    this.#tags.delete(tag);
   }
 
   /**
@@ -431,13 +647,8 @@ export class BusDma {
     size: number,
     opts: { alignment?: number; boundary?: number; nsegs?: number } = {},
   ): DmaMemory {
+    this.#liveTag(tag);
     checkInteger("size", size, 1);
-    if (size > tag.maxSize) {
-      throw new KernelError(
-        "EINVAL",
-        `size ${size} exceeds tag ${tag.name}'s maxsize ${tag.maxSize}`,
-      );
-    }
     const ps = this.#be.pageSize;
     const alignment = Math.max(
       checkPowerOfTwo("alignment", opts.alignment ?? tag.alignment),
@@ -448,16 +659,13 @@ export class BusDma {
     if (tag.boundary !== 0) {
       boundary = boundary === 0 ? tag.boundary : Math.min(boundary, tag.boundary);
     }
-    const nsegs = checkInteger("nsegs", opts.nsegs ?? Math.min(tag.nSegments, 1 << 30), 1);
+    const nsegs = checkInteger("nsegs", opts.nsegs ?? Math.min(tag.maxSegments, 1 << 30), 1);
     const rounded = roundUp(size, ps);
-    const pages = this.#be.allocPages(
-      rounded,
-      roundUp(tag.lowAddr, ps),
-      this.#clampHigh(tag),
-      alignment,
-      boundary,
-      nsegs,
-    );
+    const low = roundUp(tag.minAddress, ps), high = this.#clampHigh(tag);
+    if (high <= low) {
+      throw new KernelError("ENOMEM", `tag ${tag.name}'s window holds no RAM`);
+    }
+    const pages = this.#be.allocPages(rounded, low, high, alignment, boundary, nsegs);
     const segs: [number, number][] = [];
     for (const [pfn, count] of pages.runs) {
       const pa = pfn * ps;
@@ -471,135 +679,632 @@ export class BusDma {
       throw new KernelError("ENOMEM", `no ${size} bytes in ${nsegs} segments for tag ${tag.name}`);
     }
     const kva = this.#be.mapPages(pages);
-    const mem: DmaMemory = { tag, size: rounded, kva, segs, pages };
+    const mem: DmaMemory = Object.freeze({ tag, size: rounded, kva, segs, pages });
     this.#live.add(mem);
     return mem;
   }
 
   /** bus_dmamem_unmap + bus_dmamem_free. */
   dmamemFree(mem: DmaMemory): void {
-    if (!this.#live.delete(mem)) {
-      throw new KernelError(
-        "BADFREE",
-        `DMA memory at kva 0x${mem.kva.toString(16)} is not allocated`,
-      );
+    if (!this.#live.has(mem)) {
+      throw new KernelError("BADFREE", `DMA memory at kva ${describe(mem?.kva)} is not allocated`);
     }
+    this.#live.delete(mem);
     this.#be.unmapPages(mem.kva, mem.size);
     this.#be.freePages(mem.pages);
   }
 
   /**
    * bus_dmamap_create: a map for transfers of up to `size` bytes in up to
-   * `nsegs` segments (both at most the tag's). It uses the tag's bounce pool
-   * when one has been reserved for it. With `bounceBuffer`, the map also gets
-   * a contiguous bounce buffer of `size` bytes within the tag (as NetBSD's
-   * isa_dmamap_create does for ISA DMA): a buffer whose pages do not fit the
-   * map's segments is then copied through it whole.
+   * `nsegs` segments (both at most the tag's). With `bounceBuffer`, a source
+   * whose segments do not fit the map bounces whole (rule 3 of the module
+   * text) instead of being refused with EFBIG.
    */
   createMap(
     tag: DmaTag,
-    size: number = tag.maxSize,
-    nsegs: number = tag.nSegments,
-    opts: { bounceBuffer?: boolean } = {},
+    size: number = tag?.maxTransfer,
+    nsegs: number = tag?.maxSegments,
+    opts: { bounceBuffer?: boolean; name?: string } = {},
   ): DmaMap {
-    checkInteger("size", size, 1, tag.maxSize);
-    checkInteger("nsegs", nsegs, 1, Math.min(tag.nSegments, 1 << 20));
-    if (size === NO_LIMIT) throw new KernelError("EINVAL", `a map needs a finite size`);
-    const map = new DmaMap(
-      tag,
-      size,
-      nsegs,
-      this.#pools.get(tag.highAddr) ?? null,
-      this.#be.pageSize,
-    );
-    if (opts.bounceBuffer) map.bounceBuffer = this.dmamemAlloc(tag, size, { nsegs });
+    const r = this.#liveTag(tag);
+    if (size === DMA_NO_LIMIT) {
+      throw new KernelError(
+        "EINVAL",
+        `tag ${tag.name} has no longest transfer: give the map a size`,
+      );
+    }
+    checkInteger("size", size, 1, tag.maxTransfer);
+    checkInteger("nsegs", nsegs, 1, Math.min(tag.maxSegments, 1 << 20));
+    if (opts.bounceBuffer === true && tag.bouncePages === 0) {
+      throw new KernelError(
+        "EINVAL",
+        `tag ${tag.name} has no bounce reservation for a map with bounceBuffer`,
+      );
+    }
+    const name = opts.name ?? `${tag.name}/map${++this.#mapSerial}`;
+    const map = new DmaMap(name, tag, size, nsegs, opts.bounceBuffer === true, this.#be.pageSize);
+    r.maps++;
+    this.#maps.add(map);
     return map;
   }
 
-  /** bus_dmamap_destroy. The map must be unloaded; its bounce buffer is freed. */
+  /** bus_dmamap_destroy. The map must be unloaded. */
   destroyMap(map: DmaMap): void {
-    if (map.mapsize !== 0) {
-      throw new KernelError("EBUSY", `map is still loaded (${map.mapsize} bytes)`);
+    if (!this.#maps.has(map)) {
+      throw new KernelError(
+        "EINVAL",
+        `map ${describe((map as DmaMap)?.name)} is not live (destroyed already?)`,
+      );
     }
-    if (map.destroyed) throw new KernelError("EINVAL", "map is already destroyed");
-    if (map.bounceBuffer !== null) this.dmamemFree(map.bounceBuffer);
-    map.bounceBuffer = null;
+    if (map.mapsize !== 0) {
+      throw new KernelError("EBUSY", `map ${map.name} is still loaded (${map.mapsize} bytes)`);
+    }
+    this.#maps.delete(map);
+    this.#tags.get(map.tag)!.maps--;
     map.destroyed = true;
   }
 
   /**
-   * bus_dmamap_load of the kernel buffer `[va, va + len)`: the pages the
-   * device reaches are used in place, the others bounce page by page. When
-   * that does not fit the map's segments (or the pool is empty) and the map
-   * has a bounce buffer, the whole buffer goes through it. Refused with
-   * EFBIG when the segments do not fit, ENOMEM when bounce pages run out,
-   * EFAULT for an unmapped buffer page; a refused load leaves the map
-   * unloaded.
+   * bus_dmamap_load of the kernel buffer `[va, va + len)`. Refused (nothing
+   * changed) with EFBIG when the segments do not fit, ENOMEM when the tag's
+   * reservation has no room for its bounce runs now (or could never),
+   * EINVAL when pieces out of reach have no reservation to bounce through,
+   * EFAULT for an unmapped buffer page, EBUSY for a loaded map.
    */
   load(map: DmaMap, va: number, len: number): void {
     this.#startLoad(map, len);
-    let code = this.#loadPages(map, va, len);
-    if (code !== null && code !== "EFAULT" && map.bounceBuffer !== null) {
-      code = this.#loadMemorySegs(map, map.bounceBuffer, len);
-      if (code === null) map.wholeVa = va;
+    let code = this.#closeWalk(map, this.#walkKva(map, va, len, false));
+    if (code === "EFBIG" && map.bounceBuffer) {
+      this.#restart(map);
+      code = this.#closeWalk(map, this.#walkKva(map, va, len, true));
     }
+    this.#endLoad(map, len, code, SOURCE_KVA, va);
+  }
+
+  /**
+   * bus_dmamap_load_uio / dma_map_sg: a scatter list of kernel buffers
+   * (`[va, len]` entries), loaded as one transfer in list order; pieces of
+   * consecutive entries merge where they are contiguous in RAM.
+   */
+  loadSg(map: DmaMap, list: readonly (readonly [number, number])[]): void {
+    const len = this.#listLength("list", list);
+    this.#startLoad(map, len);
+    let code = this.#closeWalk(map, this.#walkSg(map, list, false));
+    if (code === "EFBIG" && map.bounceBuffer) {
+      this.#restart(map);
+      code = this.#closeWalk(map, this.#walkSg(map, list, true));
+    }
+    this.#endLoad(map, len, code, SOURCE_SG, list.length);
+  }
+
+  /** bus_dmamap_load of raw physical ranges (`[pa, len]` entries), in order. */
+  loadPhys(map: DmaMap, list: readonly (readonly [number, number])[]): void {
+    const len = this.#listLength("list", list);
+    for (const [pa, n] of list) {
+      if (pa + n > this.#be.ramEnd) {
+        throw new KernelError(
+          "EFAULT",
+          `physical range [${hexs(pa)}, +${n}) is past the end of RAM`,
+        );
+      }
+    }
+    this.#startLoad(map, len);
+    let code = this.#closeWalk(map, this.#walkPhys(map, list, len, false));
+    if (code === "EFBIG" && map.bounceBuffer) {
+      this.#restart(map);
+      code = this.#closeWalk(map, this.#walkPhys(map, list, len, true));
+    }
+    this.#endLoad(map, len, code, SOURCE_PHYS, list.length);
+  }
+
+  /**
+   * bus_dmamap_load of a page list from uvm_pglistalloc: `len` bytes from
+   * byte `offset` of the list (default: all of it).
+   */
+  loadPages(map: DmaMap, pages: PageRuns, offset = 0, len?: number): void {
+    const ranges = this.#rangesOfPages(pages);
+    let total = 0;
+    for (const [, n] of ranges) total += n;
+    checkInteger("offset", offset, 0, total - 1);
+    const want = len ?? total - offset;
+    checkInteger("len", want, 1, total - offset);
+    const list: [number, number][] = [];
+    let skip = offset, left = want;
+    for (const [pa, n] of ranges) {
+      if (skip >= n) {
+        skip -= n;
+        continue;
+      }
+      const take = Math.min(n - skip, left);
+      list.push([pa + skip, take]);
+      skip = 0;
+      left -= take;
+      if (left === 0) break;
+    }
+    this.loadPhys(map, list);
+  }
+
+  /**
+   * bus_dmamap_load_raw of DMA memory: the first `len` bytes of `mem`
+   * (default all), which its own tag reaches by construction.
+   */
+  loadMemory(map: DmaMap, mem: DmaMemory, len: number = mem?.size): void {
+    if (!this.#live.has(mem)) {
+      throw new KernelError("EINVAL", `DMA memory at kva ${describe(mem?.kva)} is not allocated`);
+    }
+    checkInteger("len", len, 1, mem.size);
+    this.#startLoad(map, len);
+    let code = this.#closeWalk(map, this.#walkPhys(map, mem.segs, len, false));
+    if (code === "EFBIG" && map.bounceBuffer) {
+      this.#restart(map);
+      code = this.#closeWalk(map, this.#walkPhys(map, mem.segs, len, true));
+    }
+    this.#endLoad(map, len, code, SOURCE_MEMORY, mem.kva);
+  }
+
+  /**
+   * Loads `source` (any kind above); with BUS_DMA_WAITOK (the default) a
+   * load short of bounce space waits until a map of its tag gives some back,
+   * and rejects with ECANCELED when `signal` aborts first; with
+   * BUS_DMA_NOWAIT it rejects at once, as the synchronous loads throw. Every
+   * other refusal rejects at once.
+   */
+  async loadAsync(
+    map: DmaMap,
+    source: DmaSource,
+    flags: number = BUS_DMA_WAITOK,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (flags !== BUS_DMA_WAITOK && flags !== BUS_DMA_NOWAIT) {
+      throw new KernelError(
+        "EINVAL",
+        `flags must be BUS_DMA_WAITOK or BUS_DMA_NOWAIT, got ${describe(flags)}`,
+      );
+    }
+    let waited = false;
+    for (;;) {
+      if (signal?.aborted) throw cancelled(map);
+      this.#waiting = flags === BUS_DMA_WAITOK;
+      try {
+        this.#loadSource(map, source);
+        return;
+      } catch (e) {
+        if (!(e instanceof KernelError) || !(e as ShortError).short || !this.#waiting) throw e;
+      } finally {
+        this.#waiting = false;
+      }
+      if (!waited) this.#stats.bounceWaits++;
+      waited = true;
+      await this.#waitRoom(map, signal);
+    }
+  }
+
+  /**
+   * bus_dmamap_sync: copies through the map's bounce space as `ops` asks,
+   * for the bytes `[offset, offset + len)` of the load (default all).
+   */
+  sync(map: DmaMap, ops: number, offset = 0, len?: number): void {
+    if (!(map instanceof DmaMap)) {
+      throw new KernelError("EINVAL", `sync of something that is not a map: ${describe(map)}`);
+    }
+    if (map.mapsize === 0) {
+      this.debug?.misuse("sync-unloaded", map, 0, `sync of map ${map.name}, which is not loaded`);
+      throw new KernelError("EINVAL", `sync of map ${map.name}, which is not loaded`);
+    }
+    checkInteger("ops", ops, 1, 15);
+    checkInteger("offset", offset, 0, map.mapsize - 1);
+    const n = len ?? map.mapsize - offset;
+    checkInteger("len", n, 1, map.mapsize - offset);
+    const end = offset + n;
+    const b = map.bounce, be = this.#be;
+    for (let i = 0; i < map.nbounce; i++) {
+      const at = b[4 * i]!, plen = b[4 * i + 3]!;
+      const from = Math.max(at, offset), to = Math.min(at + plen, end);
+      if (from >= to) continue;
+      const src = b[4 * i + 1]! + (from - at), dst = b[4 * i + 2]! + (from - at);
+      if (ops & BUS_DMASYNC_PREWRITE) {
+        be.copy(dst, src, to - from);
+        this.#stats.bouncedBytes += to - from;
+      }
+      if (ops & BUS_DMASYNC_POSTREAD) {
+        be.copy(src, dst, to - from);
+        this.#stats.bouncedBytes += to - from;
+      }
+    }
+    this.debug?.synced(map, ops);
+  }
+
+  /** bus_dmamap_unload: forgets the segments and gives the bounce space back. */
+  unload(map: DmaMap): void {
+    if (!(map instanceof DmaMap)) {
+      throw new KernelError("EINVAL", `unload of something that is not a map: ${describe(map)}`);
+    }
+    if (map.mapsize === 0) {
+      this.debug?.misuse("double-unload", map, 0, `unload of map ${map.name}, which is not loaded`);
+      throw new KernelError("EINVAL", `unload of map ${map.name}, which is not loaded`);
+    }
+    this.debug?.unloaded(map);
+    this.#abortLoad(map, true);
+  }
+
+  /**
+   * At shutdown: gives the bounce pool back when no tag holds a reservation
+   * and reports what was never given back (maps, DMA memory, tags).
+   */
+  shutdown(): { maps: string[]; memory: number; tags: string[] } {
+    const leaks = { maps: this.liveMaps, memory: this.#live.size, tags: this.liveTags };
+    this.debug?.shutdown([...this.#maps], [...this.#live]);
+    let reserved = false;
+    for (const r of this.#tags.values()) reserved ||= r.arena !== null;
+    if (this.#pool !== null && !reserved) {
+      this.#pool.destroy();
+      this.#be.freePages(this.#poolList!);
+      this.#pool = null;
+      this.#poolList = null;
+      this.#poolBase = 0;
+    }
+    return leaks;
+  }
+
+  /**
+   * Verifies: reservations lie in the pool, their arenas are sound, every
+   * loaded map's segments satisfy its tag and its bounce space lies in its
+   * tag's reservation.
+   */
+  check(): void {
+    const fail = (why: string): never => {
+      throw new KernelError("CORRUPT", `BusDma.check: ${why}`);
+    };
+    this.#pool?.check();
+    for (const [tag, r] of this.#tags) {
+      if (r.arena === null) continue;
+      r.arena.check();
+      if (
+        r.base < this.#poolBase ||
+        r.base + r.size > this.#poolBase + this.#poolPages * this.#be.pageSize
+      ) {
+        fail(`tag ${tag.name}'s reservation lies outside the pool`);
+      }
+    }
+    for (const map of this.#maps) {
+      if (map.mapsize === 0) {
+        if (map.nsegs + map.nbounce + map.nruns !== 0) {
+          fail(`unloaded map ${map.name} keeps records`);
+        }
+        continue;
+      }
+      if (map.nsegs < 1 || map.nsegs > map.maxSegs) {
+        fail(`map ${map.name} has ${map.nsegs} segments`);
+      }
+      let total = 0;
+      for (let i = 0; i < map.nsegs; i++) {
+        const why = segmentProblem(map.tag.limits, map.segAddr(i), map.segLen(i));
+        if (why !== null) fail(`map ${map.name} segment ${i}: ${why}`);
+        total += map.segLen(i);
+      }
+      if (total !== map.mapsize) {
+        fail(`map ${map.name}'s segments hold ${total} of ${map.mapsize} bytes`);
+      }
+      const r = this.#tags.get(map.tag)!;
+      for (let i = 0; i < map.nruns; i++) {
+        const a = map.runs[2 * i]!, s = map.runs[2 * i + 1]!;
+        if (a < r.base || a + s > r.base + r.size) {
+          fail(`map ${map.name}'s bounce run lies outside its reservation`);
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------- the pool
+
+  #allocPool(pages: number): void {
+    const ps = this.#be.pageSize, size = pages * ps;
+    const align = size >= 65536 ? 65536 : ps;
+    const ramEnd = this.#be.ramEnd;
+    let list: PageRuns | null = null;
+    // As low as it fits: below 16 MiB, else below 4 GiB, else anywhere.
+    for (const high of new Set([Math.min(MiB16, ramEnd), Math.min(GiB4, ramEnd), ramEnd])) {
+      try {
+        list = this.#be.allocPages(size, ps, high, align, 0, 1);
+        break;
+      } catch (e) {
+        if (!(e instanceof KernelError) || e.code !== "ENOMEM") throw e;
+      }
+    }
+    if (list === null) {
+      throw new KernelError("ENOMEM", `no room in RAM for a bounce pool of ${pages} pages`);
+    }
+    this.#poolList = list;
+    this.#poolBase = list.runs[0]![0] * ps;
+    this.#pool = Vmem.create("bounce", this.#poolBase, size, ps);
+  }
+
+  /** True when RAM lies outside the window, or pieces may start misaligned. */
+  #mayBounce(l: DmaLimits): boolean {
+    return l.minAddress > 0 || l.maxAddress < this.#be.ramEnd - 1 || l.alignment > 1;
+  }
+
+  /** Pages a tag reserves by default: one load of its longest transfer (capped). */
+  #defaultReserve(l: DmaLimits): number {
+    const ps = this.#be.pageSize;
+    const reachesAll = l.minAddress === 0 && l.maxAddress >= this.#be.ramEnd - 1;
+    // Reaching all of RAM, only a misaligned first piece can bounce.
+    if (reachesAll && l.alignment <= ps) return 1;
+    if (l.maxTransfer === DMA_NO_LIMIT) return BOUNCE_RESERVE_MAX;
+    return Math.min(Math.ceil(l.maxTransfer / ps) + 1, BOUNCE_RESERVE_MAX);
+  }
+
+  /** Carves `pages` of the pool for `tag`, inside its window, aligned for its runs. */
+  #reserve(tag: DmaTag, pages: number): Reservation {
+    const r: Reservation = { base: 0, size: 0, arena: null, waiters: [], maps: 0 };
+    if (pages === 0) return r;
+    const ps = this.#be.pageSize, size = pages * ps;
+    if (this.#pool === null && this.#poolPages > 0) this.#allocPool(this.#poolPages);
+    let align = Math.max(ps, tag.alignment);
+    if (tag.boundary > ps) align = Math.max(align, Math.min(tag.boundary, pow2AtLeast(size)));
+    const base = this.#pool === null ? 0 : this.#pool.xalloc(
+      size,
+      align,
+      0,
+      0,
+      Math.max(roundUp(tag.minAddress, ps), this.#poolBase),
+      tag.maxAddress >= this.#poolBase + this.#poolPages * ps
+        ? 0
+        : Math.floor((tag.maxAddress + 1) / ps) * ps,
+      VM_NOSLEEP,
+    );
+    if (base === 0) {
+      const b = this.bouncePool;
+      throw new KernelError(
+        "ENOMEM",
+        `tag ${tag.name}: no room for a ${pages}-page bounce reservation aligned to ${align} ` +
+          `within [${hexs(tag.minAddress)}, ${hexs(tag.maxAddress)}] in the bounce pool ` +
+          `(${b.pages} pages at ${
+            hexs(b.base)
+          }, ${b.reserved} reserved); boot with more bounce pages`,
+      );
+    }
+    r.base = base;
+    r.size = size;
+    r.arena = Vmem.create(`bounce ${tag.name}`, base, size, ps);
+    return r;
+  }
+
+  // ------------------------------------------------------------- loads
+
+  #liveTag(tag: DmaTag): Reservation {
+    const r = tag instanceof DmaTag ? this.#tags.get(tag) : undefined;
+    if (r === undefined) {
+      throw new KernelError(
+        "EINVAL",
+        `tag ${describe((tag as DmaTag)?.name ?? tag)} is not a live tag`,
+      );
+    }
+    return r;
+  }
+
+  #loadSource(map: DmaMap, s: DmaSource): void {
+    if (s === null || typeof s !== "object") {
+      throw new KernelError("EINVAL", `DMA source must be an object, got ${describe(s)}`);
+    }
+    switch (s.kind) {
+      case "kva":
+        return this.load(map, s.va, s.len);
+      case "sg":
+        return this.loadSg(map, s.list);
+      case "phys":
+        return this.loadPhys(map, s.list);
+      case "pages":
+        return this.loadPages(map, s.pages, s.offset, s.len);
+      case "memory":
+        return this.loadMemory(map, s.mem, s.len);
+      default:
+        throw new KernelError(
+          "EINVAL",
+          `unknown DMA source kind ${describe((s as { kind: unknown }).kind)}`,
+        );
+    }
+  }
+
+  #waitRoom(map: DmaMap, signal?: AbortSignal): Promise<void> {
+    const r = this.#tags.get(map.tag)!;
+    return new Promise((resolve, reject) => {
+      const wake = () => {
+        signal?.removeEventListener("abort", abort);
+        resolve();
+      };
+      const abort = () => {
+        const i = r.waiters.indexOf(wake);
+        if (i >= 0) r.waiters.splice(i, 1);
+        reject(cancelled(map));
+      };
+      r.waiters.push(wake);
+      signal?.addEventListener("abort", abort, { once: true });
+    });
+  }
+
+  /** Checks an entry list; returns its total length. */
+  #listLength(name: string, list: readonly (readonly [number, number])[]): number {
+    if (!Array.isArray(list) || list.length === 0) {
+      throw new KernelError(
+        "EINVAL",
+        `${name} must be a non-empty array of [address, length], got ${describe(list)}`,
+      );
+    }
+    let total = 0;
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      if (!Array.isArray(e) || e.length !== 2) {
+        throw new KernelError(
+          "EINVAL",
+          `${name}[${i}] must be [address, length], got ${describe(e)}`,
+        );
+      }
+      checkInteger(`${name}[${i}] address`, e[0]);
+      checkInteger(`${name}[${i}] length`, e[1], 1);
+      total += e[1];
+    }
+    return total;
+  }
+
+  #rangesOfPages(pages: PageRuns): [number, number][] {
+    const runs = pages?.runs;
+    if (!Array.isArray(runs) || runs.length === 0) {
+      throw new KernelError(
+        "EINVAL",
+        `pages must be a page list with runs, got ${describe(pages)}`,
+      );
+    }
+    const ps = this.#be.pageSize;
+    return runs.map(([pfn, n], i) => {
+      checkInteger(`pages.runs[${i}] frame`, pfn);
+      checkInteger(`pages.runs[${i}] count`, n, 1);
+      return [pfn * ps, n * ps];
+    });
+  }
+
+  #startLoad(map: DmaMap, len: number): void {
+    if (!(map instanceof DmaMap) || !this.#maps.has(map)) {
+      throw new KernelError(
+        "EINVAL",
+        `load of a map that is not live: ${describe((map as DmaMap)?.name ?? map)}`,
+      );
+    }
+    if (map.mapsize !== 0) {
+      this.debug?.misuse(
+        "load-loaded",
+        map,
+        map.segAddr(0),
+        `load of map ${map.name}, which is loaded`,
+      );
+      throw new KernelError("EBUSY", `map ${map.name} is already loaded (${map.mapsize} bytes)`);
+    }
+    checkInteger("len", len, 1);
+    if (len > map.maxSize) {
+      this.#stats.efbig++;
+      throw new KernelError(
+        "EFBIG",
+        `a load of ${len} bytes exceeds map ${map.name}'s ${map.maxSize}`,
+      );
+    }
+    this.#restart(map);
+  }
+
+  /** Empties the map and the load state for a (new) walk. */
+  #restart(map: DmaMap): void {
+    this.#releaseRuns(map, false);
+    map.nsegs = 0;
+    map.nbounce = 0;
+    this.#off = 0;
+    this.#mergeEnd = -1;
+    this.#runStart = -1;
+    this.#runLen = 0;
+    this.#short = false;
+    this.#never = false;
+    this.#held = 0;
+  }
+
+  /** Ends a walk that went through: closes a bounce run still open (EFBIG if it does not fit). */
+  #closeWalk(map: DmaMap, code: LoadCode): LoadCode {
+    if (code === null && this.#runStart >= 0 && !this.#closeRun(map)) return "EFBIG";
+    return code;
+  }
+
+  /**
+   * Finishes a walk: the load stands, or the map is emptied and the refusal
+   * thrown, naming the source (`kind` and `a`: a buffer's address, or a
+   * list's length; worded only on failure).
+   */
+  #endLoad(map: DmaMap, len: number, code: LoadCode, kind: number, a: number): void {
+    if (code === null && this.#never) code = map.tag.bouncePages === 0 ? "EINVAL" : "NEVER";
+    if (code === null && this.#short) code = "SHORT";
     if (code === null) {
       map.mapsize = len;
       this.#stats.loads++;
       this.#stats.segments += map.nsegs;
+      this.debug?.loaded(map);
       return;
     }
-    const pool = map.pool;
-    const s = pool?.stats;
-    this.#abortLoad(map);
     const t = map.tag;
+    this.#abortLoad(map, false);
+    const what = kind === SOURCE_KVA
+      ? `buffer [${hexs(a)}, +${len})`
+      : kind === SOURCE_SG
+      ? `scatter list of ${a} buffers`
+      : kind === SOURCE_MEMORY
+      ? `DMA memory at kva ${hexs(a)}`
+      : `${a} physical ranges`;
     switch (code) {
       case "EFAULT":
-        throw new KernelError(
-          "EFAULT",
-          `buffer [0x${va.toString(16)}, +${len}) has an unmapped page`,
-        );
-      case "ENOMEM":
-        pool!.noteExhausted();
-        this.#stats.bounceExhausted++;
-        throw new KernelError(
-          "ENOMEM",
-          `bounce pool below 0x${pool!.highAddr.toString(16)} is full (${len} bytes), ` +
-            `total ${s!.total} (pages), used ${s!.used} (pages)`,
-        );
+        throw new KernelError("EFAULT", `${what} has an unmapped page`);
       case "EINVAL":
         throw new KernelError(
           "EINVAL",
-          `tag ${t.name} cannot reach the buffer and has no bounce pool`,
+          `tag ${t.name} cannot reach all of ${what} and has no bounce reservation`,
         );
+      case "NEVER":
+        throw new KernelError(
+          "ENOMEM",
+          `${what} needs more bounce space in one run than tag ${t.name}'s reservation of ` +
+            `${t.bouncePages} pages can ever hold`,
+        );
+      case "SHORT": {
+        if (!this.#waiting) this.#stats.bounceShortages++;
+        const e = new KernelError(
+          "ENOMEM",
+          `tag ${t.name}'s bounce reservation (${t.bouncePages} pages) has no room now for ${what}`,
+        ) as ShortError;
+        e.short = true;
+        throw e;
+      }
       default:
         this.#stats.efbig++;
         throw new KernelError(
           "EFBIG",
-          `${len} bytes do not fit in ${map.maxSegs} segments of tag ${t.name} ` +
-            `(maxsegsz ${t.maxSegSize}, boundary ${t.boundary})`,
+          `${what} (${len} bytes) does not fit in ${map.maxSegs} segments of tag ${t.name} ` +
+            `(maxSegmentSize ${show("maxSegmentSize", t.maxSegmentSize)}, ` +
+            `boundary ${show("boundary", t.boundary)})`,
         );
     }
   }
 
   /**
-   * The page-by-page load; returns null or the code of the refusal. The
-   * pmap hands over the buffer's physical pages a batch at a time; pages
-   * are then taken in order exactly as one pmap_extract each would be, so
-   * a refusal names the first page that causes one.
+   * Gives the map's bounce space back; with `wake`, wakes the loads waiting
+   * for room in the tag's reservation (not when a load gives back what it
+   * took a moment ago: that makes no room that was not there).
    */
-  #loadPages(map: DmaMap, va: number, len: number): KernelErrorCode | null {
+  #releaseRuns(map: DmaMap, wake: boolean): void {
+    if (map.nruns === 0) return;
+    const r = this.#tags.get(map.tag)!;
+    for (let i = 0; i < map.nruns; i++) r.arena!.xfree(map.runs[2 * i]!, map.runs[2 * i + 1]!);
+    map.nruns = 0;
+    if (wake) { for (const w of r.waiters.splice(0)) w(); }
+  }
+
+  #abortLoad(map: DmaMap, wake: boolean): void {
+    this.#releaseRuns(map, wake);
+    map.nbounce = 0;
+    map.nsegs = 0;
+    map.mapsize = 0;
+  }
+
+  /**
+   * The walk of a kernel buffer: the pmap hands over its physical pages a
+   * batch at a time, taken in order exactly as one pmap_extract each would
+   * be, so a refusal names the first page that causes one.
+   */
+  #walkKva(map: DmaMap, va: number, len: number, force: boolean): LoadCode {
     const ps = this.#be.pageSize;
     const kva = this.#be.kva;
     const pages = this.#pages;
     const tag = map.tag;
-    // The tag's window and alignment, read once (DmaTag.reaches, inlined).
-    // Remainders by these powers of two go through floor, not `%`: on
-    // addresses past 2^31 `%` is a floating-point remainder, a slow call.
-    const low = tag.lowAddr, high = tag.highAddr, align = tag.alignment;
-    const boundary = tag.boundary, maxSegSize = tag.maxSegSize, maxSegs = map.maxSegs;
+    // The tag's window and alignment, read once. Remainders by these powers
+    // of two go through floor, not `%`: on addresses past 2^31 `%` is a
+    // floating-point remainder, a slow call.
+    const low = tag.minAddress, high = tag.maxAddress, align = tag.alignment;
+    const boundary = tag.boundary, maxSegSize = tag.maxSegmentSize, maxSegs = map.maxSegs;
     const segs = map.segs;
-    if (!Number.isInteger(va)) return "EFAULT"; // no page maps it
+    if (typeof va !== "number" || !Number.isInteger(va)) return "EFAULT"; // no page maps it
     // Where `va` falls in its page: the first piece starts there, every
     // later one at a page start.
     let inPage = va - Math.floor(va / ps) * ps;
@@ -612,6 +1317,10 @@ export class BusDma {
     // segment of at least a page, every piece fits one segment as it is.
     const alignPages = align <= ps;
     const piecesFit = maxSegSize >= ps && (boundary === 0 || boundary >= ps);
+    // The load's state, kept in locals on the common paths and handed to
+    // the fields around the general one.
+    let k = map.nsegs, mergeEnd = this.#mergeEnd, bOff = this.#off;
+    let open = force || this.#runStart >= 0;
     let off = 0;
     while (off < len) {
       const batch = Math.min(len - off, PAGE_BATCH * ps - inPage);
@@ -621,177 +1330,215 @@ export class BusDma {
         const room = ps - inPage, rest = len - off;
         const n = rest < room ? rest : room;
         const pa = pages[i]! + inPage;
-        if (
-          pa >= low && pa + n - 1 <= high &&
-          ((inPage === 0 && alignPages) || align === 1 ||
-            Math.floor(pa * perAlign) * align === pa)
-        ) {
-          // A piece that cannot continue the last segment and fits one
-          // segment as it is (not too long, inside one boundary window) is
-          // appended here; _bus_dmamap_addseg would do the same.
-          const k = map.nsegs;
+        off += n;
+        inPage = 0;
+        // The common cases, written out, for a piece in reach with no bounce
+        // run open: one that continues the last segment and fits in it
+        // (pieces fit one segment and never cross a boundary window, so
+        // only the length and the window of the segment's start matter),
+        // and one that starts a new segment aligned, fitting one segment.
+        // A continuation the last segment cannot take starts a segment of
+        // its own, aligned (a page start, or a boundary).
+        if (!open && pa >= low && pa + n - 1 <= high) {
+          const continues = pa === mergeEnd;
           if (
-            (k === 0 || segs[2 * k - 2]! + segs[2 * k - 1]! !== pa) &&
+            continues && piecesFit && segs[2 * k - 1]! + n <= maxSegSize &&
+            (boundary === 0 || segs[2 * k - 2]! >= Math.floor(pa * perBoundary) * boundary)
+          ) {
+            segs[2 * k - 1]! += n;
+            mergeEnd = pa + n;
+            bOff += n;
+            continue;
+          }
+          if (
+            (!continues || piecesFit) &&
+            ((room === ps && alignPages) || align === 1 ||
+              Math.floor(pa * perAlign) * align === pa) &&
             (piecesFit || (n <= maxSegSize &&
               (boundary === 0 || pa - Math.floor(pa * perBoundary) * boundary + n <= boundary)))
           ) {
-            if (k === maxSegs) return "EFBIG";
+            if (k === maxSegs) return "EFBIG"; // the map is emptied on the way out
             segs[2 * k] = pa;
             segs[2 * k + 1] = n;
-            map.nsegs = k + 1;
-          } else if (!this.#addSeg(map, pa, n)) return "EFBIG";
-        } else {
-          // A bounce page stands in for one buffer page (or the part of it the
-          // buffer covers), from the bounce page's start, as busdma_bounce does.
-          const pool = map.pool;
-          if (pool === null) return "EINVAL";
-          const bi = pool.take();
-          if (bi < 0) return "ENOMEM";
-          const b = 3 * map.nbounce++;
-          map.bounce[b] = va + off;
-          map.bounce[b + 1] = bi;
-          map.bounce[b + 2] = n;
-          if (!this.#addSeg(map, pool.addr(bi), n)) return "EFBIG";
+            k++;
+            mergeEnd = pa + n;
+            bOff += n;
+            continue;
+          }
         }
-        off += n;
-        inPage = 0;
+        map.nsegs = k;
+        this.#mergeEnd = mergeEnd;
+        this.#off = bOff;
+        const placed = this.#piece(map, pa, n, force);
+        k = map.nsegs;
+        mergeEnd = this.#mergeEnd;
+        bOff = this.#off;
+        open = force || this.#runStart >= 0;
+        if (!placed) return "EFBIG";
       }
+      map.nsegs = k;
+      this.#mergeEnd = mergeEnd;
+      this.#off = bOff;
       if (got < want) return "EFAULT";
     }
     return null;
   }
 
-  /** Puts the first `len` bytes of `mem` in the map's segments; null or a code. */
-  #loadMemorySegs(map: DmaMap, mem: DmaMemory, len: number): KernelErrorCode | null {
-    for (let i = 0; i < map.nbounce; i++) map.pool!.give(map.bounce[3 * i + 1]!);
-    map.nbounce = 0;
-    map.nsegs = 0;
-    let left = len;
-    for (const [pa, n] of mem.segs) {
-      const take = Math.min(n, left);
-      if (!map.tag.reaches(pa, take)) return "EINVAL";
-      if (!this.#addSeg(map, pa, take)) return "EFBIG";
-      left -= take;
-      if (left === 0) break;
+  #walkSg(map: DmaMap, list: readonly (readonly [number, number])[], force: boolean): LoadCode {
+    for (const [va, len] of list) {
+      const code = this.#walkKva(map, va, len, force);
+      if (code !== null) return code;
     }
     return null;
   }
 
   /**
-   * bus_dmamap_load_raw of DMA memory: the whole of `mem` (or its first
-   * `len` bytes), which the tag reaches by construction.
+   * The walk of physical ranges, `limit` bytes of them. A range that starts
+   * a page, in reach and aligned, with no bounce run open, goes to the
+   * segments whole when the tag cuts only at page multiples: the cuts land
+   * where the page-by-page walk would put them.
    */
-  loadMemory(map: DmaMap, mem: DmaMemory, len: number = mem.size): void {
-    checkInteger("len", len, 1, mem.size);
-    this.#startLoad(map, len);
-    const code = this.#loadMemorySegs(map, mem, len);
-    if (code === null) {
-      map.mapsize = len;
-      this.#stats.loads++;
-      this.#stats.segments += map.nsegs;
-      return;
+  #walkPhys(
+    map: DmaMap,
+    list: readonly (readonly [number, number])[],
+    limit: number,
+    force: boolean,
+  ): LoadCode {
+    const ps = this.#be.pageSize, tag = map.tag;
+    const pageCuts = tag.maxSegmentSize % ps === 0 && (tag.boundary === 0 || tag.boundary >= ps);
+    let left = limit;
+    for (let e = 0; e < list.length && left > 0; e++) {
+      const start = list[e]![0], take = Math.min(list[e]![1], left);
+      left -= take;
+      if (
+        !force && pageCuts && this.#runStart < 0 && start !== this.#mergeEnd &&
+        Math.floor(start / ps) * ps === start && start >= tag.minAddress &&
+        start + take - 1 <= tag.maxAddress &&
+        Math.floor(start / tag.alignment) * tag.alignment === start
+      ) {
+        if (!this.#addRange(map, start, take)) return "EFBIG";
+        this.#mergeEnd = start + take;
+        this.#off += take;
+        continue;
+      }
+      for (let pa = start, rest = take; rest > 0;) {
+        const n = Math.min(rest, ps - (pa - Math.floor(pa / ps) * ps));
+        if (!this.#piece(map, pa, n, force)) return "EFBIG";
+        pa += n;
+        rest -= n;
+      }
     }
-    this.#abortLoad(map);
-    if (code === "EFBIG") this.#stats.efbig++;
-    throw new KernelError(
-      code,
-      code === "EFBIG"
-        ? `${len} bytes of DMA memory do not fit in ${map.maxSegs} segments of tag ${map.tag.name}`
-        : `DMA memory at kva 0x${mem.kva.toString(16)} is outside tag ${map.tag.name}`,
-    );
+    return null;
   }
 
-  /** bus_dmamap_sync: copies through the map's bounce pages as `ops` asks. */
-  sync(map: DmaMap, ops: number): void {
-    if (map.mapsize === 0) throw new KernelError("EINVAL", "sync of an unloaded map");
-    checkInteger("ops", ops, 1, 15);
-    const scratch = this.#scratch;
-    if (map.wholeVa !== 0) {
-      const kva = map.bounceBuffer!.kva;
-      for (let off = 0; off < map.mapsize; off += scratch.length) {
-        const buf = scratch.subarray(0, Math.min(scratch.length, map.mapsize - off));
-        if (ops & BUS_DMASYNC_PREWRITE) {
-          this.#be.kva.read(map.wholeVa + off, buf);
-          this.#be.kva.write(kva + off, buf);
+  /**
+   * Places one piece (rules 1 and 2): in place, continuing or starting a
+   * segment, or onto the open bounce run. False when the segments run out.
+   */
+  #piece(map: DmaMap, pa: number, n: number, force: boolean): boolean {
+    const tag = map.tag;
+    if (!force && pa >= tag.minAddress && pa + n - 1 <= tag.maxAddress) {
+      const continues = this.#runStart < 0 && pa === this.#mergeEnd && this.#takes(map, pa, n);
+      if (continues || Math.floor(pa / tag.alignment) * tag.alignment === pa) {
+        if (this.#runStart >= 0 && !this.#closeRun(map)) return false;
+        if (!this.#addSeg(map, pa, n, continues)) return false;
+        this.#mergeEnd = pa + n;
+        this.#off += n;
+        return true;
+      }
+    }
+    if (this.#runStart < 0) {
+      this.#runStart = map.nbounce;
+      this.#runLen = 0;
+    }
+    if (4 * (map.nbounce + 1) > map.bounce.length) {
+      const grown = new Float64Array(2 * map.bounce.length);
+      grown.set(map.bounce);
+      map.bounce = grown;
+    }
+    const b = 4 * map.nbounce++;
+    map.bounce[b] = this.#off;
+    map.bounce[b + 1] = pa;
+    map.bounce[b + 2] = -1;
+    map.bounce[b + 3] = n;
+    this.#runLen += n;
+    this.#off += n;
+    return true;
+  }
+
+  /**
+   * Whether the last segment (which ends at `pa`) takes the piece `[pa,
+   * pa + n)` up to the next boundary without passing the longest segment
+   * size: a piece it does not take starts a segment of its own, which must
+   * then start aligned.
+   */
+  #takes(map: DmaMap, pa: number, n: number): boolean {
+    const b = map.tag.boundary;
+    const upTo = b === 0 ? n : Math.min(n, Math.floor(pa / b) * b + b - pa);
+    return map.segs[2 * map.nsegs - 1]! + upTo <= map.tag.maxSegmentSize;
+  }
+
+  /**
+   * Ends the open bounce run: takes contiguous bounce space for it from the
+   * tag's reservation (or, when there is none now, goes on with the same
+   * segments at a stand-in address so that EFBIG is still decided), points
+   * its pieces there and appends its segments, unmerged. False when the
+   * segments run out.
+   */
+  #closeRun(map: DmaMap): boolean {
+    const tag = map.tag, ps = this.#be.pageSize;
+    const len = this.#runLen, size = roundUp(len, ps);
+    let align = Math.max(ps, tag.alignment), nocross = 0;
+    if (tag.boundary !== 0 && tag.boundary >= ps) {
+      if (len <= tag.boundary) nocross = tag.boundary;
+      else align = Math.max(align, tag.boundary);
+    }
+    let base = 0;
+    if (!this.#short && !this.#never) {
+      const r = this.#tags.get(tag)!;
+      if (r.arena === null || size > r.size) this.#never = true;
+      else {
+        base = r.arena.xalloc(size, align, 0, nocross, 0, 0, VM_NOSLEEP);
+        if (base === 0) {
+          // Room held by other loads may come back; room this load holds,
+          // or none at all, never will.
+          if (r.arena.size(VMEM_ALLOC) === this.#held) this.#never = true;
+          else this.#short = true;
+        } else {
+          if (2 * (map.nruns + 1) > map.runs.length) {
+            const grown = new Float64Array(2 * map.runs.length);
+            grown.set(map.runs);
+            map.runs = grown;
+          }
+          map.runs[2 * map.nruns] = base;
+          map.runs[2 * map.nruns + 1] = size;
+          map.nruns++;
+          this.#held += size;
         }
-        if (ops & BUS_DMASYNC_POSTREAD) {
-          this.#be.kva.read(kva + off, buf);
-          this.#be.kva.write(map.wholeVa + off, buf);
-        }
-      }
-      if (ops & BUS_DMASYNC_PREWRITE) this.#stats.bouncedBytes += map.mapsize;
-      if (ops & BUS_DMASYNC_POSTREAD) this.#stats.bouncedBytes += map.mapsize;
-      return;
-    }
-    for (let i = 0; i < map.nbounce; i++) {
-      const va = map.bounce[3 * i]!;
-      const bpa = map.pool!.addr(map.bounce[3 * i + 1]!);
-      const n = map.bounce[3 * i + 2]!;
-      const buf = scratch.subarray(0, n);
-      if (ops & BUS_DMASYNC_PREWRITE) {
-        this.#be.kva.read(va, buf);
-        this.#be.phys.write(bpa, buf);
-        this.#stats.bouncedBytes += n;
-      }
-      if (ops & BUS_DMASYNC_POSTREAD) {
-        this.#be.phys.read(bpa, buf);
-        this.#be.kva.write(va, buf);
-        this.#stats.bouncedBytes += n;
       }
     }
-  }
-
-  /** bus_dmamap_unload: forgets the segments and returns the bounce pages. */
-  unload(map: DmaMap): void {
-    if (map.mapsize === 0) throw new KernelError("EINVAL", "unload of an unloaded map");
-    this.#abortLoad(map);
-  }
-
-  /** Gives every bounce pool's pages back (at shutdown); maps must be unloaded. */
-  releasePools(): void {
-    for (const pool of this.#pools.values()) {
-      if (pool.stats.used !== 0) {
-        throw new KernelError("EBUSY", `bounce pool still has ${pool.stats.used} pages in use`);
+    if (base !== 0) {
+      let at = base;
+      for (let i = this.#runStart; i < map.nbounce; i++) {
+        map.bounce[4 * i + 2] = at;
+        at += map.bounce[4 * i + 3]!;
       }
-      this.#be.freePages(pool.list);
     }
-    this.#pools.clear();
-  }
-
-  #clampHigh(tag: DmaTag): number {
-    return Math.min(tag.highAddr + 1, this.#be.ramEnd);
-  }
-
-  #startLoad(map: DmaMap, len: number): void {
-    if (map.destroyed) throw new KernelError("EINVAL", "load of a destroyed map");
-    if (map.mapsize !== 0) {
-      throw new KernelError("EBUSY", `map is already loaded (${map.mapsize} bytes)`);
-    }
-    checkInteger("len", len, 1);
-    if (len > map.maxSize) {
-      this.#stats.efbig++;
-      throw new KernelError("EFBIG", `buffer of ${len} bytes exceeds the map's ${map.maxSize}`);
-    }
-    map.nsegs = 0;
-    map.nbounce = 0;
-  }
-
-  #abortLoad(map: DmaMap): void {
-    for (let i = 0; i < map.nbounce; i++) map.pool!.give(map.bounce[3 * i + 1]!);
-    map.nbounce = 0;
-    map.nsegs = 0;
-    map.mapsize = 0;
-    map.wholeVa = 0;
+    this.#runStart = -1;
+    this.#mergeEnd = -1;
+    // A stand-in at 0 is aligned to everything, as the real space would be.
+    return this.#addSeg(map, base, len, false);
   }
 
   /**
    * Appends `[pa, pa + n)` to the map's segments, merging with the last one
-   * when contiguous and splitting at the boundary and the maximum segment
-   * size (_bus_dmamap_addseg). Returns false when the segments run out.
+   * when `merge` allows and it is contiguous, splitting at the boundary and
+   * the longest segment size (_bus_dmamap_addseg). False when the segments
+   * run out.
    */
-  #addSeg(map: DmaMap, pa: number, n: number): boolean {
+  #addSeg(map: DmaMap, pa: number, n: number, merge: boolean): boolean {
     const tag = map.tag, segs = map.segs;
-    const boundary = tag.boundary, maxSegSize = tag.maxSegSize;
+    const boundary = tag.boundary, maxSegSize = tag.maxSegmentSize;
     while (n > 0) {
       let take = n;
       // Start of the boundary window `pa` is in; `take` stays inside it.
@@ -804,7 +1551,7 @@ export class BusDma {
       // Merge with the last segment when it ends at `pa`, stays short enough
       // and lies in the same boundary window.
       if (
-        last >= 0 && segs[2 * last]! + segs[2 * last + 1]! === pa &&
+        merge && last >= 0 && segs[2 * last]! + segs[2 * last + 1]! === pa &&
         segs[2 * last + 1]! + take <= maxSegSize &&
         (boundary === 0 || segs[2 * last]! >= window)
       ) {
@@ -818,11 +1565,87 @@ export class BusDma {
       }
       pa += take;
       n -= take;
+      merge = true;
     }
     return true;
   }
+
+  /**
+   * Appends `[pa, pa + n)` as new segments, cut where #addSeg would cut it
+   * (no merge with the segment before): when the tag's cuts are regular
+   * (every boundary, or every longest segment) the cuts are written out in
+   * one pass. False when the segments run out.
+   */
+  #addRange(map: DmaMap, pa: number, n: number): boolean {
+    const b = map.tag.boundary, m = map.tag.maxSegmentSize;
+    const step = b === 0 ? m : m >= b ? b : 0;
+    if (step === 0) return this.#addSeg(map, pa, n, false);
+    const segs = map.segs, maxSegs = map.maxSegs, end = pa + n;
+    let k = map.nsegs, a = pa;
+    let next = b === 0 ? a + step : Math.floor(a / b) * b + b;
+    while (a < end) {
+      if (k === maxSegs) {
+        map.nsegs = k;
+        return false;
+      }
+      const e = next < end ? next : end;
+      segs[2 * k] = a;
+      segs[2 * k + 1] = e - a;
+      k++;
+      a = e;
+      next += step;
+    }
+    map.nsegs = k;
+    return true;
+  }
+
+  #clampHigh(tag: DmaTag): number {
+    return Math.min(tag.maxAddress + 1, this.#be.ramEnd);
+  }
+}
+
+/** An ENOMEM a wait may cure. */
+interface ShortError extends KernelError {
+  short?: boolean;
+}
+
+function cancelled(map: DmaMap): KernelError {
+  return new KernelError(
+    "ECANCELED",
+    `load of map ${map.name} cancelled while waiting for bounce space`,
+  );
+}
+
+/** Whether `child` asks for more than `parent` in field `f`. */
+function wider(f: keyof DmaConstraints, child: number, parent: number): boolean {
+  switch (f) {
+    case "minAddress":
+      return child < parent;
+    case "alignment":
+      return child < parent;
+    case "boundary":
+      return parent !== 0 && (child === 0 || child > parent);
+    default:
+      return child > parent;
+  }
+}
+
+function show(f: keyof DmaConstraints, v: number): string {
+  if (v === DMA_NO_LIMIT && f !== "minAddress") return "(no limit)";
+  if (f === "boundary" && v === 0) return "0 (none)";
+  return f === "minAddress" || f === "maxAddress" || f === "boundary" ? hexs(v) : String(v);
+}
+
+function hexs(n: number): string {
+  return typeof n === "number" && Number.isInteger(n) ? "0x" + n.toString(16) : describe(n);
 }
 
 function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
+}
+
+function pow2AtLeast(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
 }

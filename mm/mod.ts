@@ -108,22 +108,33 @@ export {
 } from "./arena.ts";
 export { PageCache, PageDaemon, type PageDaemonStats, type PageFrames } from "./pdaemon.ts";
 export {
-  BouncePool,
+  BOUNCE_RESERVE_MAX,
   type BouncePoolStats,
+  BUS_DMA_NOWAIT,
+  BUS_DMA_WAITOK,
   BUS_DMASYNC_POSTREAD,
   BUS_DMASYNC_POSTWRITE,
   BUS_DMASYNC_PREREAD,
   BUS_DMASYNC_PREWRITE,
   BusDma,
   type BusDmaStats,
+  DEFAULT_BOUNCE_PAGES,
   type DmaBackend,
+  type DmaDebugHooks,
   DmaMap,
   type DmaMemory,
+  type DmaSource,
   DmaTag,
-  type DmaTagParams,
+  type DmaTagOptions,
   type KernelVirtual,
   type PageRuns,
 } from "./bus_dma.ts";
+export {
+  DmaDebug,
+  type DmaViolation,
+  type DmaViolationKind,
+  VIOLATIONS_LISTED,
+} from "./dma_debug.ts";
 export { type Replayer, REPLAYERS, replayLine, replayText } from "./replayer.ts";
 export { VmemReplayer } from "./replay_vmem.ts";
 export { PglistReplayer } from "./replay_pglist.ts";

@@ -8,24 +8,20 @@
  * 1 GiB - 1, alignment 64 KiB, one segment of at most 16 MiB), and frame
  * buffers are DMA memory allocated from it in one physical segment
  * (bus_dmamem_alloc), so the device reaches them by construction and
- * nothing is ever bounced: the driver never loads kernel heap buffers (a
- * bounce page could not give the 64 KiB alignment anyway), and reserves no
- * bounce pool.
+ * nothing is ever bounced: the driver never loads kernel heap buffers, and
+ * its tag reserves no bounce pages.
  *
  * A capture: load the frame's DMA memory into the map (bus_dmamap_load_raw);
- * sync PREREAD; write FB_ADDR, WIDTH, HEIGHT; note FRAME (the number the
- * device will draw); store the command. The model writes the frame inside
- * the store and raises its line; the driver lets the interrupt controller
- * deliver (the interrupt arriving: the handler collects and acknowledges
- * ISR); reads STATUS; syncs POSTREAD; checks that the pixel at (x, y) is
- * `capturePixel(x, y, frame)` for every pixel; unloads. A scanout is the
+ * sync PREREAD; write FB_ADDR (both halves), WIDTH, HEIGHT; note FRAME (the
+ * number the device will draw); store the command and wait for its
+ * interrupt; read STATUS; sync POSTREAD; check that the pixel at (x, y) is
+ * `capturePixel(x, y, frame)` for every pixel; unload. A scanout is the
  * other direction (PREWRITE/POSTWRITE): the device reads the buffer and
  * its CHECKSUM must be the FNV-1a hash of the frame's bytes.
  *
  * With tags ignored, frame buffers come from a permissive tag: placed
  * anywhere, page-aligned only, so the device's port refuses those above
  * 1 GiB or off a 64 KiB boundary (a DMA fault, counted and never silent).
- * An address past the 32-bit FB_ADDR register is not programmed (an error).
  *
  * Data structures: one map; the frames handed out, in a set; a scratch
  * array grown to the largest frame checked. Cost of a capture: O(pixels).
@@ -33,7 +29,6 @@
  * @module
  */
 
-import type { Kernel } from "../../boot/kernel.ts";
 import {
   BUS_DMASYNC_POSTREAD,
   BUS_DMASYNC_POSTWRITE,
@@ -49,20 +44,21 @@ import {
   CAP_CMD_CAPTURE,
   CAP_CMD_RESET,
   CAP_CMD_SCANOUT,
-  CAP_DMA,
   CAP_ID,
   CAP_MAX_DIM,
   CAP_REG_CHECKSUM,
   CAP_REG_CMD,
   CAP_REG_FB_ADDR,
+  CAP_REG_FB_ADDR_HI,
   CAP_REG_FRAME,
   CAP_REG_HEIGHT,
   CAP_REG_STATUS,
   CAP_REG_WIDTH,
   CAP_STATUS_DMA_FAULT,
   CAP_STATUS_OK,
-} from "./model.ts";
-import { DriverBase, type DriverSpec, type TransferResult, TWO32 } from "../driver.ts";
+} from "./reg.ts";
+import { DriverBase, type DriverSpec, type TransferResult } from "../driver.ts";
+import type { DriverKernel } from "../kernel_if.ts";
 
 /** A frame buffer: its geometry and the DMA memory behind it. */
 export interface CaptureFrame {
@@ -78,13 +74,7 @@ export interface CaptureFrame {
 
 const MAX_FRAME = CAP_MAX_DIM * CAP_MAX_DIM * CAP_BYTES_PER_PIXEL;
 
-const SPEC: DriverSpec = {
-  type: "dma30",
-  article: "a",
-  id: CAP_ID,
-  dma: CAP_DMA,
-  maxSize: MAX_FRAME,
-};
+const SPEC: DriverSpec = { type: "dma30", id: CAP_ID, bouncePages: 0 };
 
 /** Driver of the 30-bit frame-capture device. */
 export class CaptureDriver extends DriverBase {
@@ -95,14 +85,13 @@ export class CaptureDriver extends DriverBase {
   #scratch = new Uint8Array(0);
 
   /** Attaches to the device `info`: tag, map, interrupt. */
-  constructor(kernel: Kernel, info: DeviceInfo) {
+  constructor(kernel: DriverKernel, info: DeviceInfo) {
     super(kernel, info, SPEC);
-    this.map = kernel.busDma.createMap(this.tag, MAX_FRAME, 1);
     try {
+      this.map = this.createMap(this.tag, MAX_FRAME, 1, { name: `${info.name} frame` });
       this.establish();
     } catch (e) {
-      kernel.busDma.destroyMap(this.map);
-      throw e;
+      this.abandon(e);
     }
     this.wr(CAP_REG_CMD, CAP_CMD_RESET);
     this.enableInterrupts();
@@ -118,7 +107,7 @@ export class CaptureDriver extends DriverBase {
     checkInteger("width", width, 1, CAP_MAX_DIM);
     checkInteger("height", height, 1, CAP_MAX_DIM);
     const bytes = width * height * CAP_BYTES_PER_PIXEL;
-    const mem = this.kernel.busDma.dmamemAlloc(this.tag, bytes, { nsegs: 1 });
+    const mem = this.allocMemory(this.tag, bytes, { nsegs: 1 });
     const frame: CaptureFrame = Object.freeze({ width, height, bytes, mem });
     this.#frames.add(frame);
     return frame;
@@ -127,59 +116,31 @@ export class CaptureDriver extends DriverBase {
   /** Frees a frame buffer from {@link allocFrame}. */
   freeFrame(frame: CaptureFrame): void {
     this.#mine(frame);
-    this.kernel.busDma.dmamemFree(frame.mem);
+    this.freeMemory(frame.mem);
     this.#frames.delete(frame);
   }
 
   /** Captures the next frame into `frame` and checks every pixel. */
-  capture(frame: CaptureFrame): TransferResult {
-    this.assertAttached();
-    this.#mine(frame);
-    const bd = this.kernel.busDma, map = this.map;
-    bd.loadMemory(map, frame.mem, frame.bytes);
-    let result: TransferResult;
-    try {
-      bd.sync(map, BUS_DMASYNC_PREREAD);
-      const number = this.rd(CAP_REG_FRAME);
-      result = this.#command(CAP_CMD_CAPTURE, frame);
-      bd.sync(map, BUS_DMASYNC_POSTREAD);
-      if (result === "ok") result = this.#verifyPixels(frame, number);
-    } finally {
-      bd.unload(map);
-    }
-    return result;
+  capture(frame: CaptureFrame): Promise<TransferResult> {
+    return this.#run(frame, CAP_CMD_CAPTURE);
   }
 
   /** Has the device read `frame` and checks its hash against the frame's bytes. */
-  scanout(frame: CaptureFrame): TransferResult {
-    this.assertAttached();
-    this.#mine(frame);
-    const bd = this.kernel.busDma, map = this.map;
-    bd.loadMemory(map, frame.mem, frame.bytes);
-    let result: TransferResult;
-    try {
-      bd.sync(map, BUS_DMASYNC_PREWRITE);
-      result = this.#command(CAP_CMD_SCANOUT, frame);
-      bd.sync(map, BUS_DMASYNC_POSTWRITE);
-      if (result === "ok") {
-        const data = this.#frameBytes(frame);
-        if (this.rd(CAP_REG_CHECKSUM) !== fnv1a(data)) result = this.#mismatch();
-      }
-    } finally {
-      bd.unload(map);
-    }
-    return result;
+  scanout(frame: CaptureFrame): Promise<TransferResult> {
+    return this.#run(frame, CAP_CMD_SCANOUT);
   }
 
   /** Verifies the driver's invariants. */
   check(): void {
     this.checkCounters("CaptureDriver");
     if (this.counters.bouncedBytes !== 0) {
-      throw new Error("CaptureDriver.check: a frame was bounced");
+      throw new KernelError("CORRUPT", "CaptureDriver.check: a frame was bounced");
     }
-    if (this.map.mapsize !== 0) throw new Error("CaptureDriver.check: map left loaded");
+    if (this.map.mapsize !== 0) {
+      throw new KernelError("CORRUPT", "CaptureDriver.check: map left loaded");
+    }
     if (this.detached && this.#frames.size !== 0) {
-      throw new Error("CaptureDriver.check: frames outlive the driver");
+      throw new KernelError("CORRUPT", "CaptureDriver.check: frames outlive the driver");
     }
   }
 
@@ -188,11 +149,45 @@ export class CaptureDriver extends DriverBase {
     this.wr(CAP_REG_CMD, CAP_CMD_RESET);
   }
 
-  /** Frees the map and every frame. */
-  protected release(): void {
-    this.kernel.busDma.destroyMap(this.map);
-    for (const f of this.#frames) this.kernel.busDma.dmamemFree(f.mem);
+  /** Forgets the frames (their memory goes back with the driver's). */
+  protected override release(): void {
     this.#frames.clear();
+  }
+
+  /**
+   * One command on `frame`, refused at once for a frame not this driver's:
+   * load the frame's memory, sync for the direction, run, sync back, check
+   * (the pixels of a capture, the hash of a scanout), unload.
+   */
+  #run(frame: CaptureFrame, cmd: number): Promise<TransferResult> {
+    try {
+      this.assertAttached();
+      this.#mine(frame);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const capture = cmd === CAP_CMD_CAPTURE;
+    return this.serialize(async () => {
+      const map = this.map;
+      this.busDma.loadMemory(map, frame.mem, frame.bytes);
+      let result: TransferResult;
+      try {
+        this.sync(map, capture ? BUS_DMASYNC_PREREAD : BUS_DMASYNC_PREWRITE);
+        const number = this.rd(CAP_REG_FRAME);
+        result = await this.#command(cmd, frame);
+        this.sync(map, capture ? BUS_DMASYNC_POSTREAD : BUS_DMASYNC_POSTWRITE);
+        if (result === "ok") {
+          result = capture
+            ? this.#verifyPixels(frame, number)
+            : this.rd(CAP_REG_CHECKSUM) === fnv1a(this.#frameBytes(frame))
+            ? "ok"
+            : this.#mismatch();
+        }
+      } finally {
+        this.busDma.unload(map);
+      }
+      return result;
+    });
   }
 
   #mine(frame: CaptureFrame): void {
@@ -205,36 +200,32 @@ export class CaptureDriver extends DriverBase {
   }
 
   /** Programs the loaded frame and runs `cmd`; counts the transfer or notes the failure. */
-  #command(cmd: number, frame: CaptureFrame): TransferResult {
-    const pa = this.map.segAddr(0);
-    if (this.map.nsegs !== 1 || pa + frame.bytes > TWO32) {
-      this.error(`frame at 0x${pa.toString(16)} cannot be programmed into FB_ADDR`);
-      return "error";
-    }
-    this.wr(CAP_REG_FB_ADDR, pa);
+  async #command(cmd: number, frame: CaptureFrame): Promise<TransferResult> {
+    const map = this.map, breach = this.breach(map.segs, map.nsegs);
+    this.wr64(CAP_REG_FB_ADDR, CAP_REG_FB_ADDR_HI, map.segAddr(0));
     this.wr(CAP_REG_WIDTH, frame.width);
     this.wr(CAP_REG_HEIGHT, frame.height);
-    const isr = this.storeAndDeliver(CAP_REG_CMD, cmd), status = this.rd(CAP_REG_STATUS);
+    const isr = await this.command(CAP_REG_CMD, cmd), status = this.rd(CAP_REG_STATUS);
     if (isr & INT_ERROR) {
       const counted = this.noteFault();
-      if (status === CAP_STATUS_DMA_FAULT && counted > 0) return "fault";
+      if (status === CAP_STATUS_DMA_FAULT && counted > 0) return this.account("fault", breach);
       this.error(`command ${cmd} ended with status ${status}`);
-      return "error";
+      return this.account("error", breach);
     }
     if (!(isr & INT_DONE) || status !== CAP_STATUS_OK) {
       this.error(`no completion interrupt for command ${cmd}`);
-      return "error";
+      return this.account("error", breach);
     }
     this.counters.transfers++;
     this.counters.bytes += frame.bytes;
-    return "ok";
+    return this.account("ok", breach);
   }
 
   /** The frame's bytes, read through its kernel mapping into the scratch array. */
   #frameBytes(frame: CaptureFrame): Uint8Array {
     if (this.#scratch.length < frame.bytes) this.#scratch = new Uint8Array(frame.bytes);
     const data = this.#scratch.subarray(0, frame.bytes);
-    this.kernel.pmap.read(frame.mem.kva, data);
+    this.kernel.read(frame.mem.kva, data);
     return data;
   }
 

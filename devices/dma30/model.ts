@@ -13,19 +13,9 @@
  * device reads the frame buffer (as a display engine would) and reports
  * the FNV-1a hash of its bytes in CHECKSUM.
  *
- * Registers (32-bit; the common block of `machine/device.ts` — ID, ISR,
- * IER, FAULT_* — at its usual offsets):
- *
- * | offset | name     | access | meaning                                            |
- * |--------|----------|--------|----------------------------------------------------|
- * | 0x00   | ID       | RO     | `CAP_ID` ("CAP1")                                   |
- * | 0x10   | FB_ADDR  | R/W    | frame buffer address: 64 KiB-aligned, below 1 GiB  |
- * | 0x14   | WIDTH    | R/W    | pixels per row, 1..2048                            |
- * | 0x18   | HEIGHT   | R/W    | rows, 1..2048                                      |
- * | 0x1C   | CMD      | W      | `CAP_CMD_CAPTURE` 1, `CAP_CMD_SCANOUT` 2, `CAP_CMD_RESET` 0x80 |
- * | 0x20   | STATUS   | RO     | result of the last command (`CAP_STATUS_*`)         |
- * | 0x24   | FRAME    | RO     | frames captured so far (the number of the next one) |
- * | 0x28   | CHECKSUM | RO     | FNV-1a of the bytes the last SCANOUT read           |
+ * Registers are in `reg.ts`; FB_ADDR and FB_ADDR_HI latch the full
+ * address the driver writes, and the port refuses what the engine cannot
+ * drive.
  *
  * On success STATUS is `CAP_STATUS_OK` and ISR gets `INT_DONE`. A buffer the
  * port refuses (not 64 KiB-aligned, reaching 1 GiB, not RAM) leaves memory
@@ -34,73 +24,35 @@
  * (`CAP_STATUS_BAD_GEOMETRY`, no DMA fault) and an unknown command
  * (`CAP_STATUS_BAD_COMMAND`). A failed capture does not advance FRAME.
  *
- * A driver: one segment from a bus_dma tag made from {@link CAP_DMA} (high
- * 1 GiB - 1, alignment 64 KiB, one segment of at most 16 MiB), e.g.
- * `bus_dmamem_alloc` of the frame size.
+ * A driver: one segment from a bus_dma tag made from the device's limits
+ * (`CAP_DMA` in `reg.ts`: high 1 GiB - 1, alignment 64 KiB, one segment of
+ * at most 16 MiB), e.g. `bus_dmamem_alloc` of the frame size.
  *
  * @module
  */
 
+import { DeviceModel, fnv1a, INT_DONE, INT_ERROR, type Machine, TWO32 } from "../../machine/mod.ts";
 import {
-  DeviceModel,
-  DMA_30BIT,
-  type DmaConstraints,
-  fnv1a,
-  fourcc,
-  INT_DONE,
-  INT_ERROR,
-  type Machine,
-} from "../../machine/mod.ts";
-
-/** ID register value: "CAP1". */
-export const CAP_ID: number = fourcc("CAP1");
-
-/** Register: frame buffer address. */
-export const CAP_REG_FB_ADDR = 0x10;
-/** Register: pixels per row. */
-export const CAP_REG_WIDTH = 0x14;
-/** Register: rows. */
-export const CAP_REG_HEIGHT = 0x18;
-/** Register: a store runs a command. */
-export const CAP_REG_CMD = 0x1c;
-/** Register: result of the last command. */
-export const CAP_REG_STATUS = 0x20;
-/** Register: frames captured so far. */
-export const CAP_REG_FRAME = 0x24;
-/** Register: FNV-1a of the last SCANOUT. */
-export const CAP_REG_CHECKSUM = 0x28;
-
-/** Command: write the next frame into the buffer. */
-export const CAP_CMD_CAPTURE = 1;
-/** Command: read the buffer and hash it. */
-export const CAP_CMD_SCANOUT = 2;
-/** Command: reset the device. */
-export const CAP_CMD_RESET = 0x80;
-
-/** STATUS: the command completed. */
-export const CAP_STATUS_OK = 0;
-/** STATUS: the DMA port refused the transfer (see FAULT_*). */
-export const CAP_STATUS_DMA_FAULT = 1;
-/** STATUS: WIDTH or HEIGHT is out of range. */
-export const CAP_STATUS_BAD_GEOMETRY = 2;
-/** STATUS: CMD held no known command. */
-export const CAP_STATUS_BAD_COMMAND = 3;
-
-/** Bytes per pixel. */
-export const CAP_BYTES_PER_PIXEL = 4;
-/** Largest WIDTH and HEIGHT. */
-export const CAP_MAX_DIM = 2048;
-/** Required alignment of the frame buffer. */
-export const CAP_ALIGN = 65536;
-
-/** The DMA constraints of the device. */
-export const CAP_DMA: Readonly<DmaConstraints> = Object.freeze({
-  maxAddress: DMA_30BIT,
-  alignment: CAP_ALIGN,
-  boundary: 0,
-  maxSegments: 1,
-  maxSegmentSize: CAP_MAX_DIM * CAP_MAX_DIM * CAP_BYTES_PER_PIXEL,
-});
+  CAP_BYTES_PER_PIXEL,
+  CAP_CMD_CAPTURE,
+  CAP_CMD_RESET,
+  CAP_CMD_SCANOUT,
+  CAP_DMA,
+  CAP_ID,
+  CAP_MAX_DIM,
+  CAP_REG_CHECKSUM,
+  CAP_REG_CMD,
+  CAP_REG_FB_ADDR,
+  CAP_REG_FB_ADDR_HI,
+  CAP_REG_FRAME,
+  CAP_REG_HEIGHT,
+  CAP_REG_STATUS,
+  CAP_REG_WIDTH,
+  CAP_STATUS_BAD_COMMAND,
+  CAP_STATUS_BAD_GEOMETRY,
+  CAP_STATUS_DMA_FAULT,
+  CAP_STATUS_OK,
+} from "./reg.ts";
 
 /** The 32-bit pixel the device writes at (x, y) of frame `frame`: 0xFF, frame, y, x (low 8 bits each). */
 export function capturePixel(x: number, y: number, frame: number): number {
@@ -110,6 +62,7 @@ export function capturePixel(x: number, y: number, frame: number): number {
 /** The frame-capture device model. */
 export class CaptureModel extends DeviceModel {
   #fb = 0;
+  #fbHi = 0;
   #width = 0;
   #height = 0;
   #status = CAP_STATUS_OK;
@@ -127,6 +80,8 @@ export class CaptureModel extends DeviceModel {
     switch (offset) {
       case CAP_REG_FB_ADDR:
         return this.#fb;
+      case CAP_REG_FB_ADDR_HI:
+        return this.#fbHi;
       case CAP_REG_WIDTH:
         return this.#width;
       case CAP_REG_HEIGHT:
@@ -148,6 +103,9 @@ export class CaptureModel extends DeviceModel {
       case CAP_REG_FB_ADDR:
         this.#fb = value;
         return;
+      case CAP_REG_FB_ADDR_HI:
+        this.#fbHi = value;
+        return;
       case CAP_REG_WIDTH:
         this.#width = value;
         return;
@@ -163,6 +121,7 @@ export class CaptureModel extends DeviceModel {
   #command(cmd: number): void {
     if (cmd === CAP_CMD_RESET) {
       this.#fb =
+        this.#fbHi =
         this.#width =
         this.#height =
         this.#frame =
@@ -183,21 +142,21 @@ export class CaptureModel extends DeviceModel {
     }
     const len = w * h * CAP_BYTES_PER_PIXEL;
     if (this.#buf.length < len) this.#buf = new Uint8Array(len);
-    const buf = this.#buf;
+    const buf = this.#buf, fb = this.#fbHi * TWO32 + this.#fb;
     if (cmd === CAP_CMD_CAPTURE) {
       // Check first: a refused frame is neither drawn nor counted.
-      if (!this.dma.validate(this.#fb, len, "write")) {
+      if (!this.dma.validate(fb, len, "write")) {
         this.#finish(CAP_STATUS_DMA_FAULT);
         return;
       }
       this.#draw(buf, w, h, this.#frame);
-      if (!this.dma.write(this.#fb, buf, 0, len)) {
+      if (!this.dma.write(fb, buf, 0, len)) {
         this.#finish(CAP_STATUS_DMA_FAULT);
         return;
       }
       this.#frame++;
     } else {
-      if (!this.dma.read(this.#fb, buf, 0, len)) {
+      if (!this.dma.read(fb, buf, 0, len)) {
         this.#finish(CAP_STATUS_DMA_FAULT);
         return;
       }

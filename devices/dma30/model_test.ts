@@ -23,6 +23,7 @@ import {
   CAP_REG_CHECKSUM,
   CAP_REG_CMD,
   CAP_REG_FB_ADDR,
+  CAP_REG_FB_ADDR_HI,
   CAP_REG_FRAME,
   CAP_REG_HEIGHT,
   CAP_REG_STATUS,
@@ -31,9 +32,8 @@ import {
   CAP_STATUS_BAD_GEOMETRY,
   CAP_STATUS_DMA_FAULT,
   CAP_STATUS_OK,
-  CaptureModel,
-  capturePixel,
-} from "./model.ts";
+} from "./reg.ts";
+import { CaptureModel, capturePixel } from "./model.ts";
 
 const MiB = 1024 * 1024, GiB = 1024 * MiB;
 
@@ -128,4 +128,15 @@ test("dma30: bad geometry and commands; reset", () => {
   assert.equal(s.rd(CAP_REG_FB_ADDR), 0);
   assert.equal(s.rd(REG_IER), 0);
   assert.equal(capturePixel(0x1ff, 0x102, 0x303), 0xff0302ff);
+});
+
+test("dma30: FB_ADDR_HI holds the high word: a buffer above 4 GiB faults, nothing written", () => {
+  const s = setup();
+  s.wr(CAP_REG_FB_ADDR_HI, 1);
+  assert.equal(s.rd(CAP_REG_FB_ADDR_HI), 1);
+  const faults = s.dev.dma.faults;
+  assert.equal(run(s, CAP_CMD_CAPTURE, 0x100_0000, 4, 4), CAP_STATUS_DMA_FAULT);
+  assert.equal(s.dev.dma.faults, faults + 1);
+  assert.equal(s.dev.dma.lastFault!.addr, 2 ** 32 + 0x100_0000);
+  assert.equal(s.m.ram.read32(0x100_0000), 0, "nothing landed at the low 32 bits' address");
 });

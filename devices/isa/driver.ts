@@ -3,44 +3,37 @@
  * the device, records into them and fills them, through bus_dma.
  *
  * Theory. The 8237 channel takes one contiguous segment below 16 MiB that
- * never crosses a 64 KiB boundary, at most 64 KiB long. The tag says so
- * (high 16 MiB - 1, boundary 64 KiB, one segment of at most 64 KiB), and
- * the map is created with its own contiguous bounce buffer, as NetBSD's
- * isa_dmamap_create does: a kernel buffer whose pages the device cannot use
- * in place as one segment is copied through it whole; a one-page buffer out
- * of reach may instead take a page of the tag's bounce pool, which the
- * driver reserves when RAM extends past 16 MiB. DMA memory from
- * {@link IsaDriver.allocBuffer} is reachable by construction and loads with
- * no copy.
+ * never crosses a 64 KiB boundary, at most 64 KiB long: that is the tag,
+ * made from the device's limits. The channel has one address register, so
+ * the map takes one segment, and it is made with `bounceBuffer`, as NetBSD's
+ * isa_dmamap_create gives ISA maps a bounce buffer: a kernel buffer whose
+ * pages the device cannot use in place as one segment is copied whole
+ * through the tag's bounce reservation (below 16 MiB, one segment). DMA
+ * memory from {@link IsaDriver.allocBuffer} is reachable by construction and
+ * loads with no copy.
  *
  * A transfer: load the map; sync (PREWRITE before the device reads memory,
- * PREREAD before it writes); write the segment's address and length to
- * ADDR and COUNT (and PATTERN), store the command; the model completes
- * inside the store and raises its line, and the driver then lets the
- * interrupt controller deliver (the interrupt arriving: the handler reads
- * ISR and acknowledges it); read STATUS; sync POSTWRITE or POSTREAD;
- * unload. The driver checks every transfer: after PLAY the device's
- * CHECKSUM must be the FNV-1a hash of the buffer's bytes; after RECORD the
- * buffer must hold what the device last played (the driver mirrors the
- * device's FIFO); after FILL, the pattern.
+ * PREREAD before it writes); write the segment's address (both halves of
+ * ADDR) and length to the registers (and PATTERN), store the command and
+ * wait for its interrupt; read STATUS; sync POSTWRITE or POSTREAD; check
+ * the data; unload. The driver checks every transfer: after PLAY the
+ * device's CHECKSUM must be the FNV-1a hash of the buffer's bytes; after
+ * RECORD the buffer must hold what the device last played (the driver
+ * mirrors the device's FIFO); after FILL, the pattern.
  *
- * With tags ignored the driver uses a permissive tag and a map with no
- * bounce buffer: buffers above 16 MiB or across 64 KiB go to the device as
- * they are and the device's port refuses them (a DMA fault, counted and
- * never silent). What the channel cannot be told at all is not programmed
- * and counts as an error: a load of more than one segment (the 8237 does
- * not chain; NetBSD's isa_dmastart would panic), or an address that does
- * not fit the 32-bit ADDR register (the device would wrap it).
+ * With tags ignored the driver uses a permissive tag and a map of one
+ * segment with no bounce buffer: buffers above 16 MiB or across 64 KiB go
+ * to the device as they are and the device's port refuses them (a DMA
+ * fault, counted and never silent); a buffer whose pages are not contiguous
+ * cannot be one segment and its load is refused with EFBIG.
  *
  * Data structures: one map, a 64 KiB scratch array and the 64 KiB FIFO
- * mirror, all made at attach; the DMA memory handed out, in a set. Cost of
- * a transfer: O(pages) for the load, O(bytes) for the bounce copy and the
- * check.
+ * mirror, all made at attach. Cost of a transfer: O(pages) for the load,
+ * O(bytes) for the bounce copy and the check.
  *
  * @module
  */
 
-import type { Kernel } from "../../boot/kernel.ts";
 import {
   BUS_DMASYNC_POSTREAD,
   BUS_DMASYNC_POSTWRITE,
@@ -56,10 +49,10 @@ import {
   ISA_CMD_PLAY,
   ISA_CMD_RECORD,
   ISA_CMD_RESET,
-  ISA_DMA,
   ISA_ID,
   ISA_MAX_TRANSFER,
   ISA_REG_ADDR,
+  ISA_REG_ADDR_HI,
   ISA_REG_CHECKSUM,
   ISA_REG_CMD,
   ISA_REG_COUNT,
@@ -67,24 +60,15 @@ import {
   ISA_REG_STATUS,
   ISA_STATUS_DMA_FAULT,
   ISA_STATUS_OK,
-} from "./model.ts";
-import { DriverBase, type DriverSpec, type TransferResult, TWO32 } from "../driver.ts";
+} from "./reg.ts";
+import { DriverBase, type DriverSpec, type TransferResult } from "../driver.ts";
+import type { DriverKernel } from "../kernel_if.ts";
 
 /** What a transfer asks of the device: read memory, write it, or fill it with a pattern. */
 export type IsaCommand = "play" | "record" | "fill";
 
-/** Bounce pool pages the driver reserves below 16 MiB when RAM goes past it. */
-export const ISA_BOUNCE_PAGES = 16;
-
-const PAGE = 4096;
-
-const SPEC: DriverSpec = {
-  type: "isadma",
-  article: "an",
-  id: ISA_ID,
-  dma: ISA_DMA,
-  maxSize: ISA_MAX_TRANSFER,
-};
+// The map's bounce buffer: one 64 KiB load at any offset in its first page.
+const SPEC: DriverSpec = { type: "isadma", id: ISA_ID, bouncePages: ISA_MAX_TRANSFER / 4096 + 1 };
 
 /** Driver of an 8237-style ISA DMA device. */
 export class IsaDriver extends DriverBase {
@@ -93,21 +77,18 @@ export class IsaDriver extends DriverBase {
 
   readonly #fifo = new Uint8Array(ISA_MAX_TRANSFER);
   readonly #scratch = new Uint8Array(ISA_MAX_TRANSFER);
-  readonly #memory = new Set<DmaMemory>();
 
-  /** Attaches to the device `info` of `kernel`'s machine: tag, bounce pool, map, interrupt. */
-  constructor(kernel: Kernel, info: DeviceInfo) {
+  /** Attaches to the device `info`: tag, map, interrupt. */
+  constructor(kernel: DriverKernel, info: DeviceInfo) {
     super(kernel, info, SPEC);
-    const bd = kernel.busDma;
-    if (!this.ignoreTags && bd.mightBounce(this.tag)) bd.reserveBounce(this.tag, ISA_BOUNCE_PAGES);
-    this.map = this.ignoreTags
-      ? bd.createMap(this.tag, ISA_MAX_TRANSFER, ISA_MAX_TRANSFER / PAGE + 1)
-      : bd.createMap(this.tag, ISA_MAX_TRANSFER, 1, { bounceBuffer: true });
     try {
+      this.map = this.createMap(this.tag, ISA_MAX_TRANSFER, 1, {
+        bounceBuffer: !this.ignoreTags,
+        name: `${info.name} channel`,
+      });
       this.establish();
     } catch (e) {
-      bd.destroyMap(this.map);
-      throw e;
+      this.abandon(e);
     }
     this.wr(ISA_REG_CMD, ISA_CMD_RESET);
     this.enableInterrupts();
@@ -121,54 +102,59 @@ export class IsaDriver extends DriverBase {
   allocBuffer(size: number): DmaMemory {
     this.assertAttached();
     checkInteger("size", size, 1, ISA_MAX_TRANSFER);
-    const mem = this.kernel.busDma.dmamemAlloc(this.tag, size, { nsegs: 1 });
-    this.#memory.add(mem);
-    return mem;
+    return this.allocMemory(this.tag, size, { nsegs: 1 });
   }
 
   /** Frees DMA memory from {@link allocBuffer}. */
   freeBuffer(mem: DmaMemory): void {
-    if (!this.#memory.has(mem)) {
-      throw new KernelError(
-        "BADFREE",
-        `DMA memory at kva ${describe(mem?.kva)} is not this driver's`,
-      );
-    }
-    this.kernel.busDma.dmamemFree(mem);
-    this.#memory.delete(mem);
+    this.freeMemory(mem);
   }
 
   /**
    * Runs `cmd` on the `len` bytes (1 to 64 KiB) of the kernel buffer at
    * `va`: `play` sends them to the device, `record` fills them with what it
-   * last played, `fill` with `(pattern + i) & 0xff`. Returns what the
-   * transfer came to; throws (changing nothing) when the arguments are bad
+   * last played, `fill` with `(pattern + i) & 0xff`. Resolves to what the
+   * transfer came to; rejects (changing nothing) when the arguments are bad
    * or bus_dma refuses the load (EFBIG, ENOMEM, EFAULT).
    */
-  transfer(cmd: IsaCommand, va: number, len: number, pattern = 0): TransferResult {
-    const code = this.#args(cmd, len, pattern);
-    checkInteger("va", va);
-    this.kernel.busDma.load(this.map, va, len);
-    return this.#run(code, va, len, pattern);
+  transfer(cmd: IsaCommand, va: number, len: number, pattern = 0): Promise<TransferResult> {
+    let code: number;
+    try {
+      code = this.#args(cmd, len, pattern);
+      checkInteger("va", va);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serialize(async () => {
+      await this.load(this.map, { kind: "kva", va, len });
+      return this.#run(code, va, len, pattern);
+    });
   }
 
   /** {@link transfer} on the first `len` bytes of DMA memory from {@link allocBuffer}. */
   transferMemory(
     cmd: IsaCommand,
     mem: DmaMemory,
-    len: number = mem.size,
+    len: number = mem?.size,
     pattern = 0,
-  ): TransferResult {
-    const code = this.#args(cmd, len, pattern);
-    if (!this.#memory.has(mem)) {
-      throw new KernelError(
-        "EINVAL",
-        `DMA memory at kva ${describe(mem?.kva)} is not this driver's`,
-      );
+  ): Promise<TransferResult> {
+    let code: number;
+    try {
+      if (!this.ownsMemory(mem)) {
+        throw new KernelError(
+          "EINVAL",
+          `DMA memory at kva ${describe(mem?.kva)} is not this driver's`,
+        );
+      }
+      code = this.#args(cmd, len, pattern);
+      checkInteger("len", len, 1, mem.size);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    checkInteger("len", len, 1, mem.size);
-    this.kernel.busDma.loadMemory(this.map, mem, len);
-    return this.#run(code, mem.kva, len, pattern);
+    return this.serialize(() => {
+      this.busDma.loadMemory(this.map, mem, len);
+      return this.#run(code, mem.kva, len, pattern);
+    });
   }
 
   /** Verifies the driver's invariants. */
@@ -181,21 +167,11 @@ export class IsaDriver extends DriverBase {
     if (this.map.mapsize !== 0) {
       throw new KernelError("CORRUPT", "IsaDriver.check: map left loaded");
     }
-    if (!this.detached && this.map.destroyed) {
-      throw new KernelError("CORRUPT", "IsaDriver.check: map destroyed");
-    }
   }
 
   /** Resets the device. */
   protected quiesce(): void {
     this.wr(ISA_REG_CMD, ISA_CMD_RESET);
-  }
-
-  /** Frees the map and all DMA memory. */
-  protected release(): void {
-    this.kernel.busDma.destroyMap(this.map);
-    for (const mem of this.#memory) this.kernel.busDma.dmamemFree(mem);
-    this.#memory.clear();
   }
 
   /** Checks the arguments every transfer shares; returns the command code. */
@@ -217,39 +193,32 @@ export class IsaDriver extends DriverBase {
   }
 
   /** The transfer on the loaded map; unloads it whatever happens. */
-  #run(code: number, va: number, len: number, pattern: number): TransferResult {
-    const bd = this.kernel.busDma, map = this.map, s = this.counters;
+  async #run(code: number, va: number, len: number, pattern: number): Promise<TransferResult> {
+    const map = this.map, s = this.counters;
     const toDevice = code === ISA_CMD_PLAY;
     const bounced = map.bouncedBytes;
     let result: TransferResult = "ok";
     try {
-      bd.sync(map, toDevice ? BUS_DMASYNC_PREWRITE : BUS_DMASYNC_PREREAD);
-      const pa = map.segAddr(0);
-      if (map.nsegs !== 1) {
-        this.error(`a ${len}-byte buffer loaded as ${map.nsegs} segments; the channel takes one`);
-        result = "error";
-      } else if (pa + len > TWO32) {
-        this.error(`segment 0x${pa.toString(16)}+${len} does not fit the 32-bit ADDR register`);
-        result = "error";
-      } else {
-        this.wr(ISA_REG_ADDR, pa);
-        this.wr(ISA_REG_COUNT, len);
-        if (code === ISA_CMD_FILL) this.wr(ISA_REG_PATTERN, pattern);
-        const status = this.#command(code);
-        if (status !== ISA_STATUS_OK) {
-          result = status === ISA_STATUS_DMA_FAULT ? "fault" : "error";
-          if (result === "error") this.error(`command ${code} ended with status ${status}`);
-        }
+      this.sync(map, toDevice ? BUS_DMASYNC_PREWRITE : BUS_DMASYNC_PREREAD);
+      const breach = this.breach(map.segs, map.nsegs);
+      this.wr64(ISA_REG_ADDR, ISA_REG_ADDR_HI, map.segAddr(0));
+      this.wr(ISA_REG_COUNT, len);
+      if (code === ISA_CMD_FILL) this.wr(ISA_REG_PATTERN, pattern);
+      const status = await this.#command(code);
+      if (status !== ISA_STATUS_OK) {
+        result = status === ISA_STATUS_DMA_FAULT ? "fault" : "error";
+        if (result === "error") this.error(`command ${code} ended with status ${status}`);
       }
       if (result === "ok") {
         s.transfers++;
         s.bytes += len;
         s.bouncedBytes += bounced;
       }
-      bd.sync(map, toDevice ? BUS_DMASYNC_POSTWRITE : BUS_DMASYNC_POSTREAD);
+      this.sync(map, toDevice ? BUS_DMASYNC_POSTWRITE : BUS_DMASYNC_POSTREAD);
       if (result === "ok") result = this.#verify(code, va, len, pattern);
+      this.account(result, breach);
     } finally {
-      bd.unload(map);
+      this.busDma.unload(map);
     }
     if (result === "mismatch") s.mismatches++;
     return result;
@@ -262,7 +231,7 @@ export class IsaDriver extends DriverBase {
    */
   #verify(code: number, va: number, len: number, pattern: number): TransferResult {
     const data = this.#scratch.subarray(0, len), fifo = this.#fifo;
-    this.kernel.pmap.read(va, data);
+    this.kernel.read(va, data);
     if (code === ISA_CMD_PLAY) {
       fifo.set(data, 0);
       return this.rd(ISA_REG_CHECKSUM) === fnv1a(data) ? "ok" : "mismatch";
@@ -274,9 +243,9 @@ export class IsaDriver extends DriverBase {
     return "ok";
   }
 
-  /** Stores a command, takes its interrupt, returns STATUS (notes a fault). */
-  #command(code: number): number {
-    const isr = this.storeAndDeliver(ISA_REG_CMD, code);
+  /** Stores a command, waits for its interrupt, returns STATUS (notes a fault). */
+  async #command(code: number): Promise<number> {
+    const isr = await this.command(ISA_REG_CMD, code);
     const status = this.rd(ISA_REG_STATUS);
     if (isr & INT_ERROR) this.noteFault();
     else if (!(isr & INT_DONE)) {

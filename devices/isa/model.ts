@@ -11,19 +11,10 @@
  * port refuses and nothing moves. The device holds a 64 KiB internal buffer
  * (its FIFO). Commands run to completion inside the store to CMD.
  *
- * Registers (32-bit, offsets from the window base; the common block of
- * `machine/device.ts` — ID, ISR, IER, FAULT_* — is at its usual offsets):
- *
- * | offset | name      | access | meaning                                            |
- * |--------|-----------|--------|----------------------------------------------------|
- * | 0x00   | ID        | RO     | `ISA_ID` ("ISA8")                                   |
- * | 0x10   | ADDR      | R/W    | physical address of the buffer (page + address regs) |
- * | 0x14   | COUNT     | R/W    | bytes to move, 1..65536 (the byte count, not count-1) |
- * | 0x18   | CMD       | W      | a store starts a command (below); reads 0          |
- * | 0x1C   | STATUS    | RO     | result of the last command (`ISA_STATUS_*`)        |
- * | 0x20   | CHECKSUM  | RO     | FNV-1a of the bytes the last PLAY read             |
- * | 0x24   | PATTERN   | R/W    | seed of FILL: byte i is `(PATTERN + i) & 0xff`     |
- * | 0x28   | TRANSFERS | RO     | commands that moved data                           |
+ * Registers are in `reg.ts`. ADDR and ADDR_HI latch the full address the
+ * driver writes (where a real 8237's page register would drop the high
+ * bits), so that the port sees, and refuses, an address the channel cannot
+ * drive instead of reaching the wrong bytes.
  *
  * Commands: `ISA_CMD_PLAY` (1) reads COUNT bytes at ADDR into the internal
  * buffer and sets CHECKSUM; `ISA_CMD_RECORD` (2) writes the first COUNT
@@ -37,74 +28,41 @@
  * `INT_ERROR`. An unknown command gives `ISA_STATUS_BAD_COMMAND` and
  * `INT_ERROR`.
  *
- * A driver: allocate the buffer with a bus_dma tag made from
- * {@link ISA_DMA} (high 16 MiB - 1, boundary 64 KiB, one segment of at most
- * 64 KiB); write ADDR, COUNT (and PATTERN), set IER, store the command; on
- * the interrupt read STATUS (and CHECKSUM), then write the ISR bits back.
+ * A driver: allocate the buffer with a bus_dma tag made from the device's
+ * limits (`ISA_DMA` in `reg.ts`: high 16 MiB - 1, boundary 64 KiB, one
+ * segment of at most 64 KiB); write ADDR, ADDR_HI, COUNT (and PATTERN), set
+ * IER, store the command; on the interrupt read STATUS (and CHECKSUM), then
+ * write the ISR bits back.
  *
  * @module
  */
 
+import { DeviceModel, fnv1a, INT_DONE, INT_ERROR, type Machine, TWO32 } from "../../machine/mod.ts";
 import {
-  DeviceModel,
-  DMA_24BIT,
-  type DmaConstraints,
-  fnv1a,
-  fourcc,
-  INT_DONE,
-  INT_ERROR,
-  type Machine,
-} from "../../machine/mod.ts";
-
-/** ID register value: "ISA8". */
-export const ISA_ID: number = fourcc("ISA8");
-
-/** Register: physical address of the buffer. */
-export const ISA_REG_ADDR = 0x10;
-/** Register: bytes to move (1..65536). */
-export const ISA_REG_COUNT = 0x14;
-/** Register: a store runs a command. */
-export const ISA_REG_CMD = 0x18;
-/** Register: result of the last command. */
-export const ISA_REG_STATUS = 0x1c;
-/** Register: FNV-1a of the bytes the last PLAY read. */
-export const ISA_REG_CHECKSUM = 0x20;
-/** Register: seed of the FILL pattern. */
-export const ISA_REG_PATTERN = 0x24;
-/** Register: commands that moved data. */
-export const ISA_REG_TRANSFERS = 0x28;
-
-/** Command: read COUNT bytes at ADDR into the device. */
-export const ISA_CMD_PLAY = 1;
-/** Command: write the device buffer's first COUNT bytes to ADDR. */
-export const ISA_CMD_RECORD = 2;
-/** Command: write `(PATTERN + i) & 0xff` to the COUNT bytes at ADDR. */
-export const ISA_CMD_FILL = 3;
-/** Command: reset the device. */
-export const ISA_CMD_RESET = 0x80;
-
-/** STATUS: the command completed. */
-export const ISA_STATUS_OK = 0;
-/** STATUS: the DMA port refused the transfer; see the FAULT registers. */
-export const ISA_STATUS_DMA_FAULT = 1;
-/** STATUS: CMD held no known command. */
-export const ISA_STATUS_BAD_COMMAND = 2;
-
-/** Largest transfer: 64 KiB. */
-export const ISA_MAX_TRANSFER = 65536;
-
-/** The DMA constraints of an 8-bit 8237 channel. */
-export const ISA_DMA: Readonly<DmaConstraints> = Object.freeze({
-  maxAddress: DMA_24BIT,
-  alignment: 1,
-  boundary: 65536,
-  maxSegments: 1,
-  maxSegmentSize: ISA_MAX_TRANSFER,
-});
+  ISA_CMD_FILL,
+  ISA_CMD_PLAY,
+  ISA_CMD_RECORD,
+  ISA_CMD_RESET,
+  ISA_DMA,
+  ISA_ID,
+  ISA_MAX_TRANSFER,
+  ISA_REG_ADDR,
+  ISA_REG_ADDR_HI,
+  ISA_REG_CHECKSUM,
+  ISA_REG_CMD,
+  ISA_REG_COUNT,
+  ISA_REG_PATTERN,
+  ISA_REG_STATUS,
+  ISA_REG_TRANSFERS,
+  ISA_STATUS_BAD_COMMAND,
+  ISA_STATUS_DMA_FAULT,
+  ISA_STATUS_OK,
+} from "./reg.ts";
 
 /** The ISA DMA device model. */
 export class IsaDmaModel extends DeviceModel {
   #addr = 0;
+  #addrHi = 0;
   #count = 0;
   #status = ISA_STATUS_OK;
   #checksum = 0;
@@ -122,6 +80,8 @@ export class IsaDmaModel extends DeviceModel {
     switch (offset) {
       case ISA_REG_ADDR:
         return this.#addr;
+      case ISA_REG_ADDR_HI:
+        return this.#addrHi;
       case ISA_REG_COUNT:
         return this.#count;
       case ISA_REG_STATUS:
@@ -143,6 +103,9 @@ export class IsaDmaModel extends DeviceModel {
       case ISA_REG_ADDR:
         this.#addr = value;
         return;
+      case ISA_REG_ADDR_HI:
+        this.#addrHi = value;
+        return;
       case ISA_REG_COUNT:
         this.#count = value;
         return;
@@ -158,6 +121,7 @@ export class IsaDmaModel extends DeviceModel {
   #command(cmd: number): void {
     if (cmd === ISA_CMD_RESET) {
       this.#addr =
+        this.#addrHi =
         this.#count =
         this.#pattern =
         this.#checksum =
@@ -168,7 +132,7 @@ export class IsaDmaModel extends DeviceModel {
       this.resetCommon();
       return;
     }
-    const port = this.dma, n = this.#count;
+    const port = this.dma, n = this.#count, addr = this.#addrHi * TWO32 + this.#addr;
     let ok: boolean;
     if (cmd !== ISA_CMD_PLAY && cmd !== ISA_CMD_RECORD && cmd !== ISA_CMD_FILL) {
       this.#status = ISA_STATUS_BAD_COMMAND;
@@ -178,14 +142,14 @@ export class IsaDmaModel extends DeviceModel {
     const op = cmd === ISA_CMD_PLAY ? "read" : "write";
     if (n > ISA_MAX_TRANSFER) {
       // More than the FIFO holds: the port refuses it (and records why).
-      ok = port.validate(this.#addr, n, op);
+      ok = port.validate(addr, n, op);
     } else if (cmd === ISA_CMD_PLAY) {
-      ok = port.read(this.#addr, this.#fifo, 0, n);
+      ok = port.read(addr, this.#fifo, 0, n);
       if (ok) this.#checksum = fnv1a(this.#fifo, 0, n);
     } else if (cmd === ISA_CMD_RECORD) {
-      ok = port.write(this.#addr, this.#fifo, 0, n);
+      ok = port.write(addr, this.#fifo, 0, n);
     } else {
-      ok = port.write(this.#addr, this.#patternBuffer(n), 0, n);
+      ok = port.write(addr, this.#patternBuffer(n), 0, n);
     }
     if (ok) {
       this.#transfers++;

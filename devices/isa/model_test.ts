@@ -25,6 +25,7 @@ import {
   ISA_CMD_RESET,
   ISA_ID,
   ISA_REG_ADDR,
+  ISA_REG_ADDR_HI,
   ISA_REG_CHECKSUM,
   ISA_REG_CMD,
   ISA_REG_COUNT,
@@ -34,8 +35,8 @@ import {
   ISA_STATUS_BAD_COMMAND,
   ISA_STATUS_DMA_FAULT,
   ISA_STATUS_OK,
-  IsaDmaModel,
-} from "./model.ts";
+} from "./reg.ts";
+import { IsaDmaModel } from "./model.ts";
 
 const MiB = 1024 * 1024;
 
@@ -156,4 +157,19 @@ test("isa: bad commands, interrupt enables and reset", () => {
   assert.equal(s.rd(REG_IER), 0);
   assert.equal(s.dev.dma.faults, 0);
   s.m.check();
+});
+
+test("isa: ADDR_HI holds the high word: an address above 4 GiB faults instead of wrapping", () => {
+  const s = setup("isa");
+  s.m.ram.fill(0x2_0000, 256, 0x5a);
+  s.wr(ISA_REG_ADDR_HI, 1);
+  assert.equal(s.rd(ISA_REG_ADDR_HI), 1);
+  const faults = s.dev.dma.faults;
+  // 4 GiB + 0x20000: a wrapping channel would play the bytes at 0x20000.
+  assert.equal(run(s, ISA_CMD_PLAY, 0x2_0000, 256), ISA_STATUS_DMA_FAULT);
+  assert.equal(s.dev.dma.faults, faults + 1);
+  assert.equal(s.dev.dma.lastFault!.addr, 2 ** 32 + 0x2_0000);
+  assert.equal(s.rd(ISA_REG_CHECKSUM), 0);
+  s.wr(ISA_REG_ADDR_HI, 0);
+  assert.equal(run(s, ISA_CMD_PLAY, 0x2_0000, 256), ISA_STATUS_OK);
 });

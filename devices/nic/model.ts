@@ -11,15 +11,6 @@
  * them, writes status back into each, and advances HEAD. Storing BASE or
  * COUNT resets the ring's HEAD and TAIL to 0.
  *
- * Descriptor layout (little-endian, both rings):
- *
- * | offset | field   | transmit                       | receive                                   |
- * |--------|---------|--------------------------------|-------------------------------------------|
- * | 0x0    | ADDR_LO | buffer address, low 32 bits    | buffer address, low 32 bits               |
- * | 0x4    | ADDR_HI | high bits (must be 0: 32-bit)  | high bits                                 |
- * | 0x8    | LEN     | bytes in this buffer (1..4096) | driver: buffer size; device: bytes stored |
- * | 0xC    | FLAGS   | `DESC_EOP` on a frame's last   | device writes `DESC_DD`, `DESC_EOP` on the last |
- *
  * The device sets `DESC_DD` (bit 31) in FLAGS when it is done with a
  * descriptor; the driver clears FLAGS before handing a descriptor back.
  *
@@ -44,130 +35,78 @@
  * (TX_HEAD stays on its first descriptor). The driver fixes the ring and
  * stores TX_TAIL again, or resets the device.
  *
- * Registers (32-bit; the common block of `machine/device.ts` — ID, ISR,
- * IER, FAULT_* — at its usual offsets):
+ * Registers and the descriptor layout are in `reg.ts`.
  *
- * | offset | name      | access | meaning                                          |
- * |--------|-----------|--------|--------------------------------------------------|
- * | 0x00   | ID        | RO     | `NIC_ID` ("NIC1")                                 |
- * | 0x04   | CTRL      | R/W    | `NIC_CTRL_TX_EN`, `_RX_EN`, `_LOOPBACK`; `_RESET` (self-clearing) |
- * | 0x10   | TX_BASE   | R/W    | transmit ring address (128-byte aligned, < 4 GiB) |
- * | 0x14   | TX_COUNT  | R/W    | transmit descriptors (multiple of 8, 8..4096)    |
- * | 0x18   | TX_HEAD   | RO     | next descriptor the device will read             |
- * | 0x1C   | TX_TAIL   | R/W    | one past the last descriptor ready; the doorbell |
- * | 0x20   | RX_BASE   | R/W    | receive ring address                             |
- * | 0x24   | RX_COUNT  | R/W    | receive descriptors                              |
- * | 0x28   | RX_HEAD   | RO     | next descriptor the device will fill             |
- * | 0x2C   | RX_TAIL   | R/W    | one past the last descriptor given to the device |
- * | 0x30   | STATUS    | RO     | cause of the last error (`NIC_STATUS_*`)         |
- * | 0x60   | TX_FRAMES | RO     | frames sent                                      |
- * | 0x64   | RX_FRAMES | RO     | frames received                                  |
- * | 0x68   | RX_DROPS  | RO     | frames dropped for want of receive descriptors   |
+ * Timing: a doorbell queues the transmit work on the machine's clock
+ * ({@link NIC_LATENCY} nanoseconds later; inside the store when the model is
+ * synchronous); the work sends every frame posted by then and, in loopback,
+ * receives each at once, raising `INT_DONE` and `NIC_INT_RX` together. A
+ * reset drops queued work.
  *
- * ISR bits: `INT_DONE` (a frame was sent), `INT_ERROR`, `NIC_INT_RX` (a
- * frame was received), `NIC_INT_RX_NOBUF` (a frame was dropped).
- *
- * A driver: rings and buffers from a bus_dma tag made from {@link NIC_DMA}
- * (high 4 GiB - 1, 8 segments of at most 4 KiB; rings 128-byte aligned).
+ * A driver: rings and buffers from a bus_dma tag made from the card's
+ * limits (`NIC_DMA` in `reg.ts`: high 4 GiB - 1, 8 segments of at most
+ * 4 KiB; rings 128-byte aligned).
  *
  * @module
  */
 
+import { DeviceModel, INT_DONE, INT_ERROR, type Machine, TWO32 } from "../../machine/mod.ts";
 import {
-  DeviceModel,
-  DMA_32BIT,
-  type DmaConstraints,
-  fourcc,
-  INT_DONE,
-  INT_ERROR,
-  type Machine,
-} from "../../machine/mod.ts";
+  DESC_ADDR_HI,
+  DESC_ADDR_LO,
+  DESC_DD,
+  DESC_EOP,
+  DESC_FLAGS,
+  DESC_LEN,
+  DESC_SIZE,
+  NIC_CTRL_LOOPBACK,
+  NIC_CTRL_RESET,
+  NIC_CTRL_RX_EN,
+  NIC_CTRL_TX_EN,
+  NIC_DMA,
+  NIC_ID,
+  NIC_INT_RX,
+  NIC_INT_RX_NOBUF,
+  NIC_MAX_RING,
+  NIC_MAX_SEGMENT_SIZE,
+  NIC_MAX_SEGMENTS,
+  NIC_REG_CTRL,
+  NIC_REG_RX_BASE,
+  NIC_REG_RX_BASE_HI,
+  NIC_REG_RX_COUNT,
+  NIC_REG_RX_DROPS,
+  NIC_REG_RX_FRAMES,
+  NIC_REG_RX_HEAD,
+  NIC_REG_RX_TAIL,
+  NIC_REG_STATUS,
+  NIC_REG_TX_BASE,
+  NIC_REG_TX_BASE_HI,
+  NIC_REG_TX_COUNT,
+  NIC_REG_TX_FRAMES,
+  NIC_REG_TX_HEAD,
+  NIC_REG_TX_TAIL,
+  NIC_RING_ALIGN,
+  NIC_STATUS_BAD_RING,
+  NIC_STATUS_DMA_FAULT,
+  NIC_STATUS_OK,
+  NIC_STATUS_TOO_MANY_SEGMENTS,
+} from "./reg.ts";
 
-/** ID register value: "NIC1". */
-export const NIC_ID: number = fourcc("NIC1");
+/** Nanoseconds from a doorbell to the card's work on it. */
+export const NIC_LATENCY = 10_000;
 
-/** Register: control bits. */
-export const NIC_REG_CTRL = 0x04;
-/** Register: transmit ring base. */
-export const NIC_REG_TX_BASE = 0x10;
-/** Register: transmit ring descriptor count. */
-export const NIC_REG_TX_COUNT = 0x14;
-/** Register: transmit head (device). */
-export const NIC_REG_TX_HEAD = 0x18;
-/** Register: transmit tail (driver; the doorbell). */
-export const NIC_REG_TX_TAIL = 0x1c;
-/** Register: receive ring base. */
-export const NIC_REG_RX_BASE = 0x20;
-/** Register: receive ring descriptor count. */
-export const NIC_REG_RX_COUNT = 0x24;
-/** Register: receive head (device). */
-export const NIC_REG_RX_HEAD = 0x28;
-/** Register: receive tail (driver). */
-export const NIC_REG_RX_TAIL = 0x2c;
-/** Register: cause of the last error. */
-export const NIC_REG_STATUS = 0x30;
-/** Register: frames sent. */
-export const NIC_REG_TX_FRAMES = 0x60;
-/** Register: frames received. */
-export const NIC_REG_RX_FRAMES = 0x64;
-/** Register: frames dropped. */
-export const NIC_REG_RX_DROPS = 0x68;
-
-/** CTRL: transmit enabled. */
-export const NIC_CTRL_TX_EN = 1 << 0;
-/** CTRL: receive enabled. */
-export const NIC_CTRL_RX_EN = 1 << 1;
-/** CTRL: transmitted frames are received. */
-export const NIC_CTRL_LOOPBACK = 1 << 2;
-/** CTRL: reset the device (reads back 0). */
-export const NIC_CTRL_RESET = 0x80000000;
-
-/** ISR bit: a frame was received. */
-export const NIC_INT_RX = 1 << 2;
-/** ISR bit: a frame was dropped for want of receive descriptors. */
-export const NIC_INT_RX_NOBUF = 1 << 3;
-
-/** STATUS: no error. */
-export const NIC_STATUS_OK = 0;
-/** STATUS: the DMA port refused a transfer (see FAULT_*). */
-export const NIC_STATUS_DMA_FAULT = 1;
-/** STATUS: a ring base is not 128-byte aligned or its count is bad. */
-export const NIC_STATUS_BAD_RING = 2;
-/** STATUS: a frame has more than 8 descriptors. */
-export const NIC_STATUS_TOO_MANY_SEGMENTS = 3;
-
-/** Descriptor FLAGS: last descriptor of a frame. */
-export const DESC_EOP = 1 << 0;
-/** Descriptor FLAGS: the device is done with this descriptor. */
-export const DESC_DD = 0x80000000;
-/** Bytes per descriptor. */
-export const DESC_SIZE = 16;
-/** Descriptor field offsets. */
-export const DESC_ADDR_LO = 0x0, DESC_ADDR_HI = 0x4, DESC_LEN = 0x8, DESC_FLAGS = 0xc;
-
-/** Required alignment of a ring base. */
-export const NIC_RING_ALIGN = 128;
-/** Most descriptors (segments) per frame. */
-export const NIC_MAX_SEGMENTS = 8;
-/** Largest buffer per descriptor. */
-export const NIC_MAX_SEGMENT_SIZE = 4096;
-/** Largest ring. */
-export const NIC_MAX_RING = 4096;
-
-/** The DMA constraints of the card. */
-export const NIC_DMA: Readonly<DmaConstraints> = Object.freeze({
-  maxAddress: DMA_32BIT,
-  alignment: 1,
-  boundary: 0,
-  maxSegments: NIC_MAX_SEGMENTS,
-  maxSegmentSize: NIC_MAX_SEGMENT_SIZE,
-});
-
-const TWO32 = 4294967296;
+/** Options of {@link NicModel}. */
+export interface NicOptions {
+  /** Instance name (default "nic0"). */
+  name?: string;
+  /** Work inside the doorbell store (default false: later, on the clock). */
+  synchronous?: boolean;
+}
 
 /** One descriptor ring's registers. */
 interface Ring {
   base: number;
+  baseHi: number;
   count: number;
   head: number;
   tail: number;
@@ -177,8 +116,8 @@ interface Ring {
 export class NicModel extends DeviceModel {
   #ctrl = 0;
   #status = NIC_STATUS_OK;
-  readonly #tx: Ring = { base: 0, count: 0, head: 0, tail: 0 };
-  readonly #rx: Ring = { base: 0, count: 0, head: 0, tail: 0 };
+  readonly #tx: Ring = { base: 0, baseHi: 0, count: 0, head: 0, tail: 0 };
+  readonly #rx: Ring = { base: 0, baseHi: 0, count: 0, head: 0, tail: 0 };
   #txFrames = 0;
   #rxFrames = 0;
   #rxDrops = 0;
@@ -191,9 +130,15 @@ export class NicModel extends DeviceModel {
   readonly #descAt = new Float64Array(NIC_MAX_SEGMENTS);
   readonly #frame = new Uint8Array(NIC_MAX_SEGMENTS * NIC_MAX_SEGMENT_SIZE);
 
-  /** Attaches a card named `name` (type "nic") to `machine`. */
-  constructor(machine: Machine, name = "nic0") {
-    super(machine, { name, type: "nic", id: NIC_ID, dma: NIC_DMA });
+  /** Attaches a card (type "nic") to `machine`. */
+  constructor(machine: Machine, options: NicOptions = {}) {
+    super(machine, {
+      name: options.name ?? "nic0",
+      type: "nic",
+      id: NIC_ID,
+      dma: NIC_DMA,
+      synchronous: options.synchronous,
+    });
   }
 
   /** Model register loads. */
@@ -219,6 +164,10 @@ export class NicModel extends DeviceModel {
         return this.#rx.tail;
       case NIC_REG_STATUS:
         return this.#status;
+      case NIC_REG_TX_BASE_HI:
+        return this.#tx.baseHi;
+      case NIC_REG_RX_BASE_HI:
+        return this.#rx.baseHi;
       case NIC_REG_TX_FRAMES:
         return this.#txFrames;
       case NIC_REG_RX_FRAMES:
@@ -238,20 +187,26 @@ export class NicModel extends DeviceModel {
         else this.#ctrl = value & (NIC_CTRL_TX_EN | NIC_CTRL_RX_EN | NIC_CTRL_LOOPBACK);
         return;
       case NIC_REG_TX_BASE:
-        this.#setRing(this.#tx, value, this.#tx.count);
+        this.#setRing(this.#tx, value, this.#tx.baseHi, this.#tx.count);
+        return;
+      case NIC_REG_TX_BASE_HI:
+        this.#setRing(this.#tx, this.#tx.base, value, this.#tx.count);
         return;
       case NIC_REG_TX_COUNT:
-        this.#setRing(this.#tx, this.#tx.base, value);
+        this.#setRing(this.#tx, this.#tx.base, this.#tx.baseHi, value);
         return;
       case NIC_REG_TX_TAIL:
         this.#tx.tail = value;
-        if (this.#ctrl & NIC_CTRL_TX_EN) this.#transmit();
+        if (this.#ctrl & NIC_CTRL_TX_EN) this.later(NIC_LATENCY, () => this.#transmit());
         return;
       case NIC_REG_RX_BASE:
-        this.#setRing(this.#rx, value, this.#rx.count);
+        this.#setRing(this.#rx, value, this.#rx.baseHi, this.#rx.count);
+        return;
+      case NIC_REG_RX_BASE_HI:
+        this.#setRing(this.#rx, this.#rx.base, value, this.#rx.count);
         return;
       case NIC_REG_RX_COUNT:
-        this.#setRing(this.#rx, this.#rx.base, value);
+        this.#setRing(this.#rx, this.#rx.base, this.#rx.baseHi, value);
         return;
       case NIC_REG_RX_TAIL:
         this.#rx.tail = value;
@@ -259,8 +214,9 @@ export class NicModel extends DeviceModel {
     }
   }
 
-  #setRing(r: Ring, base: number, count: number): void {
+  #setRing(r: Ring, base: number, baseHi: number, count: number): void {
     r.base = base;
+    r.baseHi = baseHi;
     r.count = count;
     r.head = 0;
     r.tail = 0;
@@ -269,10 +225,15 @@ export class NicModel extends DeviceModel {
   #reset(): void {
     this.#ctrl = 0;
     this.#status = NIC_STATUS_OK;
-    this.#setRing(this.#tx, 0, 0);
-    this.#setRing(this.#rx, 0, 0);
+    this.#setRing(this.#tx, 0, 0, 0);
+    this.#setRing(this.#rx, 0, 0, 0);
     this.#txFrames = this.#rxFrames = this.#rxDrops = 0;
     this.resetCommon();
+  }
+
+  /** A ring's base address: both halves of its register pair. */
+  #base(r: Ring): number {
+    return r.baseHi * TWO32 + r.base;
   }
 
   /** Checks a ring's base and count (and TAIL) before use; records a fault when bad. */
@@ -281,7 +242,13 @@ export class NicModel extends DeviceModel {
     if (r.base % NIC_RING_ALIGN !== 0) {
       return this.#fail(
         NIC_STATUS_BAD_RING,
-        port.fault("access", op, r.base, r.count * DESC_SIZE, "ring base is not 128-byte aligned"),
+        port.fault(
+          "access",
+          op,
+          this.#base(r),
+          r.count * DESC_SIZE,
+          "ring base is not 128-byte aligned",
+        ),
       );
     }
     if (r.count < 8 || r.count > NIC_MAX_RING || r.count % 8 !== 0 || r.tail >= r.count) {
@@ -290,7 +257,7 @@ export class NicModel extends DeviceModel {
         port.fault(
           "access",
           op,
-          r.base,
+          this.#base(r),
           r.count * DESC_SIZE,
           `ring count ${r.count} (tail ${r.tail}) is not a multiple of 8 in [8, 4096]`,
         ),
@@ -327,7 +294,7 @@ export class NicModel extends DeviceModel {
       // Gather one frame's descriptors, up to EOP.
       let n = 0, idx = tx.head, eop = false;
       while (idx !== tx.tail && n < NIC_MAX_SEGMENTS) {
-        const pa = tx.base + idx * DESC_SIZE;
+        const pa = this.#base(tx) + idx * DESC_SIZE;
         if (!this.#readDesc(pa)) return;
         at[n] = pa;
         segs[2 * n] = dv.getUint32(DESC_ADDR_LO, true) + dv.getUint32(DESC_ADDR_HI, true) * TWO32;
@@ -383,7 +350,7 @@ export class NicModel extends DeviceModel {
         this.#drop();
         return;
       }
-      const pa = rx.base + idx * DESC_SIZE;
+      const pa = this.#base(rx) + idx * DESC_SIZE;
       if (!this.#readDesc(pa)) return;
       const size = dv.getUint32(DESC_LEN, true);
       const piece = Math.min(size, left);

@@ -37,6 +37,7 @@ import {
   NIC_REG_RX_TAIL,
   NIC_REG_STATUS,
   NIC_REG_TX_BASE,
+  NIC_REG_TX_BASE_HI,
   NIC_REG_TX_COUNT,
   NIC_REG_TX_FRAMES,
   NIC_REG_TX_HEAD,
@@ -45,17 +46,17 @@ import {
   NIC_STATUS_DMA_FAULT,
   NIC_STATUS_OK,
   NIC_STATUS_TOO_MANY_SEGMENTS,
-  NicModel,
-} from "./model.ts";
+} from "./reg.ts";
+import { NicModel } from "./model.ts";
 
 const MiB = 1024 * 1024, GiB = 1024 * MiB;
 const TX_RING = 0x10_0000, RX_RING = 0x10_1000;
 const RX_BUF = 0x40_0000; // receive buffers: 2 KiB each, one per descriptor
 
-function setup(rxBufSize = 2048, count = 8) {
+function setup(rxBufSize = 2048, count = 8, synchronous = true) {
   // 5 GiB: RAM above 4 GiB exists, so only the card's 32-bit limit keeps it out.
   const m = createMachine({ preset: "pc", ramSize: 5 * GiB });
-  const nic = new NicModel(m);
+  const nic = new NicModel(m, { synchronous });
   const rd = (off: number) => m.bus.read32(nic.base + off);
   const wr = (off: number, v: number) => m.bus.write32(nic.base + off, v);
   const isrs: number[] = [];
@@ -339,5 +340,54 @@ test("nic: reset clears the rings, counters and interrupt state", () => {
   s.wr(NIC_REG_TX_BASE, TX_RING);
   s.wr(NIC_REG_TX_COUNT, 8);
   s.wr(NIC_REG_TX_TAIL, 1);
+  assert.equal(s.rd(NIC_REG_TX_HEAD), 0);
+});
+
+test("nic: by default the card works later, on the clock; a reset drops the queued work", async () => {
+  const s = setup(2048, 8, false);
+  const { m, nic, rd, wr, isrs } = s;
+  const frame = bytes(1500, 3);
+  postFrame(s, 0, [frame], 0x50_0000);
+  wr(NIC_REG_TX_TAIL, 1);
+  assert.equal(rd(NIC_REG_TX_HEAD), 0, "nothing was sent inside the store");
+  assert.equal(nic.dma.inFlight, 1);
+  assert.equal(m.clock.run(), 1);
+  assert.equal(rd(NIC_REG_TX_HEAD), 1);
+  assert.deepEqual(isrs, [INT_DONE | NIC_INT_RX], "sent and looped back in one piece of work");
+  assert.deepEqual(received(s, 0, 1), frame);
+  // A doorbell, then a reset before the card got to it: the work is dropped.
+  postFrame(s, 1, [frame], 0x50_0000);
+  wr(NIC_REG_TX_TAIL, 2);
+  wr(NIC_REG_CTRL, NIC_CTRL_RESET);
+  assert.equal(nic.dma.inFlight, 1);
+  assert.equal(m.clock.run(), 1);
+  assert.equal(nic.dma.inFlight, 0);
+  assert.equal(rd(NIC_REG_TX_FRAMES), 0);
+  assert.equal(isrs.length, 1);
+  // Once reprogrammed, the work of a new doorbell runs by itself.
+  const again = setup(2048, 8, false);
+  postFrame(again, 0, [frame], 0x50_0000);
+  again.wr(NIC_REG_TX_TAIL, 1);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(again.rd(NIC_REG_TX_FRAMES), 1);
+  m.check();
+  again.m.check();
+});
+
+test("nic: a ring whose high address word is set is beyond the card: a fault, nothing read", () => {
+  const s = setup();
+  const frame = bytes(100, 1);
+  // The same ring 4 GiB higher (RAM is there on this 5 GiB machine).
+  s.m.ram.write(4 * GiB + TX_RING, new Uint8Array(16));
+  postFrame(s, 0, [frame], 0x50_0000);
+  s.wr(NIC_REG_TX_BASE_HI, 1);
+  assert.equal(s.rd(NIC_REG_TX_BASE_HI), 1);
+  const faults = s.nic.dma.faults;
+  s.wr(NIC_REG_TX_TAIL, 1);
+  s.m.irq.deliver();
+  assert.equal(s.nic.dma.faults, faults + 1);
+  assert.equal(s.rd(NIC_REG_STATUS), NIC_STATUS_DMA_FAULT);
+  assert.match(s.nic.dma.lastFault!.reason, /reaches past the device's last address 0xffffffff/);
+  assert.equal(s.nic.dma.lastFault!.addr, 4 * GiB + TX_RING);
   assert.equal(s.rd(NIC_REG_TX_HEAD), 0);
 });

@@ -23,130 +23,77 @@
  * before any data moves; its port admits segments below 2^53, 4-byte
  * aligned, never crossing a 4 KiB page, at most MDTS + 1 of them.
  *
- * Registers (32-bit; the common block of `machine/device.ts` — ID, ISR,
- * IER, FAULT_* — at its usual offsets):
+ * The registers are in `reg.ts`. A store to DOORBELL submits the command
+ * with the registers' values at that moment (the driver may reprogram them
+ * at once); the device carries it out later, on the machine's clock, after
+ * {@link NVME_LATENCY} nanoseconds plus a nanosecond per byte (1 GB/s), or
+ * inside the store when the model is synchronous. Then CQ_STATUS, CQ_CID
+ * and CQ_COUNT are updated and ISR gets `INT_DONE` on success or
+ * `INT_ERROR` otherwise. Status codes: `NVME_SC_SUCCESS`,
+ * `NVME_SC_INVALID_OPCODE`, `NVME_SC_INVALID_FIELD` (COUNT 0 or past
+ * MDTS), `NVME_SC_DATA_TRANSFER_ERROR` (the DMA port refused a PRP, list or
+ * data transfer: see FAULT_*), `NVME_SC_PRP_OFFSET_INVALID` (PRP1 not
+ * 4-aligned, a later entry not page-aligned, a list pointer not 8-aligned:
+ * also recorded as an access fault) and `NVME_SC_LBA_OUT_OF_RANGE`. A
+ * failed command moves no data.
  *
- * | offset | name          | access | meaning                                      |
- * |--------|---------------|--------|----------------------------------------------|
- * | 0x00   | ID            | RO     | `NVME_ID` ("NVM1")                            |
- * | 0x10   | BLOCK_SIZE    | RO     | bytes per block (512 or 4096)                |
- * | 0x14   | BLOCKS_LO     | RO     | capacity in blocks, low 32 bits              |
- * | 0x18   | BLOCKS_HI     | RO     | capacity in blocks, high bits                |
- * | 0x1C   | MDTS          | RO     | most data pages per command (256: 1 MiB)     |
- * | 0x20   | OPCODE        | R/W    | `NVME_OP_FLUSH` 0, `NVME_OP_WRITE` 1, `NVME_OP_READ` 2 |
- * | 0x24   | LBA_LO        | R/W    | first block, low 32 bits                     |
- * | 0x28   | LBA_HI        | R/W    | first block, high bits                       |
- * | 0x2C   | COUNT         | R/W    | blocks to move (1-based, unlike NVMe's NLB)  |
- * | 0x30   | PRP1_LO       | R/W    | PRP entry 1, low 32 bits                     |
- * | 0x34   | PRP1_HI       | R/W    | PRP entry 1, high bits                       |
- * | 0x38   | PRP2_LO       | R/W    | PRP entry 2 or PRP list pointer, low bits    |
- * | 0x3C   | PRP2_HI       | R/W    | high bits                                    |
- * | 0x60   | DOORBELL      | W      | a store runs the command                     |
- * | 0x64   | CQ_STATUS     | RO     | status code of the last command (`NVME_SC_*`) |
- * | 0x68   | CQ_COUNT      | RO     | commands completed (any status)              |
- * | 0x6C   | CID           | R/W    | command identifier, echoed in CQ_CID         |
- * | 0x70   | CQ_CID        | RO     | identifier of the last completed command     |
+ * Addresses and block numbers are the full 64 bits of their register
+ * pairs: an address past what the machine can hold (2^53 - 1) reaches the
+ * port as it is and is a DMA fault; an LBA past the disk is out of range.
+ * Nothing is masked.
  *
- * Completion: CQ_STATUS, CQ_CID and CQ_COUNT are updated, then ISR gets
- * `INT_DONE` on success or `INT_ERROR` otherwise. Status codes are NVMe's
- * generic ones: `NVME_SC_SUCCESS`, `NVME_SC_INVALID_OPCODE`,
- * `NVME_SC_INVALID_FIELD` (COUNT 0 or past MDTS), `NVME_SC_DATA_TRANSFER_ERROR`
- * (the DMA port refused a PRP, list or data transfer: see FAULT_*),
- * `NVME_SC_PRP_OFFSET_INVALID` (PRP1 not 4-aligned, a later entry not
- * page-aligned, a list pointer not 8-aligned: also recorded as an access
- * fault) and `NVME_SC_LBA_OUT_OF_RANGE`. A failed command moves no data.
- *
- * A driver: a bus_dma tag from {@link NVME_DMA} (any address, 4-byte
- * alignment, 4 KiB boundary and segment size, MDTS + 1 segments) gives
- * segments that map one-to-one onto PRP entries.
+ * A driver: a bus_dma tag from the device's limits (`NVME_DMA` in
+ * `reg.ts`: any address, 4-byte alignment, 4 KiB boundary and segment
+ * size, MDTS + 1 segments) gives segments that map one-to-one onto PRP
+ * entries.
  *
  * @module
  */
 
 import {
   DeviceModel,
-  DMA_64BIT,
-  type DmaConstraints,
-  fourcc,
   INT_DONE,
   INT_ERROR,
   type Machine,
   MachineError,
+  TWO32,
 } from "../../machine/mod.ts";
+import {
+  NVME_DMA,
+  NVME_ID,
+  NVME_MDTS,
+  NVME_OP_FLUSH,
+  NVME_OP_READ,
+  NVME_OP_WRITE,
+  NVME_PAGE,
+  NVME_REG_BLOCK_SIZE,
+  NVME_REG_BLOCKS_HI,
+  NVME_REG_BLOCKS_LO,
+  NVME_REG_CID,
+  NVME_REG_COUNT,
+  NVME_REG_CQ_CID,
+  NVME_REG_CQ_COUNT,
+  NVME_REG_CQ_STATUS,
+  NVME_REG_DOORBELL,
+  NVME_REG_LBA_HI,
+  NVME_REG_LBA_LO,
+  NVME_REG_MDTS,
+  NVME_REG_OPCODE,
+  NVME_REG_PRP1_HI,
+  NVME_REG_PRP1_LO,
+  NVME_REG_PRP2_HI,
+  NVME_REG_PRP2_LO,
+  NVME_SC_DATA_TRANSFER_ERROR,
+  NVME_SC_INVALID_FIELD,
+  NVME_SC_INVALID_OPCODE,
+  NVME_SC_LBA_OUT_OF_RANGE,
+  NVME_SC_PRP_OFFSET_INVALID,
+  NVME_SC_SUCCESS,
+} from "./reg.ts";
 
-/** ID register value: "NVM1". */
-export const NVME_ID: number = fourcc("NVM1");
+/** Fixed part of a command's latency, in nanoseconds (plus one per byte). */
+export const NVME_LATENCY = 20_000;
 
-/** Register: bytes per block. */
-export const NVME_REG_BLOCK_SIZE = 0x10;
-/** Register: capacity in blocks, low 32 bits. */
-export const NVME_REG_BLOCKS_LO = 0x14;
-/** Register: capacity in blocks, high bits. */
-export const NVME_REG_BLOCKS_HI = 0x18;
-/** Register: most data pages per command. */
-export const NVME_REG_MDTS = 0x1c;
-/** Register: command opcode. */
-export const NVME_REG_OPCODE = 0x20;
-/** Register: first block, low 32 bits. */
-export const NVME_REG_LBA_LO = 0x24;
-/** Register: first block, high bits. */
-export const NVME_REG_LBA_HI = 0x28;
-/** Register: blocks to move (1-based). */
-export const NVME_REG_COUNT = 0x2c;
-/** Register: PRP entry 1, low 32 bits. */
-export const NVME_REG_PRP1_LO = 0x30;
-/** Register: PRP entry 1, high bits. */
-export const NVME_REG_PRP1_HI = 0x34;
-/** Register: PRP entry 2 or list pointer, low 32 bits. */
-export const NVME_REG_PRP2_LO = 0x38;
-/** Register: PRP entry 2 or list pointer, high bits. */
-export const NVME_REG_PRP2_HI = 0x3c;
-/** Register: a store runs the command. */
-export const NVME_REG_DOORBELL = 0x60;
-/** Register: status code of the last command. */
-export const NVME_REG_CQ_STATUS = 0x64;
-/** Register: commands completed. */
-export const NVME_REG_CQ_COUNT = 0x68;
-/** Register: command identifier. */
-export const NVME_REG_CID = 0x6c;
-/** Register: identifier of the last completed command. */
-export const NVME_REG_CQ_CID = 0x70;
-
-/** Opcode: flush (nothing to do: the image is always up to date). */
-export const NVME_OP_FLUSH = 0x00;
-/** Opcode: memory to disk. */
-export const NVME_OP_WRITE = 0x01;
-/** Opcode: disk to memory. */
-export const NVME_OP_READ = 0x02;
-
-/** Status: success. */
-export const NVME_SC_SUCCESS = 0x00;
-/** Status: unknown opcode. */
-export const NVME_SC_INVALID_OPCODE = 0x01;
-/** Status: a field is invalid (COUNT). */
-export const NVME_SC_INVALID_FIELD = 0x02;
-/** Status: a DMA transfer was refused. */
-export const NVME_SC_DATA_TRANSFER_ERROR = 0x04;
-/** Status: a PRP entry has an offset it may not have. */
-export const NVME_SC_PRP_OFFSET_INVALID = 0x13;
-/** Status: LBA + COUNT passes the capacity. */
-export const NVME_SC_LBA_OUT_OF_RANGE = 0x80;
-
-/** Memory page size of PRP entries. */
-export const NVME_PAGE = 4096;
-/** Most data pages per command. */
-export const NVME_MDTS = 256;
-
-/** The DMA constraints of the device. */
-export const NVME_DMA: Readonly<DmaConstraints> = Object.freeze({
-  maxAddress: DMA_64BIT,
-  alignment: 4,
-  boundary: NVME_PAGE,
-  maxSegments: NVME_MDTS + 1,
-  maxSegmentSize: NVME_PAGE,
-});
-
-const TWO32 = 4294967296;
 const DISK_CHUNK = 65536;
 
 /** A disk image that allocates host memory only for the 64 KiB chunks written. */
@@ -236,18 +183,26 @@ export interface NvmeOptions {
   blockSize?: number;
   /** Capacity in blocks (default 262144: 1 GiB of 4 KiB blocks). */
   blocks?: number;
+  /** Complete commands inside the doorbell store (default false: later, on the clock). */
+  synchronous?: boolean;
+}
+
+/** A submitted command: the registers as they were at the doorbell. */
+interface Command {
+  readonly opcode: number;
+  readonly lba: number;
+  readonly count: number;
+  readonly prp1: number;
+  readonly prp2: number;
+  readonly cid: number;
 }
 
 /** The NVMe-style device model. */
 export class NvmeModel extends DeviceModel {
   /** The disk image (tests and tools may look at it directly). */
   readonly disk: SparseDisk;
-  #opcode = 0;
-  #lba = 0;
-  #count = 0;
-  #prp1 = 0;
-  #prp2 = 0;
-  #cid = 0;
+  // The registers, each as written (32 bits).
+  readonly #reg = new Uint32Array(0x80 / 4);
   #cqStatus = 0;
   #cqCid = 0;
   #cqCount = 0;
@@ -260,7 +215,13 @@ export class NvmeModel extends DeviceModel {
   /** Attaches an NVMe-style device (type "nvme") with a fresh sparse disk. */
   constructor(machine: Machine, options: NvmeOptions = {}) {
     const disk = new SparseDisk(options.blockSize ?? 4096, options.blocks ?? 262144);
-    super(machine, { name: options.name ?? "nvme0", type: "nvme", id: NVME_ID, dma: NVME_DMA });
+    super(machine, {
+      name: options.name ?? "nvme0",
+      type: "nvme",
+      id: NVME_ID,
+      dma: NVME_DMA,
+      synchronous: options.synchronous,
+    });
     this.disk = disk;
   }
 
@@ -276,27 +237,19 @@ export class NvmeModel extends DeviceModel {
       case NVME_REG_MDTS:
         return NVME_MDTS;
       case NVME_REG_OPCODE:
-        return this.#opcode;
       case NVME_REG_LBA_LO:
-        return this.#lba % TWO32;
       case NVME_REG_LBA_HI:
-        return Math.floor(this.#lba / TWO32);
       case NVME_REG_COUNT:
-        return this.#count;
       case NVME_REG_PRP1_LO:
-        return this.#prp1 % TWO32;
       case NVME_REG_PRP1_HI:
-        return Math.floor(this.#prp1 / TWO32);
       case NVME_REG_PRP2_LO:
-        return this.#prp2 % TWO32;
       case NVME_REG_PRP2_HI:
-        return Math.floor(this.#prp2 / TWO32);
+      case NVME_REG_CID:
+        return this.#reg[offset / 4]!;
       case NVME_REG_CQ_STATUS:
         return this.#cqStatus;
       case NVME_REG_CQ_COUNT:
         return this.#cqCount;
-      case NVME_REG_CID:
-        return this.#cid;
       case NVME_REG_CQ_CID:
         return this.#cqCid;
       default:
@@ -308,58 +261,56 @@ export class NvmeModel extends DeviceModel {
   protected writeReg(offset: number, value: number): void {
     switch (offset) {
       case NVME_REG_OPCODE:
-        this.#opcode = value;
-        return;
       case NVME_REG_LBA_LO:
-        this.#lba = Math.floor(this.#lba / TWO32) * TWO32 + value;
-        return;
       case NVME_REG_LBA_HI:
-        this.#lba = hi(value) * TWO32 + (this.#lba % TWO32);
-        return;
       case NVME_REG_COUNT:
-        this.#count = value;
-        return;
       case NVME_REG_PRP1_LO:
-        this.#prp1 = Math.floor(this.#prp1 / TWO32) * TWO32 + value;
-        return;
       case NVME_REG_PRP1_HI:
-        this.#prp1 = hi(value) * TWO32 + (this.#prp1 % TWO32);
-        return;
       case NVME_REG_PRP2_LO:
-        this.#prp2 = Math.floor(this.#prp2 / TWO32) * TWO32 + value;
-        return;
       case NVME_REG_PRP2_HI:
-        this.#prp2 = hi(value) * TWO32 + (this.#prp2 % TWO32);
-        return;
       case NVME_REG_CID:
-        this.#cid = value;
+        this.#reg[offset / 4] = value;
         return;
-      case NVME_REG_DOORBELL:
-        this.#complete(this.#execute());
+      case NVME_REG_DOORBELL: {
+        const r = this.#reg;
+        const cmd: Command = {
+          opcode: r[NVME_REG_OPCODE / 4]!,
+          lba: wide(r[NVME_REG_LBA_LO / 4]!, r[NVME_REG_LBA_HI / 4]!),
+          count: r[NVME_REG_COUNT / 4]!,
+          prp1: wide(r[NVME_REG_PRP1_LO / 4]!, r[NVME_REG_PRP1_HI / 4]!),
+          prp2: wide(r[NVME_REG_PRP2_LO / 4]!, r[NVME_REG_PRP2_HI / 4]!),
+          cid: r[NVME_REG_CID / 4]!,
+        };
+        const bytes = cmd.opcode === NVME_OP_FLUSH
+          ? 0
+          : Math.min(cmd.count * this.disk.blockSize, NVME_MDTS * NVME_PAGE);
+        this.later(NVME_LATENCY + bytes, () => this.#complete(cmd, this.#execute(cmd)));
         return;
+      }
     }
   }
 
-  #complete(status: number): void {
+  #complete(cmd: Command, status: number): void {
     this.#cqStatus = status;
-    this.#cqCid = this.#cid;
+    this.#cqCid = cmd.cid;
     this.#cqCount++;
     this.interrupt(status === NVME_SC_SUCCESS ? INT_DONE : INT_ERROR);
   }
 
-  #execute(): number {
-    const op = this.#opcode;
+  #execute(cmd: Command): number {
+    const op = cmd.opcode;
     if (op === NVME_OP_FLUSH) return NVME_SC_SUCCESS;
     if (op !== NVME_OP_WRITE && op !== NVME_OP_READ) return NVME_SC_INVALID_OPCODE;
     const bs = this.disk.blockSize;
-    const count = this.#count;
+    const count = cmd.count;
     if (count < 1 || count * bs > NVME_MDTS * NVME_PAGE) return NVME_SC_INVALID_FIELD;
-    if (this.#lba + count > this.disk.blocks) return NVME_SC_LBA_OUT_OF_RANGE;
+    // A block number past 2^53 is not exact, but far past any disk.
+    if (cmd.lba + count > this.disk.blocks) return NVME_SC_LBA_OUT_OF_RANGE;
     const len = count * bs;
     const dir = op === NVME_OP_WRITE ? "read" : "write"; // as the port sees it
-    const n = this.#walkPrps(len, dir);
+    const n = this.#walkPrps(cmd, len, dir);
     if (n < 0) return -n;
-    const at = this.#lba * bs;
+    const at = cmd.lba * bs;
     if (op === NVME_OP_WRITE) {
       if (this.dma.readSg(this.#segs, n, this.#data) < 0) return NVME_SC_DATA_TRANSFER_ERROR;
       this.disk.write(at, this.#data, 0, len);
@@ -374,9 +325,9 @@ export class NvmeModel extends DeviceModel {
    * Turns PRP1/PRP2 (and any PRP lists) into segments for `len` bytes.
    * Returns the segment count, or minus a status code after recording the fault.
    */
-  #walkPrps(len: number, dir: "read" | "write"): number {
+  #walkPrps(cmd: Command, len: number, dir: "read" | "write"): number {
     const segs = this.#segs, port = this.dma;
-    const p1 = this.#prp1;
+    const p1 = cmd.prp1;
     if (p1 % 4 !== 0) {
       port.fault("access", dir, p1, len, "PRP1 is not 4-byte aligned");
       return -NVME_SC_PRP_OFFSET_INVALID;
@@ -386,7 +337,7 @@ export class NvmeModel extends DeviceModel {
     segs[1] = first;
     let n = 1, left = len - first;
     if (left === 0) return n;
-    const p2 = this.#prp2;
+    const p2 = cmd.prp2;
     if (left <= NVME_PAGE) {
       if (p2 % NVME_PAGE !== 0) {
         port.fault("access", dir, p2, left, "PRP2 is not page aligned");
@@ -410,7 +361,7 @@ export class NvmeModel extends DeviceModel {
       if (!port.read(list, this.#list, 0, entries * 8)) return -NVME_SC_DATA_TRANSFER_ERROR;
       const data = chained ? entries - 1 : entries;
       for (let i = 0; i < data; i++) {
-        const e = view.getUint32(8 * i, true) + view.getUint32(8 * i + 4, true) * TWO32;
+        const e = wide(view.getUint32(8 * i, true), view.getUint32(8 * i + 4, true));
         if (e % NVME_PAGE !== 0) {
           port.fault("access", dir, e, NVME_PAGE, `PRP list entry ${i} is not page aligned`);
           return -NVME_SC_PRP_OFFSET_INVALID;
@@ -422,7 +373,7 @@ export class NvmeModel extends DeviceModel {
         left -= piece;
       }
       if (chained) {
-        const next = view.getUint32(8 * data, true) + view.getUint32(8 * data + 4, true) * TWO32;
+        const next = wide(view.getUint32(8 * data, true), view.getUint32(8 * data + 4, true));
         if (next % NVME_PAGE !== 0) {
           port.fault("access", "read", next, 8, "next PRP list page is not page aligned");
           return -NVME_SC_PRP_OFFSET_INVALID;
@@ -434,7 +385,10 @@ export class NvmeModel extends DeviceModel {
   }
 }
 
-function hi(v: number): number {
-  // Addresses stay below 2^53: only 21 high bits count.
-  return v & 0x1fffff;
+/**
+ * The 64-bit value of a register pair as a number: exact below 2^53, and
+ * past it a number past 2^53 - 1 all the same (which the port refuses).
+ */
+function wide(lo: number, hi: number): number {
+  return hi * TWO32 + lo;
 }

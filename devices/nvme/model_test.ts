@@ -43,16 +43,15 @@ import {
   NVME_SC_LBA_OUT_OF_RANGE,
   NVME_SC_PRP_OFFSET_INVALID,
   NVME_SC_SUCCESS,
-  NvmeModel,
-  SparseDisk,
-} from "./model.ts";
+} from "./reg.ts";
+import { NVME_LATENCY, NvmeModel, SparseDisk } from "./model.ts";
 
 const MiB = 1024 * 1024, GiB = 1024 * MiB;
 const PAGE = 4096;
 
 function setup(preset: "pc" | "big" = "pc", blockSize = 4096) {
   const m: Machine = createMachine({ preset });
-  const dev = new NvmeModel(m, { blockSize, blocks: 1 << 20 });
+  const dev = new NvmeModel(m, { blockSize, blocks: 1 << 20, synchronous: true });
   const rd = (off: number) => m.bus.read32(dev.base + off);
   const wr = (off: number, v: number) => m.bus.write32(dev.base + off, v);
   const isrs: number[] = [];
@@ -311,4 +310,74 @@ test("nvme: bad counts, ranges and opcodes complete with an error status", () =>
   assert.equal(s.dev.dma.faults, 0);
   assert.throws(() => new SparseDisk(1024, 10), /blockSize/);
   assert.throws(() => new SparseDisk(4096, 0), /blocks/);
+});
+
+test("nvme: registers keep all 64 bits; an address past 2^53 faults, an LBA past the disk is out of range", () => {
+  const s = setup();
+  // PRP1 = 2^53 + 0x300000: the high word is 0x200000, which a 21-bit register would drop.
+  const before = new Uint8Array(PAGE);
+  s.m.ram.read(0x30_0000, before);
+  s.dev.disk.write(0, pattern(PAGE, 4), 0, PAGE);
+  s.wr(NVME_REG_PRP1_LO, 0x30_0000);
+  s.wr(NVME_REG_PRP1_HI, 0x20_0000);
+  s.wr(NVME_REG_PRP2_HI, 0xffff_ffff);
+  s.wr(NVME_REG_LBA_HI, 0xffff_ffff);
+  assert.deepEqual(
+    [s.rd(NVME_REG_PRP1_HI), s.rd(NVME_REG_PRP2_HI), s.rd(NVME_REG_LBA_HI)],
+    [0x20_0000, 0xffff_ffff, 0xffff_ffff],
+    "a register reads back what was written",
+  );
+  const faults = s.dev.dma.faults;
+  assert.equal(cmd(s, NVME_OP_READ, 0, 1, 2 ** 53 + 0x30_0000), NVME_SC_DATA_TRANSFER_ERROR);
+  assert.equal(s.dev.dma.faults, faults + 1);
+  assert.equal(s.rd(REG_FAULT_KIND), FAULT_ACCESS);
+  const after = new Uint8Array(PAGE);
+  s.m.ram.read(0x30_0000, after);
+  assert.deepEqual(after, before, "nothing landed at 0x300000");
+  // LBA_HI 0x200000: block 2^53, far past the disk, not block 0.
+  s.wr(NVME_REG_LBA_LO, 0);
+  assert.equal(cmd(s, NVME_OP_READ, 2 ** 53, 1, 0x30_0000), NVME_SC_LBA_OUT_OF_RANGE);
+  assert.equal(s.rd(NVME_REG_LBA_HI), 0x20_0000);
+  s.m.ram.read(0x30_0000, after);
+  assert.deepEqual(after, before);
+  // A PRP list entry past 2^53 faults the same way.
+  list(s.m, 0x10_0000, [0x40_0000, 0x41_0000]);
+  s.m.ram.write32(0x10_000c, 0x20_0000); // high word of the second entry
+  assert.equal(cmd(s, NVME_OP_READ, 0, 3, 0x20_0000, 0x10_0000), NVME_SC_DATA_TRANSFER_ERROR);
+  s.m.check();
+});
+
+test("nvme: by default a command completes later, on the clock, with the registers of its doorbell", async () => {
+  const m = createMachine({ preset: "pc", ramSize: 64 * MiB });
+  const dev = new NvmeModel(m, { blocks: 1024 });
+  const rd = (off: number) => m.bus.read32(dev.base + off);
+  const wr = (off: number, v: number) => m.bus.write32(dev.base + off, v);
+  let interrupts = 0;
+  m.irq.establish(dev.irq.line, () => {
+    interrupts++;
+    wr(REG_ISR, rd(REG_ISR));
+  });
+  wr(REG_IER, INT_DONE | INT_ERROR);
+  dev.disk.write(5 * PAGE, pattern(PAGE, 8), 0, PAGE);
+  wr(NVME_REG_OPCODE, NVME_OP_READ);
+  wr(NVME_REG_LBA_LO, 5);
+  wr(NVME_REG_COUNT, 1);
+  wr(NVME_REG_PRP1_LO, 0x20_0000);
+  wr(NVME_REG_CID, 7);
+  wr(NVME_REG_DOORBELL, 1);
+  // Reprogramming after the doorbell does not change the submitted command.
+  wr(NVME_REG_LBA_LO, 6);
+  wr(NVME_REG_PRP1_LO, 0x30_0000);
+  assert.equal(rd(NVME_REG_CQ_COUNT), 0, "nothing has completed inside the store");
+  assert.equal(dev.dma.inFlight, 1);
+  assert.equal(interrupts, 0);
+  await new Promise((r) => setTimeout(r, 0)); // the clock runs on the host's microtasks
+  assert.equal(interrupts, 1);
+  assert.equal(rd(NVME_REG_CQ_COUNT), 1);
+  assert.equal(rd(NVME_REG_CQ_CID), 7);
+  assert.equal(rd(NVME_REG_CQ_STATUS), NVME_SC_SUCCESS);
+  assert.equal(dev.dma.inFlight, 0);
+  assert.ok(m.clock.now >= NVME_LATENCY + PAGE);
+  assert.deepEqual(gather(m, [[0x20_0000, PAGE]]), pattern(PAGE, 8));
+  m.check();
 });

@@ -1,16 +1,23 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createMachine, type DmaPort } from "../../machine/mod.ts";
-import { Kernel } from "../../boot/kernel.ts";
-import { KernelError } from "../../mm/errors.ts";
-import { NVME_REG_CQ_COUNT, NvmeModel } from "./model.ts";
-import { NVME_MAX_TRANSFER, NvmeDriver } from "./driver.ts";
+import { createMachine, type DmaPort } from "../machine/mod.ts";
+import { Kernel } from "./kernel.ts";
+import { KernelError } from "../mm/errors.ts";
+import { NVME_MAX_TRANSFER, NvmeDriver, NvmeModel } from "../devices/mod.ts";
+import { NVME_REG_CQ_COUNT } from "../devices/nvme/reg.ts";
+import { NO_LEAKS } from "./_test_util.ts";
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
 
-function boot(opts: { ramSize?: number; ignoreTags?: boolean; blockSize?: number } = {}) {
+function boot(
+  opts: { ramSize?: number; ignoreTags?: boolean; blockSize?: number; synchronous?: boolean } = {},
+) {
   const m = createMachine({ preset: "pc", ramSize: opts.ramSize ?? 64 * MiB });
-  const model = new NvmeModel(m, { blockSize: opts.blockSize, blocks: 65536 });
+  const model = new NvmeModel(m, {
+    blockSize: opts.blockSize,
+    blocks: 65536,
+    synchronous: opts.synchronous,
+  });
   const k = new Kernel(m, { ignoreTags: opts.ignoreTags });
   const d = k.drivers[0] as NvmeDriver;
   assert.ok(d instanceof NvmeDriver);
@@ -26,19 +33,19 @@ function data(n: number, seed: number): Uint8Array {
 }
 
 /** Writes `len` bytes from offset `offA` of one buffer, reads them back at `offB` of another. */
-function roundTrip(
+async function roundTrip(
   k: Kernel,
   d: NvmeDriver,
   lba: number,
   len: number,
   offA: number,
   offB: number,
-): { write: string; read: string; same: boolean; written: Uint8Array } {
+): Promise<{ write: string; read: string; same: boolean; written: Uint8Array }> {
   const a = k.kmem.alloc(offA + len), b = k.kmem.alloc(offB + len);
   const written = data(len, lba + offA);
   k.pmap.write(a + offA, written);
-  const write = d.write(lba, a + offA, len);
-  const read = d.read(lba, b + offB, len);
+  const write = await d.write(lba, a + offA, len);
+  const read = await d.read(lba, b + offB, len);
   const got = new Uint8Array(len);
   k.pmap.read(b + offB, got);
   k.kmem.free(a, offA + len);
@@ -46,13 +53,14 @@ function roundTrip(
   return { write, read, same: got.every((x, i) => x === written[i]), written };
 }
 
-test("nvme driver: blocks round-trip with one page, two pages and a PRP list", () => {
+test("nvme driver: blocks round-trip with one page, two pages and a PRP list", async () => {
   const { k, d, port, model } = boot();
   assert.equal(d.blockSize, 4096);
   assert.equal(d.blocks, 65536);
   assert.equal(d.tag.boundary, 4096);
-  assert.equal(d.tag.maxSegSize, 4096);
-  assert.equal(k.busDma.pools.size, 0, "the device reaches all RAM: no bounce pool");
+  assert.equal(d.tag.maxSegmentSize, 4096);
+  assert.equal(d.tag.maxTransfer, NVME_MAX_TRANSFER);
+  assert.equal(d.tag.maxAddress, d.limits.maxAddress, "the tag is the device's own");
   const cases: [number, number, number, number][] = [
     // lba, bytes, offset of the written buffer, offset of the read buffer
     [0, 4096, 0, 0],
@@ -62,7 +70,7 @@ test("nvme driver: blocks round-trip with one page, two pages and a PRP list", (
     [300, NVME_MAX_TRANSFER, 4092, 8], // 65 pieces
   ];
   for (const [lba, len, offA, offB] of cases) {
-    const r = roundTrip(k, d, lba, len, offA, offB);
+    const r = await roundTrip(k, d, lba, len, offA, offB);
     assert.deepEqual([r.write, r.read, r.same], ["ok", "ok", true], `${len} bytes at ${offA}`);
     const image = new Uint8Array(len);
     model.disk.read(lba * 4096, image, 0, len);
@@ -75,14 +83,54 @@ test("nvme driver: blocks round-trip with one page, two pages and a PRP list", (
   const s = d.stats();
   assert.equal(s.transfers, 2 * cases.length);
   assert.equal(s.bouncedBytes, 0);
-  assert.equal(s.faults + s.errors + port.faults, 0);
+  assert.equal(s.faults + s.errors + port.faults + s.breaches, 0);
   k.check();
-  assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
 
-test("nvme driver: buffers above 4 GiB go to the device in place, never bounced", () => {
+test("nvme driver: commands complete later and the driver waits; a synchronous device works too", async () => {
+  for (const synchronous of [false, true]) {
+    const { m, k, d, reg } = boot({ synchronous });
+    const va = k.kmem.alloc(8192);
+    const before = m.clock.ran;
+    const pending = d.write(3, va, 8192);
+    if (!synchronous) assert.equal(reg(NVME_REG_CQ_COUNT), 0, "submitted, not yet completed");
+    assert.equal(await pending, "ok");
+    assert.equal(reg(NVME_REG_CQ_COUNT), 1);
+    assert.equal(m.clock.ran - before, synchronous ? 0 : 1);
+    // Operations queue one behind the other.
+    const rs = await Promise.all([
+      d.read(3, va, 4096),
+      d.read(4, va + 4096, 4096),
+      d.write(5, va, 8192),
+    ]);
+    assert.deepEqual(rs, ["ok", "ok", "ok"]);
+    assert.equal(reg(NVME_REG_CQ_COUNT), 4);
+    k.kmem.free(va, 8192);
+    assert.deepEqual(k.shutdown(), NO_LEAKS);
+  }
+});
+
+test("nvme driver: a device that never completes times out as an error, not a hang", async () => {
+  const { m, k, d, port } = boot();
+  // The device wedges: its work is dropped before it runs.
+  const va = k.kmem.alloc(4096);
+  const pending = d.read(0, va, 4096);
+  await Promise.resolve();
+  port.readSg = port.writeSg = () => {
+    throw new Error("the device wedged");
+  };
+  assert.equal(await pending, "error");
+  assert.equal(d.stats().errors, 1);
+  assert.ok(m.clock.now >= 1e9, "the wait ended by its timeout");
+  assert.deepEqual(m.clock.errors, ["the device wedged"]);
+  assert.equal(d.map.mapsize, 0);
+  k.kmem.free(va, 4096);
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
+});
+
+test("nvme driver: buffers above 4 GiB go to the device in place, never bounced", async () => {
   const { k, d, port } = boot({ ramSize: 6 * GiB });
-  assert.equal(k.busDma.pools.size, 0);
   const va = k.kmem.alloc(65536);
   k.busDma.load(d.map, va + 8, 32768);
   assert.ok(d.map.nsegs >= 8);
@@ -90,24 +138,24 @@ test("nvme driver: buffers above 4 GiB go to the device in place, never bounced"
   assert.equal(d.map.bouncedBytes, 0);
   k.busDma.unload(d.map);
   k.kmem.free(va, 65536);
-  const r = roundTrip(k, d, 50, 65536, 40, 0);
+  const r = await roundTrip(k, d, 50, 65536, 40, 0);
   assert.deepEqual([r.write, r.read, r.same], ["ok", "ok", true]);
   assert.equal(d.stats().bouncedBytes, 0);
   assert.equal(port.faults, 0);
-  assert.equal(k.shutdown().pages, 0);
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
 
-test("nvme driver: 512-byte blocks", () => {
+test("nvme driver: 512-byte blocks", async () => {
   const { k, d } = boot({ blockSize: 512 });
   assert.equal(d.blockSize, 512);
   for (const [lba, len, off] of [[1, 512, 4000], [9, 1536, 0], [33, 9216, 1020]] as const) {
-    const r = roundTrip(k, d, lba, len, off, 4096 - off);
+    const r = await roundTrip(k, d, lba, len, off, 4096 - off);
     assert.deepEqual([r.write, r.read, r.same], ["ok", "ok", true], `${len} at ${off}`);
   }
-  assert.equal(k.shutdown().pages, 0);
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
 
-test("nvme driver: with tags ignored a segment spans pages, and the PRPs still split at pages", () => {
+test("nvme driver: with tags ignored a segment spans pages, and the PRPs still split at pages", async () => {
   const { k, d, port } = boot({ ignoreTags: true });
   assert.ok(d.ignoreTags);
   // 17 physically contiguous pages mapped in kernel space: the permissive
@@ -120,23 +168,24 @@ test("nvme driver: with tags ignored a segment spans pages, and the PRPs still s
   k.busDma.unload(d.map);
   const written = data(65536, 3);
   k.pmap.write(va + 16, written);
-  assert.equal(d.write(10, va + 16, 65536), "ok");
+  assert.equal(await d.write(10, va + 16, 65536), "ok");
   k.pmap.fill(va, 17 * 4096, 0);
-  assert.equal(d.read(10, va + 16, 65536), "ok");
+  assert.equal(await d.read(10, va + 16, 65536), "ok");
   const got = new Uint8Array(65536);
   k.pmap.read(va + 16, got);
   assert.deepEqual(got, written);
   assert.equal(port.faults, 0, "the device reaches everything, so nothing faults");
+  assert.equal(d.stats().breaches, 0, "what the device saw (page pieces) was within its limits");
   k.kmem.unmapPhysical(va, 17 * 4096);
   k.freePages(list);
-  assert.equal(k.shutdown().pages, 0);
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
 
-test("nvme driver: bad arguments are refused and change nothing", () => {
+test("nvme driver: bad arguments are refused and change nothing", async () => {
   const { k, d, port, reg } = boot();
   const va = k.kmem.alloc(3 * 4096);
   const stats = d.stats(), counters = port.counters(), done = reg(NVME_REG_CQ_COUNT);
-  const bad: [() => unknown, RegExp][] = [
+  const bad: [() => Promise<unknown>, RegExp][] = [
     [() => d.write(0, va + 2, 4096), /4-byte aligned/],
     [() => d.write(0, va, 100), /len/],
     [() => d.write(0, va, 6000), /multiple of 4096/],
@@ -145,10 +194,15 @@ test("nvme driver: bad arguments are refused and change nothing", () => {
     [() => d.read(65535, va, 8192), /lba/],
     [() => d.read(-1, va, 4096), /lba/],
     [() => d.read(0, 0.5, 4096), /va/],
+    [() => d.read(0, 4096n as unknown as number, 4096), /va/],
+    [() => d.read("0" as unknown as number, va, 4096), /lba/],
+    [() => d.write(0, va, null as unknown as number), /len/],
+    [() => d.write(0, undefined as unknown as number, 4096), /va/],
+    [() => d.write(true as unknown as number, va, 4096), /lba/],
   ];
   for (const [f, what] of bad) {
-    assert.throws(
-      f,
+    await assert.rejects(
+      f(),
       (e) => e instanceof KernelError && e.code === "EINVAL" && what.test(e.message),
     );
   }
@@ -160,6 +214,7 @@ test("nvme driver: bad arguments are refused and change nothing", () => {
   const free = k.uvm.free;
   d.detach();
   assert.equal(k.uvm.free, free + 1, "the PRP list page came back");
-  assert.throws(() => d.read(0, va, 4096), (e) => e instanceof KernelError && e.code === "ENXIO");
-  assert.equal(k.shutdown().pages, 0);
+  assert.deepEqual(k.busDma.liveMaps, [], "the data and PRP list maps are gone");
+  await assert.rejects(d.read(0, va, 4096), (e) => e instanceof KernelError && e.code === "ENXIO");
+  assert.deepEqual(k.shutdown(), NO_LEAKS);
 });
