@@ -354,17 +354,28 @@ function timeAll(runs: PolicyRun[], list: Entry[], repeat: number): void {
   // Each policy's lines with the policy already written in, so the timed
   // loop is the replayer's alone.
   const rewritten = runs.map((r) => {
-    const word = replayPolicy(r.figures.policy).word;
-    const rewrite = new PolicyReplayer({ apply: (op) => op }, word);
+    const { word, quantumCaches } = replayPolicy(r.figures.policy);
+    const rewrite = new PolicyReplayer({ apply: (op) => op }, word, quantumCaches);
     return list.map((e) => e.op === null ? e : { ...e, op: rewrite.apply(e.op) as Op });
   });
   for (let k = 0; k < repeat; k++) {
     runs.forEach((r, j) => {
       const timed = REPLAYERS[replayPolicy(r.figures.policy).kind]!();
       const ops = rewritten[j]!;
+      let refused = 0;
       const t0 = performance.now();
-      for (let i = 0; i < n; i++) step(timed, ops[i]!);
+      for (let i = 0; i < n; i++) {
+        if (step(timed, ops[i]!) === null) refused++;
+      }
       best[j] = Math.min(best[j]!, performance.now() - t0);
+      // The timed replay must be the measured one: the same lines refused.
+      if (refused !== r.refusedCount) {
+        throw new KernelError(
+          "CORRUPT",
+          `compare: the timed replay of ${r.figures.policy} refused ${refused} lines, ` +
+            `the measured one ${r.refusedCount}`,
+        );
+      }
     });
   }
   runs.forEach((r, j) => {
