@@ -38,7 +38,15 @@ import { Pmap } from "../mm/pmap.ts";
 import { Kmem, OWNER_CACHE, OWNER_DMA } from "../mm/kmem.ts";
 import { BusDma, type DmaBackend, type PageRuns } from "../mm/bus_dma.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
-import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
+import {
+  VM_NEXTFIT,
+  VM_NOSLEEP,
+  VMC_IDENTIFIER,
+  Vmem,
+  VMEM_ALLOC,
+  VMEM_FREE,
+  VmemGroup,
+} from "../mm/vmem.ts";
 import type { PglistTrace, VmemTrace } from "./trace.ts";
 import { type DeviceDriver, driverFor } from "../devices/mod.ts";
 
@@ -280,7 +288,9 @@ export class Kernel {
     const kvaSize = Math.max(2 ** 28, 2 * roundUp(ramBytes, 2 ** 20));
     this.pmap = new Pmap(machine.ram, KVA_BASE, kvaSize, PAGE_SIZE);
     log(`pmap: kernel window 0x${KVA_BASE.toString(16)} + ${mib(kvaSize)}`);
-    this.kmem = new Kmem(uvm, this.pmap, (pages) => pd.kick(pages), this.#vmemTrace);
+    // The kernel's arenas form one group: its reaps and sleeping requests are its own.
+    const arenas = new VmemGroup();
+    this.kmem = new Kmem(uvm, this.pmap, (pages) => pd.kick(pages), this.#vmemTrace, arenas);
     pd.onFreed(() => this.kmem.wakeup());
     for (const a of [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem]) {
       log(
@@ -289,7 +299,7 @@ export class Kernel {
           (a.qcacheMax > 0 ? `, quantum caches up to ${a.qcacheMax}` : ""),
       );
     }
-    this.pids = Vmem.create("pid", 1, PID_MAX, 1, { flags: VMC_IDENTIFIER });
+    this.pids = Vmem.create("pid", 1, PID_MAX, 1, { flags: VMC_IDENTIFIER, group: arenas });
     this.#vmemTrace?.create(this.pids, 1, PID_MAX);
     log(`arena pid: identifiers 1 to ${PID_MAX}, next-fit`);
     this.busDma = new BusDma(this.#dmaBackend());

@@ -34,7 +34,7 @@
 import { checkInteger, KernelError } from "./errors.ts";
 import { Pmap, VM_PROT_RW } from "./pmap.ts";
 import { Uvm } from "./page.ts";
-import { VM_NOSLEEP, VM_SLEEP, Vmem, VMEM_ALLOC, VMEM_FREE } from "./vmem.ts";
+import { VM_NOSLEEP, VM_SLEEP, Vmem, VMEM_ALLOC, VMEM_FREE, VmemGroup } from "./vmem.ts";
 
 /** Owner mark of pages backing the kernel heap. */
 export const OWNER_KMEM = 1;
@@ -98,13 +98,16 @@ export class Kmem {
   /**
    * Builds the heap over `pmap`'s window, taking pages from `uvm`.
    * `onShortage(pages)` is called when segkmem finds too few free pages for
-   * a span of `pages` pages (the kernel kicks its page daemon there).
+   * a span of `pages` pages (the kernel kicks its page daemon there). The
+   * three arenas join `group` (by default a group of their own), so that a
+   * shortage here reaps only that group's quantum caches.
    */
   constructor(
     uvm: Uvm,
     pmap: Pmap,
     onShortage: (pages: number) => void = () => {},
     recorder: VmemRecorder | null = null,
+    group: VmemGroup = new VmemGroup(),
   ) {
     this.#uvm = uvm;
     this.#pmap = pmap;
@@ -112,7 +115,7 @@ export class Kmem {
     this.#onShortage = onShortage;
     this.#recorder = recorder;
     const ps = this.#ps;
-    this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps);
+    this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps, { group });
     recorder?.create(this.heap, pmap.vaBase, pmap.vaSize);
     this.kmemVa = Vmem.create("kmem_va", 0, 0, ps, {
       source: this.heap,

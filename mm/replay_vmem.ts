@@ -23,6 +23,7 @@ import {
   VMEM_ALLOC,
   VMEM_FREE,
   VMEM_SPAN,
+  VmemGroup,
 } from "./vmem.ts";
 
 type Op = Record<string, unknown>;
@@ -94,6 +95,8 @@ function typeMask(op: Op, allowed: readonly string[]): number {
 /** Replays vmem trace operations against a set of named arenas. */
 export class VmemReplayer {
   private readonly arenas = new Map<string, Vmem>();
+  /** The replay's arenas are a group of their own: nothing else reaps them or joins their journal. */
+  private readonly group = new VmemGroup();
 
   /** Carries out one operation; returns the output object or throws a KernelError. */
   apply(op: Record<string, unknown>): unknown {
@@ -195,7 +198,12 @@ export class VmemReplayer {
     const f = words(op, "flags", ["identifier", "no_qcache"]);
     const flags = (f.has("identifier") ? VMC_IDENTIFIER : 0) |
       (f.has("no_qcache") ? VMC_NO_QCACHE : 0);
-    const vmp = Vmem.create(name, base, size, quantum, { source, qcacheMax, flags });
+    const vmp = Vmem.create(name, base, size, quantum, {
+      source,
+      qcacheMax,
+      flags,
+      group: this.group,
+    });
     this.arenas.set(name, vmp);
     return { ok: true };
   }

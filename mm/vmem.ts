@@ -60,6 +60,15 @@
  * and the whole state of an arena is saved only once the request has passed
  * such a point, which is rare.
  *
+ * Groups. Whatever arenas share lives in a {@link VmemGroup}: the list of
+ * arenas whose quantum caches a failed request reaps, and the journal of the
+ * sleeping request running among them. A kernel makes one group for its
+ * arenas, so two kernels in one process never touch each other; arenas
+ * created without one share a default group. Beside that default, the only
+ * module state is a scratch register (`ADDR`, below) that a call writes and
+ * its caller reads before anything else runs: nothing in it outlives a
+ * synchronous call, so no await or callback ever sees another's value.
+ *
  * @module
  */
 
@@ -146,9 +155,13 @@ const C_IMPORT = 10;
 const C_TOTAL = 11;
 const NCOUNTERS = 12;
 
-// Lock bits: what an arena refuses mutations for.
+// Gate bits. The first two are locks (what an arena refuses mutations
+// for); any bit sends a call past the quantum-cache fast paths.
 const L_DEAD = 1;
 const L_WALK = 2;
+const L_LOCKED = L_DEAD | L_WALK;
+/** A sleeping request of the arena's group runs (set on the group's quantum-cache arenas only). */
+const G_JOURNAL = 4;
 
 const TWO32 = 4294967296;
 
@@ -160,6 +173,8 @@ const TWO32 = 4294967296;
  * their result here instead of returning it, and segAlloc and xfreeInner
  * take their address from here, so alloc, xalloc and free allocate nothing.
  * Whoever reads it reads it at once: any call into an arena may overwrite it.
+ * Shared by every arena of every group, which is safe because its value never
+ * lives past the synchronous call that wrote it.
  */
 const ADDR = new Float64Array(1);
 
@@ -273,6 +288,8 @@ export interface VmemCreateOptions {
   qcacheMax?: number;
   /** VMC_IDENTIFIER, VMC_NO_QCACHE (VMC_POPULATOR accepted). */
   flags?: number;
+  /** The group the arena joins (default: its source's, else the default group). */
+  group?: VmemGroup;
 }
 
 function defaultImport(source: Vmem, size: number, vmflag: number): number {
@@ -292,15 +309,29 @@ class WouldBlock extends KernelError {
   }
 }
 
-// ---- The journal of a sleeping request (module state: one request at a time runs) ----
+/**
+ * The arenas of one kernel (or of any set of arenas that belong together):
+ * what they share, and nothing outside the group touches. `kmem_reap` reaps
+ * the quantum caches of the group's arenas only, and a sleeping request keeps
+ * its journal here, so arenas of two groups (two machines in one process)
+ * never change each other. An arena joins its source's group, or the group
+ * given at creation; bare arenas share one default group.
+ */
+export class VmemGroup {
+  /** @internal The group's arenas that have quantum caches, oldest first. */
+  readonly qcacheArenas: Vmem[] = [];
+  /** @internal Non-zero while a sleeping request of the group runs: its number. */
+  epoch = 0;
+  /** @internal The number of the last sleeping request. */
+  seq = 0;
+  /** @internal The running request passed a point whose changes need whole-state copies to undo. */
+  full = false;
+  /** @internal The arenas the running request touched, in the order it touched them. */
+  readonly journaled: Vmem[] = [];
+}
 
-let jSeq = 0;
-let jEpoch = 0; // non-zero while a sleeping request runs
-let jFull = false; // past a point whose changes need a whole-state copy to undo
-const jList: Vmem[] = [];
-
-/** Arenas with quantum caches, for reaping. */
-const qcacheArenas: Vmem[] = [];
+/** The group of arenas created with neither a group nor a source. */
+const DEFAULT_GROUP = new VmemGroup();
 
 interface VmemState {
   pos: Float64Array<ArrayBuffer>;
@@ -332,7 +363,10 @@ export class Vmem {
   /** Smallest import (non-zero only with VMC_NO_QCACHE). */
   readonly minImport: number;
 
-  private lock = 0;
+  /** Gate bits (L_*, G_*): zero when the quantum-cache fast paths may run. */
+  private gate = 0;
+  /** The group the arena belongs to (its reap list and sleeping-request journal). */
+  private readonly group: VmemGroup;
   /** log2(quantum), at most 31: the quantum-cache index of a size below 2^31 by a shift. */
   private readonly qshift: number;
   /** qcacheMax, at most 2^31: the sizes the fast paths of alloc and free hand to a cache. */
@@ -383,8 +417,10 @@ export class Vmem {
     releaseFn: ReleaseFn | null,
     qcacheMax: number,
     cflags: number,
+    group: VmemGroup,
   ) {
     this.name = name;
+    this.group = group;
     this.quantum = quantum;
     this.source = source;
     this.importFn = importFn;
@@ -423,7 +459,8 @@ export class Vmem {
         const size = (i + 1) * quantum;
         this.qcache.push(new QuantumCache(`${name}_${size}`, size, quantum, slabsize, src));
       }
-      qcacheArenas.push(this);
+      group.qcacheArenas.push(this);
+      if (group.epoch !== 0) this.gate |= G_JOURNAL;
     }
   }
 
@@ -460,7 +497,7 @@ export class Vmem {
       if (!(source instanceof Vmem)) {
         throw new KernelError("EINVAL", `source must be an arena, got ${describe(source)}`);
       }
-      if (source.lock & L_DEAD) {
+      if (source.gate & L_DEAD) {
         throw new KernelError("EINVAL", `source arena '${source.name}' is destroyed`);
       }
       if ((source.cflags & VMC_IDENTIFIER) !== (flags & VMC_IDENTIFIER)) {
@@ -500,6 +537,16 @@ export class Vmem {
         `releaseFn must be a function, got ${describe(opts.releaseFn)}`,
       );
     }
+    const group = opts.group ?? source?.group ?? DEFAULT_GROUP;
+    if (!(group instanceof VmemGroup)) {
+      throw new KernelError("EINVAL", `group must be a VmemGroup, got ${describe(group)}`);
+    }
+    if (source !== null && source.group !== group) {
+      throw new KernelError(
+        "EINVAL",
+        `arena '${name}' and its source '${source.name}' must be in one group`,
+      );
+    }
     if (base !== 0 || size !== 0) checkSpan(base, size, quantum);
     const importFn = source === null ? null : opts.importFn ?? defaultImport;
     const releaseFn = source === null
@@ -507,7 +554,7 @@ export class Vmem {
       : opts.releaseFn === undefined
       ? defaultRelease
       : opts.releaseFn;
-    const vmp = new Vmem(name, quantum, source, importFn, releaseFn, qcacheMax, flags);
+    const vmp = new Vmem(name, quantum, source, importFn, releaseFn, qcacheMax, flags, group);
     if (source !== null) source.children++;
     if (size !== 0) vmp.spanCreate(base, size, 0);
     return vmp;
@@ -533,7 +580,7 @@ export class Vmem {
         );
       }
     }
-    if (jEpoch !== 0) this.journal();
+    if (this.group.epoch !== 0) this.journal();
     this.populate();
     this.spanCreate(base, size, 0);
   }
@@ -552,7 +599,7 @@ export class Vmem {
     if (
       m === size - 1 && m < this.qcacheFast &&
       (vmflag & (~ALLOC_FLAGS | VM_NOSLEEP)) === VM_NOSLEEP && (vmflag | 0) === vmflag &&
-      (this.lock | jEpoch) === 0
+      this.gate === 0
     ) {
       // The quantum-cache path of a nosleep request, checks folded in, with
       // the pop of the loaded magazine (kmem_cache_alloc's first step) inline.
@@ -578,7 +625,7 @@ export class Vmem {
 
   /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
   private allocRequest(size: number, vmflag: number): void {
-    if (this.lock !== 0) this.refuseLocked();
+    if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
     if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
     if (
@@ -590,7 +637,7 @@ export class Vmem {
         `instant-fit end allocation of ${size}, not a multiple of quantum ${this.quantum}`,
       );
     }
-    if (jEpoch !== 0) {
+    if (this.group.epoch !== 0) {
       this.journal();
       this.allocInner(size, vmflag);
       return;
@@ -602,9 +649,9 @@ export class Vmem {
     Vmem.beginJournal(this);
     try {
       this.allocInner(size, vmflag);
-      Vmem.commitJournal();
+      Vmem.commitJournal(this.group);
     } catch (e) {
-      Vmem.rollbackJournal();
+      Vmem.rollbackJournal(this.group);
       throw e;
     }
   }
@@ -624,9 +671,9 @@ export class Vmem {
     maxaddr: number,
     vmflag: number,
   ): number {
-    if (this.lock !== 0) this.refuseLocked();
+    if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     const a = this.checkXalloc(size, align, phase, nocross, minaddr, maxaddr, vmflag);
-    if (jEpoch !== 0) {
+    if (this.group.epoch !== 0) {
       this.journal();
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
       return ADDR[0]!;
@@ -638,10 +685,10 @@ export class Vmem {
     Vmem.beginJournal(this);
     try {
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
-      Vmem.commitJournal();
+      Vmem.commitJournal(this.group);
       return ADDR[0]!;
     } catch (e) {
-      Vmem.rollbackJournal();
+      Vmem.rollbackJournal(this.group);
       throw e;
     }
   }
@@ -678,7 +725,7 @@ export class Vmem {
    */
   free(addr: number, size: number): void {
     const m = (size - 1) >>> 0; // as in alloc
-    if (m === size - 1 && m < this.qcacheFast && (this.lock | jEpoch) === 0) {
+    if (m === size - 1 && m < this.qcacheFast && this.gate === 0) {
       // The quantum-cache path: the cache refuses any address that is not one of its buffers.
       (this.qcache as QuantumCache[])[m >> this.qshift]!.free(addr);
       return;
@@ -688,9 +735,9 @@ export class Vmem {
 
   /** {@link free} past the quantum-cache fast path (kept apart so that path stays small). */
   private freeRequest(addr: number, size: number): void {
-    if (this.lock !== 0) this.refuseLocked();
+    if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
-    if (jEpoch !== 0) this.journal();
+    if (this.group.epoch !== 0) this.journal();
     if (size - 1 < this.qcacheMax) {
       (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0]!.free(addr);
     } else {
@@ -701,9 +748,9 @@ export class Vmem {
 
   /** `vmem_xfree` of what {@link xalloc} returned. Refusals as {@link free}. */
   xfree(addr: number, size: number): void {
-    if (this.lock !== 0) this.refuseLocked();
+    if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
-    if (jEpoch !== 0) this.journal();
+    if (this.group.epoch !== 0) this.journal();
     ADDR[0] = addr;
     this.xfreeInner(size);
   }
@@ -721,7 +768,7 @@ export class Vmem {
    * size 0: `start <= addr <= end` of a span).
    */
   contains(addr: number, size: number): boolean {
-    if (this.lock & L_DEAD) this.refuseLocked();
+    if (this.gate & L_DEAD) this.refuseLocked();
     checkInteger("addr", addr);
     checkInteger("size", size);
     this.ctr[C_CONTAINS]!++;
@@ -746,7 +793,7 @@ export class Vmem {
     typemask: number,
     fn: (start: number, size: number, type: "alloc" | "free" | "span") => void,
   ): void {
-    if (this.lock & L_DEAD) this.refuseLocked();
+    if (this.gate & L_DEAD) this.refuseLocked();
     if (typeof typemask !== "number" || !Number.isInteger(typemask)) {
       throw new KernelError(
         "EINVAL",
@@ -756,15 +803,15 @@ export class Vmem {
     if (typemask & VMEM_WALKER) return;
     const reentrant = (typemask & VMEM_REENTRANT) !== 0;
     const mask = typemask & (VMEM_ALLOC | VMEM_FREE | VMEM_SPAN);
-    if (reentrant && (this.lock & L_WALK) !== 0) this.refuseLocked();
+    if (reentrant && (this.gate & L_WALK) !== 0) this.refuseLocked();
     this.populate();
     const walker = this.getseg();
     this.type[walker] = VMEM_WALKER;
     this.pos[2 * walker] = this.pos[2 * walker + 1] = 0;
     this.imp[walker] = 0;
     this.ainsert(SEG0, walker);
-    const wasLocked = this.lock & L_WALK;
-    if (!reentrant) this.lock |= L_WALK;
+    const wasLocked = this.gate & L_WALK;
+    if (!reentrant) this.gate |= L_WALK;
     try {
       for (let vsp = this.link[4 * SEG0]!; vsp !== SEG0; vsp = this.link[4 * vsp]!) {
         const t = this.type[vsp]!;
@@ -775,15 +822,15 @@ export class Vmem {
         if (reentrant) {
           this.advance(walker, vsp);
           fn(start, size, name);
-          if (this.lock & L_DEAD) return;
+          if (this.gate & L_DEAD) return;
           vsp = walker;
         } else {
           fn(start, size, name);
         }
       }
     } finally {
-      if (!reentrant && !wasLocked) this.lock &= ~L_WALK;
-      if ((this.lock & L_DEAD) === 0) {
+      if (!reentrant && !wasLocked) this.gate &= ~L_WALK;
+      if ((this.gate & L_DEAD) === 0) {
         this.advance(walker, NIL);
         this.putseg(walker);
       }
@@ -797,21 +844,21 @@ export class Vmem {
    * while the arena is the source of a live arena.
    */
   destroy(): number {
-    if (this.lock !== 0) this.refuseLocked();
+    if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     if (this.children > 0) {
       throw new KernelError(
         "EBUSY",
         `arena '${this.name}' is the source of ${this.children} live arena(s)`,
       );
     }
-    if (jEpoch !== 0) this.journal();
+    if (this.group.epoch !== 0) this.journal();
     if (this.qcache !== null) {
       for (const qc of this.qcache) qc.purge();
-      const i = qcacheArenas.indexOf(this);
-      if (i >= 0) qcacheArenas.splice(i, 1);
+      const list = this.group.qcacheArenas;
+      list.splice(list.indexOf(this), 1);
     }
     const leaked = this.ctr[C_INUSE]!;
-    this.lock |= L_DEAD;
+    this.gate |= L_DEAD;
     if (this.source !== null) this.source.children--;
     const waiters = this.waiters;
     this.waiters = null;
@@ -838,8 +885,8 @@ export class Vmem {
 
   /** Empties the depots of this arena's quantum caches (`vmem_qcache_reap`). */
   reap(): void {
-    if (this.lock !== 0) this.refuseLocked();
-    if (jEpoch !== 0) this.journal();
+    if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
+    if (this.group.epoch !== 0) this.journal();
     this.reapQcaches();
   }
 
@@ -864,7 +911,7 @@ export class Vmem {
 
   /** True once {@link destroy} has run. */
   get destroyed(): boolean {
-    return (this.lock & L_DEAD) !== 0;
+    return (this.gate & L_DEAD) !== 0;
   }
 
   /** FreeBSD's `show vmem`: totals, and counts and bytes per size order. */
@@ -993,7 +1040,7 @@ export class Vmem {
    * KernelError("CORRUPT") naming the first violation.
    */
   check(): void {
-    if (this.lock & L_DEAD) return;
+    if (this.gate & L_DEAD) return;
     const bad = (what: string): never => {
       throw new KernelError("CORRUPT", `arena '${this.name}': ${what}`);
     };
@@ -1152,30 +1199,31 @@ export class Vmem {
 
   /** Refuses a call made while the arena is being walked or is destroyed. */
   private refuseLocked(): never {
-    if (this.lock & L_DEAD) throw new KernelError("EINVAL", `arena '${this.name}' is destroyed`);
+    if (this.gate & L_DEAD) throw new KernelError("EINVAL", `arena '${this.name}' is destroyed`);
     throw new KernelError("EDEADLK", `arena '${this.name}' is locked by a walk in progress`);
   }
 
   /** Marks the start of a change (journaling it when a sleeping request runs). */
   private enterMutation(): void {
-    if (this.lock !== 0) this.refuseLocked();
+    if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
   }
 
   /** Records this arena in the journal of the running sleeping request. */
   private journal(): void {
-    if (this.jSeen !== jEpoch) {
-      this.jSeen = jEpoch;
+    const g = this.group;
+    if (this.jSeen !== g.epoch) {
+      this.jSeen = g.epoch;
       this.jCtr.set(this.ctr);
       this.jState = null;
-      jList.push(this);
+      g.journaled.push(this);
     }
-    if (jFull && this.jState === null) this.jState = this.saveState();
+    if (g.full && this.jState === null) this.jState = this.saveState();
   }
 
   /** From here on, changes of the running sleeping request need whole-state copies to undo. */
   private journalFull(): void {
-    if (jEpoch === 0) return;
-    jFull = true;
+    if (this.group.epoch === 0) return;
+    this.group.full = true;
     this.journal();
   }
 
@@ -1248,7 +1296,7 @@ export class Vmem {
         if (!(e instanceof WouldBlock)) throw e;
         blocked = e.arena;
       }
-      if (blocked.lock & L_DEAD) {
+      if (blocked.gate & L_DEAD) {
         throw new KernelError("EINVAL", `arena '${blocked.name}' was destroyed`);
       }
       blocked.ctr[C_WAIT]!++;
@@ -1337,7 +1385,8 @@ export class Vmem {
    */
   private instantFit(size: number, vmflag: number): void {
     if (
-      (vmflag & ~VM_KMFLAGS) !== 0 || (vmflag & VM_NOSLEEP) === 0 || (this.lock | jEpoch) !== 0 ||
+      (vmflag & ~VM_KMFLAGS) !== 0 || (vmflag & VM_NOSLEEP) === 0 ||
+      (this.gate | this.group.epoch) !== 0 ||
       !(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size) || (vmflag | 0) !== vmflag ||
       this.mtbf !== 0 || size - 1 < this.qcacheMax
     ) {
@@ -1641,11 +1690,12 @@ export class Vmem {
    * gave this arena more free space, in which case the search is retried.
    */
   private reapForRoom(): boolean {
-    if (qcacheArenas.length === 0) return false;
+    const arenas = this.group.qcacheArenas;
+    if (arenas.length === 0) return false;
     const ident = this.cflags & VMC_IDENTIFIER;
     const before = this.ctr[C_TOTAL]! - this.ctr[C_INUSE]!;
-    for (const vmp of qcacheArenas.slice()) {
-      if ((vmp.cflags & VMC_IDENTIFIER) === ident && (vmp.lock & L_DEAD) === 0) vmp.reapQcaches();
+    for (const vmp of arenas.slice()) {
+      if ((vmp.cflags & VMC_IDENTIFIER) === ident && (vmp.gate & L_DEAD) === 0) vmp.reapQcaches();
     }
     return this.ctr[C_TOTAL]! - this.ctr[C_INUSE]! > before;
   }
@@ -2123,30 +2173,41 @@ export class Vmem {
 
   /** Starts the journal of a sleeping request made to `vmp`. */
   private static beginJournal(vmp: Vmem): void {
-    jEpoch = ++jSeq;
-    jFull = false;
+    const g = vmp.group;
+    g.epoch = ++g.seq;
+    g.full = false;
+    const qa = g.qcacheArenas;
+    for (let i = 0; i < qa.length; i++) qa[i]!.gate |= G_JOURNAL;
     vmp.journal();
   }
 
-  /** Ends a sleeping request that succeeded. */
-  private static commitJournal(): void {
-    for (let i = 0; i < jList.length; i++) jList[i]!.jState = null;
-    jList.length = 0;
-    jEpoch = 0;
-    jFull = false;
+  /** Ends a sleeping request of group `g` that succeeded. */
+  private static commitJournal(g: VmemGroup): void {
+    const list = g.journaled;
+    for (let i = 0; i < list.length; i++) list[i]!.jState = null;
+    list.length = 0;
+    Vmem.endJournal(g);
   }
 
-  /** Ends a refused sleeping request: every arena it touched goes back as it was. */
-  private static rollbackJournal(): void {
-    for (let i = jList.length - 1; i >= 0; i--) {
-      const vmp = jList[i]!;
+  /** Ends a refused sleeping request of group `g`: every arena it touched goes back as it was. */
+  private static rollbackJournal(g: VmemGroup): void {
+    const list = g.journaled;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const vmp = list[i]!;
       if (vmp.jState !== null) vmp.restoreState(vmp.jState);
       vmp.ctr.set(vmp.jCtr);
       vmp.jState = null;
     }
-    jList.length = 0;
-    jEpoch = 0;
-    jFull = false;
+    list.length = 0;
+    Vmem.endJournal(g);
+  }
+
+  /** No sleeping request of group `g` runs any more: its quantum-cache fast paths open again. */
+  private static endJournal(g: VmemGroup): void {
+    g.epoch = 0;
+    g.full = false;
+    const qa = g.qcacheArenas;
+    for (let i = 0; i < qa.length; i++) qa[i]!.gate &= ~G_JOURNAL;
   }
 }
 

@@ -19,6 +19,7 @@ import {
   VMEM_REENTRANT,
   VMEM_SPAN,
   VMEM_WALKER,
+  VmemGroup,
 } from "./vmem.ts";
 import { QuantumCache } from "./vmem_qcache.ts";
 
@@ -780,6 +781,137 @@ test("sizes of one cache share it, as kmem's cache index does", () => {
   a.free(x, 7);
   assert.equal(a.alloc(8, VM_NOSLEEP), x);
   assert.equal(a.summary().qcaches.length, 8);
+});
+
+// ---- Groups ----
+
+/** An arena with quantum caches whose depots hold full magazines (so a reap would show). */
+function loadedCaches(name: string, group?: VmemGroup): Vmem {
+  const a = Vmem.create(name, 1 << 20, 1 << 24, 4096, { qcacheMax: 2 * 4096, group });
+  for (const size of [4096, 8192]) {
+    const held: number[] = [];
+    for (let i = 0; i < 100; i++) held.push(a.alloc(size, VM_NOSLEEP));
+    for (const x of held) a.free(x, size);
+  }
+  assert.ok(a.summary().qcaches.every((c) => c.depotFull > 0));
+  return a;
+}
+
+test("a failed request reaps the quantum caches of its own group only", () => {
+  const g1 = new VmemGroup(), g2 = new VmemGroup();
+  const mine = loadedCaches("mine", g1);
+  const theirs = loadedCaches("theirs", g2);
+  const bare = loadedCaches("bare");
+  const look = (a: Vmem) => [state(a), a.summary()];
+  const before = [look(theirs), look(bare)];
+  // Full: nothing but a reap can make room, and the reap is not enough.
+  const full = Vmem.create("full", 1 << 30, 4096, 4096, { group: g1 });
+  full.alloc(4096, VM_NOSLEEP);
+  const reaped = mine.summary().qcaches;
+  assert.equal(full.alloc(4096, VM_NOSLEEP), 0);
+  assert.ok(mine.summary().qcaches.every((c) => c.depotFull === 0), "its group reaped");
+  assert.notDeepEqual(mine.summary().qcaches, reaped);
+  assert.deepEqual([look(theirs), look(bare)], before, "no other group touched");
+  for (const a of [mine, theirs, bare, full]) a.check();
+});
+
+test("an arena joins its source's group; a source of another group is refused", () => {
+  const g = new VmemGroup();
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 4096, { group: g });
+  const child = Vmem.create("child", 0, 0, 4096, { source: src, qcacheMax: 4096 });
+  for (let i = 0; i < 100; i++) child.free(child.alloc(4096, VM_NOSLEEP), 4096);
+  const other = Vmem.create("other", 1 << 30, 1 << 20, 4096, { qcacheMax: 4096 });
+  for (let i = 0; i < 100; i++) other.free(other.alloc(4096, VM_NOSLEEP), 4096);
+  const otherCaches = other.summary().qcaches;
+  // A failure in src reaps child's caches (one group), never other's (the default group).
+  src.alloc(src.size(VMEM_FREE), VM_NOSLEEP);
+  assert.equal(src.alloc(4096, VM_NOSLEEP), 0);
+  assert.equal(child.summary().qcaches[0]!.depotFull, 0);
+  assert.deepEqual(other.summary().qcaches, otherCaches);
+  refused(
+    "EINVAL",
+    () => Vmem.create("x", 0, 0, 4096, { source: src, group: new VmemGroup() }),
+    src,
+  );
+  for (const bad of [{}, "g", 1n, true, 0]) {
+    assert.throws(
+      () => Vmem.create("x", 4096, 4096, 4096, { group: bad as unknown as VmemGroup }),
+      (e: unknown) => code(e) === "EINVAL",
+      String(bad),
+    );
+  }
+});
+
+test("a sleeping request in one group does not journal another group's arenas", () => {
+  // The import function of a sleeping request in g1 makes a sleeping
+  // request in g2 that succeeds, then fails the import. The g1 request is
+  // undone; the g2 request, finished and answered, must stay done.
+  const g1 = new VmemGroup(), g2 = new VmemGroup();
+  const other = Vmem.create("other", 1 << 30, 1 << 20, 4096, { group: g2 });
+  const got: number[] = [];
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 4096, { group: g1 });
+  const a = Vmem.create("a", 0, 0, 4096, {
+    source: src,
+    importFn: () => {
+      got.push(other.alloc(8192, VM_SLEEP));
+      return 0;
+    },
+  });
+  refused("WOULDBLOCK", () => a.alloc(4096, VM_SLEEP), a, src);
+  assert.deepEqual(got, [1 << 30]);
+  assert.deepEqual(segs(other, VMEM_ALLOC), [["alloc", 1 << 30, 8192]]);
+  assert.equal(other.stats.alloc, 1);
+  other.check();
+  other.free(got[0]!, 8192);
+});
+
+test("a refused sleeping request undoes the frees its reap made into magazines", () => {
+  // A sleeping request that fails reaps the quantum caches of its group:
+  // mid's wholly free slabs go back to mid, whose wholly free spans go back
+  // to top through top's quantum-cache fast path (pushes onto its
+  // magazines). The request then would wait, so all of it is undone: top
+  // must not keep buffers that mid holds again.
+  const P = 4096;
+  const g = new VmemGroup();
+  const top = Vmem.create("top", 1 << 20, 64 * P, P, { qcacheMax: 4 * P, group: g });
+  const mid = Vmem.create("mid", 0, 0, P, { source: top, qcacheMax: P });
+  const held: number[] = [];
+  for (let i = 0; i < 12; i++) held.push(mid.alloc(P, VM_NOSLEEP));
+  for (const x of held) mid.free(x, P);
+  const full = Vmem.create("full", 1 << 30, P, P, { group: g });
+  full.alloc(P, VM_NOSLEEP);
+  const look = () => [state(top), top.summary(), state(mid), mid.summary()];
+  const before = look();
+  assert.throws(() => full.alloc(P, VM_SLEEP), (e) => code(e) === "WOULDBLOCK");
+  assert.deepEqual(look(), before);
+  top.check();
+  mid.check();
+  // The same failure without sleep keeps its reap: the spans are back in top's magazines.
+  assert.equal(full.alloc(P, VM_NOSLEEP), 0);
+  assert.ok(mid.summary().qcaches[0]!.slabs < 3);
+  assert.ok(top.summary().qcaches[3]!.bufCached > 0);
+});
+
+test("sleeping requests of two groups wait and wake independently", async () => {
+  const g1 = new VmemGroup(), g2 = new VmemGroup();
+  const a = Vmem.create("a", 4096, 4096, 4096, { group: g1 });
+  const b = Vmem.create("b", 4096, 4096, 4096, { group: g2 });
+  a.alloc(4096, VM_NOSLEEP);
+  b.alloc(4096, VM_NOSLEEP);
+  let gotA = 0, gotB = 0;
+  const pa = a.allocWait(4096, VM_SLEEP).then((x) => (gotA = x));
+  const pb = b.allocWait(4096, VM_SLEEP).then((x) => (gotB = x));
+  await Promise.resolve();
+  assert.deepEqual([a.stats.wait, b.stats.wait], [1, 1]);
+  b.free(4096, 4096);
+  await pb;
+  await Promise.resolve();
+  assert.deepEqual([gotA, gotB], [0, 4096]);
+  a.free(4096, 4096);
+  await pa;
+  assert.equal(gotA, 4096);
+  a.check();
+  b.check();
 });
 
 // ---- Hash, walk, views ----
