@@ -593,6 +593,15 @@ export class Vmem {
    * nothing (use {@link allocWait} to wait).
    */
   alloc(size: number, vmflag: number): number {
+    // Arguments that are not numbers are refused here (a BigInt would throw
+    // below, a string or a boolean be coerced). A throw, not a branch around
+    // the fast path: the code after it stays unconditional, so a JIT that
+    // inlines alloc and then free of the same size shares their arithmetic
+    // (under Bun the quantum-cache pair is 15% slower with a branch), and
+    // one that knows the arguments are numbers drops the test.
+    if (typeof size !== "number" || typeof vmflag !== "number") {
+      throw typeof size !== "number" ? badSize(size) : badFlags(vmflag);
+    }
     // m === size - 1: size is an integer in [1, 2^32], and m, below
     // qcacheFast, a 32-bit integer whatever the engine guessed size to be.
     const m = (size - 1) >>> 0;
@@ -626,8 +635,8 @@ export class Vmem {
   /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
   private allocRequest(size: number, vmflag: number): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
-    if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
-    if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
+    if (!(Number.isInteger(size) && size >= 1 && size <= MAX_ADDR)) throw badSize(size);
+    if (!validFlags(vmflag)) throw badFlags(vmflag);
     if (
       (vmflag & (VM_ENDALLOC | POLICY)) === VM_ENDALLOC &&
       Math.floor(size * this.invQuantum) * this.quantum !== size && !(size - 1 < this.qcacheMax)
@@ -724,8 +733,12 @@ export class Vmem {
    * is not a buffer of the matching cache.
    */
   free(addr: number, size: number): void {
+    // As in alloc: arguments that are not numbers are refused by a throw.
+    if (typeof addr !== "number" || typeof size !== "number") throw badFreeArgs(addr, size);
     const m = (size - 1) >>> 0; // as in alloc
-    if (m === size - 1 && m < this.qcacheFast && this.gate === 0) {
+    // An address below 1 goes to freeRequest to be refused: minus it could
+    // be the key of a cached buffer.
+    if (m === size - 1 && m < this.qcacheFast && this.gate === 0 && addr > 0) {
       // The quantum-cache path: the cache refuses any address that is not one of its buffers.
       (this.qcache as QuantumCache[])[m >> this.qshift]!.free(addr);
       return;
@@ -757,6 +770,12 @@ export class Vmem {
 
   /** `vmem_size`: bytes allocated (VMEM_ALLOC), free (VMEM_FREE) or both. */
   size(typemask: number): number {
+    if (!(Number.isInteger(typemask) && typemask >= 0 && typemask <= 0xffffffff)) {
+      throw new KernelError(
+        "EINVAL",
+        `size type mask must be an integer in [0, 2^32), got ${describe(typemask)}`,
+      );
+    }
     let size = 0;
     if (typemask & VMEM_ALLOC) size += this.ctr[C_INUSE]!;
     if (typemask & VMEM_FREE) size += this.ctr[C_TOTAL]! - this.ctr[C_INUSE]!;
@@ -1237,13 +1256,13 @@ export class Vmem {
     maxaddr: number,
     vmflag: number,
   ): number {
-    if (!(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size)) badSize(size);
+    if (!(Number.isInteger(size) && size >= 1 && size <= MAX_ADDR)) throw badSize(size);
     checkInteger("align", align);
     checkInteger("phase", phase);
     checkInteger("nocross", nocross);
     checkInteger("minaddr", minaddr);
     checkInteger("maxaddr", maxaddr);
-    if ((vmflag & ~ALLOC_FLAGS) !== 0 || (vmflag | 0) !== vmflag) badFlags(vmflag);
+    if (!validFlags(vmflag)) throw badFlags(vmflag);
     const q = this.quantum;
     const a = align !== 0 ? align : q;
     if (a % q !== 0 || phase % q !== 0 || nocross % q !== 0) {
@@ -2244,28 +2263,39 @@ function badXalloc(
   );
 }
 
+/** Refuses a free's address or size unless each is an integer in [1, 2^53 - 1], whatever its type. */
 function checkFreeArgs(addr: number, size: number): void {
   if (
-    !(addr >= 1 && addr <= MAX_ADDR && Math.floor(addr) === addr && size >= 1 &&
-      size <= MAX_ADDR && Math.floor(size) === size)
-  ) badFreeArgs(addr, size);
+    !(Number.isInteger(addr) && addr >= 1 && addr <= MAX_ADDR && Number.isInteger(size) &&
+      size >= 1 && size <= MAX_ADDR)
+  ) throw badFreeArgs(addr, size);
 }
 
-/** Throws the refusal of {@link checkFreeArgs} (kept out of it: it is inlined on every free). */
-function badFreeArgs(addr: number, size: number): void {
-  checkInteger("addr", addr, 1);
-  checkInteger("size", size, 1);
+/** True when `vmflag` is a number holding only allocation flags (false for any other type). */
+function validFlags(vmflag: number): boolean {
+  return typeof vmflag === "number" && (vmflag & ~ALLOC_FLAGS) === 0 && (vmflag | 0) === vmflag;
 }
 
-function badSize(size: unknown): never {
-  throw new KernelError(
+/** The refusal of {@link checkFreeArgs}: the first of `addr` and `size` that is bad. */
+function badFreeArgs(addr: unknown, size: unknown): KernelError {
+  const addrOk = Number.isInteger(addr) && (addr as number) >= 1 && (addr as number) <= MAX_ADDR;
+  return new KernelError(
+    "EINVAL",
+    `${addrOk ? "size" : "addr"} must be an integer in [1, 2^53 - 1], got ${
+      describe(addrOk ? size : addr)
+    }`,
+  );
+}
+
+function badSize(size: unknown): KernelError {
+  return new KernelError(
     "EINVAL",
     `size must be an integer in [1, 2^53 - 1], got ${describe(size)}`,
   );
 }
 
-function badFlags(vmflag: unknown): never {
-  throw new KernelError("EINVAL", `unknown or invalid allocation flags ${describe(vmflag)}`);
+function badFlags(vmflag: unknown): KernelError {
+  return new KernelError("EINVAL", `unknown or invalid allocation flags ${describe(vmflag)}`);
 }
 
 function cancelled(vmp: Vmem): KernelError {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KernelError } from "./errors.ts";
+import { describe, KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import {
   VM_ABORT,
@@ -693,6 +693,77 @@ test("quantum caches refuse bad sizes and flags as the arena does, changing noth
     assert.deepEqual(look(), before, what);
   }
   a.free(x, 4096);
+  a.check();
+});
+
+/** Values of every type but a plain number, and numbers no call accepts as an address or size. */
+const HOSTILE: readonly unknown[] = [
+  4096n,
+  1n,
+  "4096",
+  "1",
+  true,
+  false,
+  null,
+  undefined,
+  NaN,
+  Symbol("s"),
+  { valueOf: () => 4096 },
+  [4096],
+];
+
+test("every call refuses arguments of the wrong type with EINVAL naming them, changing nothing", () => {
+  // A round in every cache's loaded magazine, so that a size or flag coerced
+  // to a number (true is 1, "4096" is 4096) would be served at once; a
+  // buffer and a segment held, so that a coerced free would go through.
+  const a = Vmem.create("a", 1 << 20, 1 << 24, 4096, { qcacheMax: 4 * 4096 });
+  for (let k = 1; k <= 4; k++) a.free(a.alloc(k * 4096, VM_NOSLEEP), k * 4096);
+  const x = a.alloc(4096, VM_NOSLEEP);
+  const y = a.xalloc(4096, 0, 0, 0, 0, 0, VM_NOSLEEP);
+  const z = a.alloc(8 * 4096, VM_NOSLEEP);
+  const look = () => [state(a), a.summary()];
+  const calls: [string, (v: never) => unknown][] = [
+    ["size", (v) => a.alloc(v, VM_NOSLEEP)],
+    ["flags", (v) => a.alloc(4096, v)],
+    ["flags", (v) => a.alloc(8 * 4096, v)],
+    ["size", (v) => a.xalloc(v, 0, 0, 0, 0, 0, VM_NOSLEEP)],
+    ["align", (v) => a.xalloc(4096, v, 0, 0, 0, 0, VM_NOSLEEP)],
+    ["phase", (v) => a.xalloc(4096, 0, v, 0, 0, 0, VM_NOSLEEP)],
+    ["nocross", (v) => a.xalloc(4096, 0, 0, v, 0, 0, VM_NOSLEEP)],
+    ["minaddr", (v) => a.xalloc(4096, 0, 0, 0, v, 0, VM_NOSLEEP)],
+    ["maxaddr", (v) => a.xalloc(4096, 0, 0, 0, 0, v, VM_NOSLEEP)],
+    ["flags", (v) => a.xalloc(4096, 0, 0, 0, 0, 0, v)],
+    ["addr", (v) => a.free(v, 4096)],
+    ["size", (v) => a.free(x, v)],
+    ["addr", (v) => a.free(v, 8 * 4096)],
+    ["size", (v) => a.free(z, v)],
+    ["addr", (v) => a.xfree(v, 4096)],
+    ["size", (v) => a.xfree(y, v)],
+    ["mask", (v) => a.size(v)],
+  ];
+  for (const v of HOSTILE) {
+    for (const [arg, call] of calls) {
+      const what = `${arg} ${describe(v)} in ${call}`;
+      const before = look();
+      assert.throws(
+        () => call(v as never),
+        (e: unknown) =>
+          e instanceof KernelError && e.code === "EINVAL" && e.message.includes(arg) &&
+          e.message.includes(describe(v)),
+        what,
+      );
+      assert.deepEqual(look(), before, what);
+    }
+  }
+  // Numbers that are no address are refused the same way, on the quantum
+  // caches' fast path too; minus the address of a cached buffer (its key) included.
+  for (const bad of [-(x - 4096), 0, -0, x + 0.5, Infinity, -Infinity, 2 ** 53]) {
+    refused("EINVAL", () => a.free(bad, 4096), a);
+    refused("EINVAL", () => a.free(bad, 8 * 4096), a);
+  }
+  a.free(x, 4096);
+  a.xfree(y, 4096);
+  a.free(z, 8 * 4096);
   a.check();
 });
 
