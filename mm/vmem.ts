@@ -162,6 +162,8 @@ const L_WALK = 2;
 const L_LOCKED = L_DEAD | L_WALK;
 /** A sleeping request of the arena's group runs (set on the group's quantum-cache arenas only). */
 const G_JOURNAL = 4;
+/** Requests wait on the arena: a free into a magazine must wake them too. */
+const G_WAIT = 8;
 
 const TWO32 = 4294967296;
 
@@ -344,7 +346,9 @@ interface VmemState {
   qcaches: QcacheState[];
 }
 
+/** A sleeping request's wait, on the waiter list of every arena where room for it could appear. */
 interface Waiter {
+  /** Ends the wait: off every list, then the request retries. */
   resolve: () => void;
 }
 
@@ -753,6 +757,8 @@ export class Vmem {
     if (this.group.epoch !== 0) this.journal();
     if (size - 1 < this.qcacheMax) {
       (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0]!.free(addr);
+      // A buffer in a magazine is room for requests of its size.
+      if (this.waiters !== null) this.broadcast();
     } else {
       ADDR[0] = addr;
       this.xfreeInner(size);
@@ -879,13 +885,17 @@ export class Vmem {
     const leaked = this.ctr[C_INUSE]!;
     this.gate |= L_DEAD;
     if (this.source !== null) this.source.children--;
-    const waiters = this.waiters;
-    this.waiters = null;
-    if (waiters !== null) { for (const w of waiters) w.resolve(); }
+    // Its own requests retry and are refused (EINVAL: destroyed), wherever
+    // they were blocked; others blocked here retry elsewhere.
+    this.broadcast();
     return leaked;
   }
 
-  /** Wakes every request waiting on this arena (for outside resources coming free). */
+  /**
+   * Wakes every request waiting on this arena (for outside resources coming
+   * free), those of arenas importing from it and those of its own that wait
+   * in a source included.
+   */
   wakeup(): void {
     this.broadcast();
   }
@@ -1319,37 +1329,66 @@ export class Vmem {
         throw new KernelError("EINVAL", `arena '${blocked.name}' was destroyed`);
       }
       blocked.ctr[C_WAIT]!++;
-      await blocked.sleep(signal);
+      await this.sleep(blocked, signal);
     }
   }
 
-  /** `cv_wait`: resolves at the next broadcast, rejects if `signal` aborts. */
-  private sleep(signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * `cv_wait` for a request of this arena that would wait in `blocked`:
+   * resolves at the next broadcast of any arena where room for it could
+   * appear (this one, each source up to `blocked`, `blocked`), rejects if
+   * `signal` aborts.
+   */
+  private sleep(blocked: Vmem, signal: AbortSignal | undefined): Promise<void> {
+    const arenas: Vmem[] = [];
+    let a: Vmem | null = this;
+    while (a !== null && a !== blocked) {
+      arenas.push(a);
+      a = a.source;
+    }
+    if (a === null) arenas.length = 1; // blocked outside the source chain (an import function's doing)
+    arenas.push(blocked);
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve };
-      if (signal !== undefined) {
-        const onAbort = () => {
-          const list = this.waiters;
-          const i = list === null ? -1 : list.indexOf(waiter);
-          if (i >= 0) list!.splice(i, 1);
-          if (list !== null && list.length === 0) this.waiters = null;
-          reject(cancelled(this));
-        };
-        waiter.resolve = () => {
-          signal.removeEventListener("abort", onAbort);
+      const leave = () => {
+        for (const x of arenas) x.unwait(waiter);
+      };
+      const onAbort = () => {
+        leave();
+        reject(cancelled(this));
+      };
+      const waiter: Waiter = {
+        resolve: () => {
+          leave();
+          signal?.removeEventListener("abort", onAbort);
           resolve();
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      for (const x of arenas) {
+        (x.waiters ??= []).push(waiter);
+        x.gate |= G_WAIT;
       }
-      (this.waiters ??= []).push(waiter);
     });
   }
 
-  /** `cv_broadcast`. */
+  /** Takes `w` off this arena's waiter list, if it is there. */
+  private unwait(w: Waiter): void {
+    const list = this.waiters;
+    if (list === null) return;
+    const i = list.indexOf(w);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) {
+      this.waiters = null;
+      this.gate &= ~G_WAIT;
+    }
+  }
+
+  /** `cv_broadcast`: every request waiting on this arena retries. */
   private broadcast(): void {
     const list = this.waiters;
     if (list === null) return;
     this.waiters = null;
+    this.gate &= ~G_WAIT;
     for (const w of list) w.resolve();
   }
 

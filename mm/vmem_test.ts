@@ -600,6 +600,101 @@ test("a request blocked in its source is woken by frees into the source", async 
   assert.equal(await p, 1 << 20);
 });
 
+/** How a promise stands after the microtasks queued now have run: "pending", "ok" or the error code. */
+async function outcome(p: Promise<unknown>): Promise<string> {
+  let state = "pending";
+  p.then(() => (state = "ok"), (e) => (state = code(e)));
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  return state;
+}
+
+/** `a` imports page by page from a two-page source it fills, and never gives a span back. */
+function blockedInSource(): { src: Vmem; a: Vmem; held: number[] } {
+  const src = Vmem.create("src", 1 << 20, 2 * 4096, 4096);
+  const a = Vmem.create("a", 0, 0, 4096, { source: src, releaseFn: null });
+  const held = [a.alloc(4096, VM_NOSLEEP), a.alloc(4096, VM_NOSLEEP)];
+  assert.equal(src.size(VMEM_FREE), 0);
+  return { src, a, held };
+}
+
+test("a request waiting in its source is woken by a free in its own arena", async () => {
+  const { src, a, held } = blockedInSource();
+  const p = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(p), "pending");
+  assert.equal(src.stats.wait, 1, "it waits in the source");
+  a.free(held[1]!, 4096); // room in a; the span stays (no release function)
+  assert.equal(await p, held[1]);
+  a.check();
+  src.check();
+});
+
+test("an arena's wakeup() wakes its requests that wait in a source", async () => {
+  // The source imports from outside resources (pages) that come free
+  // without any free in an arena; the owner then calls wakeup().
+  let pages = 0;
+  const root = Vmem.create("root", 1 << 20, 1 << 20, 4096);
+  const src = Vmem.create("src", 0, 0, 4096, {
+    source: root,
+    importFn: (s, size, flags) => pages * 4096 >= size ? s.alloc(size, flags) : 0,
+  });
+  const a = Vmem.create("a", 0, 0, 4096, { source: src });
+  const p = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(p), "pending");
+  assert.equal(src.stats.wait, 1, "it waits in the source");
+  pages = 1;
+  a.wakeup();
+  assert.equal(await p, 1 << 20);
+  for (const x of [root, src, a]) x.check();
+});
+
+test("requests waiting on a destroyed arena are refused, wherever they wait", async () => {
+  const { src, a } = blockedInSource();
+  const inSource = a.allocWait(4096, VM_SLEEP);
+  const b = Vmem.create("b", 4096, 4096, 4096);
+  b.alloc(4096, VM_NOSLEEP);
+  const direct = b.allocWait(4096, VM_SLEEP);
+  assert.deepEqual([await outcome(inSource), await outcome(direct)], ["pending", "pending"]);
+  assert.equal(a.destroy(), 2 * 4096);
+  assert.equal(b.destroy(), 4096);
+  assert.deepEqual([await outcome(inSource), await outcome(direct)], ["EINVAL", "EINVAL"]);
+  // The source lost its waiter too: a free there wakes nobody.
+  src.check();
+});
+
+test("a free into a quantum cache's magazine wakes the requests of its size", async () => {
+  // One slab of four buffers fills the arena; a fifth request would need a
+  // new slab and waits. A free parks its buffer in a magazine, where the
+  // request can take it.
+  const a = Vmem.create("a", 1 << 20, 16384, 4096, { qcacheMax: 4096 });
+  const held = [1, 2, 3, 4].map(() => a.alloc(4096, VM_NOSLEEP));
+  assert.equal(a.size(VMEM_FREE), 0);
+  const p = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(p), "pending");
+  a.free(held[2]!, 4096);
+  assert.equal(a.summary().qcaches[0]!.slabs, 1, "the buffer stayed cached, its slab in use");
+  assert.equal(await p, held[2]);
+  a.check();
+});
+
+test("a request waiting in its source is cancelled by its signal, changing nothing", async () => {
+  const { src, a, held } = blockedInSource();
+  const look = () => [state(a), state(src)];
+  const before = look();
+  const ac = new AbortController();
+  const p = a.allocWait(4096, VM_SLEEP, ac.signal);
+  assert.equal(await outcome(p), "pending");
+  ac.abort();
+  assert.equal(await outcome(p), "ECANCELED");
+  assert.deepEqual(look(), [before[0], { ...(before[1] as object), stats: src.stats }]);
+  // A later request waits and wakes as usual.
+  const q = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(q), "pending");
+  a.free(held[0]!, 4096);
+  assert.equal(await q, held[0]);
+  a.check();
+  src.check();
+});
+
 test("VM_PANIC turns a failure into ENOMEM", () => {
   const a = Vmem.create("a", 4096, 4096, 4096);
   assert.throws(() => a.alloc(8192, VM_NOSLEEP | VM_PANIC), (e: unknown) => code(e) === "ENOMEM");
