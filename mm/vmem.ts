@@ -48,7 +48,11 @@
  * inline): under V8 every call that passes an address above 2^31 boxes it,
  * and the calls between the seed's small functions cost more than their
  * work. `alloc` itself only holds the quantum-cache pop, so that callers
- * inline it.
+ * inline it. The general paths take the seed's steps one by one
+ * (allocRequest, allocInner and segAlloc; xfreePlain and hashDelete): they
+ * serve every other request, and every request of an arena under fault
+ * injection, and tests drive arenas down both ways to hold the written-out
+ * paths to them.
  *
  * Sleeping requests. A request without VM_NOSLEEP may have to wait for a free
  * (`cv_wait` in the seed). The synchronous `alloc`/`xalloc` cannot wait:
@@ -164,6 +168,8 @@ const L_LOCKED = L_DEAD | L_WALK;
 const G_JOURNAL = 4;
 /** Requests wait on the arena: a free into a magazine must wake them too. */
 const G_WAIT = 8;
+/** Fault injection is on: every call takes the general, seed-shaped paths, where it strikes. */
+const G_PLAIN = 16;
 
 const TWO32 = 4294967296;
 
@@ -455,7 +461,7 @@ export class Vmem {
         },
         slabFree: (addr: number, size: number): void => {
           ADDR[0] = addr;
-          this.xfreeInner(size);
+          this.xfreeAt(size);
         },
       };
       this.qcache = [];
@@ -761,7 +767,7 @@ export class Vmem {
       if (this.waiters !== null) this.broadcast();
     } else {
       ADDR[0] = addr;
-      this.xfreeInner(size);
+      this.xfreeAt(size);
     }
   }
 
@@ -771,7 +777,7 @@ export class Vmem {
     checkFreeArgs(addr, size);
     if (this.group.epoch !== 0) this.journal();
     ADDR[0] = addr;
-    this.xfreeInner(size);
+    this.xfreeAt(size);
   }
 
   /** `vmem_size`: bytes allocated (VMEM_ALLOC), free (VMEM_FREE) or both. */
@@ -903,13 +909,16 @@ export class Vmem {
   /**
    * `vmem_mtbf` for this arena: a nosleep allocation fails when a draw of a
    * Mulberry32 generator seeded with `seed` is a multiple of `mtbf` (about
-   * once every `mtbf` calls). 0 turns it off.
+   * once every `mtbf` calls). 0 turns it off. While it is on, every call
+   * takes the general, seed-shaped paths.
    */
   setMtbf(mtbf: number, seed: number): void {
     checkInteger("mtbf", mtbf, 0, 0xffffffff);
     checkInteger("seed", seed, 0, 0xffffffff);
     this.mtbf = mtbf;
     this.mtbfRandom = mtbf === 0 ? null : new Mulberry32(seed);
+    if (mtbf === 0) this.gate &= ~G_PLAIN;
+    else this.gate |= G_PLAIN;
   }
 
   /** Empties the depots of this arena's quantum caches (`vmem_qcache_reap`). */
@@ -1446,7 +1455,7 @@ export class Vmem {
       (vmflag & ~VM_KMFLAGS) !== 0 || (vmflag & VM_NOSLEEP) === 0 ||
       (this.gate | this.group.epoch) !== 0 ||
       !(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size) || (vmflag | 0) !== vmflag ||
-      this.mtbf !== 0 || size - 1 < this.qcacheMax
+      size - 1 < this.qcacheMax
     ) {
       this.allocRequest(size, vmflag);
       return;
@@ -1773,13 +1782,13 @@ export class Vmem {
    * `vmem_xfree` after argument checks: `vmem_hash_delete`, then coalescing
    * with the next and the previous segment, then the free list or the
    * source. The hash lookup and the free-list moves are written out here
-   * (the same steps as hashFind, freelistDelete and freelistInsert): this is
-   * the hot path of every free.
+   * (the steps of xfreePlain: hashDelete, freelistDelete, segDestroy and
+   * freelistInsert): this is the hot path of every free.
    */
   private xfreeInner(size: number): void {
     const addr = ADDR[0]!;
     const P = this.pos, L = this.link, T = this.type, H = this.hashTable;
-    // hashIndex(addr), then the chain walk of hashFind.
+    // hashIndex(addr), then the chain walk of hashDelete.
     const x = Math.floor(addr * this.invQuantum);
     const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
     const h = (k ^ (k >>> 15)) & this.hashMask;
@@ -1860,6 +1869,52 @@ export class Vmem {
     L[4 * i + 2] = vsp;
     L[4 * n + 3] = vsp;
     if (this.waiters !== null) this.broadcast();
+  }
+
+  /**
+   * `vmem_xfree` of the segment at ADDR: written out (xfreeInner) when the
+   * gate is open, else as the seed writes it (xfreePlain).
+   */
+  private xfreeAt(size: number): void {
+    if (this.gate === 0) this.xfreeInner(size);
+    else this.xfreePlain(size);
+  }
+
+  /**
+   * `vmem_xfree` after argument checks, step by step as the seed has it
+   * (vmem_hash_delete, coalescing through freelistDelete and segDestroy,
+   * then the source or freelistInsert): the general path, for arenas under
+   * fault injection and frees while a request sleeps or waits, and the
+   * plain one that xfreeInner is tested against.
+   */
+  private xfreePlain(size: number): void {
+    let vsp = this.hashDelete(ADDR[0]!, size);
+    const P = this.pos, L = this.link, T = this.type;
+    P[2 * vsp + 1] = roundup(P[2 * vsp + 1]!, this.quantum);
+    const vnext = L[4 * vsp]!;
+    if (T[vnext] === VMEM_FREE) {
+      this.freelistDelete(vnext);
+      P[2 * vsp + 1] = P[2 * vnext + 1]!;
+      this.segDestroy(vnext);
+    }
+    const vprev = L[4 * vsp + 1]!;
+    if (T[vprev] === VMEM_FREE) {
+      this.freelistDelete(vprev);
+      P[2 * vprev + 1] = P[2 * vsp + 1]!;
+      this.segDestroy(vsp);
+      vsp = vprev;
+    }
+    const before = L[4 * vsp + 1]!;
+    if (
+      this.imp[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
+      T[L[4 * vsp]!] === VMEM_SPAN
+    ) {
+      const a = P[2 * vsp]!, s = P[2 * vsp + 1]! - a;
+      this.spanDestroy(vsp);
+      this.releaseFn(this.source as Vmem, a, s);
+    } else {
+      this.freelistInsert(vsp);
+    }
   }
 
   /** Refuses a free of an address not allocated or with the wrong size. */
@@ -2137,6 +2192,32 @@ export class Vmem {
     c[C_ALLOC]!++;
     c[C_INUSE]! += P[2 * vsp + 1]! - start;
     if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
+  }
+
+  /**
+   * `vmem_hash_delete`: takes the allocated segment at `addr` out of the
+   * hash and counts it free; refuses (BADFREE, nothing changed) an address
+   * not allocated or a size that differs.
+   */
+  private hashDelete(addr: number, size: number): number {
+    const h = this.hashIndex(addr);
+    const H = this.hashTable, P = this.pos, L = this.link;
+    let prev = NIL, steps = 0;
+    let vsp = H[h]!;
+    while (vsp !== NIL && P[2 * vsp] !== addr) {
+      steps++;
+      prev = vsp;
+      vsp = L[4 * vsp + 2]!;
+    }
+    if (vsp === NIL || P[2 * vsp + 1]! - addr !== size) this.badFree(vsp, addr, size);
+    if (prev === NIL) H[h] = L[4 * vsp + 2]!;
+    else L[4 * prev + 2] = L[4 * vsp + 2]!;
+    const c = this.ctr;
+    c[C_LOOKUP]! += steps;
+    c[C_FREE]!++;
+    c[C_INUSE]! -= size;
+    if (--this.hashCount < this.hashShrinkAt) this.hashRescale();
+    return vsp;
   }
 
   /**

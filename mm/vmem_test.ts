@@ -112,6 +112,119 @@ test("the one-piece instant-fit and free paths decide as the general path does",
   assert.deepEqual(fast.stats, slow.stats);
 });
 
+test("the inline quantum-cache pop hands out what the cache's own path does", () => {
+  // A sleeping request never takes the pop written out in alloc: it goes
+  // through allocRequest and allocInner to QuantumCache.alloc. In arenas
+  // that never run out it decides as a nosleep one, so the two arenas must
+  // stay identical, magazine by magazine.
+  const r = new Mulberry32(11);
+  // kmem's shape: sizes up to 64 bytes get 15-round magazines, up to 256 seven.
+  const mk = () => Vmem.create("a", 1 << 20, 1 << 30, 16, { qcacheMax: 256 });
+  const fast = mk(), slow = mk();
+  const live: [number, number][] = [];
+  const pops = () => fast.summary().qcaches.reduce((n, c) => n + c.alloc, 0);
+  for (let step = 0; step < 4000; step++) {
+    // Phases of growth and shrinking, so that magazines fill, empty and go
+    // through the depot; now and then a size no cache serves.
+    const grow = Math.floor(step / 250) % 2 === 0;
+    if (live.length === 0 || r.below(10) < (grow ? 7 : 3)) {
+      const size = r.below(20) === 0 ? 257 + r.below(4096) : r.below(256) + 1;
+      const a = fast.alloc(size, VM_NOSLEEP);
+      assert.equal(slow.alloc(size, VM_SLEEP), a, `step ${step}: size ${size}`);
+      live.push([a, size]);
+    } else {
+      const [a, size] = live.splice(r.below(live.length), 1)[0]!;
+      fast.free(a, size);
+      slow.free(a, size);
+      if (r.below(4) === 0 && size <= 256) {
+        // Freed and asked for again at once: the round just pushed comes back.
+        assert.equal(fast.alloc(size, VM_NOSLEEP), a);
+        assert.equal(slow.alloc(size, VM_SLEEP), a);
+        live.push([a, size]);
+      }
+    }
+    fast.check();
+    if (step % 50 === 0) {
+      assert.equal(fast.dump(), slow.dump());
+      assert.deepEqual(fast.summary(), slow.summary());
+      assert.deepEqual(fast.stats, slow.stats);
+      slow.check();
+    }
+  }
+  assert.ok(pops() > 2000, `the caches served ${pops()} allocations`);
+  assert.equal(fast.dump(), slow.dump());
+  assert.deepEqual(fast.summary(), slow.summary());
+});
+
+test("the written-out free decides as the seed-shaped one does", () => {
+  // Fault injection sends every call of an arena down the general,
+  // seed-shaped paths: allocRequest and allocInner for allocations,
+  // xfreePlain for frees. With an mtbf that never strikes in this run it
+  // decides as the written-out paths do, so chains of arenas driven alike
+  // must stay identical: coalescing, free-list order, segment numbers,
+  // spans given back to the source.
+  const r = new Mulberry32(23);
+  const chain = (plain: boolean) => {
+    const src = Vmem.create("src", 1 << 24, 1 << 22, 4096);
+    const a = Vmem.create("a", 0, 0, 16, { source: src });
+    const b = Vmem.create("b", 1 << 30, 1 << 20, 16);
+    if (plain) { for (const x of [src, a, b]) x.setMtbf(0xffffffff, 3); }
+    return [src, a, b];
+  };
+  const fast = chain(false), slow = chain(true);
+  const live: { i: number; addr: number; size: number; x: boolean }[] = [];
+  const policies = [0, 0, 0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_ENDALLOC];
+  let failures = 0;
+  for (let step = 0; step < 4000; step++) {
+    const i = r.below(3);
+    const q = fast[i]!.quantum;
+    const op = r.below(10);
+    if (live.length === 0 || op < 5) {
+      const x = op === 4;
+      const size = r.below(3) === 0 ? q * (r.below(64) + 1) : r.below(40 * q) + 1;
+      const run = (v: Vmem) => {
+        if (!x) {
+          const policy = policies[r.below(policies.length)]!;
+          const sz = policy === VM_ENDALLOC ? Math.ceil(size / q) * q : size;
+          return [v.alloc(sz, VM_NOSLEEP | policy), sz] as const;
+        }
+        const align = q << r.below(4);
+        const nocross = r.below(2) === 0 ? 0 : Math.max(align, q * 256);
+        return [v.xalloc(size, align, 0, nocross, 0, 0, VM_NOSLEEP), size] as const;
+      };
+      const seed = r.next();
+      const draw = (v: Vmem) => {
+        const saved = r.next;
+        const rr = new Mulberry32(seed);
+        r.next = () => rr.next();
+        try {
+          return run(v);
+        } finally {
+          r.next = saved;
+        }
+      };
+      const [addr, sz] = draw(fast[i]!);
+      assert.deepEqual(draw(slow[i]!), [addr, sz], `step ${step}`);
+      if (addr === 0) failures++;
+      else live.push({ i, addr, size: sz, x });
+    } else {
+      const { i: j, addr, size, x } = live.splice(r.below(live.length), 1)[0]!;
+      for (const v of [fast[j]!, slow[j]!]) x ? v.xfree(addr, size) : v.free(addr, size);
+    }
+    for (const v of fast) v.check();
+    if (step % 50 === 0) {
+      for (let k = 0; k < 3; k++) {
+        assert.equal(fast[k]!.dump(), slow[k]!.dump(), `step ${step}`);
+        assert.deepEqual(fast[k]!.stats, slow[k]!.stats);
+        slow[k]!.check();
+      }
+    }
+  }
+  assert.ok(failures > 0 && live.length > 0, `${failures} failures, ${live.length} live`);
+  assert.ok(fast[1]!.stats.memImport > 0 && fast[0]!.stats.free > 100, "spans came and went");
+  for (let k = 0; k < 3; k++) assert.equal(fast[k]!.dump(), slow[k]!.dump());
+});
+
 test("best-fit picks the smallest fitting segment of the first list that has one", () => {
   const a = Vmem.create("a", 100, 200, 1);
   const [b1, , b3, , b5] = [12, 1, 10, 1, 11, 1].map((s) => a.alloc(s, VM_NOSLEEP)) as number[] & [
