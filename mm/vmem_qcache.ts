@@ -49,7 +49,9 @@
  * the rare rescan of partial buckets (O(maxChunks)). The CPU layer does the
  * least per call: the loaded magazine's row offset is kept beside its number,
  * and the count of buffers in use is not kept but read as allocations minus
- * frees; the arena inlines the pop of the loaded magazine.
+ * frees; the arena inlines the pop of the loaded magazine. Members are
+ * TypeScript `private`, not `#private`: as in vmem.ts, `#` members cost the
+ * hot paths (the arena's alloc/free pair ran 1.28x slower under Deno).
  *
  * @module
  */
