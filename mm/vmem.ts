@@ -49,7 +49,7 @@
  * and the calls between the seed's small functions cost more than their
  * work. `alloc` itself only holds the quantum-cache pop, so that callers
  * inline it. The general paths take the seed's steps one by one
- * (allocRequest, allocInner and segAlloc; xfreePlain and hashDelete): they
+ * (allocGeneral, allocInner and segAlloc; xfreePlain and hashDelete): they
  * serve every other request, and every request of an arena under fault
  * injection, and tests drive arenas down both ways to hold the written-out
  * paths to them.
@@ -194,9 +194,10 @@ const TWO32 = 4294967296;
  * The address register. V8 holds integers below 2^31 unboxed, but a larger
  * address handed to or returned from a call that is not inlined becomes a
  * heap number: one allocation per call. The internal allocation paths
- * (allocRequest, allocInner, instantFit, nextfitAlloc, xallocInner) leave
- * their result here instead of returning it, and segAlloc and xfreeInner
- * take their address from here, so alloc, xalloc and free allocate nothing.
+ * (allocRequest, allocGeneral, allocInner, instantFit, nextfitAlloc,
+ * xallocInner) leave their result here instead of returning it, and
+ * segAlloc and xfreeInner take their address from here, so alloc, xalloc
+ * and free allocate nothing.
  * Whoever reads it reads it at once: any call into an arena may overwrite it.
  * Shared by every arena of every group, which is safe because its value never
  * lives past the synchronous call that wrote it.
@@ -420,7 +421,8 @@ export class Vmem {
   private freemapHi = 0;
 
   private hashTable: Int32Array = new Int32Array(HASH_INITIAL).fill(NIL);
-  private hashMask = HASH_INITIAL - 1;
+  /** 32 - log2(buckets): a bucket is the top bits of a 32-bit product. */
+  private hashShift = 32 - Math.log2(HASH_INITIAL);
   private hashCount = 0;
   private hashGrowAt = 0;
   private hashShrinkAt = 0;
@@ -630,17 +632,17 @@ export class Vmem {
     if (typeof size !== "number" || typeof vmflag !== "number") {
       throw typeof size !== "number" ? badSize(size) : badFlags(vmflag);
     }
-    // m === size - 1: size is an integer in [1, 2^32], and m, below
-    // qcacheFast, a 32-bit integer whatever the engine guessed size to be.
+    // m === size - 1: size is an integer in [1, 2^32], and m a 32-bit
+    // integer whatever the engine guessed size to be.
     const m = (size - 1) >>> 0;
     if (
       m === size - 1 && m < this.qcacheFast &&
       (vmflag & (~ALLOC_FLAGS | VM_NOSLEEP)) === VM_NOSLEEP && (vmflag | 0) === vmflag &&
       this.gate === 0
     ) {
-      // The quantum-cache path of a nosleep request, checks folded in, with
-      // the pop of the loaded magazine (kmem_cache_alloc's first step) inline.
-      // A size here is an integer in [1, 2^31], so its cache index is a shift.
+      // The quantum-cache path of a nosleep request, with the pop of the
+      // loaded magazine (kmem_cache_alloc's first step) inline. A size here
+      // is in [1, 2^31], so its cache index is a shift.
       const qc = (this.qcache as QuantumCache[])[m >> this.qshift]!;
       const r = qc.rounds;
       if (r > 0) {
@@ -652,16 +654,34 @@ export class Vmem {
         return addr;
       }
     }
-    // Everything else, the magazine's misses included (instantFit hands
-    // quantum-cache sizes to allocRequest). Through ADDR: every return of
-    // this method is then a float64, and a caller that inlines it has no
-    // address to box.
-    this.instantFit(size, vmflag);
+    // Everything else, the magazine's misses included (allocRequest hands
+    // a nosleep instant-fit request to instantFit). Through ADDR: every
+    // return of this method is then a float64, and a caller that inlines it
+    // has no address to box.
+    this.allocRequest(size, vmflag);
     return ADDR[0]!;
   }
 
-  /** {@link alloc} past the quantum-cache fast path (kept apart so that path stays small). */
+  /**
+   * {@link alloc} past the quantum-cache fast path: a nosleep instant-fit
+   * request of the segment allocator goes to instantFit, the rest to
+   * allocGeneral. Kept apart from alloc, and small, because engines inline
+   * only small functions: alloc into its callers, this into alloc.
+   */
   private allocRequest(size: number, vmflag: number): void {
+    const m = (size - 1) >>> 0;
+    if (
+      m === size - 1 && (vmflag & (~VM_KMFLAGS | VM_NOSLEEP)) === VM_NOSLEEP &&
+      (vmflag | 0) === vmflag && (this.gate | this.group.epoch) === 0 && !(m < this.qcacheMax)
+    ) {
+      this.instantFit(size, m, vmflag);
+    } else {
+      this.allocGeneral(size, vmflag);
+    }
+  }
+
+  /** Every allocation but the fast paths': checks, then the journal of a sleeping request. */
+  private allocGeneral(size: number, vmflag: number): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     if (!(Number.isInteger(size) && size >= 1 && size <= MAX_ADDR)) throw badSize(size);
     if (!validFlags(vmflag)) throw badFlags(vmflag);
@@ -774,8 +794,24 @@ export class Vmem {
     this.freeRequest(addr, size);
   }
 
-  /** {@link free} past the quantum-cache fast path (kept apart so that path stays small). */
+  /**
+   * {@link free} past the quantum-cache fast path: a free of the segment
+   * allocator goes to xfreeInner, the rest to freeGeneral (small, as
+   * allocRequest, to be inlined). No argument test on the way: an address
+   * or a size that is no integer in [1, 2^53 - 1] matches no allocated
+   * segment, and the refusal then says which (EINVAL, not BADFREE).
+   */
   private freeRequest(addr: number, size: number): void {
+    if ((this.gate | this.group.epoch) === 0 && !(size - 1 < this.qcacheMax)) {
+      ADDR[0] = addr;
+      this.xfreeInner(size);
+    } else {
+      this.freeGeneral(addr, size);
+    }
+  }
+
+  /** Every free but the fast paths': checks, the journal, a quantum cache or the segments. */
+  private freeGeneral(addr: number, size: number): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
     if (this.group.epoch !== 0) this.journal();
@@ -1012,7 +1048,7 @@ export class Vmem {
       spans,
       busySegments: busy,
       freeSegments: free,
-      hashBuckets: this.hashMask + 1,
+      hashBuckets: this.hashTable.length,
       orders: orders.filter((o) => o.inuseCount + o.freeCount > 0),
       qcaches: this.qcache === null ? [] : this.qcache.map((q) => q.stats()),
     };
@@ -1228,7 +1264,7 @@ export class Vmem {
     if (listed !== nfree) bad(`${nfree} free segments but ${listed} on the free lists`);
     // Hash.
     let hashed = 0;
-    for (let h = 0; h <= this.hashMask; h++) {
+    for (let h = 0; h < this.hashTable.length; h++) {
       for (let s = this.hashTable[h]!; s !== NIL; s = this.link[4 * s + KNEXT]!) {
         if (T[s] !== VMEM_ALLOC) bad(`#${s} in the hash is not allocated`);
         if (this.hashIndex(P[2 * s + START]!) !== h) {
@@ -1482,31 +1518,18 @@ export class Vmem {
   }
 
   /**
-   * {@link alloc} past the quantum-cache fast path. The instant-fit
-   * allocation of a nosleep request that needs no quantum cache, no fault
-   * injection and no end placement is allocInner followed by segAlloc, the
-   * carve and the hash insert written out in one piece; every other request
-   * goes to allocRequest.
+   * A nosleep instant-fit allocation of `size` in [1, 2^32] that no quantum
+   * cache serves (`m` = size - 1), in an arena whose gate is open:
+   * allocInner followed by segAlloc, the carve and the hash insert written
+   * out in one piece. Its free segment comes from the head of list `flist`,
+   * so segAlloc's test that the remainder keeps its list is one comparison
+   * with the list's least size (2^flist, kept in its head's END).
    */
-  private instantFit(size: number, vmflag: number): void {
-    if (
-      (vmflag & ~VM_KMFLAGS) !== 0 || (vmflag & VM_NOSLEEP) === 0 ||
-      (this.gate | this.group.epoch) !== 0 ||
-      !(size >= 1 && size <= MAX_ADDR && Math.floor(size) === size) || (vmflag | 0) !== vmflag ||
-      size - 1 < this.qcacheMax
-    ) {
-      this.allocRequest(size, vmflag);
-      return;
-    }
+  private instantFit(size: number, m: number, vmflag: number): void {
     if (this.nsegFree < MINFREE) this.populate();
-    let hb: number;
-    if (size < TWO32) {
-      hb = 32 - Math.clz32(size);
-      if ((size & (size - 1)) === 0) hb--;
-    } else {
-      hb = isP2(size) ? highbit(size) - 1 : highbit(size);
-    }
-    const flist = this.firstList(hb);
+    // highbit(size - 1): the first list whose members all fit (log2(size)
+    // for a power of two).
+    const flist = this.firstList(32 - Math.clz32(m));
     if (flist < 0) {
       this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
       return;
@@ -1514,10 +1537,9 @@ export class Vmem {
     const P = this.pos, L = this.link, T = this.type;
     let vsp = L[4 * flist + KNEXT]!;
     const addr = P[2 * vsp + START]!, vsEnd = P[2 * vsp + END]!;
-    const vsSize = vsEnd - addr;
-    const realsize = Math.ceil(size * this.invQuantum) * this.quantum;
-    const addrEnd = addr + realsize;
-    if (vsSize !== realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
+    const addrEnd = addr + Math.ceil(size * this.invQuantum) * this.quantum;
+    const rest = vsEnd - addrEnd;
+    if (rest >= P[2 * flist + END]!) {
       // segAlloc's fast path: the remainder keeps the segment's place on its
       // list; the new segment goes before it.
       P[2 * vsp + START] = addrEnd;
@@ -1533,16 +1555,17 @@ export class Vmem {
       L[4 * vsp + APREV] = n;
       vsp = n;
     } else {
-      // freelistDelete(vsp).
-      const fn = L[4 * vsp + KNEXT]!, fp = L[4 * vsp + KPREV]!;
-      if (fn <= FL_END && fp <= FL_END) {
-        if (fp < 32) this.freemapLo ^= 1 << fp;
-        else this.freemapHi ^= 1 << (fp - 32);
+      // freelistDelete(vsp), the head of list flist.
+      const fn = L[4 * vsp + KNEXT]!;
+      if (fn <= FL_END) {
+        if (flist < 32) this.freemapLo ^= 1 << flist;
+        else this.freemapHi ^= 1 << (flist - 32);
       }
-      L[4 * fp + KNEXT] = fn;
-      L[4 * fn + KPREV] = fp;
-      if (vsEnd !== addrEnd) {
-        // The remainder: segCreate after vsp, then freelistInsert.
+      L[4 * flist + KNEXT] = fn;
+      L[4 * fn + KPREV] = flist;
+      if (rest !== 0) {
+        // The remainder (below 2^flist, so below 2^32): segCreate after
+        // vsp, then freelistInsert.
         const t = this.segFree;
         this.segFree = L[4 * t + KNEXT]!;
         this.nsegFree--;
@@ -1554,7 +1577,7 @@ export class Vmem {
         L[4 * t + APREV] = vsp;
         L[4 * vsp + ANEXT] = t;
         L[4 * nx + APREV] = t;
-        const i = highbit(vsEnd - addrEnd) - 1;
+        const i = 31 - Math.clz32(rest);
         T[t] = VMEM_FREE;
         if (i < 32) this.freemapLo |= 1 << i;
         else this.freemapHi |= 1 << (i - 32);
@@ -1569,9 +1592,7 @@ export class Vmem {
     P[2 * vsp + END] = addr + size;
     // hashInsert(vsp).
     T[vsp] = VMEM_ALLOC;
-    const x = Math.floor(addr * this.invQuantum);
-    const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
-    const h = (k ^ (k >>> 15)) & this.hashMask;
+    const h = Math.imul((addr * this.invQuantum) >>> 0, 0x9e3779b1) >>> this.hashShift;
     const H = this.hashTable;
     L[4 * vsp + KNEXT] = H[h]!;
     H[h] = vsp;
@@ -1827,9 +1848,7 @@ export class Vmem {
     const addr = ADDR[0]!;
     const P = this.pos, L = this.link, T = this.type, H = this.hashTable;
     // hashIndex(addr), then the chain walk of hashDelete.
-    const x = Math.floor(addr * this.invQuantum);
-    const k = (x >>> 0) ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
-    const h = (k ^ (k >>> 15)) & this.hashMask;
+    const h = Math.imul((addr * this.invQuantum) >>> 0, 0x9e3779b1) >>> this.hashShift;
     let hprev = NIL, steps = 0;
     let vsp = H[h]!;
     while (vsp !== NIL && P[2 * vsp + START] !== addr) {
@@ -1957,6 +1976,7 @@ export class Vmem {
 
   /** Refuses a free of an address not allocated or with the wrong size. */
   private badFree(vsp: number, addr: number, size: number): never {
+    checkFreeArgs(addr, size);
     if (vsp === NIL) {
       throw new KernelError(
         "BADFREE",
@@ -2209,12 +2229,13 @@ export class Vmem {
 
   // ---- Internals: the allocated-segment hash ----
 
-  /** The hash bucket of an allocated segment starting at `addr`. */
+  /**
+   * The hash bucket of an allocated segment starting at `addr`: Fibonacci
+   * hashing of the low 32 bits of `addr` in quanta (addresses are quantum
+   * multiples, so the product is exact and `>>> 0` takes it modulo 2^32).
+   */
   private hashIndex(addr: number): number {
-    const x = Math.floor(addr * this.invQuantum);
-    const lo = x >>> 0;
-    const k = lo ^ Math.imul((x / TWO32) >>> 0, 0x9e3779b1);
-    return (k ^ (k >>> 15)) & this.hashMask;
+    return Math.imul((addr * this.invQuantum) >>> 0, 0x9e3779b1) >>> this.hashShift;
   }
 
   /** Makes segment `vsp` allocated: into the hash, counted in use. */
@@ -2273,14 +2294,14 @@ export class Vmem {
   private hashRescale(): void {
     const nseg = this.hashCount;
     const newSize = Math.max(HASH_INITIAL, 2 ** (highbit(3 * nseg + 4) - 2));
-    const oldSize = this.hashMask + 1;
+    const oldSize = this.hashTable.length;
     if (oldSize / 2 <= newSize && newSize <= oldSize * 2) {
       this.hashThresholds();
       return;
     }
     const old = this.hashTable;
     this.hashTable = new Int32Array(newSize).fill(NIL);
-    this.hashMask = newSize - 1;
+    this.hashShift = 32 - Math.log2(newSize);
     for (let h = 0; h < oldSize; h++) {
       let s = old[h]!;
       while (s !== NIL) {
@@ -2296,7 +2317,7 @@ export class Vmem {
 
   /** The counts at which the hash table grows or shrinks. */
   private hashThresholds(): void {
-    const size = this.hashMask + 1;
+    const size = this.hashTable.length;
     this.hashGrowAt = Math.ceil((8 * size - 4) / 3);
     this.hashShrinkAt = size >= 64 ? (size - 4) / 3 : -1;
   }
@@ -2318,7 +2339,7 @@ export class Vmem {
         this.nsegFree,
         this.freemapLo,
         this.freemapHi,
-        this.hashMask,
+        this.hashShift,
         this.hashCount,
         this.hashGrowAt,
         this.hashShrinkAt,
@@ -2341,7 +2362,7 @@ export class Vmem {
     this.nsegFree = s[2]!;
     this.freemapLo = s[3]!;
     this.freemapHi = s[4]!;
-    this.hashMask = s[5]!;
+    this.hashShift = s[5]!;
     this.hashCount = s[6]!;
     this.hashGrowAt = s[7]!;
     this.hashShrinkAt = s[8]!;

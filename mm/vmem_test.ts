@@ -80,7 +80,7 @@ test("a carve that leaves the remainder on its list keeps the segment's place", 
 });
 
 test("the one-piece instant-fit and free paths decide as the general path does", () => {
-  // VM_ABORT sends an instant-fit request down the general path (allocRequest,
+  // VM_ABORT sends an instant-fit request down the general path (allocGeneral,
   // allocInner, segAlloc) without changing its outcome here: with no source and
   // no quantum caches a failed search ends the same way. The dumps show segment
   // numbers and free-list order, so any difference in the carve shows.
@@ -114,7 +114,7 @@ test("the one-piece instant-fit and free paths decide as the general path does",
 
 test("the inline quantum-cache pop hands out what the cache's own path does", () => {
   // A sleeping request never takes the pop written out in alloc: it goes
-  // through allocRequest and allocInner to QuantumCache.alloc. In arenas
+  // through allocGeneral and allocInner to QuantumCache.alloc. In arenas
   // that never run out it decides as a nosleep one, so the two arenas must
   // stay identical, magazine by magazine.
   const r = new Mulberry32(11);
@@ -158,7 +158,7 @@ test("the inline quantum-cache pop hands out what the cache's own path does", ()
 
 test("the written-out free decides as the seed-shaped one does", () => {
   // Fault injection sends every call of an arena down the general,
-  // seed-shaped paths: allocRequest and allocInner for allocations,
+  // seed-shaped paths: allocGeneral and allocInner for allocations,
   // xfreePlain for frees. With an mtbf that never strikes in this run it
   // decides as the written-out paths do, so chains of arenas driven alike
   // must stay identical: coalescing, free-list order, segment numbers,
