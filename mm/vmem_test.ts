@@ -156,13 +156,14 @@ test("the inline quantum-cache pop hands out what the cache's own path does", ()
   assert.deepEqual(fast.summary(), slow.summary());
 });
 
-test("the written-out free decides as the seed-shaped one does", () => {
+test("the written-out free and constrained search decide as the seed-shaped ones do", () => {
   // Fault injection sends every call of an arena down the general,
   // seed-shaped paths: allocGeneral and allocInner for allocations,
-  // xfreePlain for frees. With an mtbf that never strikes in this run it
-  // decides as the written-out paths do, so chains of arenas driven alike
-  // must stay identical: coalescing, free-list order, segment numbers,
-  // spans given back to the source.
+  // xallocSearchPlain for constrained searches, xfreePlain for frees. With
+  // an mtbf that never strikes in this run it decides as the written-out
+  // paths do, so chains of arenas driven alike must stay identical:
+  // addresses, coalescing, free-list order, segment numbers, spans given
+  // back to the source.
   const r = new Mulberry32(23);
   const chain = (plain: boolean) => {
     const src = Vmem.create("src", 1 << 24, 1 << 22, 4096);
@@ -188,9 +189,24 @@ test("the written-out free decides as the seed-shaped one does", () => {
           const sz = policy === VM_ENDALLOC ? Math.ceil(size / q) * q : size;
           return [v.alloc(sz, VM_NOSLEEP | policy), sz] as const;
         }
-        const align = q << r.below(4);
-        const nocross = r.below(2) === 0 ? 0 : Math.max(align, q * 256);
-        return [v.xalloc(size, align, 0, nocross, 0, 0, VM_NOSLEEP), size] as const;
+        const align = q * 2 ** r.below(6);
+        const phase = r.below(3) === 0 ? q * r.below(align / q) : 0;
+        let nocross = 0, minaddr = 0, maxaddr = 0;
+        if (r.below(3) === 0) {
+          const need = Math.ceil((phase + size) / align) * align;
+          nocross = 2 ** (Math.ceil(Math.log2(need)) + r.below(3));
+        }
+        // Limits inside the span of an arena that has a fixed one.
+        const span = i === 0 ? [1 << 24, 1 << 22] : i === 2 ? [1 << 30, 1 << 20] : null;
+        if (span !== null && r.below(3) === 0) minaddr = span[0]! + q * r.below(span[1]! / q);
+        if (span !== null && r.below(3) === 0) {
+          maxaddr = span[0]! + q * (1 + r.below(span[1]! / q));
+          if (minaddr > maxaddr) minaddr = 0;
+        }
+        const policy = [0, 0, VM_BESTFIT, VM_FIRSTFIT][r.below(4)]! |
+          (nocross === 0 && maxaddr === 0 && r.below(5) === 0 ? VM_ENDALLOC : 0);
+        const flags = VM_NOSLEEP | policy;
+        return [v.xalloc(size, align, phase, nocross, minaddr, maxaddr, flags), size] as const;
       };
       const seed = r.next();
       const draw = (v: Vmem) => {
