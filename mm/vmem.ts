@@ -427,6 +427,13 @@ export class Vmem {
   /** 32 - log2(buckets): a bucket is the top bits of a 32-bit product. */
   private hashShift = 32 - Math.log2(HASH_INITIAL);
   private hashCount = 0;
+  /**
+   * The last segment instantFit allocated and its bucket, so that a free
+   * of it soon after need not hash its address (valid while the segment is
+   * still the head of that bucket with that start; SEG0 matches no address).
+   */
+  private lastSeg = SEG0;
+  private lastHash = 0;
   private hashGrowAt = 0;
   private hashShrinkAt = 0;
 
@@ -1606,6 +1613,8 @@ export class Vmem {
     const H = this.hashTable;
     L[(vsp << 2) | KNEXT] = H[h]!;
     H[h] = vsp;
+    this.lastSeg = vsp;
+    this.lastHash = h;
     const c = this.ctr;
     c[C_ALLOC]!++;
     c[C_INUSE]! += size;
@@ -1943,14 +1952,18 @@ export class Vmem {
   private xfreeInner(size: number): void {
     const addr = ADDR[0]!;
     const P = this.pos, L = this.link, T = this.type, H = this.hashTable;
-    // hashIndex(addr), then the chain walk of hashDelete.
-    const h = Math.imul((addr * this.invQuantum) >>> 0, 0x9e3779b1) >>> this.hashShift;
-    let hprev = NIL, steps = 0;
-    let vsp = H[h]!;
-    while (vsp !== NIL && P[(vsp << 1) | START] !== addr) {
-      steps++;
-      hprev = vsp;
-      vsp = L[(vsp << 2) | KNEXT]!;
+    let h = this.lastHash, vsp = this.lastSeg, hprev = NIL, steps = 0;
+    // The segment instantFit allocated last, still at the head of its
+    // bucket: found without hashing (a head takes no extra step either way).
+    if (H[h] !== vsp || P[(vsp << 1) | START] !== addr) {
+      // hashIndex(addr), then the chain walk of hashDelete.
+      h = Math.imul((addr * this.invQuantum) >>> 0, 0x9e3779b1) >>> this.hashShift;
+      vsp = H[h]!;
+      while (vsp !== NIL && P[(vsp << 1) | START] !== addr) {
+        steps++;
+        hprev = vsp;
+        vsp = L[(vsp << 2) | KNEXT]!;
+      }
     }
     if (vsp === NIL || P[(vsp << 1) | END]! - addr !== size) this.badFree(vsp, addr, size);
     if (hprev === NIL) H[h] = L[(vsp << 2) | KNEXT]!;
@@ -1960,7 +1973,11 @@ export class Vmem {
     c[C_FREE]!++;
     c[C_INUSE]! -= size;
     if (--this.hashCount < this.hashShrinkAt) this.hashRescale();
-    let end = Math.ceil((addr + size) * this.invQuantum) * this.quantum;
+    // The free run's length, kept as it grows: without neighbours to merge
+    // it is the rounded size, known before the segment is found, so the
+    // free list it joins is too.
+    let len = Math.ceil(size * this.invQuantum) * this.quantum;
+    let end = addr + len;
     const vnext = L[(vsp << 2) | ANEXT]!;
     if (T[vnext] === VMEM_FREE) {
       // freelistDelete(vnext), then vmem_seg_destroy(vnext).
@@ -1972,6 +1989,7 @@ export class Vmem {
       L[(fp << 2) | KNEXT] = fn;
       L[(fn << 2) | KPREV] = fp;
       end = P[(vnext << 1) | END]!;
+      len = end - addr;
       const nn = L[(vnext << 2) | ANEXT]!;
       L[(vsp << 2) | ANEXT] = nn;
       L[(nn << 2) | APREV] = vsp;
@@ -1998,6 +2016,7 @@ export class Vmem {
       this.segFree = vsp;
       this.nsegFree++;
       vsp = vprev;
+      len = end - P[(vsp << 1) | START]!;
     }
     P[(vsp << 1) | END] = end;
     const before = L[(vsp << 2) | APREV]!;
@@ -2011,8 +2030,7 @@ export class Vmem {
       return;
     }
     // freelistInsert(vsp).
-    const start = P[(vsp << 1) | START]!;
-    const i = highbit(end - start) - 1;
+    const i = highbit(len) - 1;
     T[vsp] = VMEM_FREE;
     if (i < 32) this.freemapLo |= 1 << i;
     else this.freemapHi |= 1 << (i - 32);
