@@ -4,8 +4,12 @@
  * under each allocation policy, and quantum-cache pairs (the same sizes with
  * and without quantum caches).
  *
- *     deno run -A bench/vmem.ts [--json] [--filter REGEX]
- *     bun bench/vmem.ts [--json] [--filter REGEX]
+ *     deno run -A bench/vmem.ts [--json] [--filter REGEX] [--native DIR]
+ *     bun bench/vmem.ts [--json] [--filter REGEX] [--native DIR]
+ *
+ * With `--native DIR` (a build directory of the illumos reference, holding
+ * vmem-oracle-nodebug), the workloads of spec/workloads.md run there too,
+ * after this run, and each is printed with its TS/native ratio.
  *
  * @module
  */
@@ -15,10 +19,15 @@ import process from "node:process";
 import { bench, run, summary } from "mitata";
 import { Mulberry32 } from "../mm/random.ts";
 import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
+import { type MitataRun, nativeOption, printNativeRatios, timesOf } from "./_native.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
+  options: {
+    json: { type: "boolean", default: false },
+    filter: { type: "string" },
+    ...nativeOption,
+  },
 });
 
 const GiB4 = 2 ** 32;
@@ -189,5 +198,12 @@ summary(() => {
   if (want("vmem-noqcache-churn") || want("vmem-qcache-churn")) qcacheChurn();
 });
 
-if (values.json) await run({ format: "json" });
-else await run();
+const result: MitataRun = values.json ? await run({ format: "json" }) : await run();
+printNativeRatios(
+  values.native,
+  "vmem-oracle-nodebug",
+  ["vmem-churn", "vmem-xalloc", "vmem-frag-1k", "vmem-frag-1m"],
+  timesOf(result),
+  // Beside JSON on standard output, the table goes to standard error.
+  values.json ? (line) => console.error(line) : (line) => console.log(line),
+);
