@@ -49,10 +49,10 @@
  * and the calls between the seed's small functions cost more than their
  * work. `alloc` itself only holds the quantum-cache pop, so that callers
  * inline it. The general paths take the seed's steps one by one
- * (allocGeneral, allocInner and segAlloc; xfreePlain and hashDelete): they
- * serve every other request, and every request of an arena under fault
- * injection, and tests drive arenas down both ways to hold the written-out
- * paths to them.
+ * (allocGeneral, allocInner and segAlloc; xallocSearchPlain; xfreePlain and
+ * hashDelete): they serve every other request, and every request of an
+ * arena under fault injection, and tests drive arenas down both ways to hold
+ * the written-out paths (instantFit, xallocSearch, xfreeInner) to them.
  *
  * Members are TypeScript `private`, not `#private` as elsewhere in the
  * project: measured as CPU time per operation (minimum of four fresh
