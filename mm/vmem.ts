@@ -680,9 +680,11 @@ export class Vmem {
    */
   private allocRequest(size: number, vmflag: number): void {
     const m = (size - 1) >>> 0;
+    // The quantum-cache test first: a magazine's miss comes this way too.
     if (
-      m === size - 1 && (vmflag & (~VM_KMFLAGS | VM_NOSLEEP)) === VM_NOSLEEP &&
-      (vmflag | 0) === vmflag && (this.gate | this.group.epoch) === 0 && !(m < this.qcacheMax)
+      m === size - 1 && !(m < this.qcacheMax) &&
+      (vmflag & (~VM_KMFLAGS | VM_NOSLEEP)) === VM_NOSLEEP &&
+      (vmflag | 0) === vmflag && (this.gate | this.group.epoch) === 0
     ) {
       this.instantFit(size, m, vmflag);
     } else {
