@@ -23,13 +23,17 @@ export function benchFilter(pattern: string | undefined): RegExp {
 
 /**
  * Runs the benchmarks whose names match `filter` (mitata's JSON report,
- * samples included, with `json`); when none matches, says so on standard
- * error and sets exit status 2.
+ * samples included, with `json`) and returns mitata's result; when none
+ * matches, says so on standard error and sets exit status 2.
  */
-export async function runMatching(filter: RegExp, json: boolean): Promise<void> {
-  const { benchmarks } = await run({ filter, ...(json ? { format: "json" } : {}) });
-  if (benchmarks.length === 0) {
+export async function runMatching(
+  filter: RegExp,
+  json: boolean,
+): Promise<Awaited<ReturnType<typeof run>>> {
+  const result = await run({ filter, ...(json ? { format: "json" } : {}) });
+  if (result.benchmarks.length === 0) {
     process.stderr.write(`--filter ${filter}: no benchmark name matches\n`);
     process.exitCode = 2;
   }
+  return result;
 }

@@ -5,8 +5,12 @@
  * and quantum-cache pairs (the same sizes with and without quantum caches).
  * `--filter` matches benchmark names.
  *
- *     deno run -A bench/vmem.ts [--json] [--filter REGEX]
- *     bun bench/vmem.ts [--json] [--filter REGEX]
+ *     deno run -A bench/vmem.ts [--json] [--filter REGEX] [--native DIR]
+ *     bun bench/vmem.ts [--json] [--filter REGEX] [--native DIR]
+ *
+ * With `--native DIR` (a build directory of the illumos reference, holding
+ * vmem-oracle-nodebug), the workloads of spec/workloads.md run there too,
+ * after this run, and each is printed with its TS/native ratio.
  *
  * @module
  */
@@ -17,10 +21,15 @@ import { bench, group, summary } from "mitata";
 import { benchFilter, runMatching } from "./_filter.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
+import { type MitataRun, nativeOption, printNativeRatios, timesOf } from "./_native.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
+  options: {
+    json: { type: "boolean", default: false },
+    filter: { type: "string" },
+    ...nativeOption,
+  },
 });
 
 const GiB4 = 2 ** 32;
@@ -192,4 +201,12 @@ summary(() => {
   if (want("vmem-noqcache-churn") || want("vmem-qcache-churn")) qcacheChurn();
 });
 
-await runMatching(filter, values.json);
+const result: MitataRun = await runMatching(filter, values.json);
+printNativeRatios(
+  values.native,
+  "vmem-oracle-nodebug",
+  ["vmem-churn", "vmem-xalloc", "vmem-frag-1k", "vmem-frag-1m"],
+  timesOf(result),
+  // Beside JSON on standard output, the table goes to standard error.
+  values.json ? (line) => console.error(line) : (line) => console.log(line),
+);

@@ -52,7 +52,15 @@ import {
 } from "../mm/bus_dma.ts";
 import { DmaDebug, type DmaViolation } from "../mm/dma_debug.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
-import { VM_NEXTFIT, VM_NOSLEEP, VMC_IDENTIFIER, Vmem, VMEM_ALLOC, VMEM_FREE } from "../mm/vmem.ts";
+import {
+  VM_NEXTFIT,
+  VM_NOSLEEP,
+  VMC_IDENTIFIER,
+  Vmem,
+  VMEM_ALLOC,
+  VMEM_FREE,
+  VmemGroup,
+} from "../mm/vmem.ts";
 import { type Arena, arenaImported, type VmemFlavor } from "../mm/arena.ts";
 import type { PglistTrace } from "./trace.ts";
 import {
@@ -247,6 +255,13 @@ export class Kernel implements DriverKernel {
   readonly kmem: Kmem;
   /** Process IDs. */
   readonly pids: Vmem;
+  /**
+   * The group of every illumos arena this kernel makes: its quantum-cache
+   * reaps and sleeping requests are its own, whatever other kernels in the
+   * process do. Arenas made for this kernel later (I/O address spaces, say)
+   * join it too.
+   */
+  readonly vmemGroup: VmemGroup = new VmemGroup();
   /** bus_dma: tags, DMA memory, maps and bounce pools for the drivers. */
   readonly busDma: BusDma;
   /**
@@ -371,6 +386,7 @@ export class Kernel implements DriverKernel {
       recorder: this.#vmemTrace ?? null,
       flavor,
       policy: options.policy,
+      group: this.vmemGroup,
     });
     pd.onFreed(() => this.kmem.wakeup());
     for (const a of [this.kmem.heap, this.kmem.kmemVa, this.kmem.kmem]) {
@@ -380,7 +396,10 @@ export class Kernel implements DriverKernel {
           (a.qcacheMax > 0 ? `, quantum caches up to ${a.qcacheMax}` : ""),
       );
     }
-    this.pids = Vmem.create("pid", 1, PID_MAX, 1, { flags: VMC_IDENTIFIER });
+    this.pids = Vmem.create("pid", 1, PID_MAX, 1, {
+      flags: VMC_IDENTIFIER,
+      group: this.vmemGroup,
+    });
     this.#pidTrace?.create(this.pids, 1, PID_MAX);
     log(
       `arena pid: identifiers 1 to ${PID_MAX}, next-fit` +

@@ -99,16 +99,36 @@ export function isPowerOfTwo(v: number): boolean {
   return Number.isInteger(Math.log2(v)) && 2 ** Math.log2(v) === v;
 }
 
-/** A short printable rendering of any value for an error message. */
+/**
+ * A short printable rendering of any value for an error message; never
+ * throws, whatever the value (a BigInt reads `8n`, a symbol `Symbol(x)`).
+ */
 export function describe(value: unknown): string {
-  if (typeof value === "number" && Number.isInteger(value) && value > 0xffff) {
-    return `${value} (0x${value.toString(16)})`;
+  switch (typeof value) {
+    case "number":
+      return Number.isInteger(value) && value > 0xffff
+        ? `${value} (0x${value.toString(16)})`
+        : String(value);
+    case "bigint":
+      return `${value}n`;
+    case "string":
+      return JSON.stringify(value);
+    case "symbol":
+      return value.toString();
+    case "function":
+      return `function ${value.name || "(anonymous)"}`;
+    case "undefined":
+      return "undefined";
   }
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === undefined) return "undefined";
   try {
-    return JSON.stringify(value) ?? String(value);
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
   } catch {
+    // A cycle, a BigInt inside, a toJSON that throws: fall back to the tag.
+  }
+  try {
     return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
   }
 }

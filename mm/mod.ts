@@ -45,6 +45,7 @@ export {
   VMEM_FREE,
   VMEM_SPAN,
   type VmemCreateOptions,
+  VmemGroup,
   type VmemOrder,
   type VmemStats,
   type VmemSummary,

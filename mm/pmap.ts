@@ -103,8 +103,8 @@ export class Pmap {
     if (pa % this.pageSize !== 0) {
       throw new KernelError("EINVAL", `pa ${pa} is not page-aligned`);
     }
-    if ((prot & VM_PROT_READ) === 0 || (prot & ~VM_PROT_RW) !== 0) {
-      throw new KernelError("EINVAL", `prot must be READ or READ|WRITE, got ${prot}`);
+    if (prot !== VM_PROT_READ && prot !== VM_PROT_RW) {
+      throw new KernelError("EINVAL", `prot must be READ or READ|WRITE, got ${describe(prot)}`);
     }
     const li = Math.floor(vpn / PTES_PER_LEAF);
     const slot = vpn - li * PTES_PER_LEAF;
@@ -147,10 +147,15 @@ export class Pmap {
     this.#mapped -= pages;
   }
 
-  /** pmap_extract: the physical address `va` maps to, or -1 when it is unmapped. */
+  /**
+   * pmap_extract: the physical address `va` maps to, or -1 when it is
+   * unmapped (outside the window included). Refuses (EINVAL) a `va` that is
+   * not an integer, whatever its type.
+   */
   extract(va: number): number {
+    if (!Number.isInteger(va)) badVa(va);
     const rel = va - this.vaBase;
-    if (!(rel >= 0 && rel < this.vaSize) || !Number.isInteger(va)) return -1;
+    if (!(rel >= 0 && rel < this.vaSize)) return -1;
     const ps = this.pageSize;
     const vpn = Math.floor(rel / ps);
     const pte = this.#pte(vpn);
@@ -164,16 +169,17 @@ export class Pmap {
    * that is unmapped or outside the window. Returns how many it wrote: all
    * the range's pages when every one is mapped. One directory lookup per
    * leaf table, then consecutive entries; allocates nothing. Throws `EINVAL`,
-   * writing nothing, for a bad `len` or when `out` is too short for the
-   * range's pages.
+   * writing nothing, for a `va` that is not an integer, a bad `len` or when
+   * `out` is too short for the range's pages.
    */
   extractPages(va: number, len: number, out: Float64Array): number {
+    if (!Number.isInteger(va)) badVa(va);
     checkInteger("len", len);
     if (!(out instanceof Float64Array)) {
       throw new KernelError("EINVAL", `out must be a Float64Array, got ${describe(out)}`);
     }
     const rel = va - this.vaBase;
-    if (len === 0 || !(rel >= 0 && rel < this.vaSize) || !Number.isInteger(va)) return 0;
+    if (len === 0 || !(rel >= 0 && rel < this.vaSize)) return 0;
     const ps = this.pageSize;
     // Products with the exact reciprocals of these powers of two stand for
     // divisions, which cost several times more.
@@ -208,18 +214,21 @@ export class Pmap {
 
   /** Copies `dst.length` bytes at kernel virtual address `va` into `dst`. */
   read(va: number, dst: Uint8Array): void {
+    checkBytes("dst", dst);
     this.#access(va, dst.length, false);
     this.#walk(va, dst.length, (pa, off, n) => this.#phys.read(pa, dst.subarray(off, off + n)));
   }
 
   /** Copies `src` to kernel virtual address `va`. */
   write(va: number, src: Uint8Array): void {
+    checkBytes("src", src);
     this.#access(va, src.length, true);
     this.#walk(va, src.length, (pa, off, n) => this.#phys.write(pa, src.subarray(off, off + n)));
   }
 
   /** Sets `len` bytes at kernel virtual address `va` to `byte`. */
   fill(va: number, len: number, byte: number): void {
+    checkInteger("byte", byte, 0, 255);
     this.#access(va, len, true);
     this.#walk(va, len, (pa, _off, n) => this.#phys.fill(pa, n, byte));
   }
@@ -307,5 +316,17 @@ export class Pmap {
       fn(Math.floor(pte / 4) * this.pageSize + inPage, off, n);
       off += n;
     }
+  }
+}
+
+/** Refuses a virtual address that is not an integer (of any type). */
+function badVa(va: unknown): never {
+  throw new KernelError("EINVAL", `va must be an integer, got ${describe(va)}`);
+}
+
+/** Refuses a buffer argument that is not a Uint8Array. */
+function checkBytes(name: string, bytes: unknown): void {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new KernelError("EINVAL", `${name} must be a Uint8Array, got ${describe(bytes)}`);
   }
 }

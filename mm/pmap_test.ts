@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type PhysicalAccess, Pmap, PTES_PER_LEAF, VM_PROT_READ } from "./pmap.ts";
-import { KernelError } from "./errors.ts";
+import { describe, KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 
 /** Physical memory as one flat array, enough to see where bytes land. */
@@ -161,8 +161,63 @@ test("pmap: extractPages refuses a bad length or a short array, writing nothing"
   assert.equal(code(() => pm.extractPages(va, 4096, [0] as unknown as Float64Array)), "EINVAL");
   assert.ok(out.every((x) => x === -1));
   assert.equal(pm.extractPages(va, 0, out), 0);
-  assert.equal(pm.extractPages(va + 0.5, 4096, out), 0);
+  assert.equal(code(() => pm.extractPages(va + 0.5, 4096, out)), "EINVAL");
   assert.equal(pm.extractPages(KVA - 4096, 8192, out), 0);
   assert.ok(out.every((x) => x === -1));
+  pm.check();
+});
+
+test("pmap: arguments of the wrong type are refused with EINVAL naming them, changing nothing", () => {
+  const ram = flatRam(1 << 16);
+  const pm = new Pmap(ram, KVA, 1 << 30);
+  pm.enter(KVA, 0x1000);
+  pm.enter(KVA + 0x1000, 0x2000, VM_PROT_READ);
+  const hostile: unknown[] = [
+    BigInt(KVA),
+    String(KVA),
+    true,
+    null,
+    undefined,
+    NaN,
+    KVA + 0.5,
+    Symbol("va"),
+    { valueOf: () => KVA },
+  ];
+  const out = new Float64Array(4).fill(-1);
+  const calls: [string, (v: never) => unknown][] = [
+    ["va", (v) => pm.extract(v)],
+    ["va", (v) => pm.extractPages(v, 4096, out)],
+    ["va", (v) => pm.enter(v, 0x3000)],
+    ["pa", (v) => pm.enter(KVA + 0x2000, v)],
+    ["prot", (v) => pm.enter(KVA + 0x2000, 0x3000, v)],
+    ["va", (v) => pm.remove(v, 0x1000)],
+    ["len", (v) => pm.remove(KVA, v)],
+    ["va", (v) => pm.read(v, new Uint8Array(4))],
+    ["dst", (v) => pm.read(KVA, v)],
+    ["va", (v) => pm.write(v, new Uint8Array(4))],
+    ["src", (v) => pm.write(KVA, v)],
+    ["len", (v) => pm.fill(KVA, v, 0)],
+    ["byte", (v) => pm.fill(KVA, 4, v)],
+  ];
+  for (const v of hostile) {
+    for (const [arg, call] of calls) {
+      if (arg === "prot" && v === undefined) continue; // the default protection
+      const what = `${arg} ${describe(v)} in ${call}`;
+      assert.throws(
+        () => call(v as never),
+        (e: unknown) =>
+          e instanceof KernelError && e.code === "EINVAL" && e.message.includes(arg) &&
+          e.message.includes(describe(v)),
+        what,
+      );
+    }
+  }
+  assert.ok(out.every((x) => x === -1));
+  assert.ok(ram.mem.every((b) => b === 0));
+  assert.equal(pm.mappedPages, 2);
+  assert.equal(pm.extract(KVA + 0x1004), 0x2004);
+  // An integer outside the window is an address no page maps, not a refusal.
+  assert.equal(pm.extract(KVA - 4096), -1);
+  assert.equal(pm.extract(-1), -1);
   pm.check();
 });

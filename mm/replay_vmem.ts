@@ -26,6 +26,7 @@ import {
   VMEM_ALLOC,
   VMEM_FREE,
   VMEM_SPAN,
+  VmemGroup,
 } from "./vmem.ts";
 
 type Op = Record<string, unknown>;
@@ -113,6 +114,8 @@ function typeMask(op: Op, allowed: readonly string[]): number {
 export class VmemReplayer {
   private readonly arenas = new Map<string, Vmem>();
   private readonly named = new NamedAllocations({ apply: (op) => this.applyNamed(op) });
+  /** The replay's arenas are a group of their own: nothing else reaps them or joins their journal. */
+  private readonly group = new VmemGroup();
 
   /** Carries out one operation; returns the output object or throws a KernelError. */
   apply(op: Record<string, unknown>): unknown {
@@ -224,7 +227,12 @@ export class VmemReplayer {
     const f = words(op, "flags", ["identifier", "no_qcache"]);
     const flags = (f.has("identifier") ? VMC_IDENTIFIER : 0) |
       (f.has("no_qcache") ? VMC_NO_QCACHE : 0);
-    const vmp = Vmem.create(name, base, size, quantum, { source, qcacheMax, flags });
+    const vmp = Vmem.create(name, base, size, quantum, {
+      source,
+      qcacheMax,
+      flags,
+      group: this.group,
+    });
     this.arenas.set(name, vmp);
     return { ok: true };
   }

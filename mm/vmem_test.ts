@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KernelError } from "./errors.ts";
+import { describe, KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import {
   VM_ABORT,
@@ -19,6 +19,7 @@ import {
   VMEM_REENTRANT,
   VMEM_SPAN,
   VMEM_WALKER,
+  VmemGroup,
 } from "./vmem.ts";
 import { QuantumCache } from "./vmem_qcache.ts";
 
@@ -79,7 +80,7 @@ test("a carve that leaves the remainder on its list keeps the segment's place", 
 });
 
 test("the one-piece instant-fit and free paths decide as the general path does", () => {
-  // VM_ABORT sends an instant-fit request down the general path (allocRequest,
+  // VM_ABORT sends an instant-fit request down the general path (allocGeneral,
   // allocInner, segAlloc) without changing its outcome here: with no source and
   // no quantum caches a failed search ends the same way. The dumps show segment
   // numbers and free-list order, so any difference in the carve shows.
@@ -109,6 +110,135 @@ test("the one-piece instant-fit and free paths decide as the general path does",
   assert.ok(failures > 0 && live.length > 0);
   assert.equal(fast.dump(), slow.dump());
   assert.deepEqual(fast.stats, slow.stats);
+});
+
+test("the inline quantum-cache pop hands out what the cache's own path does", () => {
+  // A sleeping request never takes the pop written out in alloc: it goes
+  // through allocGeneral and allocInner to QuantumCache.alloc. In arenas
+  // that never run out it decides as a nosleep one, so the two arenas must
+  // stay identical, magazine by magazine.
+  const r = new Mulberry32(11);
+  // kmem's shape: sizes up to 64 bytes get 15-round magazines, up to 256 seven.
+  const mk = () => Vmem.create("a", 1 << 20, 1 << 30, 16, { qcacheMax: 256 });
+  const fast = mk(), slow = mk();
+  const live: [number, number][] = [];
+  const pops = () => fast.summary().qcaches.reduce((n, c) => n + c.alloc, 0);
+  for (let step = 0; step < 4000; step++) {
+    // Phases of growth and shrinking, so that magazines fill, empty and go
+    // through the depot; now and then a size no cache serves.
+    const grow = Math.floor(step / 250) % 2 === 0;
+    if (live.length === 0 || r.below(10) < (grow ? 7 : 3)) {
+      const size = r.below(20) === 0 ? 257 + r.below(4096) : r.below(256) + 1;
+      const a = fast.alloc(size, VM_NOSLEEP);
+      assert.equal(slow.alloc(size, VM_SLEEP), a, `step ${step}: size ${size}`);
+      live.push([a, size]);
+    } else {
+      const [a, size] = live.splice(r.below(live.length), 1)[0]!;
+      fast.free(a, size);
+      slow.free(a, size);
+      if (r.below(4) === 0 && size <= 256) {
+        // Freed and asked for again at once: the round just pushed comes back.
+        assert.equal(fast.alloc(size, VM_NOSLEEP), a);
+        assert.equal(slow.alloc(size, VM_SLEEP), a);
+        live.push([a, size]);
+      }
+    }
+    fast.check();
+    if (step % 50 === 0) {
+      assert.equal(fast.dump(), slow.dump());
+      assert.deepEqual(fast.summary(), slow.summary());
+      assert.deepEqual(fast.stats, slow.stats);
+      slow.check();
+    }
+  }
+  assert.ok(pops() > 2000, `the caches served ${pops()} allocations`);
+  assert.equal(fast.dump(), slow.dump());
+  assert.deepEqual(fast.summary(), slow.summary());
+});
+
+test("the written-out free and constrained search decide as the seed-shaped ones do", () => {
+  // Fault injection sends every call of an arena down the general,
+  // seed-shaped paths: allocGeneral and allocInner for allocations,
+  // xallocSearchPlain for constrained searches, xfreePlain for frees. With
+  // an mtbf that never strikes in this run it decides as the written-out
+  // paths do, so chains of arenas driven alike must stay identical:
+  // addresses, coalescing, free-list order, segment numbers, spans given
+  // back to the source.
+  const r = new Mulberry32(23);
+  const chain = (plain: boolean) => {
+    const src = Vmem.create("src", 1 << 24, 1 << 22, 4096);
+    const a = Vmem.create("a", 0, 0, 16, { source: src });
+    const b = Vmem.create("b", 1 << 30, 1 << 20, 16);
+    if (plain) { for (const x of [src, a, b]) x.setMtbf(0xffffffff, 3); }
+    return [src, a, b];
+  };
+  const fast = chain(false), slow = chain(true);
+  const live: { i: number; addr: number; size: number; x: boolean }[] = [];
+  const policies = [0, 0, 0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_ENDALLOC];
+  let failures = 0;
+  for (let step = 0; step < 4000; step++) {
+    const i = r.below(3);
+    const q = fast[i]!.quantum;
+    const op = r.below(10);
+    if (live.length === 0 || op < 5) {
+      const x = op === 4;
+      const size = r.below(3) === 0 ? q * (r.below(64) + 1) : r.below(40 * q) + 1;
+      const run = (v: Vmem) => {
+        if (!x) {
+          const policy = policies[r.below(policies.length)]!;
+          const sz = policy === VM_ENDALLOC ? Math.ceil(size / q) * q : size;
+          return [v.alloc(sz, VM_NOSLEEP | policy), sz] as const;
+        }
+        const align = q * 2 ** r.below(6);
+        const phase = r.below(3) === 0 ? q * r.below(align / q) : 0;
+        let nocross = 0, minaddr = 0, maxaddr = 0;
+        if (r.below(3) === 0) {
+          const need = Math.ceil((phase + size) / align) * align;
+          nocross = 2 ** (Math.ceil(Math.log2(need)) + r.below(3));
+        }
+        // Limits inside the span of an arena that has a fixed one.
+        const span = i === 0 ? [1 << 24, 1 << 22] : i === 2 ? [1 << 30, 1 << 20] : null;
+        if (span !== null && r.below(3) === 0) minaddr = span[0]! + q * r.below(span[1]! / q);
+        if (span !== null && r.below(3) === 0) {
+          maxaddr = span[0]! + q * (1 + r.below(span[1]! / q));
+          if (minaddr > maxaddr) minaddr = 0;
+        }
+        const policy = [0, 0, VM_BESTFIT, VM_FIRSTFIT][r.below(4)]! |
+          (nocross === 0 && maxaddr === 0 && r.below(5) === 0 ? VM_ENDALLOC : 0);
+        const flags = VM_NOSLEEP | policy;
+        return [v.xalloc(size, align, phase, nocross, minaddr, maxaddr, flags), size] as const;
+      };
+      const seed = r.next();
+      const draw = (v: Vmem) => {
+        const saved = r.next;
+        const rr = new Mulberry32(seed);
+        r.next = () => rr.next();
+        try {
+          return run(v);
+        } finally {
+          r.next = saved;
+        }
+      };
+      const [addr, sz] = draw(fast[i]!);
+      assert.deepEqual(draw(slow[i]!), [addr, sz], `step ${step}`);
+      if (addr === 0) failures++;
+      else live.push({ i, addr, size: sz, x });
+    } else {
+      const { i: j, addr, size, x } = live.splice(r.below(live.length), 1)[0]!;
+      for (const v of [fast[j]!, slow[j]!]) x ? v.xfree(addr, size) : v.free(addr, size);
+    }
+    for (const v of fast) v.check();
+    if (step % 50 === 0) {
+      for (let k = 0; k < 3; k++) {
+        assert.equal(fast[k]!.dump(), slow[k]!.dump(), `step ${step}`);
+        assert.deepEqual(fast[k]!.stats, slow[k]!.stats);
+        slow[k]!.check();
+      }
+    }
+  }
+  assert.ok(failures > 0 && live.length > 0, `${failures} failures, ${live.length} live`);
+  assert.ok(fast[1]!.stats.memImport > 0 && fast[0]!.stats.free > 100, "spans came and went");
+  for (let k = 0; k < 3; k++) assert.equal(fast[k]!.dump(), slow[k]!.dump());
 });
 
 test("best-fit picks the smallest fitting segment of the first list that has one", () => {
@@ -599,6 +729,101 @@ test("a request blocked in its source is woken by frees into the source", async 
   assert.equal(await p, 1 << 20);
 });
 
+/** How a promise stands after the microtasks queued now have run: "pending", "ok" or the error code. */
+async function outcome(p: Promise<unknown>): Promise<string> {
+  let state = "pending";
+  p.then(() => (state = "ok"), (e) => (state = code(e)));
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  return state;
+}
+
+/** `a` imports page by page from a two-page source it fills, and never gives a span back. */
+function blockedInSource(): { src: Vmem; a: Vmem; held: number[] } {
+  const src = Vmem.create("src", 1 << 20, 2 * 4096, 4096);
+  const a = Vmem.create("a", 0, 0, 4096, { source: src, releaseFn: null });
+  const held = [a.alloc(4096, VM_NOSLEEP), a.alloc(4096, VM_NOSLEEP)];
+  assert.equal(src.size(VMEM_FREE), 0);
+  return { src, a, held };
+}
+
+test("a request waiting in its source is woken by a free in its own arena", async () => {
+  const { src, a, held } = blockedInSource();
+  const p = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(p), "pending");
+  assert.equal(src.stats.wait, 1, "it waits in the source");
+  a.free(held[1]!, 4096); // room in a; the span stays (no release function)
+  assert.equal(await p, held[1]);
+  a.check();
+  src.check();
+});
+
+test("an arena's wakeup() wakes its requests that wait in a source", async () => {
+  // The source imports from outside resources (pages) that come free
+  // without any free in an arena; the owner then calls wakeup().
+  let pages = 0;
+  const root = Vmem.create("root", 1 << 20, 1 << 20, 4096);
+  const src = Vmem.create("src", 0, 0, 4096, {
+    source: root,
+    importFn: (s, size, flags) => pages * 4096 >= size ? s.alloc(size, flags) : 0,
+  });
+  const a = Vmem.create("a", 0, 0, 4096, { source: src });
+  const p = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(p), "pending");
+  assert.equal(src.stats.wait, 1, "it waits in the source");
+  pages = 1;
+  a.wakeup();
+  assert.equal(await p, 1 << 20);
+  for (const x of [root, src, a]) x.check();
+});
+
+test("requests waiting on a destroyed arena are refused, wherever they wait", async () => {
+  const { src, a } = blockedInSource();
+  const inSource = a.allocWait(4096, VM_SLEEP);
+  const b = Vmem.create("b", 4096, 4096, 4096);
+  b.alloc(4096, VM_NOSLEEP);
+  const direct = b.allocWait(4096, VM_SLEEP);
+  assert.deepEqual([await outcome(inSource), await outcome(direct)], ["pending", "pending"]);
+  assert.equal(a.destroy(), 2 * 4096);
+  assert.equal(b.destroy(), 4096);
+  assert.deepEqual([await outcome(inSource), await outcome(direct)], ["EINVAL", "EINVAL"]);
+  // The source lost its waiter too: a free there wakes nobody.
+  src.check();
+});
+
+test("a free into a quantum cache's magazine wakes the requests of its size", async () => {
+  // One slab of four buffers fills the arena; a fifth request would need a
+  // new slab and waits. A free parks its buffer in a magazine, where the
+  // request can take it.
+  const a = Vmem.create("a", 1 << 20, 16384, 4096, { qcacheMax: 4096 });
+  const held = [1, 2, 3, 4].map(() => a.alloc(4096, VM_NOSLEEP));
+  assert.equal(a.size(VMEM_FREE), 0);
+  const p = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(p), "pending");
+  a.free(held[2]!, 4096);
+  assert.equal(a.summary().qcaches[0]!.slabs, 1, "the buffer stayed cached, its slab in use");
+  assert.equal(await p, held[2]);
+  a.check();
+});
+
+test("a request waiting in its source is cancelled by its signal, changing nothing", async () => {
+  const { src, a, held } = blockedInSource();
+  const look = () => [state(a), state(src)];
+  const before = look();
+  const ac = new AbortController();
+  const p = a.allocWait(4096, VM_SLEEP, ac.signal);
+  assert.equal(await outcome(p), "pending");
+  ac.abort();
+  assert.equal(await outcome(p), "ECANCELED");
+  assert.deepEqual(look(), [before[0], { ...(before[1] as object), stats: src.stats }]);
+  // A later request waits and wakes as usual.
+  const q = a.allocWait(4096, VM_SLEEP);
+  assert.equal(await outcome(q), "pending");
+  a.free(held[0]!, 4096);
+  assert.equal(await q, held[0]);
+  a.check();
+  src.check();
+});
+
 test("VM_PANIC turns a failure into ENOMEM", () => {
   const a = Vmem.create("a", 4096, 4096, 4096);
   assert.throws(() => a.alloc(8192, VM_NOSLEEP | VM_PANIC), (e: unknown) => code(e) === "ENOMEM");
@@ -695,6 +920,77 @@ test("quantum caches refuse bad sizes and flags as the arena does, changing noth
   a.check();
 });
 
+/** Values of every type but a plain number, and numbers no call accepts as an address or size. */
+const HOSTILE: readonly unknown[] = [
+  4096n,
+  1n,
+  "4096",
+  "1",
+  true,
+  false,
+  null,
+  undefined,
+  NaN,
+  Symbol("s"),
+  { valueOf: () => 4096 },
+  [4096],
+];
+
+test("every call refuses arguments of the wrong type with EINVAL naming them, changing nothing", () => {
+  // A round in every cache's loaded magazine, so that a size or flag coerced
+  // to a number (true is 1, "4096" is 4096) would be served at once; a
+  // buffer and a segment held, so that a coerced free would go through.
+  const a = Vmem.create("a", 1 << 20, 1 << 24, 4096, { qcacheMax: 4 * 4096 });
+  for (let k = 1; k <= 4; k++) a.free(a.alloc(k * 4096, VM_NOSLEEP), k * 4096);
+  const x = a.alloc(4096, VM_NOSLEEP);
+  const y = a.xalloc(4096, 0, 0, 0, 0, 0, VM_NOSLEEP);
+  const z = a.alloc(8 * 4096, VM_NOSLEEP);
+  const look = () => [state(a), a.summary()];
+  const calls: [string, (v: never) => unknown][] = [
+    ["size", (v) => a.alloc(v, VM_NOSLEEP)],
+    ["flags", (v) => a.alloc(4096, v)],
+    ["flags", (v) => a.alloc(8 * 4096, v)],
+    ["size", (v) => a.xalloc(v, 0, 0, 0, 0, 0, VM_NOSLEEP)],
+    ["align", (v) => a.xalloc(4096, v, 0, 0, 0, 0, VM_NOSLEEP)],
+    ["phase", (v) => a.xalloc(4096, 0, v, 0, 0, 0, VM_NOSLEEP)],
+    ["nocross", (v) => a.xalloc(4096, 0, 0, v, 0, 0, VM_NOSLEEP)],
+    ["minaddr", (v) => a.xalloc(4096, 0, 0, 0, v, 0, VM_NOSLEEP)],
+    ["maxaddr", (v) => a.xalloc(4096, 0, 0, 0, 0, v, VM_NOSLEEP)],
+    ["flags", (v) => a.xalloc(4096, 0, 0, 0, 0, 0, v)],
+    ["addr", (v) => a.free(v, 4096)],
+    ["size", (v) => a.free(x, v)],
+    ["addr", (v) => a.free(v, 8 * 4096)],
+    ["size", (v) => a.free(z, v)],
+    ["addr", (v) => a.xfree(v, 4096)],
+    ["size", (v) => a.xfree(y, v)],
+    ["mask", (v) => a.size(v)],
+  ];
+  for (const v of HOSTILE) {
+    for (const [arg, call] of calls) {
+      const what = `${arg} ${describe(v)} in ${call}`;
+      const before = look();
+      assert.throws(
+        () => call(v as never),
+        (e: unknown) =>
+          e instanceof KernelError && e.code === "EINVAL" && e.message.includes(arg) &&
+          e.message.includes(describe(v)),
+        what,
+      );
+      assert.deepEqual(look(), before, what);
+    }
+  }
+  // Numbers that are no address are refused the same way, on the quantum
+  // caches' fast path too; minus the address of a cached buffer (its key) included.
+  for (const bad of [-(x - 4096), 0, -0, x + 0.5, Infinity, -Infinity, 2 ** 53]) {
+    refused("EINVAL", () => a.free(bad, 4096), a);
+    refused("EINVAL", () => a.free(bad, 8 * 4096), a);
+  }
+  a.free(x, 4096);
+  a.xfree(y, 4096);
+  a.free(z, 8 * 4096);
+  a.check();
+});
+
 test("quantum caches are chosen by size at every quantum, 2^31 and beyond included", () => {
   for (const q of [1, 4096, 2 ** 30, 2 ** 31, 2 ** 32, 2 ** 40]) {
     const base = q * 64;
@@ -782,16 +1078,159 @@ test("sizes of one cache share it, as kmem's cache index does", () => {
   assert.equal(a.summary().qcaches.length, 8);
 });
 
+// ---- Groups ----
+
+/** An arena with quantum caches whose depots hold full magazines (so a reap would show). */
+function loadedCaches(name: string, group?: VmemGroup): Vmem {
+  const a = Vmem.create(name, 1 << 20, 1 << 24, 4096, { qcacheMax: 2 * 4096, group });
+  for (const size of [4096, 8192]) {
+    const held: number[] = [];
+    for (let i = 0; i < 100; i++) held.push(a.alloc(size, VM_NOSLEEP));
+    for (const x of held) a.free(x, size);
+  }
+  assert.ok(a.summary().qcaches.every((c) => c.depotFull > 0));
+  return a;
+}
+
+test("a failed request reaps the quantum caches of its own group only", () => {
+  const g1 = new VmemGroup(), g2 = new VmemGroup();
+  const mine = loadedCaches("mine", g1);
+  const theirs = loadedCaches("theirs", g2);
+  const bare = loadedCaches("bare");
+  const look = (a: Vmem) => [state(a), a.summary()];
+  const before = [look(theirs), look(bare)];
+  // Full: nothing but a reap can make room, and the reap is not enough.
+  const full = Vmem.create("full", 1 << 30, 4096, 4096, { group: g1 });
+  full.alloc(4096, VM_NOSLEEP);
+  const reaped = mine.summary().qcaches;
+  assert.equal(full.alloc(4096, VM_NOSLEEP), 0);
+  assert.ok(mine.summary().qcaches.every((c) => c.depotFull === 0), "its group reaped");
+  assert.notDeepEqual(mine.summary().qcaches, reaped);
+  assert.deepEqual([look(theirs), look(bare)], before, "no other group touched");
+  for (const a of [mine, theirs, bare, full]) a.check();
+});
+
+test("an arena joins its source's group; a source of another group is refused", () => {
+  const g = new VmemGroup();
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 4096, { group: g });
+  const child = Vmem.create("child", 0, 0, 4096, { source: src, qcacheMax: 4096 });
+  for (let i = 0; i < 100; i++) child.free(child.alloc(4096, VM_NOSLEEP), 4096);
+  const other = Vmem.create("other", 1 << 30, 1 << 20, 4096, { qcacheMax: 4096 });
+  for (let i = 0; i < 100; i++) other.free(other.alloc(4096, VM_NOSLEEP), 4096);
+  const otherCaches = other.summary().qcaches;
+  // A failure in src reaps child's caches (one group), never other's (the default group).
+  src.alloc(src.size(VMEM_FREE), VM_NOSLEEP);
+  assert.equal(src.alloc(4096, VM_NOSLEEP), 0);
+  assert.equal(child.summary().qcaches[0]!.depotFull, 0);
+  assert.deepEqual(other.summary().qcaches, otherCaches);
+  refused(
+    "EINVAL",
+    () => Vmem.create("x", 0, 0, 4096, { source: src, group: new VmemGroup() }),
+    src,
+  );
+  for (const bad of [{}, "g", 1n, true, 0]) {
+    assert.throws(
+      () => Vmem.create("x", 4096, 4096, 4096, { group: bad as unknown as VmemGroup }),
+      (e: unknown) => code(e) === "EINVAL",
+      String(bad),
+    );
+  }
+});
+
+test("a sleeping request in one group does not journal another group's arenas", () => {
+  // The import function of a sleeping request in g1 makes a sleeping
+  // request in g2 that succeeds, then fails the import. The g1 request is
+  // undone; the g2 request, finished and answered, must stay done.
+  const g1 = new VmemGroup(), g2 = new VmemGroup();
+  const other = Vmem.create("other", 1 << 30, 1 << 20, 4096, { group: g2 });
+  const got: number[] = [];
+  const src = Vmem.create("src", 1 << 20, 1 << 20, 4096, { group: g1 });
+  const a = Vmem.create("a", 0, 0, 4096, {
+    source: src,
+    importFn: () => {
+      got.push(other.alloc(8192, VM_SLEEP));
+      return 0;
+    },
+  });
+  refused("WOULDBLOCK", () => a.alloc(4096, VM_SLEEP), a, src);
+  assert.deepEqual(got, [1 << 30]);
+  assert.deepEqual(segs(other, VMEM_ALLOC), [["alloc", 1 << 30, 8192]]);
+  assert.equal(other.stats.alloc, 1);
+  other.check();
+  other.free(got[0]!, 8192);
+});
+
+test("a refused sleeping request undoes the frees its reap made into magazines", () => {
+  // A sleeping request that fails reaps the quantum caches of its group:
+  // mid's wholly free slabs go back to mid, whose wholly free spans go back
+  // to top through top's quantum-cache fast path (pushes onto its
+  // magazines). The request then would wait, so all of it is undone: top
+  // must not keep buffers that mid holds again.
+  const P = 4096;
+  const g = new VmemGroup();
+  const top = Vmem.create("top", 1 << 20, 64 * P, P, { qcacheMax: 4 * P, group: g });
+  const mid = Vmem.create("mid", 0, 0, P, { source: top, qcacheMax: P });
+  const held: number[] = [];
+  for (let i = 0; i < 12; i++) held.push(mid.alloc(P, VM_NOSLEEP));
+  for (const x of held) mid.free(x, P);
+  const full = Vmem.create("full", 1 << 30, P, P, { group: g });
+  full.alloc(P, VM_NOSLEEP);
+  const look = () => [state(top), top.summary(), state(mid), mid.summary()];
+  const before = look();
+  assert.throws(() => full.alloc(P, VM_SLEEP), (e) => code(e) === "WOULDBLOCK");
+  assert.deepEqual(look(), before);
+  top.check();
+  mid.check();
+  // The same failure without sleep keeps its reap: the spans are back in top's magazines.
+  assert.equal(full.alloc(P, VM_NOSLEEP), 0);
+  assert.ok(mid.summary().qcaches[0]!.slabs < 3);
+  assert.ok(top.summary().qcaches[3]!.bufCached > 0);
+});
+
+test("sleeping requests of two groups wait and wake independently", async () => {
+  const g1 = new VmemGroup(), g2 = new VmemGroup();
+  const a = Vmem.create("a", 4096, 4096, 4096, { group: g1 });
+  const b = Vmem.create("b", 4096, 4096, 4096, { group: g2 });
+  a.alloc(4096, VM_NOSLEEP);
+  b.alloc(4096, VM_NOSLEEP);
+  let gotA = 0, gotB = 0;
+  const pa = a.allocWait(4096, VM_SLEEP).then((x) => (gotA = x));
+  const pb = b.allocWait(4096, VM_SLEEP).then((x) => (gotB = x));
+  await Promise.resolve();
+  assert.deepEqual([a.stats.wait, b.stats.wait], [1, 1]);
+  b.free(4096, 4096);
+  await pb;
+  await Promise.resolve();
+  assert.deepEqual([gotA, gotB], [0, 4096]);
+  a.free(4096, 4096);
+  await pa;
+  assert.equal(gotA, 4096);
+  a.check();
+  b.check();
+});
+
 // ---- Hash, walk, views ----
 
 test("the allocated-segment hash grows and shrinks with the arena", () => {
+  // About two buckets per allocated segment, resized by factors of 4: 64
+  // buckets from 20 segments, 256 from 84, 1024 from 340; back down at 169,
+  // 41 and 9.
   const a = Vmem.create("a", 1, 1 << 20, 1);
-  assert.equal(a.summary().hashBuckets, 16);
+  const buckets = () => a.summary().hashBuckets;
+  assert.equal(buckets(), 16);
   const xs: number[] = [];
-  for (let i = 0; i < 1000; i++) xs.push(a.alloc(1, VM_NOSLEEP));
-  assert.equal(a.summary().hashBuckets, 1024);
-  for (const x of xs) a.free(x, 1);
-  assert.equal(a.summary().hashBuckets, 16);
+  const seen: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    xs.push(a.alloc(1, VM_NOSLEEP));
+    if (buckets() !== (seen.at(-1) ?? 16)) seen.push(i + 1, buckets());
+  }
+  assert.deepEqual(seen, [20, 64, 84, 256, 340, 1024]);
+  seen.length = 0;
+  for (const x of xs) {
+    a.free(x, 1);
+    if (buckets() !== (seen.at(-1) ?? 1024)) seen.push(a.size(VMEM_ALLOC), buckets());
+  }
+  assert.deepEqual(seen, [169, 256, 41, 64, 9, 16]);
   a.check();
 });
 
