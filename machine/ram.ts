@@ -190,21 +190,23 @@ export class Ram {
 
   /** Reads the byte at `pa`. */
   read8(pa: number): number {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (off === d && off >= 0 && off < this.#rLen) return this.#rView.getUint8(this.#rOff + off);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off < this.#rLen) return this.#rView.getUint8(this.#rOff + off);
+    }
     this.#lookupRead(pa, 1);
     return this.#rView.getUint8(this.#rOff + (pa - this.#rBase));
   }
 
   /** Reads the little-endian 16-bit value at `pa`. */
   read16(pa: number): number {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 2
-    ) {
-      return this.#rView.getUint16(this.#rOff + off, true);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#rLen - 2) {
+        return this.#rView.getUint16(this.#rOff + off, true);
+      }
     }
     if (this.#lookupRead(pa, 2)) {
       return this.#rView.getUint16(this.#rOff + (pa - this.#rBase), true);
@@ -215,12 +217,12 @@ export class Ram {
 
   /** Reads the little-endian 32-bit value at `pa` (unsigned). */
   read32(pa: number): number {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 4
-    ) {
-      return this.#rView.getUint32(this.#rOff + off, true);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#rLen - 4) {
+        return this.#rView.getUint32(this.#rOff + off, true);
+      }
     }
     if (this.#lookupRead(pa, 4)) {
       return this.#rView.getUint32(this.#rOff + (pa - this.#rBase), true);
@@ -231,12 +233,12 @@ export class Ram {
 
   /** Reads the little-endian 64-bit value at `pa` as an unsigned bigint. */
   read64(pa: number): bigint {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 8
-    ) {
-      return this.#rView.getBigUint64(this.#rOff + off, true);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#rLen - 8) {
+        return this.#rView.getBigUint64(this.#rOff + off, true);
+      }
     }
     if (this.#lookupRead(pa, 8)) {
       return this.#rView.getBigUint64(this.#rOff + (pa - this.#rBase), true);
@@ -251,11 +253,13 @@ export class Ram {
    */
   read64n(pa: number): number {
     let lo: number, hi: number;
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 8
-    ) {
+    let off = -1;
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      off = d | 0;
+      if (off !== d || off > this.#rLen - 8) off = -1;
+    }
+    if (off >= 0) {
       lo = this.#rView.getUint32(this.#rOff + off, true);
       hi = this.#rView.getUint32(this.#rOff + off + 4, true);
     } else if (this.#lookupRead(pa, 8)) {
@@ -280,13 +284,15 @@ export class Ram {
 
   /** Writes the byte `v` (an integer in [-128, 255]) at `pa`. */
   write8(pa: number, v: number): void {
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off < this.#wLen && ((v & 0xff) === v || (v << 24 >> 24) === v)
-    ) {
-      this.#wView.setUint8(this.#wOff + off, v);
-      return;
+    if (typeof pa === "number" && typeof v === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (
+        off === d && off >= 0 && off < this.#wLen && ((v & 0xff) === v || (v << 24 >> 24) === v)
+      ) {
+        this.#wView.setUint8(this.#wOff + off, v);
+        return;
+      }
     }
     checkValue("value", v, -128, 0xff);
     this.#lookupWrite(pa, 1);
@@ -295,14 +301,16 @@ export class Ram {
 
   /** Writes the 16-bit `v` (an integer in [-2^15, 2^16 - 1]) little-endian at `pa`. */
   write16(pa: number, v: number): void {
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 2 &&
-      ((v & 0xffff) === v || (v << 16 >> 16) === v)
-    ) {
-      this.#wView.setUint16(this.#wOff + off, v, true);
-      return;
+    if (typeof pa === "number" && typeof v === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (
+        off === d && off >= 0 && off <= this.#wLen - 2 &&
+        ((v & 0xffff) === v || (v << 16 >> 16) === v)
+      ) {
+        this.#wView.setUint16(this.#wOff + off, v, true);
+        return;
+      }
     }
     checkValue("value", v, -0x8000, 0xffff);
     if (this.#lookupWrite(pa, 2)) {
@@ -315,13 +323,13 @@ export class Ram {
 
   /** Writes the 32-bit `v` (an integer in [-2^31, 2^32 - 1]) little-endian at `pa`. */
   write32(pa: number, v: number): void {
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 4 && ((v >>> 0) === v || (v | 0) === v)
-    ) {
-      this.#wView.setUint32(this.#wOff + off, v, true);
-      return;
+    if (typeof pa === "number" && typeof v === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#wLen - 4 && ((v >>> 0) === v || (v | 0) === v)) {
+        this.#wView.setUint32(this.#wOff + off, v, true);
+        return;
+      }
     }
     checkValue("value", v, -0x80000000, 0xffffffff);
     if (this.#lookupWrite(pa, 4)) {
@@ -340,13 +348,13 @@ export class Ram {
         `value must be a bigint in [-2^63, 2^64-1], got ${hex(v)}`,
       );
     }
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 8
-    ) {
-      this.#wView.setBigUint64(this.#wOff + off, v, true);
-      return;
+    if (typeof pa === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#wLen - 8) {
+        this.#wView.setBigUint64(this.#wOff + off, v, true);
+        return;
+      }
     }
     if (this.#lookupWrite(pa, 8)) {
       this.#wView.setBigUint64(this.#wOff + (pa - this.#wBase), v, true);
@@ -361,14 +369,14 @@ export class Ram {
     checkValue("value", v, 0, Number.MAX_SAFE_INTEGER);
     const hi = Math.floor(v / TWO32);
     const lo = v - hi * TWO32;
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 8
-    ) {
-      this.#wView.setUint32(this.#wOff + off, lo, true);
-      this.#wView.setUint32(this.#wOff + off + 4, hi, true);
-      return;
+    if (typeof pa === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#wLen - 8) {
+        this.#wView.setUint32(this.#wOff + off, lo, true);
+        this.#wView.setUint32(this.#wOff + off + 4, hi, true);
+        return;
+      }
     }
     if (this.#lookupWrite(pa, 8)) {
       const o = this.#wOff + (pa - this.#wBase);
@@ -703,7 +711,8 @@ export class Ram {
       const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
       const s = this.#lastSlot;
       if (
-        !(pa >= this.#slotBase[s]! && len >= 0 && pa + len <= this.#slotEnd[s]! &&
+        !(typeof pa === "number" && typeof len === "number" && pa >= this.#slotBase[s]! &&
+          len >= 0 && pa + len <= this.#slotEnd[s]! &&
           Math.floor(pa) === pa && Math.floor(len) === len)
       ) {
         const why = this.#rangeProblem(pa, len);
