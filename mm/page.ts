@@ -45,6 +45,7 @@ import {
   VM_FREELIST_FIRST4G,
   VM_NFREELIST,
 } from "./physseg.ts";
+import { PglistState } from "./pglist_state.ts";
 
 /** `uvm_pagealloc` flag: the caller may dip into the kernel's reserve. */
 export const UVM_PGA_USERESERVE = 0x01;
@@ -134,6 +135,8 @@ export class Uvm {
   hooks: PageDaemonHooks;
   /** Who watches pages change hands (null: nobody). */
   tracer: UvmTracer | null = null;
+  /** What `uvm_pglistalloc` keeps between calls on this allocator (its lock and scratch). */
+  readonly pglistState: PglistState = new PglistState();
 
   #free = 0;
   #freeByList = new Int32Array(VM_NFREELIST);

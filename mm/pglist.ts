@@ -69,23 +69,11 @@ import {
   u32,
   VM_NFREELIST,
 } from "./physseg.ts";
-import type { Uvm } from "./page.ts";
+import { Uvm } from "./page.ts";
+import { HintSnapshot, IdList, Request } from "./pglist_state.ts";
 
 const INT_MAX = 0x7fffffff;
 const ENOMEM_MESSAGE = "uvm_pglistalloc: no pages satisfy the request";
-
-/**
- * A list of page ids: the `rlist` under construction. A plain array, since
- * small typed arrays are costly to create and a page list is made per call.
- */
-class IdList {
-  ids: number[] = [];
-  length = 0;
-
-  push(id: number): void {
-    this.ids[this.length++] = id;
-  }
-}
 
 let listIds: (list: PageList) => readonly number[];
 let markFreed: (list: PageList) => void;
@@ -528,20 +516,6 @@ function simpleAttempt(
   return num;
 }
 
-/** The start hints as they were when a call began, to undo a refused call. */
-class HintSnapshot {
-  hints: Float64Array = new Float64Array(8);
-
-  save(pm: PhysMem): void {
-    if (this.hints.length < pm.nsegs) this.hints = new Float64Array(pm.nsegs * 2);
-    for (let s = 0; s < pm.nsegs; s++) this.hints[s] = pm.segHint[s]!;
-  }
-
-  restore(pm: PhysMem): void {
-    for (let s = 0; s < pm.nsegs; s++) pm.segHint[s] = this.hints[s]!;
-  }
-}
-
 /** Undoes the takes of `out` from index `from` on, newest first, and the hints. */
 function rollback(uvm: Uvm, out: IdList, from: number, snap: HintSnapshot): void {
   for (let i = out.length - 1; i >= from; i--) uvm.untakeFree(out.ids[i]!);
@@ -703,52 +677,9 @@ function* aggressive(
   }
 }
 
-/** One aggressive search at a time per allocator (`uvm_pglistalloc_contig_lock`). */
-class ContigLock {
-  held = false;
-  queue: (() => void)[] = [];
-
-  acquire(signal?: AbortSignal): Promise<void> {
-    if (!this.held) {
-      this.held = true;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        const i = this.queue.indexOf(go);
-        if (i >= 0) this.queue.splice(i, 1);
-        reject(aborted());
-      };
-      const go = () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.queue.push(go);
-    });
-  }
-
-  release(): void {
-    const next = this.queue.shift();
-    if (next) next();
-    else this.held = false;
-  }
-}
-
-const contigLocks = new WeakMap<Uvm, ContigLock>();
-/** Per allocator: the list and hint snapshot the synchronous calls reuse. */
-const scratches = new WeakMap<Uvm, { out: IdList; snap: HintSnapshot }>();
-/** The allocator of the last synchronous call and its scratch (saves the map lookup). */
-let lastUvm: Uvm | null = null;
-let lastScratch: { out: IdList; snap: HintSnapshot } | undefined;
-
-function contigLock(uvm: Uvm): ContigLock {
-  let lock = contigLocks.get(uvm);
-  if (!lock) {
-    lock = new ContigLock();
-    contigLocks.set(uvm, lock);
-  }
-  return lock;
+/** Refuses an allocator argument that is not a {@link Uvm}. */
+function notUvm(uvm: unknown): never {
+  throw new KernelError("EINVAL", `uvm must be a Uvm, got ${describe(uvm)}`);
 }
 
 function aborted(): KernelError {
@@ -764,20 +695,6 @@ function noMemory(): KernelError {
 }
 
 // ---- the entry points -------------------------------------------------------
-
-/** A request after the seed's adjustments (alignment at least a page, `low` rounded up). */
-class Request {
-  num = 0;
-  low = 0;
-  high = 0;
-  alignment = 0;
-  boundary = 0;
-  size = 0;
-  nsegs = 0;
-  lowPfn = 0;
-  highPfn = 0;
-  contig = false;
-}
 
 /** True for an integer in `[0, 2^53 - 1]` (the common case, checked without a call). */
 function isAddr(x: unknown): boolean {
@@ -839,9 +756,6 @@ function request(
   return rq;
 }
 
-/** The request of the synchronous calls (they never overlap). */
-const syncRequest = new Request();
-
 /**
  * `uvm_pglistalloc(size, low, high, alignment, boundary, rlist, nsegs,
  * waitok)`: `size` bytes (rounded up to pages) of frames in `[low, high)`
@@ -884,21 +798,13 @@ export function pglistTryAlloc(
   nsegs: number,
   waitok = false,
 ): PageList | null {
+  if (!(uvm instanceof Uvm)) notUvm(uvm);
   if (typeof waitok !== "boolean") {
     throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
   }
-  const rq = request(syncRequest, uvm, size, low, high, alignment, boundary, nsegs);
-  let scratch = lastScratch;
-  if (lastUvm !== uvm) {
-    scratch = scratches.get(uvm);
-    if (!scratch) {
-      scratch = { out: new IdList(), snap: new HintSnapshot() };
-      scratches.set(uvm, scratch);
-    }
-    lastUvm = uvm;
-    lastScratch = scratch;
-  }
-  const { out, snap } = scratch!;
+  const state = uvm.pglistState;
+  const rq = request(state.request, uvm, size, low, high, alignment, boundary, nsegs);
+  const { out, snap } = state;
   out.length = 0;
   if (out.ids.length !== rq.num) out.ids = new Array<number>(rq.num);
   snap.save(uvm.physmem);
@@ -945,7 +851,7 @@ function searched(uvm: Uvm, rq: Request, out: IdList): PageList {
 
 /** The aggressive search run without waiting: `WOULDBLOCK` where it would wait. */
 function aggressiveSync(uvm: Uvm, rq: Request, out: IdList): PageList | null {
-  const lock = contigLock(uvm);
+  const lock = uvm.pglistState.lock;
   if (lock.held) throw wouldBlock();
   lock.held = true;
   try {
@@ -980,6 +886,7 @@ export async function pglistAllocWait(
   nsegs: number,
   signal?: AbortSignal,
 ): Promise<PageList> {
+  if (!(uvm instanceof Uvm)) notUvm(uvm);
   const rq = request(new Request(), uvm, size, low, high, alignment, boundary, nsegs);
   if (signal?.aborted) throw aborted();
   const out = new IdList();
@@ -996,7 +903,7 @@ export async function pglistAllocWait(
       throw e;
     }
     if (uvm.tracer !== null) traceSearch(uvm, rq, rq.num, null, null);
-    const lock = contigLock(uvm);
+    const lock = uvm.pglistState.lock;
     await lock.acquire(signal);
     try {
       const gen = aggressive(uvm, rq.num, rq.low, rq.high, rq.alignment, rq.boundary, out);
@@ -1079,6 +986,7 @@ export async function pglistAllocWait(
  * and a list already freed.
  */
 export function pglistFree(uvm: Uvm, list: PageList): void {
+  if (!(uvm instanceof Uvm)) notUvm(uvm);
   if (!(list instanceof PageList) || list.uvm !== uvm) {
     throw new KernelError(
       "EINVAL",

@@ -532,3 +532,131 @@ test("pglist: an aborted wait puts back the hints its passes moved", async () =>
   assert.deepEqual(state(uvm), { free: [[0, 4]], hints: [0, 6] });
   uvm.check();
 });
+
+// ---- one allocator's state is its own -----------------------------------------
+
+/** A scripted run on one allocator: random synchronous requests and frees; its answers. */
+function* script(uvm: Uvm, seed: number): Generator<void, string[], void> {
+  const r = new Mulberry32(seed);
+  const answers: string[] = [];
+  const lists: PageList[] = [];
+  for (let step = 0; step < 300; step++) {
+    if (lists.length > 0 && r.below(3) === 0) {
+      lists.splice(r.below(lists.length), 1)[0]!.free();
+      answers.push("free");
+    } else {
+      const pages = 1 + r.below(40);
+      const contig = r.below(2) === 0;
+      const list = pglistTryAlloc(
+        uvm,
+        pages * PAGE,
+        r.below(2) * 64 * PAGE,
+        HIGH,
+        contig ? PAGE << r.below(5) : 0,
+        0,
+        contig ? 1 : pages,
+      );
+      answers.push(JSON.stringify(list?.runs() ?? null));
+      if (list !== null) lists.push(list);
+    }
+    answers.push(JSON.stringify(state(uvm)));
+    uvm.check();
+    yield;
+  }
+  for (const l of lists) l.free();
+  return answers;
+}
+
+function fresh(): Uvm {
+  const uvm = new Uvm();
+  uvm.physload(0, 512, 0, 512, 0);
+  uvm.physload(1024, 1600, 1024, 1600, 3);
+  for (let p = 0; p < 512; p += 5) uvm.pageClaim(p);
+  return uvm;
+}
+
+function runAlone(seed: number): string[] {
+  const gen = script(fresh(), seed);
+  for (;;) {
+    const r = gen.next();
+    if (r.done) return r.value;
+  }
+}
+
+test("pglist: two allocators driven in turn give the answers each gives alone", async () => {
+  const alone = [runAlone(1), runAlone(2)];
+  const a = fresh();
+  const b = fresh();
+  const hooks = [a.hooks, b.hooks];
+  // a: a simple request holding pages and an aggressive contiguous search
+  // holding a's lock, both asleep.
+  const ctl = new AbortController();
+  a.hooks = { ...a.hooks, reclaimable: () => true };
+  const asleep = [
+    pglistAllocWait(a, 4000 * PAGE, 0, HIGH, 0, 0, 4000, ctl.signal),
+    pglistAllocWait(a, 8000 * PAGE, 0, HIGH, 0, 0, 1, ctl.signal),
+  ];
+  await new Promise((r) => setTimeout(r, 0));
+  a.hooks = { ...a.hooks, reclaimable: () => false };
+  assert.equal(code(() => pglistAlloc(a, 2 * PAGE, 0, HIGH, 0, 0, 1, true)), "WOULDBLOCK");
+  // b's aggressive search runs meanwhile: its daemon gives back claimed
+  // pages until a run of 8 forms.
+  const cache: number[] = [];
+  for (let p = 0; p < 512; p += 5) cache.push(p);
+  b.hooks = {
+    reclaimable: () => cache.length > 0,
+    wait: () => {
+      b.pageFree(cache.pop()!);
+      return Promise.resolve();
+    },
+    kick: () => {},
+  };
+  const got = await Promise.race([
+    pglistAllocWait(b, 8 * PAGE, 0, 512 * PAGE, 0, 0, 1),
+    new Promise<null>((r) => setTimeout(() => r(null), 2000)),
+  ]);
+  assert.ok(got !== null, "b's search waited on a's lock");
+  assert.equal(got.runs().length, 1);
+  got.free();
+  for (const p of cache) b.pageFree(p);
+  for (let p = 0; p < 512; p += 5) if (b.isFree(p)) b.pageClaim(p);
+  ctl.abort();
+  for (const p of asleep) await assert.rejects(p);
+  [a.hooks, b.hooks] = hooks as [typeof a.hooks, typeof b.hooks];
+  assert.deepEqual(state(a), state(fresh()));
+  assert.deepEqual(state(b), state(fresh()));
+  // Then synchronous traffic on both in turn.
+  const ga = script(a, 1);
+  const gb = script(b, 2);
+  let ra = ga.next();
+  let rb = gb.next();
+  while (!ra.done || !rb.done) {
+    if (!ra.done) ra = ga.next();
+    if (!rb.done) rb = gb.next();
+  }
+  assert.deepEqual(ra.value, alone[0]);
+  assert.deepEqual(rb.value, alone[1]);
+});
+
+test("pglist: an allocator argument that is not a Uvm is refused by name", async () => {
+  const uvm = new Uvm();
+  uvm.physload(0, 64, 0, 64, 0);
+  const list = pglistAlloc(uvm, PAGE, 0, HIGH, 0, 0, 1);
+  const before = snapshot(uvm);
+  const hostile: unknown[] = [undefined, null, 1n, "uvm", NaN, true, {}, uvm.physmem, [uvm]];
+  for (const bad of hostile) {
+    const named = (e: unknown) =>
+      e instanceof KernelError && e.code === "EINVAL" && /uvm must be a Uvm/.test(e.message);
+    const any = (f: unknown) => f as (...a: unknown[]) => unknown;
+    assert.throws(() => any(pglistAlloc)(bad, PAGE, 0, HIGH, 0, 0, 1), named);
+    assert.throws(() => any(pglistTryAlloc)(bad, PAGE, 0, HIGH, 0, 0, 1), named);
+    assert.throws(() => any(pglistFree)(bad, list), named);
+    await assert.rejects(
+      async () => await any(pglistAllocWait)(bad, PAGE, 0, HIGH, 0, 0, 1),
+      named,
+    );
+  }
+  assert.equal(snapshot(uvm), before);
+  list.free();
+  uvm.check();
+});
