@@ -54,6 +54,7 @@ export async function run(
     vmemTrace,
     pglistTrace,
     ignoreTags: options.ignoreTags,
+    physseg: options.physseg,
   });
   const bootMs = performance.now() - t0;
   kernel.onPeak = onPeak;

@@ -29,6 +29,7 @@ import { KernelError } from "../mm/errors.ts";
 import { loadRam, Uvm } from "../mm/page.ts";
 import { type PageList, pglistAlloc, pglistAllocWait, pglistFree } from "../mm/pglist.ts";
 import {
+  type PhysSegStrategy,
   VM_FREELIST_DEFAULT,
   VM_FREELIST_FIRST16,
   VM_FREELIST_FIRST4G,
@@ -74,6 +75,8 @@ export interface KernelOptions {
   pglistTrace?: PglistTrace;
   /** Drivers use permissive DMA tags instead of their devices' (faults must follow). */
   ignoreTags?: boolean;
+  /** The order uvm_pglistalloc searches segments in: `bsearch` (default) or x86's `bigfirst`. */
+  physseg?: PhysSegStrategy;
 }
 
 /** Free pages of one free list. */
@@ -217,6 +220,7 @@ export class Kernel {
       pageSize: PAGE_SIZE,
       reservePagedaemon: RESERVE_PAGEDAEMON,
       reserveKernel: RESERVE_KERNEL,
+      physseg: options.physseg,
     });
     this.#pglistTrace?.config(PAGE_SIZE, RESERVE_PAGEDAEMON, RESERVE_KERNEL);
     const image = { base: KERNEL_IMAGE_BASE, size: KERNEL_IMAGE_SIZE };
@@ -234,6 +238,9 @@ export class Kernel {
       );
     }
     uvm.tracer = this.#pglistTrace ?? null;
+    if (uvm.physmem.strategy === "bigfirst") {
+      log("physseg: BIGFIRST: uvm_pglistalloc searches each free list's smallest segment first");
+    }
     log(
       `page array: ${pages} pages; kernel image at 0x${image.base.toString(16)} (${
         mib(image.size)

@@ -1,13 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createMachine } from "../machine/mod.ts";
+import { createMachine, MemoryMap } from "../machine/mod.ts";
 import { Kernel, KERNEL_IMAGE_BASE, KVA_BASE, PAGE_SIZE } from "./kernel.ts";
 import { formatSummary, run } from "./cli.ts";
 import { parseBootArgs } from "./options.ts";
 import { WORKLOAD_TABLE } from "./workloads.ts";
 import { VmemReplayer } from "../mm/replay_vmem.ts";
 import { PglistReplayer } from "../mm/replay_pglist.ts";
-import { type Replayer, replayLine } from "../mm/replayer.ts";
+import { type Replayer, REPLAYERS, replayLine } from "../mm/replayer.ts";
 import { KernelError } from "../mm/errors.ts";
 import { CaptureDriver, DEVICE_TABLE, IsaDriver } from "../devices/mod.ts";
 
@@ -185,6 +185,48 @@ test("kernel: a recorded pglist trace replays to the pages and hints the run pro
       assert.ok(t.lines.some((l) => l.includes('"op":"release"')));
     }
   }
+});
+
+test("kernel: physseg bigfirst searches the small segments first and replays as pglist-bigfirst", async () => {
+  const memmap = new MemoryMap([
+    { base: 0, size: 4096, type: "reserved", name: "vectors" },
+    { base: 4096, size: 636 * 1024, type: "ram", name: "conventional memory" },
+    { base: MiB, size: 11 * MiB, type: "ram", name: "extended memory" },
+    { base: 13 * MiB, size: MiB, type: "ram", name: "a small island" },
+    { base: 16 * MiB, size: 48 * MiB, type: "ram", name: "the rest" },
+  ]);
+  const got: Record<string, number[][]> = {};
+  for (const physseg of ["bsearch", "bigfirst"] as const) {
+    const lines: string[] = [];
+    const k = new Kernel(createMachine({ memmap }), { physseg, log: (l) => lines.push(l) });
+    assert.equal(lines.some((l) => l.startsWith("physseg: BIGFIRST")), physseg === "bigfirst");
+    const list = k.allocPages(200 * PAGE_SIZE, 0, 16 * MiB, 0, 0, 1);
+    got[physseg] = list.runs();
+    k.freePages(list);
+    k.check();
+    assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  }
+  // Below 16 MiB: frames [1, 160), [256, 3072) (free from 512) and [3328, 3584).
+  assert.deepEqual(got.bsearch, [[512, 200]]);
+  assert.deepEqual(got.bigfirst, [[3328, 200]]);
+  const r = await run(
+    parseBootArgs([
+      "--memory",
+      "64M",
+      "--physseg",
+      "bigfirst",
+      "-w",
+      "pressure",
+      "-n",
+      "30",
+      "--record-pglist",
+      "x",
+    ]),
+  );
+  assert.equal(r.status, 0, r.problems.join("; "));
+  const t = r.pglistTrace!;
+  const replayer = REPLAYERS["pglist-bigfirst"]!();
+  assert.deepEqual(replayAll(t.lines, replayer), t.results.map(byCode));
 });
 
 test("kernel: the devices stage attaches a driver per device and logs its DMA constraints", () => {

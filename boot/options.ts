@@ -19,6 +19,11 @@ export const WORKLOADS = ["all", "heap", "pressure", "ids", "dma", "none"] as co
 /** A workload name. */
 export type WorkloadName = typeof WORKLOADS[number];
 
+/** The orders uvm_pglistalloc can search physical segments in (`VM_PHYSSEG_STRAT`). */
+export const PHYSSEGS = ["bsearch", "bigfirst"] as const;
+/** A segment order. */
+export type PhysSegName = typeof PHYSSEGS[number];
+
 /** The devices the kernel can attach. */
 export const DEVICES = ["isa", "nic", "nvme", "dma30"] as const;
 /** A device name. */
@@ -50,6 +55,8 @@ export interface BootOptions {
   svg?: string;
   /** Let the drivers ignore their DMA tags (a test switch: faults must follow). */
   ignoreTags: boolean;
+  /** The order uvm_pglistalloc searches physical segments in. */
+  physseg: PhysSegName;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -81,6 +88,8 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --record-pglist FILE   write the run's uvm_pglistalloc operations as a trace
       --svg FILE         draw physical memory and the heap arena
       --ignore-tags      drivers ignore their DMA tags (faults are expected)
+      --physseg ORDER    segment order of uvm_pglistalloc: bsearch (by address,
+                         default) or bigfirst (x86's: smallest segment first)
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
@@ -154,6 +163,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
         "record-pglist": { type: "string" },
         svg: { type: "string" },
         "ignore-tags": { type: "boolean" },
+        physseg: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -199,6 +209,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     recordPglist: fileName("--record-pglist", v["record-pglist"]),
     svg: fileName("--svg", v.svg),
     ignoreTags: v["ignore-tags"] ?? false,
+    physseg: oneOf("--physseg", v.physseg ?? "bsearch", PHYSSEGS),
     help: v.help ?? false,
   };
 }

@@ -43,6 +43,9 @@ test("options: flags and values are parsed", () => {
   assert.equal(o.recordPglist, "p.jsonl");
   assert.equal(o.svg, "m.svg");
   assert.deepEqual(parseBootArgs(["--devices", "none"]).devices, []);
+  assert.equal(parseBootArgs([]).physseg, "bsearch");
+  assert.equal(parseBootArgs(["--physseg", "bigfirst"]).physseg, "bigfirst");
+  assert.throws(() => parseBootArgs(["--physseg", "biggest"]), /--physseg.*"biggest"/);
 });
 
 test("options: sizes take binary units", () => {

@@ -39,6 +39,7 @@ import {
   PG_PGLIST,
   PhysMem,
   type PhysSegInfo,
+  type PhysSegStrategy,
   popcount32,
   VM_FREELIST_DEFAULT,
   VM_FREELIST_FIRST16,
@@ -108,6 +109,8 @@ export interface UvmOptions {
   reservePagedaemon?: number;
   /** Free pages kept for the kernel (`uvmexp.reserve_kernel`, default 0). */
   reserveKernel?: number;
+  /** The order `uvm_pglistalloc` searches segments in (default `bsearch`). */
+  physseg?: PhysSegStrategy;
 }
 
 /** A RAM range in bytes, as a firmware memory map reports it. */
@@ -147,7 +150,7 @@ export class Uvm {
     const pageSize = options.pageSize ?? 4096;
     this.reservePagedaemon = checkInteger("reserve_pagedaemon", options.reservePagedaemon ?? 0);
     this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0);
-    this.physmem = new PhysMem(pageSize);
+    this.physmem = new PhysMem(pageSize, options.physseg ?? "bsearch");
     this.pageSize = pageSize;
     for (let h = 0; h < VM_NFREELIST; h++) {
       this.#setNext(h, h);

@@ -6,8 +6,10 @@
  * Theory. A request of `size` bytes becomes `num` pages. It takes the
  * contiguous path when it needs one run (`nsegs < num`), an alignment above a
  * page or a boundary; otherwise the simple path, which takes free pages one
- * by one. Both walk the segments free list 0 first, ascending within a list,
- * and fail at once when free pages are at or below the two reserves.
+ * by one. Both walk the segments in the physical memory's search order (free
+ * list 0 first; within a list by ascending address, or smallest first under
+ * x86's BIGFIRST) and fail at once when free pages are at or below the two
+ * reserves.
  *
  * Contiguous, per segment: candidates are multiples of the alignment, from
  * `roundup(max(low, availStart + hint))` up to `limit = min(high, availEnd)`;
@@ -60,15 +62,7 @@
  */
 
 import { checkInteger, describe, isPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
-import {
-  PG_FREE,
-  PG_PGLCA,
-  PG_PGLIST,
-  type PhysMem,
-  popcount32,
-  u32,
-  VM_NFREELIST,
-} from "./physseg.ts";
+import { PG_FREE, PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
 import { Uvm } from "./page.ts";
 import { HintSnapshot, IdList, Request } from "./pglist_state.ts";
 
@@ -487,11 +481,9 @@ function contigAttempt(
 ): boolean {
   if (belowReserve(uvm)) return false;
   const pm = uvm.physmem;
-  for (let fl = 0; fl < VM_NFREELIST; fl++) {
-    for (let s = 0; s < pm.nsegs; s++) {
-      if (pm.segFreeList[s] !== fl) continue;
-      if (contigSegment(uvm, s, num, lowPfn, highPfn, a, boundary, out)) return true;
-    }
+  const order = pm.searchOrder;
+  for (let k = 0; k < pm.nsegs; k++) {
+    if (contigSegment(uvm, order[k]!, num, lowPfn, highPfn, a, boundary, out)) return true;
   }
   return false;
 }
@@ -506,12 +498,10 @@ function simpleAttempt(
 ): number {
   if (belowReserve(uvm)) return num;
   const pm = uvm.physmem;
-  for (let fl = 0; fl < VM_NFREELIST; fl++) {
-    for (let s = 0; s < pm.nsegs; s++) {
-      if (pm.segFreeList[s] !== fl) continue;
-      num -= simpleSegment(uvm, s, num, lowPfn, highPfn, out);
-      if (num === 0) return 0;
-    }
+  const order = pm.searchOrder;
+  for (let k = 0; k < pm.nsegs; k++) {
+    num -= simpleSegment(uvm, order[k]!, num, lowPfn, highPfn, out);
+    if (num === 0) return 0;
   }
   return num;
 }

@@ -11,7 +11,7 @@ import {
   pglistTryAlloc,
 } from "./pglist.ts";
 import { ReferencePglist } from "./pglist_reference.ts";
-import { PG_PGLCA } from "./physseg.ts";
+import { PG_PGLCA, type PhysSegStrategy } from "./physseg.ts";
 
 const PAGE = 4096;
 const HIGH = 2 ** 32 - 1;
@@ -368,18 +368,28 @@ test("pglist: a whole-segment search over a fragmented million pages is quick", 
  * side by side: same answers, same free pages, same hints, and `check()` after
  * every step.
  */
-function differential(seed: number, steps: number, segBase: number, bigAlign: boolean): void {
+function differential(
+  seed: number,
+  steps: number,
+  segBase: number,
+  bigAlign: boolean,
+  physseg: PhysSegStrategy = "bsearch",
+): void {
   const r = new Mulberry32(seed);
   const pick = <T>(a: T[]): T => a[r.below(a.length)]!;
   const ps = r.below(4) === 0 ? pick([512, 8192]) : PAGE;
   const rpd = r.below(3) === 0 ? r.below(20) : 0;
   const rk = r.below(3) === 0 ? r.below(20) : 0;
-  const uvm = new Uvm({ pageSize: ps, reservePagedaemon: rpd, reserveKernel: rk });
-  const ref = new ReferencePglist(ps, rpd, rk);
+  const uvm = new Uvm({ pageSize: ps, reservePagedaemon: rpd, reserveKernel: rk, physseg });
+  const ref = new ReferencePglist(ps, rpd, rk, physseg);
   const segs: [number, number][] = [];
   let cur = segBase + r.below(300);
-  for (let i = 0, n = 1 + r.below(4); i < n; i++) {
-    const len = 16 + r.below(r.below(2) ? 2000 : 200);
+  // BIGFIRST matters with several segments per free list, some of one size.
+  const many = physseg === "bigfirst";
+  for (let i = 0, n = many ? 3 + r.below(6) : 1 + r.below(4); i < n; i++) {
+    const len = many && i > 0 && r.below(3) === 0
+      ? ((k) => segs[k]![1] - segs[k]![0])(r.below(i))
+      : 16 + r.below(r.below(2) ? 2000 : 200);
     segs.push([cur, cur + len]);
     cur += len + (r.below(2) ? 0 : r.below(300));
   }
@@ -393,7 +403,7 @@ function differential(seed: number, steps: number, segBase: number, bigAlign: bo
       as = s + r.below(e - s);
       ae = as + r.below(e - as + 1);
     }
-    const fl = r.below(3) === 0 ? r.below(6) : pick([0, 3, 5]);
+    const fl = many ? pick([0, 3]) : r.below(3) === 0 ? r.below(6) : pick([0, 3, 5]);
     uvm.physload(s, e, as, ae, fl);
     ref.physload(s, e, as, ae, fl);
   }
@@ -459,6 +469,37 @@ function differential(seed: number, steps: number, segBase: number, bigAlign: bo
 
 test("pglist: random requests choose exactly the plain port's pages and hints", () => {
   for (let seed = 1; seed <= 12; seed++) differential(seed, 250, 0, false);
+});
+
+test("pglist: under BIGFIRST, random requests choose exactly the plain port's pages and hints", () => {
+  for (let seed = 1; seed <= 12; seed++) differential(seed, 250, 0, false, "bigfirst");
+  for (let seed = 13; seed <= 15; seed++) differential(seed, 120, 2147480000, true, "bigfirst");
+});
+
+test("pglist: BIGFIRST searches a free list's smallest segment first, the last loaded of a size first", () => {
+  const uvm = new Uvm({ physseg: "bigfirst" });
+  uvm.physload(0, 40, 0, 40, 3);
+  uvm.physload(100, 120, 100, 120, 3);
+  uvm.physload(200, 240, 200, 240, 3);
+  uvm.physload(300, 320, 300, 320, 0);
+  uvm.physload(400, 410, 400, 410, 3);
+  // Free list 0 first; then in list 3: 10 pages, 20, the 40s (last loaded first).
+  assert.deepEqual(alloc(uvm, 4 * PAGE, 0, HIGH, 0, 0, 1), [[300, 4]]);
+  assert.deepEqual(alloc(uvm, 20 * PAGE, 0, HIGH, 0, 0, 1), [[100, 20]]);
+  assert.deepEqual(alloc(uvm, 30 * PAGE, 0, HIGH, 0, 0, 1), [[200, 30]]);
+  assert.deepEqual(alloc(uvm, 30 * PAGE, 0, HIGH, 0, 0, 1), [[0, 30]]);
+  assert.deepEqual(alloc(uvm, 30 * PAGE, 0, HIGH, 0, 0, 30), [
+    [304, 16],
+    [400, 10],
+    [230, 4],
+  ]);
+  assert.deepEqual(state(uvm).hints, [30, 20, 34, 4, 10], "hints are listed by address");
+  uvm.check();
+  const bsearch = new Uvm();
+  bsearch.physload(100, 120, 100, 120, 3);
+  bsearch.physload(0, 40, 0, 40, 3);
+  assert.deepEqual(alloc(bsearch, 20 * PAGE, 0, HIGH, 0, 0, 1), [[0, 20]]);
+  assert.equal(code(() => new Uvm({ physseg: "biggest" as PhysSegStrategy })), "EINVAL");
 });
 
 test("pglist: segments past frame 2^31 and 2^32 and huge alignments follow the seed's int arithmetic", () => {

@@ -8,7 +8,11 @@
  * load order, so that `find(pfn)` is a binary search and "every segment in
  * ascending address order" is a walk of the table. Each segment carries the
  * start hint that `uvm_pglistalloc` keeps (an unsigned 32-bit offset from
- * `availStart`, never above `availEnd - availStart`).
+ * `availStart`, never above `availEnd - availStart`). The order that
+ * `uvm_pglistalloc` searches segments in is kept apart, as a list of table
+ * indices rebuilt at each load: by free list, then by address (BSEARCH) or,
+ * as NetBSD's x86 ports do (BIGFIRST), from the smallest segment up, where
+ * the seed keeps its array largest first and walks it from the end.
  *
  * Every frame of a segment gets a page id. Ids are handed out in load order,
  * dense over loaded frames, so only loaded frames cost memory wherever a
@@ -67,6 +71,14 @@ export const PG_FREE = 0x01;
 export const PG_PGLCA = 0x02;
 /** Page flag: the page belongs to a page list of `uvm_pglistalloc`. */
 export const PG_PGLIST = 0x04;
+
+/**
+ * The order `uvm_pglistalloc` searches the segments of a free list in
+ * (`VM_PHYSSEG_STRAT`): `bsearch` (the default) by ascending address;
+ * `bigfirst` (NetBSD's x86 ports) from the smallest segment up, segments of
+ * equal size the one loaded last first.
+ */
+export type PhysSegStrategy = "bsearch" | "bigfirst";
 
 /** Ids below this are never page frames (queue heads and padding). */
 export const FIRST_PAGE_ID = 32;
@@ -132,10 +144,23 @@ export class PhysMem {
   /** Segment table: free list. */
   segFreeList: Int32Array = new Int32Array(4);
 
+  /** The order segments are searched in (see {@link PhysSegStrategy}). */
+  readonly strategy: PhysSegStrategy;
+  /**
+   * Indices into the segment table in the order `uvm_pglistalloc` searches
+   * them: free list 0 first, then by {@link strategy} within each list.
+   */
+  searchOrder: Int32Array = new Int32Array(4);
+
   /** Per load: first id of the segment loaded n-th (ascending). */
   #loadBase: Float64Array = new Float64Array(4);
   /** Per load: the segment's current index in the sorted table. */
   #loadSeg: Int32Array = new Int32Array(4);
+  /**
+   * Load numbers sorted by whole-segment size, largest first, a segment
+   * after every one of its size (`uvm_physseg_plug` under BIGFIRST).
+   */
+  #bySize: Int32Array = new Int32Array(4);
 
   /** Ids in use (the next segment's ids start at or after this). */
   nids: number = FIRST_PAGE_ID;
@@ -156,8 +181,18 @@ export class PhysMem {
   /** Bit per `fullMap` word: that word is not zero. */
   fullSum: Int32Array;
 
-  /** Creates an empty page array for pages of `pageSize` bytes (a power of two). */
-  constructor(pageSize = 4096) {
+  /**
+   * Creates an empty page array for pages of `pageSize` bytes (a power of
+   * two), whose segments are searched in the order `strategy` says.
+   */
+  constructor(pageSize = 4096, strategy: PhysSegStrategy = "bsearch") {
+    if (strategy !== "bsearch" && strategy !== "bigfirst") {
+      throw new KernelError(
+        "EINVAL",
+        `physseg strategy must be "bsearch" or "bigfirst", got ${describe(strategy)}`,
+      );
+    }
+    this.strategy = strategy;
     checkInteger("page_size", pageSize, 1, 2 ** 30);
     if ((pageSize & (pageSize - 1)) !== 0) {
       throw new KernelError(
@@ -256,7 +291,12 @@ export class PhysMem {
     for (let l = 0; l < this.nsegs; l++) if (this.#loadSeg[l]! >= pos) this.#loadSeg[l]!++;
     this.#loadBase[this.nsegs] = base;
     this.#loadSeg[this.nsegs] = pos;
+    let rank = 0;
+    while (rank < this.nsegs && this.#sizeOfLoad(this.#bySize[rank]!) >= n) rank++;
+    this.#bySize.copyWithin(rank + 1, rank, this.nsegs);
+    this.#bySize[rank] = this.nsegs;
     this.nsegs++;
+    this.#orderSearch();
     this.nids = base + n;
     this.freeListOf.fill(freeList, base, base + n);
     const a = base + (availStart - start);
@@ -530,6 +570,30 @@ export class PhysMem {
 
   // ---- internals ----------------------------------------------------------
 
+  /** Whole-segment size (`end - start`) of the segment loaded `l`-th. */
+  #sizeOfLoad(l: number): number {
+    const s = this.#loadSeg[l]!;
+    return this.segEnd[s]! - this.segStart[s]!;
+  }
+
+  /** Rebuilds {@link searchOrder} after a load. */
+  #orderSearch(): void {
+    let k = 0;
+    for (let fl = 0; fl < VM_NFREELIST; fl++) {
+      if (this.strategy === "bsearch") {
+        for (let s = 0; s < this.nsegs; s++) {
+          if (this.segFreeList[s] === fl) this.searchOrder[k++] = s;
+        }
+      } else {
+        // uvm_physseg_get_last() back to the first: smallest first.
+        for (let r = this.nsegs - 1; r >= 0; r--) {
+          const s = this.#loadSeg[this.#bySize[r]!]!;
+          if (this.segFreeList[s] === fl) this.searchOrder[k++] = s;
+        }
+      }
+    }
+  }
+
   #insertPos(start: number): number {
     let lo = 0;
     let hi = this.nsegs;
@@ -593,6 +657,8 @@ export class PhysMem {
     this.segFreeList = i(this.segFreeList);
     this.#loadBase = f(this.#loadBase);
     this.#loadSeg = i(this.#loadSeg);
+    this.#bySize = i(this.#bySize);
+    this.searchOrder = i(this.searchOrder);
   }
 
   /** Sets the free bits of ids `[a, b)` (fresh ids, all clear before). */

@@ -25,6 +25,7 @@ export interface Replayer {
 export const REPLAYERS: Record<string, () => Replayer> = {
   vmem: () => new VmemReplayer(),
   pglist: () => new PglistReplayer(),
+  "pglist-bigfirst": () => new PglistReplayer({ physseg: "bigfirst" }),
 };
 
 /**
