@@ -17,12 +17,15 @@
  * chunk was never written or `1 + bank * 65536 + k` for the `k`-th chunk of
  * bank `bank`. Each bank has a `Uint8Array` and a `DataView` over it.
  *
- * Invariants (see {@link Ram.check}): slots sorted and disjoint; every table
- * entry names a distinct chunk below its bank's fill mark; the number of
- * materialised chunks equals the number of non-zero entries; the load and
- * store caches and the gather cache (the chunk of the last whole page a
- * scatter-gather list read) describe the chunk they claim. A chunk never
- * loses its bank piece, so a cache of a materialised chunk never goes stale.
+ * Invariants (see {@link Ram.check}): slots sorted and disjoint; every chunk
+ * handed out sits in the table entry it was handed to (a list kept in
+ * handing-out order says which), so the entries name distinct chunks below
+ * their bank's fill mark; the number of materialised chunks equals the
+ * number of non-zero entries; the load and store caches and the gather cache
+ * (the chunk of the last whole page a scatter-gather list read) describe the
+ * chunk they claim. A chunk never loses its bank piece, so a cache of a
+ * materialised chunk never goes stale. A check costs O(slots + chunks
+ * written), or O(RAM / chunkSize) when exhaustive.
  *
  * Cost. A load or store of 1 to 8 bytes that falls in the chunk of the
  * previous load (or store) is one range test and one `DataView` operation;
@@ -91,6 +94,8 @@ export class Ram {
   readonly #bankPages: ((Uint8Array | undefined)[] | undefined)[] = [];
   #bankFill = 0; // chunks handed out of the last bank
   #chunks = 0;
+  // Per chunk handed out, in order: the slot and the chunk index it went to.
+  #handedTo: Float64Array = new Float64Array(64);
 
   // Cache of the chunk of the last load (possibly the shared zero chunk).
   #rBase = -1;
@@ -515,8 +520,14 @@ export class Ram {
 
   // ---------------------------------------------------------------- check
 
-  /** Verifies the invariants of the slot tables, banks and caches; throws on the first broken one. */
-  check(): void {
+  /**
+   * Verifies the invariants of the slot tables, banks and caches; throws on
+   * the first broken one. Costs O(slots + chunks written): each chunk handed
+   * out must sit in the table entry it was given to. `exhaustive` also reads
+   * every table entry (O(RAM / chunkSize)), so that an entry nothing handed
+   * out is found too.
+   */
+  check(exhaustive = false): void {
     const fail = (m: string): never => {
       throw new MachineError("CORRUPT", `Ram.check: ${m}`);
     };
@@ -531,22 +542,25 @@ export class Ram {
       }
     }
     if (this.#banks.length !== this.#bankViews.length) fail("bank views");
-    const seen = new Set<number>();
-    let used = 0;
-    for (let i = 0; i < n; i++) {
-      const t = this.#tables[i]!;
-      for (let j = 0; j < t.length; j++) {
-        if (t[j] === 0) continue;
-        const id = t[j]! - 1, b = id >>> 16, k = id & 0xffff;
-        if (b >= this.#banks.length) fail(`slot ${i} chunk ${j} names bank ${b}`);
-        const fillMark = b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
-        if (k >= fillMark) fail(`slot ${i} chunk ${j} past the fill of bank ${b}`);
-        if (seen.has(id)) fail(`chunk ${id} mapped twice`);
-        seen.add(id);
-        used++;
+    let k = 0;
+    for (let b = 0; b < this.#banks.length; b++) {
+      const fillMark = b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
+      for (let f = 0; f < fillMark; f++, k++) {
+        const s = this.#handedTo[2 * k]!;
+        const idx = this.#handedTo[2 * k + 1]!;
+        if (!(s >= 0 && s < n) || this.#tables[s]![idx] !== b * BANK_SLOTS + f + 1) {
+          fail(`chunk ${f} of bank ${b} is not where it was handed out (slot ${s} chunk ${idx})`);
+        }
       }
     }
-    if (used !== this.#chunks) fail(`${used} chunks mapped, ${this.#chunks} counted`);
+    if (exhaustive) {
+      let used = 0;
+      for (let i = 0; i < n; i++) {
+        const t = this.#tables[i]!;
+        for (let j = 0; j < t.length; j++) if (t[j] !== 0) used++;
+      }
+      if (used !== this.#chunks) fail(`${used} chunks mapped, ${this.#chunks} counted`);
+    }
     let handed = 0;
     for (let b = 0; b < this.#banks.length; b++) {
       handed += b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
@@ -893,6 +907,13 @@ export class Ram {
       this.#bankFill = 0;
     }
     const id = b * BANK_SLOTS + this.#bankFill;
+    if (2 * this.#chunks + 2 > this.#handedTo.length) {
+      const more = new Float64Array(this.#handedTo.length * 2);
+      more.set(this.#handedTo);
+      this.#handedTo = more;
+    }
+    this.#handedTo[2 * this.#chunks] = s;
+    this.#handedTo[2 * this.#chunks + 1] = idx;
     this.#bankFill++;
     this.#chunks++;
     t[idx] = id + 1;

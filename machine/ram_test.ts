@@ -336,6 +336,20 @@ test("ram: a 64 GiB slot costs the host only the chunks written", () => {
   assert.ok(grown < 256 * MiB, `host memory grew by ${grown} bytes`);
 });
 
+test("ram: a check costs the chunks written, not the size of RAM", () => {
+  const huge = new Ram([{ base: 0, size: 16 * 2 ** 40 }]);
+  const small = new Ram([{ base: 0, size: 64 * MiB }]);
+  for (const ram of [huge, small]) {
+    for (let i = 0; i < 50; i++) ram.write32(i * 65536 * 7, i);
+  }
+  const t = performance.now();
+  for (let i = 0; i < 20; i++) huge.check();
+  const perCheck = (performance.now() - t) / 20;
+  assert.ok(perCheck < 20, `a check of 16 TiB took ${perCheck} ms`);
+  small.check(true);
+  assert.equal(huge.touchedBytes(), 50 * 65536);
+});
+
 test("ram: copy between chunks of different banks and overlapping copies both ways", () => {
   // 16 MiB chunks: the first bank holds one chunk, so neighbours sit in different banks.
   const ram = new Ram([{ base: 0, size: 64 * MiB }], { chunkSize: 16 * MiB });
