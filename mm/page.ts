@@ -6,23 +6,27 @@
  * x86 port has six: DEFAULT above 4 GiB first, then FIRST1T ... FIRST16).
  * A queue is a circular doubly-linked list through the page array's link
  * arrays, headed by a sentinel id (0 to 5); links are stored relative to the
- * page so that the zero-filled arrays of a fresh segment already form a chain
- * from its highest free page down to its lowest, and loading a segment only
+ * page so that the zero arrays of a fresh segment already form a chain from
+ * its highest free page down to its lowest, and loading a segment only
  * splices that chain in front of the queue, as NetBSD's boot-time frees in
- * ascending order leave it. `uvm_pagealloc` pops the head of the first
- * non-empty queue (free list 0 first, or one given list); `uvm_pagefree` pushes
- * the page back at the head: both O(1) plus a binary search over the
- * segments for the frame number, with no allocation. For `uvm_pglistalloc`,
- * a run of consecutive pages that is also a chain on its queue is unlinked
- * in one step, and a run given back is spliced in as one chain (zero links),
- * so whole-run moves cost a fill rather than four link updates a page. An
- * allocated page carries an owner byte for the kernel's own bookkeeping.
+ * ascending order leave it: four link writes, whatever its size.
+ * `uvm_pagealloc` pops the head of the first non-empty queue (free list 0
+ * first, or one given list); `uvm_pagefree` pushes the page back at the
+ * head: both O(1) plus a binary search over the segments for the frame
+ * number, with no allocation. For `uvm_pglistalloc`, a run of consecutive
+ * pages that is also a chain on its queue is unlinked in one step, and a run
+ * given back is spliced in as one chain (zero links), so whole-run moves cost
+ * a fill rather than four link updates a page. An allocated page carries an
+ * owner byte for the kernel's own bookkeeping.
  *
  * Invariants (verified by {@link Uvm.check}): a page is on a queue exactly when
- * its `PG_FREE` flag and its bitmap bit are set, on the queue of its own free
- * list; the queue links are consistent; the per-list and total free counts
- * equal the number of queued pages; a page held by a page list or by the
- * aggressive contiguous search is never free.
+ * its bitmap bit says free, on the queue of its own free list; the queue
+ * links are consistent; the per-list and total free counts equal the number
+ * of queued pages; a page held by a page list or by the aggressive
+ * contiguous search is never free. The check walks each queue, but takes a
+ * chunk nothing has written (see `physseg.ts`) in one step, as the chain of
+ * free pages it must be: it costs O(chunks + pages touched), and O(pages)
+ * when asked to be exhaustive.
  *
  * The page daemon is not part of this file: {@link PageDaemonHooks} is how
  * `uvm_pglistalloc` asks whether waiting could help, waits, and kicks it. The
@@ -33,7 +37,9 @@
 
 import { checkInteger, describe, KernelError } from "./errors.ts";
 import {
-  FIRST_PAGE_ID,
+  BLOCK_PAGES,
+  CHUNK_PAGES,
+  chunkOf,
   PG_FREE,
   PG_PGLCA,
   PG_PGLIST,
@@ -142,7 +148,7 @@ export class Uvm {
   readonly pglistState: PglistState = new PglistState();
 
   #free = 0;
-  #freeByList = new Int32Array(VM_NFREELIST);
+  #freeByList = new Float64Array(VM_NFREELIST);
   #waiters: (() => void)[] = [];
 
   /** Creates an allocator with no memory; see {@link UvmOptions}. */
@@ -153,8 +159,8 @@ export class Uvm {
     this.physmem = new PhysMem(pageSize, options.physseg ?? "bsearch");
     this.pageSize = pageSize;
     for (let h = 0; h < VM_NFREELIST; h++) {
-      this.#setNext(h, h);
-      this.#setPrev(h, h);
+      this.physmem.setNext(h, h);
+      this.physmem.setPrev(h, h);
     }
     this.hooks = {
       reclaimable: () => false,
@@ -179,14 +185,14 @@ export class Uvm {
     const s = pm.plug(start, end, availStart, availEnd, freeList);
     const n = availEnd - availStart;
     if (n === 0) return;
-    const bottom = (availStart + pm.segIdOffset[s]!) | 0;
+    const bottom = availStart + pm.segIdOffset[s]!;
     const top = bottom + n - 1;
     const h = freeList;
-    const first = this.#next(h);
-    this.#setNext(h, top);
-    this.#setPrev(top, h);
-    this.#setNext(bottom, first);
-    this.#setPrev(first, bottom);
+    const first = pm.nextOf(h);
+    pm.setNext(h, top);
+    pm.setPrev(top, h);
+    pm.setNext(bottom, first);
+    pm.setPrev(first, bottom);
     this.#free += n;
     this.#freeByList[freeList]! += n;
   }
@@ -216,7 +222,7 @@ export class Uvm {
   /** True when frame `pfn` is managed and free. */
   isFree(pfn: number): boolean {
     const id = this.physmem.idOf(pfn);
-    return id >= 0 && (this.physmem.flags[id]! & PG_FREE) !== 0;
+    return id >= 0 && this.physmem.isFreeId(id);
   }
 
   /** True when frame `pfn` belongs to a loaded segment. */
@@ -224,14 +230,15 @@ export class Uvm {
     return this.physmem.idOf(pfn) >= 0;
   }
 
-  /** The flags (`PG_*`) of managed frame `pfn`. */
+  /** The flags (`PG_*`) of managed frame `pfn`: {@link PG_FREE} when it is free. */
   pageFlags(pfn: number): number {
-    return this.physmem.flags[this.#id("pfn", pfn)]!;
+    const id = this.#id("pfn", pfn);
+    return this.physmem.flagsOf(id) | (this.physmem.isFreeId(id) ? PG_FREE : 0);
   }
 
   /** The owner byte of managed frame `pfn` (0 on a free page). */
   owner(pfn: number): number {
-    return this.physmem.owner[this.#id("pfn", pfn)]!;
+    return this.physmem.ownerOf(this.#id("pfn", pfn));
   }
 
   /**
@@ -241,10 +248,10 @@ export class Uvm {
   setOwner(pfn: number, owner: number): void {
     const id = this.#id("pfn", pfn);
     checkInteger("owner", owner, 0, 255);
-    if ((this.physmem.flags[id]! & PG_FREE) !== 0) {
+    if (this.physmem.isFreeId(id)) {
       throw new KernelError("EINVAL", `setOwner: page ${describe(pfn)} is free`);
     }
-    this.physmem.owner[id] = owner;
+    this.physmem.setOwner(id, owner);
   }
 
   /**
@@ -278,12 +285,12 @@ export class Uvm {
     }
     let id = -1;
     if (freeList !== -1) {
-      const head = this.#next(freeList);
+      const head = this.physmem.nextOf(freeList);
       if (head !== freeList) id = head;
       else if ((flags & UVM_PGA_FALLBACK) === 0) return -1;
     }
     for (let h = 0; id < 0 && h < VM_NFREELIST; h++) {
-      const head = this.#next(h);
+      const head = this.physmem.nextOf(h);
       if (head !== h) id = head;
     }
     if (id < 0) return -1;
@@ -298,19 +305,26 @@ export class Uvm {
    * a page list (those go back with `pglistFree`).
    */
   pageFree(pfn: number): void {
-    const id = this.#id("pfn", pfn);
-    const f = this.physmem.flags[id]!;
-    if ((f & PG_FREE) !== 0) {
-      throw new KernelError("BADFREE", `uvm_pagefree: page ${describe(pfn)} is already free`);
-    }
-    if ((f & (PG_PGLIST | PG_PGLCA)) !== 0) {
+    this.pageFreeId(this.#id("pfn", pfn));
+  }
+
+  /** {@link pageFree} of page `id`, which must be a frame (for mm/). */
+  pageFreeId(id: number): void {
+    const pm = this.physmem;
+    if (pm.isFreeId(id)) {
       throw new KernelError(
         "BADFREE",
-        `uvm_pagefree: page ${describe(pfn)} belongs to a page list; free the list`,
+        `uvm_pagefree: page ${describe(pm.pfnOf(id))} is already free`,
+      );
+    }
+    if ((pm.flagsOf(id) & (PG_PGLIST | PG_PGLCA)) !== 0) {
+      throw new KernelError(
+        "BADFREE",
+        `uvm_pagefree: page ${describe(pm.pfnOf(id))} belongs to a page list; free the list`,
       );
     }
     this.putFree(id);
-    this.tracer?.pageGiven(pfn);
+    this.tracer?.pageGiven(pm.pfnOf(id));
   }
 
   /**
@@ -320,7 +334,7 @@ export class Uvm {
    */
   pageClaim(pfn: number): void {
     const id = this.#id("pfn", pfn);
-    if ((this.physmem.flags[id]! & PG_FREE) === 0) {
+    if (!this.physmem.isFreeId(id)) {
       throw new KernelError("EBUSY", `claim: page ${describe(pfn)} is not free`);
     }
     this.takeFree(id);
@@ -352,21 +366,19 @@ export class Uvm {
   }
 
   /**
-   * Takes free page `id` off its queue: clears its flags and bitmap bit and
-   * counts it. For mm/ (the caller has checked it is free).
+   * Takes free page `id` off its queue and marks it busy, counting it. For
+   * mm/ (the caller has checked it is free). Its own links stay as they were,
+   * so that {@link untakeFree} can put it back.
    */
   takeFree(id: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const p = id + 1 + prev[id]!;
-    const n = id - 1 + next[id]!;
-    next[p] = n - p + 1;
-    prev[n] = p - n - 1;
-    pm.flags[id] = 0;
+    const p = pm.prevOf(id);
+    const n = pm.nextOf(id);
+    pm.setNext(p, n);
+    pm.setPrev(n, p);
     pm.markBusy(id);
     this.#free--;
-    this.#freeByList[pm.freeListOf[id]!]!--;
+    this.#freeByList[pm.freeListOf(id)]!--;
   }
 
   /**
@@ -381,40 +393,30 @@ export class Uvm {
       // One run of bits: unlink it as a block when it is a chain.
       this.#unlinkRun(base + 31 - Math.clz32(low), base + 32 - Math.clz32(bits), flag);
     } else {
-      const next = pm.nextRel;
-      const prev = pm.prevRel;
-      const flags = pm.flags;
       let b = bits;
       while (b !== 0) {
         const id = base + 31 - Math.clz32(b & -b);
         b &= b - 1;
-        const p = id + 1 + prev[id]!;
-        const n = id - 1 + next[id]!;
-        next[p] = n - p + 1;
-        prev[n] = p - n - 1;
-        flags[id] = flag;
+        const p = pm.prevOf(id);
+        const n = pm.nextOf(id);
+        pm.setNext(p, n);
+        pm.setPrev(n, p);
+        pm.setFlags(id, flag);
       }
     }
     pm.markBusyBits(w, bits);
     const k = popcount32(bits);
     this.#free -= k;
-    this.#freeByList[pm.freeListOf[base + 31 - Math.clz32(low)]!]! -= k;
+    this.#freeByList[pm.freeListOf(base + 31 - Math.clz32(low))]! -= k;
   }
 
   /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. For mm/. */
   takeFreeRun(first: number, n: number, flag: number): void {
     const pm = this.physmem;
-    const end = first + n;
-    this.#unlinkRun(first, end, flag);
-    let id = first;
-    while (id < end) {
-      const w = id >> 5;
-      const stop = Math.min(end, w * 32 + 32);
-      pm.markBusyBits(w, (-1 << (id & 31)) & (-1 >>> (31 - ((stop - 1) & 31))));
-      id = stop;
-    }
+    this.#unlinkRun(first, first + n, flag);
+    pm.markBusyRange(first, first + n);
     this.#free -= n;
-    this.#freeByList[pm.freeListOf[first]!]! -= n;
+    this.#freeByList[pm.freeListOf(first)]! -= n;
   }
 
   /**
@@ -425,84 +427,43 @@ export class Uvm {
    */
   #unlinkRun(a: number, b: number, flag: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const flags = pm.flags;
-    let chain = true;
-    for (let id = a + 1; id < b; id++) {
-      if (next[id] !== 0) {
-        chain = false;
-        break;
-      }
-    }
-    if (chain) {
-      const top = b - 1;
-      const p = top + 1 + prev[top]!;
-      const n = a - 1 + next[a]!;
-      next[p] = n - p + 1;
-      prev[n] = p - n - 1;
+    if (pm.isChain(a, b)) {
+      const p = pm.prevOf(b - 1);
+      const n = pm.nextOf(a);
+      pm.setNext(p, n);
+      pm.setPrev(n, p);
     } else {
       for (let id = a; id < b; id++) {
-        const p = id + 1 + prev[id]!;
-        const n = id - 1 + next[id]!;
-        next[p] = n - p + 1;
-        prev[n] = p - n - 1;
+        const p = pm.prevOf(id);
+        const n = pm.nextOf(id);
+        pm.setNext(p, n);
+        pm.setPrev(n, p);
       }
     }
-    if (b - a >= 128) flags.fill(flag, a, b);
-    else for (let id = a; id < b; id++) flags[id] = flag;
+    pm.fillPages(a, b, flag, 0);
   }
 
   /**
-   * Puts the allocated pages `ids[from..to)` back at the head of their free
-   * lists, in that order (each lands in front of the one before). A run of
-   * consecutive ids lands as one descending chain, which the relative links
-   * express with zeros, so it is spliced in at once. For mm/.
+   * Puts the allocated pages `[a, b)` (of one segment) back at the head of
+   * their free list as if freed one by one upward: each lands in front of the
+   * one before, so they form the chain `b-1 -> ... -> a`, which the relative
+   * links express with zeros. For mm/.
    */
-  putFreeIds(ids: readonly number[], from: number, to: number): void {
+  putFreeRun(a: number, b: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const flags = pm.flags;
-    const owner = pm.owner;
-    const fl = pm.freeListOf;
-    const counts = this.#freeByList;
-    let i = from;
-    while (i < to) {
-      const a = ids[i]!;
-      let b = a + 1;
-      i++;
-      while (i < to && ids[i] === b) {
-        b++;
-        i++;
-      }
-      const h = fl[a]!;
-      const top = b - 1;
-      const first = h - 1 + next[h]!;
-      if (b - a >= 128) {
-        next.fill(0, a + 1, b);
-        prev.fill(0, a, top);
-        flags.fill(PG_FREE, a, b);
-        owner.fill(0, a, b);
-      } else {
-        for (let id = a; id < top; id++) {
-          next[id + 1] = 0;
-          prev[id] = 0;
-        }
-        for (let id = a; id < b; id++) {
-          flags[id] = PG_FREE;
-          owner[id] = 0;
-        }
-      }
-      next[h] = top - h + 1;
-      prev[top] = h - top - 1;
-      next[a] = first - a + 1;
-      prev[first] = a - first - 1;
-      pm.markFreeRange(a, b);
-      counts[h]! += b - a;
-    }
-    this.#free += to - from;
-    if (to > from && this.#waiters.length !== 0) this.#wakeup();
+    const h = pm.freeListOf(a);
+    const top = b - 1;
+    const first = pm.nextOf(h);
+    pm.chainRun(a, b);
+    pm.fillPages(a, b, 0, 0);
+    pm.setNext(h, top);
+    pm.setPrev(top, h);
+    pm.setNext(a, first);
+    pm.setPrev(first, a);
+    pm.markFreeRange(a, b);
+    this.#freeByList[h]! += b - a;
+    this.#free += b - a;
+    if (this.#waiters.length !== 0) this.#wakeup();
   }
 
   /**
@@ -512,15 +473,15 @@ export class Uvm {
    */
   untakeFree(id: number): void {
     const pm = this.physmem;
-    const p = this.#prev(id);
-    const n = this.#next(id);
-    this.#setNext(p, id);
-    this.#setPrev(n, id);
-    pm.flags[id] = PG_FREE;
-    pm.owner[id] = 0;
+    const p = pm.prevOf(id);
+    const n = pm.nextOf(id);
+    pm.setNext(p, id);
+    pm.setPrev(n, id);
+    pm.setFlags(id, 0);
+    pm.setOwner(id, 0);
     pm.markFree(id);
     this.#free++;
-    this.#freeByList[pm.freeListOf[id]!]!++;
+    this.#freeByList[pm.freeListOf(id)]!++;
   }
 
   /**
@@ -529,16 +490,14 @@ export class Uvm {
    */
   putFree(id: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const h = pm.freeListOf[id]!;
-    const first = h - 1 + next[h]!;
-    next[h] = id - h + 1;
-    prev[id] = h - id - 1;
-    next[id] = first - id + 1;
-    prev[first] = id - first - 1;
-    pm.flags[id] = PG_FREE;
-    pm.owner[id] = 0;
+    const h = pm.freeListOf(id);
+    const first = pm.nextOf(h);
+    pm.setNext(h, id);
+    pm.setPrev(id, h);
+    pm.setNext(id, first);
+    pm.setPrev(first, id);
+    pm.setFlags(id, 0);
+    pm.setOwner(id, 0);
     pm.markFree(id);
     this.#free++;
     this.#freeByList[h]!++;
@@ -547,68 +506,101 @@ export class Uvm {
 
   /** Queue link of page `id` (for mm/: the aggressive search's own list uses them). */
   linkNext(id: number): number {
-    return this.#next(id);
+    return this.physmem.nextOf(id);
   }
 
   /** Queue link of page `id` (for mm/). */
   linkPrev(id: number): number {
-    return this.#prev(id);
+    return this.physmem.prevOf(id);
   }
 
   /** Sets a queue link of an allocated page `id` (for mm/). */
   setLinkNext(id: number, next: number): void {
-    this.#setNext(id, next);
+    this.physmem.setNext(id, next);
   }
 
   /** Sets a queue link of an allocated page `id` (for mm/). */
   setLinkPrev(id: number, prev: number): void {
-    this.#setPrev(id, prev);
+    this.physmem.setPrev(id, prev);
   }
 
   /**
    * Verifies every invariant (see the module comment and
-   * {@link PhysMem.check}); throws an `EFAULT` {@link KernelError} naming the
-   * first one broken. Cost O(pages).
+   * {@link PhysMem.check}); throws a `CORRUPT` {@link KernelError} naming the
+   * first one broken. Costs O(chunks + pages touched); `exhaustive` walks
+   * every page of every queue and reads every chunk (O(pages)).
    */
-  check(): void {
+  check(exhaustive = false): void {
     const pm = this.physmem;
-    pm.check();
+    pm.check(exhaustive);
     const fail = (what: string): never => {
       throw new KernelError("CORRUPT", `uvm check: ${what}`);
     };
     let total = 0;
-    const seen = new Uint8Array(pm.nids);
+    const busy = pm.busyMap;
     for (let h = 0; h < VM_NFREELIST; h++) {
+      const count = this.#freeByList[h]!;
       let n = 0;
       let prev = h;
-      let id = this.#next(h);
+      let id = pm.nextOf(h);
       while (id !== h) {
-        if (id < FIRST_PAGE_ID || id >= pm.nids) fail(`queue ${h} links to id ${id}`);
-        if (seen[id]) fail(`page id ${id} queued twice`);
-        seen[id] = 1;
-        if ((pm.flags[id]! & PG_FREE) === 0) fail(`queued page id ${id} is not PG_FREE`);
-        if (pm.freeListOf[id] !== h) fail(`page id ${id} on queue ${h} of another list`);
-        if (this.#prev(id) !== prev) fail(`back link of page id ${id}`);
-        prev = id;
-        id = this.#next(id);
-        if (++n > pm.nids) fail(`queue ${h} does not end`);
+        const c = chunkOf(id);
+        const { first, end } = pm.chunkFrames(c);
+        if (!(id >= first && id < end)) fail(`queue ${h} links to id ${id}, no frame`);
+        if (pm.freeListOf(id) !== h) fail(`page id ${id} on queue ${h} of another list`);
+        const lo = c * CHUNK_PAGES;
+        const k = (id - lo) >>> 11;
+        const blo = lo + k * BLOCK_PAGES;
+        if (!exhaustive && ((pm.chunkDirty[c]! >>> k) & 1) === 0) {
+          // Nothing wrote this block: its pages are free and chained downward
+          // to its first id, whose next page is the one below the block.
+          if (pm.prevOf(id) !== prev) fail(`back link of page id ${id}`);
+          n += id - blo + 1;
+          if (n > count) fail(`queue ${h} holds more than the ${count} pages counted, or loops`);
+          prev = blo;
+          id = blo - 1;
+          continue;
+        }
+        // The pages of this block, one by one, while the queue stays in it.
+        const nx = pm.next[c]!;
+        const pv = pm.prev[c]!;
+        const fl = pm.flags[c]!;
+        const ow = pm.owner[c]!;
+        const from = Math.max(first, blo);
+        const to = Math.min(end, blo + BLOCK_PAGES);
+        while (id >= from && id < to) {
+          const i = id - lo;
+          if ((busy[(id / 32) | 0]! & (1 << (id & 31))) !== 0) {
+            fail(`queued page id ${id} is not free`);
+          }
+          if (id + 1 + pv[i]! !== prev) fail(`back link of page id ${id}`);
+          if (fl[i] !== 0) fail(`free page id ${id} has flags ${fl[i]}`);
+          if (ow[i] !== 0) fail(`free page id ${id} has an owner`);
+          if (++n > count) fail(`queue ${h} holds more than the ${count} pages counted, or loops`);
+          prev = id;
+          id = id - 1 + nx[i]!;
+        }
       }
-      if (this.#prev(h) !== prev) fail(`queue ${h} tail link`);
-      if (n !== this.#freeByList[h]) {
-        fail(`free list ${h} counts ${this.#freeByList[h]}, holds ${n}`);
-      }
+      if (pm.prevOf(h) !== prev) fail(`queue ${h} tail link`);
+      if (n !== count) fail(`free list ${h} counts ${count}, holds ${n}`);
       total += n;
     }
     if (total !== this.#free) fail(`free count ${this.#free} != ${total}`);
-    let flagged = 0;
-    for (let id = 0; id < pm.nids; id++) {
-      if ((pm.flags[id]! & PG_FREE) !== 0) {
-        flagged++;
-        if (!seen[id]) fail(`free page id ${id} is on no queue`);
-        if (pm.owner[id] !== 0) fail(`free page id ${id} has an owner`);
+    // Queued pages are distinct free frames (no queue loops), as many as the
+    // bitmap has: so every free frame is queued.
+    const byList = new Float64Array(VM_NFREELIST);
+    for (let c = 1; c < pm.nchunks; c++) {
+      if (pm.chunkLoad[c]! >= 0) byList[pm.freeListOf(c * CHUNK_PAGES)]! += pm.freeInChunk(c);
+    }
+    for (let h = 0; h < VM_NFREELIST; h++) {
+      if (byList[h] !== this.#freeByList[h]) {
+        fail(
+          `free list ${h}: the bitmap has ${byList[h]} free pages, the queue ${
+            this.#freeByList[h]
+          }`,
+        );
       }
     }
-    if (flagged !== total) fail(`PG_FREE pages ${flagged} != queued ${total}`);
   }
 
   // ---- internals ----------------------------------------------------------
@@ -620,22 +612,6 @@ export class Uvm {
       throw new KernelError("EINVAL", `${name} ${describe(pfn)} is in no physical segment`);
     }
     return id;
-  }
-
-  #next(id: number): number {
-    return id - 1 + this.physmem.nextRel[id]!;
-  }
-
-  #prev(id: number): number {
-    return id + 1 + this.physmem.prevRel[id]!;
-  }
-
-  #setNext(id: number, next: number): void {
-    this.physmem.nextRel[id] = next - id + 1;
-  }
-
-  #setPrev(id: number, prev: number): void {
-    this.physmem.prevRel[id] = prev - id - 1;
   }
 
   #wakeup(): void {
@@ -715,11 +691,9 @@ export function loadRam(
     }
   }
   const segs = uvm.segmentCount;
-  let pages = 0;
-  for (const p of plan) pages += p[1] - p[0];
-  if (uvm.physmem.nids + pages + 32 * (plan.length + 1) > 0x7fff_f000) {
-    throw new KernelError("ENOMEM", `loadRam: page array full`);
-  }
+  let ids = 0;
+  for (const p of plan) ids += uvm.physmem.idsFor(p[0], p[1] - p[0]);
+  uvm.physmem.reserve(ids);
   for (const p of plan) uvm.physload(...p);
   return uvm.segmentCount - segs;
 }

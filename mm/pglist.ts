@@ -62,38 +62,42 @@
  */
 
 import { checkInteger, describe, isPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
-import { PG_FREE, PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
+import { PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
 import { Uvm } from "./page.ts";
-import { HintSnapshot, IdList, Request } from "./pglist_state.ts";
+import { HintSnapshot, Request, RunList } from "./pglist_state.ts";
 
 const INT_MAX = 0x7fffffff;
 const ENOMEM_MESSAGE = "uvm_pglistalloc: no pages satisfy the request";
 
-let listIds: (list: PageList) => readonly number[];
+let listRuns: (list: PageList) => readonly number[];
 let markFreed: (list: PageList) => void;
-let newList: (uvm: Uvm, ids: readonly number[]) => PageList;
+let newList: (uvm: Uvm, runs: number[], pages: number) => PageList;
 
 /**
- * The pages `uvm_pglistalloc` returned, in list order. Give them back with
+ * The pages `uvm_pglistalloc` returned, in list order, kept as runs of
+ * consecutive page ids (one run for a contiguous list). Give them back with
  * {@link PageList.free} (or {@link pglistFree}).
  */
 export class PageList {
   readonly #uvm: Uvm;
-  readonly #ids: readonly number[];
+  /** Flat pairs: first page id of a run, its length. */
+  readonly #runs: readonly number[];
+  readonly #pages: number;
   #freed = false;
 
   static {
-    listIds = (list) => list.#ids;
+    listRuns = (list) => list.#runs;
     markFreed = (list) => {
       list.#freed = true;
     };
-    newList = (uvm, ids) => new PageList(uvm, ids);
+    newList = (uvm, runs, pages) => new PageList(uvm, runs, pages);
   }
 
   /** Made by the allocator only, over pages already marked `PG_PGLIST`. */
-  private constructor(uvm: Uvm, ids: readonly number[]) {
+  private constructor(uvm: Uvm, runs: number[], pages: number) {
     this.#uvm = uvm;
-    this.#ids = ids;
+    this.#runs = runs;
+    this.#pages = pages;
   }
 
   /** The allocator the pages came from. */
@@ -103,7 +107,7 @@ export class PageList {
 
   /** Number of pages. */
   get length(): number {
-    return this.#ids.length;
+    return this.#pages;
   }
 
   /** True once the list has been freed. */
@@ -113,33 +117,33 @@ export class PageList {
 
   /** Frame number of the `i`-th page of the list. */
   pfn(i: number): number {
-    checkInteger("i", i, 0, this.#ids.length - 1);
-    return this.#uvm.physmem.pfnOf(this.#ids[i]!);
+    checkInteger("i", i, 0, this.#pages - 1);
+    const runs = this.#runs;
+    let k = 0;
+    while (i >= runs[k + 1]!) {
+      i -= runs[k + 1]!;
+      k += 2;
+    }
+    return this.#uvm.physmem.pfnOf(runs[k]! + i);
   }
 
   /** Frame numbers of all pages, in list order. */
   pfns(): number[] {
-    const pm = this.#uvm.physmem;
-    return this.#ids.map((id) => pm.pfnOf(id));
+    return pfnsOfRuns(this.#uvm.physmem, this.#runs, this.#runs.length / 2, 0, this.#pages);
   }
 
   /** The list as runs `[firstPfn, count]` of consecutive frames, in list order. */
   runs(): [number, number][] {
     const pm = this.#uvm.physmem;
+    const runs = this.#runs;
     const out: [number, number][] = [];
-    let start = -1;
-    let count = 0;
-    for (let i = 0; i < this.#ids.length; i++) {
-      const pfn = pm.pfnOf(this.#ids[i]!);
-      if (count > 0 && pfn === start + count) {
-        count++;
-        continue;
-      }
-      if (count > 0) out.push([start, count]);
-      start = pfn;
-      count = 1;
+    for (let k = 0; k < runs.length; k += 2) {
+      const pfn = pm.pfnOf(runs[k]!);
+      const n = runs[k + 1]!;
+      const last = out[out.length - 1];
+      if (last !== undefined && last[0] + last[1] === pfn) last[1] += n;
+      else out.push([pfn, n]);
     }
-    if (count > 0) out.push([start, count]);
     return out;
   }
 
@@ -147,6 +151,25 @@ export class PageList {
   free(): void {
     pglistFree(this.#uvm, this);
   }
+}
+
+/** Frames of pages `[from, to)` (list positions) of the first `nruns` runs of `runs`. */
+function pfnsOfRuns(
+  pm: PhysMem,
+  runs: readonly number[],
+  nruns: number,
+  from: number,
+  to: number,
+): number[] {
+  const out: number[] = [];
+  let pos = 0;
+  for (let k = 0; k < 2 * nruns && pos < to; k += 2) {
+    const first = runs[k]!;
+    const n = runs[k + 1]!;
+    for (let i = Math.max(0, from - pos); i < n && pos + i < to; i++) out.push(pm.pfnOf(first + i));
+    pos += n;
+  }
+  return out;
 }
 
 // ---- per-segment searches -------------------------------------------------
@@ -212,12 +235,9 @@ function searchRun(
   }
 }
 
-function takeRun(uvm: Uvm, first: number, num: number, out: IdList): void {
+function takeRun(uvm: Uvm, first: number, num: number, out: RunList): void {
   uvm.takeFreeRun(first, num, PG_PGLIST);
-  const ids = out.ids;
-  let k = out.length;
-  for (let id = first, end = first + num; id < end; id++) ids[k++] = id;
-  out.length = k;
+  out.add(first, num);
 }
 
 /**
@@ -233,20 +253,21 @@ function contigSegment(
   highPfn: number,
   a: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): boolean {
   const pm = uvm.physmem;
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= as || lowPfn >= ae) return false;
-  if (ae + a + num >= INT_LIMIT) {
+  const idOff = pm.segIdOffset[s]!;
+  if (ae + a + num >= INT_LIMIT || ae + idOff + a + num >= INT_LIMIT) {
     return contigSegmentLiteral(uvm, s, num, lowPfn, highPfn, a, boundary, out);
   }
   const asI = as | 0;
   const bp = Math.floor(boundary / uvm.pageSize);
   const b = bp < INT_LIMIT ? bp | 0 : 0;
   const hint = pm.segHint[s]! | 0;
-  const off = pm.segIdOffset[s]! | 0;
+  const off = idOff | 0;
   const low = lowPfn | 0;
   const limit = Math.min(u32(highPfn), ae) | 0;
   const amask = -a | 0;
@@ -284,7 +305,7 @@ function contigSegmentLiteral(
   highPfn: number,
   a: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): boolean {
   const pm = uvm.physmem;
   const start = pm.segStart[s]!;
@@ -292,7 +313,7 @@ function contigSegmentLiteral(
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   const hint = pm.segHint[s]!;
-  const base = (start + pm.segIdOffset[s]!) | 0;
+  const base = start + pm.segIdOffset[s]!;
   const bpages = Math.floor(boundary / uvm.pageSize);
   const pagemask = bpages === 0 ? 0 : i32(-bpages);
   let candidate = i32(roundUp(Math.max(u32(lowPfn), u32(as + hint)), a));
@@ -323,7 +344,7 @@ function contigSegmentLiteral(
     let idx = end - 1;
     for (; idx >= stop; idx--) {
       if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
-      if ((pm.flags[base + idx]! & PG_FREE) === 0) break;
+      if (!pm.isFreeId(base + idx)) break;
     }
     if (idx < stop) break;
     const cnt = i32(roundUp(i32(idx + 1 - cidx), a));
@@ -331,7 +352,7 @@ function contigSegmentLiteral(
     candidate = i32(candidate + cnt);
   }
   for (let idx = cidx; idx < end; idx++) {
-    if (idx < 0 || idx >= n || (pm.flags[base + idx]! & PG_FREE) === 0) {
+    if (idx < 0 || idx >= n || !pm.isFreeId(base + idx)) {
       throw undefinedBehaviour(`page index ${idx} would be taken though not free`);
     }
   }
@@ -352,17 +373,19 @@ function simpleSegment(
   num: number,
   lowPfn: number,
   highPfn: number,
-  out: IdList,
+  out: RunList,
 ): number {
   const pm = uvm.physmem;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= pm.segAvailStart[s]! || lowPfn >= ae) return 0;
-  if (ae >= INT_LIMIT) return simpleSegmentLiteral(uvm, s, num, lowPfn, highPfn, out);
+  if (ae >= INT_LIMIT || ae + pm.segIdOffset[s]! >= INT_LIMIT) {
+    return simpleSegmentLiteral(uvm, s, num, lowPfn, highPfn, out);
+  }
   const as = pm.segAvailStart[s]! | 0;
   const hint = pm.segHint[s]! | 0;
   const off = pm.segIdOffset[s]! | 0;
   const low = lowPfn | 0;
-  const map = pm.freeMap;
+  const busy = pm.busyMap;
   let todo = num;
   let cand = Math.max(low, as + hint);
   let limit = Math.min(u32(highPfn), ae) | 0;
@@ -374,7 +397,7 @@ function simpleSegment(
       const to = limit + off;
       const lastW = (to - 1) >> 5;
       let w = from >> 5;
-      let bits = map[w]! & (-1 << (from & 31));
+      let bits = ~busy[w]! & (-1 << (from & 31));
       for (;;) {
         if (w === lastW) bits &= -1 >>> (31 - ((to - 1) & 31));
         if (bits !== 0) {
@@ -386,20 +409,17 @@ function simpleSegment(
             for (let k = todo; k < popcount32(bits); k++) take &= ~(1 << (31 - Math.clz32(take)));
           }
           uvm.takeFreeBits(w, take, PG_PGLIST);
-          const ids = out.ids;
-          let len = out.length;
           const lowBit = take & -take;
           if ((take & (take + lowBit)) === 0) {
             // One run of bits: consecutive ids.
-            for (let id = w * 32 + 31 - Math.clz32(lowBit), k = 0; k < n; k++) ids[len++] = id++;
+            out.add(w * 32 + 31 - Math.clz32(lowBit), n);
           } else {
             let t = take;
             while (t !== 0) {
-              ids[len++] = w * 32 + 31 - Math.clz32(t & -t);
+              out.add(w * 32 + 31 - Math.clz32(t & -t), 1);
               t &= t - 1;
             }
           }
-          out.length = len;
           todo -= n;
           if (todo === 0) {
             pm.segHint[s] = w * 32 + 31 - Math.clz32(take) - off + 1 - as;
@@ -407,7 +427,7 @@ function simpleSegment(
           }
         }
         if (w >= lastW) break;
-        bits = map[++w]!;
+        bits = ~busy[++w]!;
       }
     }
     if (hint === 0 || second) break;
@@ -427,7 +447,7 @@ function simpleSegmentLiteral(
   num: number,
   lowPfn: number,
   highPfn: number,
-  out: IdList,
+  out: RunList,
 ): number {
   const pm = uvm.physmem;
   const start = pm.segStart[s]!;
@@ -435,7 +455,7 @@ function simpleSegmentLiteral(
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   const hint = pm.segHint[s]!;
-  const base = (start + pm.segIdOffset[s]!) | 0;
+  const base = start + pm.segIdOffset[s]!;
   let todo = num;
   let candidate = i32(Math.max(u32(lowPfn), u32(as + hint)));
   let limit = i32(Math.min(u32(highPfn), u32(ae)));
@@ -453,7 +473,7 @@ function simpleSegmentLiteral(
     }
     const idx = candidate - start;
     if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
-    if ((pm.flags[base + idx]! & PG_FREE) !== 0) {
+    if (pm.isFreeId(base + idx)) {
       takeRun(uvm, base + idx, 1, out);
       if (--todo === 0) break;
     }
@@ -477,7 +497,7 @@ function contigAttempt(
   highPfn: number,
   a: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): boolean {
   if (belowReserve(uvm)) return false;
   const pm = uvm.physmem;
@@ -494,7 +514,7 @@ function simpleAttempt(
   num: number,
   lowPfn: number,
   highPfn: number,
-  out: IdList,
+  out: RunList,
 ): number {
   if (belowReserve(uvm)) return num;
   const pm = uvm.physmem;
@@ -506,24 +526,35 @@ function simpleAttempt(
   return num;
 }
 
-/** Undoes the takes of `out` from index `from` on, newest first, and the hints. */
-function rollback(uvm: Uvm, out: IdList, from: number, snap: HintSnapshot): void {
-  for (let i = out.length - 1; i >= from; i--) uvm.untakeFree(out.ids[i]!);
-  out.length = from;
+/**
+ * Undoes the takes of `out` from its `from`-th page on, newest first (the
+ * highest id of a run first: runs only grow upward), and the hints.
+ */
+function rollback(uvm: Uvm, out: RunList, from: number, snap: HintSnapshot): void {
+  const runs = out.runs;
+  while (out.pages > from) {
+    const k = 2 * (out.nruns - 1);
+    const first = runs[k]!;
+    const n = runs[k + 1]!;
+    const keep = Math.max(0, from - (out.pages - n));
+    for (let id = first + n - 1; id >= first + keep; id--) uvm.untakeFree(id);
+    out.pages -= n - keep;
+    if (keep === 0) out.nruns--;
+    else runs[k + 1] = keep;
+  }
   snap.restore(uvm.physmem);
 }
 
-function giveBack(uvm: Uvm, out: IdList): void {
-  uvm.putFreeIds(out.ids, 0, out.length);
-  out.length = 0;
+/** Puts every page of `out` back on the free lists (as uvm_pglistfree does) and empties it. */
+function giveBack(uvm: Uvm, out: RunList): void {
+  const runs = out.runs;
+  for (let k = 0; k < 2 * out.nruns; k += 2) uvm.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
+  out.clear();
 }
 
-/** Hands the ids over to a page list (the array itself when it is exactly full). */
-/** Frames of `out.ids[from..to)`, for the tracer. */
-function pfnsOf(uvm: Uvm, out: IdList, from: number, to: number): number[] {
-  const pfns: number[] = [];
-  for (let i = from; i < to; i++) pfns.push(uvm.physmem.pfnOf(out.ids[i]!));
-  return pfns;
+/** Frames of the pages of `out` from its `from`-th to its `to`-th, for the tracer. */
+function pfnsOf(uvm: Uvm, out: RunList, from: number, to: number): number[] {
+  return pfnsOfRuns(uvm.physmem, out.runs, out.nruns, from, to);
 }
 
 /** Tells the tracer about one search with the request's own arguments. */
@@ -540,17 +571,14 @@ function traceSearch(
   uvm.tracer!.search(size, rq.low, rq.high, rq.alignment, rq.boundary, rq.nsegs, pfns, kept);
 }
 
-function makeList(uvm: Uvm, out: IdList): PageList {
-  const n = out.length;
-  let ids = out.ids;
-  if (ids.length === n) {
-    out.ids = [];
-  } else {
-    ids = new Array<number>(n);
-    for (let i = 0; i < n; i++) ids[i] = out.ids[i]!;
-  }
-  out.length = 0;
-  return newList(uvm, ids);
+/** Hands the pages of `out` over to a new page list and empties `out`. */
+function makeList(uvm: Uvm, out: RunList): PageList {
+  const n = 2 * out.nruns;
+  const runs = new Array<number>(n);
+  for (let k = 0; k < n; k++) runs[k] = out.runs[k]!;
+  const list = newList(uvm, runs, out.pages);
+  out.clear();
+  return list;
 }
 
 // ---- the aggressive contiguous search ---------------------------------------
@@ -575,7 +603,7 @@ function* aggressive(
   high: number,
   alignment: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): Generator<void, boolean, void> {
   const pm = uvm.physmem;
   const ps = BigInt(uvm.pageSize);
@@ -595,7 +623,7 @@ function* aggressive(
   }
   const marked = (pa: bigint): boolean => {
     const id = pm.idOf(Number(pa / ps));
-    return id >= 0 && (pm.flags[id]! & PG_PGLCA) !== 0;
+    return id >= 0 && (pm.flagsOf(id) & PG_PGLCA) !== 0;
   };
   let head = -1;
   const unlink = (id: number): void => {
@@ -612,7 +640,7 @@ function* aggressive(
         yield;
         continue;
       }
-      pm.flags[id]! |= PG_PGLCA;
+      pm.setFlags(id, PG_PGLCA);
       uvm.setLinkNext(id, head);
       uvm.setLinkPrev(id, -1);
       if (head !== -1) uvm.setLinkPrev(head, id);
@@ -650,8 +678,8 @@ function* aggressive(
       for (let i = 0; i < num; i++) {
         const pid = pm.idOf(first + i);
         unlink(pid);
-        pm.flags[pid] = PG_PGLIST;
-        out.push(pid);
+        pm.setFlags(pid, PG_PGLIST);
+        out.add(pid, 1);
       }
       return true;
     }
@@ -660,7 +688,6 @@ function* aggressive(
     while (head !== -1) {
       const id = head;
       head = uvm.linkNext(id);
-      pm.flags[id]! &= ~PG_PGLCA;
       uvm.putFree(id);
       uvm.tracer?.pageGiven(pm.pfnOf(id));
     }
@@ -669,7 +696,10 @@ function* aggressive(
 
 /** Refuses an allocator argument that is not a {@link Uvm}. */
 function notUvm(uvm: unknown): never {
-  throw new KernelError("EINVAL", `uvm must be a Uvm, got ${describe(uvm)}`);
+  const what = typeof uvm === "object" && uvm !== null
+    ? `an object (${(uvm as { constructor?: { name?: string } }).constructor?.name ?? "no class"})`
+    : describe(uvm);
+  throw new KernelError("EINVAL", `uvm must be a Uvm, got ${what}`);
 }
 
 function aborted(): KernelError {
@@ -795,8 +825,7 @@ export function pglistTryAlloc(
   const state = uvm.pglistState;
   const rq = request(state.request, uvm, size, low, high, alignment, boundary, nsegs);
   const { out, snap } = state;
-  out.length = 0;
-  if (out.ids.length !== rq.num) out.ids = new Array<number>(rq.num);
+  out.clear();
   snap.save(uvm.physmem);
   const a = rq.alignment / uvm.pageSize;
   let left: number;
@@ -831,16 +860,16 @@ export function pglistTryAlloc(
 }
 
 /** The list of a search that found every page, told to the tracer. */
-function searched(uvm: Uvm, rq: Request, out: IdList): PageList {
+function searched(uvm: Uvm, rq: Request, out: RunList): PageList {
   if (uvm.tracer === null) return makeList(uvm, out);
-  traceSearch(uvm, rq, rq.num, pfnsOf(uvm, out, 0, out.length), null);
+  traceSearch(uvm, rq, rq.num, pfnsOf(uvm, out, 0, out.pages), null);
   const list = makeList(uvm, out);
   uvm.tracer.listMade(list, true);
   return list;
 }
 
 /** The aggressive search run without waiting: `WOULDBLOCK` where it would wait. */
-function aggressiveSync(uvm: Uvm, rq: Request, out: IdList): PageList | null {
+function aggressiveSync(uvm: Uvm, rq: Request, out: RunList): PageList | null {
   const lock = uvm.pglistState.lock;
   if (lock.held) throw wouldBlock();
   lock.held = true;
@@ -879,7 +908,7 @@ export async function pglistAllocWait(
   if (!(uvm instanceof Uvm)) notUvm(uvm);
   const rq = request(new Request(), uvm, size, low, high, alignment, boundary, nsegs);
   if (signal?.aborted) throw aborted();
-  const out = new IdList();
+  const out = new RunList();
   const snap = new HintSnapshot();
   const a = rq.alignment / uvm.pageSize;
   if (rq.contig) {
@@ -930,7 +959,7 @@ export async function pglistAllocWait(
     for (;;) {
       if (signal?.aborted) throw aborted();
       snap.save(pm);
-      const mark = out.length;
+      const mark = out.pages;
       const wanted = num;
       try {
         num = simpleAttempt(uvm, num, rq.lowPfn, rq.highPfn, out);
@@ -939,7 +968,7 @@ export async function pglistAllocWait(
         throw e;
       }
       if (uvm.tracer !== null) {
-        const taken = pfnsOf(uvm, out, mark, out.length);
+        const taken = pfnsOf(uvm, out, mark, out.pages);
         traceSearch(uvm, rq, wanted, num === 0 ? taken : null, num === 0 ? null : taken);
       }
       if (pm.nsegs === segs) {
@@ -960,7 +989,7 @@ export async function pglistAllocWait(
       await uvm.hooks.wait(signal);
     }
   } catch (e) {
-    const held = uvm.tracer === null ? null : pfnsOf(uvm, out, 0, out.length);
+    const held = uvm.tracer === null ? null : pfnsOf(uvm, out, 0, out.pages);
     giveBack(uvm, out);
     if (held !== null) { for (const pfn of held) uvm.tracer!.pageGiven(pfn); }
     if (pm.nsegs === segs) {
@@ -984,17 +1013,17 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
     );
   }
   if (list.freed) throw new KernelError("BADFREE", "uvm_pglistfree: list already freed");
-  const ids = listIds(list);
-  const flags = uvm.physmem.flags;
-  for (let i = 0; i < ids.length; i++) {
-    if ((flags[ids[i]!]! & (PG_PGLIST | PG_FREE)) !== PG_PGLIST) {
-      throw new KernelError(
-        "BADFREE",
-        `uvm_pglistfree: page ${uvm.physmem.pfnOf(ids[i]!)} is not held`,
-      );
+  const runs = listRuns(list);
+  const pm = uvm.physmem;
+  for (let k = 0; k < runs.length; k += 2) {
+    const id = runs[k]!;
+    if (pm.isFreeId(id) || (pm.flagsOf(id) & PG_PGLIST) === 0) {
+      throw new KernelError("BADFREE", `uvm_pglistfree: page ${pm.pfnOf(id)} is not held`);
     }
   }
-  uvm.putFreeIds(ids, 0, ids.length);
+  for (let k = 0; k < runs.length; k += 2) uvm.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
   markFreed(list);
-  if (uvm.tracer !== null) uvm.tracer.listFreed(list, ids.map((id) => uvm.physmem.pfnOf(id)));
+  if (uvm.tracer !== null) {
+    uvm.tracer.listFreed(list, pfnsOfRuns(pm, runs, runs.length / 2, 0, list.length));
+  }
 }

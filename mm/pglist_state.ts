@@ -12,18 +12,36 @@ import { KernelError } from "./errors.ts";
 import type { PhysMem } from "./physseg.ts";
 
 /**
- * A list of page ids: the `rlist` under construction. A plain array, since
- * small typed arrays are costly to create and a page list is made per call.
+ * The `rlist` under construction: runs of consecutive page ids in list order,
+ * as flat pairs (first id, length). A page taken right after the last run's
+ * end extends it, so a contiguous list is one run.
  */
-export class IdList {
-  /** The ids; only the first {@link length} are the list's. */
-  ids: number[] = [];
-  /** Ids in the list. */
-  length = 0;
+export class RunList {
+  /** Flat pairs: first id, length; only the first {@link nruns} pairs count. */
+  runs: number[] = [];
+  /** Runs in the list. */
+  nruns = 0;
+  /** Pages in the list. */
+  pages = 0;
 
-  /** Appends `id`. */
-  push(id: number): void {
-    this.ids[this.length++] = id;
+  /** Appends the ids `[first, first + n)`. */
+  add(first: number, n: number): void {
+    const k = 2 * this.nruns;
+    const runs = this.runs;
+    if (k > 0 && runs[k - 2]! + runs[k - 1]! === first) {
+      runs[k - 1] = runs[k - 1]! + n;
+    } else {
+      runs[k] = first;
+      runs[k + 1] = n;
+      this.nruns++;
+    }
+    this.pages += n;
+  }
+
+  /** Empties the list. */
+  clear(): void {
+    this.nruns = 0;
+    this.pages = 0;
   }
 }
 
@@ -110,7 +128,7 @@ export class PglistState {
   /** The request of the synchronous calls (they never overlap). */
   readonly request: Request = new Request();
   /** The list the synchronous calls build. */
-  readonly out: IdList = new IdList();
+  readonly out: RunList = new RunList();
   /** The hints when the synchronous call began. */
   readonly snap: HintSnapshot = new HintSnapshot();
 }
