@@ -36,6 +36,19 @@ for (const preset of ["isa", "pc", "big"] as const) {
   });
 }
 
+test("kernel: a 16 TiB guest boots, checks and shuts down touching little of the host", () => {
+  const k = new Kernel(createMachine({ preset: "pc", ramSize: 16 * 2 ** 40 }));
+  k.check();
+  const s = k.summary();
+  assert.ok(s.freePages > 2 ** 32 - 2 ** 20);
+  assert.ok(s.machine.hostBytesTouched < 2 ** 26, `${s.machine.hostBytesTouched} bytes touched`);
+  const va = k.kmem.alloc(1 << 20);
+  k.pmap.fill(va, 1 << 20, 0x5a);
+  k.kmem.free(va, 1 << 20);
+  assert.deepEqual(k.shutdown(), { pages: 0, heapBytes: 0, kvaBytes: 0, ids: 0, pageLists: 0 });
+  k.check();
+});
+
 test("kernel: kmem_alloc hands out page-backed memory that reads back through the pmap", () => {
   const k = new Kernel(createMachine({ preset: "pc", ramSize: 64 * MiB }));
   const free = k.uvm.free;

@@ -179,9 +179,9 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
       throw new UsageError(`--memory: the ${machine} preset has a fixed size; use --machine pc`);
     }
     memory = parseSize("--memory", v.memory);
-    if (memory % (1 << 20) !== 0 || memory < 32 * 2 ** 20 || memory > 2 ** 40) {
+    if (memory % (1 << 20) !== 0 || memory < 32 * 2 ** 20 || memory > 64 * 2 ** 40) {
       throw new UsageError(
-        `--memory: must be whole MiB from 32M to 1T, got ${JSON.stringify(v.memory)}`,
+        `--memory: must be whole MiB from 32M to 64T, got ${JSON.stringify(v.memory)}`,
       );
     }
   }

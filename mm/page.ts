@@ -545,15 +545,17 @@ export class Uvm {
       let id = pm.nextOf(h);
       while (id !== h) {
         const c = chunkOf(id);
-        const { first, end } = pm.chunkFrames(c);
+        const first = pm.chunkFirstFrame(c);
+        const end = pm.chunkEndFrame(c);
         if (!(id >= first && id < end)) fail(`queue ${h} links to id ${id}, no frame`);
         if (pm.freeListOf(id) !== h) fail(`page id ${id} on queue ${h} of another list`);
         const lo = c * CHUNK_PAGES;
+        const dirty = pm.chunkDirty[c]!;
         const k = (id - lo) >>> 11;
-        const blo = lo + k * BLOCK_PAGES;
-        if (!exhaustive && ((pm.chunkDirty[c]! >>> k) & 1) === 0) {
-          // Nothing wrote this block: its pages are free and chained downward
-          // to its first id, whose next page is the one below the block.
+        const blo = dirty === 0 ? lo : lo + k * BLOCK_PAGES;
+        if (!exhaustive && ((dirty >>> k) & 1) === 0) {
+          // Nothing wrote this block (or chunk): its pages are free and chained
+          // downward to its first id, whose next page is the one below it.
           if (pm.prevOf(id) !== prev) fail(`back link of page id ${id}`);
           n += id - blo + 1;
           if (n > count) fail(`queue ${h} holds more than the ${count} pages counted, or loops`);

@@ -906,8 +906,12 @@ export class PhysMem {
     const ow = this.owner[c]!;
     const nx = this.next[c]!;
     const pv = this.prev[c]!;
-    const own = [fl !== this.zero8, ow !== this.zero8, nx !== this.zero64, pv !== this.zero64];
-    if (own.some((x) => x !== touched)) fail(`chunk ${c}'s arrays disagree with its state`);
+    if (
+      (fl !== this.zero8) !== touched || (ow !== this.zero8) !== touched ||
+      (nx !== this.zero64) !== touched || (pv !== this.zero64) !== touched
+    ) {
+      fail(`chunk ${c}'s arrays disagree with its state`);
+    }
     if (touched && dirty === 0) fail(`chunk ${c} has arrays but no block was written`);
     if (dirty === 0 && !exhaustive) {
       if (a !== lo || b !== hi || as !== lo || ae !== hi) {
@@ -967,16 +971,18 @@ export class PhysMem {
     }
   }
 
-  /** The ids of chunk `c` that are frames: `[first, end)`, empty for a chunk of no segment. */
-  chunkFrames(c: number): { first: number; end: number } {
+  /** The first id of chunk `c` that is a frame (`chunkEndFrame(c)` when none is). */
+  chunkFirstFrame(c: number): number {
     const l = this.chunkLoad[c]!;
-    if (l < 0) return { first: 0, end: 0 };
-    const s = this.#loadSeg[l]!;
-    const off = this.#loadOffset[l]!;
-    return {
-      first: Math.max(c * CHUNK_PAGES, this.segStart[s]! + off),
-      end: Math.min((c + 1) * CHUNK_PAGES, this.segEnd[s]! + off),
-    };
+    if (l < 0) return 0;
+    return Math.max(c * CHUNK_PAGES, this.segStart[this.#loadSeg[l]!]! + this.#loadOffset[l]!);
+  }
+
+  /** One past the last id of chunk `c` that is a frame. */
+  chunkEndFrame(c: number): number {
+    const l = this.chunkLoad[c]!;
+    if (l < 0) return 0;
+    return Math.min((c + 1) * CHUNK_PAGES, this.segEnd[this.#loadSeg[l]!]! + this.#loadOffset[l]!);
   }
 
   // ---- internals ----------------------------------------------------------
