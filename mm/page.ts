@@ -440,7 +440,7 @@ export class Uvm {
         pm.setPrev(n, p);
       }
     }
-    pm.fillPages(a, b, flag, 0);
+    pm.setFlagsRun(a, b, flag);
   }
 
   /**
@@ -454,8 +454,7 @@ export class Uvm {
     const h = pm.freeListOf(a);
     const top = b - 1;
     const first = pm.nextOf(h);
-    pm.chainRun(a, b);
-    pm.fillPages(a, b, 0, 0);
+    pm.freshenRun(a, b);
     pm.setNext(h, top);
     pm.setPrev(top, h);
     pm.setNext(a, first);
@@ -552,15 +551,16 @@ export class Uvm {
         const lo = c * CHUNK_PAGES;
         const dirty = pm.chunkDirty[c]!;
         const k = (id - lo) >>> 11;
-        const blo = dirty === 0 ? lo : lo + k * BLOCK_PAGES;
+        const blo = lo + k * BLOCK_PAGES;
         if (!exhaustive && ((dirty >>> k) & 1) === 0) {
           // Nothing wrote this block (or chunk): its pages are free and chained
           // downward to its first id, whose next page is the one below it.
           if (pm.prevOf(id) !== prev) fail(`back link of page id ${id}`);
-          n += id - blo + 1;
+          const bottom = dirty === 0 ? lo : blo;
+          n += id - bottom + 1;
           if (n > count) fail(`queue ${h} holds more than the ${count} pages counted, or loops`);
-          prev = blo;
-          id = blo - 1;
+          prev = bottom;
+          id = bottom - 1;
           continue;
         }
         // The pages of this block, one by one, while the queue stays in it.

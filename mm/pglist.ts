@@ -69,34 +69,57 @@ import { HintSnapshot, Request, RunList } from "./pglist_state.ts";
 const INT_MAX = 0x7fffffff;
 const ENOMEM_MESSAGE = "uvm_pglistalloc: no pages satisfy the request";
 
-let listRuns: (list: PageList) => readonly number[];
+let listFirst: (list: PageList) => number;
+let listCount: (list: PageList) => number;
+let listMore: (list: PageList) => readonly number[] | null;
 let markFreed: (list: PageList) => void;
-let newList: (uvm: Uvm, runs: number[], pages: number) => PageList;
+let newList: (
+  uvm: Uvm,
+  first: number,
+  count: number,
+  more: number[] | null,
+  pages: number,
+) => PageList;
 
 /**
  * The pages `uvm_pglistalloc` returned, in list order, kept as runs of
- * consecutive page ids (one run for a contiguous list). Give them back with
- * {@link PageList.free} (or {@link pglistFree}).
+ * consecutive page ids: the first run in two fields (all of a contiguous
+ * list), any others as flat pairs. Give them back with {@link PageList.free}
+ * (or {@link pglistFree}).
  */
 export class PageList {
   readonly #uvm: Uvm;
-  /** Flat pairs: first page id of a run, its length. */
-  readonly #runs: readonly number[];
+  /** First page id of the first run. */
+  readonly #first: number;
+  /** Length of the first run. */
+  readonly #count: number;
+  /** The other runs as flat pairs (first id, length), or null. */
+  readonly #more: readonly number[] | null;
   readonly #pages: number;
   #freed = false;
 
   static {
-    listRuns = (list) => list.#runs;
+    listFirst = (list) => list.#first;
+    listCount = (list) => list.#count;
+    listMore = (list) => list.#more;
     markFreed = (list) => {
       list.#freed = true;
     };
-    newList = (uvm, runs, pages) => new PageList(uvm, runs, pages);
+    newList = (uvm, first, count, more, pages) => new PageList(uvm, first, count, more, pages);
   }
 
   /** Made by the allocator only, over pages already marked `PG_PGLIST`. */
-  private constructor(uvm: Uvm, runs: number[], pages: number) {
+  private constructor(
+    uvm: Uvm,
+    first: number,
+    count: number,
+    more: number[] | null,
+    pages: number,
+  ) {
     this.#uvm = uvm;
-    this.#runs = runs;
+    this.#first = first;
+    this.#count = count;
+    this.#more = more;
     this.#pages = pages;
   }
 
@@ -118,7 +141,7 @@ export class PageList {
   /** Frame number of the `i`-th page of the list. */
   pfn(i: number): number {
     checkInteger("i", i, 0, this.#pages - 1);
-    const runs = this.#runs;
+    const runs = runsOf(this);
     let k = 0;
     while (i >= runs[k + 1]!) {
       i -= runs[k + 1]!;
@@ -129,13 +152,14 @@ export class PageList {
 
   /** Frame numbers of all pages, in list order. */
   pfns(): number[] {
-    return pfnsOfRuns(this.#uvm.physmem, this.#runs, this.#runs.length / 2, 0, this.#pages);
+    const runs = runsOf(this);
+    return pfnsOfRuns(this.#uvm.physmem, runs, runs.length / 2, 0, this.#pages);
   }
 
   /** The list as runs `[firstPfn, count]` of consecutive frames, in list order. */
   runs(): [number, number][] {
     const pm = this.#uvm.physmem;
-    const runs = this.#runs;
+    const runs = runsOf(this);
     const out: [number, number][] = [];
     for (let k = 0; k < runs.length; k += 2) {
       const pfn = pm.pfnOf(runs[k]!);
@@ -151,6 +175,14 @@ export class PageList {
   free(): void {
     pglistFree(this.#uvm, this);
   }
+}
+
+/** The runs of `list` as flat pairs (first id, length), in list order. */
+function runsOf(list: PageList): number[] {
+  const more = listMore(list);
+  const runs = [listFirst(list), listCount(list)];
+  if (more !== null) { for (const x of more) runs.push(x); }
+  return runs;
 }
 
 /** Frames of pages `[from, to)` (list positions) of the first `nruns` runs of `runs`. */
@@ -573,10 +605,13 @@ function traceSearch(
 
 /** Hands the pages of `out` over to a new page list and empties `out`. */
 function makeList(uvm: Uvm, out: RunList): PageList {
-  const n = 2 * out.nruns;
-  const runs = new Array<number>(n);
-  for (let k = 0; k < n; k++) runs[k] = out.runs[k]!;
-  const list = newList(uvm, runs, out.pages);
+  const runs = out.runs;
+  let more: number[] | null = null;
+  if (out.nruns > 1) {
+    more = new Array<number>(2 * out.nruns - 2);
+    for (let k = 2; k < 2 * out.nruns; k++) more[k - 2] = runs[k]!;
+  }
+  const list = newList(uvm, runs[0]!, runs[1]!, more, out.pages);
   out.clear();
   return list;
 }
@@ -694,6 +729,13 @@ function* aggressive(
   }
 }
 
+/** Refuses a list whose run starting at page `id` is not held by a page list (a defect). */
+function notHeld(pm: PhysMem, id: number): void {
+  if (pm.isFreeId(id) || (pm.flagsOf(id) & PG_PGLIST) === 0) {
+    throw new KernelError("BADFREE", `uvm_pglistfree: page ${pm.pfnOf(id)} is not held`);
+  }
+}
+
 /** Refuses an allocator argument that is not a {@link Uvm}. */
 function notUvm(uvm: unknown): never {
   const what = typeof uvm === "object" && uvm !== null
@@ -718,7 +760,13 @@ function noMemory(): KernelError {
 
 /** True for an integer in `[0, 2^53 - 1]` (the common case, checked without a call). */
 function isAddr(x: unknown): boolean {
-  return typeof x === "number" && x >= 0 && x <= MAX_ADDR && Math.floor(x) === x;
+  return typeof x === "number" &&
+    ((x >>> 0) === x || (x >= 0 && x <= MAX_ADDR && Math.floor(x) === x));
+}
+
+/** True for 0 or a power of two (`x` an integer in `[0, 2^53 - 1]`). */
+function zeroOrPow2(x: number): boolean {
+  return x <= 0x40000000 ? (x & (x - 1)) === 0 : isPowerOfTwo(x);
 }
 
 /** Checks the arguments and fills `rq` as the seed adjusts them. */
@@ -736,14 +784,14 @@ function request(
   if (!isAddr(low)) checkInteger("low", low);
   if (!isAddr(high)) checkInteger("high", high);
   if (!isAddr(alignment)) checkInteger("alignment", alignment);
-  if (alignment !== 0 && !isPowerOfTwo(alignment)) {
+  if (!zeroOrPow2(alignment)) {
     throw new KernelError(
       "EINVAL",
       `alignment must be 0 or a power of two, got ${describe(alignment)}`,
     );
   }
   if (!isAddr(boundary)) checkInteger("boundary", boundary);
-  if (boundary !== 0 && !isPowerOfTwo(boundary)) {
+  if (!zeroOrPow2(boundary)) {
     throw new KernelError(
       "EINVAL",
       `boundary must be 0 or a power of two, got ${describe(boundary)}`,
@@ -762,7 +810,7 @@ function request(
   if (num > INT_MAX) {
     throw new KernelError("EINVAL", `size ${describe(size)} is more than 2^31 - 1 pages`);
   }
-  const lowRounded = Math.ceil(low / alignment) * alignment;
+  const lowRounded = low === 0 ? 0 : Math.ceil(low / alignment) * alignment;
   rq.num = num;
   rq.low = lowRounded;
   rq.high = high;
@@ -1013,17 +1061,17 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
     );
   }
   if (list.freed) throw new KernelError("BADFREE", "uvm_pglistfree: list already freed");
-  const runs = listRuns(list);
   const pm = uvm.physmem;
-  for (let k = 0; k < runs.length; k += 2) {
-    const id = runs[k]!;
-    if (pm.isFreeId(id) || (pm.flagsOf(id) & PG_PGLIST) === 0) {
-      throw new KernelError("BADFREE", `uvm_pglistfree: page ${pm.pfnOf(id)} is not held`);
-    }
+  const first = listFirst(list);
+  const more = listMore(list);
+  if (more !== null) {
+    for (let k = 0; k < more.length; k += 2) notHeld(pm, more[k]!);
   }
-  for (let k = 0; k < runs.length; k += 2) uvm.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
+  notHeld(pm, first);
+  uvm.putFreeRun(first, first + listCount(list));
+  if (more !== null) {
+    for (let k = 0; k < more.length; k += 2) uvm.putFreeRun(more[k]!, more[k]! + more[k + 1]!);
+  }
   markFreed(list);
-  if (uvm.tracer !== null) {
-    uvm.tracer.listFreed(list, pfnsOfRuns(pm, runs, runs.length / 2, 0, list.length));
-  }
+  if (uvm.tracer !== null) uvm.tracer.listFreed(list, list.pfns());
 }

@@ -110,14 +110,14 @@ const MAX_IDS = 2 ** 35;
 
 const BLOCK_SHIFT = 11;
 
-/** The chunk holding page id `id` (any id below 2^47). */
+/** The chunk holding page id `id` (any id below 2^47; a shift below 2^32). */
 export function chunkOf(id: number): number {
-  return (id / CHUNK_PAGES) | 0;
+  return id < 4294967296 ? id >>> 16 : Math.floor(id / CHUNK_PAGES);
 }
 
-/** The bitmap word holding page id `id` (any id below 2^36). */
+/** The bitmap word holding page id `id` (any id below 2^36; a shift below 2^32). */
 function wordOf(id: number): number {
-  return (id / 32) | 0;
+  return id < 4294967296 ? id >>> 5 : Math.floor(id / 32);
 }
 
 /** A segment as {@link PhysMem.segment} reports it (frame numbers). */
@@ -494,14 +494,14 @@ export class PhysMem {
     this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
   }
 
-  /** Sets the flags of ids `[a, b)` to `f` and their owner bytes to `owner`. */
-  fillPages(a: number, b: number, f: number, owner: number): void {
+  /** Sets the flags of ids `[a, b)` (frames of one segment) to `f`. */
+  setFlagsRun(a: number, b: number, f: number): void {
     let id = a;
     while (id < b) {
       const c = chunkOf(id);
       const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
       if ((this.chunkState[c]! & TOUCHED) === 0) {
-        if (f === 0 && owner === 0) {
+        if (f === 0) {
           id = stop;
           continue;
         }
@@ -511,14 +511,45 @@ export class PhysMem {
       const j = i + (stop - id);
       this.chunkDirty[c]! |= blocksOf(i, j);
       const fl = this.flags[c]!;
-      const ow = this.owner[c]!;
-      if (j - i >= 64) {
-        fl.fill(f, i, j);
-        ow.fill(owner, i, j);
-      } else {
-        for (let k = i; k < j; k++) {
-          fl[k] = f;
-          ow[k] = owner;
+      if (j - i >= 64) fl.fill(f, i, j);
+      else for (let k = i; k < j; k++) fl[k] = f;
+      id = stop;
+    }
+  }
+
+  /**
+   * Makes ids `[a, b)` (frames of one segment) read as fresh pages again: no
+   * flags, no owner, linked `b-1 -> ... -> a` by zeros. The caller links
+   * `b-1`'s previous page and `a`'s next page.
+   */
+  freshenRun(a: number, b: number): void {
+    let id = a;
+    while (id < b) {
+      const c = chunkOf(id);
+      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
+      if ((this.chunkState[c]! & TOUCHED) !== 0) {
+        const i = id & CHUNK_MASK;
+        const j = i + (stop - id);
+        this.chunkDirty[c]! |= blocksOf(i, j);
+        const fl = this.flags[c]!;
+        const ow = this.owner[c]!;
+        const nx = this.next[c]!;
+        const pv = this.prev[c]!;
+        // next of a + 1 .. b - 1, prev of a .. b - 2
+        const n0 = id === a ? i + 1 : i;
+        const p1 = stop === b ? j - 1 : j;
+        if (j - i >= 64) {
+          fl.fill(0, i, j);
+          ow.fill(0, i, j);
+          nx.fill(0, n0, j);
+          pv.fill(0, i, p1);
+        } else {
+          for (let k = i; k < j; k++) {
+            fl[k] = 0;
+            ow[k] = 0;
+          }
+          for (let k = n0; k < j; k++) nx[k] = 0;
+          for (let k = i; k < p1; k++) pv[k] = 0;
         }
       }
       id = stop;
@@ -557,36 +588,6 @@ export class PhysMem {
     }
     this.prev[c]![id & CHUNK_MASK] = rel;
     this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
-  }
-
-  /**
-   * Links ids `[a, b)` into the chain `b-1 -> ... -> a` (zero links), leaving
-   * `b-1`'s previous and `a`'s next page as they are.
-   */
-  chainRun(a: number, b: number): void {
-    let id = a;
-    while (id < b) {
-      const c = chunkOf(id);
-      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
-      if ((this.chunkState[c]! & TOUCHED) !== 0) {
-        const i = id & CHUNK_MASK;
-        const j = i + (stop - id);
-        this.chunkDirty[c]! |= blocksOf(i, j);
-        // next of a + 1 .. b - 1, prev of a .. b - 2
-        const nx = this.next[c]!;
-        const pv = this.prev[c]!;
-        const n0 = id === a ? i + 1 : i;
-        const p1 = stop === b ? j - 1 : j;
-        if (j - i >= 64) {
-          nx.fill(0, n0, j);
-          pv.fill(0, i, p1);
-        } else {
-          for (let k = n0; k < j; k++) nx[k] = 0;
-          for (let k = i; k < p1; k++) pv[k] = 0;
-        }
-      }
-      id = stop;
-    }
   }
 
   /** True when ids `(a, b)` each link to the id below them: `[a, b)` is a chain. */
