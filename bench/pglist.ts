@@ -6,14 +6,25 @@
  * the ratio. A failing request is measured through `pglistTryAlloc`, which
  * answers `null` rather than building an exception.
  *
- *     deno run -A bench/pglist.ts [--json] [--filter REGEX]
- *     bun bench/pglist.ts [--json] [--filter REGEX]
+ *     deno run -A bench/pglist.ts [--json] [--filter REGEX] [--native DIR]
+ *     bun bench/pglist.ts [--json] [--filter REGEX] [--native DIR]
+ *
+ * `--filter` keeps the benchmarks whose names match (`--filter pglist-simple`
+ * runs pglist-simple and its page-by-page baseline). With `--native DIR`,
+ * when `DIR/pglist-oracle` exists (the seed compiled natively, whose
+ * `--bench NAME` prints `NAME ns_per_op=...`), each workload kept also runs
+ * there, before and after the benchmarks, and the end of the report gives
+ * each workload's time over the native one (the faster native run); without
+ * the program the comparison is skipped with a note.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { bench, do_not_optimize, run, summary } from "mitata";
 import { Mulberry32 } from "../mm/random.ts";
 import { Uvm } from "../mm/page.ts";
@@ -22,7 +33,11 @@ import { ReferencePglist } from "../mm/pglist_reference.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
+  options: {
+    json: { type: "boolean", default: false },
+    filter: { type: "string" },
+    native: { type: "string" },
+  },
 });
 
 const PAGE = 4096;
@@ -85,21 +100,80 @@ function fragmentHalf(s: Subject): Subject {
   return s;
 }
 
-function workloads(suffix: string, make: () => Subject): void {
-  const contig = fragmentRuns(make());
-  bench(`pglist-contig${suffix}`, () => do_not_optimize(contig.allocFree(16, 65536, 1)));
-  const fail = fragmentHalf(make());
-  if (fail.allocFree(64, PAGE, 1)) throw new Error("pglist-fail set-up: the request succeeded");
-  bench(`pglist-fail${suffix}`, () => do_not_optimize(fail.allocFree(64, PAGE, 1)));
-  const simple = make();
-  bench(`pglist-simple${suffix}`, () => do_not_optimize(simple.allocFree(256, PAGE, 256)));
-}
-
+const WORKLOADS = ["pglist-contig", "pglist-fail", "pglist-simple"] as const;
 const filter = values.filter === undefined ? null : new RegExp(values.filter);
 const keep = (name: string) => filter === null || filter.test(name);
-summary(() => {
-  if (keep("fast")) workloads("", fast);
-  if (keep("page-by-page")) workloads(" (page-by-page)", pageByPage);
-});
 
-await run(values.json ? { format: "json" } : {});
+/**
+ * Registers `fn` as benchmark `name` after running it a while: mitata times
+ * batches of calls only when the first call is quick, and a first call
+ * compiles the allocator; single-call samples would time the clock instead.
+ */
+function warmBench(name: string, fn: () => unknown): void {
+  for (let i = 0; i < 2000; i++) fn();
+  bench(name, fn);
+}
+
+function workloads(suffix: string, make: () => Subject): void {
+  if (keep(`pglist-contig${suffix}`)) {
+    const contig = fragmentRuns(make());
+    warmBench(`pglist-contig${suffix}`, () => do_not_optimize(contig.allocFree(16, 65536, 1)));
+  }
+  if (keep(`pglist-fail${suffix}`)) {
+    const fail = fragmentHalf(make());
+    if (fail.allocFree(64, PAGE, 1)) throw new Error("pglist-fail set-up: the request succeeded");
+    warmBench(`pglist-fail${suffix}`, () => do_not_optimize(fail.allocFree(64, PAGE, 1)));
+  }
+  if (keep(`pglist-simple${suffix}`)) {
+    const simple = make();
+    warmBench(`pglist-simple${suffix}`, () => do_not_optimize(simple.allocFree(256, PAGE, 256)));
+  }
+}
+
+/** Nanoseconds per operation of `name` on the native reference, or null when it did not say. */
+function nativeNs(program: string, name: string): number | null {
+  const r = spawnSync(program, ["--bench", name], { encoding: "utf8" });
+  const m = /ns_per_op=([0-9.]+)/.exec(r.stdout ?? "");
+  return m === null ? null : Number(m[1]);
+}
+
+const native = values.native === undefined ? null : join(values.native, "pglist-oracle");
+const nativeRuns = new Map<string, number>();
+const runNative = () => {
+  if (native === null || !existsSync(native)) return;
+  for (const name of WORKLOADS) {
+    if (!keep(name)) continue;
+    const ns = nativeNs(native, name);
+    if (ns !== null) nativeRuns.set(name, Math.min(ns, nativeRuns.get(name) ?? Infinity));
+  }
+};
+
+runNative();
+summary(() => {
+  workloads("", fast);
+  workloads(" (page-by-page)", pageByPage);
+});
+const report = await run(values.json ? { format: "json" } : {});
+runNative();
+
+if (native !== null) {
+  // With --json the JSON report stays alone on standard output.
+  const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + "\n");
+  if (!existsSync(native)) {
+    say(`native comparison skipped: no ${native}`);
+  } else {
+    say("time over native (pglist-oracle --bench NAME, the faster of two runs):");
+    for (const b of report.benchmarks) {
+      for (const r of b.runs) {
+        const ns = nativeRuns.get(r.name);
+        if (ns === undefined || r.stats === undefined) continue;
+        say(
+          `  ${r.name.padEnd(14)} ${(r.stats.avg / ns).toFixed(2)}x  (${
+            r.stats.avg.toFixed(1)
+          } ns, ` +
+            `native ${ns.toFixed(1)} ns)`,
+        );
+      }
+    }
+  }
+}
