@@ -263,16 +263,16 @@ export class Kernel {
       Math.max(Math.floor(freemin * 4 / 3), freemin + 1),
       Math.floor(pages / 2),
     );
+    // The page cache names its pages by page id.
     const frames = {
       get freePages() {
         return uvm.free;
       },
-      allocCachePage: () => {
-        const pfn = uvm.pageAlloc();
-        if (pfn >= 0) uvm.setOwner(pfn, OWNER_CACHE);
-        return pfn;
-      },
-      freeCachePage: (pfn: number) => uvm.pageFree(pfn),
+      handleLimit: uvm.physmem.nids,
+      allocCachePages: (out: Int32Array | Float64Array, at: number, max: number) =>
+        uvm.pageAllocIds(out, at, max, OWNER_CACHE),
+      freeCachePages: (ids: Int32Array | Float64Array, at: number, n: number) =>
+        uvm.pageFreeIds(ids, at, n),
     };
     const pd = this.pagedaemon = new PageDaemon(frames, new PageCache(frames), freemin, freetarg);
     uvm.hooks = {

@@ -300,6 +300,114 @@ export class Uvm {
   }
 
   /**
+   * `uvm_pagealloc` (any free list) up to `max` times, for a caller that
+   * wants many pages at once: writes the page ids to `out[at ..]`, gives each
+   * page the owner byte `owner`, and kicks the page daemon once, after the
+   * last. Returns how many pages it took (it stops where `uvm_pagealloc`
+   * would fail). For mm/ and the kernel (the page cache fills itself so).
+   */
+  pageAllocIds(out: Int32Array | Float64Array, at: number, max: number, owner = 0): number {
+    checkInteger("at", at, 0, out.length);
+    checkInteger("max", max, 0, out.length - at);
+    checkInteger("owner", owner, 0, 255);
+    const pm = this.physmem;
+    const floor = Math.max(this.reserveKernel, this.reservePagedaemon);
+    let k = 0;
+    while (k < max && this.#free > floor) {
+      let h = 0;
+      while (pm.nextOf(h) === h) h++;
+      // The queue's first pages, as far as they chain downward, go at once.
+      const top = pm.nextOf(h);
+      const n = pm.chainLength(top, Math.min(max - k, this.#free - floor));
+      const bottom = top - n + 1;
+      const after = pm.nextOf(bottom);
+      pm.setNext(h, after);
+      pm.setPrev(after, h);
+      pm.markBusyRange(bottom, top + 1);
+      if (owner !== 0) pm.setOwnerRun(bottom, top + 1, owner);
+      this.#free -= n;
+      this.#freeByList[h]! -= n;
+      for (let i = 0; i < n; i++) out[at + k + i] = top - i;
+      if (this.tracer !== null) {
+        for (let i = 0; i < n; i++) this.tracer.pageTaken(pm.pfnOf(top - i));
+      }
+      k += n;
+    }
+    this.hooks.kick();
+    return k;
+  }
+
+  /**
+   * `uvm_pagefree` of the pages `ids[at .. at + n)` in that order, for a
+   * caller that gives many back at once: the same queues as `n` calls make,
+   * but a run of consecutive ids costs a fill, not four link updates a page.
+   * Refuses (changing nothing) a page that is free, named twice or held by a
+   * page list. For mm/ and the kernel (the page cache reclaims so).
+   */
+  pageFreeIds(ids: Int32Array | Float64Array, at: number, n: number): void {
+    checkInteger("at", at, 0, ids.length);
+    checkInteger("n", n, 0, ids.length - at);
+    const pm = this.physmem;
+    // Mark every page free first: a page free already (or twice) stops the
+    // call, which marks back what it marked.
+    for (let k = at; k < at + n; k++) {
+      const id = ids[k]!;
+      const why = pm.segmentOfId(id) < 0
+        ? "is no page"
+        : pm.isFreeId(id)
+        ? "is free (or named twice)"
+        : (pm.flagsOf(id) & (PG_PGLIST | PG_PGLCA)) !== 0
+        ? "belongs to a page list; free the list"
+        : null;
+      if (why !== null) {
+        for (let j = at; j < k; j++) pm.markBusy(ids[j]!);
+        throw new KernelError("BADFREE", `uvm_pagefree: page id ${describe(id)} ${why}`);
+      }
+      pm.markFree(id);
+    }
+    let k = at;
+    while (k < at + n) {
+      // The longest stretch of ids stepping by one, up or down, from k.
+      const first = ids[k]!;
+      let len = 1;
+      const step = k + 1 < at + n ? ids[k + 1]! - first : 0;
+      if (step === 1 || step === -1) {
+        while (k + len < at + n && ids[k + len]! === first + len * step) len++;
+      }
+      const h = pm.freeListOf(first);
+      const head = pm.nextOf(h);
+      if (len === 1) {
+        pm.setNext(h, first);
+        pm.setPrev(head, first);
+        pm.relink(first, head, h);
+      } else if (step === 1) {
+        // Freed upward, each in front: the queue reads top, ..., first.
+        const top = first + len - 1;
+        pm.freshenRun(first, top + 1);
+        pm.setNext(h, top);
+        pm.setPrev(top, h);
+        pm.setNext(first, head);
+        pm.setPrev(head, first);
+      } else {
+        // Freed downward, each in front: the queue reads low, ..., first.
+        const low = first - len + 1;
+        pm.ascendRun(low, first + 1);
+        pm.setNext(h, low);
+        pm.setPrev(low, h);
+        pm.setNext(first, head);
+        pm.setPrev(head, first);
+      }
+      this.#freeByList[h]! += len;
+      this.#free += len;
+      if (this.tracer !== null) {
+        for (let j = 0; j < len; j++) this.tracer.pageGiven(pm.pfnOf(ids[k + j]!));
+      }
+      k += len;
+    }
+    if (n > 0 && this.#waiters.length !== 0) this.#wakeup();
+  }
+
+  /**
    * `uvm_pagefree`: puts allocated frame `pfn` back at the head of its free
    * list. Refuses a free page, an unmanaged frame and a page that belongs to
    * a page list (those go back with `pglistFree`).
@@ -372,8 +480,10 @@ export class Uvm {
    */
   takeFree(id: number): void {
     const pm = this.physmem;
-    const p = pm.prevOf(id);
-    const n = pm.nextOf(id);
+    const c = chunkOf(id);
+    const i = id - c * CHUNK_PAGES;
+    const p = id + 1 + pm.prev[c]![i]!;
+    const n = id - 1 + pm.next[c]![i]!;
     pm.setNext(p, n);
     pm.setPrev(n, p);
     pm.markBusy(id);
@@ -492,11 +602,8 @@ export class Uvm {
     const h = pm.freeListOf(id);
     const first = pm.nextOf(h);
     pm.setNext(h, id);
-    pm.setPrev(id, h);
-    pm.setNext(id, first);
     pm.setPrev(first, id);
-    pm.setFlags(id, 0);
-    pm.setOwner(id, 0);
+    pm.relink(id, first, h);
     pm.markFree(id);
     this.#free++;
     this.#freeByList[h]!++;
@@ -564,24 +671,23 @@ export class Uvm {
           continue;
         }
         // The pages of this block, one by one, while the queue stays in it.
+        // (A free page's flags and owner are the page array's check.)
         const nx = pm.next[c]!;
         const pv = pm.prev[c]!;
-        const fl = pm.flags[c]!;
-        const ow = pm.owner[c]!;
-        const from = Math.max(first, blo);
-        const to = Math.min(end, blo + BLOCK_PAGES);
-        while (id >= from && id < to) {
-          const i = id - lo;
-          if ((busy[(id / 32) | 0]! & (1 << (id & 31))) !== 0) {
-            fail(`queued page id ${id} is not free`);
+        const w0 = lo / 32;
+        const from = Math.max(first, blo) - lo;
+        const to = Math.min(end, blo + BLOCK_PAGES) - lo;
+        let i = id - lo;
+        while (i >= from && i < to) {
+          if ((busy[w0 + (i >>> 5)]! & (1 << (i & 31))) !== 0) {
+            fail(`queued page id ${lo + i} is not free`);
           }
-          if (id + 1 + pv[i]! !== prev) fail(`back link of page id ${id}`);
-          if (fl[i] !== 0) fail(`free page id ${id} has flags ${fl[i]}`);
-          if (ow[i] !== 0) fail(`free page id ${id} has an owner`);
+          if (i + 1 + pv[i]! !== prev - lo) fail(`back link of page id ${lo + i}`);
           if (++n > count) fail(`queue ${h} holds more than the ${count} pages counted, or loops`);
-          prev = id;
-          id = id - 1 + nx[i]!;
+          prev = lo + i;
+          i = i - 1 + nx[i]!;
         }
+        id = lo + i;
       }
       if (pm.prevOf(h) !== prev) fail(`queue ${h} tail link`);
       if (n !== count) fail(`free list ${h} counts ${count}, holds ${n}`);

@@ -102,6 +102,128 @@ test("page: the reserves keep pages back from ordinary callers", () => {
   uvm.check();
 });
 
+test("page: a batch of uvm_pagealloc takes the same pages, kicking the daemon once", () => {
+  const one = new Uvm({ reserveKernel: 3 });
+  const many = new Uvm({ reserveKernel: 3 });
+  for (const u of [one, many]) {
+    u.physload(0, 100, 0, 100, 5);
+    u.physload(1000, 1100, 1000, 1100, 0);
+  }
+  let kicks = 0;
+  many.hooks = { ...many.hooks, kick: () => kicks++ };
+  const ids = new Float64Array(300);
+  assert.equal(many.pageAllocIds(ids, 10, 150, 7), 150);
+  assert.equal(kicks, 1);
+  assert.equal(many.pageAllocIds(ids, 160, 140, 7), 47, "stops at reserve_kernel");
+  assert.equal(kicks, 2);
+  const pfns = Array.from(ids.subarray(10, 207), (id) => many.physmem.pfnOf(id));
+  const want: number[] = [];
+  for (let p; (p = one.pageAlloc()) >= 0;) want.push(p);
+  assert.deepEqual(pfns, want);
+  assert.equal(many.owner(pfns[0]!), 7);
+  assert.equal(many.owner(pfns[196]!), 7);
+  assert.throws(() => many.pageAllocIds(ids, 290, 20), KernelError);
+  many.check();
+});
+
+test("page: batches of uvm_pagealloc match it one by one across chunks, between random frees", () => {
+  const one = new Uvm();
+  const many = new Uvm();
+  for (const u of [one, many]) {
+    u.physload(5000, 5000 + 3 * CHUNK_PAGES, 5000, 5000 + 3 * CHUNK_PAGES, 0);
+    u.physload(5, 3000, 5, 3000, 3);
+  }
+  const r = new Mulberry32(3);
+  const held: number[] = [];
+  const ids = new Float64Array(200000);
+  for (let step = 0; step < 60; step++) {
+    if (r.below(3) !== 0 || held.length === 0) {
+      const n = 1 + r.below(r.below(4) === 0 ? 150000 : 500);
+      const got = many.pageAllocIds(ids, 0, n, 9);
+      for (let i = 0; i < got; i++) {
+        const pfn = many.physmem.pfnOf(ids[i]!);
+        assert.equal(pfn, one.pageAlloc(), `step ${step}, page ${i}`);
+        held.push(pfn);
+      }
+      if (got < n) assert.equal(one.pageAlloc(), -1);
+    } else {
+      for (let k = r.below(3000); k > 0 && held.length > 0; k--) {
+        const pfn = held.splice(r.below(held.length), 1)[0]!;
+        one.pageFree(pfn);
+        many.pageFree(pfn);
+      }
+    }
+    assert.deepEqual(queueOrder(many).slice(0, 5000), queueOrder(one).slice(0, 5000));
+    many.check();
+  }
+  many.check(true);
+  assert.deepEqual(queueOrder(many), queueOrder(one));
+});
+
+test("page: a batch of uvm_pagefree leaves the queues as frees one by one do", () => {
+  const one = new Uvm();
+  const many = new Uvm();
+  for (const u of [one, many]) {
+    u.physload(5000, 5000 + 2 * CHUNK_PAGES + 9, 5000, 5000 + 2 * CHUNK_PAGES + 9, 0);
+    u.physload(5, 3000, 5, 3000, 3);
+  }
+  const r = new Mulberry32(8);
+  const ids = new Float64Array(140000);
+  for (let round = 0; round < 12; round++) {
+    const n = many.pageAllocIds(ids, 0, 1 + r.below(130000));
+    for (let i = 0; i < n; i++) one.pageAlloc();
+    // Give them back in stretches up, down and scattered.
+    const order = Array.from(ids.subarray(0, n));
+    for (let k = 0; k < order.length;) {
+      const len = 1 + r.below(3000);
+      const part = order.slice(k, k + len);
+      const how = r.below(3);
+      if (how === 1) part.reverse();
+      if (how === 2) part.sort(() => r.below(3) - 1);
+      order.splice(k, part.length, ...part);
+      k += len;
+    }
+    const cut = r.below(order.length + 1);
+    const batch = Float64Array.from(order);
+    many.pageFreeIds(batch, 0, cut);
+    for (let i = 0; i < cut; i++) one.pageFree(one.physmem.pfnOf(order[i]!));
+    assert.deepEqual(queueOrder(many), queueOrder(one), `round ${round}`);
+    many.check();
+    many.pageFreeIds(batch, cut, order.length - cut);
+    for (let i = cut; i < order.length; i++) one.pageFree(one.physmem.pfnOf(order[i]!));
+    assert.deepEqual(queueOrder(many), queueOrder(one), `round ${round}, the rest`);
+    many.check();
+  }
+  many.check(true);
+});
+
+test("page: a batch of uvm_pagefree refuses a free, repeated or listed page and changes nothing", () => {
+  const uvm = new Uvm();
+  uvm.physload(0, 256, 0, 256, 0);
+  const ids = new Float64Array(8);
+  uvm.pageAllocIds(ids, 0, 6);
+  const list = pglistTryAlloc(uvm, 2 * 4096, 0, 2 ** 40, 0, 0, 1)!;
+  const listed = uvm.physmem.idOf(list.pfn(0));
+  const order = queueOrder(uvm);
+  const free = uvm.free;
+  const cases: number[][] = [
+    [ids[0]!, ids[1]!, uvm.physmem.idOf(3)],
+    [ids[0]!, ids[1]!, ids[0]!],
+    [ids[2]!, listed],
+    [ids[2]!, 7],
+  ];
+  for (const c of cases) {
+    assert.equal(code(() => uvm.pageFreeIds(Float64Array.from(c), 0, c.length)), "BADFREE");
+    assert.deepEqual(queueOrder(uvm), order, JSON.stringify(c));
+    assert.equal(uvm.free, free);
+    uvm.check();
+  }
+  list.free();
+  uvm.pageFreeIds(ids, 0, 6);
+  assert.equal(uvm.free, 256);
+  uvm.check(true);
+});
+
 test("page: uvm_pagealloc kicks the page daemon", () => {
   const uvm = new Uvm();
   uvm.physload(0, 4, 0, 4, 0);

@@ -590,6 +590,102 @@ export class PhysMem {
     this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
   }
 
+  /**
+   * Makes ids `[a, b)` (frames of one segment) free pages linked upward,
+   * `a -> a + 1 -> ... -> b - 1`, with no flags and no owner. The caller links
+   * `a`'s previous page and `b-1`'s next page.
+   */
+  ascendRun(a: number, b: number): void {
+    let id = a;
+    while (id < b) {
+      const c = chunkOf(id);
+      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
+      this.touch(c);
+      const i = id & CHUNK_MASK;
+      const j = i + (stop - id);
+      this.chunkDirty[c]! |= blocksOf(i, j);
+      this.flags[c]!.fill(0, i, j);
+      this.owner[c]!.fill(0, i, j);
+      // next = id + 1 (relative 2) but for b - 1; prev = id - 1 (-2) but for a.
+      this.next[c]!.fill(2, i, stop === b ? j - 1 : j);
+      this.prev[c]!.fill(-2, id === a ? i + 1 : i, j);
+      id = stop;
+    }
+  }
+
+  /**
+   * Gives page `id` the queue neighbours `next` and `prev`, no flags and no
+   * owner: what a page freed onto a queue carries (one chunk look-up).
+   */
+  relink(id: number, next: number, prev: number): void {
+    const c = chunkOf(id);
+    const rn = next - id + 1;
+    const rp = prev - id - 1;
+    if ((this.chunkState[c]! & TOUCHED) === 0) {
+      if (rn === 0 && rp === 0) return;
+      this.touch(c);
+    }
+    const i = id & CHUNK_MASK;
+    this.next[c]![i] = rn;
+    this.prev[c]![i] = rp;
+    this.flags[c]![i] = 0;
+    this.owner[c]![i] = 0;
+    this.chunkDirty[c]! |= 1 << (i >>> BLOCK_SHIFT);
+  }
+
+  /**
+   * How many pages, at most `max`, form a chain down from `top` on its queue
+   * (`top`, `top - 1`, ... each the next of the one before).
+   */
+  chainLength(top: number, max: number): number {
+    let n = 1;
+    let id = top;
+    while (n < max) {
+      const c = chunkOf(id);
+      const lo = c * CHUNK_PAGES;
+      if ((this.chunkState[c]! & TOUCHED) === 0) {
+        // Zeros all the way down to the chunk's first id.
+        const more = Math.min(max - n, id - lo);
+        n += more;
+        id -= more;
+        if (id !== lo || n >= max) continue;
+      } else {
+        const nx = this.next[c]!;
+        while (n < max && id > lo && nx[id - lo] === 0) {
+          id--;
+          n++;
+        }
+        if (id !== lo || n >= max) break;
+      }
+      // At the chunk's first id: does the chain go on into the chunk below?
+      if (this.nextOf(id) !== id - 1) break;
+      id--;
+      n++;
+    }
+    return n;
+  }
+
+  /** Sets the owner bytes of ids `[a, b)` (frames of one segment, allocated) to `o`. */
+  setOwnerRun(a: number, b: number, o: number): void {
+    let id = a;
+    while (id < b) {
+      const c = chunkOf(id);
+      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
+      if ((this.chunkState[c]! & TOUCHED) === 0) {
+        if (o === 0) {
+          id = stop;
+          continue;
+        }
+        this.touch(c);
+      }
+      const i = id & CHUNK_MASK;
+      const j = i + (stop - id);
+      this.chunkDirty[c]! |= blocksOf(i, j);
+      this.owner[c]!.fill(o, i, j);
+      id = stop;
+    }
+  }
+
   /** True when ids `(a, b)` each link to the id below them: `[a, b)` is a chain. */
   isChain(a: number, b: number): boolean {
     let id = a + 1;
