@@ -458,24 +458,9 @@ export class Kernel {
   traceState(): void {
     const t = this.#pglistTrace;
     if (t === undefined) return;
-    const free: [number, number][] = [];
     const hints: number[] = [];
-    for (let i = 0; i < this.uvm.segmentCount; i++) {
-      const s = this.uvm.segment(i);
-      hints.push(s.startHint);
-      let runStart = -1;
-      for (let pfn = s.start; pfn <= s.end; pfn++) {
-        const isFree = pfn < s.end && this.uvm.isFree(pfn);
-        if (isFree && runStart < 0) runStart = pfn;
-        if (!isFree && runStart >= 0) {
-          const last = free[free.length - 1];
-          if (last !== undefined && last[0] + last[1] === runStart) last[1] += pfn - runStart;
-          else free.push([runStart, pfn - runStart]);
-          runStart = -1;
-        }
-      }
-    }
-    t.state(free, hints);
+    for (let i = 0; i < this.uvm.segmentCount; i++) hints.push(this.uvm.segment(i).startHint);
+    t.state(this.uvm.freeRuns(), hints);
   }
 
   /**

@@ -225,6 +225,14 @@ export class Uvm {
     return id >= 0 && this.physmem.isFreeId(id);
   }
 
+  /**
+   * The free frames as runs `[firstPfn, count]` in ascending order, runs of
+   * adjacent segments merged. Costs O(chunks + pages touched), not O(pages).
+   */
+  freeRuns(): [number, number][] {
+    return this.physmem.freeRuns();
+  }
+
   /** True when frame `pfn` belongs to a loaded segment. */
   isManaged(pfn: number): boolean {
     return this.physmem.idOf(pfn) >= 0;

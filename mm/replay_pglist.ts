@@ -173,24 +173,9 @@ export class PglistReplayer {
   }
 
   #state(): unknown {
-    const pm = this.#uvm.physmem;
-    const free: [number, number][] = [];
+    const uvm = this.#uvm;
     const hints: number[] = [];
-    for (let s = 0; s < pm.nsegs; s++) {
-      const off = pm.segIdOffset[s]!;
-      const end = pm.segEnd[s]! + off;
-      let id = pm.segStart[s]! + off;
-      while ((id = pm.findFree(id, end)) >= 0) {
-        const busy = pm.findBusy(id, end);
-        const stop = busy < 0 ? end : busy;
-        const pfn = id - off;
-        const last = free[free.length - 1];
-        if (last !== undefined && last[0] + last[1] === pfn) last[1] += stop - id;
-        else free.push([pfn, stop - id]);
-        id = stop;
-      }
-      hints.push(pm.segHint[s]!);
-    }
-    return { free, hints };
+    for (let s = 0; s < uvm.segmentCount; s++) hints.push(uvm.segment(s).startHint);
+    return { free: uvm.freeRuns(), hints };
   }
 }
