@@ -36,6 +36,8 @@ export {
   DEVICES,
   parseBootArgs,
   parseSize,
+  type PhysSegName,
+  PHYSSEGS,
   type PresetName,
   PRESETS,
   USAGE,

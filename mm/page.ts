@@ -127,6 +127,13 @@ export interface RamRegion {
   size: number;
 }
 
+let pglistOf: (uvm: Uvm) => PglistState;
+
+/** What `uvm_pglistalloc` keeps between calls on `uvm` (for mm/: its lock and scratch). */
+export function pglistStateOf(uvm: Uvm): PglistState {
+  return pglistOf(uvm);
+}
+
 /**
  * The physical page allocator: segments, page array, free queues, counts,
  * reserves and page-daemon hooks. Frames are named by page frame number.
@@ -145,7 +152,11 @@ export class Uvm {
   /** Who watches pages change hands (null: nobody). */
   tracer: UvmTracer | null = null;
   /** What `uvm_pglistalloc` keeps between calls on this allocator (its lock and scratch). */
-  readonly pglistState: PglistState = new PglistState();
+  readonly #pglist: PglistState = new PglistState();
+
+  static {
+    pglistOf = (uvm) => uvm.#pglist;
+  }
 
   #free = 0;
   #freeByList = new Float64Array(VM_NFREELIST);

@@ -63,7 +63,7 @@
 
 import { checkInteger, describe, isPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
 import { PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
-import { Uvm } from "./page.ts";
+import { pglistStateOf, Uvm } from "./page.ts";
 import { HintSnapshot, Request, RunList } from "./pglist_state.ts";
 
 const INT_MAX = 0x7fffffff;
@@ -870,7 +870,7 @@ export function pglistTryAlloc(
   if (typeof waitok !== "boolean") {
     throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
   }
-  const state = uvm.pglistState;
+  const state = pglistStateOf(uvm);
   const rq = request(state.request, uvm, size, low, high, alignment, boundary, nsegs);
   const { out, snap } = state;
   out.clear();
@@ -918,7 +918,7 @@ function searched(uvm: Uvm, rq: Request, out: RunList): PageList {
 
 /** The aggressive search run without waiting: `WOULDBLOCK` where it would wait. */
 function aggressiveSync(uvm: Uvm, rq: Request, out: RunList): PageList | null {
-  const lock = uvm.pglistState.lock;
+  const lock = pglistStateOf(uvm).lock;
   if (lock.held) throw wouldBlock();
   lock.held = true;
   try {
@@ -970,7 +970,7 @@ export async function pglistAllocWait(
       throw e;
     }
     if (uvm.tracer !== null) traceSearch(uvm, rq, rq.num, null, null);
-    const lock = uvm.pglistState.lock;
+    const lock = pglistStateOf(uvm).lock;
     await lock.acquire(signal);
     try {
       const gen = aggressive(uvm, rq.num, rq.low, rq.high, rq.alignment, rq.boundary, out);
