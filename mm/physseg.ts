@@ -496,12 +496,22 @@ export class PhysMem {
 
   /** Sets the flags of ids `[a, b)` (frames of one segment) to `f`. */
   setFlagsRun(a: number, b: number, f: number): void {
+    this.#fillBytes(this.flags, a, b, f);
+  }
+
+  /** Sets the owner bytes of ids `[a, b)` (frames of one segment, allocated) to `o`. */
+  setOwnerRun(a: number, b: number, o: number): void {
+    this.#fillBytes(this.owner, a, b, o);
+  }
+
+  /** Sets the bytes of ids `[a, b)` in `arrays` (the flags or the owners) to `v`. */
+  #fillBytes(arrays: Uint8Array[], a: number, b: number, v: number): void {
     let id = a;
     while (id < b) {
       const c = chunkOf(id);
       const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
       if ((this.chunkState[c]! & TOUCHED) === 0) {
-        if (f === 0) {
+        if (v === 0) {
           id = stop;
           continue;
         }
@@ -510,9 +520,9 @@ export class PhysMem {
       const i = id & CHUNK_MASK;
       const j = i + (stop - id);
       this.chunkDirty[c]! |= blocksOf(i, j);
-      const fl = this.flags[c]!;
-      if (j - i >= 64) fl.fill(f, i, j);
-      else for (let k = i; k < j; k++) fl[k] = f;
+      const bytes = arrays[c]!;
+      if (j - i >= 64) bytes.fill(v, i, j);
+      else for (let k = i; k < j; k++) bytes[k] = v;
       id = stop;
     }
   }
@@ -663,27 +673,6 @@ export class PhysMem {
       n++;
     }
     return n;
-  }
-
-  /** Sets the owner bytes of ids `[a, b)` (frames of one segment, allocated) to `o`. */
-  setOwnerRun(a: number, b: number, o: number): void {
-    let id = a;
-    while (id < b) {
-      const c = chunkOf(id);
-      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
-      if ((this.chunkState[c]! & TOUCHED) === 0) {
-        if (o === 0) {
-          id = stop;
-          continue;
-        }
-        this.touch(c);
-      }
-      const i = id & CHUNK_MASK;
-      const j = i + (stop - id);
-      this.chunkDirty[c]! |= blocksOf(i, j);
-      this.owner[c]!.fill(o, i, j);
-      id = stop;
-    }
   }
 
   /** True when ids `(a, b)` each link to the id below them: `[a, b)` is a chain. */
