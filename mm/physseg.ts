@@ -469,13 +469,7 @@ export class PhysMem {
 
   /** Sets the flags of page `id`. */
   setFlags(id: number, f: number): void {
-    const c = chunkOf(id);
-    if ((this.chunkState[c]! & TOUCHED) === 0) {
-      if (f === 0) return;
-      this.touch(c);
-    }
-    this.flags[c]![id & CHUNK_MASK] = f;
-    this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
+    this.#store(this.flags, id, f);
   }
 
   /** The owner byte of page `id`. */
@@ -485,12 +479,20 @@ export class PhysMem {
 
   /** Sets the owner byte of page `id`. */
   setOwner(id: number, o: number): void {
+    this.#store(this.owner, id, o);
+  }
+
+  /**
+   * Stores `v` for page `id` in `arrays` (one of the per-page kinds): a zero
+   * in a chunk nothing wrote is there already; anything else sets it up.
+   */
+  #store(arrays: Uint8Array[] | Float64Array[], id: number, v: number): void {
     const c = chunkOf(id);
     if ((this.chunkState[c]! & TOUCHED) === 0) {
-      if (o === 0) return;
+      if (v === 0) return;
       this.touch(c);
     }
-    this.owner[c]![id & CHUNK_MASK] = o;
+    arrays[c]![id & CHUNK_MASK] = v;
     this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
   }
 
@@ -578,26 +580,12 @@ export class PhysMem {
 
   /** Links `id` to `to` as its next page. */
   setNext(id: number, to: number): void {
-    const c = chunkOf(id);
-    const rel = to - id + 1;
-    if ((this.chunkState[c]! & TOUCHED) === 0) {
-      if (rel === 0) return;
-      this.touch(c);
-    }
-    this.next[c]![id & CHUNK_MASK] = rel;
-    this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
+    this.#store(this.next, id, to - id + 1);
   }
 
   /** Links `id` to `to` as its previous page. */
   setPrev(id: number, to: number): void {
-    const c = chunkOf(id);
-    const rel = to - id - 1;
-    if ((this.chunkState[c]! & TOUCHED) === 0) {
-      if (rel === 0) return;
-      this.touch(c);
-    }
-    this.prev[c]![id & CHUNK_MASK] = rel;
-    this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
+    this.#store(this.prev, id, to - id - 1);
   }
 
   /**
