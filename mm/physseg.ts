@@ -725,30 +725,35 @@ export class PhysMem {
 
   /** Marks ids `[a, b)` busy (and the summaries). */
   markBusyRange(a: number, b: number): void {
-    if (a >= b) return;
-    let w = wordOf(a);
-    const lastW = wordOf(b - 1);
-    if (w === lastW) {
-      this.markBusyBits(w, bitsOf(a, b));
-      return;
-    }
-    this.markBusyBits(w, -1 << (a & 31));
-    for (w++; w < lastW; w++) this.markBusyBits(w, -1);
-    this.markBusyBits(lastW, -1 >>> (31 - ((b - 1) & 31)));
+    this.#markRange(a, b, true);
   }
 
   /** Marks ids `[a, b)` (all busy) free (and the summaries). */
   markFreeRange(a: number, b: number): void {
+    this.#markRange(a, b, false);
+  }
+
+  /** Marks ids `[a, b)` busy or free a bitmap word at a time. */
+  #markRange(a: number, b: number, busy: boolean): void {
     if (a >= b) return;
     let w = wordOf(a);
     const lastW = wordOf(b - 1);
     if (w === lastW) {
-      this.markFreeBits(w, bitsOf(a, b));
+      if (busy) this.markBusyBits(w, bitsOf(a, b));
+      else this.markFreeBits(w, bitsOf(a, b));
       return;
     }
-    this.markFreeBits(w, -1 << (a & 31));
-    for (w++; w < lastW; w++) this.markFreeBits(w, -1);
-    this.markFreeBits(lastW, -1 >>> (31 - ((b - 1) & 31)));
+    const head = -1 << (a & 31);
+    const tail = -1 >>> (31 - ((b - 1) & 31));
+    if (busy) {
+      this.markBusyBits(w, head);
+      for (w++; w < lastW; w++) this.markBusyBits(w, -1);
+      this.markBusyBits(lastW, tail);
+    } else {
+      this.markFreeBits(w, head);
+      for (w++; w < lastW; w++) this.markFreeBits(w, -1);
+      this.markFreeBits(lastW, tail);
+    }
   }
 
   /** Lowest free id in `[from, to)`, or -1. */
