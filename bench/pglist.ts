@@ -105,29 +105,36 @@ const filter = values.filter === undefined ? null : new RegExp(values.filter);
 const keep = (name: string) => filter === null || filter.test(name);
 
 /**
- * Registers `fn` as benchmark `name` after running it a while: mitata times
- * batches of calls only when the first call is quick, and a first call
- * compiles the allocator; single-call samples would time the clock instead.
+ * Registers benchmark `name`: when its turn comes, `setUp` makes the subject
+ * and its operation, which runs a while before mitata times it. Set up and
+ * warmed in turn, each benchmark is timed with the allocator compiled for
+ * its own workload alone, and after a warm-up mitata times batches of calls
+ * (a cold first call makes it time single calls: its clock and every
+ * preemption rather than the allocator).
  */
-function warmBench(name: string, fn: () => unknown): void {
-  for (let i = 0; i < 2000; i++) fn();
-  bench(name, fn);
+function turn(name: string, setUp: () => () => unknown): void {
+  if (!keep(name)) return;
+  bench(name, function* () {
+    const op = setUp();
+    for (let i = 0; i < 2000; i++) op();
+    yield op;
+  });
 }
 
 function workloads(suffix: string, make: () => Subject): void {
-  if (keep(`pglist-contig${suffix}`)) {
+  turn(`pglist-contig${suffix}`, () => {
     const contig = fragmentRuns(make());
-    warmBench(`pglist-contig${suffix}`, () => do_not_optimize(contig.allocFree(16, 65536, 1)));
-  }
-  if (keep(`pglist-fail${suffix}`)) {
+    return () => do_not_optimize(contig.allocFree(16, 65536, 1));
+  });
+  turn(`pglist-fail${suffix}`, () => {
     const fail = fragmentHalf(make());
     if (fail.allocFree(64, PAGE, 1)) throw new Error("pglist-fail set-up: the request succeeded");
-    warmBench(`pglist-fail${suffix}`, () => do_not_optimize(fail.allocFree(64, PAGE, 1)));
-  }
-  if (keep(`pglist-simple${suffix}`)) {
+    return () => do_not_optimize(fail.allocFree(64, PAGE, 1));
+  });
+  turn(`pglist-simple${suffix}`, () => {
     const simple = make();
-    warmBench(`pglist-simple${suffix}`, () => do_not_optimize(simple.allocFree(256, PAGE, 256)));
-  }
+    return () => do_not_optimize(simple.allocFree(256, PAGE, 256));
+  });
 }
 
 /** Nanoseconds per operation of `name` on the native reference, or null when it did not say. */

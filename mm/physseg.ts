@@ -469,7 +469,7 @@ export class PhysMem {
 
   /** Sets the flags of page `id`. */
   setFlags(id: number, f: number): void {
-    this.#store(this.flags, id, f);
+    this.#storeByte(this.flags, id, f);
   }
 
   /** The owner byte of page `id`. */
@@ -479,20 +479,33 @@ export class PhysMem {
 
   /** Sets the owner byte of page `id`. */
   setOwner(id: number, o: number): void {
-    this.#store(this.owner, id, o);
+    this.#storeByte(this.owner, id, o);
   }
 
   /**
-   * Stores `v` for page `id` in `arrays` (one of the per-page kinds): a zero
-   * in a chunk nothing wrote is there already; anything else sets it up.
+   * Stores byte `v` for page `id` in `arrays` (the flags or the owners): a
+   * zero in a chunk nothing wrote is there already; anything else sets the
+   * chunk up. (Bytes and links go through two functions, each storing into
+   * one kind of typed array, which a JIT compiles to a plain store.)
    */
-  #store(arrays: Uint8Array[] | Float64Array[], id: number, v: number): void {
+  #storeByte(arrays: Uint8Array[], id: number, v: number): void {
     const c = chunkOf(id);
     if ((this.chunkState[c]! & TOUCHED) === 0) {
       if (v === 0) return;
       this.touch(c);
     }
     arrays[c]![id & CHUNK_MASK] = v;
+    this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
+  }
+
+  /** Stores the relative link `rel` for page `id` in `arrays` (next or prev), as {@link #storeByte}. */
+  #storeLink(arrays: Float64Array[], id: number, rel: number): void {
+    const c = chunkOf(id);
+    if ((this.chunkState[c]! & TOUCHED) === 0) {
+      if (rel === 0) return;
+      this.touch(c);
+    }
+    arrays[c]![id & CHUNK_MASK] = rel;
     this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
   }
 
@@ -580,12 +593,12 @@ export class PhysMem {
 
   /** Links `id` to `to` as its next page. */
   setNext(id: number, to: number): void {
-    this.#store(this.next, id, to - id + 1);
+    this.#storeLink(this.next, id, to - id + 1);
   }
 
   /** Links `id` to `to` as its previous page. */
   setPrev(id: number, to: number): void {
-    this.#store(this.prev, id, to - id - 1);
+    this.#storeLink(this.prev, id, to - id - 1);
   }
 
   /**
