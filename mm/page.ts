@@ -16,17 +16,21 @@
  * number, with no allocation. For `uvm_pglistalloc`, a run of consecutive
  * pages that is also a chain on its queue is unlinked in one step, and a run
  * given back is spliced in as one chain (zero links), so whole-run moves cost
- * a fill rather than four link updates a page. An allocated page carries an
- * owner byte for the kernel's own bookkeeping.
+ * a fill rather than four link updates a page. Callers that take or give back
+ * many single pages at once (the page cache) have batch forms that leave the
+ * queues as the one-by-one calls would: the pages a queue holds as a chain
+ * are popped together, and a stretch of consecutive ids given back is linked
+ * with a fill. An allocated page carries an owner byte for the kernel's own
+ * bookkeeping.
  *
  * Invariants (verified by {@link Uvm.check}): a page is on a queue exactly when
  * its bitmap bit says free, on the queue of its own free list; the queue
  * links are consistent; the per-list and total free counts equal the number
  * of queued pages; a page held by a page list or by the aggressive
  * contiguous search is never free. The check walks each queue, but takes a
- * chunk nothing has written (see `physseg.ts`) in one step, as the chain of
- * free pages it must be: it costs O(chunks + pages touched), and O(pages)
- * when asked to be exhaustive.
+ * block (or chunk) nothing has written (see `physseg.ts`) in one step, as the
+ * chain of free pages it must be: it costs O(chunks + pages of the blocks
+ * written), and O(pages) when asked to be exhaustive.
  *
  * The page daemon is not part of this file: {@link PageDaemonHooks} is how
  * `uvm_pglistalloc` asks whether waiting could help, waits, and kicks it. The

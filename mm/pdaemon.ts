@@ -11,7 +11,8 @@
  * handle fits one (else a `Float64Array`); it doubles when full, so
  * steady-state insertion and reclamation allocate nothing. Filling the cache
  * takes pages in batches from the allocator, which kicks the daemon once per
- * batch rather than once per page.
+ * batch rather than once per page; reclaiming gives pages back in batches
+ * too (a run, or a drain, is one batch).
  *
  * The page daemon watches the free-page count: when it falls below
  * `freemin` (uvmexp.freemin) an allocation kicks it, and a run reclaims

@@ -15,9 +15,10 @@
  * the seed keeps its array largest first and walks it from the end.
  *
  * Every frame of a segment gets a page id. Ids are handed out in load order
- * in chunks of {@link CHUNK_PAGES}: a segment's ids start in a fresh chunk,
- * congruent to its first frame modulo 32 (so a 32-bit bitmap word covers 32
- * frames aligned on a multiple of 32), and no chunk holds two segments. Only
+ * in chunks of {@link CHUNK_PAGES}: a segment's ids start 32 ids or more into
+ * a fresh chunk (so the ids of two segments are never adjacent), congruent to
+ * its first frame modulo 32 (so a 32-bit bitmap word covers 32 frames
+ * aligned on a multiple of 32), and no chunk holds two segments. Only
  * loaded frames cost ids, wherever a segment sits (frames may go up to
  * `2^53 / pageSize`). Chunk 0 holds no frames: its ids 0 to 5 head the six
  * free-page queues of {@link Uvm}.
@@ -52,15 +53,16 @@
  *
  * Invariants (verified by {@link PhysMem.check}): segments sorted and
  * disjoint, hints within their segments, every chunk owned by the segment its
- * ids belong to, untouched chunks all zero, ids that are not frames never
- * written, free pages with no flags, both summary levels agreeing with the
- * bitmap.
+ * ids belong to, clean blocks as described, ids that are not frames never
+ * written, free pages with no flags and no owner, both summary levels
+ * agreeing with the bitmap.
  *
  * Cost: `physload` is O(segments + chunks of the segment + frames outside its
  * avail range / 32), plus copying the touched part of the bitmap when it
  * grows; `find` is O(log segments), `segmentOfId` and `pfnOf` O(1); bitmap
  * searches look at one word per 32 pages, and {@link PhysMem.findFullWord} at
- * one summary word per 32768 pages; a check costs O(chunks + touched pages).
+ * one summary word per 32768 pages; a check costs O(chunks + pages of the
+ * blocks written), or O(pages) when exhaustive.
  *
  * @module
  */
