@@ -331,4 +331,6 @@ test("kernel: every workload runs on the 16 MiB isa machine, where the daemon mu
   assert.deepEqual(r.workloads.map((w) => w.name), Object.keys(WORKLOAD_TABLE));
   assert.ok(r.summary.pagedaemon.reclaimed > 0);
   assert.ok(r.summary.pagedaemon.freemin >= 32, "uvmpd_tune's floor of 128 KiB");
+  // What the ordinary checks took on trust holds too.
+  r.kernel.check(true);
 });
