@@ -107,10 +107,9 @@ const CHUNK_WORDS = CHUNK_PAGES / 32;
 export const TOUCHED = 1;
 /** Page ids per block: the unit in which writes are tracked (32 blocks to a chunk). */
 export const BLOCK_PAGES = 2048;
+const BLOCK_SHIFT = 11;
 /** Ids stay below this (2^30 bitmap words). */
 const MAX_IDS = 2 ** 35;
-
-const BLOCK_SHIFT = 11;
 
 /** The chunk holding page id `id` (any id below 2^47; a shift below 2^32). */
 export function chunkOf(id: number): number {
