@@ -4,7 +4,11 @@
  * - `boot-64g`: power on a 64 GiB `big` machine and bring its kernel up to
  *   ready (memory map, physload, page array, free lists, arenas, heap),
  *   against `fill-64g`: one `Int32Array.prototype.fill` over one 32-bit word
- *   per page of that machine, the least any page array of it can cost.
+ *   per page of that machine, the least a page array set up page by page
+ *   can cost. `boot-1t` does the same for a 1 TiB `pc` machine.
+ * - `check-64g` and `check-1t`: `Kernel.check()` of such a machine just
+ *   booted (the machine, the page allocator, the pmap, the heap), which
+ *   costs what the guest touched, not its size.
  * - `kmem-alloc-free 64` and `kmem-alloc-free 4096`: one kmem_alloc and one
  *   kmem_free on a booted kernel (64 bytes come from a quantum cache).
  *
@@ -41,6 +45,18 @@ summary(() => {
     const k = new Kernel(createMachine({ preset: "big" }));
     do_not_optimize(k.bootFree);
   }).gc("inner");
+
+  bench("boot-1t", () => {
+    const k = new Kernel(createMachine({ preset: "pc", ramSize: 2 ** 40 }));
+    do_not_optimize(k.bootFree);
+  }).gc("inner");
+});
+
+summary(() => {
+  const k64 = new Kernel(createMachine({ preset: "big" }));
+  bench("check-64g", () => k64.check());
+  const k1t = new Kernel(createMachine({ preset: "pc", ramSize: 2 ** 40 }));
+  bench("check-1t", () => k1t.check());
 });
 
 const kernel = new Kernel(createMachine({ preset: "pc", ramSize: 256 * 2 ** 20 }));

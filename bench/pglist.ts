@@ -6,14 +6,26 @@
  * the ratio. A failing request is measured through `pglistTryAlloc`, which
  * answers `null` rather than building an exception.
  *
- *     deno run -A bench/pglist.ts [--json] [--filter REGEX]
- *     bun bench/pglist.ts [--json] [--filter REGEX]
+ *     deno run -A bench/pglist.ts [--json] [--filter REGEX] [--native DIR]
+ *     bun bench/pglist.ts [--json] [--filter REGEX] [--native DIR]
+ *
+ * `--filter` keeps the benchmarks whose names match (`--filter pglist-simple`
+ * runs pglist-simple and its page-by-page baseline). With `--native DIR`,
+ * when `DIR/pglist-oracle` exists (the seed compiled natively, whose
+ * `--bench NAME` prints `NAME ns_per_op=...`), each workload kept also runs
+ * there, just before its own benchmark and again at the end, and the report
+ * ends with each workload's time over the native one (the faster native
+ * run), on mitata's mean and median; without the program the comparison is
+ * skipped with a note.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { bench, do_not_optimize, run, summary } from "mitata";
 import { Mulberry32 } from "../mm/random.ts";
 import { Uvm } from "../mm/page.ts";
@@ -22,7 +34,11 @@ import { ReferencePglist } from "../mm/pglist_reference.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
+  options: {
+    json: { type: "boolean", default: false },
+    filter: { type: "string" },
+    native: { type: "string" },
+  },
 });
 
 const PAGE = 4096;
@@ -85,21 +101,88 @@ function fragmentHalf(s: Subject): Subject {
   return s;
 }
 
-function workloads(suffix: string, make: () => Subject): void {
-  const contig = fragmentRuns(make());
-  bench(`pglist-contig${suffix}`, () => do_not_optimize(contig.allocFree(16, 65536, 1)));
-  const fail = fragmentHalf(make());
-  if (fail.allocFree(64, PAGE, 1)) throw new Error("pglist-fail set-up: the request succeeded");
-  bench(`pglist-fail${suffix}`, () => do_not_optimize(fail.allocFree(64, PAGE, 1)));
-  const simple = make();
-  bench(`pglist-simple${suffix}`, () => do_not_optimize(simple.allocFree(256, PAGE, 256)));
-}
-
+const WORKLOADS = ["pglist-contig", "pglist-fail", "pglist-simple"] as const;
 const filter = values.filter === undefined ? null : new RegExp(values.filter);
 const keep = (name: string) => filter === null || filter.test(name);
-summary(() => {
-  if (keep("fast")) workloads("", fast);
-  if (keep("page-by-page")) workloads(" (page-by-page)", pageByPage);
-});
 
-await run(values.json ? { format: "json" } : {});
+/** Nanoseconds per operation of `name` on the native reference, or null when it did not say. */
+function nativeNs(program: string, name: string): number | null {
+  const r = spawnSync(program, ["--bench", name], { encoding: "utf8" });
+  const m = /ns_per_op=([0-9.]+)/.exec(r.stdout ?? "");
+  return m === null ? null : Number(m[1]);
+}
+
+const native = values.native === undefined ? null : join(values.native, "pglist-oracle");
+const haveNative = native !== null && existsSync(native);
+/** Per workload, the faster native run. */
+const nativeRuns = new Map<string, number>();
+const runNative = (name: string) => {
+  if (!haveNative || !(WORKLOADS as readonly string[]).includes(name)) return;
+  const ns = nativeNs(native!, name);
+  if (ns !== null) nativeRuns.set(name, Math.min(ns, nativeRuns.get(name) ?? Infinity));
+};
+
+/**
+ * Registers benchmark `name`: when its turn comes, `setUp` makes the subject
+ * and its operation, which runs a while before mitata times it. Set up and
+ * warmed in turn, each benchmark is timed with the allocator compiled for
+ * its own workload alone, and after a warm-up mitata times batches of calls
+ * (a cold first call makes it time single calls: its clock and every
+ * preemption rather than the allocator). With `--native`, the reference
+ * runs the same workload just before, so that both meet the same load.
+ */
+function turn(name: string, setUp: () => () => unknown): void {
+  if (!keep(name)) return;
+  bench(name, function* () {
+    runNative(name);
+    const op = setUp();
+    for (let i = 0; i < 2000; i++) op();
+    yield op;
+  });
+}
+
+function workloads(suffix: string, make: () => Subject): void {
+  turn(`pglist-contig${suffix}`, () => {
+    const contig = fragmentRuns(make());
+    return () => do_not_optimize(contig.allocFree(16, 65536, 1));
+  });
+  turn(`pglist-fail${suffix}`, () => {
+    const fail = fragmentHalf(make());
+    if (fail.allocFree(64, PAGE, 1)) throw new Error("pglist-fail set-up: the request succeeded");
+    return () => do_not_optimize(fail.allocFree(64, PAGE, 1));
+  });
+  turn(`pglist-simple${suffix}`, () => {
+    const simple = make();
+    return () => do_not_optimize(simple.allocFree(256, PAGE, 256));
+  });
+}
+
+summary(() => {
+  workloads("", fast);
+  workloads(" (page-by-page)", pageByPage);
+});
+const report = await run(values.json ? { format: "json" } : {});
+for (const name of WORKLOADS) if (keep(name)) runNative(name);
+
+if (native !== null) {
+  // With --json the JSON report stays alone on standard output.
+  const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + "\n");
+  if (!haveNative) {
+    say(`native comparison skipped: no ${native}`);
+  } else {
+    say("time over native (pglist-oracle --bench NAME, the faster of its runs before and after):");
+    for (const b of report.benchmarks) {
+      for (const r of b.runs) {
+        const ns = nativeRuns.get(r.name);
+        if (ns === undefined || r.stats === undefined) continue;
+        const { avg, p50 } = r.stats;
+        say(
+          `  ${r.name.padEnd(14)} ${(avg / ns).toFixed(2)}x on the mean (${avg.toFixed(1)} ns), ` +
+            `${(p50 / ns).toFixed(2)}x on the median (${p50.toFixed(1)} ns); native ${
+              ns.toFixed(1)
+            } ns`,
+        );
+      }
+    }
+  }
+}

@@ -36,6 +36,7 @@ import { KernelError } from "../mm/errors.ts";
 import { loadRam, Uvm } from "../mm/page.ts";
 import { type PageList, pglistAlloc, pglistAllocWait, pglistFree } from "../mm/pglist.ts";
 import {
+  type PhysSegStrategy,
   VM_FREELIST_DEFAULT,
   VM_FREELIST_FIRST16,
   VM_FREELIST_FIRST4G,
@@ -119,6 +120,8 @@ export interface KernelOptions {
   driverBugs?: readonly DriverBug[];
   /** Pages of the bounce pool bus_dma takes when a tag first needs it (default 64; 0 for none). */
   bouncePages?: number;
+  /** The order uvm_pglistalloc searches segments in: `bsearch` (default) or x86's `bigfirst`. */
+  physseg?: PhysSegStrategy;
 }
 
 /** Free pages of one free list. */
@@ -318,6 +321,7 @@ export class Kernel implements DriverKernel {
       pageSize: PAGE_SIZE,
       reservePagedaemon: RESERVE_PAGEDAEMON,
       reserveKernel: RESERVE_KERNEL,
+      physseg: options.physseg,
     });
     this.#pglistTrace?.config(PAGE_SIZE, RESERVE_PAGEDAEMON, RESERVE_KERNEL);
     const image = { base: KERNEL_IMAGE_BASE, size: KERNEL_IMAGE_SIZE };
@@ -335,6 +339,9 @@ export class Kernel implements DriverKernel {
       );
     }
     uvm.tracer = this.#pglistTrace ?? null;
+    if (uvm.physmem.strategy === "bigfirst") {
+      log("physseg: BIGFIRST: uvm_pglistalloc searches each free list's smallest segment first");
+    }
     log(
       `page array: ${pages} pages; kernel image at 0x${image.base.toString(16)} (${
         mib(image.size)
@@ -357,16 +364,16 @@ export class Kernel implements DriverKernel {
       Math.max(Math.floor(freemin * 4 / 3), freemin + 1),
       Math.floor(pages / 2),
     );
+    // The page cache names its pages by page id.
     const frames = {
       get freePages() {
         return uvm.free;
       },
-      allocCachePage: () => {
-        const pfn = uvm.pageAlloc();
-        if (pfn >= 0) uvm.setOwner(pfn, OWNER_CACHE);
-        return pfn;
-      },
-      freeCachePage: (pfn: number) => uvm.pageFree(pfn),
+      handleLimit: uvm.physmem.nids,
+      allocCachePages: (out: Int32Array | Float64Array, at: number, max: number) =>
+        uvm.pageAllocIds(out, at, max, OWNER_CACHE),
+      freeCachePages: (ids: Int32Array | Float64Array, at: number, n: number) =>
+        uvm.pageFreeIds(ids, at, n),
     };
     const pd = this.pagedaemon = new PageDaemon(frames, new PageCache(frames), freemin, freetarg);
     uvm.hooks = {
@@ -615,30 +622,19 @@ export class Kernel implements DriverKernel {
   traceState(): void {
     const t = this.#pglistTrace;
     if (t === undefined) return;
-    const free: [number, number][] = [];
     const hints: number[] = [];
-    for (let i = 0; i < this.uvm.segmentCount; i++) {
-      const s = this.uvm.segment(i);
-      hints.push(s.startHint);
-      let runStart = -1;
-      for (let pfn = s.start; pfn <= s.end; pfn++) {
-        const isFree = pfn < s.end && this.uvm.isFree(pfn);
-        if (isFree && runStart < 0) runStart = pfn;
-        if (!isFree && runStart >= 0) {
-          const last = free[free.length - 1];
-          if (last !== undefined && last[0] + last[1] === runStart) last[1] += pfn - runStart;
-          else free.push([runStart, pfn - runStart]);
-          runStart = -1;
-        }
-      }
-    }
-    t.state(free, hints);
+    for (let i = 0; i < this.uvm.segmentCount; i++) hints.push(this.uvm.segment(i).startHint);
+    t.state(this.uvm.freeRuns(), hints);
   }
 
-  /** Checks every subsystem's invariants; throws on the first broken one. */
-  check(): void {
-    this.machine.check();
-    this.uvm.check();
+  /**
+   * Checks every subsystem's invariants; throws on the first broken one. The
+   * machine and the page allocator take what nothing wrote on trust (a check
+   * costs what the guest touched); `exhaustive` reads all of it.
+   */
+  check(exhaustive = false): void {
+    this.machine.check(exhaustive);
+    this.uvm.check(exhaustive);
     this.pmap.check();
     if (this.#down) return;
     this.kmem.check();

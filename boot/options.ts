@@ -32,6 +32,10 @@ export type { DeviceName };
 export const POLICIES: readonly KmemPolicy[] = KMEM_POLICIES.illumos;
 /** A policy name. */
 export type PolicyName = KmemPolicy;
+/** The orders uvm_pglistalloc can search physical segments in (`VM_PHYSSEG_STRAT`). */
+export const PHYSSEGS = ["bsearch", "bigfirst"] as const;
+/** A segment order. */
+export type PhysSegName = typeof PHYSSEGS[number];
 
 /** Everything a boot needs to know, with defaults filled in. */
 export interface BootOptions {
@@ -71,6 +75,8 @@ export interface BootOptions {
   driverBugs: DriverBug[];
   /** Pages of the bounce pool, or undefined for the kernel's default. */
   bouncePages?: number;
+  /** The order uvm_pglistalloc searches physical segments in. */
+  physseg: PhysSegName;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -113,6 +119,8 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --dma-debug        track every DMA map and report each misuse
       --driver-bugs LIST deliberate driver bugs: skip-sync, early-unload
       --bounce-pages N   pages of the bounce pool taken at boot (default 64)
+      --physseg ORDER    segment order of uvm_pglistalloc: bsearch (by address,
+                         default) or bigfirst (x86's: smallest segment first)
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
@@ -186,6 +194,7 @@ const FLAGS = {
   "driver-bugs": { type: "string" },
   "bounce-pages": { type: "string" },
   vmem: { type: "string" },
+  physseg: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -234,9 +243,9 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
       throw new UsageError(`--memory: the ${machine} preset has a fixed size; use --machine pc`);
     }
     memory = parseSize("--memory", v.memory);
-    if (memory % (1 << 20) !== 0 || memory < 32 * 2 ** 20 || memory > 2 ** 40) {
+    if (memory % (1 << 20) !== 0 || memory < 32 * 2 ** 20 || memory > 64 * 2 ** 40) {
       throw new UsageError(
-        `--memory: must be whole MiB from 32M to 1T, got ${JSON.stringify(v.memory)}`,
+        `--memory: must be whole MiB from 32M to 64T, got ${JSON.stringify(v.memory)}`,
       );
     }
   }
@@ -284,6 +293,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     bouncePages: v["bounce-pages"] === undefined
       ? undefined
       : parseCount("--bounce-pages", v["bounce-pages"], 0, 65536),
+    physseg: oneOf("--physseg", v.physseg ?? "bsearch", PHYSSEGS),
     help: v.help ?? false,
   };
 }

@@ -75,6 +75,11 @@ test("options: flags and values are parsed", () => {
   assert.equal(o.recordPglist, "p.jsonl");
   assert.equal(o.svg, "m.svg");
   assert.deepEqual(parseBootArgs(["--devices", "none"]).devices, []);
+  assert.equal(parseBootArgs(["--memory", "16T"]).memory, 16 * 2 ** 40);
+  assert.throws(() => parseBootArgs(["--memory", "65T"]), /from 32M to 64T/);
+  assert.equal(parseBootArgs([]).physseg, "bsearch");
+  assert.equal(parseBootArgs(["--physseg", "bigfirst"]).physseg, "bigfirst");
+  assert.throws(() => parseBootArgs(["--physseg", "biggest"]), /--physseg.*"biggest"/);
 });
 
 test("options: --policy names the heap arenas' policy; --sample a whole number", () => {

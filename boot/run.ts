@@ -202,6 +202,7 @@ export async function run(
     dmaDebug: options.dmaDebug,
     driverBugs: options.driverBugs,
     bouncePages: options.bouncePages,
+    physseg: options.physseg,
     vmem: flavor,
     policy: policy as KmemPolicy,
   });

@@ -180,7 +180,7 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
   };
   const before = k.pagedaemon.stats.reclaimed;
   const pd = k.pagedaemon;
-  while (pd.cache.insert() >= 0) counts.cached++;
+  counts.cached = pd.cache.fill();
 
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new Error("memory-pressure workload stalled")), 20000);

@@ -160,10 +160,13 @@ export class Machine {
     return { window, irq, dma };
   }
 
-  /** Checks every part's invariants. */
-  check(): void {
+  /**
+   * Checks every part's invariants; `exhaustive` also reads what a check
+   * otherwise takes on trust (every RAM table entry, see {@link Ram.check}).
+   */
+  check(exhaustive = false): void {
     this.memmap.check();
-    this.ram.check();
+    this.ram.check(exhaustive);
     this.bus.check();
     this.irq.check();
     this.clock.check();

@@ -17,12 +17,15 @@
  * chunk was never written or `1 + bank * 65536 + k` for the `k`-th chunk of
  * bank `bank`. Each bank has a `Uint8Array` and a `DataView` over it.
  *
- * Invariants (see {@link Ram.check}): slots sorted and disjoint; every table
- * entry names a distinct chunk below its bank's fill mark; the number of
- * materialised chunks equals the number of non-zero entries; the load and
- * store caches and the gather cache (the chunk of the last whole page a
- * scatter-gather list read) describe the chunk they claim. A chunk never
- * loses its bank piece, so a cache of a materialised chunk never goes stale.
+ * Invariants (see {@link Ram.check}): slots sorted and disjoint; every chunk
+ * handed out sits in the table entry it was handed to (a list kept in
+ * handing-out order says which), so the entries name distinct chunks below
+ * their bank's fill mark; the number of materialised chunks equals the
+ * number of non-zero entries; the load and store caches and the gather cache
+ * (the chunk of the last whole page a scatter-gather list read) describe the
+ * chunk they claim. A chunk never loses its bank piece, so a cache of a
+ * materialised chunk never goes stale. A check costs O(slots + chunks
+ * written), or O(RAM / chunkSize) when exhaustive.
  *
  * Cost. A load or store of 1 to 8 bytes that falls in the chunk of the
  * previous load (or store) is one range test and one `DataView` operation;
@@ -92,6 +95,8 @@ export class Ram {
   readonly #bankChunkViews: ((Uint8Array | undefined)[] | undefined)[] = [];
   #bankFill = 0; // chunks handed out of the last bank
   #chunks = 0;
+  // Per chunk handed out, in order: the slot and the chunk index it went to.
+  #handedTo: Float64Array = new Float64Array(64);
 
   // Cache of the chunk of the last load (possibly the shared zero chunk).
   #rBase = -1;
@@ -191,21 +196,23 @@ export class Ram {
 
   /** Reads the byte at `pa`. */
   read8(pa: number): number {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (off === d && off >= 0 && off < this.#rLen) return this.#rView.getUint8(this.#rOff + off);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off < this.#rLen) return this.#rView.getUint8(this.#rOff + off);
+    }
     this.#lookupRead(pa, 1);
     return this.#rView.getUint8(this.#rOff + (pa - this.#rBase));
   }
 
   /** Reads the little-endian 16-bit value at `pa`. */
   read16(pa: number): number {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 2
-    ) {
-      return this.#rView.getUint16(this.#rOff + off, true);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#rLen - 2) {
+        return this.#rView.getUint16(this.#rOff + off, true);
+      }
     }
     if (this.#lookupRead(pa, 2)) {
       return this.#rView.getUint16(this.#rOff + (pa - this.#rBase), true);
@@ -216,12 +223,12 @@ export class Ram {
 
   /** Reads the little-endian 32-bit value at `pa` (unsigned). */
   read32(pa: number): number {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 4
-    ) {
-      return this.#rView.getUint32(this.#rOff + off, true);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#rLen - 4) {
+        return this.#rView.getUint32(this.#rOff + off, true);
+      }
     }
     if (this.#lookupRead(pa, 4)) {
       return this.#rView.getUint32(this.#rOff + (pa - this.#rBase), true);
@@ -232,12 +239,12 @@ export class Ram {
 
   /** Reads the little-endian 64-bit value at `pa` as an unsigned bigint. */
   read64(pa: number): bigint {
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 8
-    ) {
-      return this.#rView.getBigUint64(this.#rOff + off, true);
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#rLen - 8) {
+        return this.#rView.getBigUint64(this.#rOff + off, true);
+      }
     }
     if (this.#lookupRead(pa, 8)) {
       return this.#rView.getBigUint64(this.#rOff + (pa - this.#rBase), true);
@@ -252,11 +259,13 @@ export class Ram {
    */
   read64n(pa: number): number {
     let lo: number, hi: number;
-    const d = pa - this.#rBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#rLen - 8
-    ) {
+    let off = -1;
+    if (typeof pa === "number") {
+      const d = pa - this.#rBase;
+      off = d | 0;
+      if (off !== d || off > this.#rLen - 8) off = -1;
+    }
+    if (off >= 0) {
       lo = this.#rView.getUint32(this.#rOff + off, true);
       hi = this.#rView.getUint32(this.#rOff + off + 4, true);
     } else if (this.#lookupRead(pa, 8)) {
@@ -281,13 +290,15 @@ export class Ram {
 
   /** Writes the byte `v` (an integer in [-128, 255]) at `pa`. */
   write8(pa: number, v: number): void {
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off < this.#wLen && ((v & 0xff) === v || (v << 24 >> 24) === v)
-    ) {
-      this.#wView.setUint8(this.#wOff + off, v);
-      return;
+    if (typeof pa === "number" && typeof v === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (
+        off === d && off >= 0 && off < this.#wLen && ((v & 0xff) === v || (v << 24 >> 24) === v)
+      ) {
+        this.#wView.setUint8(this.#wOff + off, v);
+        return;
+      }
     }
     checkValue("value", v, -128, 0xff);
     this.#lookupWrite(pa, 1);
@@ -296,14 +307,16 @@ export class Ram {
 
   /** Writes the 16-bit `v` (an integer in [-2^15, 2^16 - 1]) little-endian at `pa`. */
   write16(pa: number, v: number): void {
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 2 &&
-      ((v & 0xffff) === v || (v << 16 >> 16) === v)
-    ) {
-      this.#wView.setUint16(this.#wOff + off, v, true);
-      return;
+    if (typeof pa === "number" && typeof v === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (
+        off === d && off >= 0 && off <= this.#wLen - 2 &&
+        ((v & 0xffff) === v || (v << 16 >> 16) === v)
+      ) {
+        this.#wView.setUint16(this.#wOff + off, v, true);
+        return;
+      }
     }
     checkValue("value", v, -0x8000, 0xffff);
     if (this.#lookupWrite(pa, 2)) {
@@ -316,13 +329,13 @@ export class Ram {
 
   /** Writes the 32-bit `v` (an integer in [-2^31, 2^32 - 1]) little-endian at `pa`. */
   write32(pa: number, v: number): void {
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 4 && ((v >>> 0) === v || (v | 0) === v)
-    ) {
-      this.#wView.setUint32(this.#wOff + off, v, true);
-      return;
+    if (typeof pa === "number" && typeof v === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#wLen - 4 && ((v >>> 0) === v || (v | 0) === v)) {
+        this.#wView.setUint32(this.#wOff + off, v, true);
+        return;
+      }
     }
     checkValue("value", v, -0x80000000, 0xffffffff);
     if (this.#lookupWrite(pa, 4)) {
@@ -341,13 +354,13 @@ export class Ram {
         `value must be a bigint in [-2^63, 2^64-1], got ${hex(v)}`,
       );
     }
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 8
-    ) {
-      this.#wView.setBigUint64(this.#wOff + off, v, true);
-      return;
+    if (typeof pa === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#wLen - 8) {
+        this.#wView.setBigUint64(this.#wOff + off, v, true);
+        return;
+      }
     }
     if (this.#lookupWrite(pa, 8)) {
       this.#wView.setBigUint64(this.#wOff + (pa - this.#wBase), v, true);
@@ -362,14 +375,14 @@ export class Ram {
     checkValue("value", v, 0, Number.MAX_SAFE_INTEGER);
     const hi = Math.floor(v / TWO32);
     const lo = v - hi * TWO32;
-    const d = pa - this.#wBase;
-    const off = d | 0;
-    if (
-      off === d && off >= 0 && off <= this.#wLen - 8
-    ) {
-      this.#wView.setUint32(this.#wOff + off, lo, true);
-      this.#wView.setUint32(this.#wOff + off + 4, hi, true);
-      return;
+    if (typeof pa === "number") {
+      const d = pa - this.#wBase;
+      const off = d | 0;
+      if (off === d && off >= 0 && off <= this.#wLen - 8) {
+        this.#wView.setUint32(this.#wOff + off, lo, true);
+        this.#wView.setUint32(this.#wOff + off + 4, hi, true);
+        return;
+      }
     }
     if (this.#lookupWrite(pa, 8)) {
       const o = this.#wOff + (pa - this.#wBase);
@@ -508,8 +521,14 @@ export class Ram {
 
   // ---------------------------------------------------------------- check
 
-  /** Verifies the invariants of the slot tables, banks and caches; throws on the first broken one. */
-  check(): void {
+  /**
+   * Verifies the invariants of the slot tables, banks and caches; throws on
+   * the first broken one. Costs O(slots + chunks written): each chunk handed
+   * out must sit in the table entry it was given to. `exhaustive` also reads
+   * every table entry (O(RAM / chunkSize)), so that an entry nothing handed
+   * out is found too.
+   */
+  check(exhaustive = false): void {
     const fail = (m: string): never => {
       throw new MachineError("CORRUPT", `Ram.check: ${m}`);
     };
@@ -524,22 +543,25 @@ export class Ram {
       }
     }
     if (this.#banks.length !== this.#bankViews.length) fail("bank views");
-    const seen = new Set<number>();
-    let used = 0;
-    for (let i = 0; i < n; i++) {
-      const t = this.#tables[i]!;
-      for (let j = 0; j < t.length; j++) {
-        if (t[j] === 0) continue;
-        const id = t[j]! - 1, b = id >>> 16, k = id & 0xffff;
-        if (b >= this.#banks.length) fail(`slot ${i} chunk ${j} names bank ${b}`);
-        const fillMark = b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
-        if (k >= fillMark) fail(`slot ${i} chunk ${j} past the fill of bank ${b}`);
-        if (seen.has(id)) fail(`chunk ${id} mapped twice`);
-        seen.add(id);
-        used++;
+    let k = 0;
+    for (let b = 0; b < this.#banks.length; b++) {
+      const fillMark = b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
+      for (let f = 0; f < fillMark; f++, k++) {
+        const s = this.#handedTo[2 * k]!;
+        const idx = this.#handedTo[2 * k + 1]!;
+        if (!(s >= 0 && s < n) || this.#tables[s]![idx] !== b * BANK_SLOTS + f + 1) {
+          fail(`chunk ${f} of bank ${b} is not where it was handed out (slot ${s} chunk ${idx})`);
+        }
       }
     }
-    if (used !== this.#chunks) fail(`${used} chunks mapped, ${this.#chunks} counted`);
+    if (exhaustive) {
+      let used = 0;
+      for (let i = 0; i < n; i++) {
+        const t = this.#tables[i]!;
+        for (let j = 0; j < t.length; j++) if (t[j] !== 0) used++;
+      }
+      if (used !== this.#chunks) fail(`${used} chunks mapped, ${this.#chunks} counted`);
+    }
     let handed = 0;
     for (let b = 0; b < this.#banks.length; b++) {
       handed += b === this.#banks.length - 1 ? this.#bankFill : this.#bankChunks[b]!;
@@ -704,7 +726,8 @@ export class Ram {
       const pa = segs[2 * i]!, len = segs[2 * i + 1]!;
       const s = this.#lastSlot;
       if (
-        !(pa >= this.#slotBase[s]! && len >= 0 && pa + len <= this.#slotEnd[s]! &&
+        !(typeof pa === "number" && typeof len === "number" && pa >= this.#slotBase[s]! &&
+          len >= 0 && pa + len <= this.#slotEnd[s]! &&
           Math.floor(pa) === pa && Math.floor(len) === len)
       ) {
         const why = this.#rangeProblem(pa, len);
@@ -906,6 +929,13 @@ export class Ram {
       this.#bankFill = 0;
     }
     const id = b * BANK_SLOTS + this.#bankFill;
+    if (2 * this.#chunks + 2 > this.#handedTo.length) {
+      const more = new Float64Array(this.#handedTo.length * 2);
+      more.set(this.#handedTo);
+      this.#handedTo = more;
+    }
+    this.#handedTo[2 * this.#chunks] = s;
+    this.#handedTo[2 * this.#chunks + 1] = idx;
     this.#bankFill++;
     this.#chunks++;
     t[idx] = id + 1;

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { Mulberry32 } from "../mm/random.ts";
 import { Ram } from "./ram.ts";
-import { MachineError, MachineFault } from "./errors.ts";
+import { hex, MachineError, MachineFault } from "./errors.ts";
 
 const KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
 
@@ -220,6 +220,65 @@ test("ram: bad addresses and values are refused and change nothing", () => {
   assert.equal(ram.read64n(8200), Number.MAX_SAFE_INTEGER);
 });
 
+test("ram: hostile address and value types are refused on every path and change nothing", () => {
+  // RAM at 0 with the load and store caches on chunk 0, so that a value
+  // coerced to a small number would land in a cached chunk.
+  const ram = new Ram([{ base: 0, size: 65536 }], { chunkSize: 4096 });
+  ram.write32(0, 0x11223344);
+  ram.write32(8, 0x55667788);
+  assert.equal(ram.read32(0), 0x11223344);
+  const touched = ram.touchedBytes();
+  const before = new Uint8Array(65536);
+  ram.read(0, before);
+  const hostile: unknown[] = [8n, "8", "0", NaN, undefined, null, true, false, {}, [8]];
+  const any = ram as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const named = (value: unknown) => (e: unknown) => {
+    assert.ok(e instanceof MachineFault || e instanceof MachineError, `${e}`);
+    const shown = hex(value);
+    assert.ok(e.message.includes(shown), `${e.message} names ${shown}`);
+    return true;
+  };
+  for (const pa of hostile) {
+    for (const load of ["read8", "read16", "read32", "read64", "read64n"]) {
+      assert.throws(() => any[load]!(pa), (e: unknown) => {
+        assert.ok(e instanceof MachineFault, `${load}(${String(pa)}): ${e}`);
+        return named(pa)(e);
+      });
+    }
+    for (const [store, v] of [["write8", 1], ["write16", 1], ["write32", 1], ["write64", 1n]]) {
+      assert.throws(() => any[store as string]!(pa, v), (e: unknown) => {
+        assert.ok(e instanceof MachineFault, `${store}(${String(pa)}): ${e}`);
+        return named(pa)(e);
+      });
+    }
+    assert.throws(() => ram.write64n(pa as number, 1), MachineFault);
+    assert.throws(() => ram.read(pa as number, new Uint8Array(4)), MachineFault);
+    assert.throws(() => ram.write(pa as number, new Uint8Array(4)), MachineFault);
+    assert.throws(() => ram.fill(pa as number, 4, 1), MachineFault);
+    assert.throws(() => ram.readSg([pa as number, 4], 1, new Uint8Array(4)), MachineFault);
+    assert.throws(() => ram.writeSg([pa as number, 4], 1, new Uint8Array(4)), MachineFault);
+    assert.throws(() => ram.readSg([0, pa as number], 1, new Uint8Array(4)), MachineFault);
+  }
+  for (const v of [...hostile, 1.5, 2 ** 32, -(2 ** 31) - 1]) {
+    const stores = ["write8", "write16", "write32"];
+    if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= 0)) stores.push("write64n");
+    for (const store of stores) {
+      assert.throws(() => any[store]!(0, v), (e: unknown) => {
+        assert.ok(e instanceof MachineError && e.code === "EINVAL", `${store}(0, ${v}): ${e}`);
+        return named(v)(e);
+      });
+    }
+    if (typeof v !== "bigint") {
+      assert.throws(() => ram.write64(0, v as bigint), MachineError);
+    }
+  }
+  const after = new Uint8Array(65536);
+  ram.read(0, after);
+  assert.deepEqual(after, before);
+  assert.equal(ram.touchedBytes(), touched);
+  ram.check();
+});
+
 test("ram: slots must be page-aligned and disjoint", () => {
   assert.throws(() => new Ram([]), MachineError);
   assert.throws(() => new Ram([{ base: 100, size: 4096 }]), /page-aligned/);
@@ -275,6 +334,20 @@ test("ram: a 64 GiB slot costs the host only the chunks written", () => {
   // The process is shared with test files running in parallel, so the bound is loose; what
   // it rules out is the guest's RAM being committed on the host.
   assert.ok(grown < 256 * MiB, `host memory grew by ${grown} bytes`);
+});
+
+test("ram: a check costs the chunks written, not the size of RAM", () => {
+  const huge = new Ram([{ base: 0, size: 16 * 2 ** 40 }]);
+  const small = new Ram([{ base: 0, size: 64 * MiB }]);
+  for (const ram of [huge, small]) {
+    for (let i = 0; i < 50; i++) ram.write32(i * 65536 * 7, i);
+  }
+  const t = performance.now();
+  for (let i = 0; i < 20; i++) huge.check();
+  const perCheck = (performance.now() - t) / 20;
+  assert.ok(perCheck < 20, `a check of 16 TiB took ${perCheck} ms`);
+  small.check(true);
+  assert.equal(huge.touchedBytes(), 50 * 65536);
 });
 
 test("ram: copy between chunks of different banks and overlapping copies both ways", () => {

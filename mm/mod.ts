@@ -56,6 +56,7 @@ export {
   PG_PGLIST,
   PhysMem,
   type PhysSegInfo,
+  type PhysSegStrategy,
   VM_FREELIST_DEFAULT,
   VM_FREELIST_FIRST16,
   VM_FREELIST_FIRST4G,

@@ -6,23 +6,31 @@
  * x86 port has six: DEFAULT above 4 GiB first, then FIRST1T ... FIRST16).
  * A queue is a circular doubly-linked list through the page array's link
  * arrays, headed by a sentinel id (0 to 5); links are stored relative to the
- * page so that the zero-filled arrays of a fresh segment already form a chain
- * from its highest free page down to its lowest, and loading a segment only
+ * page so that the zero arrays of a fresh segment already form a chain from
+ * its highest free page down to its lowest, and loading a segment only
  * splices that chain in front of the queue, as NetBSD's boot-time frees in
- * ascending order leave it. `uvm_pagealloc` pops the head of the first
- * non-empty queue (free list 0 first, or one given list); `uvm_pagefree` pushes
- * the page back at the head: both O(1) plus a binary search over the
- * segments for the frame number, with no allocation. For `uvm_pglistalloc`,
- * a run of consecutive pages that is also a chain on its queue is unlinked
- * in one step, and a run given back is spliced in as one chain (zero links),
- * so whole-run moves cost a fill rather than four link updates a page. An
- * allocated page carries an owner byte for the kernel's own bookkeeping.
+ * ascending order leave it: four link writes, whatever its size.
+ * `uvm_pagealloc` pops the head of the first non-empty queue (free list 0
+ * first, or one given list); `uvm_pagefree` pushes the page back at the
+ * head: both O(1) plus a binary search over the segments for the frame
+ * number, with no allocation. For `uvm_pglistalloc`, a run of consecutive
+ * pages that is also a chain on its queue is unlinked in one step, and a run
+ * given back is spliced in as one chain (zero links), so whole-run moves cost
+ * a fill rather than four link updates a page. Callers that take or give back
+ * many single pages at once (the page cache) have batch forms that leave the
+ * queues as the one-by-one calls would: the pages a queue holds as a chain
+ * are popped together, and a stretch of consecutive ids given back is linked
+ * with a fill. An allocated page carries an owner byte for the kernel's own
+ * bookkeeping.
  *
  * Invariants (verified by {@link Uvm.check}): a page is on a queue exactly when
- * its `PG_FREE` flag and its bitmap bit are set, on the queue of its own free
- * list; the queue links are consistent; the per-list and total free counts
- * equal the number of queued pages; a page held by a page list or by the
- * aggressive contiguous search is never free.
+ * its bitmap bit says free, on the queue of its own free list; the queue
+ * links are consistent; the per-list and total free counts equal the number
+ * of queued pages; a page held by a page list or by the aggressive
+ * contiguous search is never free. The check walks each queue, but takes a
+ * block (or chunk) nothing has written (see `physseg.ts`) in one step, as the
+ * chain of free pages it must be: it costs O(chunks + pages of the blocks
+ * written), and O(pages) when asked to be exhaustive.
  *
  * The page daemon is not part of this file: {@link PageDaemonHooks} is how
  * `uvm_pglistalloc` asks whether waiting could help, waits, and kicks it. The
@@ -33,18 +41,22 @@
 
 import { checkInteger, describe, KernelError } from "./errors.ts";
 import {
-  FIRST_PAGE_ID,
+  BLOCK_PAGES,
+  CHUNK_PAGES,
+  chunkOf,
   PG_FREE,
   PG_PGLCA,
   PG_PGLIST,
   PhysMem,
   type PhysSegInfo,
+  type PhysSegStrategy,
   popcount32,
   VM_FREELIST_DEFAULT,
   VM_FREELIST_FIRST16,
   VM_FREELIST_FIRST4G,
   VM_NFREELIST,
 } from "./physseg.ts";
+import { PglistState } from "./pglist_state.ts";
 
 /** `uvm_pagealloc` flag: the caller may dip into the kernel's reserve. */
 export const UVM_PGA_USERESERVE = 0x01;
@@ -107,6 +119,8 @@ export interface UvmOptions {
   reservePagedaemon?: number;
   /** Free pages kept for the kernel (`uvmexp.reserve_kernel`, default 0). */
   reserveKernel?: number;
+  /** The order `uvm_pglistalloc` searches segments in (default `bsearch`). */
+  physseg?: PhysSegStrategy;
 }
 
 /** A RAM range in bytes, as a firmware memory map reports it. */
@@ -115,6 +129,13 @@ export interface RamRegion {
   base: number;
   /** Length in bytes. */
   size: number;
+}
+
+let pglistOf: (uvm: Uvm) => PglistState;
+
+/** What `uvm_pglistalloc` keeps between calls on `uvm` (for mm/: its lock and scratch). */
+export function pglistStateOf(uvm: Uvm): PglistState {
+  return pglistOf(uvm);
 }
 
 /**
@@ -134,9 +155,15 @@ export class Uvm {
   hooks: PageDaemonHooks;
   /** Who watches pages change hands (null: nobody). */
   tracer: UvmTracer | null = null;
+  /** What `uvm_pglistalloc` keeps between calls on this allocator (its lock and scratch). */
+  readonly #pglist: PglistState = new PglistState();
+
+  static {
+    pglistOf = (uvm) => uvm.#pglist;
+  }
 
   #free = 0;
-  #freeByList = new Int32Array(VM_NFREELIST);
+  #freeByList = new Float64Array(VM_NFREELIST);
   #waiters: (() => void)[] = [];
 
   /** Creates an allocator with no memory; see {@link UvmOptions}. */
@@ -144,11 +171,11 @@ export class Uvm {
     const pageSize = options.pageSize ?? 4096;
     this.reservePagedaemon = checkInteger("reserve_pagedaemon", options.reservePagedaemon ?? 0);
     this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0);
-    this.physmem = new PhysMem(pageSize);
+    this.physmem = new PhysMem(pageSize, options.physseg ?? "bsearch");
     this.pageSize = pageSize;
     for (let h = 0; h < VM_NFREELIST; h++) {
-      this.#setNext(h, h);
-      this.#setPrev(h, h);
+      this.physmem.setNext(h, h);
+      this.physmem.setPrev(h, h);
     }
     this.hooks = {
       reclaimable: () => false,
@@ -173,14 +200,14 @@ export class Uvm {
     const s = pm.plug(start, end, availStart, availEnd, freeList);
     const n = availEnd - availStart;
     if (n === 0) return;
-    const bottom = (availStart + pm.segIdOffset[s]!) | 0;
+    const bottom = availStart + pm.segIdOffset[s]!;
     const top = bottom + n - 1;
     const h = freeList;
-    const first = this.#next(h);
-    this.#setNext(h, top);
-    this.#setPrev(top, h);
-    this.#setNext(bottom, first);
-    this.#setPrev(first, bottom);
+    const first = pm.nextOf(h);
+    pm.setNext(h, top);
+    pm.setPrev(top, h);
+    pm.setNext(bottom, first);
+    pm.setPrev(first, bottom);
     this.#free += n;
     this.#freeByList[freeList]! += n;
   }
@@ -210,7 +237,15 @@ export class Uvm {
   /** True when frame `pfn` is managed and free. */
   isFree(pfn: number): boolean {
     const id = this.physmem.idOf(pfn);
-    return id >= 0 && (this.physmem.flags[id]! & PG_FREE) !== 0;
+    return id >= 0 && this.physmem.isFreeId(id);
+  }
+
+  /**
+   * The free frames as runs `[firstPfn, count]` in ascending order, runs of
+   * adjacent segments merged. Costs O(chunks + pages touched), not O(pages).
+   */
+  freeRuns(): [number, number][] {
+    return this.physmem.freeRuns();
   }
 
   /** True when frame `pfn` belongs to a loaded segment. */
@@ -218,14 +253,15 @@ export class Uvm {
     return this.physmem.idOf(pfn) >= 0;
   }
 
-  /** The flags (`PG_*`) of managed frame `pfn`. */
+  /** The flags (`PG_*`) of managed frame `pfn`: {@link PG_FREE} when it is free. */
   pageFlags(pfn: number): number {
-    return this.physmem.flags[this.#id("pfn", pfn)]!;
+    const id = this.#id("pfn", pfn);
+    return this.physmem.flagsOf(id) | (this.physmem.isFreeId(id) ? PG_FREE : 0);
   }
 
   /** The owner byte of managed frame `pfn` (0 on a free page). */
   owner(pfn: number): number {
-    return this.physmem.owner[this.#id("pfn", pfn)]!;
+    return this.physmem.ownerOf(this.#id("pfn", pfn));
   }
 
   /**
@@ -235,10 +271,10 @@ export class Uvm {
   setOwner(pfn: number, owner: number): void {
     const id = this.#id("pfn", pfn);
     checkInteger("owner", owner, 0, 255);
-    if ((this.physmem.flags[id]! & PG_FREE) !== 0) {
+    if (this.physmem.isFreeId(id)) {
       throw new KernelError("EINVAL", `setOwner: page ${describe(pfn)} is free`);
     }
-    this.physmem.owner[id] = owner;
+    this.physmem.setOwner(id, owner);
   }
 
   /**
@@ -272,12 +308,12 @@ export class Uvm {
     }
     let id = -1;
     if (freeList !== -1) {
-      const head = this.#next(freeList);
+      const head = this.physmem.nextOf(freeList);
       if (head !== freeList) id = head;
       else if ((flags & UVM_PGA_FALLBACK) === 0) return -1;
     }
     for (let h = 0; id < 0 && h < VM_NFREELIST; h++) {
-      const head = this.#next(h);
+      const head = this.physmem.nextOf(h);
       if (head !== h) id = head;
     }
     if (id < 0) return -1;
@@ -287,24 +323,139 @@ export class Uvm {
   }
 
   /**
+   * `uvm_pagealloc` (any free list) up to `max` times, for a caller that
+   * wants many pages at once: writes the page ids to `out[at ..]`, gives each
+   * page the owner byte `owner`, and kicks the page daemon once, after the
+   * last. Returns how many pages it took (it stops where `uvm_pagealloc`
+   * would fail). For mm/ and the kernel (the page cache fills itself so).
+   */
+  pageAllocIds(out: Int32Array | Float64Array, at: number, max: number, owner = 0): number {
+    checkInteger("at", at, 0, out.length);
+    checkInteger("max", max, 0, out.length - at);
+    checkInteger("owner", owner, 0, 255);
+    const pm = this.physmem;
+    const floor = Math.max(this.reserveKernel, this.reservePagedaemon);
+    let k = 0;
+    while (k < max && this.#free > floor) {
+      let h = 0;
+      while (pm.nextOf(h) === h) h++;
+      // The queue's first pages, as far as they chain downward, go at once.
+      const top = pm.nextOf(h);
+      const n = pm.chainLength(top, Math.min(max - k, this.#free - floor));
+      const bottom = top - n + 1;
+      const after = pm.nextOf(bottom);
+      pm.setNext(h, after);
+      pm.setPrev(after, h);
+      pm.markBusyRange(bottom, top + 1);
+      if (owner !== 0) pm.setOwnerRun(bottom, top + 1, owner);
+      this.#free -= n;
+      this.#freeByList[h]! -= n;
+      for (let i = 0; i < n; i++) out[at + k + i] = top - i;
+      if (this.tracer !== null) {
+        for (let i = 0; i < n; i++) this.tracer.pageTaken(pm.pfnOf(top - i));
+      }
+      k += n;
+    }
+    this.hooks.kick();
+    return k;
+  }
+
+  /**
+   * `uvm_pagefree` of the pages `ids[at .. at + n)` in that order, for a
+   * caller that gives many back at once: the same queues as `n` calls make,
+   * but a run of consecutive ids costs a fill, not four link updates a page.
+   * Refuses (changing nothing) a page that is free, named twice or held by a
+   * page list. For mm/ and the kernel (the page cache reclaims so).
+   */
+  pageFreeIds(ids: Int32Array | Float64Array, at: number, n: number): void {
+    checkInteger("at", at, 0, ids.length);
+    checkInteger("n", n, 0, ids.length - at);
+    const pm = this.physmem;
+    // Mark every page free first: a page free already (or twice) stops the
+    // call, which marks back what it marked.
+    for (let k = at; k < at + n; k++) {
+      const id = ids[k]!;
+      const why = pm.segmentOfId(id) < 0
+        ? "is no page"
+        : pm.isFreeId(id)
+        ? "is free (or named twice)"
+        : (pm.flagsOf(id) & (PG_PGLIST | PG_PGLCA)) !== 0
+        ? "belongs to a page list; free the list"
+        : null;
+      if (why !== null) {
+        for (let j = at; j < k; j++) pm.markBusy(ids[j]!);
+        throw new KernelError("BADFREE", `uvm_pagefree: page id ${describe(id)} ${why}`);
+      }
+      pm.markFree(id);
+    }
+    let k = at;
+    while (k < at + n) {
+      // The longest stretch of ids stepping by one, up or down, from k.
+      const first = ids[k]!;
+      let len = 1;
+      const step = k + 1 < at + n ? ids[k + 1]! - first : 0;
+      if (step === 1 || step === -1) {
+        while (k + len < at + n && ids[k + len]! === first + len * step) len++;
+      }
+      const h = pm.freeListOf(first);
+      const head = pm.nextOf(h);
+      if (len === 1) {
+        pm.setNext(h, first);
+        pm.setPrev(head, first);
+        pm.relink(first, head, h);
+      } else if (step === 1) {
+        // Freed upward, each in front: the queue reads top, ..., first.
+        const top = first + len - 1;
+        pm.freshenRun(first, top + 1);
+        pm.setNext(h, top);
+        pm.setPrev(top, h);
+        pm.setNext(first, head);
+        pm.setPrev(head, first);
+      } else {
+        // Freed downward, each in front: the queue reads low, ..., first.
+        const low = first - len + 1;
+        pm.ascendRun(low, first + 1);
+        pm.setNext(h, low);
+        pm.setPrev(low, h);
+        pm.setNext(first, head);
+        pm.setPrev(head, first);
+      }
+      this.#freeByList[h]! += len;
+      this.#free += len;
+      if (this.tracer !== null) {
+        for (let j = 0; j < len; j++) this.tracer.pageGiven(pm.pfnOf(ids[k + j]!));
+      }
+      k += len;
+    }
+    if (n > 0 && this.#waiters.length !== 0) this.#wakeup();
+  }
+
+  /**
    * `uvm_pagefree`: puts allocated frame `pfn` back at the head of its free
    * list. Refuses a free page, an unmanaged frame and a page that belongs to
    * a page list (those go back with `pglistFree`).
    */
   pageFree(pfn: number): void {
-    const id = this.#id("pfn", pfn);
-    const f = this.physmem.flags[id]!;
-    if ((f & PG_FREE) !== 0) {
-      throw new KernelError("BADFREE", `uvm_pagefree: page ${describe(pfn)} is already free`);
-    }
-    if ((f & (PG_PGLIST | PG_PGLCA)) !== 0) {
+    this.pageFreeId(this.#id("pfn", pfn));
+  }
+
+  /** {@link pageFree} of page `id`, which must be a frame (for mm/). */
+  pageFreeId(id: number): void {
+    const pm = this.physmem;
+    if (pm.isFreeId(id)) {
       throw new KernelError(
         "BADFREE",
-        `uvm_pagefree: page ${describe(pfn)} belongs to a page list; free the list`,
+        `uvm_pagefree: page ${describe(pm.pfnOf(id))} is already free`,
+      );
+    }
+    if ((pm.flagsOf(id) & (PG_PGLIST | PG_PGLCA)) !== 0) {
+      throw new KernelError(
+        "BADFREE",
+        `uvm_pagefree: page ${describe(pm.pfnOf(id))} belongs to a page list; free the list`,
       );
     }
     this.putFree(id);
-    this.tracer?.pageGiven(pfn);
+    this.tracer?.pageGiven(pm.pfnOf(id));
   }
 
   /**
@@ -314,7 +465,7 @@ export class Uvm {
    */
   pageClaim(pfn: number): void {
     const id = this.#id("pfn", pfn);
-    if ((this.physmem.flags[id]! & PG_FREE) === 0) {
+    if (!this.physmem.isFreeId(id)) {
       throw new KernelError("EBUSY", `claim: page ${describe(pfn)} is not free`);
     }
     this.takeFree(id);
@@ -346,21 +497,21 @@ export class Uvm {
   }
 
   /**
-   * Takes free page `id` off its queue: clears its flags and bitmap bit and
-   * counts it. For mm/ (the caller has checked it is free).
+   * Takes free page `id` off its queue and marks it busy, counting it. For
+   * mm/ (the caller has checked it is free). Its own links stay as they were,
+   * so that {@link untakeFree} can put it back.
    */
   takeFree(id: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const p = id + 1 + prev[id]!;
-    const n = id - 1 + next[id]!;
-    next[p] = n - p + 1;
-    prev[n] = p - n - 1;
-    pm.flags[id] = 0;
+    const c = chunkOf(id);
+    const i = id - c * CHUNK_PAGES;
+    const p = id + 1 + pm.prev[c]![i]!;
+    const n = id - 1 + pm.next[c]![i]!;
+    pm.setNext(p, n);
+    pm.setPrev(n, p);
     pm.markBusy(id);
     this.#free--;
-    this.#freeByList[pm.freeListOf[id]!]!--;
+    this.#freeByList[pm.freeListOf(id)]!--;
   }
 
   /**
@@ -375,40 +526,30 @@ export class Uvm {
       // One run of bits: unlink it as a block when it is a chain.
       this.#unlinkRun(base + 31 - Math.clz32(low), base + 32 - Math.clz32(bits), flag);
     } else {
-      const next = pm.nextRel;
-      const prev = pm.prevRel;
-      const flags = pm.flags;
       let b = bits;
       while (b !== 0) {
         const id = base + 31 - Math.clz32(b & -b);
         b &= b - 1;
-        const p = id + 1 + prev[id]!;
-        const n = id - 1 + next[id]!;
-        next[p] = n - p + 1;
-        prev[n] = p - n - 1;
-        flags[id] = flag;
+        const p = pm.prevOf(id);
+        const n = pm.nextOf(id);
+        pm.setNext(p, n);
+        pm.setPrev(n, p);
+        pm.setFlags(id, flag);
       }
     }
     pm.markBusyBits(w, bits);
     const k = popcount32(bits);
     this.#free -= k;
-    this.#freeByList[pm.freeListOf[base + 31 - Math.clz32(low)]!]! -= k;
+    this.#freeByList[pm.freeListOf(base + 31 - Math.clz32(low))]! -= k;
   }
 
   /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. For mm/. */
   takeFreeRun(first: number, n: number, flag: number): void {
     const pm = this.physmem;
-    const end = first + n;
-    this.#unlinkRun(first, end, flag);
-    let id = first;
-    while (id < end) {
-      const w = id >> 5;
-      const stop = Math.min(end, w * 32 + 32);
-      pm.markBusyBits(w, (-1 << (id & 31)) & (-1 >>> (31 - ((stop - 1) & 31))));
-      id = stop;
-    }
+    this.#unlinkRun(first, first + n, flag);
+    pm.markBusyRange(first, first + n);
     this.#free -= n;
-    this.#freeByList[pm.freeListOf[first]!]! -= n;
+    this.#freeByList[pm.freeListOf(first)]! -= n;
   }
 
   /**
@@ -419,84 +560,42 @@ export class Uvm {
    */
   #unlinkRun(a: number, b: number, flag: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const flags = pm.flags;
-    let chain = true;
-    for (let id = a + 1; id < b; id++) {
-      if (next[id] !== 0) {
-        chain = false;
-        break;
-      }
-    }
-    if (chain) {
-      const top = b - 1;
-      const p = top + 1 + prev[top]!;
-      const n = a - 1 + next[a]!;
-      next[p] = n - p + 1;
-      prev[n] = p - n - 1;
+    if (pm.isChain(a, b)) {
+      const p = pm.prevOf(b - 1);
+      const n = pm.nextOf(a);
+      pm.setNext(p, n);
+      pm.setPrev(n, p);
     } else {
       for (let id = a; id < b; id++) {
-        const p = id + 1 + prev[id]!;
-        const n = id - 1 + next[id]!;
-        next[p] = n - p + 1;
-        prev[n] = p - n - 1;
+        const p = pm.prevOf(id);
+        const n = pm.nextOf(id);
+        pm.setNext(p, n);
+        pm.setPrev(n, p);
       }
     }
-    if (b - a >= 128) flags.fill(flag, a, b);
-    else for (let id = a; id < b; id++) flags[id] = flag;
+    pm.setFlagsRun(a, b, flag);
   }
 
   /**
-   * Puts the allocated pages `ids[from..to)` back at the head of their free
-   * lists, in that order (each lands in front of the one before). A run of
-   * consecutive ids lands as one descending chain, which the relative links
-   * express with zeros, so it is spliced in at once. For mm/.
+   * Puts the allocated pages `[a, b)` (of one segment) back at the head of
+   * their free list as if freed one by one upward: each lands in front of the
+   * one before, so they form the chain `b-1 -> ... -> a`, which the relative
+   * links express with zeros. For mm/.
    */
-  putFreeIds(ids: readonly number[], from: number, to: number): void {
+  putFreeRun(a: number, b: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const flags = pm.flags;
-    const owner = pm.owner;
-    const fl = pm.freeListOf;
-    const counts = this.#freeByList;
-    let i = from;
-    while (i < to) {
-      const a = ids[i]!;
-      let b = a + 1;
-      i++;
-      while (i < to && ids[i] === b) {
-        b++;
-        i++;
-      }
-      const h = fl[a]!;
-      const top = b - 1;
-      const first = h - 1 + next[h]!;
-      if (b - a >= 128) {
-        next.fill(0, a + 1, b);
-        prev.fill(0, a, top);
-        flags.fill(PG_FREE, a, b);
-        owner.fill(0, a, b);
-      } else {
-        for (let id = a; id < top; id++) {
-          next[id + 1] = 0;
-          prev[id] = 0;
-        }
-        for (let id = a; id < b; id++) {
-          flags[id] = PG_FREE;
-          owner[id] = 0;
-        }
-      }
-      next[h] = top - h + 1;
-      prev[top] = h - top - 1;
-      next[a] = first - a + 1;
-      prev[first] = a - first - 1;
-      pm.markFreeRange(a, b);
-      counts[h]! += b - a;
-    }
-    this.#free += to - from;
-    if (to > from && this.#waiters.length !== 0) this.#wakeup();
+    const h = pm.freeListOf(a);
+    const top = b - 1;
+    const first = pm.nextOf(h);
+    pm.freshenRun(a, b);
+    pm.setNext(h, top);
+    pm.setPrev(top, h);
+    pm.setNext(a, first);
+    pm.setPrev(first, a);
+    pm.markFreeRange(a, b);
+    this.#freeByList[h]! += b - a;
+    this.#free += b - a;
+    if (this.#waiters.length !== 0) this.#wakeup();
   }
 
   /**
@@ -506,15 +605,15 @@ export class Uvm {
    */
   untakeFree(id: number): void {
     const pm = this.physmem;
-    const p = this.#prev(id);
-    const n = this.#next(id);
-    this.#setNext(p, id);
-    this.#setPrev(n, id);
-    pm.flags[id] = PG_FREE;
-    pm.owner[id] = 0;
+    const p = pm.prevOf(id);
+    const n = pm.nextOf(id);
+    pm.setNext(p, id);
+    pm.setPrev(n, id);
+    pm.setFlags(id, 0);
+    pm.setOwner(id, 0);
     pm.markFree(id);
     this.#free++;
-    this.#freeByList[pm.freeListOf[id]!]!++;
+    this.#freeByList[pm.freeListOf(id)]!++;
   }
 
   /**
@@ -523,16 +622,11 @@ export class Uvm {
    */
   putFree(id: number): void {
     const pm = this.physmem;
-    const next = pm.nextRel;
-    const prev = pm.prevRel;
-    const h = pm.freeListOf[id]!;
-    const first = h - 1 + next[h]!;
-    next[h] = id - h + 1;
-    prev[id] = h - id - 1;
-    next[id] = first - id + 1;
-    prev[first] = id - first - 1;
-    pm.flags[id] = PG_FREE;
-    pm.owner[id] = 0;
+    const h = pm.freeListOf(id);
+    const first = pm.nextOf(h);
+    pm.setNext(h, id);
+    pm.setPrev(first, id);
+    pm.relink(id, first, h);
     pm.markFree(id);
     this.#free++;
     this.#freeByList[h]!++;
@@ -541,68 +635,103 @@ export class Uvm {
 
   /** Queue link of page `id` (for mm/: the aggressive search's own list uses them). */
   linkNext(id: number): number {
-    return this.#next(id);
+    return this.physmem.nextOf(id);
   }
 
   /** Queue link of page `id` (for mm/). */
   linkPrev(id: number): number {
-    return this.#prev(id);
+    return this.physmem.prevOf(id);
   }
 
   /** Sets a queue link of an allocated page `id` (for mm/). */
   setLinkNext(id: number, next: number): void {
-    this.#setNext(id, next);
+    this.physmem.setNext(id, next);
   }
 
   /** Sets a queue link of an allocated page `id` (for mm/). */
   setLinkPrev(id: number, prev: number): void {
-    this.#setPrev(id, prev);
+    this.physmem.setPrev(id, prev);
   }
 
   /**
    * Verifies every invariant (see the module comment and
-   * {@link PhysMem.check}); throws an `EFAULT` {@link KernelError} naming the
-   * first one broken. Cost O(pages).
+   * {@link PhysMem.check}); throws a `CORRUPT` {@link KernelError} naming the
+   * first one broken. Costs O(chunks + pages touched); `exhaustive` walks
+   * every page of every queue and reads every chunk (O(pages)).
    */
-  check(): void {
+  check(exhaustive = false): void {
     const pm = this.physmem;
-    pm.check();
+    pm.check(exhaustive);
     const fail = (what: string): never => {
       throw new KernelError("CORRUPT", `uvm check: ${what}`);
     };
     let total = 0;
-    const seen = new Uint8Array(pm.nids);
+    const busy = pm.busyMap;
     for (let h = 0; h < VM_NFREELIST; h++) {
+      const count = this.#freeByList[h]!;
       let n = 0;
       let prev = h;
-      let id = this.#next(h);
+      let id = pm.nextOf(h);
       while (id !== h) {
-        if (id < FIRST_PAGE_ID || id >= pm.nids) fail(`queue ${h} links to id ${id}`);
-        if (seen[id]) fail(`page id ${id} queued twice`);
-        seen[id] = 1;
-        if ((pm.flags[id]! & PG_FREE) === 0) fail(`queued page id ${id} is not PG_FREE`);
-        if (pm.freeListOf[id] !== h) fail(`page id ${id} on queue ${h} of another list`);
-        if (this.#prev(id) !== prev) fail(`back link of page id ${id}`);
-        prev = id;
-        id = this.#next(id);
-        if (++n > pm.nids) fail(`queue ${h} does not end`);
+        const c = chunkOf(id);
+        const first = pm.chunkFirstFrame(c);
+        const end = pm.chunkEndFrame(c);
+        if (!(id >= first && id < end)) fail(`queue ${h} links to id ${id}, no frame`);
+        if (pm.freeListOf(id) !== h) fail(`page id ${id} on queue ${h} of another list`);
+        const lo = c * CHUNK_PAGES;
+        const dirty = pm.chunkDirty[c]!;
+        const k = (id - lo) >>> 11;
+        const blo = lo + k * BLOCK_PAGES;
+        if (!exhaustive && ((dirty >>> k) & 1) === 0) {
+          // Nothing wrote this block (or chunk): its pages are free and chained
+          // downward to its first id, whose next page is the one below it.
+          if (pm.prevOf(id) !== prev) fail(`back link of page id ${id}`);
+          const bottom = dirty === 0 ? lo : blo;
+          n += id - bottom + 1;
+          if (n > count) fail(`queue ${h} holds more than the ${count} pages counted, or loops`);
+          prev = bottom;
+          id = bottom - 1;
+          continue;
+        }
+        // The pages of this block, one by one, while the queue stays in it.
+        // (A free page's flags and owner are the page array's check.)
+        const nx = pm.next[c]!;
+        const pv = pm.prev[c]!;
+        const w0 = lo / 32;
+        const from = Math.max(first, blo) - lo;
+        const to = Math.min(end, blo + BLOCK_PAGES) - lo;
+        let i = id - lo;
+        while (i >= from && i < to) {
+          if ((busy[w0 + (i >>> 5)]! & (1 << (i & 31))) !== 0) {
+            fail(`queued page id ${lo + i} is not free`);
+          }
+          if (i + 1 + pv[i]! !== prev - lo) fail(`back link of page id ${lo + i}`);
+          if (++n > count) fail(`queue ${h} holds more than the ${count} pages counted, or loops`);
+          prev = lo + i;
+          i = i - 1 + nx[i]!;
+        }
+        id = lo + i;
       }
-      if (this.#prev(h) !== prev) fail(`queue ${h} tail link`);
-      if (n !== this.#freeByList[h]) {
-        fail(`free list ${h} counts ${this.#freeByList[h]}, holds ${n}`);
-      }
+      if (pm.prevOf(h) !== prev) fail(`queue ${h} tail link`);
+      if (n !== count) fail(`free list ${h} counts ${count}, holds ${n}`);
       total += n;
     }
     if (total !== this.#free) fail(`free count ${this.#free} != ${total}`);
-    let flagged = 0;
-    for (let id = 0; id < pm.nids; id++) {
-      if ((pm.flags[id]! & PG_FREE) !== 0) {
-        flagged++;
-        if (!seen[id]) fail(`free page id ${id} is on no queue`);
-        if (pm.owner[id] !== 0) fail(`free page id ${id} has an owner`);
+    // Queued pages are distinct free frames (no queue loops), as many as the
+    // bitmap has: so every free frame is queued.
+    const byList = new Float64Array(VM_NFREELIST);
+    for (let c = 1; c < pm.nchunks; c++) {
+      if (pm.chunkLoad[c]! >= 0) byList[pm.freeListOf(c * CHUNK_PAGES)]! += pm.freeInChunk(c);
+    }
+    for (let h = 0; h < VM_NFREELIST; h++) {
+      if (byList[h] !== this.#freeByList[h]) {
+        fail(
+          `free list ${h}: the bitmap has ${byList[h]} free pages, the queue ${
+            this.#freeByList[h]
+          }`,
+        );
       }
     }
-    if (flagged !== total) fail(`PG_FREE pages ${flagged} != queued ${total}`);
   }
 
   // ---- internals ----------------------------------------------------------
@@ -614,22 +743,6 @@ export class Uvm {
       throw new KernelError("EINVAL", `${name} ${describe(pfn)} is in no physical segment`);
     }
     return id;
-  }
-
-  #next(id: number): number {
-    return id - 1 + this.physmem.nextRel[id]!;
-  }
-
-  #prev(id: number): number {
-    return id + 1 + this.physmem.prevRel[id]!;
-  }
-
-  #setNext(id: number, next: number): void {
-    this.physmem.nextRel[id] = next - id + 1;
-  }
-
-  #setPrev(id: number, prev: number): void {
-    this.physmem.prevRel[id] = prev - id - 1;
   }
 
   #wakeup(): void {
@@ -709,11 +822,9 @@ export function loadRam(
     }
   }
   const segs = uvm.segmentCount;
-  let pages = 0;
-  for (const p of plan) pages += p[1] - p[0];
-  if (uvm.physmem.nids + pages + 32 * (plan.length + 1) > 0x7fff_f000) {
-    throw new KernelError("ENOMEM", `loadRam: page array full`);
-  }
+  let ids = 0;
+  for (const p of plan) ids += uvm.physmem.idsFor(p[0], p[1] - p[0]);
+  uvm.physmem.reserve(ids);
   for (const p of plan) uvm.physload(...p);
   return uvm.segmentCount - segs;
 }

@@ -3,8 +3,14 @@ import assert from "node:assert/strict";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { loadRam, Uvm, UVM_PGA_FALLBACK, UVM_PGA_PAGEDAEMON, UVM_PGA_USERESERVE } from "./page.ts";
+import { type PageList, pglistTryAlloc } from "./pglist.ts";
 import {
+  BLOCK_PAGES,
+  CHUNK_PAGES,
+  chunkOf,
   PG_FREE,
+  PG_PGLIST,
+  TOUCHED,
   VM_FREELIST_DEFAULT,
   VM_FREELIST_FIRST16,
   VM_FREELIST_FIRST4G,
@@ -94,6 +100,128 @@ test("page: the reserves keep pages back from ordinary callers", () => {
   assert.equal(uvm.pageAlloc(-1, UVM_PGA_USERESERVE), -1, "reserve_pagedaemon left");
   assert.ok(uvm.pageAlloc(-1, UVM_PGA_USERESERVE | UVM_PGA_PAGEDAEMON) >= 0);
   uvm.check();
+});
+
+test("page: a batch of uvm_pagealloc takes the same pages, kicking the daemon once", () => {
+  const one = new Uvm({ reserveKernel: 3 });
+  const many = new Uvm({ reserveKernel: 3 });
+  for (const u of [one, many]) {
+    u.physload(0, 100, 0, 100, 5);
+    u.physload(1000, 1100, 1000, 1100, 0);
+  }
+  let kicks = 0;
+  many.hooks = { ...many.hooks, kick: () => kicks++ };
+  const ids = new Float64Array(300);
+  assert.equal(many.pageAllocIds(ids, 10, 150, 7), 150);
+  assert.equal(kicks, 1);
+  assert.equal(many.pageAllocIds(ids, 160, 140, 7), 47, "stops at reserve_kernel");
+  assert.equal(kicks, 2);
+  const pfns = Array.from(ids.subarray(10, 207), (id) => many.physmem.pfnOf(id));
+  const want: number[] = [];
+  for (let p; (p = one.pageAlloc()) >= 0;) want.push(p);
+  assert.deepEqual(pfns, want);
+  assert.equal(many.owner(pfns[0]!), 7);
+  assert.equal(many.owner(pfns[196]!), 7);
+  assert.throws(() => many.pageAllocIds(ids, 290, 20), KernelError);
+  many.check();
+});
+
+test("page: batches of uvm_pagealloc match it one by one across chunks, between random frees", () => {
+  const one = new Uvm();
+  const many = new Uvm();
+  for (const u of [one, many]) {
+    u.physload(5000, 5000 + 3 * CHUNK_PAGES, 5000, 5000 + 3 * CHUNK_PAGES, 0);
+    u.physload(5, 3000, 5, 3000, 3);
+  }
+  const r = new Mulberry32(3);
+  const held: number[] = [];
+  const ids = new Float64Array(200000);
+  for (let step = 0; step < 60; step++) {
+    if (r.below(3) !== 0 || held.length === 0) {
+      const n = 1 + r.below(r.below(4) === 0 ? 150000 : 500);
+      const got = many.pageAllocIds(ids, 0, n, 9);
+      for (let i = 0; i < got; i++) {
+        const pfn = many.physmem.pfnOf(ids[i]!);
+        assert.equal(pfn, one.pageAlloc(), `step ${step}, page ${i}`);
+        held.push(pfn);
+      }
+      if (got < n) assert.equal(one.pageAlloc(), -1);
+    } else {
+      for (let k = r.below(3000); k > 0 && held.length > 0; k--) {
+        const pfn = held.splice(r.below(held.length), 1)[0]!;
+        one.pageFree(pfn);
+        many.pageFree(pfn);
+      }
+    }
+    assert.deepEqual(queueOrder(many).slice(0, 5000), queueOrder(one).slice(0, 5000));
+    many.check();
+  }
+  many.check(true);
+  assert.deepEqual(queueOrder(many), queueOrder(one));
+});
+
+test("page: a batch of uvm_pagefree leaves the queues as frees one by one do", () => {
+  const one = new Uvm();
+  const many = new Uvm();
+  for (const u of [one, many]) {
+    u.physload(5000, 5000 + 2 * CHUNK_PAGES + 9, 5000, 5000 + 2 * CHUNK_PAGES + 9, 0);
+    u.physload(5, 3000, 5, 3000, 3);
+  }
+  const r = new Mulberry32(8);
+  const ids = new Float64Array(140000);
+  for (let round = 0; round < 12; round++) {
+    const n = many.pageAllocIds(ids, 0, 1 + r.below(130000));
+    for (let i = 0; i < n; i++) one.pageAlloc();
+    // Give them back in stretches up, down and scattered.
+    const order = Array.from(ids.subarray(0, n));
+    for (let k = 0; k < order.length;) {
+      const len = 1 + r.below(3000);
+      const part = order.slice(k, k + len);
+      const how = r.below(3);
+      if (how === 1) part.reverse();
+      if (how === 2) part.sort(() => r.below(3) - 1);
+      order.splice(k, part.length, ...part);
+      k += len;
+    }
+    const cut = r.below(order.length + 1);
+    const batch = Float64Array.from(order);
+    many.pageFreeIds(batch, 0, cut);
+    for (let i = 0; i < cut; i++) one.pageFree(one.physmem.pfnOf(order[i]!));
+    assert.deepEqual(queueOrder(many), queueOrder(one), `round ${round}`);
+    many.check();
+    many.pageFreeIds(batch, cut, order.length - cut);
+    for (let i = cut; i < order.length; i++) one.pageFree(one.physmem.pfnOf(order[i]!));
+    assert.deepEqual(queueOrder(many), queueOrder(one), `round ${round}, the rest`);
+    many.check();
+  }
+  many.check(true);
+});
+
+test("page: a batch of uvm_pagefree refuses a free, repeated or listed page and changes nothing", () => {
+  const uvm = new Uvm();
+  uvm.physload(0, 256, 0, 256, 0);
+  const ids = new Float64Array(8);
+  uvm.pageAllocIds(ids, 0, 6);
+  const list = pglistTryAlloc(uvm, 2 * 4096, 0, 2 ** 40, 0, 0, 1)!;
+  const listed = uvm.physmem.idOf(list.pfn(0));
+  const order = queueOrder(uvm);
+  const free = uvm.free;
+  const cases: number[][] = [
+    [ids[0]!, ids[1]!, uvm.physmem.idOf(3)],
+    [ids[0]!, ids[1]!, ids[0]!],
+    [ids[2]!, listed],
+    [ids[2]!, 7],
+  ];
+  for (const c of cases) {
+    assert.equal(code(() => uvm.pageFreeIds(Float64Array.from(c), 0, c.length)), "BADFREE");
+    assert.deepEqual(queueOrder(uvm), order, JSON.stringify(c));
+    assert.equal(uvm.free, free);
+    uvm.check();
+  }
+  list.free();
+  uvm.pageFreeIds(ids, 0, 6);
+  assert.equal(uvm.free, 256);
+  uvm.check(true);
 });
 
 test("page: uvm_pagealloc kicks the page daemon", () => {
@@ -283,6 +411,171 @@ test("page: check() notices a broken queue and a wrong count", () => {
   assert.equal(code(() => uvm.check()), "CORRUPT");
   const other = new Uvm();
   other.physload(0, 64, 0, 64, 0);
-  other.physmem.flags[other.physmem.idOf(3)] = 0;
-  assert.equal(code(() => other.check()), "CORRUPT");
+  other.physmem.markBusy(other.physmem.idOf(3));
+  assert.equal(code(() => other.check()), "CORRUPT", "a queued page the bitmap says is busy");
+  const third = new Uvm();
+  third.physload(0, 64, 0, 64, 0);
+  const p = third.pageAlloc();
+  third.physmem.markFree(third.physmem.idOf(p));
+  assert.equal(code(() => third.check()), "CORRUPT", "a free page on no queue");
+});
+
+test("page: check() takes untouched chunks on trust; the exhaustive check reads them", () => {
+  const uvm = new Uvm();
+  const n = 4 * CHUNK_PAGES;
+  uvm.physload(1000, 1000 + n, 1000, 1000 + n, 0);
+  uvm.pageFree(uvm.pageAlloc());
+  uvm.check();
+  uvm.check(true);
+  // A page in the middle of the segment, in a chunk nothing has written.
+  const id = uvm.physmem.idOf(1000 + 2 * CHUNK_PAGES + 5);
+  assert.equal(uvm.physmem.chunkDirty[chunkOf(id)], 0);
+  uvm.physmem.busyMap[id >>> 5] = 1 << (id & 31);
+  uvm.check();
+  assert.equal(code(() => uvm.check(true)), "CORRUPT");
+  // Flags on a free page of a block nothing wrote, in a chunk something did.
+  const other = new Uvm();
+  other.physload(1000, 1000 + n, 1000, 1000 + n, 0);
+  other.pageFree(other.pageAlloc());
+  other.check(true);
+  // The chunk of the segment's first page (its queue link was written at load).
+  const c = chunkOf(other.physmem.idOf(1000));
+  const dirty = other.physmem.chunkDirty[c]!;
+  const k = 5;
+  assert.equal(dirty & 1, 1);
+  assert.equal((dirty >>> k) & 1, 0);
+  const near = c * CHUNK_PAGES + k * BLOCK_PAGES + 5;
+  other.physmem.flags[c]![near - c * CHUNK_PAGES] = PG_PGLIST;
+  other.check();
+  assert.equal(code(() => other.check(true)), "CORRUPT");
+});
+
+test("page: a 16 TiB guest loads, allocates and checks without setting up its pages", () => {
+  const uvm = new Uvm();
+  const t = performance.now();
+  loadRam(uvm, [
+    { base: 4096, size: 636 * 1024 },
+    { base: 2 ** 20, size: 3 * 2 ** 30 - 2 ** 20 },
+    { base: 2 ** 32, size: 2 ** 44 - 3 * 2 ** 30 },
+  ]);
+  const top = (2 ** 32 + 2 ** 44 - 3 * 2 ** 30) / 4096 - 1;
+  assert.equal(uvm.pageAlloc(), top);
+  assert.equal(uvm.pageAlloc(VM_FREELIST_FIRST16), 4095);
+  uvm.check();
+  uvm.pageFree(top);
+  uvm.check();
+  const ms = performance.now() - t;
+  assert.ok(ms < 5000, `took ${ms} ms`);
+  let touched = 0;
+  const pm = uvm.physmem;
+  for (let c = 0; c < pm.nchunks; c++) if (pm.chunkState[c]! & TOUCHED) touched++;
+  assert.ok(touched <= 8, `${touched} of ${pm.nchunks} chunks set up`);
+  assert.equal(uvm.free, 2 ** 32 - 97 - 1);
+});
+
+/**
+ * The free queues as NetBSD keeps them, in plain arrays indexed by frame:
+ * the order uvm_pagealloc hands pages out in, for comparing with Uvm's.
+ */
+class QueueModel {
+  next = new Map<number, number>();
+  prev = new Map<number, number>();
+  constructor() {
+    for (let h = 0; h < 6; h++) this.link(-1 - h, -1 - h);
+  }
+  link(a: number, b: number): void {
+    this.next.set(a, b);
+    this.prev.set(b, a);
+  }
+  head(fl: number): number {
+    return this.next.get(-1 - fl)!;
+  }
+  push(fl: number, pfn: number): void {
+    const first = this.head(fl);
+    this.link(-1 - fl, pfn);
+    this.link(pfn, first);
+  }
+  remove(pfn: number): void {
+    this.link(this.prev.get(pfn)!, this.next.get(pfn)!);
+    this.next.delete(pfn);
+    this.prev.delete(pfn);
+  }
+  order(): number[] {
+    const out: number[] = [];
+    for (let h = 0; h < 6; h++) {
+      for (let p = this.head(h); p >= 0; p = this.next.get(p)!) out.push(p);
+    }
+    return out;
+  }
+}
+
+test("page: the free queues keep NetBSD's order across chunks: allocs, frees, claims, page lists", () => {
+  const r = new Mulberry32(5);
+  const uvm = new Uvm();
+  const model = new QueueModel();
+  const segs: [number, number, number, number, number][] = [
+    [70000, 70000 + CHUNK_PAGES + 300, 70010, 70000 + CHUNK_PAGES + 290, 0],
+    [10, 5000, 10, 5000, 5],
+    [300000, 300000 + 9000, 300000, 300000 + 9000, 0],
+  ];
+  const flOf = (pfn: number) => segs.find((g) => pfn >= g[0] && pfn < g[1])![4];
+  for (const g of segs) {
+    uvm.physload(...g);
+    for (let p = g[2]; p < g[3]; p++) model.push(g[4], p);
+  }
+  const held: number[] = [];
+  const lists: PageList[] = [];
+  for (let step = 0; step < 300; step++) {
+    const t = r.below(10);
+    if (t < 3) {
+      for (let k = r.below(300); k >= 0; k--) {
+        const p = uvm.pageAlloc(r.below(4) === 0 ? 5 : -1);
+        if (p < 0) break;
+        assert.equal(p, model.head(flOf(p)), `step ${step}: uvm_pagealloc's page`);
+        model.remove(p);
+        held.push(p);
+      }
+    } else if (t < 5 && held.length > 0) {
+      for (let k = r.below(200); k >= 0 && held.length > 0; k--) {
+        const p = held.splice(r.below(held.length), 1)[0]!;
+        uvm.pageFree(p);
+        model.push(flOf(p), p);
+      }
+    } else if (t < 6) {
+      const g = segs[r.below(segs.length)]!;
+      const p = g[0] + r.below(g[1] - g[0]);
+      for (let q = p; q < Math.min(g[1], p + r.below(3000)); q++) {
+        if (!uvm.isFree(q)) break;
+        uvm.pageClaim(q);
+        model.remove(q);
+        held.push(q);
+      }
+    } else if (t < 8 || lists.length === 0) {
+      const pages = 1 + r.below(r.below(3) === 0 ? 5000 : 100);
+      const contig = r.below(2) === 0;
+      const list = pglistTryAlloc(
+        uvm,
+        pages * 4096,
+        0,
+        2 ** 40,
+        contig ? 4096 << r.below(6) : 0,
+        0,
+        contig ? 1 : pages,
+      );
+      if (list !== null) {
+        for (const p of list.pfns()) model.remove(p);
+        lists.push(list);
+      }
+    } else {
+      const list = lists.splice(r.below(lists.length), 1)[0]!;
+      const pfns = list.pfns();
+      list.free();
+      for (const p of pfns) model.push(flOf(p), p);
+    }
+    if (step % 20 === 0 || step === 299) {
+      assert.deepEqual(queueOrder(uvm), model.order(), `step ${step}`);
+    }
+    uvm.check();
+  }
+  uvm.check(true);
 });

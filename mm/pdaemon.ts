@@ -5,9 +5,14 @@
  * contents are on disk, so a page can be dropped at any time without I/O.
  * Pages enter the cache at the tail of a FIFO and are reclaimed from its
  * head, oldest first, as the inactive queue of a UVM page daemon with no
- * dirty pages would be. The FIFO is a ring of frame numbers in a
- * Float64Array that doubles when full, so steady-state insertion and
- * reclamation allocate nothing.
+ * dirty pages would be. The FIFO is a ring of page handles (whatever numbers
+ * the page allocator names its pages by: the kernel's page ids), a power of
+ * two long so that positions wrap with a mask, in an `Int32Array` when every
+ * handle fits one (else a `Float64Array`); it doubles when full, so
+ * steady-state insertion and reclamation allocate nothing. Filling the cache
+ * takes pages in batches from the allocator, which kicks the daemon once per
+ * batch rather than once per page; reclaiming gives pages back in batches
+ * too (a run, or a drain, is one batch).
  *
  * The page daemon watches the free-page count: when it falls below
  * `freemin` (uvmexp.freemin) an allocation kicks it, and a run reclaims
@@ -36,10 +41,15 @@ import { checkInteger, KernelError } from "./errors.ts";
 export interface PageFrames {
   /** Number of free pages now. */
   readonly freePages: number;
-  /** Takes one free page for the cache; -1 when none is free. */
-  allocCachePage(): number;
-  /** Gives a cache page back to the free lists. */
-  freeCachePage(pfn: number): void;
+  /** Page handles are integers in `[0, handleLimit)`. */
+  readonly handleLimit: number;
+  /**
+   * Takes up to `max` free pages for the cache, writing their handles to
+   * `out[at ..]`; returns how many it took (0 when none is free).
+   */
+  allocCachePages(out: Int32Array | Float64Array, at: number, max: number): number;
+  /** Gives the cache pages `handles[at .. at + n)` back to the free lists, in that order. */
+  freeCachePages(handles: Int32Array | Float64Array, at: number, n: number): void;
 }
 
 /** Counters of the page daemon, as uvmexp keeps them. */
@@ -58,17 +68,21 @@ export interface PageDaemonStats {
 
 /** A FIFO of clean file pages that can be dropped at any time. */
 export class PageCache {
-  #ring: Float64Array;
+  #ring: Int32Array | Float64Array;
+  #mask: number;
   #head = 0;
   #count = 0;
   readonly #frames: PageFrames;
   /** Pages ever inserted. */
   inserted = 0;
 
-  /** An empty cache taking its pages from `frames`. */
+  /** An empty cache taking its pages from `frames` (room for `initialCapacity` before it grows). */
   constructor(frames: PageFrames, initialCapacity = 1024) {
+    checkInteger("initialCapacity", initialCapacity, 1, 2 ** 30);
     this.#frames = frames;
-    this.#ring = new Float64Array(Math.max(16, initialCapacity));
+    const n = 2 ** Math.max(4, Math.ceil(Math.log2(initialCapacity)));
+    this.#ring = frames.handleLimit <= 2 ** 31 ? new Int32Array(n) : new Float64Array(n);
+    this.#mask = n - 1;
   }
 
   /** Pages in the cache. */
@@ -78,39 +92,76 @@ export class PageCache {
 
   /**
    * Reads one more file page into the cache: takes a free page and returns
-   * its frame number, or -1 when no page is free.
+   * its handle, or -1 when no page is free.
    */
   insert(): number {
-    const pfn = this.#frames.allocCachePage();
-    if (pfn < 0) return -1;
     if (this.#count === this.#ring.length) this.#grow();
-    this.#ring[(this.#head + this.#count) % this.#ring.length] = pfn;
+    const at = (this.#head + this.#count) & this.#mask;
+    if (this.#frames.allocCachePages(this.#ring, at, 1) === 0) return -1;
     this.#count++;
     this.inserted++;
-    return pfn;
+    return this.#ring[at]!;
   }
 
-  /** Drops the oldest page, returning its frame number, or -1 when empty. */
+  /**
+   * Reads file pages into the cache until no page is free or `max` were
+   * read, taking them from the allocator in batches; returns how many.
+   */
+  fill(max: number = Infinity): number {
+    let got = 0;
+    while (got < max) {
+      if (this.#count === this.#ring.length) this.#grow();
+      const at = (this.#head + this.#count) & this.#mask;
+      // The free stretch of the ring from `at`, up to its end.
+      const room = Math.min(this.#ring.length - this.#count, this.#ring.length - at, max - got);
+      const n = this.#frames.allocCachePages(this.#ring, at, room);
+      this.#count += n;
+      this.inserted += n;
+      got += n;
+      if (n < room) break;
+    }
+    return got;
+  }
+
+  /** Drops the oldest page, returning its handle, or -1 when empty. */
   reclaimOne(): number {
     if (this.#count === 0) return -1;
-    const pfn = this.#ring[this.#head]!;
-    this.#head = (this.#head + 1) % this.#ring.length;
-    this.#count--;
-    this.#frames.freeCachePage(pfn);
-    return pfn;
+    const handle = this.#ring[this.#head]!;
+    this.reclaim(1);
+    return handle;
   }
 
-  /** Calls `fn` with every cached frame, oldest first. */
-  forEach(fn: (pfn: number) => void): void {
-    for (let i = 0; i < this.#count; i++) fn(this.#ring[(this.#head + i) % this.#ring.length]!);
+  /** Drops the `max` oldest pages (or all, if fewer), oldest first; returns how many. */
+  reclaim(max: number): number {
+    const n = Math.max(0, Math.min(max, this.#count));
+    let left = n;
+    while (left > 0) {
+      // The stretch of the ring from the head, up to its end.
+      const k = Math.min(left, this.#ring.length - this.#head);
+      this.#frames.freeCachePages(this.#ring, this.#head, k);
+      this.#head = (this.#head + k) & this.#mask;
+      this.#count -= k;
+      left -= k;
+    }
+    return n;
+  }
+
+  /** Calls `fn` with every cached page's handle, oldest first. */
+  forEach(fn: (handle: number) => void): void {
+    for (let i = 0; i < this.#count; i++) fn(this.#ring[(this.#head + i) & this.#mask]!);
   }
 
   #grow(): void {
-    const next = new Float64Array(this.#ring.length * 2);
-    for (let i = 0; i < this.#count; i++) {
-      next[i] = this.#ring[(this.#head + i) % this.#ring.length]!;
-    }
+    const ring = this.#ring;
+    const next = ring instanceof Int32Array
+      ? new Int32Array(ring.length * 2)
+      : new Float64Array(ring.length * 2);
+    // The oldest part (from the head to the ring's end), then the wrapped part.
+    const tail = Math.min(this.#count, ring.length - this.#head);
+    next.set(ring.subarray(this.#head, this.#head + tail), 0);
+    next.set(ring.subarray(0, this.#count - tail), tail);
     this.#ring = next;
+    this.#mask = next.length - 1;
     this.#head = 0;
   }
 }
@@ -204,10 +255,9 @@ export class PageDaemon {
    */
   run(): number {
     this.#stats.runs++;
-    let freed = 0;
     const target = this.freetarg + this.#needfree;
     this.#needfree = 0;
-    while (this.#frames.freePages < target && this.cache.reclaimOne() >= 0) freed++;
+    const freed = this.cache.reclaim(target - this.#frames.freePages);
     this.#stats.reclaimed += freed;
     if (freed > 0) this.notifyFreed();
     const waiters = this.#waiters;
@@ -224,8 +274,7 @@ export class PageDaemon {
 
   /** Drops every cache page (as at unmount), returning the count. */
   drain(): number {
-    let n = 0;
-    while (this.cache.reclaimOne() >= 0) n++;
+    const n = this.cache.reclaim(this.cache.size);
     if (n > 0) this.notifyFreed();
     return n;
   }

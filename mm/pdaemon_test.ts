@@ -2,25 +2,38 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PageCache, PageDaemon, type PageFrames } from "./pdaemon.ts";
 import { KernelError } from "./errors.ts";
+import { Mulberry32 } from "./random.ts";
 
-/** A pool of `n` frames with a free stack, enough to drive the daemon. */
-function pool(n: number): PageFrames & { used: Set<number> } {
-  const free = Array.from({ length: n }, (_, i) => n - 1 - i);
+/**
+ * A pool of `n` pages with a free stack, enough to drive the daemon; page
+ * `i` has the handle `base + i`. Counts the batches it was asked for.
+ */
+function pool(n: number, base = 0): PageFrames & { used: Set<number>; batches: number } {
+  const free = Array.from({ length: n }, (_, i) => base + n - 1 - i);
   const used = new Set<number>();
   return {
     used,
+    batches: 0,
     get freePages() {
       return free.length;
     },
-    allocCachePage() {
-      const pfn = free.pop();
-      if (pfn === undefined) return -1;
-      used.add(pfn);
-      return pfn;
+    handleLimit: base + n,
+    allocCachePages(out, at, max) {
+      this.batches++;
+      let k = 0;
+      for (; k < max && free.length > 0; k++) {
+        const h = free.pop()!;
+        used.add(h);
+        out[at + k] = h;
+      }
+      return k;
     },
-    freeCachePage(pfn) {
-      assert.ok(used.delete(pfn), `frame ${pfn} freed twice`);
-      free.push(pfn);
+    freeCachePages(handles, at, n) {
+      for (let k = at; k < at + n; k++) {
+        const h = handles[k]!;
+        assert.ok(used.delete(h), `page ${h} freed twice`);
+        free.push(h);
+      }
     },
   };
 }
@@ -38,6 +51,40 @@ test("pdaemon: the cache is a FIFO that grows past its initial ring", () => {
   assert.equal(cache.reclaimOne(), got[1]);
   assert.equal(cache.size, 38);
   assert.equal(frames.freePages, 62);
+});
+
+test("pdaemon: the ring keeps FIFO order while it wraps and grows, for handles past 2^31 too", () => {
+  for (const base of [0, 2 ** 33]) {
+    const frames = pool(5000, base);
+    const cache = new PageCache(frames, 16);
+    const model: number[] = [];
+    const r = new Mulberry32(9);
+    for (let step = 0; step < 3000; step++) {
+      if (r.below(3) !== 0) {
+        const n = r.below(2) === 0 ? cache.fill(1 + r.below(40)) : +(cache.insert() >= 0);
+        for (const h of [...frames.used].slice(frames.used.size - n)) model.push(h);
+      } else {
+        const h = cache.reclaimOne();
+        assert.equal(h, model.length > 0 ? model.shift() : -1);
+      }
+      assert.equal(cache.size, model.length);
+    }
+    const order: number[] = [];
+    cache.forEach((h) => order.push(h));
+    assert.deepEqual(order, model);
+    assert.ok(model.every((h) => h >= base));
+  }
+});
+
+test("pdaemon: fill takes every free page in few batches", () => {
+  const frames = pool(10000);
+  const cache = new PageCache(frames, 16);
+  assert.equal(cache.fill(), 10000);
+  assert.equal(cache.size, 10000);
+  assert.equal(frames.freePages, 0);
+  assert.ok(frames.batches <= 20, `${frames.batches} batches`);
+  assert.equal(cache.fill(), 0);
+  assert.equal(cache.insert(), -1);
 });
 
 test("pdaemon: insert fails when no page is free, reclaim when the cache is empty", () => {

@@ -6,8 +6,10 @@
  * Theory. A request of `size` bytes becomes `num` pages. It takes the
  * contiguous path when it needs one run (`nsegs < num`), an alignment above a
  * page or a boundary; otherwise the simple path, which takes free pages one
- * by one. Both walk the segments free list 0 first, ascending within a list,
- * and fail at once when free pages are at or below the two reserves.
+ * by one. Both walk the segments in the physical memory's search order (free
+ * list 0 first; within a list by ascending address, or smallest first under
+ * x86's BIGFIRST) and fail at once when free pages are at or below the two
+ * reserves.
  *
  * Contiguous, per segment: candidates are multiples of the alignment, from
  * `roundup(max(low, availStart + hint))` up to `limit = min(high, availEnd)`;
@@ -60,58 +62,65 @@
  */
 
 import { checkInteger, describe, isPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
-import {
-  PG_FREE,
-  PG_PGLCA,
-  PG_PGLIST,
-  type PhysMem,
-  popcount32,
-  u32,
-  VM_NFREELIST,
-} from "./physseg.ts";
-import type { Uvm } from "./page.ts";
+import { PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
+import { pglistStateOf, Uvm } from "./page.ts";
+import { HintSnapshot, Request, RunList } from "./pglist_state.ts";
 
 const INT_MAX = 0x7fffffff;
 const ENOMEM_MESSAGE = "uvm_pglistalloc: no pages satisfy the request";
 
-/**
- * A list of page ids: the `rlist` under construction. A plain array, since
- * small typed arrays are costly to create and a page list is made per call.
- */
-class IdList {
-  ids: number[] = [];
-  length = 0;
-
-  push(id: number): void {
-    this.ids[this.length++] = id;
-  }
-}
-
-let listIds: (list: PageList) => readonly number[];
+let listFirst: (list: PageList) => number;
+let listCount: (list: PageList) => number;
+let listMore: (list: PageList) => readonly number[] | null;
 let markFreed: (list: PageList) => void;
-let newList: (uvm: Uvm, ids: readonly number[]) => PageList;
+let newList: (
+  uvm: Uvm,
+  first: number,
+  count: number,
+  more: number[] | null,
+  pages: number,
+) => PageList;
 
 /**
- * The pages `uvm_pglistalloc` returned, in list order. Give them back with
- * {@link PageList.free} (or {@link pglistFree}).
+ * The pages `uvm_pglistalloc` returned, in list order, kept as runs of
+ * consecutive page ids: the first run in two fields (all of a contiguous
+ * list), any others as flat pairs. Give them back with {@link PageList.free}
+ * (or {@link pglistFree}).
  */
 export class PageList {
   readonly #uvm: Uvm;
-  readonly #ids: readonly number[];
+  /** First page id of the first run. */
+  readonly #first: number;
+  /** Length of the first run. */
+  readonly #count: number;
+  /** The other runs as flat pairs (first id, length), or null. */
+  readonly #more: readonly number[] | null;
+  readonly #pages: number;
   #freed = false;
 
   static {
-    listIds = (list) => list.#ids;
+    listFirst = (list) => list.#first;
+    listCount = (list) => list.#count;
+    listMore = (list) => list.#more;
     markFreed = (list) => {
       list.#freed = true;
     };
-    newList = (uvm, ids) => new PageList(uvm, ids);
+    newList = (uvm, first, count, more, pages) => new PageList(uvm, first, count, more, pages);
   }
 
   /** Made by the allocator only, over pages already marked `PG_PGLIST`. */
-  private constructor(uvm: Uvm, ids: readonly number[]) {
+  private constructor(
+    uvm: Uvm,
+    first: number,
+    count: number,
+    more: number[] | null,
+    pages: number,
+  ) {
     this.#uvm = uvm;
-    this.#ids = ids;
+    this.#first = first;
+    this.#count = count;
+    this.#more = more;
+    this.#pages = pages;
   }
 
   /** The allocator the pages came from. */
@@ -121,7 +130,7 @@ export class PageList {
 
   /** Number of pages. */
   get length(): number {
-    return this.#ids.length;
+    return this.#pages;
   }
 
   /** True once the list has been freed. */
@@ -131,33 +140,34 @@ export class PageList {
 
   /** Frame number of the `i`-th page of the list. */
   pfn(i: number): number {
-    checkInteger("i", i, 0, this.#ids.length - 1);
-    return this.#uvm.physmem.pfnOf(this.#ids[i]!);
+    checkInteger("i", i, 0, this.#pages - 1);
+    const runs = runsOf(this);
+    let k = 0;
+    while (i >= runs[k + 1]!) {
+      i -= runs[k + 1]!;
+      k += 2;
+    }
+    return this.#uvm.physmem.pfnOf(runs[k]! + i);
   }
 
   /** Frame numbers of all pages, in list order. */
   pfns(): number[] {
-    const pm = this.#uvm.physmem;
-    return this.#ids.map((id) => pm.pfnOf(id));
+    const runs = runsOf(this);
+    return pfnsOfRuns(this.#uvm.physmem, runs, runs.length / 2, 0, this.#pages);
   }
 
   /** The list as runs `[firstPfn, count]` of consecutive frames, in list order. */
   runs(): [number, number][] {
     const pm = this.#uvm.physmem;
+    const runs = runsOf(this);
     const out: [number, number][] = [];
-    let start = -1;
-    let count = 0;
-    for (let i = 0; i < this.#ids.length; i++) {
-      const pfn = pm.pfnOf(this.#ids[i]!);
-      if (count > 0 && pfn === start + count) {
-        count++;
-        continue;
-      }
-      if (count > 0) out.push([start, count]);
-      start = pfn;
-      count = 1;
+    for (let k = 0; k < runs.length; k += 2) {
+      const pfn = pm.pfnOf(runs[k]!);
+      const n = runs[k + 1]!;
+      const last = out[out.length - 1];
+      if (last !== undefined && last[0] + last[1] === pfn) last[1] += n;
+      else out.push([pfn, n]);
     }
-    if (count > 0) out.push([start, count]);
     return out;
   }
 
@@ -165,6 +175,33 @@ export class PageList {
   free(): void {
     pglistFree(this.#uvm, this);
   }
+}
+
+/** The runs of `list` as flat pairs (first id, length), in list order. */
+function runsOf(list: PageList): number[] {
+  const more = listMore(list);
+  const runs = [listFirst(list), listCount(list)];
+  if (more !== null) { for (const x of more) runs.push(x); }
+  return runs;
+}
+
+/** Frames of pages `[from, to)` (list positions) of the first `nruns` runs of `runs`. */
+function pfnsOfRuns(
+  pm: PhysMem,
+  runs: readonly number[],
+  nruns: number,
+  from: number,
+  to: number,
+): number[] {
+  const out: number[] = [];
+  let pos = 0;
+  for (let k = 0; k < 2 * nruns && pos < to; k += 2) {
+    const first = runs[k]!;
+    const n = runs[k + 1]!;
+    for (let i = Math.max(0, from - pos); i < n && pos + i < to; i++) out.push(pm.pfnOf(first + i));
+    pos += n;
+  }
+  return out;
 }
 
 // ---- per-segment searches -------------------------------------------------
@@ -230,12 +267,9 @@ function searchRun(
   }
 }
 
-function takeRun(uvm: Uvm, first: number, num: number, out: IdList): void {
+function takeRun(uvm: Uvm, first: number, num: number, out: RunList): void {
   uvm.takeFreeRun(first, num, PG_PGLIST);
-  const ids = out.ids;
-  let k = out.length;
-  for (let id = first, end = first + num; id < end; id++) ids[k++] = id;
-  out.length = k;
+  out.add(first, num);
 }
 
 /**
@@ -251,20 +285,21 @@ function contigSegment(
   highPfn: number,
   a: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): boolean {
   const pm = uvm.physmem;
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= as || lowPfn >= ae) return false;
-  if (ae + a + num >= INT_LIMIT) {
+  const idOff = pm.segIdOffset[s]!;
+  if (ae + a + num >= INT_LIMIT || ae + idOff + a + num >= INT_LIMIT) {
     return contigSegmentLiteral(uvm, s, num, lowPfn, highPfn, a, boundary, out);
   }
   const asI = as | 0;
   const bp = Math.floor(boundary / uvm.pageSize);
   const b = bp < INT_LIMIT ? bp | 0 : 0;
   const hint = pm.segHint[s]! | 0;
-  const off = pm.segIdOffset[s]! | 0;
+  const off = idOff | 0;
   const low = lowPfn | 0;
   const limit = Math.min(u32(highPfn), ae) | 0;
   const amask = -a | 0;
@@ -302,7 +337,7 @@ function contigSegmentLiteral(
   highPfn: number,
   a: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): boolean {
   const pm = uvm.physmem;
   const start = pm.segStart[s]!;
@@ -310,7 +345,7 @@ function contigSegmentLiteral(
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   const hint = pm.segHint[s]!;
-  const base = (start + pm.segIdOffset[s]!) | 0;
+  const base = start + pm.segIdOffset[s]!;
   const bpages = Math.floor(boundary / uvm.pageSize);
   const pagemask = bpages === 0 ? 0 : i32(-bpages);
   let candidate = i32(roundUp(Math.max(u32(lowPfn), u32(as + hint)), a));
@@ -341,7 +376,7 @@ function contigSegmentLiteral(
     let idx = end - 1;
     for (; idx >= stop; idx--) {
       if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
-      if ((pm.flags[base + idx]! & PG_FREE) === 0) break;
+      if (!pm.isFreeId(base + idx)) break;
     }
     if (idx < stop) break;
     const cnt = i32(roundUp(i32(idx + 1 - cidx), a));
@@ -349,7 +384,7 @@ function contigSegmentLiteral(
     candidate = i32(candidate + cnt);
   }
   for (let idx = cidx; idx < end; idx++) {
-    if (idx < 0 || idx >= n || (pm.flags[base + idx]! & PG_FREE) === 0) {
+    if (idx < 0 || idx >= n || !pm.isFreeId(base + idx)) {
       throw undefinedBehaviour(`page index ${idx} would be taken though not free`);
     }
   }
@@ -370,17 +405,19 @@ function simpleSegment(
   num: number,
   lowPfn: number,
   highPfn: number,
-  out: IdList,
+  out: RunList,
 ): number {
   const pm = uvm.physmem;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= pm.segAvailStart[s]! || lowPfn >= ae) return 0;
-  if (ae >= INT_LIMIT) return simpleSegmentLiteral(uvm, s, num, lowPfn, highPfn, out);
+  if (ae >= INT_LIMIT || ae + pm.segIdOffset[s]! >= INT_LIMIT) {
+    return simpleSegmentLiteral(uvm, s, num, lowPfn, highPfn, out);
+  }
   const as = pm.segAvailStart[s]! | 0;
   const hint = pm.segHint[s]! | 0;
   const off = pm.segIdOffset[s]! | 0;
   const low = lowPfn | 0;
-  const map = pm.freeMap;
+  const busy = pm.busyMap;
   let todo = num;
   let cand = Math.max(low, as + hint);
   let limit = Math.min(u32(highPfn), ae) | 0;
@@ -392,7 +429,7 @@ function simpleSegment(
       const to = limit + off;
       const lastW = (to - 1) >> 5;
       let w = from >> 5;
-      let bits = map[w]! & (-1 << (from & 31));
+      let bits = ~busy[w]! & (-1 << (from & 31));
       for (;;) {
         if (w === lastW) bits &= -1 >>> (31 - ((to - 1) & 31));
         if (bits !== 0) {
@@ -404,20 +441,17 @@ function simpleSegment(
             for (let k = todo; k < popcount32(bits); k++) take &= ~(1 << (31 - Math.clz32(take)));
           }
           uvm.takeFreeBits(w, take, PG_PGLIST);
-          const ids = out.ids;
-          let len = out.length;
           const lowBit = take & -take;
           if ((take & (take + lowBit)) === 0) {
             // One run of bits: consecutive ids.
-            for (let id = w * 32 + 31 - Math.clz32(lowBit), k = 0; k < n; k++) ids[len++] = id++;
+            out.add(w * 32 + 31 - Math.clz32(lowBit), n);
           } else {
             let t = take;
             while (t !== 0) {
-              ids[len++] = w * 32 + 31 - Math.clz32(t & -t);
+              out.add(w * 32 + 31 - Math.clz32(t & -t), 1);
               t &= t - 1;
             }
           }
-          out.length = len;
           todo -= n;
           if (todo === 0) {
             pm.segHint[s] = w * 32 + 31 - Math.clz32(take) - off + 1 - as;
@@ -425,7 +459,7 @@ function simpleSegment(
           }
         }
         if (w >= lastW) break;
-        bits = map[++w]!;
+        bits = ~busy[++w]!;
       }
     }
     if (hint === 0 || second) break;
@@ -445,7 +479,7 @@ function simpleSegmentLiteral(
   num: number,
   lowPfn: number,
   highPfn: number,
-  out: IdList,
+  out: RunList,
 ): number {
   const pm = uvm.physmem;
   const start = pm.segStart[s]!;
@@ -453,7 +487,7 @@ function simpleSegmentLiteral(
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   const hint = pm.segHint[s]!;
-  const base = (start + pm.segIdOffset[s]!) | 0;
+  const base = start + pm.segIdOffset[s]!;
   let todo = num;
   let candidate = i32(Math.max(u32(lowPfn), u32(as + hint)));
   let limit = i32(Math.min(u32(highPfn), u32(ae)));
@@ -471,7 +505,7 @@ function simpleSegmentLiteral(
     }
     const idx = candidate - start;
     if (idx < 0 || idx >= n) throw undefinedBehaviour(`page index ${idx} outside its segment`);
-    if ((pm.flags[base + idx]! & PG_FREE) !== 0) {
+    if (pm.isFreeId(base + idx)) {
       takeRun(uvm, base + idx, 1, out);
       if (--todo === 0) break;
     }
@@ -495,15 +529,13 @@ function contigAttempt(
   highPfn: number,
   a: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): boolean {
   if (belowReserve(uvm)) return false;
   const pm = uvm.physmem;
-  for (let fl = 0; fl < VM_NFREELIST; fl++) {
-    for (let s = 0; s < pm.nsegs; s++) {
-      if (pm.segFreeList[s] !== fl) continue;
-      if (contigSegment(uvm, s, num, lowPfn, highPfn, a, boundary, out)) return true;
-    }
+  const order = pm.searchOrder;
+  for (let k = 0; k < pm.nsegs; k++) {
+    if (contigSegment(uvm, order[k]!, num, lowPfn, highPfn, a, boundary, out)) return true;
   }
   return false;
 }
@@ -514,52 +546,47 @@ function simpleAttempt(
   num: number,
   lowPfn: number,
   highPfn: number,
-  out: IdList,
+  out: RunList,
 ): number {
   if (belowReserve(uvm)) return num;
   const pm = uvm.physmem;
-  for (let fl = 0; fl < VM_NFREELIST; fl++) {
-    for (let s = 0; s < pm.nsegs; s++) {
-      if (pm.segFreeList[s] !== fl) continue;
-      num -= simpleSegment(uvm, s, num, lowPfn, highPfn, out);
-      if (num === 0) return 0;
-    }
+  const order = pm.searchOrder;
+  for (let k = 0; k < pm.nsegs; k++) {
+    num -= simpleSegment(uvm, order[k]!, num, lowPfn, highPfn, out);
+    if (num === 0) return 0;
   }
   return num;
 }
 
-/** The start hints as they were when a call began, to undo a refused call. */
-class HintSnapshot {
-  hints: Float64Array = new Float64Array(8);
-
-  save(pm: PhysMem): void {
-    if (this.hints.length < pm.nsegs) this.hints = new Float64Array(pm.nsegs * 2);
-    for (let s = 0; s < pm.nsegs; s++) this.hints[s] = pm.segHint[s]!;
+/**
+ * Undoes the takes of `out` from its `from`-th page on, newest first (the
+ * highest id of a run first: runs only grow upward), and the hints.
+ */
+function rollback(uvm: Uvm, out: RunList, from: number, snap: HintSnapshot): void {
+  const runs = out.runs;
+  while (out.pages > from) {
+    const k = 2 * (out.nruns - 1);
+    const first = runs[k]!;
+    const n = runs[k + 1]!;
+    const keep = Math.max(0, from - (out.pages - n));
+    for (let id = first + n - 1; id >= first + keep; id--) uvm.untakeFree(id);
+    out.pages -= n - keep;
+    if (keep === 0) out.nruns--;
+    else runs[k + 1] = keep;
   }
-
-  restore(pm: PhysMem): void {
-    for (let s = 0; s < pm.nsegs; s++) pm.segHint[s] = this.hints[s]!;
-  }
-}
-
-/** Undoes the takes of `out` from index `from` on, newest first, and the hints. */
-function rollback(uvm: Uvm, out: IdList, from: number, snap: HintSnapshot): void {
-  for (let i = out.length - 1; i >= from; i--) uvm.untakeFree(out.ids[i]!);
-  out.length = from;
   snap.restore(uvm.physmem);
 }
 
-function giveBack(uvm: Uvm, out: IdList): void {
-  uvm.putFreeIds(out.ids, 0, out.length);
-  out.length = 0;
+/** Puts every page of `out` back on the free lists (as uvm_pglistfree does) and empties it. */
+function giveBack(uvm: Uvm, out: RunList): void {
+  const runs = out.runs;
+  for (let k = 0; k < 2 * out.nruns; k += 2) uvm.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
+  out.clear();
 }
 
-/** Hands the ids over to a page list (the array itself when it is exactly full). */
-/** Frames of `out.ids[from..to)`, for the tracer. */
-function pfnsOf(uvm: Uvm, out: IdList, from: number, to: number): number[] {
-  const pfns: number[] = [];
-  for (let i = from; i < to; i++) pfns.push(uvm.physmem.pfnOf(out.ids[i]!));
-  return pfns;
+/** Frames of the pages of `out` from its `from`-th to its `to`-th, for the tracer. */
+function pfnsOf(uvm: Uvm, out: RunList, from: number, to: number): number[] {
+  return pfnsOfRuns(uvm.physmem, out.runs, out.nruns, from, to);
 }
 
 /** Tells the tracer about one search with the request's own arguments. */
@@ -576,17 +603,17 @@ function traceSearch(
   uvm.tracer!.search(size, rq.low, rq.high, rq.alignment, rq.boundary, rq.nsegs, pfns, kept);
 }
 
-function makeList(uvm: Uvm, out: IdList): PageList {
-  const n = out.length;
-  let ids = out.ids;
-  if (ids.length === n) {
-    out.ids = [];
-  } else {
-    ids = new Array<number>(n);
-    for (let i = 0; i < n; i++) ids[i] = out.ids[i]!;
+/** Hands the pages of `out` over to a new page list and empties `out`. */
+function makeList(uvm: Uvm, out: RunList): PageList {
+  const runs = out.runs;
+  let more: number[] | null = null;
+  if (out.nruns > 1) {
+    more = new Array<number>(2 * out.nruns - 2);
+    for (let k = 2; k < 2 * out.nruns; k++) more[k - 2] = runs[k]!;
   }
-  out.length = 0;
-  return newList(uvm, ids);
+  const list = newList(uvm, runs[0]!, runs[1]!, more, out.pages);
+  out.clear();
+  return list;
 }
 
 // ---- the aggressive contiguous search ---------------------------------------
@@ -611,7 +638,7 @@ function* aggressive(
   high: number,
   alignment: number,
   boundary: number,
-  out: IdList,
+  out: RunList,
 ): Generator<void, boolean, void> {
   const pm = uvm.physmem;
   const ps = BigInt(uvm.pageSize);
@@ -631,7 +658,7 @@ function* aggressive(
   }
   const marked = (pa: bigint): boolean => {
     const id = pm.idOf(Number(pa / ps));
-    return id >= 0 && (pm.flags[id]! & PG_PGLCA) !== 0;
+    return id >= 0 && (pm.flagsOf(id) & PG_PGLCA) !== 0;
   };
   let head = -1;
   const unlink = (id: number): void => {
@@ -648,7 +675,7 @@ function* aggressive(
         yield;
         continue;
       }
-      pm.flags[id]! |= PG_PGLCA;
+      pm.setFlags(id, PG_PGLCA);
       uvm.setLinkNext(id, head);
       uvm.setLinkPrev(id, -1);
       if (head !== -1) uvm.setLinkPrev(head, id);
@@ -686,8 +713,8 @@ function* aggressive(
       for (let i = 0; i < num; i++) {
         const pid = pm.idOf(first + i);
         unlink(pid);
-        pm.flags[pid] = PG_PGLIST;
-        out.push(pid);
+        pm.setFlags(pid, PG_PGLIST);
+        out.add(pid, 1);
       }
       return true;
     }
@@ -696,59 +723,25 @@ function* aggressive(
     while (head !== -1) {
       const id = head;
       head = uvm.linkNext(id);
-      pm.flags[id]! &= ~PG_PGLCA;
       uvm.putFree(id);
       uvm.tracer?.pageGiven(pm.pfnOf(id));
     }
   }
 }
 
-/** One aggressive search at a time per allocator (`uvm_pglistalloc_contig_lock`). */
-class ContigLock {
-  held = false;
-  queue: (() => void)[] = [];
-
-  acquire(signal?: AbortSignal): Promise<void> {
-    if (!this.held) {
-      this.held = true;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        const i = this.queue.indexOf(go);
-        if (i >= 0) this.queue.splice(i, 1);
-        reject(aborted());
-      };
-      const go = () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.queue.push(go);
-    });
-  }
-
-  release(): void {
-    const next = this.queue.shift();
-    if (next) next();
-    else this.held = false;
+/** Refuses a list whose run starting at page `id` is not held by a page list (a defect). */
+function notHeld(pm: PhysMem, id: number): void {
+  if (pm.isFreeId(id) || (pm.flagsOf(id) & PG_PGLIST) === 0) {
+    throw new KernelError("BADFREE", `uvm_pglistfree: page ${pm.pfnOf(id)} is not held`);
   }
 }
 
-const contigLocks = new WeakMap<Uvm, ContigLock>();
-/** Per allocator: the list and hint snapshot the synchronous calls reuse. */
-const scratches = new WeakMap<Uvm, { out: IdList; snap: HintSnapshot }>();
-/** The allocator of the last synchronous call and its scratch (saves the map lookup). */
-let lastUvm: Uvm | null = null;
-let lastScratch: { out: IdList; snap: HintSnapshot } | undefined;
-
-function contigLock(uvm: Uvm): ContigLock {
-  let lock = contigLocks.get(uvm);
-  if (!lock) {
-    lock = new ContigLock();
-    contigLocks.set(uvm, lock);
-  }
-  return lock;
+/** Refuses an allocator argument that is not a {@link Uvm}. */
+function notUvm(uvm: unknown): never {
+  const what = typeof uvm === "object" && uvm !== null
+    ? `an object (${(uvm as { constructor?: { name?: string } }).constructor?.name ?? "no class"})`
+    : describe(uvm);
+  throw new KernelError("EINVAL", `uvm must be a Uvm, got ${what}`);
 }
 
 function aborted(): KernelError {
@@ -765,23 +758,15 @@ function noMemory(): KernelError {
 
 // ---- the entry points -------------------------------------------------------
 
-/** A request after the seed's adjustments (alignment at least a page, `low` rounded up). */
-class Request {
-  num = 0;
-  low = 0;
-  high = 0;
-  alignment = 0;
-  boundary = 0;
-  size = 0;
-  nsegs = 0;
-  lowPfn = 0;
-  highPfn = 0;
-  contig = false;
-}
-
 /** True for an integer in `[0, 2^53 - 1]` (the common case, checked without a call). */
 function isAddr(x: unknown): boolean {
-  return typeof x === "number" && x >= 0 && x <= MAX_ADDR && Math.floor(x) === x;
+  return typeof x === "number" &&
+    ((x >>> 0) === x || (x >= 0 && x <= MAX_ADDR && Math.floor(x) === x));
+}
+
+/** True for 0 or a power of two (`x` an integer in `[0, 2^53 - 1]`). */
+function zeroOrPow2(x: number): boolean {
+  return x <= 0x40000000 ? (x & (x - 1)) === 0 : isPowerOfTwo(x);
 }
 
 /** Checks the arguments and fills `rq` as the seed adjusts them. */
@@ -799,14 +784,14 @@ function request(
   if (!isAddr(low)) checkInteger("low", low);
   if (!isAddr(high)) checkInteger("high", high);
   if (!isAddr(alignment)) checkInteger("alignment", alignment);
-  if (alignment !== 0 && !isPowerOfTwo(alignment)) {
+  if (!zeroOrPow2(alignment)) {
     throw new KernelError(
       "EINVAL",
       `alignment must be 0 or a power of two, got ${describe(alignment)}`,
     );
   }
   if (!isAddr(boundary)) checkInteger("boundary", boundary);
-  if (boundary !== 0 && !isPowerOfTwo(boundary)) {
+  if (!zeroOrPow2(boundary)) {
     throw new KernelError(
       "EINVAL",
       `boundary must be 0 or a power of two, got ${describe(boundary)}`,
@@ -825,7 +810,7 @@ function request(
   if (num > INT_MAX) {
     throw new KernelError("EINVAL", `size ${describe(size)} is more than 2^31 - 1 pages`);
   }
-  const lowRounded = Math.ceil(low / alignment) * alignment;
+  const lowRounded = low === 0 ? 0 : Math.ceil(low / alignment) * alignment;
   rq.num = num;
   rq.low = lowRounded;
   rq.high = high;
@@ -838,9 +823,6 @@ function request(
   rq.contig = nsegs < num || alignment !== ps || boundary !== 0;
   return rq;
 }
-
-/** The request of the synchronous calls (they never overlap). */
-const syncRequest = new Request();
 
 /**
  * `uvm_pglistalloc(size, low, high, alignment, boundary, rlist, nsegs,
@@ -884,23 +866,14 @@ export function pglistTryAlloc(
   nsegs: number,
   waitok = false,
 ): PageList | null {
+  if (!(uvm instanceof Uvm)) notUvm(uvm);
   if (typeof waitok !== "boolean") {
     throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
   }
-  const rq = request(syncRequest, uvm, size, low, high, alignment, boundary, nsegs);
-  let scratch = lastScratch;
-  if (lastUvm !== uvm) {
-    scratch = scratches.get(uvm);
-    if (!scratch) {
-      scratch = { out: new IdList(), snap: new HintSnapshot() };
-      scratches.set(uvm, scratch);
-    }
-    lastUvm = uvm;
-    lastScratch = scratch;
-  }
-  const { out, snap } = scratch!;
-  out.length = 0;
-  if (out.ids.length !== rq.num) out.ids = new Array<number>(rq.num);
+  const state = pglistStateOf(uvm);
+  const rq = request(state.request, uvm, size, low, high, alignment, boundary, nsegs);
+  const { out, snap } = state;
+  out.clear();
   snap.save(uvm.physmem);
   const a = rq.alignment / uvm.pageSize;
   let left: number;
@@ -935,17 +908,17 @@ export function pglistTryAlloc(
 }
 
 /** The list of a search that found every page, told to the tracer. */
-function searched(uvm: Uvm, rq: Request, out: IdList): PageList {
+function searched(uvm: Uvm, rq: Request, out: RunList): PageList {
   if (uvm.tracer === null) return makeList(uvm, out);
-  traceSearch(uvm, rq, rq.num, pfnsOf(uvm, out, 0, out.length), null);
+  traceSearch(uvm, rq, rq.num, pfnsOf(uvm, out, 0, out.pages), null);
   const list = makeList(uvm, out);
   uvm.tracer.listMade(list, true);
   return list;
 }
 
 /** The aggressive search run without waiting: `WOULDBLOCK` where it would wait. */
-function aggressiveSync(uvm: Uvm, rq: Request, out: IdList): PageList | null {
-  const lock = contigLock(uvm);
+function aggressiveSync(uvm: Uvm, rq: Request, out: RunList): PageList | null {
+  const lock = pglistStateOf(uvm).lock;
   if (lock.held) throw wouldBlock();
   lock.held = true;
   try {
@@ -980,9 +953,10 @@ export async function pglistAllocWait(
   nsegs: number,
   signal?: AbortSignal,
 ): Promise<PageList> {
+  if (!(uvm instanceof Uvm)) notUvm(uvm);
   const rq = request(new Request(), uvm, size, low, high, alignment, boundary, nsegs);
   if (signal?.aborted) throw aborted();
-  const out = new IdList();
+  const out = new RunList();
   const snap = new HintSnapshot();
   const a = rq.alignment / uvm.pageSize;
   if (rq.contig) {
@@ -996,7 +970,7 @@ export async function pglistAllocWait(
       throw e;
     }
     if (uvm.tracer !== null) traceSearch(uvm, rq, rq.num, null, null);
-    const lock = contigLock(uvm);
+    const lock = pglistStateOf(uvm).lock;
     await lock.acquire(signal);
     try {
       const gen = aggressive(uvm, rq.num, rq.low, rq.high, rq.alignment, rq.boundary, out);
@@ -1033,7 +1007,7 @@ export async function pglistAllocWait(
     for (;;) {
       if (signal?.aborted) throw aborted();
       snap.save(pm);
-      const mark = out.length;
+      const mark = out.pages;
       const wanted = num;
       try {
         num = simpleAttempt(uvm, num, rq.lowPfn, rq.highPfn, out);
@@ -1042,7 +1016,7 @@ export async function pglistAllocWait(
         throw e;
       }
       if (uvm.tracer !== null) {
-        const taken = pfnsOf(uvm, out, mark, out.length);
+        const taken = pfnsOf(uvm, out, mark, out.pages);
         traceSearch(uvm, rq, wanted, num === 0 ? taken : null, num === 0 ? null : taken);
       }
       if (pm.nsegs === segs) {
@@ -1063,7 +1037,7 @@ export async function pglistAllocWait(
       await uvm.hooks.wait(signal);
     }
   } catch (e) {
-    const held = uvm.tracer === null ? null : pfnsOf(uvm, out, 0, out.length);
+    const held = uvm.tracer === null ? null : pfnsOf(uvm, out, 0, out.pages);
     giveBack(uvm, out);
     if (held !== null) { for (const pfn of held) uvm.tracer!.pageGiven(pfn); }
     if (pm.nsegs === segs) {
@@ -1079,6 +1053,7 @@ export async function pglistAllocWait(
  * and a list already freed.
  */
 export function pglistFree(uvm: Uvm, list: PageList): void {
+  if (!(uvm instanceof Uvm)) notUvm(uvm);
   if (!(list instanceof PageList) || list.uvm !== uvm) {
     throw new KernelError(
       "EINVAL",
@@ -1086,17 +1061,17 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
     );
   }
   if (list.freed) throw new KernelError("BADFREE", "uvm_pglistfree: list already freed");
-  const ids = listIds(list);
-  const flags = uvm.physmem.flags;
-  for (let i = 0; i < ids.length; i++) {
-    if ((flags[ids[i]!]! & (PG_PGLIST | PG_FREE)) !== PG_PGLIST) {
-      throw new KernelError(
-        "BADFREE",
-        `uvm_pglistfree: page ${uvm.physmem.pfnOf(ids[i]!)} is not held`,
-      );
-    }
+  const pm = uvm.physmem;
+  const first = listFirst(list);
+  const more = listMore(list);
+  if (more !== null) {
+    for (let k = 0; k < more.length; k += 2) notHeld(pm, more[k]!);
   }
-  uvm.putFreeIds(ids, 0, ids.length);
+  notHeld(pm, first);
+  uvm.putFreeRun(first, first + listCount(list));
+  if (more !== null) {
+    for (let k = 0; k < more.length; k += 2) uvm.putFreeRun(more[k]!, more[k]! + more[k + 1]!);
+  }
   markFreed(list);
-  if (uvm.tracer !== null) uvm.tracer.listFreed(list, ids.map((id) => uvm.physmem.pfnOf(id)));
+  if (uvm.tracer !== null) uvm.tracer.listFreed(list, list.pfns());
 }

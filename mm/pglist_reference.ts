@@ -10,13 +10,17 @@
  * 32 bits (`| 0`), `uimin`/`uimax` work on `u_int` (`>>> 0`), `paddr_t` is a
  * plain (exact) number and the hint is a `u_int`. A page access outside its
  * segment (undefined behaviour in the seed) and a failed `KASSERT` throw an
- * `EFAULT` error after giving back the pages taken and restoring the hints, so that a differential test sees
- * them as refusals. Cost: O(pages scanned) per request, as the seed.
+ * `EFAULT` error after giving back the pages taken and restoring the hints,
+ * so that a differential test sees them as refusals. Segments are searched
+ * as the seed's `VM_PHYSSEG_STRAT` says: by address (BSEARCH), or through an
+ * array kept largest first and walked from its end (BIGFIRST). Cost:
+ * O(pages scanned) per request, as the seed.
  *
  * @module
  */
 
 import { KernelError } from "./errors.ts";
+import type { PhysSegStrategy } from "./physseg.ts";
 
 interface RefSeg {
   start: number;
@@ -55,11 +59,21 @@ export class ReferencePglist {
   reserveKernel: number;
   /** Segments sorted by start. */
   readonly segs: RefSeg[] = [];
+  /** The order segments are searched in. */
+  readonly strategy: PhysSegStrategy;
+  /** Under BIGFIRST, the seed's segment array: largest first, ties in load order. */
+  readonly #bySize: RefSeg[] = [];
   /** Free pages. */
   nfree = 0;
 
   /** An empty allocator. */
-  constructor(pageSize = 4096, reservePagedaemon = 0, reserveKernel = 0) {
+  constructor(
+    pageSize = 4096,
+    reservePagedaemon = 0,
+    reserveKernel = 0,
+    strategy: PhysSegStrategy = "bsearch",
+  ) {
+    this.strategy = strategy;
     this.pageSize = pageSize;
     this.pageShift = Math.log2(pageSize);
     this.reservePagedaemon = reservePagedaemon;
@@ -77,9 +91,22 @@ export class ReferencePglist {
     const free = new Uint8Array(end - start);
     free.fill(1, availStart - start, availEnd - start);
     this.nfree += availEnd - availStart;
+    const seg = { start, end, availStart, availEnd, freeList, hint: 0, free };
     let i = this.segs.length;
     while (i > 0 && this.segs[i - 1]!.start > start) i--;
-    this.segs.splice(i, 0, { start, end, availStart, availEnd, freeList, hint: 0, free });
+    this.segs.splice(i, 0, seg);
+    let j = 0;
+    while (
+      j < this.#bySize.length && this.#bySize[j]!.end - this.#bySize[j]!.start >= end - start
+    ) {
+      j++;
+    }
+    this.#bySize.splice(j, 0, seg);
+  }
+
+  /** The segments in the order the seed walks them within a free list. */
+  #walk(): RefSeg[] {
+    return this.strategy === "bsearch" ? this.segs : this.#bySize.slice().reverse();
   }
 
   #find(pfn: number): RefSeg | undefined {
@@ -256,10 +283,11 @@ export class ReferencePglist {
     const rlist: number[] = [];
     try {
       let n = num;
+      const walk = this.#walk();
       if (i32(nsegs) < num || alignment !== ps || boundary !== 0) {
         if (this.nfree > this.reservePagedaemon + this.reserveKernel) {
           for (let fl = 0; fl < NFREELIST && n !== 0; fl++) {
-            for (const s of this.segs) {
+            for (const s of walk) {
               if (s.freeList !== fl) continue;
               n -= this.#cPs(s, n, low, high, alignment, boundary, rlist);
               if (n === 0) break;
@@ -268,7 +296,7 @@ export class ReferencePglist {
         }
       } else if (this.nfree > this.reservePagedaemon + this.reserveKernel) {
         for (let fl = 0; fl < NFREELIST && n !== 0; fl++) {
-          for (const s of this.segs) {
+          for (const s of walk) {
             if (s.freeList !== fl) continue;
             n -= this.#sPs(s, n, low, high, rlist);
             if (n === 0) break;

@@ -11,7 +11,7 @@ import {
   pglistTryAlloc,
 } from "./pglist.ts";
 import { ReferencePglist } from "./pglist_reference.ts";
-import { PG_PGLCA } from "./physseg.ts";
+import { PG_PGLCA, type PhysSegStrategy } from "./physseg.ts";
 
 const PAGE = 4096;
 const HIGH = 2 ** 32 - 1;
@@ -368,18 +368,28 @@ test("pglist: a whole-segment search over a fragmented million pages is quick", 
  * side by side: same answers, same free pages, same hints, and `check()` after
  * every step.
  */
-function differential(seed: number, steps: number, segBase: number, bigAlign: boolean): void {
+function differential(
+  seed: number,
+  steps: number,
+  segBase: number,
+  bigAlign: boolean,
+  physseg: PhysSegStrategy = "bsearch",
+): void {
   const r = new Mulberry32(seed);
   const pick = <T>(a: T[]): T => a[r.below(a.length)]!;
   const ps = r.below(4) === 0 ? pick([512, 8192]) : PAGE;
   const rpd = r.below(3) === 0 ? r.below(20) : 0;
   const rk = r.below(3) === 0 ? r.below(20) : 0;
-  const uvm = new Uvm({ pageSize: ps, reservePagedaemon: rpd, reserveKernel: rk });
-  const ref = new ReferencePglist(ps, rpd, rk);
+  const uvm = new Uvm({ pageSize: ps, reservePagedaemon: rpd, reserveKernel: rk, physseg });
+  const ref = new ReferencePglist(ps, rpd, rk, physseg);
   const segs: [number, number][] = [];
   let cur = segBase + r.below(300);
-  for (let i = 0, n = 1 + r.below(4); i < n; i++) {
-    const len = 16 + r.below(r.below(2) ? 2000 : 200);
+  // BIGFIRST matters with several segments per free list, some of one size.
+  const many = physseg === "bigfirst";
+  for (let i = 0, n = many ? 3 + r.below(6) : 1 + r.below(4); i < n; i++) {
+    const len = many && i > 0 && r.below(3) === 0
+      ? ((k) => segs[k]![1] - segs[k]![0])(r.below(i))
+      : 16 + r.below(r.below(2) ? 2000 : 200);
     segs.push([cur, cur + len]);
     cur += len + (r.below(2) ? 0 : r.below(300));
   }
@@ -393,7 +403,7 @@ function differential(seed: number, steps: number, segBase: number, bigAlign: bo
       as = s + r.below(e - s);
       ae = as + r.below(e - as + 1);
     }
-    const fl = r.below(3) === 0 ? r.below(6) : pick([0, 3, 5]);
+    const fl = many ? pick([0, 3]) : r.below(3) === 0 ? r.below(6) : pick([0, 3, 5]);
     uvm.physload(s, e, as, ae, fl);
     ref.physload(s, e, as, ae, fl);
   }
@@ -459,6 +469,37 @@ function differential(seed: number, steps: number, segBase: number, bigAlign: bo
 
 test("pglist: random requests choose exactly the plain port's pages and hints", () => {
   for (let seed = 1; seed <= 12; seed++) differential(seed, 250, 0, false);
+});
+
+test("pglist: under BIGFIRST, random requests choose exactly the plain port's pages and hints", () => {
+  for (let seed = 1; seed <= 12; seed++) differential(seed, 250, 0, false, "bigfirst");
+  for (let seed = 13; seed <= 15; seed++) differential(seed, 120, 2147480000, true, "bigfirst");
+});
+
+test("pglist: BIGFIRST searches a free list's smallest segment first, the last loaded of a size first", () => {
+  const uvm = new Uvm({ physseg: "bigfirst" });
+  uvm.physload(0, 40, 0, 40, 3);
+  uvm.physload(100, 120, 100, 120, 3);
+  uvm.physload(200, 240, 200, 240, 3);
+  uvm.physload(300, 320, 300, 320, 0);
+  uvm.physload(400, 410, 400, 410, 3);
+  // Free list 0 first; then in list 3: 10 pages, 20, the 40s (last loaded first).
+  assert.deepEqual(alloc(uvm, 4 * PAGE, 0, HIGH, 0, 0, 1), [[300, 4]]);
+  assert.deepEqual(alloc(uvm, 20 * PAGE, 0, HIGH, 0, 0, 1), [[100, 20]]);
+  assert.deepEqual(alloc(uvm, 30 * PAGE, 0, HIGH, 0, 0, 1), [[200, 30]]);
+  assert.deepEqual(alloc(uvm, 30 * PAGE, 0, HIGH, 0, 0, 1), [[0, 30]]);
+  assert.deepEqual(alloc(uvm, 30 * PAGE, 0, HIGH, 0, 0, 30), [
+    [304, 16],
+    [400, 10],
+    [230, 4],
+  ]);
+  assert.deepEqual(state(uvm).hints, [30, 20, 34, 4, 10], "hints are listed by address");
+  uvm.check();
+  const bsearch = new Uvm();
+  bsearch.physload(100, 120, 100, 120, 3);
+  bsearch.physload(0, 40, 0, 40, 3);
+  assert.deepEqual(alloc(bsearch, 20 * PAGE, 0, HIGH, 0, 0, 1), [[0, 20]]);
+  assert.equal(code(() => new Uvm({ physseg: "biggest" as PhysSegStrategy })), "EINVAL");
 });
 
 test("pglist: segments past frame 2^31 and 2^32 and huge alignments follow the seed's int arithmetic", () => {
@@ -530,5 +571,133 @@ test("pglist: an aborted wait puts back the hints its passes moved", async () =>
   ctl.abort();
   await assert.rejects(pending, (e: unknown) => e instanceof KernelError && e.code === "EINTR");
   assert.deepEqual(state(uvm), { free: [[0, 4]], hints: [0, 6] });
+  uvm.check();
+});
+
+// ---- one allocator's state is its own -----------------------------------------
+
+/** A scripted run on one allocator: random synchronous requests and frees; its answers. */
+function* script(uvm: Uvm, seed: number): Generator<void, string[], void> {
+  const r = new Mulberry32(seed);
+  const answers: string[] = [];
+  const lists: PageList[] = [];
+  for (let step = 0; step < 300; step++) {
+    if (lists.length > 0 && r.below(3) === 0) {
+      lists.splice(r.below(lists.length), 1)[0]!.free();
+      answers.push("free");
+    } else {
+      const pages = 1 + r.below(40);
+      const contig = r.below(2) === 0;
+      const list = pglistTryAlloc(
+        uvm,
+        pages * PAGE,
+        r.below(2) * 64 * PAGE,
+        HIGH,
+        contig ? PAGE << r.below(5) : 0,
+        0,
+        contig ? 1 : pages,
+      );
+      answers.push(JSON.stringify(list?.runs() ?? null));
+      if (list !== null) lists.push(list);
+    }
+    answers.push(JSON.stringify(state(uvm)));
+    uvm.check();
+    yield;
+  }
+  for (const l of lists) l.free();
+  return answers;
+}
+
+function fresh(): Uvm {
+  const uvm = new Uvm();
+  uvm.physload(0, 512, 0, 512, 0);
+  uvm.physload(1024, 1600, 1024, 1600, 3);
+  for (let p = 0; p < 512; p += 5) uvm.pageClaim(p);
+  return uvm;
+}
+
+function runAlone(seed: number): string[] {
+  const gen = script(fresh(), seed);
+  for (;;) {
+    const r = gen.next();
+    if (r.done) return r.value;
+  }
+}
+
+test("pglist: two allocators driven in turn give the answers each gives alone", async () => {
+  const alone = [runAlone(1), runAlone(2)];
+  const a = fresh();
+  const b = fresh();
+  const hooks = [a.hooks, b.hooks];
+  // a: a simple request holding pages and an aggressive contiguous search
+  // holding a's lock, both asleep.
+  const ctl = new AbortController();
+  a.hooks = { ...a.hooks, reclaimable: () => true };
+  const asleep = [
+    pglistAllocWait(a, 4000 * PAGE, 0, HIGH, 0, 0, 4000, ctl.signal),
+    pglistAllocWait(a, 8000 * PAGE, 0, HIGH, 0, 0, 1, ctl.signal),
+  ];
+  await new Promise((r) => setTimeout(r, 0));
+  a.hooks = { ...a.hooks, reclaimable: () => false };
+  assert.equal(code(() => pglistAlloc(a, 2 * PAGE, 0, HIGH, 0, 0, 1, true)), "WOULDBLOCK");
+  // b's aggressive search runs meanwhile: its daemon gives back claimed
+  // pages until a run of 8 forms.
+  const cache: number[] = [];
+  for (let p = 0; p < 512; p += 5) cache.push(p);
+  b.hooks = {
+    reclaimable: () => cache.length > 0,
+    wait: () => {
+      b.pageFree(cache.pop()!);
+      return Promise.resolve();
+    },
+    kick: () => {},
+  };
+  const got = await Promise.race([
+    pglistAllocWait(b, 8 * PAGE, 0, 512 * PAGE, 0, 0, 1),
+    new Promise<null>((r) => setTimeout(() => r(null), 2000)),
+  ]);
+  assert.ok(got !== null, "b's search waited on a's lock");
+  assert.equal(got.runs().length, 1);
+  got.free();
+  for (const p of cache) b.pageFree(p);
+  for (let p = 0; p < 512; p += 5) if (b.isFree(p)) b.pageClaim(p);
+  ctl.abort();
+  for (const p of asleep) await assert.rejects(p);
+  [a.hooks, b.hooks] = hooks as [typeof a.hooks, typeof b.hooks];
+  assert.deepEqual(state(a), state(fresh()));
+  assert.deepEqual(state(b), state(fresh()));
+  // Then synchronous traffic on both in turn.
+  const ga = script(a, 1);
+  const gb = script(b, 2);
+  let ra = ga.next();
+  let rb = gb.next();
+  while (!ra.done || !rb.done) {
+    if (!ra.done) ra = ga.next();
+    if (!rb.done) rb = gb.next();
+  }
+  assert.deepEqual(ra.value, alone[0]);
+  assert.deepEqual(rb.value, alone[1]);
+});
+
+test("pglist: an allocator argument that is not a Uvm is refused by name", async () => {
+  const uvm = new Uvm();
+  uvm.physload(0, 64, 0, 64, 0);
+  const list = pglistAlloc(uvm, PAGE, 0, HIGH, 0, 0, 1);
+  const before = snapshot(uvm);
+  const hostile: unknown[] = [undefined, null, 1n, "uvm", NaN, true, {}, uvm.physmem, [uvm]];
+  for (const bad of hostile) {
+    const named = (e: unknown) =>
+      e instanceof KernelError && e.code === "EINVAL" && /uvm must be a Uvm/.test(e.message);
+    const any = (f: unknown) => f as (...a: unknown[]) => unknown;
+    assert.throws(() => any(pglistAlloc)(bad, PAGE, 0, HIGH, 0, 0, 1), named);
+    assert.throws(() => any(pglistTryAlloc)(bad, PAGE, 0, HIGH, 0, 0, 1), named);
+    assert.throws(() => any(pglistFree)(bad, list), named);
+    await assert.rejects(
+      async () => await any(pglistAllocWait)(bad, PAGE, 0, HIGH, 0, 0, 1),
+      named,
+    );
+  }
+  assert.equal(snapshot(uvm), before);
+  list.free();
   uvm.check();
 });

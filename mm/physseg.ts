@@ -8,38 +8,61 @@
  * load order, so that `find(pfn)` is a binary search and "every segment in
  * ascending address order" is a walk of the table. Each segment carries the
  * start hint that `uvm_pglistalloc` keeps (an unsigned 32-bit offset from
- * `availStart`, never above `availEnd - availStart`).
+ * `availStart`, never above `availEnd - availStart`). The order that
+ * `uvm_pglistalloc` searches segments in is kept apart, as a list of table
+ * indices rebuilt at each load: by free list, then by address (BSEARCH) or,
+ * as NetBSD's x86 ports do (BIGFIRST), from the smallest segment up, where
+ * the seed keeps its array largest first and walks it from the end.
  *
- * Every frame of a segment gets a page id. Ids are handed out in load order,
- * dense over loaded frames, so only loaded frames cost memory wherever a
- * segment sits (frame numbers themselves may go up to `2^53 / pageSize`); a
- * segment's first id is chosen congruent to its first frame modulo 32, so a
- * 32-bit bitmap word always covers 32 frames aligned on a multiple of 32.
- * Ids 0 to 31 are never frames: ids 0 to 5 serve as the heads of the six
+ * Every frame of a segment gets a page id. Ids are handed out in load order
+ * in chunks of {@link CHUNK_PAGES}: a segment's ids start 32 ids or more into
+ * a fresh chunk (so the ids of two segments are never adjacent), congruent to
+ * its first frame modulo 32 (so a 32-bit bitmap word covers 32 frames
+ * aligned on a multiple of 32), and no chunk holds two segments. Only
+ * loaded frames cost ids, wherever a segment sits (frames may go up to
+ * `2^53 / pageSize`). Chunk 0 holds no frames: its ids 0 to 5 head the six
  * free-page queues of {@link Uvm}.
  *
- * Per page (structure of arrays, indexed by id), 11 bytes and a bit:
- * - `flags` (Uint8Array): {@link PG_FREE}, {@link PG_PGLCA}, {@link PG_PGLIST}.
- * - `owner` (Uint8Array): a byte the kernel may use for an allocated page.
- * - `freeListOf` (Uint8Array): the free list of the page's segment.
- * - `nextRel`, `prevRel` (Int32Array): free-queue links stored relative to the
- *   page itself so that an all-zero array already chains a run of pages in
- *   descending order; loading a segment links its free pages in O(1).
- * - `freeMap` (Int32Array): one bit per page, set when the page is free.
- * Two summary levels make long-run searches cheap: bit `w` of `fullMap` is set
- * when bitmap word `w` is all ones (32 free pages), and bit `k` of `fullSum`
- * is set when `fullMap[k]` is not zero.
+ * A guest costs the host what it touches, as Linux's deferred struct-page
+ * initialisation has it: every per-page value is stored so that zero is the
+ * state of a page of a fresh segment, and a chunk's per-page arrays are made
+ * on its first write, so loading a segment costs O(its chunks), not O(its
+ * pages). Per chunk (structure of arrays, indexed by id within the chunk):
+ * `flags` ({@link PG_PGLCA}, {@link PG_PGLIST}), `owner` (a byte the kernel
+ * keeps on an allocated page) and the free-queue links `next`, `prev`,
+ * stored relative to the page (`next = id - 1 + rel`), so that zeros chain a
+ * fresh segment's pages from the highest down. Until its first write a chunk
+ * shares one all-zero array per kind ({@link PhysMem.zero8},
+ * {@link PhysMem.zero64}); its free list and frames follow from its segment.
+ * One flat bitmap has a bit per id, set when the page is busy (not free), so
+ * that zeros say "free"; the frames outside a segment's avail range are
+ * marked busy when it loads (cost: those frames / 32). Two summary levels
+ * make long-run searches cheap: bit `w` of `partMap` is set when bitmap word
+ * `w` is not zero (some page busy), bit `k` of `partSum` when `partMap[k]`
+ * is all ones.
+ *
+ * What differs from a fresh segment is tracked in blocks of
+ * {@link BLOCK_PAGES} ids, 32 to a chunk: a chunk's dirty mask has a bit set
+ * for each block anything wrote since its segment loaded (a per-page value or
+ * a bitmap bit), and for the blocks that hold ids that are no frames (a
+ * segment's first and last blocks). A clean block is a stretch of free pages
+ * of one segment, wholly inside its avail range, chained in descending
+ * order, or a stretch of ids past its segment's end that nothing uses;
+ * checks take it as such without reading it. A chunk's per-page arrays exist
+ * ({@link TOUCHED}) only once a value other than zero was written in it.
  *
  * Invariants (verified by {@link PhysMem.check}): segments sorted and
- * disjoint, hints within their segments, a page's free bit equals its
- * `PG_FREE` flag, ids that are not frames are never free, both summary levels
- * agree with the bitmap.
+ * disjoint, hints within their segments, every chunk owned by the segment its
+ * ids belong to, clean blocks as described, ids that are not frames never
+ * written, free pages with no flags and no owner, both summary levels
+ * agreeing with the bitmap.
  *
- * Cost: `physload` is O(segments) plus typed-array fills over the new pages
- * (and an amortised copy when the arrays grow, by a quarter at least, so
- * spare capacity keeps the total under 14 bytes a page); `find` and `segmentOfId` are
- * O(log segments); bitmap searches look at one word per 32 pages, and
- * {@link PhysMem.findFullWord} at one summary word per 32768 pages.
+ * Cost: `physload` is O(segments + chunks of the segment + frames outside its
+ * avail range / 32), plus copying the touched part of the bitmap when it
+ * grows; `find` is O(log segments), `segmentOfId` and `pfnOf` O(1); bitmap
+ * searches look at one word per 32 pages, and {@link PhysMem.findFullWord} at
+ * one summary word per 32768 pages; a check costs O(chunks + pages of the
+ * blocks written), or O(pages) when exhaustive.
  *
  * @module
  */
@@ -61,17 +84,42 @@ export const VM_FREELIST_FIRST1M = 4;
 /** Free list of memory below 16 MiB (ISA DMA). */
 export const VM_FREELIST_FIRST16 = 5;
 
-/** Page flag: the page is free, on the queue of its free list. */
+/** Page flag: the page is free, on the queue of its free list (reported, never stored). */
 export const PG_FREE = 0x01;
 /** Page flag: taken by the aggressive contiguous search, not yet placed. */
 export const PG_PGLCA = 0x02;
 /** Page flag: the page belongs to a page list of `uvm_pglistalloc`. */
 export const PG_PGLIST = 0x04;
 
-/** Ids below this are never page frames (queue heads and padding). */
-export const FIRST_PAGE_ID = 32;
-/** Ids stay below this, so that links and word indices fit in 32 bits. */
-const MAX_IDS = 0x7fff_f000;
+/**
+ * The order `uvm_pglistalloc` searches the segments of a free list in
+ * (`VM_PHYSSEG_STRAT`): `bsearch` (the default) by ascending address;
+ * `bigfirst` (NetBSD's x86 ports) from the smallest segment up, segments of
+ * equal size the one loaded last first.
+ */
+export type PhysSegStrategy = "bsearch" | "bigfirst";
+
+/** Page ids per chunk: the unit in which the page array is set up on first touch. */
+export const CHUNK_PAGES = 65536;
+const CHUNK_MASK = CHUNK_PAGES - 1;
+const CHUNK_WORDS = CHUNK_PAGES / 32;
+/** Chunk state: the chunk's per-page arrays exist. */
+export const TOUCHED = 1;
+/** Page ids per block: the unit in which writes are tracked (32 blocks to a chunk). */
+export const BLOCK_PAGES = 2048;
+const BLOCK_SHIFT = 11;
+/** Ids stay below this (2^30 bitmap words). */
+const MAX_IDS = 2 ** 35;
+
+/** The chunk holding page id `id` (any id below 2^47; a shift below 2^32). */
+export function chunkOf(id: number): number {
+  return id < 4294967296 ? id >>> 16 : Math.floor(id / CHUNK_PAGES);
+}
+
+/** The bitmap word holding page id `id` (any id below 2^36; a shift below 2^32). */
+function wordOf(id: number): number {
+  return id < 4294967296 ? id >>> 5 : Math.floor(id / 32);
+}
 
 /** A segment as {@link PhysMem.segment} reports it (frame numbers). */
 export interface PhysSegInfo {
@@ -101,11 +149,23 @@ function ctz32(v: number): number {
   return 31 - Math.clz32(v & -v);
 }
 
+/** The bits of a word for ids `[a, b)` of that word (`a < b`, both in the word's 32). */
+function bitsOf(a: number, b: number): number {
+  return (-1 << (a & 31)) & (-1 >>> (31 - ((b - 1) & 31)));
+}
+
+/** The dirty-mask bits of the blocks holding chunk offsets `[i, j)` (`i < j`). */
+function blocksOf(i: number, j: number): number {
+  const lo = i >>> BLOCK_SHIFT;
+  const hi = (j - 1) >>> BLOCK_SHIFT;
+  return (-1 << lo) & (-1 >>> (31 - hi));
+}
+
 /**
  * The physical segments and the page array behind them. {@link Uvm} owns one
- * and keeps the free queues in its link arrays; the arrays are public for the
- * memory-management code of this folder and are replaced when a physload
- * grows them, so never keep one across a physload.
+ * and keeps the free queues in its link arrays. The arrays are public for the
+ * memory-management code of this folder; the bitmap arrays are replaced when a
+ * physload grows them, so never keep one across a physload.
  */
 export class PhysMem {
   /** Bytes per page. */
@@ -114,6 +174,8 @@ export class PhysMem {
   readonly pageShift: number;
   /** Highest frame number (exclusive) that a segment may reach. */
   readonly maxFrame: number;
+  /** The order segments are searched in (see {@link PhysSegStrategy}). */
+  readonly strategy: PhysSegStrategy;
 
   /** Number of segments. */
   nsegs = 0;
@@ -131,33 +193,66 @@ export class PhysMem {
   segIdOffset: Float64Array = new Float64Array(4);
   /** Segment table: free list. */
   segFreeList: Int32Array = new Int32Array(4);
+  /**
+   * Indices into the segment table in the order `uvm_pglistalloc` searches
+   * them: free list 0 first, then by {@link strategy} within each list.
+   */
+  searchOrder: Int32Array = new Int32Array(4);
 
-  /** Per load: first id of the segment loaded n-th (ascending). */
-  #loadBase: Float64Array = new Float64Array(4);
+  /** Per load: `id - pfn` of the segment loaded n-th. */
+  #loadOffset: Float64Array = new Float64Array(4);
+  /** Per load: its free list. */
+  #loadFreeList: Int32Array = new Int32Array(4);
   /** Per load: the segment's current index in the sorted table. */
   #loadSeg: Int32Array = new Int32Array(4);
+  /**
+   * Load numbers sorted by whole-segment size, largest first, a segment
+   * after every one of its size (`uvm_physseg_plug` under BIGFIRST).
+   */
+  #bySize: Int32Array = new Int32Array(4);
 
-  /** Ids in use (the next segment's ids start at or after this). */
-  nids: number = FIRST_PAGE_ID;
-  /** Page flags by id. */
-  flags: Uint8Array;
-  /** Owner byte by id (free for the kernel's use on allocated pages). */
-  owner: Uint8Array;
-  /** Free list by id. */
-  freeListOf: Uint8Array;
-  /** Queue link: `next = id - 1 + nextRel[id]`. */
-  nextRel: Int32Array;
-  /** Queue link: `prev = id + 1 + prevRel[id]`. */
-  prevRel: Int32Array;
-  /** Free-page bitmap by id. */
-  freeMap: Int32Array;
-  /** Bit per bitmap word: the word is all ones. */
-  fullMap: Int32Array;
-  /** Bit per `fullMap` word: that word is not zero. */
-  fullSum: Int32Array;
+  /** One past the highest id in use. */
+  nids = 6;
+  /** Chunks in use (the next segment's ids start in chunk `nchunks`). */
+  nchunks = 1;
+  /** Per chunk: the load number of the segment it holds, or -1. */
+  chunkLoad: Int32Array = new Int32Array(64).fill(-1);
+  /** Per chunk: {@link TOUCHED} once its per-page arrays exist. */
+  chunkState: Uint8Array = new Uint8Array(64);
+  /** Per chunk: bit `b` set when block `b` ({@link BLOCK_PAGES} ids) was written. */
+  chunkDirty: Int32Array = new Int32Array(64);
+  /** Per chunk: page flags by id within the chunk ({@link zero8} until touched). */
+  readonly flags: Uint8Array[] = [];
+  /** Per chunk: owner bytes by id within the chunk ({@link zero8} until touched). */
+  readonly owner: Uint8Array[] = [];
+  /** Per chunk: queue links, `next = id - 1 + rel` ({@link zero64} until touched). */
+  readonly next: Float64Array[] = [];
+  /** Per chunk: queue links, `prev = id + 1 + rel` ({@link zero64} until touched). */
+  readonly prev: Float64Array[] = [];
+  /** The bytes every untouched chunk shares: all zero, never written. */
+  readonly zero8: Uint8Array = new Uint8Array(CHUNK_PAGES);
+  /** The links every untouched chunk shares: all zero, never written. */
+  readonly zero64: Float64Array = new Float64Array(CHUNK_PAGES);
 
-  /** Creates an empty page array for pages of `pageSize` bytes (a power of two). */
-  constructor(pageSize = 4096) {
+  /** Busy-page bitmap by id: a bit is set when the page is not free. */
+  busyMap: Int32Array = new Int32Array(CHUNK_WORDS);
+  /** Bit per bitmap word: the word is not zero. */
+  partMap: Int32Array = new Int32Array(CHUNK_WORDS / 32);
+  /** Bit per `partMap` word: that word is all ones. */
+  partSum: Int32Array = new Int32Array(CHUNK_WORDS / 1024);
+
+  /**
+   * Creates an empty page array for pages of `pageSize` bytes (a power of
+   * two), whose segments are searched in the order `strategy` says.
+   */
+  constructor(pageSize = 4096, strategy: PhysSegStrategy = "bsearch") {
+    if (strategy !== "bsearch" && strategy !== "bigfirst") {
+      throw new KernelError(
+        "EINVAL",
+        `physseg strategy must be "bsearch" or "bigfirst", got ${describe(strategy)}`,
+      );
+    }
+    this.strategy = strategy;
     checkInteger("page_size", pageSize, 1, 2 ** 30);
     if ((pageSize & (pageSize - 1)) !== 0) {
       throw new KernelError(
@@ -168,15 +263,12 @@ export class PhysMem {
     this.pageSize = pageSize;
     this.pageShift = 31 - Math.clz32(pageSize);
     this.maxFrame = Math.floor(2 ** 53 / pageSize);
-    const cap = 1024;
-    this.flags = new Uint8Array(cap);
-    this.owner = new Uint8Array(cap);
-    this.freeListOf = new Uint8Array(cap);
-    this.nextRel = new Int32Array(cap);
-    this.prevRel = new Int32Array(cap);
-    this.freeMap = new Int32Array(cap >>> 5);
-    this.fullMap = new Int32Array(cap >>> 10);
-    this.fullSum = new Int32Array(1);
+    // Chunk 0 holds the queue heads: small arrays of its own.
+    this.flags.push(new Uint8Array(32));
+    this.owner.push(new Uint8Array(32));
+    this.next.push(new Float64Array(32));
+    this.prev.push(new Float64Array(32));
+    this.chunkState[0] = TOUCHED;
   }
 
   /**
@@ -219,22 +311,44 @@ export class PhysMem {
         })`,
       );
     }
-    const base = this.#baseFor(start);
-    if (base + (end - start) > MAX_IDS) {
+    if (this.#baseFor(start) + (end - start) > MAX_IDS) {
       throw new KernelError("ENOMEM", `physload: page array full (${end - start} more pages)`);
     }
   }
 
+  /** Page ids a segment of `n` frames starting at `start` would take, gaps included. */
+  idsFor(start: number, n: number): number {
+    return (chunkOf(32 + start % 32 + n - 1) + 1) * CHUNK_PAGES;
+  }
+
   /**
-   * Adds the segment (see {@link validate}) and marks `[availStart, availEnd)`
-   * free in the flags and the bitmap. Returns the segment's index in the
-   * sorted table. The caller links the free pages into its queues.
+   * Makes room for `ids` more page ids than are in use (a caller about to
+   * load several segments saves the bitmap's regrowth that way).
+   */
+  reserve(ids: number): void {
+    checkInteger("ids", ids);
+    const total = this.nchunks * CHUNK_PAGES + ids;
+    if (total > MAX_IDS) {
+      throw new KernelError("ENOMEM", `physload: page array full (${ids} more page ids)`);
+    }
+    this.#growWords(Math.ceil(total / CHUNK_PAGES) * CHUNK_WORDS);
+  }
+
+  /**
+   * Adds the segment (see {@link validate}): its ids, its chunks, and the
+   * frames outside `[availStart, availEnd)` marked busy; the others are free
+   * as they stand. Returns the segment's index in the sorted table. The
+   * caller links the free pages into its queues.
    */
   plug(start: number, end: number, availStart: number, availEnd: number, freeList: number): number {
     this.validate(start, end, availStart, availEnd, freeList);
     const base = this.#baseFor(start);
     const n = end - start;
-    this.#grow(base + n);
+    const load = this.nsegs;
+    const first = chunkOf(base);
+    const last = chunkOf(base + n - 1);
+    this.#growChunks(last + 1);
+    this.#growWords((last + 1) * CHUNK_WORDS);
     this.#growSegs(this.nsegs + 1);
     const pos = this.#insertPos(start);
     for (let i = this.nsegs; i > pos; i--) {
@@ -253,16 +367,30 @@ export class PhysMem {
     this.segHint[pos] = 0;
     this.segIdOffset[pos] = base - start;
     this.segFreeList[pos] = freeList;
-    for (let l = 0; l < this.nsegs; l++) if (this.#loadSeg[l]! >= pos) this.#loadSeg[l]!++;
-    this.#loadBase[this.nsegs] = base;
-    this.#loadSeg[this.nsegs] = pos;
+    for (let l = 0; l < load; l++) if (this.#loadSeg[l]! >= pos) this.#loadSeg[l]!++;
+    this.#loadOffset[load] = base - start;
+    this.#loadFreeList[load] = freeList;
+    this.#loadSeg[load] = pos;
+    let rank = 0;
+    while (rank < load && this.#sizeOfLoad(this.#bySize[rank]!) >= n) rank++;
+    this.#bySize.copyWithin(rank + 1, rank, load);
+    this.#bySize[rank] = load;
     this.nsegs++;
+    this.#orderSearch();
+    for (let c = first; c <= last; c++) {
+      this.chunkLoad[c] = load;
+      this.flags.push(this.zero8);
+      this.owner.push(this.zero8);
+      this.next.push(this.zero64);
+      this.prev.push(this.zero64);
+    }
+    // The end blocks hold ids that are no frames: never taken for clean.
+    this.#dirty(base);
+    this.#dirty(base + n - 1);
+    this.nchunks = last + 1;
     this.nids = base + n;
-    this.freeListOf.fill(freeList, base, base + n);
-    const a = base + (availStart - start);
-    const b = base + (availEnd - start);
-    this.flags.fill(PG_FREE, a, b);
-    this.#markRangeFree(a, b);
+    this.markBusyRange(base, base + (availStart - start));
+    this.markBusyRange(base + (availEnd - start), base + n);
     return pos;
   }
 
@@ -281,26 +409,27 @@ export class PhysMem {
   /** Page id of frame `pfn`, or -1 when no segment holds it. */
   idOf(pfn: number): number {
     const s = this.find(pfn);
-    return s < 0 ? -1 : (pfn + this.segIdOffset[s]!) | 0;
+    return s < 0 ? -1 : pfn + this.segIdOffset[s]!;
   }
 
-  /** Index of the segment that page `id` belongs to, or -1 for a non-frame id. */
+  /** Index of the segment that page `id` belongs to, or -1 for an id that is no frame. */
   segmentOfId(id: number): number {
-    let lo = 0;
-    let hi = this.nsegs;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#loadBase[mid]! <= id) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo === 0) return -1;
-    const s = this.#loadSeg[lo - 1]!;
-    return id - this.segIdOffset[s]! < this.segEnd[s]! ? s : -1;
+    if (!(id >= 0 && id < this.nids)) return -1;
+    const l = this.chunkLoad[chunkOf(id)]!;
+    if (l < 0) return -1;
+    const s = this.#loadSeg[l]!;
+    const pfn = id - this.#loadOffset[l]!;
+    return pfn >= this.segStart[s]! && pfn < this.segEnd[s]! ? s : -1;
   }
 
   /** Frame number of page `id` (which must be a frame). */
   pfnOf(id: number): number {
-    return id - this.segIdOffset[this.segmentOfId(id)]!;
+    return id - this.#loadOffset[this.chunkLoad[chunkOf(id)]!]!;
+  }
+
+  /** Free list of page `id` (which must be a frame). */
+  freeListOf(id: number): number {
+    return this.#loadFreeList[this.chunkLoad[chunkOf(id)]!]!;
   }
 
   /** A copy of segment `i`'s fields (0 <= i < nsegs). */
@@ -316,88 +445,337 @@ export class PhysMem {
     };
   }
 
-  // ---- bitmap -------------------------------------------------------------
+  // ---- per-page values ------------------------------------------------------
 
-  /** Sets page `id`'s free bit (and the summaries). */
-  markFree(id: number): void {
-    const w = id >>> 5;
-    const v = this.freeMap[w]! | (1 << (id & 31));
-    this.freeMap[w] = v;
-    if (v === -1) {
-      this.fullMap[w >>> 5]! |= 1 << (w & 31);
-      this.fullSum[w >>> 10]! |= 1 << ((w >>> 5) & 31);
-    }
+  /**
+   * Gives chunk `c` (of a segment) per-page arrays of its own, zero as the
+   * shared ones read, long enough for its last frame.
+   */
+  touch(c: number): void {
+    if ((this.chunkState[c]! & TOUCHED) !== 0) return;
+    const l = this.chunkLoad[c]!;
+    const s = this.#loadSeg[l]!;
+    const len = Math.min(CHUNK_PAGES, this.segEnd[s]! + this.#loadOffset[l]! - c * CHUNK_PAGES);
+    this.flags[c] = new Uint8Array(len);
+    this.owner[c] = new Uint8Array(len);
+    this.next[c] = new Float64Array(len);
+    this.prev[c] = new Float64Array(len);
+    this.chunkState[c] = TOUCHED;
   }
 
-  /** Clears page `id`'s free bit (and the summaries). */
-  markBusy(id: number): void {
-    const w = id >>> 5;
-    const old = this.freeMap[w]!;
-    this.freeMap[w] = old & ~(1 << (id & 31));
-    if (old === -1) {
-      const k = w >>> 5;
-      const f = this.fullMap[k]! & ~(1 << (w & 31));
-      this.fullMap[k] = f;
-      if (f === 0) this.fullSum[k >>> 5]! &= ~(1 << (k & 31));
-    }
+  /** The flags of page `id`. */
+  flagsOf(id: number): number {
+    return this.flags[chunkOf(id)]![id & CHUNK_MASK]!;
   }
 
-  /** Clears the free bits `bits` (all set) of bitmap word `w` (and the summaries). */
-  markBusyBits(w: number, bits: number): void {
-    const old = this.freeMap[w]!;
-    this.freeMap[w] = old & ~bits;
-    if (old === -1) {
-      const k = w >>> 5;
-      const f = this.fullMap[k]! & ~(1 << (w & 31));
-      this.fullMap[k] = f;
-      if (f === 0) this.fullSum[k >>> 5]! &= ~(1 << (k & 31));
-    }
+  /** Sets the flags of page `id`. */
+  setFlags(id: number, f: number): void {
+    this.#storeByte(this.flags, id, f);
   }
 
-  /** Sets the free bits `bits` (all clear) of bitmap word `w` (and the summaries). */
-  markFreeBits(w: number, bits: number): void {
-    const v = this.freeMap[w]! | bits;
-    this.freeMap[w] = v;
-    if (v === -1) {
-      this.fullMap[w >>> 5]! |= 1 << (w & 31);
-      this.fullSum[w >>> 10]! |= 1 << ((w >>> 5) & 31);
-    }
+  /** The owner byte of page `id`. */
+  ownerOf(id: number): number {
+    return this.owner[chunkOf(id)]![id & CHUNK_MASK]!;
   }
 
-  /** Sets the free bits of ids `[a, b)` (all clear before; summaries too). */
-  markFreeRange(a: number, b: number): void {
+  /** Sets the owner byte of page `id`. */
+  setOwner(id: number, o: number): void {
+    this.#storeByte(this.owner, id, o);
+  }
+
+  /**
+   * Stores byte `v` for page `id` in `arrays` (the flags or the owners): a
+   * zero in a chunk nothing wrote is there already; anything else sets the
+   * chunk up. (Bytes and links go through two functions, each storing into
+   * one kind of typed array, which a JIT compiles to a plain store.)
+   */
+  #storeByte(arrays: Uint8Array[], id: number, v: number): void {
+    const c = chunkOf(id);
+    if ((this.chunkState[c]! & TOUCHED) === 0) {
+      if (v === 0) return;
+      this.touch(c);
+    }
+    arrays[c]![id & CHUNK_MASK] = v;
+    this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
+  }
+
+  /** Stores the relative link `rel` for page `id` in `arrays` (next or prev), as {@link #storeByte}. */
+  #storeLink(arrays: Float64Array[], id: number, rel: number): void {
+    const c = chunkOf(id);
+    if ((this.chunkState[c]! & TOUCHED) === 0) {
+      if (rel === 0) return;
+      this.touch(c);
+    }
+    arrays[c]![id & CHUNK_MASK] = rel;
+    this.chunkDirty[c]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
+  }
+
+  /** Sets the flags of ids `[a, b)` (frames of one segment) to `f`. */
+  setFlagsRun(a: number, b: number, f: number): void {
+    this.#fillBytes(this.flags, a, b, f);
+  }
+
+  /** Sets the owner bytes of ids `[a, b)` (frames of one segment, allocated) to `o`. */
+  setOwnerRun(a: number, b: number, o: number): void {
+    this.#fillBytes(this.owner, a, b, o);
+  }
+
+  /** Sets the bytes of ids `[a, b)` in `arrays` (the flags or the owners) to `v`. */
+  #fillBytes(arrays: Uint8Array[], a: number, b: number, v: number): void {
     let id = a;
     while (id < b) {
-      const w = id >> 5;
-      const stop = Math.min(b, w * 32 + 32);
-      this.markFreeBits(w, (-1 << (id & 31)) & (-1 >>> (31 - ((stop - 1) & 31))));
+      const c = chunkOf(id);
+      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
+      if ((this.chunkState[c]! & TOUCHED) === 0) {
+        if (v === 0) {
+          id = stop;
+          continue;
+        }
+        this.touch(c);
+      }
+      const i = id & CHUNK_MASK;
+      const j = i + (stop - id);
+      this.chunkDirty[c]! |= blocksOf(i, j);
+      const bytes = arrays[c]!;
+      if (j - i >= 64) bytes.fill(v, i, j);
+      else for (let k = i; k < j; k++) bytes[k] = v;
       id = stop;
+    }
+  }
+
+  /**
+   * Makes ids `[a, b)` (frames of one segment) read as fresh pages again: no
+   * flags, no owner, linked `b-1 -> ... -> a` by zeros. The caller links
+   * `b-1`'s previous page and `a`'s next page.
+   */
+  freshenRun(a: number, b: number): void {
+    let id = a;
+    while (id < b) {
+      const c = chunkOf(id);
+      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
+      if ((this.chunkState[c]! & TOUCHED) !== 0) {
+        const i = id & CHUNK_MASK;
+        const j = i + (stop - id);
+        this.chunkDirty[c]! |= blocksOf(i, j);
+        const fl = this.flags[c]!;
+        const ow = this.owner[c]!;
+        const nx = this.next[c]!;
+        const pv = this.prev[c]!;
+        // next of a + 1 .. b - 1, prev of a .. b - 2
+        const n0 = id === a ? i + 1 : i;
+        const p1 = stop === b ? j - 1 : j;
+        if (j - i >= 64) {
+          fl.fill(0, i, j);
+          ow.fill(0, i, j);
+          nx.fill(0, n0, j);
+          pv.fill(0, i, p1);
+        } else {
+          for (let k = i; k < j; k++) {
+            fl[k] = 0;
+            ow[k] = 0;
+          }
+          for (let k = n0; k < j; k++) nx[k] = 0;
+          for (let k = i; k < p1; k++) pv[k] = 0;
+        }
+      }
+      id = stop;
+    }
+  }
+
+  /** The page after `id` on its queue. */
+  nextOf(id: number): number {
+    return id - 1 + this.next[chunkOf(id)]![id & CHUNK_MASK]!;
+  }
+
+  /** The page before `id` on its queue. */
+  prevOf(id: number): number {
+    return id + 1 + this.prev[chunkOf(id)]![id & CHUNK_MASK]!;
+  }
+
+  /** Links `id` to `to` as its next page. */
+  setNext(id: number, to: number): void {
+    this.#storeLink(this.next, id, to - id + 1);
+  }
+
+  /** Links `id` to `to` as its previous page. */
+  setPrev(id: number, to: number): void {
+    this.#storeLink(this.prev, id, to - id - 1);
+  }
+
+  /**
+   * Makes ids `[a, b)` (frames of one segment) free pages linked upward,
+   * `a -> a + 1 -> ... -> b - 1`, with no flags and no owner. The caller links
+   * `a`'s previous page and `b-1`'s next page.
+   */
+  ascendRun(a: number, b: number): void {
+    let id = a;
+    while (id < b) {
+      const c = chunkOf(id);
+      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
+      this.touch(c);
+      const i = id & CHUNK_MASK;
+      const j = i + (stop - id);
+      this.chunkDirty[c]! |= blocksOf(i, j);
+      this.flags[c]!.fill(0, i, j);
+      this.owner[c]!.fill(0, i, j);
+      // next = id + 1 (relative 2) but for b - 1; prev = id - 1 (-2) but for a.
+      this.next[c]!.fill(2, i, stop === b ? j - 1 : j);
+      this.prev[c]!.fill(-2, id === a ? i + 1 : i, j);
+      id = stop;
+    }
+  }
+
+  /**
+   * Gives page `id` the queue neighbours `next` and `prev`, no flags and no
+   * owner: what a page freed onto a queue carries (one chunk look-up).
+   */
+  relink(id: number, next: number, prev: number): void {
+    const c = chunkOf(id);
+    const rn = next - id + 1;
+    const rp = prev - id - 1;
+    if ((this.chunkState[c]! & TOUCHED) === 0) {
+      if (rn === 0 && rp === 0) return;
+      this.touch(c);
+    }
+    const i = id & CHUNK_MASK;
+    this.next[c]![i] = rn;
+    this.prev[c]![i] = rp;
+    this.flags[c]![i] = 0;
+    this.owner[c]![i] = 0;
+    this.chunkDirty[c]! |= 1 << (i >>> BLOCK_SHIFT);
+  }
+
+  /**
+   * How many pages, at most `max`, form a chain down from `top` on its queue
+   * (`top`, `top - 1`, ... each the next of the one before).
+   */
+  chainLength(top: number, max: number): number {
+    let n = 1;
+    let id = top;
+    while (n < max) {
+      const c = chunkOf(id);
+      const lo = c * CHUNK_PAGES;
+      if ((this.chunkState[c]! & TOUCHED) === 0) {
+        // Zeros all the way down to the chunk's first id.
+        const more = Math.min(max - n, id - lo);
+        n += more;
+        id -= more;
+        if (id !== lo || n >= max) continue;
+      } else {
+        const nx = this.next[c]!;
+        while (n < max && id > lo && nx[id - lo] === 0) {
+          id--;
+          n++;
+        }
+        if (id !== lo || n >= max) break;
+      }
+      // At the chunk's first id: does the chain go on into the chunk below?
+      if (this.nextOf(id) !== id - 1) break;
+      id--;
+      n++;
+    }
+    return n;
+  }
+
+  /** True when ids `(a, b)` each link to the id below them: `[a, b)` is a chain. */
+  isChain(a: number, b: number): boolean {
+    let id = a + 1;
+    while (id < b) {
+      const c = chunkOf(id);
+      const stop = Math.min(b, (c + 1) * CHUNK_PAGES);
+      if ((this.chunkState[c]! & TOUCHED) !== 0) {
+        const nx = this.next[c]!;
+        for (let k = id & CHUNK_MASK, j = k + (stop - id); k < j; k++) {
+          if (nx[k] !== 0) return false;
+        }
+      }
+      id = stop;
+    }
+    return true;
+  }
+
+  // ---- bitmap -------------------------------------------------------------
+
+  /** True when page `id` (a frame) is free. */
+  isFreeId(id: number): boolean {
+    return (this.busyMap[wordOf(id)]! & (1 << (id & 31))) === 0;
+  }
+
+  /** Marks page `id` busy (and the summaries). */
+  markBusy(id: number): void {
+    this.markBusyBits(wordOf(id), 1 << (id & 31));
+  }
+
+  /** Marks page `id` free (and the summaries). */
+  markFree(id: number): void {
+    this.markFreeBits(wordOf(id), 1 << (id & 31));
+  }
+
+  /** Marks the pages `bits` (all free) of bitmap word `w` busy (and the summaries). */
+  markBusyBits(w: number, bits: number): void {
+    this.chunkDirty[w >>> 11]! |= 1 << ((w >>> 6) & 31);
+    const old = this.busyMap[w]!;
+    this.busyMap[w] = old | bits;
+    if (old === 0) {
+      const k = w >>> 5;
+      const p = this.partMap[k]! | (1 << (w & 31));
+      this.partMap[k] = p;
+      if (p === -1) this.partSum[k >>> 5]! |= 1 << (k & 31);
+    }
+  }
+
+  /** Marks the pages `bits` (all busy) of bitmap word `w` free (and the summaries). */
+  markFreeBits(w: number, bits: number): void {
+    this.chunkDirty[w >>> 11]! |= 1 << ((w >>> 6) & 31);
+    const v = this.busyMap[w]! & ~bits;
+    this.busyMap[w] = v;
+    if (v === 0) {
+      const k = w >>> 5;
+      const p = this.partMap[k]!;
+      if (p === -1) this.partSum[k >>> 5]! &= ~(1 << (k & 31));
+      this.partMap[k] = p & ~(1 << (w & 31));
+    }
+  }
+
+  /** Marks ids `[a, b)` busy (and the summaries). */
+  markBusyRange(a: number, b: number): void {
+    this.#markRange(a, b, true);
+  }
+
+  /** Marks ids `[a, b)` (all busy) free (and the summaries). */
+  markFreeRange(a: number, b: number): void {
+    this.#markRange(a, b, false);
+  }
+
+  /** Marks ids `[a, b)` busy or free a bitmap word at a time. */
+  #markRange(a: number, b: number, busy: boolean): void {
+    if (a >= b) return;
+    let w = wordOf(a);
+    const lastW = wordOf(b - 1);
+    if (w === lastW) {
+      if (busy) this.markBusyBits(w, bitsOf(a, b));
+      else this.markFreeBits(w, bitsOf(a, b));
+      return;
+    }
+    const head = -1 << (a & 31);
+    const tail = -1 >>> (31 - ((b - 1) & 31));
+    if (busy) {
+      this.markBusyBits(w, head);
+      for (w++; w < lastW; w++) this.markBusyBits(w, -1);
+      this.markBusyBits(lastW, tail);
+    } else {
+      this.markFreeBits(w, head);
+      for (w++; w < lastW; w++) this.markFreeBits(w, -1);
+      this.markFreeBits(lastW, tail);
     }
   }
 
   /** Lowest free id in `[from, to)`, or -1. */
   findFree(from: number, to: number): number {
     if (from >= to) return -1;
-    const map = this.freeMap;
-    let w = from >>> 5;
-    const last = (to - 1) >>> 5;
-    let bits = map[w]! & (-1 << (from & 31));
-    for (;;) {
-      if (bits !== 0) {
-        const id = w * 32 + ctz32(bits);
-        return id < to ? id : -1;
-      }
-      if (w >= last) return -1;
-      bits = map[++w]!;
-    }
-  }
-
-  /** Lowest busy (not free) id in `[from, to)`, or -1. */
-  findBusy(from: number, to: number): number {
-    if (from >= to) return -1;
-    const map = this.freeMap;
-    let w = from >>> 5;
-    const last = (to - 1) >>> 5;
+    const map = this.busyMap;
+    let w = wordOf(from);
+    const last = wordOf(to - 1);
     let bits = ~map[w]! & (-1 << (from & 31));
     for (;;) {
       if (bits !== 0) {
@@ -409,30 +787,47 @@ export class PhysMem {
     }
   }
 
+  /** Lowest busy (not free) id in `[from, to)`, or -1. */
+  findBusy(from: number, to: number): number {
+    if (from >= to) return -1;
+    const map = this.busyMap;
+    let w = wordOf(from);
+    const last = wordOf(to - 1);
+    let bits = map[w]! & (-1 << (from & 31));
+    for (;;) {
+      if (bits !== 0) {
+        const id = w * 32 + ctz32(bits);
+        return id < to ? id : -1;
+      }
+      if (w >= last) return -1;
+      bits = map[++w]!;
+    }
+  }
+
   /** Highest busy (not free) id in `[from, to)`, or -1. */
   lastBusy(from: number, to: number): number {
     if (from >= to) return -1;
-    const map = this.freeMap;
-    let w = (to - 1) >>> 5;
-    const first = from >>> 5;
-    let bits = ~map[w]! & (-1 >>> (31 - ((to - 1) & 31)));
+    const map = this.busyMap;
+    let w = wordOf(to - 1);
+    const first = wordOf(from);
+    let bits = map[w]! & (-1 >>> (31 - ((to - 1) & 31)));
     for (;;) {
       if (bits !== 0) {
         const id = w * 32 + 31 - Math.clz32(bits);
         return id >= from ? id : -1;
       }
       if (w <= first) return -1;
-      bits = ~map[--w]!;
+      bits = map[--w]!;
     }
   }
 
   /** Lowest bitmap word index in `[fromW, toW)` whose 32 pages are all free, or -1. */
   findFullWord(fromW: number, toW: number): number {
     if (fromW >= toW) return -1;
-    const full = this.fullMap;
-    const sum = this.fullSum;
+    const part = this.partMap;
+    const sum = this.partSum;
     let k = fromW >>> 5;
-    let bits = full[k]! & (-1 << (fromW & 31));
+    let bits = ~part[k]! & (-1 << (fromW & 31));
     for (;;) {
       if (bits !== 0) {
         const w = k * 32 + ctz32(bits);
@@ -441,27 +836,27 @@ export class PhysMem {
       k++;
       if (k * 32 >= toW) return -1;
       let j = k >>> 5;
-      let s = sum[j]! & (-1 << (k & 31));
+      let s = ~sum[j]! & (-1 << (k & 31));
       while (s === 0) {
         j++;
         if (j * 1024 >= toW) return -1;
-        s = sum[j]!;
+        s = ~sum[j]!;
       }
       k = j * 32 + ctz32(s);
       if (k * 32 >= toW) return -1;
-      bits = full[k]!;
+      bits = ~part[k]!;
     }
   }
 
   /** Number of free ids in `[from, to)`. */
   countFree(from: number, to: number): number {
     if (from >= to) return 0;
-    const map = this.freeMap;
-    const first = from >>> 5;
-    const last = (to - 1) >>> 5;
+    const map = this.busyMap;
+    const first = wordOf(from);
+    const last = wordOf(to - 1);
     let n = 0;
     for (let w = first; w <= last; w++) {
-      let bits = map[w]!;
+      let bits = ~map[w]!;
       if (w === first) bits &= -1 << (from & 31);
       if (w === last) bits &= -1 >>> (31 - ((to - 1) & 31));
       n += popcount32(bits);
@@ -469,17 +864,70 @@ export class PhysMem {
     return n;
   }
 
+  /** Free frames in chunk `c`: all its frames when nothing wrote it, else by the bitmap. */
+  freeInChunk(c: number): number {
+    const l = this.chunkLoad[c]!;
+    if (l < 0) return 0;
+    const s = this.#loadSeg[l]!;
+    const off = this.#loadOffset[l]!;
+    const a = Math.max(c * CHUNK_PAGES, this.segStart[s]! + off);
+    const b = Math.min((c + 1) * CHUNK_PAGES, this.segEnd[s]! + off);
+    return this.chunkDirty[c] === 0 ? b - a : this.countFree(a, b);
+  }
+
   /**
-   * Verifies the invariants of the segment table and the bitmap (see the
-   * module comment); throws an `EFAULT` {@link KernelError} naming the first
-   * one broken. Cost O(pages).
+   * The free frames of every segment as runs `[firstPfn, count]`, ascending,
+   * runs of adjacent segments merged. Untouched chunks cost one step each.
    */
-  check(): void {
+  freeRuns(): [number, number][] {
+    const out: [number, number][] = [];
+    const add = (pfn: number, n: number) => {
+      const last = out[out.length - 1];
+      if (last !== undefined && last[0] + last[1] === pfn) last[1] += n;
+      else out.push([pfn, n]);
+    };
+    for (let s = 0; s < this.nsegs; s++) {
+      const off = this.segIdOffset[s]!;
+      const end = this.segEnd[s]! + off;
+      let id = this.segStart[s]! + off;
+      while (id < end) {
+        const c = chunkOf(id);
+        const stop = Math.min(end, (c + 1) * CHUNK_PAGES);
+        if (this.chunkDirty[c] === 0) {
+          add(id - off, stop - id);
+          id = stop;
+          continue;
+        }
+        const f = this.findFree(id, stop);
+        if (f < 0) {
+          id = stop;
+          continue;
+        }
+        const b = this.findBusy(f, stop);
+        const e = b < 0 ? stop : b;
+        add(f - off, e - f);
+        id = e;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Verifies the invariants of the segment table, the chunks and the bitmap
+   * (see the module comment); throws a `CORRUPT` {@link KernelError} naming
+   * the first one broken. Costs O(segments + chunks + touched pages); with
+   * `exhaustive`, it also reads every untouched chunk (O(pages)).
+   */
+  check(exhaustive = false): void {
     const fail = (what: string): never => {
       throw new KernelError("CORRUPT", `physseg check: ${what}`);
     };
+    if (exhaustive) {
+      for (let i = 0; i < CHUNK_PAGES; i++) {
+        if (this.zero8[i] !== 0 || this.zero64[i] !== 0) fail("a shared zero array was written");
+      }
+    }
     let prevEnd = -1;
-    let ids = FIRST_PAGE_ID;
     for (let s = 0; s < this.nsegs; s++) {
       const start = this.segStart[s]!;
       const end = this.segEnd[s]!;
@@ -498,37 +946,168 @@ export class PhysMem {
         fail(`segment ${s} id lookup`);
       }
       if (this.find(start) !== s || this.find(end - 1) !== s) fail(`segment ${s} frame lookup`);
-      ids = Math.max(ids, base + (end - start));
-      for (let id = base; id < base + (end - start); id++) {
-        if (this.freeListOf[id] !== this.segFreeList[s]) {
-          fail(`page ${id - base + start} free list`);
-        }
+      for (let c = chunkOf(base), last = chunkOf(base + (end - start) - 1); c <= last; c++) {
+        const l = this.chunkLoad[c]!;
+        if (l < 0 || this.#loadSeg[l] !== s) fail(`chunk ${c} is not segment ${s}'s`);
+        if (this.#loadOffset[l] !== this.segIdOffset[s]) fail(`chunk ${c} id offset`);
+        if (this.#loadFreeList[l] !== this.segFreeList[s]) fail(`chunk ${c} free list`);
       }
     }
-    if (ids !== this.nids) fail(`id count ${this.nids} != ${ids}`);
-    const words = this.flags.length >>> 5;
-    for (let w = 0; w < words; w++) {
-      let expect = 0;
-      for (let b = 0; b < 32; b++) {
-        const id = w * 32 + b;
-        const f = this.flags[id]!;
-        if ((f & PG_FREE) !== 0) {
-          if (this.segmentOfId(id) < 0) fail(`non-frame id ${id} is free`);
-          if ((f & (PG_PGLCA | PG_PGLIST)) !== 0) fail(`free page id ${id} is also held`);
-          expect |= 1 << b;
-        }
+    const order = new Set<number>();
+    for (let k = 0; k < this.nsegs; k++) order.add(this.searchOrder[k]!);
+    if (order.size !== this.nsegs) fail("the search order misses a segment");
+    for (let k = 1; k < this.nsegs; k++) {
+      if (this.segFreeList[this.searchOrder[k]!]! < this.segFreeList[this.searchOrder[k - 1]!]!) {
+        fail("the search order is not by free list");
       }
-      if (this.freeMap[w] !== expect) fail(`bitmap word ${w} disagrees with the flags`);
-      const full = (this.fullMap[w >>> 5]! >>> (w & 31)) & 1;
-      if (full !== (expect === -1 ? 1 : 0)) fail(`full-word bit of word ${w}`);
     }
-    for (let k = 0; k < this.fullMap.length; k++) {
-      const bit = (this.fullSum[k >>> 5]! >>> (k & 31)) & 1;
-      if (bit !== (this.fullMap[k] !== 0 ? 1 : 0)) fail(`summary bit ${k}`);
+    if (this.flags.length !== this.nchunks || this.next.length !== this.nchunks) {
+      fail(`${this.flags.length} chunk arrays for ${this.nchunks} chunks`);
+    }
+    for (let c = 1; c < this.nchunks; c++) this.#checkChunk(c, exhaustive, fail);
+    for (let c = this.nchunks; c < this.chunkLoad.length; c++) {
+      if (this.chunkLoad[c] !== -1 || this.chunkState[c] !== 0 || this.chunkDirty[c] !== 0) {
+        fail(`unused chunk ${c} in use`);
+      }
     }
   }
 
+  /**
+   * Checks chunk `c`: its segment's frames, its per-page arrays and its
+   * bitmap words, in the blocks something wrote; `exhaustive` also reads the
+   * clean blocks and the ids that are no frames.
+   */
+  #checkChunk(c: number, exhaustive: boolean, fail: (what: string) => never): void {
+    const touched = (this.chunkState[c]! & TOUCHED) !== 0;
+    const dirty = this.chunkDirty[c]!;
+    const l = this.chunkLoad[c]!;
+    const lo = c * CHUNK_PAGES;
+    const hi = lo + CHUNK_PAGES;
+    // Frames [a, b), free at load [as, ae); ids outside [a, b) are no frames.
+    let a = lo, b = lo, as = lo, ae = lo;
+    if (l >= 0) {
+      const s = this.#loadSeg[l]!;
+      const off = this.#loadOffset[l]!;
+      a = Math.max(lo, this.segStart[s]! + off);
+      b = Math.min(hi, this.segEnd[s]! + off);
+      as = Math.max(a, this.segAvailStart[s]! + off);
+      ae = Math.min(b, this.segAvailEnd[s]! + off);
+    } else if (touched || dirty !== 0) {
+      fail(`chunk ${c} holds no segment but was written`);
+    }
+    const fl = this.flags[c]!;
+    const ow = this.owner[c]!;
+    const nx = this.next[c]!;
+    const pv = this.prev[c]!;
+    if (
+      (fl !== this.zero8) !== touched || (ow !== this.zero8) !== touched ||
+      (nx !== this.zero64) !== touched || (pv !== this.zero64) !== touched
+    ) {
+      fail(`chunk ${c}'s arrays disagree with its state`);
+    }
+    if (touched && dirty === 0) fail(`chunk ${c} has arrays but no block was written`);
+    if (dirty === 0 && !exhaustive) {
+      if (a !== lo || b !== hi || as !== lo || ae !== hi) {
+        fail(`clean chunk ${c} holds ids that are no frames or frames never free`);
+      }
+      return;
+    }
+    for (let k = 0; k < 32; k++) {
+      const blo = lo + k * BLOCK_PAGES;
+      const bhi = blo + BLOCK_PAGES;
+      const clean = ((dirty >>> k) & 1) === 0;
+      if (clean && !(bhi <= a || blo >= b || (blo >= as && bhi <= ae))) {
+        fail(`clean block ${k} of chunk ${c} holds ids that are no frames or frames never free`);
+      }
+      if (clean && !exhaustive) continue;
+      for (let w = blo / 32; w < bhi / 32; w++) {
+        const busy = this.busyMap[w]!;
+        if (clean && busy !== 0) fail(`clean block ${k} of chunk ${c} has busy pages`);
+        const part = (this.partMap[w >>> 5]! >>> (w & 31)) & 1;
+        if (part !== (busy !== 0 ? 1 : 0)) fail(`summary bit of bitmap word ${w}`);
+        if ((w & 31) === 31) {
+          const q = w >>> 5;
+          const sum = (this.partSum[q >>> 5]! >>> (q & 31)) & 1;
+          if (sum !== (this.partMap[q] === -1 ? 1 : 0)) fail(`summary bit of word ${q}`);
+        }
+        if (!touched) continue;
+        const wlo = w * 32;
+        if (clean) {
+          for (let i = wlo - lo; i < wlo - lo + 32; i++) {
+            if (fl[i] || ow[i] || nx[i] || pv[i]) {
+              fail(`clean block ${k} of chunk ${c} was written`);
+            }
+          }
+          continue;
+        }
+        // Free frames carry no flags and no owner.
+        const fa = Math.max(a, wlo);
+        const fb = Math.min(b, wlo + 32);
+        let free = fa < fb ? ~busy & bitsOf(fa, fb) : 0;
+        while (free !== 0) {
+          const i = wlo + ctz32(free) - lo;
+          free &= free - 1;
+          if (fl[i] !== 0 || ow[i] !== 0) {
+            fail(`free page id ${lo + i} has flags ${fl[i]} or owner ${ow[i]}`);
+          }
+        }
+        if (!exhaustive) continue;
+        // Ids that are no frames are never written.
+        for (let id = wlo; id < wlo + 32; id++) {
+          if (id >= a && id < b) continue;
+          const i = id - lo;
+          if (((busy >>> (id & 31)) & 1) !== 0 || fl[i] || ow[i] || nx[i] || pv[i]) {
+            fail(`id ${id}, no frame, was written`);
+          }
+        }
+      }
+    }
+  }
+
+  /** The first id of chunk `c` that is a frame (`chunkEndFrame(c)` when none is). */
+  chunkFirstFrame(c: number): number {
+    const l = this.chunkLoad[c]!;
+    if (l < 0) return 0;
+    return Math.max(c * CHUNK_PAGES, this.segStart[this.#loadSeg[l]!]! + this.#loadOffset[l]!);
+  }
+
+  /** One past the last id of chunk `c` that is a frame. */
+  chunkEndFrame(c: number): number {
+    const l = this.chunkLoad[c]!;
+    if (l < 0) return 0;
+    return Math.min((c + 1) * CHUNK_PAGES, this.segEnd[this.#loadSeg[l]!]! + this.#loadOffset[l]!);
+  }
+
   // ---- internals ----------------------------------------------------------
+
+  /** Marks the block of page id `id` written. */
+  #dirty(id: number): void {
+    this.chunkDirty[chunkOf(id)]! |= 1 << ((id & CHUNK_MASK) >>> BLOCK_SHIFT);
+  }
+
+  /** Whole-segment size (`end - start`) of the segment loaded `l`-th. */
+  #sizeOfLoad(l: number): number {
+    const s = this.#loadSeg[l]!;
+    return this.segEnd[s]! - this.segStart[s]!;
+  }
+
+  /** Rebuilds {@link searchOrder} after a load. */
+  #orderSearch(): void {
+    let k = 0;
+    for (let fl = 0; fl < VM_NFREELIST; fl++) {
+      if (this.strategy === "bsearch") {
+        for (let s = 0; s < this.nsegs; s++) {
+          if (this.segFreeList[s] === fl) this.searchOrder[k++] = s;
+        }
+      } else {
+        // uvm_physseg_get_last() back to the first: smallest first.
+        for (let r = this.nsegs - 1; r >= 0; r--) {
+          const s = this.#loadSeg[this.#bySize[r]!]!;
+          if (this.segFreeList[s] === fl) this.searchOrder[k++] = s;
+        }
+      }
+    }
+  }
 
   #insertPos(start: number): number {
     let lo = 0;
@@ -541,34 +1120,52 @@ export class PhysMem {
     return lo;
   }
 
-  /** First id of a segment starting at `start`: past a gap, congruent to `start` mod 32. */
+  /**
+   * First id of a segment starting at `start`: in a fresh chunk, past its
+   * first 32 ids (so the ids of two segments are never adjacent), congruent
+   * to `start` mod 32.
+   */
   #baseFor(start: number): number {
-    return Math.ceil((this.nids + 1) / 32) * 32 + (start % 32);
+    return this.nchunks * CHUNK_PAGES + 32 + (start % 32);
   }
 
-  #grow(needed: number): void {
-    const cap = this.flags.length;
-    if (needed <= cap) return;
-    let next = Math.max(needed, Math.floor(cap * 1.25));
-    next = Math.ceil(next / 1024) * 1024;
-    const grow8 = (a: Uint8Array) => {
-      const b = new Uint8Array(next);
-      b.set(a);
-      return b;
-    };
-    const grow32 = (a: Int32Array, n: number) => {
-      const b = new Int32Array(n);
-      b.set(a);
-      return b;
-    };
-    this.flags = grow8(this.flags);
-    this.owner = grow8(this.owner);
-    this.freeListOf = grow8(this.freeListOf);
-    this.nextRel = grow32(this.nextRel, next);
-    this.prevRel = grow32(this.prevRel, next);
-    this.freeMap = grow32(this.freeMap, next >>> 5);
-    this.fullMap = grow32(this.fullMap, next >>> 10);
-    this.fullSum = grow32(this.fullSum, Math.ceil((next >>> 10) / 32));
+  /** Grows the chunk tables to hold `chunks` chunks. */
+  #growChunks(chunks: number): void {
+    if (chunks <= this.chunkLoad.length) return;
+    const n = Math.max(chunks, this.chunkLoad.length * 2);
+    const load = new Int32Array(n).fill(-1);
+    load.set(this.chunkLoad);
+    this.chunkLoad = load;
+    const state = new Uint8Array(n);
+    state.set(this.chunkState);
+    this.chunkState = state;
+    const dirty = new Int32Array(n);
+    dirty.set(this.chunkDirty);
+    this.chunkDirty = dirty;
+  }
+
+  /**
+   * Grows the bitmap to `words` words (at least doubling), copying only the
+   * chunks whose words may be other than zero.
+   */
+  #growWords(words: number): void {
+    const cap = this.busyMap.length;
+    if (words <= cap) return;
+    const chunks = Math.max(Math.ceil(words / CHUNK_WORDS), (2 * cap) / CHUNK_WORDS);
+    const n = Math.min(chunks, MAX_IDS / CHUNK_PAGES) * CHUNK_WORDS;
+    const busy = new Int32Array(n);
+    const part = new Int32Array(n / 32);
+    const sum = new Int32Array(n / 1024);
+    for (let c = 0; c < this.nchunks; c++) {
+      if (this.chunkDirty[c] === 0) continue;
+      const w = c * CHUNK_WORDS;
+      busy.set(this.busyMap.subarray(w, w + CHUNK_WORDS), w);
+      part.set(this.partMap.subarray(w / 32, (w + CHUNK_WORDS) / 32), w / 32);
+      sum.set(this.partSum.subarray(w / 1024, (w + CHUNK_WORDS) / 1024), w / 1024);
+    }
+    this.busyMap = busy;
+    this.partMap = part;
+    this.partSum = sum;
   }
 
   #growSegs(needed: number): void {
@@ -591,29 +1188,11 @@ export class PhysMem {
     this.segHint = f(this.segHint);
     this.segIdOffset = f(this.segIdOffset);
     this.segFreeList = i(this.segFreeList);
-    this.#loadBase = f(this.#loadBase);
+    this.#loadOffset = f(this.#loadOffset);
+    this.#loadFreeList = i(this.#loadFreeList);
     this.#loadSeg = i(this.#loadSeg);
-  }
-
-  /** Sets the free bits of ids `[a, b)` (fresh ids, all clear before). */
-  #markRangeFree(a: number, b: number): void {
-    if (a >= b) return;
-    const map = this.freeMap;
-    const first = a >>> 5;
-    const last = (b - 1) >>> 5;
-    if (first === last) {
-      map[first]! |= (-1 << (a & 31)) & (-1 >>> (31 - ((b - 1) & 31)));
-    } else {
-      map[first]! |= -1 << (a & 31);
-      map.fill(-1, first + 1, last);
-      map[last]! |= -1 >>> (31 - ((b - 1) & 31));
-    }
-    for (let w = first; w <= last; w++) {
-      if (map[w] === -1) {
-        this.fullMap[w >>> 5]! |= 1 << (w & 31);
-        this.fullSum[w >>> 10]! |= 1 << ((w >>> 5) & 31);
-      }
-    }
+    this.#bySize = i(this.#bySize);
+    this.searchOrder = i(this.searchOrder);
   }
 }
 

@@ -1,8 +1,10 @@
 /**
- * Replays `uvm_pglistalloc` traces (spec/replay.md, pglist half): `config`,
+ * Replays `uvm_pglistalloc` traces (docs/replay.md, pglist half): `config`,
  * `physload`, `claim`, `release`, `alloc`, `free`, `state`, one output object
- * per operation. A refused operation throws a {@link KernelError} and leaves
- * the allocator as it was.
+ * per operation, with segments searched in address order (`pglist`) or in
+ * x86's BIGFIRST order (`pglist-bigfirst`; `state` lists them by address in
+ * both). A refused operation throws a {@link KernelError} and leaves the
+ * allocator as it was.
  *
  * @module
  */
@@ -10,9 +12,12 @@
 import { checkInteger, describe, KernelError } from "./errors.ts";
 import { Uvm } from "./page.ts";
 import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
-import { PG_FREE, PG_PGLCA, PG_PGLIST } from "./physseg.ts";
+import type { PhysSegStrategy } from "./physseg.ts";
 
 type Op = Record<string, unknown>;
+
+/** The owner byte that marks a page taken by `claim` (only `release` gives it back). */
+const CLAIMED = 1;
 
 function field(op: Op, name: string): unknown {
   if (!(name in op)) throw new KernelError("EINVAL", `${String(op.op)}: missing field ${name}`);
@@ -23,11 +28,24 @@ function int(op: Op, name: string, min = 0): number {
   return checkInteger(name, field(op, name), min);
 }
 
+/** Options of a {@link PglistReplayer}. */
+export interface PglistReplayerOptions {
+  /** The order segments are searched in (default `bsearch`; `bigfirst` for `pglist-bigfirst`). */
+  physseg?: PhysSegStrategy;
+}
+
 /** Drives one {@link Uvm} from trace operations. */
 export class PglistReplayer {
-  #uvm: Uvm = new Uvm();
+  readonly #physseg: PhysSegStrategy;
+  #uvm: Uvm;
   #lists = new Map<number, PageList>();
   #nextList = 1;
+
+  /** A replayer over a fresh allocator (4 KiB pages, no reserves until `config`). */
+  constructor(options: PglistReplayerOptions = {}) {
+    this.#physseg = options.physseg ?? "bsearch";
+    this.#uvm = new Uvm({ physseg: this.#physseg });
+  }
 
   /** The allocator being driven. */
   get uvm(): Uvm {
@@ -76,13 +94,13 @@ export class PglistReplayer {
     if (this.#uvm.segmentCount !== 0 || this.#nextList !== 1) {
       throw new KernelError("EINVAL", "config: only before the first physload");
     }
-    this.#uvm = new Uvm({ pageSize, reservePagedaemon, reserveKernel });
+    this.#uvm = new Uvm({ pageSize, reservePagedaemon, reserveKernel, physseg: this.#physseg });
     return { ok: true };
   }
 
   /**
    * Reads `pfns` as runs, checking that every page is managed, free (claim)
-   * or held by nobody but a claim (release), and that no page is named twice.
+   * or taken by a claim (release), and that no page is named twice.
    */
   #runs(op: Op, claim: boolean): [number, number][] {
     const raw = field(op, "pfns");
@@ -100,18 +118,16 @@ export class PglistReplayer {
         throw new KernelError("EINVAL", `pfns: page ${sorted[i]![0]} named twice`);
       }
     }
-    const pm = this.#uvm.physmem;
+    const uvm = this.#uvm;
     for (const [pfn, count] of runs) {
       for (let p = pfn; p < pfn + count; p++) {
-        const id = pm.idOf(p);
-        if (id < 0) {
+        if (!uvm.isManaged(p)) {
           throw new KernelError("EINVAL", `page ${describe(p)} is in no physical segment`);
         }
-        const f = pm.flags[id]!;
-        if (claim && (f & PG_FREE) === 0) {
+        if (claim && !uvm.isFree(p)) {
           throw new KernelError("EBUSY", `claim: page ${describe(p)} is not free`);
         }
-        if (!claim && (f & (PG_FREE | PG_PGLIST | PG_PGLCA)) !== 0) {
+        if (!claim && (uvm.isFree(p) || uvm.owner(p) !== CLAIMED)) {
           throw new KernelError("BADFREE", `release: page ${describe(p)} is not claimed`);
         }
       }
@@ -121,7 +137,10 @@ export class PglistReplayer {
 
   #claim(runs: [number, number][]): unknown {
     for (const [pfn, count] of runs) {
-      for (let p = pfn; p < pfn + count; p++) this.#uvm.pageClaim(p);
+      for (let p = pfn; p < pfn + count; p++) {
+        this.#uvm.pageClaim(p);
+        this.#uvm.setOwner(p, CLAIMED);
+      }
     }
     return { ok: true };
   }
@@ -154,24 +173,9 @@ export class PglistReplayer {
   }
 
   #state(): unknown {
-    const pm = this.#uvm.physmem;
-    const free: [number, number][] = [];
+    const uvm = this.#uvm;
     const hints: number[] = [];
-    for (let s = 0; s < pm.nsegs; s++) {
-      const off = pm.segIdOffset[s]!;
-      const end = pm.segEnd[s]! + off;
-      let id = pm.segStart[s]! + off;
-      while ((id = pm.findFree(id, end)) >= 0) {
-        const busy = pm.findBusy(id, end);
-        const stop = busy < 0 ? end : busy;
-        const pfn = id - off;
-        const last = free[free.length - 1];
-        if (last !== undefined && last[0] + last[1] === pfn) last[1] += stop - id;
-        else free.push([pfn, stop - id]);
-        id = stop;
-      }
-      hints.push(pm.segHint[s]!);
-    }
-    return { free, hints };
+    for (let s = 0; s < uvm.segmentCount; s++) hints.push(uvm.segment(s).startHint);
+    return { free: uvm.freeRuns(), hints };
   }
 }

@@ -5,8 +5,12 @@ import { fileURLToPath } from "node:url";
 import { KernelError } from "./errors.ts";
 import { PglistReplayer } from "./replay_pglist.ts";
 import { ReferencePglist } from "./pglist_reference.ts";
+import type { PhysSegStrategy } from "./physseg.ts";
 
 const GOLDEN = fileURLToPath(new URL("../testdata/golden/pglist/", import.meta.url));
+const GOLDEN_BIGFIRST = fileURLToPath(
+  new URL("../testdata/golden/pglist-bigfirst/", import.meta.url),
+);
 
 /** Error lines compare by code only (as the format says). */
 function norm(line: string): string {
@@ -32,19 +36,19 @@ function run(apply: (op: Record<string, unknown>) => unknown, text: string): str
   });
 }
 
-function traces(): string[] {
-  assert.ok(existsSync(GOLDEN), `golden traces not found at ${GOLDEN}`);
-  const names = readdirSync(GOLDEN).filter((f) => f.endsWith(".jsonl")).sort();
-  assert.ok(names.length >= 7, `only ${names.length} golden pglist traces`);
+function traces(dir = GOLDEN, least = 7): string[] {
+  assert.ok(existsSync(dir), `golden traces not found at ${dir}`);
+  const names = readdirSync(dir).filter((f) => f.endsWith(".jsonl")).sort();
+  assert.ok(names.length >= least, `only ${names.length} golden traces in ${dir}`);
   return names;
 }
 
-test("replay_pglist: every golden trace gives the expected output, line for line", () => {
-  for (const name of traces()) {
-    const text = readFileSync(GOLDEN + name, "utf8");
-    const want = readFileSync(GOLDEN + name.replace(/\.jsonl$/, ".expected"), "utf8")
+function replayGolden(dir: string, least: number, physseg: PhysSegStrategy): void {
+  for (const name of traces(dir, least)) {
+    const text = readFileSync(dir + name, "utf8");
+    const want = readFileSync(dir + name.replace(/\.jsonl$/, ".expected"), "utf8")
       .split("\n").filter((l) => l !== "").map(norm);
-    const r = new PglistReplayer();
+    const r = new PglistReplayer({ physseg });
     const got = run((op) => {
       const out = r.apply(op);
       r.uvm.check();
@@ -53,18 +57,44 @@ test("replay_pglist: every golden trace gives the expected output, line for line
     assert.equal(got.length, want.length, name);
     for (let i = 0; i < want.length; i++) assert.equal(got[i], want[i], `${name} line ${i + 1}`);
   }
+}
+
+test("replay_pglist: every golden trace gives the expected output, line for line", () => {
+  replayGolden(GOLDEN, 7, "bsearch");
+});
+
+test("replay_pglist: every BIGFIRST golden trace gives the expected output, line for line", () => {
+  replayGolden(GOLDEN_BIGFIRST, 4, "bigfirst");
+});
+
+test("replay_pglist: the BIGFIRST golden traces choose other pages under BSEARCH", () => {
+  // What makes the order matter: replayed in address order, they differ.
+  let differ = 0;
+  for (const name of traces(GOLDEN_BIGFIRST, 4)) {
+    const text = readFileSync(GOLDEN_BIGFIRST + name, "utf8");
+    const want = readFileSync(GOLDEN_BIGFIRST + name.replace(/\.jsonl$/, ".expected"), "utf8")
+      .split("\n").filter((l) => l !== "").map(norm);
+    const r = new PglistReplayer();
+    if (run((op) => r.apply(op), text).map(norm).join("\n") !== want.join("\n")) differ++;
+  }
+  assert.ok(differ >= 3, `only ${differ} traces depend on the order`);
 });
 
 /** The plain port driven by the same trace format, to keep the baseline honest. */
-function referenceApply(): (op: Record<string, unknown>) => unknown {
-  let ref = new ReferencePglist();
+function referenceApply(physseg: PhysSegStrategy): (op: Record<string, unknown>) => unknown {
+  let ref = new ReferencePglist(4096, 0, 0, physseg);
   const lists = new Map<number, number[]>();
   let next = 1;
   return (op) => {
     const n = (k: string) => op[k] as number;
     switch (op.op) {
       case "config":
-        ref = new ReferencePglist(n("page_size"), n("reserve_pagedaemon"), n("reserve_kernel"));
+        ref = new ReferencePglist(
+          n("page_size"),
+          n("reserve_pagedaemon"),
+          n("reserve_kernel"),
+          physseg,
+        );
         return { ok: true };
       case "physload":
         ref.physload(n("start"), n("end"), n("avail_start"), n("avail_end"), n("freelist"));
@@ -114,11 +144,13 @@ function referenceApply(): (op: Record<string, unknown>) => unknown {
 }
 
 test("replay_pglist: the page-by-page port also reproduces every golden trace", () => {
-  for (const name of traces()) {
-    const text = readFileSync(GOLDEN + name, "utf8");
-    const want = readFileSync(GOLDEN + name.replace(/\.jsonl$/, ".expected"), "utf8")
-      .split("\n").filter((l) => l !== "").map(norm);
-    assert.deepEqual(run(referenceApply(), text).map(norm), want, name);
+  for (const [dir, physseg] of [[GOLDEN, "bsearch"], [GOLDEN_BIGFIRST, "bigfirst"]] as const) {
+    for (const name of traces(dir, 4)) {
+      const text = readFileSync(dir + name, "utf8");
+      const want = readFileSync(dir + name.replace(/\.jsonl$/, ".expected"), "utf8")
+        .split("\n").filter((l) => l !== "").map(norm);
+      assert.deepEqual(run(referenceApply(physseg), text).map(norm), want, name);
+    }
   }
 });
 
@@ -198,6 +230,19 @@ test("replay_pglist: config sets the page size and reserves before the first phy
   // Three pages free: at the reserves (1 + 2), so a request fails at once.
   assert.equal(codeOf(r, { ...alloc, size: 8192, nsegs: 1 }), "ENOMEM");
   assert.deepEqual(r.apply({ op: "state" }), { free: [[5, 3]], hints: [5] });
+});
+
+test("replay_pglist: release gives back only claimed pages, not pages never free", () => {
+  const r = new PglistReplayer();
+  r.apply({ op: "physload", start: 0, end: 64, avail_start: 16, avail_end: 64, freelist: 0 });
+  r.apply({ op: "claim", pfns: [[20, 4]] });
+  const state = JSON.stringify(r.apply({ op: "state" }));
+  assert.equal(codeOf(r, { op: "release", pfns: [[8, 1]] }), "BADFREE");
+  assert.equal(codeOf(r, { op: "release", pfns: [[22, 4]] }), "BADFREE");
+  assert.equal(JSON.stringify(r.apply({ op: "state" })), state);
+  assert.deepEqual(r.apply({ op: "release", pfns: [[20, 4]] }), { ok: true });
+  assert.equal(codeOf(r, { op: "release", pfns: [[20, 1]] }), "BADFREE");
+  r.uvm.check();
 });
 
 test("replay_pglist: state merges free runs across adjacent segments", () => {

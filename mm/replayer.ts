@@ -27,6 +27,7 @@ export const REPLAYERS: Record<string, () => Replayer> = {
   vmem: () => new VmemReplayer(),
   pglist: () => new PglistReplayer(),
   "vmem-freebsd": () => new VmemFreeBSDReplayer(),
+  "pglist-bigfirst": () => new PglistReplayer({ physseg: "bigfirst" }),
 };
 
 /**
