@@ -33,6 +33,12 @@ for (const preset of ["isa", "pc", "big"] as const) {
     if (preset === "isa") {
       assert.equal(s.freelists.find((f) => f.name === "FIRST16")!.free, s.freePages);
     }
+    // The first heap allocation carves the kernel's whole virtual window
+    // (128 GiB on big): the arenas must hold up.
+    const va = k.kmem.alloc(100);
+    k.check();
+    k.kmem.free(va, 100);
+    k.check();
     assert.deepEqual(k.shutdown(), NO_LEAKS);
   });
 }

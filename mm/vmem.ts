@@ -1583,8 +1583,9 @@ export class Vmem {
       L[(flist << 2) | KNEXT] = fn;
       L[(fn << 2) | KPREV] = flist;
       if (rest !== 0) {
-        // The remainder (below 2^flist, so below 2^32): segCreate after
-        // vsp, then freelistInsert.
+        // The remainder (below 2^(flist + 1), which may be 2^32 or more on
+        // a list of a large segment): segCreate after vsp, then
+        // freelistInsert.
         const t = this.segFree;
         this.segFree = L[(t << 2) | KNEXT]!;
         this.nsegFree--;
@@ -1596,7 +1597,7 @@ export class Vmem {
         L[(t << 2) | APREV] = vsp;
         L[(vsp << 2) | ANEXT] = t;
         L[(nx << 2) | APREV] = t;
-        const i = 31 - Math.clz32(rest);
+        const i = rest < TWO32 ? 31 - Math.clz32(rest) : highbit(rest) - 1;
         T[t] = VMEM_FREE;
         if (i < 32) this.freemapLo |= 1 << i;
         else this.freemapHi |= 1 << (i - 32);

@@ -65,6 +65,22 @@ test("instant-fit takes the head of the first list whose members all fit, LIFO",
   a.check();
 });
 
+test("instant-fit carving a span of 2^38 leaves a remainder of 2^32 or more on its own list", () => {
+  // A 2^38 span is alone on list 38; a page from it leaves 2^38 - 4096,
+  // which belongs on list 37 (a 128 GiB kernel heap on a 64 GiB guest).
+  for (const size of [2 ** 38, 2 ** 37, 2 ** 33]) {
+    const a = Vmem.create("a", 2 ** 32, size, 4096);
+    assert.equal(a.alloc(4096, VM_NOSLEEP), 2 ** 32);
+    a.check();
+    assert.equal(a.alloc(3 * 4096, VM_NOSLEEP), 2 ** 32 + 4096);
+    a.check();
+    a.free(2 ** 32, 4096);
+    a.free(2 ** 32 + 4096, 3 * 4096);
+    a.check();
+    assert.deepEqual(segs(a), [["span", 2 ** 32, size], ["free", 2 ** 32, size]]);
+  }
+});
+
 test("a carve that leaves the remainder on its list keeps the segment's place", () => {
   const a = Vmem.create("a", 1000, 100, 1);
   a.add(5000, 100); // a second free segment, on the same list (64..127), now its head
@@ -163,26 +179,33 @@ test("the written-out free and constrained search decide as the seed-shaped ones
   // an mtbf that never strikes in this run it decides as the written-out
   // paths do, so chains of arenas driven alike must stay identical:
   // addresses, coalescing, free-list order, segment numbers, spans given
-  // back to the source.
+  // back to the source. Arena c has a span past 2^38, so free segments and
+  // remainders of 2^32 bytes and more come and go.
   const r = new Mulberry32(23);
+  const C_BASE = 2 ** 44, C_SIZE = 2 ** 38 + 2 ** 33;
   const chain = (plain: boolean) => {
     const src = Vmem.create("src", 1 << 24, 1 << 22, 4096);
     const a = Vmem.create("a", 0, 0, 16, { source: src });
     const b = Vmem.create("b", 1 << 30, 1 << 20, 16);
-    if (plain) { for (const x of [src, a, b]) x.setMtbf(0xffffffff, 3); }
-    return [src, a, b];
+    const c = Vmem.create("c", C_BASE, C_SIZE, 4096);
+    if (plain) { for (const x of [src, a, b, c]) x.setMtbf(0xffffffff, 3); }
+    return [src, a, b, c];
   };
   const fast = chain(false), slow = chain(true);
   const live: { i: number; addr: number; size: number; x: boolean }[] = [];
   const policies = [0, 0, 0, VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_ENDALLOC];
   let failures = 0;
   for (let step = 0; step < 4000; step++) {
-    const i = r.below(3);
+    const i = r.below(4);
     const q = fast[i]!.quantum;
     const op = r.below(10);
     if (live.length === 0 || op < 5) {
       const x = op === 4;
-      const size = r.below(3) === 0 ? q * (r.below(64) + 1) : r.below(40 * q) + 1;
+      const size = i === 3 && r.below(4) === 0
+        ? q * (1 + r.below(2 ** 22))
+        : r.below(3) === 0
+        ? q * (r.below(64) + 1)
+        : r.below(40 * q) + 1;
       const run = (v: Vmem) => {
         if (!x) {
           const policy = policies[r.below(policies.length)]!;
@@ -197,7 +220,13 @@ test("the written-out free and constrained search decide as the seed-shaped ones
           nocross = 2 ** (Math.ceil(Math.log2(need)) + r.below(3));
         }
         // Limits inside the span of an arena that has a fixed one.
-        const span = i === 0 ? [1 << 24, 1 << 22] : i === 2 ? [1 << 30, 1 << 20] : null;
+        const span = i === 0
+          ? [1 << 24, 1 << 22]
+          : i === 2
+          ? [1 << 30, 1 << 20]
+          : i === 3
+          ? [C_BASE, C_SIZE]
+          : null;
         if (span !== null && r.below(3) === 0) minaddr = span[0]! + q * r.below(span[1]! / q);
         if (span !== null && r.below(3) === 0) {
           maxaddr = span[0]! + q * (1 + r.below(span[1]! / q));
@@ -229,7 +258,7 @@ test("the written-out free and constrained search decide as the seed-shaped ones
     }
     for (const v of fast) v.check();
     if (step % 50 === 0) {
-      for (let k = 0; k < 3; k++) {
+      for (let k = 0; k < fast.length; k++) {
         assert.equal(fast[k]!.dump(), slow[k]!.dump(), `step ${step}`);
         assert.deepEqual(fast[k]!.stats, slow[k]!.stats);
         slow[k]!.check();
@@ -238,7 +267,8 @@ test("the written-out free and constrained search decide as the seed-shaped ones
   }
   assert.ok(failures > 0 && live.length > 0, `${failures} failures, ${live.length} live`);
   assert.ok(fast[1]!.stats.memImport > 0 && fast[0]!.stats.free > 100, "spans came and went");
-  for (let k = 0; k < 3; k++) assert.equal(fast[k]!.dump(), slow[k]!.dump());
+  for (let k = 0; k < fast.length; k++) assert.equal(fast[k]!.dump(), slow[k]!.dump());
+  assert.ok(fast[3]!.summary().freeSegments > 1, "arena c was carved");
 });
 
 test("best-fit picks the smallest fitting segment of the first list that has one", () => {
