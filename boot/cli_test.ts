@@ -6,7 +6,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { checkSvg } from "../mm/svg_check_test_util.ts";
-import { renderSvg } from "./svg.ts";
 import { NO_LEAKS } from "./_test_util.ts";
 
 const root = new URL("..", import.meta.url).pathname;
