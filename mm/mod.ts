@@ -6,7 +6,8 @@
  * - the page array, physical segments, page free lists and
  *   `uvm_pglistalloc` (NetBSD `uvm_pglist.c`).
  * - the kernel pmap, the page-backed kernel heap (kmem over vmem), the page
- *   cache and its daemon, and bus_dma.
+ *   cache and its daemon, bus_dma, and the IOMMU's driver (a domain per
+ *   device: I/O virtual addresses from vmem, I/O page tables in RAM).
  * - the replayers of allocation traces.
  *
  * ```ts
@@ -121,6 +122,7 @@ export {
   DEFAULT_BOUNCE_PAGES,
   type DmaBackend,
   type DmaDebugHooks,
+  type DmaIommu,
   DmaMap,
   type DmaMemory,
   type DmaSource,
@@ -129,6 +131,16 @@ export {
   type KernelVirtual,
   type PageRuns,
 } from "./bus_dma.ts";
+export {
+  type IommuBackend,
+  type IommuDevice,
+  IommuDomain,
+  type IommuDomainSummary,
+  IommuDriver,
+  type IommuSummary,
+  IOVA_QCACHE_MAX,
+  IOVA_QCACHE_MIN_ARENA,
+} from "./iommu.ts";
 export {
   DmaDebug,
   type DmaViolation,
