@@ -71,6 +71,8 @@ export interface BootOptions {
   driverBugs: DriverBug[];
   /** Pages of the bounce pool, or undefined for the kernel's default. */
   bouncePages?: number;
+  /** Put every device behind an IOMMU and have the kernel use it. */
+  iommu: boolean;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -113,6 +115,8 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --dma-debug        track every DMA map and report each misuse
       --driver-bugs LIST deliberate driver bugs: skip-sync, early-unload
       --bounce-pages N   pages of the bounce pool taken at boot (default 64)
+      --iommu            put every device behind an IOMMU: I/O virtual addresses
+                         from a vmem arena per device, translated DMA
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
@@ -185,6 +189,7 @@ const FLAGS = {
   "dma-debug": { type: "boolean" },
   "driver-bugs": { type: "string" },
   "bounce-pages": { type: "string" },
+  iommu: { type: "boolean" },
   vmem: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -284,6 +289,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
     bouncePages: v["bounce-pages"] === undefined
       ? undefined
       : parseCount("--bounce-pages", v["bounce-pages"], 0, 65536),
+    iommu: v.iommu ?? false,
     help: v.help ?? false,
   };
 }
