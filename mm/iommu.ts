@@ -304,12 +304,13 @@ export class IommuDomain {
           `frames[${first + i}] is not a page address: ${describe(f)}`,
         );
       }
-      if (this.#entry(iova + i * IOMMU_PAGE) !== 0) {
-        throw new KernelError(
-          "EBUSY",
-          `I/O virtual page ${hexs(iova + i * IOMMU_PAGE)} of domain ${this.id} is already mapped`,
-        );
-      }
+    }
+    const busy = this.#find(iova, count, true);
+    if (busy >= 0) {
+      throw new KernelError(
+        "EBUSY",
+        `I/O virtual page ${hexs(iova + busy * IOMMU_PAGE)} of domain ${this.id} is already mapped`,
+      );
     }
     const ram = this.#ram;
     let key = -1, leaf = 0;
@@ -342,15 +343,14 @@ export class IommuDomain {
     }
     this.#covered(iova, size, "unmap");
     const n = size / IOMMU_PAGE;
-    for (let i = 0; i < n; i++) {
-      if (this.#entry(iova + i * IOMMU_PAGE) === 0) {
-        throw new KernelError(
-          "BADFREE",
-          `unmap of I/O virtual page ${
-            hexs(iova + i * IOMMU_PAGE)
-          } of domain ${this.id}, which is not mapped`,
-        );
-      }
+    const hole = this.#find(iova, n, false);
+    if (hole >= 0) {
+      throw new KernelError(
+        "BADFREE",
+        `unmap of I/O virtual page ${
+          hexs(iova + hole * IOMMU_PAGE)
+        } of domain ${this.id}, which is not mapped`,
+      );
     }
     const ram = this.#ram;
     let key = -1, leaf = 0;
@@ -433,6 +433,26 @@ export class IommuDomain {
         }, ${hexs(this.base + this.size)}) in pages`,
       );
     }
+  }
+
+  /**
+   * The index of the first of the `n` pages from `iova` whose entry is
+   * present (with `present`) or not (without); -1 when there is none.
+   */
+  #find(iova: number, n: number, present: boolean): number {
+    const ram = this.#ram;
+    let key = -1, leaf = 0;
+    for (let i = 0; i < n; i++) {
+      const va = iova + i * IOMMU_PAGE, k = Math.floor(va / LEAF_SPAN);
+      if (k !== key) {
+        leaf = this.#leaf(va, false);
+        key = k;
+      }
+      const on = leaf !== 0 &&
+        (ram.read32(leaf + 8 * (va / IOMMU_PAGE - k * IOMMU_ENTRIES)) & 3) !== 0;
+      if (on === present) return i;
+    }
+    return -1;
   }
 
   /** The leaf entry of `iova` as a number (frame + permission), 0 when there is none. */
@@ -593,7 +613,7 @@ export class IommuDriver {
     r.write32(IOMMU_REG_CTX_ROOT_LO, domain.root - hi * TWO32);
     r.write32(IOMMU_REG_CTX_ROOT_HI, hi);
     r.write32(IOMMU_REG_CTX_CMD, IOMMU_CTX_SET);
-    this.#status(`context of source ${source} (domain ${domain.id})`);
+    this.#status("context of source", source);
   }
 
   /** Removes the context of `source`: its DMA faults from now on. */
@@ -605,7 +625,7 @@ export class IommuDriver {
     }
     this.#be.regs.write32(IOMMU_REG_SOURCE, source);
     this.#be.regs.write32(IOMMU_REG_CTX_CMD, IOMMU_CTX_CLEAR);
-    this.#status(`clearing the context of source ${source}`);
+    this.#status("clearing of the context of source", source);
   }
 
   /**
@@ -743,16 +763,17 @@ export class IommuDriver {
       r.write32(IOMMU_REG_INV_PAGES, pages);
     }
     r.write32(IOMMU_REG_INV_CMD, cmd);
-    this.#status(`invalidation of domain ${domain}`);
+    this.#status("invalidation of domain", domain);
     this.invalidations++;
   }
 
-  #status(what: string): void {
+  /** Throws ENXIO, naming the command (`what` and its number `n`), unless STATUS is OK. */
+  #status(what: string, n: number): void {
     const st = this.#be.regs.read32(IOMMU_REG_STATUS);
     if (st !== IOMMU_ST_OK) {
       throw new KernelError(
         "ENXIO",
-        `the IOMMU refused the ${what}: status ${st} (${STATUS_WORDS[st] ?? "unknown"})`,
+        `the IOMMU refused the ${what} ${n}: status ${st} (${STATUS_WORDS[st] ?? "unknown"})`,
       );
     }
   }
