@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { formatSummary, run, runJson, type RunResult } from "./run.ts";
 import { parseBootArgs, USAGE } from "./options.ts";
 import { createMachine } from "../machine/mod.ts";
@@ -133,4 +134,20 @@ test("kernel --iommu: a map left loaded at shutdown leaks its I/O virtual space 
   const problems = k.dmaProblems().join("\n");
   assert.match(problems, /leak: iommu: 8192 bytes of I\/O virtual space not freed/);
   assert.match(problems, /leak: iommu: \d+ I\/O page-table pages still in use/);
+});
+
+test('README "The IOMMU": its boot and summary lines are what the run it names prints', async () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("## The IOMMU"), readme.indexOf("## Benchmarks"));
+  const blocks = [...section.matchAll(/```\n([\s\S]*?)```/g)].map((m) => m[1]!.split("\n"));
+  assert.equal(blocks.length, 2);
+  const lines: string[] = [];
+  const r = await run(
+    parseBootArgs(["--memory", "6G", "--iommu", "-w", "dma"]),
+    (l) => lines.push(l),
+  );
+  const printed = new Set([...lines, ...formatSummary(r)]);
+  for (const line of blocks.flat()) {
+    if (line !== "") assert.ok(printed.has(line), `README line not printed: ${line}`);
+  }
 });

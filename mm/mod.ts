@@ -131,6 +131,7 @@ export {
   type KernelVirtual,
   type PageRuns,
 } from "./bus_dma.ts";
+export { type ArenaFigures } from "./fragmentation.ts";
 export {
   type IommuBackend,
   type IommuDevice,
