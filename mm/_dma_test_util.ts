@@ -5,7 +5,8 @@
  * @module
  */
 
-import { BusDma, type DmaBackend, type PageRuns } from "./bus_dma.ts";
+import { BusDma, type DmaBackend, type DmaMap, type PageRuns } from "./bus_dma.ts";
+import { KernelError } from "./errors.ts";
 import { loadRam, Uvm } from "./page.ts";
 import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
 import { Pmap } from "./pmap.ts";
@@ -120,4 +121,22 @@ export function iommuWorld(devices: Record<string, DmaConstraints>, bouncePages 
   );
   const dma = new BusDma(parts.backend, { bouncePages, iommu });
   return { m, ports, iommu, dma, ...parts };
+}
+
+/** The code of the KernelError `f` throws, or null when it throws none. */
+export function code(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    if (!(e instanceof KernelError)) throw e;
+    return e.code;
+  }
+}
+
+/** The map's segments as [address, length] pairs. */
+export function segsOf(map: DmaMap): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < map.nsegs; i++) out.push([map.segAddr(i), map.segLen(i)]);
+  return out;
 }

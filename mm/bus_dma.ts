@@ -1415,6 +1415,20 @@ export class BusDma {
 
   /** Unmaps the mapped pages of the map's first `upTo` I/O pages, then frees its space. */
   #unmapIo(map: DmaMap, upTo: number): void {
+    const d = map.tag.domain!;
+    this.#pageRuns(map, upTo, false);
+    if (map.iovaCached) d.free(map.iova, map.iovaSize);
+    else d.xfree(map.iova, map.iovaSize);
+    map.iova = 0;
+    map.iovaSize = 0;
+  }
+
+  /**
+   * Maps (or unmaps, without `enter`) each run of the map's first `upTo`
+   * I/O pages that have a frame. A refused mapping unmaps the runs before
+   * it, frees the space and is rethrown.
+   */
+  #pageRuns(map: DmaMap, upTo: number, enter: boolean): void {
     const d = map.tag.domain!, ps = this.#be.pageSize, frames = map.frames;
     for (let j = 0; j < upTo;) {
       if (frames[j]! < 0) {
@@ -1423,13 +1437,17 @@ export class BusDma {
       }
       let k = j + 1;
       while (k < upTo && frames[k]! >= 0) k++;
-      d.unmap(map.iova + j * ps, (k - j) * ps);
+      if (!enter) d.unmap(map.iova + j * ps, (k - j) * ps);
+      else {
+        try {
+          d.mapPages(map.iova + j * ps, frames, k - j, IOPTE_READ | IOPTE_WRITE, j);
+        } catch (e) {
+          this.#unmapIo(map, j);
+          throw e;
+        }
+      }
       j = k;
     }
-    if (map.iovaCached) d.free(map.iova, map.iovaSize);
-    else d.xfree(map.iova, map.iovaSize);
-    map.iova = 0;
-    map.iovaSize = 0;
   }
 
   /**
@@ -1629,22 +1647,7 @@ export class BusDma {
     map.iova = base;
     map.iovaSize = size;
     map.iovaCached = cached;
-    const frames = map.frames, np = map.npages;
-    for (let j = 0; j < np;) {
-      if (frames[j]! < 0) {
-        j++;
-        continue;
-      }
-      let k = j + 1;
-      while (k < np && frames[k]! >= 0) k++;
-      try {
-        d.mapPages(base + j * ps, frames, k - j, IOPTE_READ | IOPTE_WRITE, j);
-      } catch (e) {
-        this.#unmapIo(map, j);
-        throw e;
-      }
-      j = k;
-    }
+    this.#pageRuns(map, map.npages, true);
     const segs = map.segs;
     for (let i = 0; i < map.nsegs; i++) segs[2 * i]! += base;
     return null;

@@ -312,20 +312,7 @@ export class IommuDomain {
         `I/O virtual page ${hexs(iova + busy * IOMMU_PAGE)} of domain ${this.id} is already mapped`,
       );
     }
-    const ram = this.#ram;
-    let key = -1, leaf = 0;
-    for (let i = 0; i < count; i++) {
-      const va = iova + i * IOMMU_PAGE;
-      const k = Math.floor(va / LEAF_SPAN);
-      if (k !== key) {
-        leaf = this.#leaf(va, true);
-        key = k;
-      }
-      const at = leaf + 8 * (va / IOMMU_PAGE - k * IOMMU_ENTRIES);
-      const f = frames[first + i]!, hi = Math.floor(f / TWO32);
-      ram.write32(at + 4, hi);
-      ram.write32(at, f - hi * TWO32 + perm);
-    }
+    this.#store(iova, count, frames, first, perm);
     this.mappedPages += count;
     this.maps++;
   }
@@ -352,19 +339,7 @@ export class IommuDomain {
         } of domain ${this.id}, which is not mapped`,
       );
     }
-    const ram = this.#ram;
-    let key = -1, leaf = 0;
-    for (let i = 0; i < n; i++) {
-      const va = iova + i * IOMMU_PAGE;
-      const k = Math.floor(va / LEAF_SPAN);
-      if (k !== key) {
-        leaf = this.#leaves.get(k)!;
-        key = k;
-      }
-      const at = leaf + 8 * (va / IOMMU_PAGE - k * IOMMU_ENTRIES);
-      ram.write32(at, 0);
-      ram.write32(at + 4, 0);
-    }
+    this.#store(iova, n, null, 0, 0);
     this.mappedPages -= n;
     this.unmaps++;
     this.#driver.invalidatePages(this, iova, n);
@@ -432,6 +407,33 @@ export class IommuDomain {
           hexs(this.base)
         }, ${hexs(this.base + this.size)}) in pages`,
       );
+    }
+  }
+
+  /**
+   * Writes the leaf entries of the `n` pages from `iova`: page i to frame
+   * `frames[first + i]` with `perm`, or, with no frames, cleared. Makes the
+   * tables it needs (when mapping).
+   */
+  #store(
+    iova: number,
+    n: number,
+    frames: ArrayLike<number> | null,
+    first: number,
+    perm: number,
+  ): void {
+    const ram = this.#ram;
+    let key = -1, leaf = 0;
+    for (let i = 0; i < n; i++) {
+      const va = iova + i * IOMMU_PAGE, k = Math.floor(va / LEAF_SPAN);
+      if (k !== key) {
+        leaf = this.#leaf(va, true);
+        key = k;
+      }
+      const at = leaf + 8 * (va / IOMMU_PAGE - k * IOMMU_ENTRIES);
+      const f = frames === null ? 0 : frames[first + i]!, hi = Math.floor(f / TWO32);
+      ram.write32(at + 4, hi);
+      ram.write32(at, frames === null ? 0 : f - hi * TWO32 + perm);
     }
   }
 

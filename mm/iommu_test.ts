@@ -5,9 +5,8 @@ import {
   BUS_DMASYNC_POSTWRITE,
   BUS_DMASYNC_PREREAD,
   BUS_DMASYNC_PREWRITE,
-  type DmaMap,
 } from "./bus_dma.ts";
-import { KernelError } from "./errors.ts";
+import type { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { IommuDriver, IOVA_QCACHE_MAX } from "./iommu.ts";
 import { DmaDebug } from "./dma_debug.ts";
@@ -20,7 +19,7 @@ import {
   IOPTE_WRITE,
   segmentProblem,
 } from "../machine/mod.ts";
-import { iommuWorld } from "./_dma_test_util.ts";
+import { code, iommuWorld, segsOf } from "./_dma_test_util.ts";
 
 const PS = 4096, MiB = 2 ** 20;
 const RW = IOPTE_READ | IOPTE_WRITE;
@@ -35,26 +34,10 @@ function world() {
   }, 128);
 }
 
-function code(f: () => unknown): string | null {
-  try {
-    f();
-    return null;
-  } catch (e) {
-    if (!(e instanceof KernelError)) throw e;
-    return e.code;
-  }
-}
-
 function bytes(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
   for (let i = 0; i < n; i++) b[i] = (i * 13 + seed) & 0xff;
   return b;
-}
-
-function segsOf(map: DmaMap): [number, number][] {
-  const out: [number, number][] = [];
-  for (let i = 0; i < map.nsegs; i++) out.push([map.segAddr(i), map.segLen(i)]);
-  return out;
 }
 
 function checkAll(w: ReturnType<typeof world>): void {
