@@ -72,10 +72,12 @@
  * 1'. The source's pieces are laid out in I/O virtual space in order, each
  *    at its own offset in its page: a piece that continues the previous one
  *    in RAM, or that starts a page right after one that ended a page,
- *    follows it; any other starts a new stretch on the next page (on the
- *    next multiple of the alignment when that is above a page), which must
- *    start aligned. Segments are cut from the stretches at the boundary and
- *    the longest segment size, so pages scattered in RAM become one segment.
+ *    follows it when the last segment takes it (up to the next boundary,
+ *    within the longest segment size, as rule 1); any other starts a new
+ *    stretch on the next page (on the next multiple of the alignment when
+ *    that is above a page), which must start aligned. Segments are cut from
+ *    the stretches at the boundary and the longest segment size, so pages
+ *    scattered in RAM become one segment.
  * 2'. The whole layout takes one allocation from the domain's arena: within
  *    the tag's window, aligned to the page and the tag's alignment, and not
  *    crossing a boundary when it fits in one (aligned to the boundary when it
@@ -1595,7 +1597,8 @@ export class BusDma {
       const pa = pieces[2 * i]!, n = pieces[2 * i + 1]!;
       const inPage = pa - Math.floor(pa / ps) * ps;
       const follows = i > 0 &&
-        (pa === prevEnd || (inPage === 0 && c === Math.floor(c / ps) * ps));
+        (pa === prevEnd || (inPage === 0 && c === Math.floor(c / ps) * ps)) &&
+        this.#takes(map, c, n);
       if (!follows) {
         c = roundUp(c, stretch) + inPage;
         if (Math.floor(c / align) * align !== c) return "ALIGN";
@@ -2009,9 +2012,9 @@ function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
-/** `a` copied into one twice as long. */
+/** `a` copied into one twice as long (at least 8). */
 function grown(a: Float64Array): Float64Array {
-  const g = new Float64Array(2 * a.length);
+  const g = new Float64Array(Math.max(2 * a.length, 8));
   g.set(a);
   return g;
 }

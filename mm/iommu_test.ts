@@ -185,6 +185,30 @@ test("iommu: the tag's alignment and boundary are allocation constraints, and it
   w.dma.unload(lowMap);
 });
 
+test("iommu: a piece the last segment cannot take starts a stretch of its own, aligned", () => {
+  // Segments start on 8 KiB and hold 16 KiB: a page, then four contiguous pages.
+  const w = iommuWorld({ al: { alignment: 8192, maxSegmentSize: 16384, maxSegments: 4 } });
+  const tag = w.dma.tagForDevice(w.m.device("al")!);
+  const map = w.dma.createMap(tag, 65536, 4);
+  const va = w.buffer([0x2100, 0x2200, 0x2201, 0x2202, 0x2203]);
+  const data = bytes(5 * PS, 3);
+  w.pmap.write(va, data);
+  w.dma.load(map, va, 5 * PS);
+  const [a, b] = segsOf(map);
+  assert.equal(map.nsegs, 2);
+  assert.equal(a![1], PS);
+  assert.deepEqual([b![0] - a![0], b![1]], [8192, 4 * PS], "the second on the next 8 KiB");
+  for (const [addr, n] of segsOf(map)) assert.equal(segmentProblem(tag.limits, addr, n), null);
+  assert.equal(w.iommu.domainOf("al")!.mappedPages, 5, "the page between them is not mapped");
+  const got = new Uint8Array(5 * PS);
+  assert.equal(w.ports.al!.readSg(map.segs, map.nsegs, got), 5 * PS);
+  assert.deepEqual(got, data);
+  w.dma.check();
+  w.iommu.check();
+  w.dma.unload(map);
+  assert.equal(w.iommu.domainOf("al")!.mappedPages, 0);
+});
+
 test("iommu: a layout that needs more segments than the map is EFBIG; a full arena is ENOMEM", () => {
   const w = iommuWorld({ tiny: { maxAddress: 4 * PS - 1, maxSegments: 2 } });
   const tag = w.dma.tagForDevice(w.m.device("tiny")!);
