@@ -28,6 +28,12 @@ test("kernel: iommu on a machine without one is refused; an IOMMU the kernel doe
     () => new Kernel(bare, { iommu: true }),
     (e: KernelError) => e.code === "ENODEV" && /no IOMMU/.test(e.message),
   );
+  for (const bad of ["yes", 1, null, 1n]) {
+    assert.throws(
+      () => new Kernel(bare, { iommu: bad as unknown as boolean }),
+      (e: KernelError) => e.code === "EINVAL" && /iommu must be a boolean/.test(e.message),
+    );
+  }
   const m = createMachine({ preset: "pc", ramSize: 64 * 2 ** 20, iommu: true });
   new NvmeModel(m);
   const lines: string[] = [];

@@ -39,7 +39,7 @@
  */
 
 import type { Bus, Clock, InterruptController, Machine } from "../machine/mod.ts";
-import { KernelError } from "../mm/errors.ts";
+import { describe, KernelError } from "../mm/errors.ts";
 import { loadRam, Uvm } from "../mm/page.ts";
 import { type PageList, pglistAlloc, pglistAllocWait, pglistFree } from "../mm/pglist.ts";
 import {
@@ -406,7 +406,10 @@ export class Kernel implements DriverKernel {
         (flavor === "freebsd" ? " (illumos vmem: FreeBSD's has no next-fit)" : ""),
     );
     this.bootFree = uvm.free;
-    this.iommu = options.iommu ? this.#startIommu() : null;
+    if (options.iommu !== undefined && typeof options.iommu !== "boolean") {
+      throw new KernelError("EINVAL", `iommu must be a boolean, got ${describe(options.iommu)}`);
+    }
+    this.iommu = options.iommu === true ? this.#startIommu() : null;
     if (this.iommu === null && machine.iommu !== null) {
       log("iommu: present but not used: DMA is not translated");
     }

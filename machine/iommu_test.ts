@@ -422,6 +422,12 @@ test("iommu: bad options and a bad placement are refused by name", () => {
     (e: MachineError) => e.code === "EINVAL",
   );
   assert.equal(m.bus.windows().length, 0, "a refused IOMMU maps no window");
+  for (const bad of [null, 1, "yes", 1n, NaN]) {
+    assert.throws(
+      () => createMachine({ preset: "pc", ramSize: 64 * MiB, iommu: bad as unknown as boolean }),
+      (e: MachineError) => e.code === "EINVAL" && /iommu must be/.test(e.message),
+    );
+  }
   const port = new DmaPort(m.ram, "p", {});
   const iommu = new Iommu(m.ram, m.bus);
   for (const bad of [-1, 0x10000, 1.5, NaN, 1n, "1", undefined, null, false]) {

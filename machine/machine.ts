@@ -206,11 +206,11 @@ export function createMachine(options: MachineOptions = {}): Machine {
   const ram = new Ram(slots, { chunkSize: options.chunkSize });
   const bus = new Bus(memmap);
   const irq = new InterruptController(options.irqLines ?? 32);
-  const iommu = options.iommu === undefined || options.iommu === false
-    ? null
-    : options.iommu === true
-    ? {}
-    : options.iommu;
+  const io = options.iommu;
+  if (io !== undefined && typeof io !== "boolean" && (io === null || typeof io !== "object")) {
+    throw new MachineError("EINVAL", `iommu must be a boolean or IOMMU options, got ${hex(io)}`);
+  }
+  const iommu = io === undefined || io === false ? null : io === true ? {} : io;
   return new Machine(
     options.memmap ? "custom" : options.preset ?? "pc",
     memmap,
