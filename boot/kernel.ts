@@ -293,6 +293,9 @@ export class Kernel implements DriverKernel {
 
   /** Brings up the kernel on `machine` (see the module text for the order). */
   constructor(machine: Machine, options: KernelOptions = {}) {
+    if (options.iommu !== undefined && typeof options.iommu !== "boolean") {
+      throw new KernelError("EINVAL", `iommu must be a boolean, got ${describe(options.iommu)}`);
+    }
     const log = this.#log = options.log ?? (() => {});
     this.#vmemTrace = options.vmemTrace;
     const flavor = options.vmem ?? "illumos";
@@ -406,9 +409,6 @@ export class Kernel implements DriverKernel {
         (flavor === "freebsd" ? " (illumos vmem: FreeBSD's has no next-fit)" : ""),
     );
     this.bootFree = uvm.free;
-    if (options.iommu !== undefined && typeof options.iommu !== "boolean") {
-      throw new KernelError("EINVAL", `iommu must be a boolean, got ${describe(options.iommu)}`);
-    }
     this.iommu = options.iommu === true ? this.#startIommu() : null;
     if (this.iommu === null && machine.iommu !== null) {
       log("iommu: present but not used: DMA is not translated");
