@@ -374,7 +374,7 @@ export class Iommu implements DmaTranslator, MmioHandlers {
     let out: Float64Array = this.#out;
     if (!this.#enabled) {
       if (out.length < 2 * n) out = this.#out = new Float64Array(2 * n);
-      out.set(runs.subarray(0, 2 * n));
+      for (let i = 0; i < 2 * n; i++) out[i] = runs[i]!;
       return n;
     }
     const domain = this.#ctxDomain[source] ?? -1;

@@ -133,9 +133,9 @@ export interface IommuDomainSummary {
   size: number;
   /** Bytes of I/O virtual space held by loads now (quantum-cache slabs not counted). */
   inUse: number;
-  /** Mappings made (one per load) and undone. */
+  /** Mappings made: one per run of pages a load maps (one per load but for scatter lists). */
   maps: number;
-  /** Unmappings. */
+  /** Mappings undone. */
   unmaps: number;
   /** Pages mapped now. */
   mappedPages: number;
@@ -149,7 +149,7 @@ export interface IommuDomainSummary {
 export interface IommuSummary {
   /** True when the kernel uses the IOMMU. */
   enabled: boolean;
-  /** Mappings made (one per load). */
+  /** Mappings made, in all domains (see {@link IommuDomainSummary.maps}). */
   maps: number;
   /** Mappings undone. */
   unmaps: number;
