@@ -131,6 +131,9 @@ test("iommu: every load kind maps its pages, and the device moves the right byte
   w.m.ram.write(0x2400000, bytes(PS, 3));
   w.m.ram.write(0x2100000, bytes(PS, 4));
   w.dma.loadPhys(map, [[0x2400000, PS], [0x2100000, PS]]);
+  assert.equal(map.iovaCached, true, "no alignment or boundary: the quantum caches serve it");
+  const slabs = w.iommu.domainOf("nic")!.arena.summary().qcaches.reduce((n, q) => n + q.alloc, 0);
+  assert.ok(slabs > 0, "allocated from a quantum cache");
   assert.equal(map.nsegs, 2);
   assert.equal(map.segAddr(1), map.segAddr(0) + PS, "two frames, contiguous I/O addresses");
   check(new Uint8Array([...bytes(PS, 3), ...bytes(PS, 4)]));
@@ -170,6 +173,7 @@ test("iommu: the tag's alignment and boundary are allocation constraints, and it
   const buf = w.buffer(pages);
   for (let round = 0; round < 20; round++) {
     w.dma.load(isaMap, buf + 7, 15 * PS - 7);
+    assert.equal(isaMap.iovaCached, false, "a boundary is an xalloc constraint");
     const a = isaMap.segAddr(0);
     assert.equal(Math.floor(a / 65536), Math.floor((a + 15 * PS - 8) / 65536));
     w.dma.unload(isaMap);
@@ -211,6 +215,7 @@ test("iommu: a piece the last segment cannot take starts a stretch of its own, a
 
 test("iommu: a layout that needs more segments than the map is EFBIG; a full arena is ENOMEM", () => {
   const w = iommuWorld({ tiny: { maxAddress: 4 * PS - 1, maxSegments: 2 } });
+  assert.equal(w.iommu.domainOf("tiny")!.arena.qcacheMax, 0, "too small to spare slabs");
   const tag = w.dma.tagForDevice(w.m.device("tiny")!);
   const map = w.dma.createMap(tag, 8 * PS, 2);
   const a = w.buffer([0x2000]), b = w.buffer([0x2002]), c = w.buffer([0x2004]);
