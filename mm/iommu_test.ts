@@ -132,8 +132,8 @@ test("iommu: every load kind maps its pages, and the device moves the right byte
   w.m.ram.write(0x2100000, bytes(PS, 4));
   w.dma.loadPhys(map, [[0x2400000, PS], [0x2100000, PS]]);
   assert.equal(map.iovaCached, true, "no alignment or boundary: the quantum caches serve it");
-  const slabs = w.iommu.domainOf("nic")!.arena.summary().qcaches.reduce((n, q) => n + q.alloc, 0);
-  assert.ok(slabs > 0, "allocated from a quantum cache");
+  const cached = w.iommu.domainOf("nic")!.arena.summary().qcaches.reduce((n, q) => n + q.alloc, 0);
+  assert.ok(cached > 0, "allocated from a quantum cache");
   assert.equal(map.nsegs, 2);
   assert.equal(map.segAddr(1), map.segAddr(0) + PS, "two frames, contiguous I/O addresses");
   check(new Uint8Array([...bytes(PS, 3), ...bytes(PS, 4)]));
