@@ -239,7 +239,7 @@ export interface IommuScopeEntry {
 const LOG = 16;
 const LIMIT = 2 ** IOMMU_ADDRESS_BITS;
 const PER_PAGE = 1 / IOMMU_PAGE;
-// Reason codes (FAULT_INFO bits 0-7) and what they mean in words.
+// Reason codes (FAULT_INFO bits 0-7): one more than the reason's index in IOMMU_FAULT_REASONS.
 const FR_NOT_PRESENT = 1, FR_READ_ONLY = 2, FR_NO_READ = 3, FR_BLOCKED = 4, FR_WIDTH = 5;
 const FR_TABLE = 6;
 
