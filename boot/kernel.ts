@@ -3,7 +3,7 @@
  * everything it brought up.
  *
  *     memory map (firmware) -> physload -> page array -> free lists
- *       -> page daemon -> pmap -> arenas -> heap -> bus_dma -> devices
+ *       -> page daemon -> pmap -> arenas -> heap -> IOMMU -> bus_dma -> devices
  *
  * The kernel image sits at 1 MiB, as a PC loader puts it; its frames exist
  * but never start free. The page daemon is plugged into the page allocator
@@ -24,6 +24,13 @@
  * DMA memory, tags) as leaks. With `dmaDebug` bus_dma tracks every map and
  * every device transfer (`mm/dma_debug.ts`).
  *
+ * With `iommu` the kernel takes over the machine's IOMMU before bus_dma
+ * comes up (`mm/iommu.ts`): every device in its scope gets a domain, its
+ * tags hand out I/O virtual addresses, and its DMA is translated. The
+ * domains' root tables are taken after {@link Kernel.bootFree} is counted
+ * and given back at shutdown, which counts I/O virtual space still held and
+ * page-table pages still in use as leaks.
+ *
  * Everything a boot does is logged through `log` in lines a person can
  * follow, and {@link Kernel.summary} reports the state: RAM, free pages per
  * free list, arenas, page-daemon activity and leaks.
@@ -32,7 +39,7 @@
  */
 
 import type { Bus, Clock, InterruptController, Machine } from "../machine/mod.ts";
-import { KernelError } from "../mm/errors.ts";
+import { describe, KernelError } from "../mm/errors.ts";
 import { loadRam, Uvm } from "../mm/page.ts";
 import { type PageList, pglistAlloc, pglistAllocWait, pglistFree } from "../mm/pglist.ts";
 import {
@@ -52,6 +59,8 @@ import {
   type PageRuns,
 } from "../mm/bus_dma.ts";
 import { DmaDebug, type DmaViolation } from "../mm/dma_debug.ts";
+import { IommuDriver, type IommuSummary } from "../mm/iommu.ts";
+import { IOMMU_ADDRESS_BITS, IOMMU_LEVELS } from "../machine/mod.ts";
 import { PageCache, PageDaemon } from "../mm/pdaemon.ts";
 import {
   VM_NEXTFIT,
@@ -122,6 +131,8 @@ export interface KernelOptions {
   bouncePages?: number;
   /** The order uvm_pglistalloc searches segments in: `bsearch` (default) or x86's `bigfirst`. */
   physseg?: PhysSegStrategy;
+  /** Use the machine's IOMMU: every device in its scope gets a domain (ENODEV without one). */
+  iommu?: boolean;
 }
 
 /** Free pages of one free list. */
@@ -180,6 +191,8 @@ export interface KernelSummary {
   devices: DeviceSummary[];
   /** bus_dma's counters and its bounce pool. */
   busDma: BusDmaStats & { pool: BouncePoolStats };
+  /** The IOMMU: what it mapped, invalidated and faulted, and each domain (`enabled` false: unused). */
+  iommu: IommuSummary;
   /** DMA-API debugging: whether it is on, the violations it found and the first of them. */
   dmaDebug: DmaDebugSummary;
   /** What has not come back (after {@link Kernel.shutdown}: what never will). */
@@ -206,6 +219,10 @@ export interface KernelLeaks {
   dmaMemory: number;
   /** bus_dma tags (and their bounce reservations) not destroyed. */
   dmaTags: number;
+  /** Bytes of I/O virtual space still held in the IOMMU's domains (with the IOMMU only). */
+  iovaBytes?: number;
+  /** I/O page-table pages still in use (with the IOMMU only: at shutdown, of domains that still map pages). */
+  ioTablePages?: number;
 }
 
 /** What DMA-API debugging found. */
@@ -278,6 +295,8 @@ export class Kernel implements DriverKernel {
   readonly driverBugs: ReadonlySet<DriverBug>;
   /** DMA-API debugging, or null when it is off. */
   readonly dmaDebug: DmaDebug | null;
+  /** The IOMMU's driver, or null when the kernel does not use an IOMMU. */
+  readonly iommu: IommuDriver | null;
   /** Devices whose driver failed to attach, with the reason. */
   readonly attachErrors: string[] = [];
   readonly #drivers: DeviceDriver[] = [];
@@ -292,6 +311,9 @@ export class Kernel implements DriverKernel {
 
   /** Brings up the kernel on `machine` (see the module text for the order). */
   constructor(machine: Machine, options: KernelOptions = {}) {
+    if (options.iommu !== undefined && typeof options.iommu !== "boolean") {
+      throw new KernelError("EINVAL", `iommu must be a boolean, got ${describe(options.iommu)}`);
+    }
     const log = this.#log = options.log ?? (() => {});
     this.#vmemTrace = options.vmemTrace;
     const flavor = options.vmem ?? "illumos";
@@ -413,8 +435,12 @@ export class Kernel implements DriverKernel {
         (flavor === "freebsd" ? " (illumos vmem: FreeBSD's has no next-fit)" : ""),
     );
     this.bootFree = uvm.free;
+    this.iommu = options.iommu === true ? this.#startIommu() : null;
+    if (this.iommu === null && machine.iommu !== null) {
+      log("iommu: present but not used: DMA is not translated");
+    }
     const backend = this.#dmaBackend();
-    this.busDma = new BusDma(backend, { bouncePages: options.bouncePages });
+    this.busDma = new BusDma(backend, { bouncePages: options.bouncePages, iommu: this.iommu });
     this.dmaDebug = options.dmaDebug ? new DmaDebug(backend) : null;
     this.busDma.debug = this.dmaDebug;
     if (this.dmaDebug !== null) {
@@ -509,6 +535,48 @@ export class Kernel implements DriverKernel {
   fill(va: number, len: number, byte: number): void {
     this.pmap.fill(va, len, byte);
     this.dmaDebug?.cpu("write", va, len);
+  }
+
+  /**
+   * Takes the machine's IOMMU over: a domain for each device in its scope,
+   * tables from the page allocator, translation on. ENODEV without one.
+   */
+  #startIommu(): IommuDriver {
+    const hw = this.machine.iommu, m = this.machine, uvm = this.uvm, log = this.#log;
+    if (hw === null) throw new KernelError("ENODEV", "iommu: the machine has no IOMMU");
+    const driver = new IommuDriver(
+      {
+        ram: m.ram,
+        regs: {
+          read32: (off) => m.bus.read32(hw.base + off),
+          write32: (off, v) => m.bus.write32(hw.base + off, v),
+        },
+        allocTable: () => {
+          const pfn = uvm.pageAlloc();
+          if (pfn >= 0) uvm.setOwner(pfn, OWNER_DMA);
+          return pfn < 0 ? -1 : pfn * PAGE_SIZE;
+        },
+        group: this.vmemGroup,
+        freeTable: (pa) => {
+          uvm.pageFree(pa / PAGE_SIZE);
+          this.pagedaemon.notifyFreed();
+        },
+      },
+      hw.scope.map((s) => ({ ...s, limits: m.device(s.name)!.dma })),
+    );
+    log(
+      `iommu: at 0x${hw.base.toString(16)}, ${IOMMU_LEVELS}-level I/O page tables, ` +
+        `${IOMMU_ADDRESS_BITS}-bit I/O virtual addresses, IOTLB of ${hw.iotlbEntries} entries`,
+    );
+    for (const d of driver.domains) {
+      log(
+        `iommu: domain ${d.id} for ${d.device}: I/O virtual [0x${d.base.toString(16)}, 0x${
+          (d.base + d.size).toString(16)
+        })` + (d.arena.qcacheMax > 0 ? `, quantum caches up to ${d.arena.qcacheMax}` : ""),
+      );
+    }
+    log(`iommu: translation on for ${driver.domains.length} devices`);
+    return driver;
   }
 
   /** What bus_dma needs, from this kernel's page allocator, pmap and heap. */
@@ -640,6 +708,7 @@ export class Kernel implements DriverKernel {
     this.kmem.check();
     this.pids.check();
     this.busDma.check();
+    this.iommu?.check();
     for (const d of this.#drivers) d.check();
   }
 
@@ -656,7 +725,9 @@ export class Kernel implements DriverKernel {
    * quantum caches) and reports what did not come back: pages, heap and
    * kernel virtual bytes, identifiers, page lists, and what a driver that
    * was never detached (or detached badly) still holds: interrupt handlers,
-   * maps, DMA memory and tags. The kernel is unusable afterwards.
+   * maps, DMA memory and tags; then gives the IOMMU back (I/O virtual
+   * space still held and page-table pages still in use are leaks). The
+   * kernel is unusable afterwards.
    */
   shutdown(): KernelLeaks {
     const leaks: string[] = [];
@@ -676,6 +747,13 @@ export class Kernel implements DriverKernel {
     if (dma.maps.length > 0) leaks.push(`bus_dma maps not destroyed: ${dma.maps.join(", ")}`);
     if (dma.memory > 0) leaks.push(`${dma.memory} DMA memory allocations not freed`);
     if (dma.tags.length > 0) leaks.push(`bus_dma tags not destroyed: ${dma.tags.join(", ")}`);
+    const io = this.iommu?.shutdown() ?? null;
+    if (io !== null && io.iovaBytes > 0) {
+      leaks.push(`iommu: ${io.iovaBytes} bytes of I/O virtual space not freed`);
+    }
+    if (io !== null && io.tablePages > 0) {
+      leaks.push(`iommu: ${io.tablePages} I/O page-table pages still in use`);
+    }
     this.#driverLeaks = leaks;
     const ids = this.pids.destroy();
     const heap = this.kmem.shutdown();
@@ -690,6 +768,7 @@ export class Kernel implements DriverKernel {
       dmaMaps: dma.maps.length,
       dmaMemory: dma.memory,
       dmaTags: dma.tags.length,
+      ...(io === null ? {} : { iovaBytes: io.iovaBytes, ioTablePages: io.tablePages }),
     };
   }
 
@@ -788,6 +867,7 @@ export class Kernel implements DriverKernel {
       heap: k,
       devices: this.#drivers.map((d) => ({ name: d.name, type: d.type, ...d.stats() })),
       busDma: { ...this.busDma.stats, pool: this.busDma.bouncePool },
+      iommu: this.iommu?.summary() ?? noIommu(),
       dmaDebug: this.dmaDebugSummary(),
       leaks: {
         pages: this.bootFree - this.uvm.free - this.pagedaemon.cache.size,
@@ -799,6 +879,10 @@ export class Kernel implements DriverKernel {
         dmaMaps: this.busDma.liveMaps.length,
         dmaMemory: this.busDma.liveMemory,
         dmaTags: this.busDma.liveTags.length,
+        ...(this.iommu === null ? {} : {
+          iovaBytes: this.iommu.domains.reduce((n, d) => n + d.inUse, 0),
+          ioTablePages: this.iommu.domains.reduce((n, d) => n + d.tablePages, 0),
+        }),
       },
     };
   }
@@ -813,9 +897,25 @@ export class Kernel implements DriverKernel {
   }
 }
 
+/** What the summary says of the IOMMU when the kernel does not use one. */
+function noIommu(): IommuSummary {
+  return {
+    enabled: false,
+    maps: 0,
+    unmaps: 0,
+    invalidations: 0,
+    faults: 0,
+    mappedPages: 0,
+    tablePages: 0,
+    iotlb: { hits: 0, misses: 0 },
+    domains: [],
+  };
+}
+
 /**
- * The summary lines of the devices, bus_dma, its bounce pool and DMA-API
- * debugging (what the front end prints between the heap and the leaks).
+ * The summary lines of the devices, bus_dma, its bounce pool, the IOMMU and
+ * DMA-API debugging (what the front end prints between the heap and the
+ * leaks).
  */
 export function formatDmaSummary(s: KernelSummary): string[] {
   const out: string[] = [];
@@ -838,6 +938,22 @@ export function formatDmaSummary(s: KernelSummary): string[] {
       `  bounce pool  ${p.pages} pages at 0x${p.base.toString(16)}, ${p.reserved} reserved` +
         (p.tags.length > 0 ? ` (${p.tags.map((t) => `${t.tag} ${t.pages}`).join(", ")})` : ""),
     );
+  }
+  const io = s.iommu;
+  if (io.enabled) {
+    out.push(
+      `  iommu        ${io.maps} maps, ${io.unmaps} unmaps, ${io.invalidations} invalidations, ` +
+        `${io.faults} faults; ${io.mappedPages} I/O pages mapped, ${io.tablePages} table pages; ` +
+        `IOTLB ${io.iotlb.hits} hits, ${io.iotlb.misses} misses`,
+    );
+    for (const d of io.domains) {
+      out.push(
+        `  iommu domain ${d.id} ${d.device.padEnd(6)} I/O virtual [0x${d.base.toString(16)}, 0x${
+          (d.base + d.size).toString(16)
+        }): ${d.maps} maps, ${d.inUse} bytes in use, ${d.mappedPages} pages mapped, ` +
+          `${d.tablePages} table pages, arena fragmentation ${d.arena.fragmentation.toFixed(2)}`,
+      );
+    }
   }
   if (s.dmaDebug.enabled) {
     out.push(`  dma-debug    ${s.dmaDebug.violations} violations`);

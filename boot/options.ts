@@ -77,6 +77,8 @@ export interface BootOptions {
   bouncePages?: number;
   /** The order uvm_pglistalloc searches physical segments in. */
   physseg: PhysSegName;
+  /** Put every device behind an IOMMU and have the kernel use it. */
+  iommu: boolean;
   /** Print the usage text and do nothing else. */
   help: boolean;
 }
@@ -121,6 +123,8 @@ Boots a toy machine, brings up its kernel, runs a workload and prints a summary.
       --bounce-pages N   pages of the bounce pool taken at boot (default 64)
       --physseg ORDER    segment order of uvm_pglistalloc: bsearch (by address,
                          default) or bigfirst (x86's: smallest segment first)
+      --iommu            put every device behind an IOMMU: I/O virtual addresses
+                         from a vmem arena per device, translated DMA
   -h, --help             print this text
 
 Exit status: 0 when every check passed, 1 on a leak, a failed check, a DMA
@@ -193,6 +197,7 @@ const FLAGS = {
   "dma-debug": { type: "boolean" },
   "driver-bugs": { type: "string" },
   "bounce-pages": { type: "string" },
+  iommu: { type: "boolean" },
   vmem: { type: "string" },
   physseg: { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -294,6 +299,7 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
       ? undefined
       : parseCount("--bounce-pages", v["bounce-pages"], 0, 65536),
     physseg: oneOf("--physseg", v.physseg ?? "bsearch", PHYSSEGS),
+    iommu: v.iommu ?? false,
     help: v.help ?? false,
   };
 }

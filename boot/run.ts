@@ -192,7 +192,11 @@ export async function run(
     : undefined;
 
   const t0 = performance.now();
-  const machine = createMachine({ preset: options.machine, ramSize: options.memory });
+  const machine = createMachine({
+    preset: options.machine,
+    ramSize: options.memory,
+    iommu: options.iommu === true,
+  });
   for (const name of options.devices) DEVICE_MODELS[name](machine);
   const k = kernel = new Kernel(machine, {
     log,
@@ -203,6 +207,7 @@ export async function run(
     driverBugs: options.driverBugs,
     bouncePages: options.bouncePages,
     physseg: options.physseg,
+    iommu: options.iommu === true,
     vmem: flavor,
     policy: policy as KmemPolicy,
   });
@@ -361,13 +366,16 @@ export function formatSummary(r: RunResult): string[] {
   out.push(...formatDmaSummary(s));
   const l = s.leaks;
   const leaked = l.pages + l.heapBytes + l.kvaBytes + l.ids + l.pageLists + l.handlers +
-    l.dmaMaps + l.dmaMemory + l.dmaTags;
+    l.dmaMaps + l.dmaMemory + l.dmaTags + (l.iovaBytes ?? 0) + (l.ioTablePages ?? 0);
   out.push(
     `  leaks        ${
       leaked === 0 ? "0" : "YES"
     } after shutdown: pages ${l.pages}, heap bytes ${l.heapBytes}, ` +
       `kva bytes ${l.kvaBytes}, ids ${l.ids}, page lists ${l.pageLists}, handlers ${l.handlers}, ` +
-      `maps ${l.dmaMaps}, DMA memory ${l.dmaMemory}, tags ${l.dmaTags}`,
+      `maps ${l.dmaMaps}, DMA memory ${l.dmaMemory}, tags ${l.dmaTags}` +
+      (l.iovaBytes === undefined
+        ? ""
+        : `, I/O virtual bytes ${l.iovaBytes}, I/O table pages ${l.ioTablePages}`),
   );
   for (const p of r.problems) out.push(`  PROBLEM      ${p}`);
   out.push(r.status === 0 ? "ok" : `FAILED (${r.problems.length} problems)`);

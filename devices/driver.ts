@@ -28,7 +28,8 @@
  *   the driver last looked is counted; errors are counted and the first few
  *   logged.
  * - breaches: before it starts a transfer, a driver tells whether what it
- *   programs breaks the device's own limits ({@link DriverBase.breach}),
+ *   programs breaks the device's own limits, or, behind an IOMMU, names
+ *   addresses the device's domain does not map ({@link DriverBase.breach}),
  *   which happens only when tags are ignored; {@link DriverBase.account}
  *   then counts the breaches and those the device caught with a fault. A
  *   breach that ended any other way went unnoticed; a fault without a
@@ -61,6 +62,7 @@ import {
   type DmaLimits,
   FAULT_DECODE,
   FAULT_NONE,
+  FAULT_TRANSLATION,
   INT_DONE,
   INT_ERROR,
   listProblem,
@@ -440,9 +442,14 @@ export abstract class DriverBase implements DeviceDriver {
     });
   }
 
-  /** True when the `nsegs` segments of `segs` break the device's own limits. */
+  /**
+   * True when the `nsegs` segments of `segs` break the device's own limits,
+   * or, when the device is behind an IOMMU, reach pages its domain does not
+   * map (what a driver that ignored its tag programs).
+   */
   protected breach(segs: ArrayLike<number>, nsegs: number): boolean {
-    return listProblem(this.limits, segs, nsegs) !== null;
+    return listProblem(this.limits, segs, nsegs) !== null ||
+      !this.busDma.mappedFor(this.name, segs, nsegs);
   }
 
   /**
@@ -472,9 +479,12 @@ export abstract class DriverBase implements DeviceDriver {
     const kind = this.rd(REG_FAULT_KIND);
     if (kind !== FAULT_NONE) {
       const addr = this.rd64(REG_FAULT_ADDR_LO, REG_FAULT_ADDR_HI);
-      this.lastFault = `${kind === FAULT_DECODE ? "decode" : "access"} fault at 0x${
-        addr.toString(16)
-      } (${this.rd(REG_FAULT_LEN)} bytes)`;
+      const what = kind === FAULT_DECODE
+        ? "decode"
+        : kind === FAULT_TRANSLATION
+        ? "translation"
+        : "access";
+      this.lastFault = `${what} fault at 0x${addr.toString(16)} (${this.rd(REG_FAULT_LEN)} bytes)`;
       this.wr(REG_FAULT_KIND, 0);
     }
     const s = this.counters, seen = s.faults;

@@ -16,7 +16,7 @@
  * | 0x00   | ID              | RO     | device identifier (four ASCII bytes)            |
  * | 0x08   | ISR             | R/W1C  | interrupt causes; write 1s to clear them        |
  * | 0x0C   | IER             | R/W    | interrupt enables                               |
- * | 0x40   | FAULT_KIND      | R/W    | last DMA fault: 0 none, 1 decode, 2 access; any store clears it |
+ * | 0x40   | FAULT_KIND      | R/W    | last DMA fault: 0 none, 1 decode, 2 access, 3 translation; any store clears it |
  * | 0x44   | FAULT_ADDR_LO   | RO     | its address, low 32 bits                        |
  * | 0x48   | FAULT_ADDR_HI   | RO     | its address, high bits                          |
  * | 0x4C   | FAULT_LEN       | RO     | its length in bytes                             |
@@ -51,7 +51,7 @@ export const REG_ID = 0x00;
 export const REG_ISR = 0x08;
 /** Offset of the interrupt enable register. */
 export const REG_IER = 0x0c;
-/** Offset of the last fault's kind (0 none, 1 decode, 2 access); a store clears the fault. */
+/** Offset of the last fault's kind (0 none, 1 decode, 2 access, 3 translation); a store clears the fault. */
 export const REG_FAULT_KIND = 0x40;
 /** Offset of the last fault's address, low 32 bits. */
 export const REG_FAULT_ADDR_LO = 0x44;
@@ -73,6 +73,8 @@ export const FAULT_NONE = 0;
 export const FAULT_DECODE = 1;
 /** FAULT_KIND value: a DMA constraint or the device protocol was broken. */
 export const FAULT_ACCESS = 2;
+/** FAULT_KIND value: the IOMMU the device sits behind refused to translate the address. */
+export const FAULT_TRANSLATION = 3;
 
 /** Bytes of every device register window. */
 export const DEVICE_WINDOW = 4096;
@@ -244,7 +246,11 @@ export abstract class DeviceModel implements MmioHandlers {
     if (f === null || this.dma.faults === this.#faultShown) return 0;
     switch (offset) {
       case REG_FAULT_KIND:
-        return f.kind === "decode" ? FAULT_DECODE : FAULT_ACCESS;
+        return f.kind === "decode"
+          ? FAULT_DECODE
+          : f.kind === "translation"
+          ? FAULT_TRANSLATION
+          : FAULT_ACCESS;
       case REG_FAULT_ADDR_LO:
         return Number.isInteger(f.addr) && f.addr >= 0 ? f.addr % TWO32 : 0;
       case REG_FAULT_ADDR_HI:

@@ -15,7 +15,10 @@
  *   engine would stop; here nothing moves), or when the device's own
  *   protocol refuses what the driver programmed ({@link DmaPort.fault});
  * - a `decode` fault when a segment reaches an address that is not RAM (as
- *   QEMU tells MEMTX_DECODE_ERROR from other transaction errors).
+ *   QEMU tells MEMTX_DECODE_ERROR from other transaction errors);
+ * - a `translation` fault when the device sits behind an IOMMU whose tables
+ *   do not let it make the access (an unmapped page, a write to a read-only
+ *   one; see `iommu.ts`).
  *
  * A fault is counted, kept as {@link DmaPort.lastFault} and in a short log,
  * and reported to the device by the return value (`false`, or `-1` for the
@@ -25,10 +28,12 @@
  * as an address or a length is a fault), so a model always ends a bad
  * transfer with a fault record.
  *
- * The address a segment names is a bus address. On this machine bus
- * addresses are physical addresses: once the constraints pass, the list goes
- * to RAM as it is. That step (constraints on the device's addresses, then
- * RAM) is where an IOMMU would translate bus addresses through its tables.
+ * The address a segment names is a bus address: the address the device
+ * drives. A port's device may be placed behind a {@link DmaTranslator} (an
+ * IOMMU): its constraints still apply to the addresses it drives, and once
+ * they pass, the translator turns the list's runs into runs of RAM (or
+ * faults it, moving nothing). A port not placed behind one sends its list to
+ * RAM as it is; that path pays one test per transfer for the seam.
  *
  * Segment lists are flat `(address, length)` pairs in any array of numbers;
  * a `Float64Array` holds any address exactly. A list costs a few
@@ -43,7 +48,7 @@
  * has queued but not run is counted in {@link DmaPort.inFlight}.
  *
  * Invariants (see {@link DmaPort.check}): counters are non-negative
- * integers, faults = decode + access.
+ * integers, faults = decode + access + translation.
  *
  * @module
  */
@@ -100,13 +105,23 @@ export const DMA_CONSTRAINT_FIELDS: readonly (keyof DmaConstraints)[] = Object.f
 /** "No limit" for the counts and sizes of {@link DmaLimits}. */
 export const DMA_NO_LIMIT: number = Number.MAX_SAFE_INTEGER;
 
+/**
+ * Why a transfer was refused: `decode` (the address is not RAM), `access`
+ * (a constraint or the device protocol forbids it), `translation` (the
+ * IOMMU the device sits behind does not map it for the access).
+ */
+export type DmaFaultKind = "decode" | "access" | "translation";
+
 /** A refused DMA transfer. */
 export interface DmaFault {
-  /** `decode`: the address is not RAM; `access`: a constraint or the device protocol forbids it. */
-  readonly kind: "decode" | "access";
+  /** What refused it. */
+  readonly kind: DmaFaultKind;
   /** `read`: RAM to device; `write`: device to RAM. */
   readonly op: "read" | "write";
-  /** First byte of the offending segment (as the device gave it: any value). */
+  /**
+   * First byte of the offending segment (as the device gave it: any value);
+   * for a decode fault behind an IOMMU, the RAM address its tables gave.
+   */
   readonly addr: number;
   /** Length of the offending segment (as the device gave it). */
   readonly len: number;
@@ -121,6 +136,23 @@ export interface DmaMonitor {
    * `nsegs` segments (address, length pairs) of `segs` it touched.
    */
   transferred(port: DmaPort, op: "read" | "write", segs: ArrayLike<number>, nsegs: number): void;
+}
+
+/**
+ * What stands between a port and RAM when its device sits behind an IOMMU:
+ * it turns the addresses the device drives into RAM addresses.
+ */
+export interface DmaTranslator {
+  /**
+   * Translates the `n` runs of `runs` (address, length pairs the device of
+   * `port` drives, already checked against its constraints) for source
+   * `source`, as a `write` (device to RAM) or a read. Writes the RAM runs
+   * into {@link DmaTranslator.out} and returns how many there are, or -1
+   * after recording a `translation` fault on `port` (nothing may move then).
+   */
+  translate(source: number, port: DmaPort, write: boolean, runs: Float64Array, n: number): number;
+  /** The RAM runs of the last translation (address, length pairs). */
+  readonly out: Float64Array;
 }
 
 const LOG = 16;
@@ -254,6 +286,8 @@ export class DmaPort {
   decodeFaults = 0;
   /** Refused transfers that broke a constraint or the device protocol. */
   accessFaults = 0;
+  /** Refused transfers the IOMMU in front of the device would not translate. */
+  translationFaults = 0;
   /** The most recent fault, or `null`. */
   lastFault: DmaFault | null = null;
   /**
@@ -266,6 +300,9 @@ export class DmaPort {
 
   readonly #ram: Ram;
   readonly #log: DmaFault[] = [];
+  // The IOMMU in front of the device and the device's source number there.
+  #translator: DmaTranslator | null = null;
+  #source = -1;
   // The limits as plain fields, read on every segment.
   readonly #minAddress: number;
   readonly #maxAddress: number;
@@ -304,6 +341,7 @@ export class DmaPort {
    * segment. Returns false, moving nothing, on a fault.
    */
   read(pa: number, dst: Uint8Array, offset = 0, length: number = dst.length - offset): boolean {
+    if (this.#translator !== null) return this.#translated("read", pa, length, dst, offset, 0);
     if (!this.#segment(pa, length, "read") || !this.#decode(pa, length, "read")) return false;
     this.#ram.read(pa, dst, offset, length);
     this.#count(1, length);
@@ -316,6 +354,7 @@ export class DmaPort {
    * Returns false, writing nothing, on a fault.
    */
   write(pa: number, src: Uint8Array, offset = 0, length: number = src.length - offset): boolean {
+    if (this.#translator !== null) return this.#translated("write", pa, length, src, offset, 0);
     if (!this.#segment(pa, length, "write") || !this.#decode(pa, length, "write")) return false;
     this.#ram.write(pa, src, offset, length);
     this.#count(1, length);
@@ -325,6 +364,7 @@ export class DmaPort {
 
   /** Sets `len` bytes at `pa` to `byte` as one segment. Returns false, writing nothing, on a fault. */
   fill(pa: number, len: number, byte: number): boolean {
+    if (this.#translator !== null) return this.#translated("fill", pa, len, null, 0, byte);
     if (!this.#segment(pa, len, "write") || !this.#decode(pa, len, "write")) return false;
     this.#ram.fill(pa, len, byte);
     this.#count(1, len);
@@ -355,7 +395,31 @@ export class DmaPort {
    * for a transfer.
    */
   validate(pa: number, len: number, op: "read" | "write"): boolean {
-    return this.#segment(pa, len, op) && this.#decode(pa, len, op);
+    if (!this.#segment(pa, len, op)) return false;
+    if (this.#translator === null) return this.#decode(pa, len, op);
+    return this.#translateOne(pa, len, op) >= 0;
+  }
+
+  /**
+   * Places the device behind `translator` (an IOMMU), as its source number
+   * `source`: from now on every transfer is translated. A port is placed
+   * once (`EBUSY` after that).
+   */
+  placeBehind(translator: DmaTranslator, source: number): void {
+    if (translator === null || typeof translator !== "object") {
+      throw new MachineError("EINVAL", `translator must be an object, got ${hex(translator)}`);
+    }
+    checkInt("source", source, 0, 0xffff);
+    if (this.#translator !== null) {
+      throw new MachineError("EBUSY", `${this.name} is already behind an IOMMU`);
+    }
+    this.#translator = translator;
+    this.#source = source;
+  }
+
+  /** The device's source number at the IOMMU it sits behind, or -1. */
+  get source(): number {
+    return this.#source;
   }
 
   /**
@@ -364,7 +428,7 @@ export class DmaPort {
    * transfer is recorded. Returns false, for `return port.fault(...)`.
    */
   fault(
-    kind: "decode" | "access",
+    kind: DmaFaultKind,
     op: "read" | "write",
     addr: number,
     len: number,
@@ -374,6 +438,7 @@ export class DmaPort {
     this.lastFault = f;
     this.faults++;
     if (kind === "decode") this.decodeFaults++;
+    else if (kind === "translation") this.translationFaults++;
     else this.accessFaults++;
     if (this.#log.length === LOG) this.#log.shift();
     this.#log.push(f);
@@ -390,8 +455,11 @@ export class DmaPort {
     if (!Number.isInteger(this.inFlight) || this.inFlight < 0) {
       throw new MachineError("CORRUPT", `DmaPort.check: inFlight is ${this.inFlight}`);
     }
-    if (this.faults !== this.decodeFaults + this.accessFaults) {
-      throw new MachineError("CORRUPT", "DmaPort.check: faults differ from decode + access");
+    if (this.faults !== this.decodeFaults + this.accessFaults + this.translationFaults) {
+      throw new MachineError(
+        "CORRUPT",
+        "DmaPort.check: faults differ from decode + access + translation",
+      );
     }
     if (this.#log.length > LOG || (this.faults > 0) !== (this.lastFault !== null)) {
       throw new MachineError("CORRUPT", "DmaPort.check: fault log");
@@ -406,6 +474,7 @@ export class DmaPort {
     faults: number;
     decodeFaults: number;
     accessFaults: number;
+    translationFaults: number;
   } {
     return {
       transfers: this.transfers,
@@ -414,6 +483,7 @@ export class DmaPort {
       faults: this.faults,
       decodeFaults: this.decodeFaults,
       accessFaults: this.accessFaults,
+      translationFaults: this.translationFaults,
     };
   }
 
@@ -427,12 +497,19 @@ export class DmaPort {
   ): number {
     const total = this.#list(segs, nsegs, buf.length - offset, op);
     if (total < 0) return -1;
+    let runs: Float64Array = this.#runs, count = this.#runCount;
+    const t = this.#translator;
+    if (t !== null) {
+      count = t.translate(this.#source, this, op === "write", runs, count);
+      if (count < 0) return -1;
+      runs = t.out;
+    }
     try {
-      if (op === "read") this.#ram.readSg(this.#runs, this.#runCount, buf, offset);
-      else this.#ram.writeSg(this.#runs, this.#runCount, buf, offset);
+      if (op === "read") this.#ram.readSg(runs, count, buf, offset);
+      else this.#ram.writeSg(runs, count, buf, offset);
     } catch (e) {
-      if (e instanceof MachineFault) return this.#decodeFault(segs, nsegs, op);
-      throw e;
+      if (!(e instanceof MachineFault)) throw e;
+      return t === null ? this.#decodeFault(segs, nsegs, op) : this.#runFault(runs, count, op);
     }
     this.#count(nsegs, total);
     this.monitor?.transferred(this, op, segs, nsegs);
@@ -463,6 +540,67 @@ export class DmaPort {
       len,
       why ?? `transfer of ${len} bytes exceeds the device's largest of ${this.limits.maxTransfer}`,
     );
+  }
+
+  /**
+   * A one-segment transfer through the translator: the segment checked,
+   * translated, its RAM runs checked, then moved (a `fill` when `buf` is
+   * null). False, moving nothing, on a fault.
+   */
+  #translated(
+    op: "read" | "write" | "fill",
+    pa: number,
+    len: number,
+    buf: Uint8Array | null,
+    offset: number,
+    byte: number,
+  ): boolean {
+    const dir = op === "read" ? "read" : "write";
+    if (!this.#segment(pa, len, dir)) return false;
+    const n = this.#translateOne(pa, len, dir);
+    if (n < 0) return false;
+    const runs = this.#translator!.out;
+    if (buf === null) {
+      for (let i = 0; i < n; i++) this.#ram.fill(runs[2 * i]!, runs[2 * i + 1]!, byte);
+    } else if (op === "read") this.#ram.readSg(runs, n, buf, offset);
+    else this.#ram.writeSg(runs, n, buf, offset);
+    this.#count(1, len);
+    this.#watch(dir, pa, len);
+    return true;
+  }
+
+  /**
+   * Translates the one segment `[pa, pa + len)` and checks its RAM runs are
+   * RAM; returns their count in the translator's `out`, or -1 after
+   * recording the fault.
+   */
+  #translateOne(pa: number, len: number, op: "read" | "write"): number {
+    this.#one[0] = pa;
+    this.#one[1] = len;
+    const t = this.#translator!;
+    const n = t.translate(this.#source, this, op === "write", this.#one, 1);
+    if (n < 0) return -1;
+    for (let i = 0; i < n; i++) {
+      const why = this.#ram.rangeProblem(t.out[2 * i]!, t.out[2 * i + 1]!);
+      if (why !== null) return this.#runFault(t.out, n, op);
+    }
+    return n;
+  }
+
+  /**
+   * Records RAM's refusal of translated runs as a decode fault naming the
+   * first RAM run that is not all RAM (where the device's tables sent it).
+   */
+  #runFault(runs: Float64Array, n: number, op: "read" | "write"): -1 {
+    for (let i = 0; i < n; i++) {
+      const pa = runs[2 * i]!, len = runs[2 * i + 1]!;
+      const why = this.#ram.rangeProblem(pa, len);
+      if (why !== null) {
+        this.fault("decode", op, pa, len, `translated to ${hex(pa)}: ${why}`);
+        return -1;
+      }
+    }
+    throw new MachineError("CORRUPT", "DmaPort: RAM refused translated runs that are all RAM");
   }
 
   #decode(pa: number, len: number, op: "read" | "write"): boolean {

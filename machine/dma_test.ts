@@ -99,6 +99,7 @@ test("dma: transfers that respect the constraints move the bytes and are counted
     faults: 0,
     decodeFaults: 0,
     accessFaults: 0,
+    translationFaults: 0,
   });
   assert.equal(port.lastFault, null);
   port.check();

@@ -14,6 +14,12 @@
  * queue to complete later, and after each piece the CPU takes the
  * interrupts it raised.
  *
+ * A machine may have an {@link Iommu} (`iommu` in the options): its
+ * register window is the first one in the MMIO hole, and with `placeAll`
+ * (the default) every device attached afterwards is placed behind it, as a
+ * DMAR unit whose scope is every device. Its scope is then the kernel's
+ * table of which devices it translates.
+ *
  * @module
  */
 
@@ -24,6 +30,7 @@ import { Bus, type MmioHandlers, type MmioWindow } from "./bus.ts";
 import { InterruptController, type IrqLine } from "./irq.ts";
 import { type DmaConstraints, type DmaLimits, DmaPort } from "./dma.ts";
 import { Clock } from "./clock.ts";
+import { Iommu, type IommuOptions } from "./iommu.ts";
 
 /** How to build a machine. */
 export interface MachineOptions {
@@ -37,6 +44,8 @@ export interface MachineOptions {
   chunkSize?: number;
   /** Interrupt lines (default 32). */
   irqLines?: number;
+  /** An IOMMU (`true`: with its default options); none unless told. */
+  iommu?: boolean | IommuOptions;
 }
 
 /** What a device model asks for when it is attached. */
@@ -95,15 +104,21 @@ export class Machine {
   readonly irq: InterruptController;
   /** Virtual time and the device work queued on it; the CPU takes interrupts after each event. */
   readonly clock: Clock;
+  /** The IOMMU, or null when the machine has none. */
+  readonly iommu: Iommu | null;
   readonly #devices: DeviceInfo[] = [];
 
-  /** Assembles a machine from its parts; see {@link createMachine}. */
+  /**
+   * Assembles a machine from its parts (an IOMMU is built from `iommu`,
+   * its options, when given); see {@link createMachine}.
+   */
   constructor(
     preset: Preset | "custom",
     memmap: MemoryMap,
     ram: Ram,
     bus: Bus,
     irq: InterruptController,
+    iommu: IommuOptions | null = null,
   ) {
     this.preset = preset;
     this.memmap = memmap;
@@ -111,6 +126,7 @@ export class Machine {
     this.bus = bus;
     this.irq = irq;
     this.clock = new Clock(() => irq.deliver());
+    this.iommu = iommu === null ? null : new Iommu(ram, bus, iommu);
   }
 
   /** The attached devices, in attach order. */
@@ -125,8 +141,9 @@ export class Machine {
 
   /**
    * Attaches a device model: maps its registers in the MMIO hole, gives it
-   * the next interrupt line and a DMA port with its constraints. Throws
-   * (`EINVAL`, `EBUSY`, `ENOSPC`) and changes nothing when it cannot.
+   * the next interrupt line and a DMA port with its constraints, placed
+   * behind the IOMMU when the IOMMU takes every device. Throws (`EINVAL`,
+   * `EBUSY`, `ENOSPC`) and changes nothing when it cannot.
    */
   attach(spec: DeviceSpec): Attachment {
     if (spec === null || typeof spec !== "object") {
@@ -145,6 +162,8 @@ export class Machine {
     const size = Math.ceil(checkInt("windowSize", spec.windowSize ?? 4096, 1, 2 ** 30) / 4096) *
       4096;
     const dma = new DmaPort(this.ram, name, spec.dma);
+    const iommu = this.iommu !== null && this.iommu.placeAll ? this.iommu : null;
+    if (iommu?.full) throw new MachineError("ENOSPC", `the IOMMU has no source left for ${name}`);
     const base = this.bus.allocate(size);
     const window = this.bus.map(name, base, size, spec.registers);
     let irq: IrqLine;
@@ -154,6 +173,7 @@ export class Machine {
       this.bus.unmap(base);
       throw e;
     }
+    iommu?.place(dma);
     this.#devices.push(
       Object.freeze({ name, type, base, size, irq: irq.line, dma: dma.limits, port: dma }),
     );
@@ -170,6 +190,7 @@ export class Machine {
     this.bus.check();
     this.irq.check();
     this.clock.check();
+    this.iommu?.check();
     for (const d of this.#devices) d.port.check();
   }
 }
@@ -188,5 +209,17 @@ export function createMachine(options: MachineOptions = {}): Machine {
   const ram = new Ram(slots, { chunkSize: options.chunkSize });
   const bus = new Bus(memmap);
   const irq = new InterruptController(options.irqLines ?? 32);
-  return new Machine(options.memmap ? "custom" : options.preset ?? "pc", memmap, ram, bus, irq);
+  const io = options.iommu;
+  if (io !== undefined && typeof io !== "boolean" && (io === null || typeof io !== "object")) {
+    throw new MachineError("EINVAL", `iommu must be a boolean or IOMMU options, got ${hex(io)}`);
+  }
+  const iommu = io === undefined || io === false ? null : io === true ? {} : io;
+  return new Machine(
+    options.memmap ? "custom" : options.preset ?? "pc",
+    memmap,
+    ram,
+    bus,
+    irq,
+    iommu,
+  );
 }

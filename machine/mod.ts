@@ -2,8 +2,9 @@
  * The hardware a hypervisor gives its guest: physical RAM in memory slots
  * that materialise on first write, the firmware memory map, the MMIO bus,
  * an interrupt controller, a clock on which devices queue the work they
- * complete later, and per-device DMA ports that check every transfer
- * against the device's constraints.
+ * complete later, per-device DMA ports that check every transfer against
+ * the device's constraints, and an optional IOMMU that translates the
+ * addresses of the devices placed behind it.
  *
  * ```ts
  * import { createMachine, DMA_24BIT } from "./machine/mod.ts";
@@ -50,13 +51,67 @@ export {
   DMA_NO_LIMIT,
   type DmaConstraints,
   type DmaFault,
+  type DmaFaultKind,
   type DmaLimits,
   dmaLimits,
   type DmaMonitor,
   DmaPort,
+  type DmaTranslator,
   listProblem,
   segmentProblem,
 } from "./dma.ts";
+export {
+  Iommu,
+  IOMMU_ADDRESS_BITS,
+  IOMMU_CTRL_TE,
+  IOMMU_CTX_CLEAR,
+  IOMMU_CTX_SET,
+  IOMMU_ENTRIES,
+  IOMMU_FAULT_REASONS,
+  IOMMU_ID,
+  IOMMU_INV_DOMAIN,
+  IOMMU_INV_GLOBAL,
+  IOMMU_INV_PAGES,
+  IOMMU_IOTLB_ENTRIES,
+  IOMMU_LEVELS,
+  IOMMU_MAX_DOMAIN,
+  IOMMU_MAX_SOURCES,
+  IOMMU_PAGE,
+  IOMMU_REG_CAP,
+  IOMMU_REG_CTRL,
+  IOMMU_REG_CTX_CMD,
+  IOMMU_REG_CTX_DOMAIN,
+  IOMMU_REG_CTX_ROOT_HI,
+  IOMMU_REG_CTX_ROOT_LO,
+  IOMMU_REG_FAULT_ADDR_HI,
+  IOMMU_REG_FAULT_ADDR_LO,
+  IOMMU_REG_FAULT_COUNT,
+  IOMMU_REG_FAULT_INFO,
+  IOMMU_REG_FAULT_SOURCE,
+  IOMMU_REG_ID,
+  IOMMU_REG_INV_ADDR_HI,
+  IOMMU_REG_INV_ADDR_LO,
+  IOMMU_REG_INV_CMD,
+  IOMMU_REG_INV_COUNT,
+  IOMMU_REG_INV_DOMAIN,
+  IOMMU_REG_INV_PAGES,
+  IOMMU_REG_IOTLB_HITS,
+  IOMMU_REG_IOTLB_MISSES,
+  IOMMU_REG_IOTLB_SIZE,
+  IOMMU_REG_SOURCE,
+  IOMMU_REG_STATUS,
+  IOMMU_ST_BAD_COMMAND,
+  IOMMU_ST_BAD_DOMAIN,
+  IOMMU_ST_BAD_ROOT,
+  IOMMU_ST_BAD_SOURCE,
+  IOMMU_ST_OK,
+  type IommuFault,
+  type IommuFaultReason,
+  type IommuOptions,
+  type IommuScopeEntry,
+  IOPTE_READ,
+  IOPTE_WRITE,
+} from "./iommu.ts";
 export {
   type Attachment,
   createMachine,
@@ -72,6 +127,7 @@ export {
   FAULT_ACCESS,
   FAULT_DECODE,
   FAULT_NONE,
+  FAULT_TRANSLATION,
   fnv1a,
   FNV1A_INIT,
   fourcc,

@@ -64,25 +64,54 @@
  * `sync` copies between the source and its bounce space (PREWRITE before the
  * device reads, POSTREAD after it wrote), for all or part of the map.
  *
- * The seam for an IOMMU: the address a segment carries is a bus address,
- * chosen by the placement step (in place, or bounce space); a backend that
- * maps pieces into an I/O virtual space (a vmem arena per domain) would
- * replace rule 2 and make rule 1's window test its own.
+ * Behind an IOMMU. A tag of a device the IOMMU translates (made from the
+ * device's limits, or from such a tag) hands out I/O virtual addresses of
+ * the device's domain (`iommu.ts`) instead, and rules 1 and 2 give way to
+ * these:
+ *
+ * 1'. The source's pieces are laid out in I/O virtual space in order, each
+ *    at its own offset in its page: a piece that continues the previous one
+ *    in RAM, or that starts a page right after one that ended a page,
+ *    follows it when the last segment takes it (up to the next boundary,
+ *    within the longest segment size, as rule 1); any other starts a new
+ *    stretch on the next page (on the next multiple of the alignment when
+ *    that is above a page), which must start aligned. Segments are cut from
+ *    the stretches at the boundary and the longest segment size, so pages
+ *    scattered in RAM become one segment.
+ * 2'. The whole layout takes one allocation from the domain's arena: within
+ *    the tag's window, aligned to the page and the tag's alignment, and not
+ *    crossing a boundary when it fits in one (aligned to the boundary when it
+ *    does not), so its segments are the same wherever it lands; the common
+ *    sizes come from the arena's quantum caches. Its pages are mapped
+ *    read-write; unload unmaps them, invalidates them in the IOTLB and frees
+ *    the space. Nothing bounces for want of reach.
+ *
+ * When a translated layout does not fit the map (or a stretch cannot start
+ * aligned, which no address can fix: the offset in the page is the
+ * buffer's), a map with `bounceBuffer` bounces the source whole (rule 3)
+ * and maps the bounce space instead; without it the load is refused (EFBIG,
+ * EINVAL). A domain with no room is ENOMEM at once. A tag with no parent
+ * describes physical memory even for a device behind the IOMMU: its
+ * addresses are what a driver that bypasses the DMA API would program.
  *
  * Data structures: a map keeps its segments in a Float64Array (address,
  * length pairs), its bounce pieces in another (buffer offset, source
  * address, bounce address, length) and its bounce runs in a third (address,
- * size), all sized at create time and grown only for a scatter list of more
- * pieces than its size suggests. Loading and syncing allocate no JS objects
- * on the kernel-buffer path.
+ * size); a translated map also keeps the RAM pieces it mapped (address,
+ * length) and the frame behind each I/O virtual page of its load (-1 for a
+ * page between stretches). All are sized at create time and grown only for
+ * a scatter list of more pieces than its size suggests. Loading and syncing
+ * allocate no JS objects on the kernel-buffer path.
  *
  * Cost: a load is O(pages of the source): the pmap hands over a kernel
  * buffer's physical pages a batch at a time, and a page the device reaches
  * that continues a segment or starts one whole costs a few comparisons; a
  * physical range that starts a page goes in whole when the tag cuts only at
  * page multiples; a bounced run costs one vmem xalloc; a sync is O(bytes
- * bounced). With DMA-API debugging on, loads, syncs and unloads are also
- * reported to its hooks ({@link DmaDebugHooks}).
+ * bounced). A translated load costs O(pages) to lay out, one arena
+ * allocation and the page-table stores; its unload the stores, an
+ * invalidation and a free. With DMA-API debugging on, loads, syncs and
+ * unloads are also reported to its hooks ({@link DmaDebugHooks}).
  *
  * @module
  */
@@ -96,12 +125,15 @@ import {
 } from "./errors.ts";
 import type { PhysicalAccess } from "./pmap.ts";
 import { VM_NOSLEEP, Vmem, VMEM_ALLOC } from "./vmem.ts";
+import type { IommuDomain } from "./iommu.ts";
 import {
   DMA_CONSTRAINT_FIELDS,
   DMA_NO_LIMIT,
   type DmaConstraints,
   type DmaLimits,
   dmaLimits,
+  IOPTE_READ,
+  IOPTE_WRITE,
   MachineError,
   segmentProblem,
 } from "../machine/mod.ts";
@@ -176,12 +208,21 @@ export interface DmaDebugHooks {
   shutdown(maps: readonly DmaMap[], memory: readonly DmaMemory[]): void;
 }
 
+/** Where bus_dma finds the I/O virtual address space of a device behind an IOMMU. */
+export interface DmaIommu {
+  /** The domain of the device named `device`, or null when the IOMMU does not translate it. */
+  domainOf(device: string): IommuDomain | null;
+}
+
 /** How a tag is made, beside its constraints. */
 export interface DmaTagOptions {
   /**
    * The limits it narrows: a device's (a port's `limits`, a device table
    * row's `dma`) or another tag. Fields left out of the constraints are the
-   * parent's; a field that asks for more than the parent's is refused.
+   * parent's; a field that asks for more than the parent's is refused. A
+   * tag narrowing the limits of a device behind the IOMMU (named by
+   * `device`), or a tag that does, hands out I/O virtual addresses of the
+   * device's domain; a tag without a parent hands out physical addresses.
    */
   parent?: DmaTag | DmaLimits;
   /** The device whose transfers it describes (debug messages); default the parent tag's, or the name. */
@@ -237,6 +278,8 @@ export class DmaTag implements DmaLimits {
   readonly bouncePages: number;
   /** The limits as a plain frozen object. */
   readonly limits: DmaLimits;
+  /** The IOMMU domain whose I/O virtual addresses it hands out, or null: physical addresses. */
+  readonly domain: IommuDomain | null;
 
   /** Use {@link BusDma.createTag}. */
   constructor(
@@ -245,7 +288,9 @@ export class DmaTag implements DmaLimits {
     limits: DmaLimits,
     parent: DmaTag | null,
     bouncePages: number,
+    domain: IommuDomain | null = null,
   ) {
+    this.domain = domain;
     this.name = name;
     this.device = device;
     this.limits = limits;
@@ -276,7 +321,8 @@ export class DmaTag implements DmaLimits {
       ` boundary ${this.boundary === 0 ? "-" : hex(this.boundary)}` +
       ` segments ${lim(this.maxSegments)} of ${lim(this.maxSegmentSize)}` +
       ` maxtransfer ${lim(this.maxTransfer)} bounce ${this.bouncePages} page` +
-      (this.bouncePages === 1 ? "" : "s");
+      (this.bouncePages === 1 ? "" : "s") +
+      (this.domain === null ? "" : `, I/O virtual (IOMMU domain ${this.domain.id})`);
   }
 }
 
@@ -372,6 +418,20 @@ export class DmaMap {
   runs: Float64Array;
   /** Bounce runs of the current load. */
   nruns = 0;
+  /** I/O virtual space the current load holds (its tag is translated), or 0. */
+  iova = 0;
+  /** Bytes of it (a page multiple), 0 when none. */
+  iovaSize = 0;
+  /** True when the I/O virtual space came from the domain's cached path ({@link IommuDomain.alloc}). */
+  iovaCached = false;
+  /** RAM mapped for a translated load: address, length pairs; valid up to `npieces`. */
+  pieces: Float64Array;
+  /** RAM pieces of the current translated load. */
+  npieces = 0;
+  /** The frame behind each I/O virtual page of a translated load (-1: none); valid up to `npages`. */
+  frames: Float64Array;
+  /** I/O virtual pages of the current translated load. */
+  npages = 0;
   /** True once destroyed. */
   destroyed = false;
 
@@ -393,6 +453,9 @@ export class DmaMap {
     const pieces = Math.ceil(maxSize / pageSize) + 1;
     this.bounce = new Float64Array(4 * pieces);
     this.runs = new Float64Array(2 * pieces);
+    const translated = tag.domain !== null;
+    this.pieces = new Float64Array(translated ? 2 * pieces : 0);
+    this.frames = new Float64Array(translated ? pieces : 0);
   }
 
   /** Address of segment `i`. */
@@ -429,9 +492,10 @@ interface Reservation {
 // What a load's source was, for its refusals.
 const SOURCE_KVA = 0, SOURCE_SG = 1, SOURCE_PHYS = 2, SOURCE_MEMORY = 3;
 
-// What a load came to, beside the kernel's codes: room is short now, or
-// the reservation could never hold a run.
-type LoadCode = KernelErrorCode | "SHORT" | "NEVER" | null;
+// What a load came to, beside the kernel's codes: room is short now, the
+// reservation could never hold a run, a translated stretch cannot start
+// aligned, or the domain has no room.
+type LoadCode = KernelErrorCode | "SHORT" | "NEVER" | "ALIGN" | "NOSPACE" | null;
 
 /** The kernel's bus_dma: tags, DMA memory, maps and the bounce pool. */
 export class BusDma {
@@ -439,6 +503,7 @@ export class BusDma {
   debug: DmaDebugHooks | null = null;
 
   readonly #be: DmaBackend;
+  readonly #iommu: DmaIommu | null;
   readonly #stats: BusDmaStats = {
     loads: 0,
     segments: 0,
@@ -471,10 +536,15 @@ export class BusDma {
    * bus_dma over `backend`, with a bounce pool of `bouncePages` pages
    * (default {@link DEFAULT_BOUNCE_PAGES}; 0 for none), taken as low in RAM
    * as it fits when the first tag reserves bounce pages (at boot, as the
-   * drivers attach), and given back at {@link shutdown}.
+   * drivers attach), and given back at {@link shutdown}; with `iommu`, the
+   * tags of the devices it translates hand out I/O virtual addresses.
    */
-  constructor(backend: DmaBackend, options: { bouncePages?: number } = {}) {
+  constructor(
+    backend: DmaBackend,
+    options: { bouncePages?: number; iommu?: DmaIommu | null } = {},
+  ) {
     this.#be = backend;
+    this.#iommu = options.iommu ?? null;
     this.#poolPages = checkInteger(
       "bouncePages",
       options.bouncePages ?? DEFAULT_BOUNCE_PAGES,
@@ -579,10 +649,16 @@ export class BusDma {
     }
     const device = options.device ??
       (parent instanceof DmaTag ? parent.device : name);
-    // Asked for, or by default one load's worth when the tag may need it.
+    const domain = parent instanceof DmaTag
+      ? parent.domain
+      : parent !== null && options.device !== undefined
+      ? this.#iommu?.domainOf(String(device)) ?? null
+      : null;
+    // Asked for, or by default one load's worth when the tag may need it
+    // (a translated tag reaches all of RAM: it needs none).
     const pages = options.bouncePages !== undefined
       ? checkInteger("bouncePages", options.bouncePages, 0, 2 ** 20)
-      : this.#mayBounce(limits)
+      : domain === null && this.#mayBounce(limits)
       ? this.#defaultReserve(limits)
       : 0;
     const tag = new DmaTag(
@@ -591,6 +667,7 @@ export class BusDma {
       limits,
       parent instanceof DmaTag ? parent : null,
       pages,
+      domain,
     );
     this.#tags.set(tag, this.#reserve(tag, pages));
     return tag;
@@ -661,7 +738,9 @@ export class BusDma {
     }
     const nsegs = checkInteger("nsegs", opts.nsegs ?? Math.min(tag.maxSegments, 1 << 30), 1);
     const rounded = roundUp(size, ps);
-    const low = roundUp(tag.minAddress, ps), high = this.#clampHigh(tag);
+    // A translated tag's device reaches any page through its domain.
+    const low = tag.domain === null ? roundUp(tag.minAddress, ps) : 0;
+    const high = tag.domain === null ? this.#clampHigh(tag) : this.#be.ramEnd;
     if (high <= low) {
       throw new KernelError("ENOMEM", `tag ${tag.name}'s window holds no RAM`);
     }
@@ -748,17 +827,14 @@ export class BusDma {
    * bus_dmamap_load of the kernel buffer `[va, va + len)`. Refused (nothing
    * changed) with EFBIG when the segments do not fit, ENOMEM when the tag's
    * reservation has no room for its bounce runs now (or could never),
-   * EINVAL when pieces out of reach have no reservation to bounce through,
-   * EFAULT for an unmapped buffer page, EBUSY for a loaded map.
+   * EINVAL when pieces out of reach have no reservation to bounce through
+   * (or, translated, when a stretch cannot start aligned), EFAULT for an
+   * unmapped buffer page, EBUSY for a loaded map; translated, ENOMEM when
+   * the domain has no room.
    */
   load(map: DmaMap, va: number, len: number): void {
     this.#startLoad(map, len);
-    let code = this.#closeWalk(map, this.#walkKva(map, va, len, false));
-    if (code === "EFBIG" && map.bounceBuffer) {
-      this.#restart(map);
-      code = this.#closeWalk(map, this.#walkKva(map, va, len, true));
-    }
-    this.#endLoad(map, len, code, SOURCE_KVA, va);
+    this.#endLoad(map, len, this.#load(map, SOURCE_KVA, va, len, NO_LIST), SOURCE_KVA, va);
   }
 
   /**
@@ -769,12 +845,7 @@ export class BusDma {
   loadSg(map: DmaMap, list: readonly (readonly [number, number])[]): void {
     const len = this.#listLength("list", list);
     this.#startLoad(map, len);
-    let code = this.#closeWalk(map, this.#walkSg(map, list, false));
-    if (code === "EFBIG" && map.bounceBuffer) {
-      this.#restart(map);
-      code = this.#closeWalk(map, this.#walkSg(map, list, true));
-    }
-    this.#endLoad(map, len, code, SOURCE_SG, list.length);
+    this.#endLoad(map, len, this.#load(map, SOURCE_SG, 0, len, list), SOURCE_SG, list.length);
   }
 
   /** bus_dmamap_load of raw physical ranges (`[pa, len]` entries), in order. */
@@ -789,12 +860,7 @@ export class BusDma {
       }
     }
     this.#startLoad(map, len);
-    let code = this.#closeWalk(map, this.#walkPhys(map, list, len, false));
-    if (code === "EFBIG" && map.bounceBuffer) {
-      this.#restart(map);
-      code = this.#closeWalk(map, this.#walkPhys(map, list, len, true));
-    }
-    this.#endLoad(map, len, code, SOURCE_PHYS, list.length);
+    this.#endLoad(map, len, this.#load(map, SOURCE_PHYS, 0, len, list), SOURCE_PHYS, list.length);
   }
 
   /**
@@ -834,12 +900,13 @@ export class BusDma {
     }
     checkInteger("len", len, 1, mem.size);
     this.#startLoad(map, len);
-    let code = this.#closeWalk(map, this.#walkPhys(map, mem.segs, len, false));
-    if (code === "EFBIG" && map.bounceBuffer) {
-      this.#restart(map);
-      code = this.#closeWalk(map, this.#walkPhys(map, mem.segs, len, true));
-    }
-    this.#endLoad(map, len, code, SOURCE_MEMORY, mem.kva);
+    this.#endLoad(
+      map,
+      len,
+      this.#load(map, SOURCE_MEMORY, 0, len, mem.segs),
+      SOURCE_MEMORY,
+      mem.kva,
+    );
   }
 
   /**
@@ -914,7 +981,11 @@ export class BusDma {
     this.debug?.synced(map, ops);
   }
 
-  /** bus_dmamap_unload: forgets the segments and gives the bounce space back. */
+  /**
+   * bus_dmamap_unload: forgets the segments and gives the bounce space back;
+   * a translated map's pages are unmapped, invalidated and their I/O
+   * virtual space freed.
+   */
   unload(map: DmaMap): void {
     if (!(map instanceof DmaMap)) {
       throw new KernelError("EINVAL", `unload of something that is not a map: ${describe(map)}`);
@@ -925,6 +996,20 @@ export class BusDma {
     }
     this.debug?.unloaded(map);
     this.#abortLoad(map, true);
+  }
+
+  /**
+   * Whether the device named `device` reaches the `nsegs` segments of
+   * `segs` (address, length pairs) as it would drive them: always for a
+   * device the IOMMU does not translate; for one it does, when its domain
+   * maps every page of every segment (what a driver that ignored its tag
+   * may have programmed is then not).
+   */
+  mappedFor(device: string, segs: ArrayLike<number>, nsegs: number): boolean {
+    const d = this.#iommu?.domainOf(device) ?? null;
+    if (d === null) return true;
+    for (let i = 0; i < nsegs; i++) if (!d.mapped(segs[2 * i]!, segs[2 * i + 1]!)) return false;
+    return true;
   }
 
   /**
@@ -991,6 +1076,27 @@ export class BusDma {
         if (a < r.base || a + s > r.base + r.size) {
           fail(`map ${map.name}'s bounce run lies outside its reservation`);
         }
+      }
+      if (map.tag.domain !== null) this.#checkIo(map, fail);
+    }
+  }
+
+  /** A translated map: its segments lie in its I/O virtual space, whose pages map its frames. */
+  #checkIo(map: DmaMap, fail: (why: string) => never): void {
+    const ps = this.#be.pageSize, d = map.tag.domain!;
+    if (map.iovaSize !== map.npages * ps || map.iovaSize === 0) {
+      fail(`map ${map.name} holds ${map.iovaSize} bytes of I/O space for ${map.npages} pages`);
+    }
+    for (let i = 0; i < map.nsegs; i++) {
+      const a = map.segAddr(i);
+      if (a < map.iova || a + map.segLen(i) > map.iova + map.iovaSize) {
+        fail(`map ${map.name} segment ${i} lies outside its I/O virtual space`);
+      }
+    }
+    for (let k = 0; k < map.npages; k++) {
+      const f = map.frames[k]!, got = d.extract(map.iova + k * ps);
+      if (got !== f) {
+        fail(`map ${map.name}'s I/O page ${k} translates to ${hexs(got)}, not ${hexs(f)}`);
       }
     }
   }
@@ -1192,6 +1298,7 @@ export class BusDma {
 
   /** Empties the map and the load state for a (new) walk. */
   #restart(map: DmaMap): void {
+    this.#releaseIo(map);
     this.#releaseRuns(map, false);
     map.nsegs = 0;
     map.nbounce = 0;
@@ -1237,6 +1344,18 @@ export class BusDma {
     switch (code) {
       case "EFAULT":
         throw new KernelError("EFAULT", `${what} has an unmapped page`);
+      case "ALIGN":
+        throw new KernelError(
+          "EINVAL",
+          `${what} has a piece that starts off tag ${t.name}'s ${t.alignment}-byte alignment ` +
+            `in its page, which no I/O virtual address can change`,
+        );
+      case "NOSPACE":
+        throw new KernelError(
+          "ENOMEM",
+          `IOMMU domain ${t.domain!.id} (${t.device}) has no room for ${what} ` +
+            `within tag ${t.name}'s window`,
+        );
       case "EINVAL":
         throw new KernelError(
           "EINVAL",
@@ -1282,10 +1401,259 @@ export class BusDma {
   }
 
   #abortLoad(map: DmaMap, wake: boolean): void {
+    this.#releaseIo(map);
     this.#releaseRuns(map, wake);
     map.nbounce = 0;
     map.nsegs = 0;
     map.mapsize = 0;
+  }
+
+  /** Unmaps a translated load's pages (invalidating them) and frees its I/O virtual space. */
+  #releaseIo(map: DmaMap): void {
+    map.npieces = 0;
+    if (map.iovaSize !== 0) this.#unmapIo(map, map.npages);
+    map.npages = 0;
+  }
+
+  /** Unmaps the mapped pages of the map's first `upTo` I/O pages, then frees its space. */
+  #unmapIo(map: DmaMap, upTo: number): void {
+    const d = map.tag.domain!;
+    this.#pageRuns(map, upTo, false);
+    if (map.iovaCached) d.free(map.iova, map.iovaSize);
+    else d.xfree(map.iova, map.iovaSize);
+    map.iova = 0;
+    map.iovaSize = 0;
+  }
+
+  /**
+   * Maps (or unmaps, without `enter`) each run of the map's first `upTo`
+   * I/O pages that have a frame. A refused mapping unmaps the runs before
+   * it, frees the space and is rethrown.
+   */
+  #pageRuns(map: DmaMap, upTo: number, enter: boolean): void {
+    const d = map.tag.domain!, ps = this.#be.pageSize, frames = map.frames;
+    for (let j = 0; j < upTo;) {
+      if (frames[j]! < 0) {
+        j++;
+        continue;
+      }
+      let k = j + 1;
+      while (k < upTo && frames[k]! >= 0) k++;
+      if (!enter) d.unmap(map.iova + j * ps, (k - j) * ps);
+      else {
+        try {
+          d.mapPages(map.iova + j * ps, frames, k - j, IOPTE_READ | IOPTE_WRITE, j);
+        } catch (e) {
+          this.#unmapIo(map, j);
+          throw e;
+        }
+      }
+      j = k;
+    }
+  }
+
+  /**
+   * A load's walk and its outcome: through the IOMMU for a translated tag;
+   * otherwise rules 1 and 2, and rule 3 when the segments do not fit a map
+   * with `bounceBuffer`. The source is `kind` with `va` (a kernel buffer)
+   * or `list` (entries), `len` bytes of it.
+   */
+  #load(
+    map: DmaMap,
+    kind: number,
+    va: number,
+    len: number,
+    list: readonly (readonly [number, number])[],
+  ): LoadCode {
+    if (map.tag.domain !== null) {
+      try {
+        return this.#loadIo(map, kind, va, len, list);
+      } catch (e) {
+        this.#abortLoad(map, false);
+        throw e;
+      }
+    }
+    let code = this.#closeWalk(map, this.#walk(map, kind, va, len, list, false));
+    if (code === "EFBIG" && map.bounceBuffer) {
+      this.#restart(map);
+      code = this.#closeWalk(map, this.#walk(map, kind, va, len, list, true));
+    }
+    return code;
+  }
+
+  #walk(
+    map: DmaMap,
+    kind: number,
+    va: number,
+    len: number,
+    list: readonly (readonly [number, number])[],
+    force: boolean,
+  ): LoadCode {
+    if (kind === SOURCE_KVA) return this.#walkKva(map, va, len, force);
+    if (kind === SOURCE_SG) return this.#walkSg(map, list, force);
+    return this.#walkPhys(map, list, len, force);
+  }
+
+  /**
+   * A translated load (rules 1' and 2'): the source's RAM pieces gathered,
+   * laid out in I/O virtual space and cut into segments, then mapped. When
+   * the layout does not fit (or cannot start aligned) and the map has
+   * `bounceBuffer`, the source bounces whole (rule 3) and the bounce space
+   * is laid out and mapped instead.
+   */
+  #loadIo(
+    map: DmaMap,
+    kind: number,
+    va: number,
+    len: number,
+    list: readonly (readonly [number, number])[],
+  ): LoadCode {
+    let code = kind === SOURCE_KVA
+      ? this.#gatherKva(map, va, len)
+      : kind === SOURCE_SG
+      ? this.#gatherSg(map, list)
+      : this.#gatherList(map, list, len);
+    if (code === null) code = this.#layOut(map);
+    if ((code === "EFBIG" || code === "ALIGN") && map.bounceBuffer) {
+      this.#restart(map);
+      code = this.#closeWalk(map, this.#walk(map, kind, va, len, list, true));
+      if (code === null && !this.#short && !this.#never) {
+        for (let i = 0; i < map.nbounce; i++) {
+          this.#addPiece(map, map.bounce[4 * i + 2]!, map.bounce[4 * i + 3]!);
+        }
+        code = this.#layOut(map);
+      }
+    }
+    if (code === null && !this.#short && !this.#never) code = this.#mapIo(map);
+    return code;
+  }
+
+  /** The RAM pieces of a kernel buffer, in order, into the map's pieces. */
+  #gatherKva(map: DmaMap, va: number, len: number): LoadCode {
+    const ps = this.#be.pageSize, kva = this.#be.kva, pages = this.#pages;
+    if (typeof va !== "number" || !Number.isInteger(va)) return "EFAULT";
+    let inPage = va - Math.floor(va / ps) * ps, off = 0;
+    while (off < len) {
+      const batch = Math.min(len - off, PAGE_BATCH * ps - inPage);
+      const want = Math.ceil((inPage + batch) / ps);
+      const got = kva.extractPages(va + off, batch, pages);
+      for (let i = 0; i < got; i++) {
+        const room = ps - inPage, rest = len - off;
+        const n = rest < room ? rest : room;
+        this.#addPiece(map, pages[i]! + inPage, n);
+        off += n;
+        inPage = 0;
+      }
+      if (got < want) return "EFAULT";
+    }
+    return null;
+  }
+
+  #gatherSg(map: DmaMap, list: readonly (readonly [number, number])[]): LoadCode {
+    for (const [va, len] of list) {
+      const code = this.#gatherKva(map, va, len);
+      if (code !== null) return code;
+    }
+    return null;
+  }
+
+  /** The first `limit` bytes of physical ranges, into the map's pieces. */
+  #gatherList(map: DmaMap, list: readonly (readonly [number, number])[], limit: number): LoadCode {
+    let left = limit;
+    for (let e = 0; e < list.length && left > 0; e++) {
+      const take = Math.min(list[e]![1], left);
+      this.#addPiece(map, list[e]![0], take);
+      left -= take;
+    }
+    return null;
+  }
+
+  /** Appends the RAM piece `[pa, pa + n)` to the map's pieces, joining it to the last when it follows. */
+  #addPiece(map: DmaMap, pa: number, n: number): void {
+    const k = map.npieces;
+    if (k > 0 && map.pieces[2 * k - 2]! + map.pieces[2 * k - 1]! === pa) {
+      map.pieces[2 * k - 1]! += n;
+      return;
+    }
+    if (2 * (k + 1) > map.pieces.length) map.pieces = grown(map.pieces);
+    map.pieces[2 * k] = pa;
+    map.pieces[2 * k + 1] = n;
+    map.npieces = k + 1;
+  }
+
+  /**
+   * Rule 1': lays the map's pieces out in I/O virtual space from 0 (the
+   * allocation's start, aligned as {@link #mapIo} aligns it, so the cuts
+   * fall where they will): records the frame of each I/O page and appends
+   * the segments. EFBIG when they do not fit, ALIGN when a stretch cannot
+   * start aligned.
+   */
+  #layOut(map: DmaMap): LoadCode {
+    const ps = this.#be.pageSize, align = map.tag.alignment;
+    const stretch = Math.max(ps, align), pieces = map.pieces;
+    map.nsegs = 0;
+    let c = 0, prevEnd = -1, np = 0;
+    for (let i = 0; i < map.npieces; i++) {
+      const pa = pieces[2 * i]!, n = pieces[2 * i + 1]!;
+      const inPage = pa - Math.floor(pa / ps) * ps;
+      const follows = i > 0 &&
+        (pa === prevEnd || (inPage === 0 && c === Math.floor(c / ps) * ps)) &&
+        this.#takes(map, c, n);
+      if (!follows) {
+        c = roundUp(c, stretch) + inPage;
+        if (Math.floor(c / align) * align !== c) return "ALIGN";
+        for (const first = Math.floor(c / ps); np < first; np++) this.#frame(map, np, -1);
+      }
+      for (let p = pa, r = c, left = n; left > 0;) {
+        const idx = Math.floor(r / ps), o = r - idx * ps, take = Math.min(left, ps - o);
+        if (idx >= np) {
+          this.#frame(map, idx, p - o);
+          np = idx + 1;
+        }
+        p += take;
+        r += take;
+        left -= take;
+      }
+      if (!this.#addSeg(map, c, n, follows)) return "EFBIG";
+      c += n;
+      prevEnd = pa + n;
+    }
+    map.npages = np;
+    return null;
+  }
+
+  #frame(map: DmaMap, k: number, pa: number): void {
+    if (k >= map.frames.length) map.frames = grown(map.frames);
+    map.frames[k] = pa;
+  }
+
+  /**
+   * Rule 2': takes the layout's I/O virtual space from the domain (within
+   * the tag's window; aligned, and kept inside one boundary window or
+   * aligned to the boundary), maps its pages read-write and moves the
+   * segments there. NOSPACE when the domain has no room.
+   */
+  #mapIo(map: DmaMap): LoadCode {
+    const tag = map.tag, d = tag.domain!, ps = this.#be.pageSize;
+    const size = map.npages * ps, b = tag.boundary;
+    let align = Math.max(ps, tag.alignment), nocross = 0;
+    if (b > align) {
+      if (size <= b) nocross = b;
+      else align = b;
+    }
+    const minaddr = tag.minAddress > d.base ? roundUp(tag.minAddress, ps) : 0;
+    const top = Math.floor((tag.maxAddress + 1) / ps) * ps;
+    const maxaddr = top < d.base + d.size ? top : 0;
+    const cached = align === ps && nocross === 0 && minaddr === 0 && maxaddr === 0;
+    const base = cached ? d.alloc(size) : d.xalloc(size, align, nocross, minaddr, maxaddr);
+    if (base === 0) return "NOSPACE";
+    map.iova = base;
+    map.iovaSize = size;
+    map.iovaCached = cached;
+    this.#pageRuns(map, map.npages, true);
+    const segs = map.segs;
+    for (let i = 0; i < map.nsegs; i++) segs[2 * i]! += base;
+    return null;
   }
 
   /**
@@ -1643,6 +2011,15 @@ function hexs(n: number): string {
 function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
+
+/** `a` copied into one twice as long (at least 8). */
+function grown(a: Float64Array): Float64Array {
+  const g = new Float64Array(Math.max(2 * a.length, 8));
+  g.set(a);
+  return g;
+}
+
+const NO_LIST: readonly (readonly [number, number])[] = Object.freeze([]);
 
 function pow2AtLeast(n: number): number {
   let p = 1;

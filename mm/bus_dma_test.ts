@@ -11,20 +11,13 @@ import { pglistAlloc, pglistFree } from "./pglist.ts";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { DMA_24BIT, DMA_32BIT, dmaLimits, segmentProblem } from "../machine/mod.ts";
-import { dmaWorld } from "./_dma_test_util.ts";
+import { code, dmaWorld, segsOf } from "./_dma_test_util.ts";
 
 const PS = 4096;
 const MiB = 2 ** 20;
 const RAM = 32 * MiB; // frames 1..8191
 
 const world = dmaWorld;
-
-/** The map's segments as [address, length] pairs. */
-function segsOf(map: DmaMap): [number, number][] {
-  const out: [number, number][] = [];
-  for (let i = 0; i < map.nsegs; i++) out.push([map.segAddr(i), map.segLen(i)]);
-  return out;
-}
 
 /** True when segment `i` of `map` lies in its bounce space. */
 function bounced(map: DmaMap, i: number): boolean {
@@ -33,16 +26,6 @@ function bounced(map: DmaMap, i: number): boolean {
     if (a >= map.runs[2 * r]! && a < map.runs[2 * r]! + map.runs[2 * r + 1]!) return true;
   }
   return false;
-}
-
-function code(f: () => unknown): string | null {
-  try {
-    f();
-    return null;
-  } catch (e) {
-    if (!(e instanceof KernelError)) throw e;
-    return e.code;
-  }
 }
 
 const NIC = dmaLimits({ maxAddress: DMA_32BIT, maxSegments: 8, maxSegmentSize: 4096 });

@@ -4,8 +4,9 @@
  * device and the address.
  *
  * Theory. Each loaded map has two sides: the addresses its device uses (its
- * segments, bounce space included) and the memory the CPU uses (the
- * source's physical pages, where bounced pieces really live). The tracker
+ * segments, bounce space included; I/O virtual addresses behind an IOMMU)
+ * and the memory the CPU uses (the source's physical pages, where bounced
+ * or translated pieces really live). The tracker
  * sees the device side through a {@link DmaMonitor} on each device's port
  * (every transfer that moved data) and the CPU side through the kernel's
  * accessors that drivers use ({@link DmaDebug.cpu}), and keeps two facts
@@ -116,14 +117,20 @@ export class DmaDebug implements DmaMonitor, DmaDebugHooks {
   /** bus_dma: `map` was loaded. */
   loaded(map: DmaMap): void {
     const dev: number[] = [], cpu: number[] = [];
+    // Through an IOMMU the segments are I/O virtual addresses: the CPU uses
+    // the RAM pieces mapped (or, bounced whole, the sources of the bounces).
+    const translated = map.iovaSize !== 0;
     for (let i = 0; i < map.nsegs; i++) {
       const a = map.segAddr(i), n = map.segLen(i);
       dev.push(a, n);
-      let bounced = false;
+      let bounced = translated;
       for (let r = 0; r < map.nruns && !bounced; r++) {
         bounced = a >= map.runs[2 * r]! && a < map.runs[2 * r]! + map.runs[2 * r + 1]!;
       }
       if (!bounced) cpu.push(a, n);
+    }
+    if (translated && map.nbounce === 0) {
+      for (let i = 0; i < map.npieces; i++) cpu.push(map.pieces[2 * i]!, map.pieces[2 * i + 1]!);
     }
     for (let i = 0; i < map.nbounce; i++) cpu.push(map.bounce[4 * i + 1]!, map.bounce[4 * i + 3]!);
     this.#maps.set(map, {

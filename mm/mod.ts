@@ -6,7 +6,8 @@
  * - the page array, physical segments, page free lists and
  *   `uvm_pglistalloc` (NetBSD `uvm_pglist.c`).
  * - the kernel pmap, the page-backed kernel heap (kmem over vmem), the page
- *   cache and its daemon, and bus_dma.
+ *   cache and its daemon, bus_dma, and the IOMMU's driver (a domain per
+ *   device: I/O virtual addresses from vmem, I/O page tables in RAM).
  * - the replayers of allocation traces.
  *
  * ```ts
@@ -123,6 +124,7 @@ export {
   DEFAULT_BOUNCE_PAGES,
   type DmaBackend,
   type DmaDebugHooks,
+  type DmaIommu,
   DmaMap,
   type DmaMemory,
   type DmaSource,
@@ -131,6 +133,17 @@ export {
   type KernelVirtual,
   type PageRuns,
 } from "./bus_dma.ts";
+export { type ArenaFigures } from "./fragmentation.ts";
+export {
+  type IommuBackend,
+  type IommuDevice,
+  IommuDomain,
+  type IommuDomainSummary,
+  IommuDriver,
+  type IommuSummary,
+  IOVA_QCACHE_MAX,
+  IOVA_QCACHE_MIN_ARENA,
+} from "./iommu.ts";
 export {
   DmaDebug,
   type DmaViolation,

@@ -398,7 +398,7 @@ export class Vmem {
   /** Gate bits (L_*, G_*): zero when the quantum-cache fast paths may run. */
   private gate = 0;
   /** The group the arena belongs to (its reap list and sleeping-request journal). */
-  private readonly group: VmemGroup;
+  readonly group: VmemGroup;
   /** log2(quantum), at most 31: the quantum-cache index of a size below 2^31 by a shift. */
   private readonly qshift: number;
   /** qcacheMax, at most 2^31: the sizes the fast paths of alloc and free hand to a cache. */

@@ -36,8 +36,12 @@
  * register pairs, so a ring the card cannot reach is the card's fault to
  * record, not the driver's to hide.
  *
+ * The card is given the addresses of the maps (ring bases, receive
+ * buffers, frame segments), never the memory's physical addresses: behind
+ * an IOMMU they are I/O virtual addresses.
+ *
  * Data structures: the rings and receive buffers (DMA memory) and their
- * maps, the physical address of each receive buffer in a Float64Array, one
+ * maps, the bus address of each receive buffer in a Float64Array, one
  * transmit map, a 16-byte descriptor scratch and two frame-sized scratch
  * arrays, all made at attach. Cost of a frame: O(pages) to load, O(bytes)
  * to copy out and compare.
@@ -159,11 +163,11 @@ export class NicDriver extends DriverBase {
           });
           this.busDma.loadPhys(map, [[pa + o, NIC_RX_BUFFER]]);
           this.#rxMaps.push(map);
-          this.#rxAddr[i++] = pa + o;
+          this.#rxAddr[i++] = map.segAddr(0);
         }
       }
-      this.#ringBreach = this.#outside(this.txRing.segs[0]![0], RING_BYTES) ||
-        this.#outside(this.rxRing.segs[0]![0], RING_BYTES);
+      this.#ringBreach = this.#outside(this.#txRingMap.segAddr(0), RING_BYTES) ||
+        this.#outside(this.#rxRingMap.segAddr(0), RING_BYTES);
       this.txMap = this.ignoreTags
         ? this.createMap(this.tag, 2 * NIC_MTU, 2 * NIC_MTU / NIC_RX_BUFFER + 1, {
           name: `${info.name} tx`,
@@ -335,9 +339,9 @@ export class NicDriver extends DriverBase {
     for (let i = 0; i < NIC_RING_SIZE; i++) this.#giveRx(i);
     this.sync(this.#txRingMap, BUS_DMASYNC_PREWRITE);
     this.sync(this.#rxRingMap, BUS_DMASYNC_PREWRITE);
-    this.wr64(NIC_REG_TX_BASE, NIC_REG_TX_BASE_HI, this.txRing.segs[0]![0]);
+    this.wr64(NIC_REG_TX_BASE, NIC_REG_TX_BASE_HI, this.#txRingMap.segAddr(0));
     this.wr(NIC_REG_TX_COUNT, NIC_RING_SIZE);
-    this.wr64(NIC_REG_RX_BASE, NIC_REG_RX_BASE_HI, this.rxRing.segs[0]![0]);
+    this.wr64(NIC_REG_RX_BASE, NIC_REG_RX_BASE_HI, this.#rxRingMap.segAddr(0));
     this.wr(NIC_REG_RX_COUNT, NIC_RING_SIZE);
     this.wr(NIC_REG_RX_TAIL, NIC_RING_SIZE - 1);
     this.wr(NIC_REG_CTRL, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN | NIC_CTRL_LOOPBACK);
