@@ -16,6 +16,7 @@
  * @module
  */
 
+import { NamedAllocations } from "./replay_named.ts";
 import { describe, KernelError } from "./errors.ts";
 import {
   field,
@@ -103,13 +104,13 @@ export class VmemFreeBSDReplayer {
   private readonly arenas = new Map<string, VmemFreeBSD>();
   /** Calls of each arena's counting reclaim callback. */
   private readonly reclaimCounts = new Map<VmemFreeBSD, number>();
-  /** Live named allocations: id to arena, address and size. */
-  private readonly named = new Map<number, { arena: VmemFreeBSD; addr: number; size: number }>();
+  /** Allocations named by id, resolved before {@link run} sees a line. */
+  private readonly named = new NamedAllocations({ apply: (op) => this.run(op) });
 
   /** Carries out one operation; returns the output object or throws a KernelError. */
   apply(op: Record<string, unknown>): unknown {
     try {
-      return this.run(op);
+      return this.named.apply(op);
     } catch (e) {
       throw translated(e);
     }
@@ -241,10 +242,6 @@ export class VmemFreeBSDReplayer {
       ]
       : null;
     const flags = allocFlags(op);
-    const id = "id" in op ? int(op, "id") : -1;
-    if (id >= 0 && this.named.has(id)) {
-      throw new KernelError("EINVAL", `allocation id ${id} is live`);
-    }
     if (size === 0) throw new KernelError("EINVAL", `"size" must be non-zero`);
     let counts: Map<VmemFreeBSD, number> | null = null;
     if (flags & M_WAITOK) counts = new Map(this.reclaimCounts);
@@ -260,39 +257,15 @@ export class VmemFreeBSDReplayer {
       }
       throw e;
     }
-    if (addr < 0) return { addr: null };
-    if (id >= 0) this.named.set(id, { arena: vm, addr, size });
-    return { addr };
+    return { addr: addr < 0 ? null : addr };
   }
 
-  /** `free` and `xfree`, by address or by allocation id. */
+  /** `free` and `xfree` (by address: a free by id was resolved before). */
   private free(op: Op, x: boolean): unknown {
     const vm = this.arena(op);
-    let addr: number, size: number;
-    if ("id" in op) {
-      if ("addr" in op) throw new KernelError("EINVAL", `a free gives "addr" or "id", not both`);
-      const id = int(op, "id");
-      const n = this.named.get(id);
-      if (n === undefined || n.arena !== vm) {
-        throw new KernelError("BADFREE", `allocation id ${id} is not live in this arena`);
-      }
-      addr = n.addr;
-      size = n.size;
-      if (x) vm.xfree(addr, size);
-      else vm.free(addr, size);
-      this.named.delete(id);
-      return { ok: true };
-    }
-    addr = int(op, "addr");
-    size = int(op, "size");
+    const addr = int(op, "addr"), size = int(op, "size");
     if (x) vm.xfree(addr, size);
     else vm.free(addr, size);
-    if (this.named.size !== 0) {
-      // A named allocation freed by address is no longer live under its name.
-      for (const [id, n] of this.named) {
-        if (n.arena === vm && n.addr === addr) this.named.delete(id);
-      }
-    }
     return { ok: true };
   }
 
