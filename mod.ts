@@ -30,4 +30,4 @@
 export * from "./machine/mod.ts";
 export * from "./mm/mod.ts";
 export * from "./devices/mod.ts";
-export { Kernel } from "./boot/mod.ts";
+export * from "./boot/mod.ts";

@@ -8,80 +8,35 @@
  */
 
 import { parseArgs } from "node:util";
-import { KMEM_POLICIES, type KmemPolicy } from "../mm/kmem.ts";
-import { DEVICE_NAMES, type DeviceName, DRIVER_BUGS, type DriverBug } from "../devices/mod.ts";
+import { KMEM_POLICIES } from "../mm/kmem.ts";
+import { DRIVER_BUGS, type DriverBug } from "../devices/mod.ts";
+import {
+  type BootOptions,
+  type DeviceName,
+  DEVICES,
+  type PhysSegName,
+  PHYSSEGS,
+  type PresetName,
+  PRESETS,
+  VMEM_FLAVORS,
+  type WorkloadName,
+  WORKLOADS,
+} from "./boot_options.ts";
 
-/** The machine presets the firmware knows. */
-export const PRESETS = ["isa", "pc", "big"] as const;
-/** A machine preset name. */
-export type PresetName = typeof PRESETS[number];
-
-/** The workloads the kernel can run after boot. */
-export const WORKLOADS = ["all", "heap", "pressure", "ids", "dma", "none"] as const;
-/** A workload name. */
-export type WorkloadName = typeof WORKLOADS[number];
-
-/** Whose vmem the heap arenas can be. */
-export const VMEM_FLAVORS = ["illumos", "freebsd"] as const;
-
-/** The devices the kernel can attach (the built-in devices of `devices/`). */
-export const DEVICES: readonly DeviceName[] = DEVICE_NAMES;
-export type { DeviceName };
-
-/** The allocation policies of the heap arenas. */
-export const POLICIES: readonly KmemPolicy[] = KMEM_POLICIES.illumos;
-/** A policy name. */
-export type PolicyName = KmemPolicy;
-/** The orders uvm_pglistalloc can search physical segments in (`VM_PHYSSEG_STRAT`). */
-export const PHYSSEGS = ["bsearch", "bigfirst"] as const;
-/** A segment order. */
-export type PhysSegName = typeof PHYSSEGS[number];
-
-/** Everything a boot needs to know, with defaults filled in. */
-export interface BootOptions {
-  /** Machine preset. */
-  machine: PresetName;
-  /** RAM size in bytes, or undefined for the preset's default. */
-  memory?: number;
-  /** Workload to run after boot. */
-  workload: WorkloadName;
-  /** Operations per workload, or undefined for the workload's default. */
-  ops?: number;
-  /** Seed of the workload's random numbers. */
-  seed: number;
-  /** Devices to attach. */
-  devices: DeviceName[];
-  /** Print the summary as one JSON object on standard output. */
-  json: boolean;
-  /** Print nothing but errors (and the JSON summary when asked). */
-  quiet: boolean;
-  /** Write the run's vmem operations as a replay trace to this file. */
-  recordVmem?: string;
-  /** Write the run's uvm_pglistalloc operations as a replay trace to this file. */
-  recordPglist?: string;
-  /** Write a picture of physical memory and the heap arena to this file. */
-  svg?: string;
-  /** Let the drivers ignore their DMA tags (a test switch: faults must follow). */
-  ignoreTags: boolean;
-  /** Allocation policy of the heap arenas (heap, kmem_va, kmem); instant-fit when absent. */
-  policy?: PolicyName;
-  /** Sample the heap every this many arena operations. */
-  sample?: number;
-  /** Whose vmem builds the heap arenas. */
-  vmem: "illumos" | "freebsd";
-  /** Track every DMA map and report misuse. */
-  dmaDebug: boolean;
-  /** Deliberate driver bugs to turn on. */
-  driverBugs: DriverBug[];
-  /** Pages of the bounce pool, or undefined for the kernel's default. */
-  bouncePages?: number;
-  /** The order uvm_pglistalloc searches physical segments in. */
-  physseg: PhysSegName;
-  /** Put every device behind an IOMMU and have the kernel use it. */
-  iommu: boolean;
-  /** Print the usage text and do nothing else. */
-  help: boolean;
-}
+export {
+  type BootOptions,
+  type DeviceName,
+  DEVICES,
+  type PhysSegName,
+  PHYSSEGS,
+  POLICIES,
+  type PolicyName,
+  type PresetName,
+  PRESETS,
+  VMEM_FLAVORS,
+  type WorkloadName,
+  WORKLOADS,
+} from "./boot_options.ts";
 
 /** A bad command line: the message names the flag and the value. */
 export class UsageError extends Error {
@@ -256,12 +211,12 @@ export function parseBootArgs(args: readonly string[]): BootOptions {
   }
   let devices: DeviceName[];
   const list = v.devices ?? "all";
-  if (list === "all") devices = [...DEVICE_NAMES];
+  if (list === "all") devices = [...DEVICES];
   else if (list === "none") devices = [];
   else {
     devices = [];
     for (const name of list.split(",")) {
-      const d = oneOf("--devices", name.trim(), DEVICE_NAMES);
+      const d = oneOf("--devices", name.trim(), DEVICES);
       if (!devices.includes(d)) devices.push(d);
     }
   }

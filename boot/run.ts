@@ -19,12 +19,12 @@
 
 import { createMachine } from "../machine/mod.ts";
 import { formatDmaSummary, Kernel, type KernelSummary, PAGE_SIZE } from "./kernel.ts";
-import type { BootOptions } from "./options.ts";
+import type { BootOptions } from "./boot_options.ts";
 import { DEFAULT_OPS, WORKLOAD_TABLE } from "./workloads.ts";
 import type { WorkloadReport } from "./workload.ts";
 import { PglistTrace, VmemTrace } from "./trace.ts";
 import { type HeapSample, type PeakPicture, physicalPicture, renderSvg } from "./svg.ts";
-import { DEVICE_MODELS } from "../devices/mod.ts";
+import { DEVICE_MODELS, DEVICE_NAMES } from "../devices/mod.ts";
 import { KMEM_POLICIES, type KmemPolicy, type VmemRecorder } from "../mm/kmem.ts";
 import type { Arena } from "../mm/arena.ts";
 import { type ArenaFigures, arenaFigures } from "../mm/fragmentation.ts";
@@ -133,17 +133,51 @@ function picture(k: Kernel, label: string): PeakPicture {
 }
 
 /**
- * Boots and runs as `options` say; prints nothing. `log` receives the boot
- * log a person reads; `onPeak` is called at each workload's peak (and once
- * after boot) with the kernel as it is there. A policy that is not one of
- * POLICY_FLAGS' names, or a `sample` that is not a positive integer, is
- * refused with EINVAL before anything is built.
+ * What {@link run} takes for an option left out: what `boot.ts` does with
+ * no flag (the 512 MiB pc machine, every device, every workload, seed 1).
+ */
+export const RUN_DEFAULTS: Readonly<BootOptions> = Object.freeze({
+  machine: "pc",
+  workload: "all",
+  seed: 1,
+  devices: [...DEVICE_NAMES],
+  json: false,
+  quiet: false,
+  ignoreTags: false,
+  vmem: "illumos",
+  dmaDebug: false,
+  driverBugs: [],
+  physseg: "bsearch",
+  iommu: false,
+  help: false,
+});
+
+/**
+ * Boots and runs as `options` say (each left out as in
+ * {@link RUN_DEFAULTS}); prints nothing. The options `recordVmem`,
+ * `recordPglist` and `svg`, when set (the command line sets them to file
+ * names), put the traces' and the picture's text in the result. `logLine`
+ * receives the boot log a person reads; `peakListener` is called at each
+ * workload's peak (and once after boot) with the kernel as it is there. A
+ * policy the flavor has not, or a `sample` that is not a positive integer,
+ * is refused with EINVAL before anything is built.
+ *
+ * @example The heap workload on the ISA machine, as data
+ * ```ts
+ * import { run } from "./run.ts";
+ *
+ * const r = await run({ machine: "isa", workload: "heap", devices: [], ops: 500 });
+ * console.log(r.status, r.workloads[0]!.counts.allocs > 0); // 0 true
+ * ```
  */
 export async function run(
-  options: BootOptions,
-  log: (line: string) => void = () => {},
-  onPeak: ((k: Kernel, workload: string) => void) | null = null,
+  given?: Partial<BootOptions>,
+  logLine?: (line: string) => void,
+  peakListener?: ((k: Kernel, workload: string) => void) | null,
 ): Promise<RunResult> {
+  const options: BootOptions = { ...RUN_DEFAULTS, ...given };
+  const log = logLine ?? (() => {});
+  const onPeak = peakListener ?? null;
   const names = options.workload === "all"
     ? Object.keys(WORKLOAD_TABLE)
     : options.workload === "none"

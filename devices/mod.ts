@@ -48,3 +48,6 @@ export { ISA_DMA } from "./isa/reg.ts";
 export { NIC_DMA } from "./nic/reg.ts";
 export { NVME_DMA } from "./nvme/reg.ts";
 export { CAP_DMA } from "./dma30/reg.ts";
+// The layers below, as types: the drivers' and models' signatures name them.
+export type * from "../machine/mod.ts";
+export type * from "../mm/mod.ts";

@@ -6,14 +6,23 @@
  * the device's constraints, and an optional IOMMU that translates the
  * addresses of the devices placed behind it.
  *
+ * @example A 24-bit device with one register, and a DMA it may not do
  * ```ts
- * import { createMachine, DMA_24BIT } from "./machine/mod.ts";
- * const m = createMachine({ preset: "pc", ramSize: 256 * 1024 * 1024 });
- * const { window, irq, dma } = m.attach({
- *   name: "dev0", type: "example", dma: { maxAddress: DMA_24BIT },
- *   registers: { read32: (off) => 0, write32: (off, v) => {} },
+ * import { createMachine, DMA_24BIT } from "./mod.ts";
+ *
+ * const m = createMachine({ preset: "pc", ramSize: 256 * 2 ** 20 });
+ * let status = 0;
+ * const { dma } = m.attach({
+ *   name: "dev0",
+ *   type: "example",
+ *   dma: { maxAddress: DMA_24BIT },
+ *   registers: { read32: () => status, write32: (_off, v) => void (status = v) },
  * });
  * m.ram.write32(0x100000, 42);
+ * const buf = new Uint8Array(4);
+ * dma.read(0x100000, buf); // below 16 MiB: the device reads 42
+ * dma.read(0x2000000, buf); // above its reach: a fault, nothing read
+ * console.log(buf[0], dma.faults); // 42 1
  * ```
  *
  * @module

@@ -1,33 +1,40 @@
 /**
  * The kernel's memory management, usable on its own:
  *
- * - vmem arenas (illumos `vmem.c`): any set of integers up to `2^53 - 1`;
- *   and FreeBSD's flavor (`subr_vmem.c`), {@link VmemFreeBSD}.
- * - the page array, physical segments, page free lists and
- *   `uvm_pglistalloc` (NetBSD `uvm_pglist.c`).
- * - the kernel pmap, the page-backed kernel heap (kmem over vmem), the page
- *   cache and its daemon, bus_dma, and the IOMMU's driver (a domain per
- *   device: I/O virtual addresses from vmem, I/O page tables in RAM).
- * - the replayers of allocation traces.
+ * - vmem arenas, illumos's ({@link Vmem}) and FreeBSD's
+ *   ({@link VmemFreeBSD}): allocators of any set of integers up to
+ *   `2^53 - 1` (addresses, I/O virtual addresses, identifiers).
+ * - NetBSD's physical memory: segments, the page array, free lists
+ *   ({@link Uvm}) and `uvm_pglistalloc` ({@link pglistAlloc}).
+ * - the kernel pmap, the page-backed kernel heap ({@link Kmem}, over vmem),
+ *   the page cache and its daemon, bus_dma ({@link BusDma}) with its
+ *   debugging, and the IOMMU's driver.
+ * - allocation traces: replay ({@link replayText}), replay under another
+ *   policy and comparison of policies ({@link compareTrace}).
  *
+ * @example An identifier arena
  * ```ts
  * import { VM_NOSLEEP, Vmem } from "./mod.ts";
+ *
  * const ids = Vmem.create("ids", 1, 1000, 1);
- * const id = ids.alloc(1, VM_NOSLEEP);
+ * const id = ids.alloc(1, VM_NOSLEEP); // 1
  * ids.free(id, 1);
+ * ```
+ *
+ * @example Sixteen contiguous pages below 16 MiB
+ * ```ts
+ * import { loadRam, pglistAlloc, pglistFree, Uvm } from "./mod.ts";
+ *
+ * const uvm = new Uvm();
+ * loadRam(uvm, [{ base: 0x100000, size: 64 * 2 ** 20 }]);
+ * const list = pglistAlloc(uvm, 16 * 4096, 0, 2 ** 24, 65536, 0, 1);
+ * pglistFree(uvm, list);
  * ```
  *
  * @module
  */
 
-export {
-  checkInteger,
-  checkPowerOfTwo,
-  KernelError,
-  type KernelErrorCode,
-  MAX_ADDR,
-} from "./errors.ts";
-export { Mulberry32 } from "./random.ts";
+export { KernelError, type KernelErrorCode, MAX_ADDR } from "./errors.ts";
 export {
   type ImportFn,
   type ReleaseFn,
@@ -52,9 +59,6 @@ export {
   type VmemSummary,
 } from "./vmem.ts";
 export {
-  PG_FREE,
-  PG_PGLCA,
-  PG_PGLIST,
   PhysMem,
   type PhysSegInfo,
   type PhysSegStrategy,
@@ -79,7 +83,10 @@ export { type PhysicalAccess, Pmap, VM_PROT_READ, VM_PROT_RW, VM_PROT_WRITE } fr
 export {
   Kmem,
   KMEM_ALIGN,
+  KMEM_POLICIES,
   KMEM_QCACHE_MAX,
+  type KmemOptions,
+  type KmemPolicy,
   type KmemStats,
   OWNER_CACHE,
   OWNER_DMA,
@@ -133,7 +140,7 @@ export {
   type KernelVirtual,
   type PageRuns,
 } from "./bus_dma.ts";
-export { type ArenaFigures } from "./fragmentation.ts";
+
 export {
   type IommuBackend,
   type IommuDevice,
@@ -154,3 +161,37 @@ export { type Replayer, REPLAYERS, replayLine, replayText } from "./replayer.ts"
 export { VmemReplayer } from "./replay_vmem.ts";
 export { PglistReplayer } from "./replay_pglist.ts";
 export { VmemFreeBSDReplayer } from "./replay_vmem_freebsd.ts";
+export { NamedAllocations, type OpApplier } from "./replay_named.ts";
+export {
+  kindPolicy,
+  POLICY_WORDS,
+  PolicyReplayer,
+  policyReplayer,
+  REPLAY_POLICIES,
+  type ReplayPolicy,
+  replayPolicy,
+} from "./replay_policy.ts";
+export {
+  type ArenaSegments,
+  type CompareOptions,
+  type CompareSample,
+  compareTrace,
+  type Comparison,
+  comparisonJson,
+  comparisonTable,
+  type PolicyFigures,
+  type PolicyRun,
+  type RefusedLine,
+} from "./replay_compare.ts";
+export { comparisonSvg } from "./replay_picture.ts";
+export { type ArenaFigures, arenaFigures, type Walkable } from "./fragmentation.ts";
+// Types of the hardware that this folder's signatures name.
+export type {
+  DmaConstraints,
+  DmaFault,
+  DmaFaultKind,
+  DmaLimits,
+  DmaMonitor,
+  DmaPort,
+  DmaTranslator,
+} from "../machine/mod.ts";

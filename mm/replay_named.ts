@@ -30,7 +30,7 @@ type Op = Record<string, unknown>;
 /** What {@link NamedAllocations} drives: a replayer of the vmem format. */
 export interface OpApplier {
   /** Carries out one operation; throws a KernelError when it refuses it. */
-  apply(op: Op): unknown;
+  apply(op: Record<string, unknown>): unknown;
 }
 
 interface Named {
@@ -67,7 +67,7 @@ export class NamedAllocations implements OpApplier {
   }
 
   /** Carries out one operation, resolving its id; throws a KernelError when refused. */
-  apply(op: Op): unknown {
+  apply(op: Record<string, unknown>): unknown {
     switch (op.op) {
       case "alloc":
       case "xalloc":
