@@ -14,12 +14,9 @@ import {
   type BootOptions,
   type DeviceName,
   DEVICES,
-  type PhysSegName,
   PHYSSEGS,
-  type PresetName,
   PRESETS,
   VMEM_FLAVORS,
-  type WorkloadName,
   WORKLOADS,
 } from "./boot_options.ts";
 
