@@ -261,7 +261,24 @@ export interface DeviceSummary {
   unexpectedFaults: number;
 }
 
-/** The kernel in TypeScript; drivers see it as a {@link DriverKernel}. */
+/**
+ * The kernel in TypeScript; drivers see it as a {@link DriverKernel}.
+ * Constructing one boots it on a machine (whose devices must already be
+ * attached); {@link Kernel.shutdown} takes it down and counts what leaked.
+ *
+ * @example Boot, allocate from the heap, shut down
+ * ```ts
+ * import { createMachine } from "../machine/mod.ts";
+ * import { Kernel } from "./kernel.ts";
+ *
+ * const kernel = new Kernel(createMachine({ preset: "isa" }), { log: console.log });
+ * const va = kernel.kmem.alloc(4000); // kernel virtual, backed by pages of RAM
+ * kernel.pmap.write(va, new Uint8Array([1, 2, 3]));
+ * kernel.kmem.free(va, 4000);
+ * kernel.check(); // every invariant of every layer
+ * console.log(kernel.shutdown().pages); // 0
+ * ```
+ */
 export class Kernel implements DriverKernel {
   /** The machine it runs on. */
   readonly machine: Machine;
@@ -310,7 +327,8 @@ export class Kernel implements DriverKernel {
   #driverLeaks: string[] = [];
 
   /** Brings up the kernel on `machine` (see the module text for the order). */
-  constructor(machine: Machine, options: KernelOptions = {}) {
+  constructor(machine: Machine, options?: KernelOptions) {
+    if (options === undefined) options = {};
     if (options.iommu !== undefined && typeof options.iommu !== "boolean") {
       throw new KernelError("EINVAL", `iommu must be a boolean, got ${describe(options.iommu)}`);
     }

@@ -167,7 +167,7 @@ export const RUN_DEFAULTS: Readonly<BootOptions> = Object.freeze({
  * import { run } from "./run.ts";
  *
  * const r = await run({ machine: "isa", workload: "heap", devices: [], ops: 500 });
- * console.log(r.status, r.workloads[0]!.counts.allocs > 0); // 0 true
+ * console.log(r.status, (r.workloads[0]!.counts.allocs ?? 0) > 0); // 0 true
  * ```
  */
 export async function run(

@@ -199,8 +199,18 @@ export class Machine {
  * Builds a machine: `createMachine()` is a 512 MiB PC, `createMachine({
  * preset: "big" })` a 64 GiB one, `createMachine({ preset: "isa" })` a
  * 16 MiB ISA machine. Throws `EINVAL` naming a bad option.
+ *
+ * @example A 6 GiB PC: RAM above 4 GiB, costing the host what is touched
+ * ```ts
+ * import { createMachine } from "./mod.ts";
+ *
+ * const m = createMachine({ preset: "pc", ramSize: 6 * 2 ** 30 });
+ * m.ram.write32(0x1_2000_0000, 0xfeed); // above 4 GiB
+ * console.log(m.ram.read32(0x1_2000_0000).toString(16)); // feed
+ * ```
  */
-export function createMachine(options: MachineOptions = {}): Machine {
+export function createMachine(options?: MachineOptions): Machine {
+  if (options === undefined) options = {};
   const memmap = options.memmap ?? presetMemoryMap(options.preset ?? "pc", {
     ramSize: options.ramSize,
   });
