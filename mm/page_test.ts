@@ -15,16 +15,7 @@ import {
   VM_FREELIST_FIRST16,
   VM_FREELIST_FIRST4G,
 } from "./physseg.ts";
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof KernelError, `not a KernelError: ${e}`);
-    return e.code;
-  }
-  assert.fail("no error thrown");
-}
+import { refusal } from "./_test_util.ts";
 
 /** The free pages in the order uvm_pagealloc would hand them out, without taking them. */
 function queueOrder(uvm: Uvm): number[] {
@@ -213,7 +204,7 @@ test("page: a batch of uvm_pagefree refuses a free, repeated or listed page and 
     [ids[2]!, 7],
   ];
   for (const c of cases) {
-    assert.equal(code(() => uvm.pageFreeIds(Float64Array.from(c), 0, c.length)), "BADFREE");
+    assert.equal(refusal(() => uvm.pageFreeIds(Float64Array.from(c), 0, c.length)), "BADFREE");
     assert.deepEqual(queueOrder(uvm), order, JSON.stringify(c));
     assert.equal(uvm.free, free);
     uvm.check();
@@ -240,16 +231,16 @@ test("page: bad frees and claims are refused and change nothing", () => {
   const p = uvm.pageAlloc();
   uvm.pageFree(p);
   const order = queueOrder(uvm);
-  assert.equal(code(() => uvm.pageFree(p)), "BADFREE");
-  assert.equal(code(() => uvm.pageFree(16)), "EINVAL");
-  assert.equal(code(() => uvm.pageFree(-1)), "EINVAL");
-  assert.equal(code(() => uvm.pageFree(1.5)), "EINVAL");
-  assert.equal(code(() => uvm.pageAlloc(6)), "EINVAL");
-  assert.equal(code(() => uvm.pageAlloc(0, 99)), "EINVAL");
+  assert.equal(refusal(() => uvm.pageFree(p)), "BADFREE");
+  assert.equal(refusal(() => uvm.pageFree(16)), "EINVAL");
+  assert.equal(refusal(() => uvm.pageFree(-1)), "EINVAL");
+  assert.equal(refusal(() => uvm.pageFree(1.5)), "EINVAL");
+  assert.equal(refusal(() => uvm.pageAlloc(6)), "EINVAL");
+  assert.equal(refusal(() => uvm.pageAlloc(0, 99)), "EINVAL");
   uvm.pageClaim(3);
-  assert.equal(code(() => uvm.pageClaim(3)), "EBUSY");
-  assert.equal(code(() => uvm.setOwner(4, 1)), "EINVAL", "a free page has no owner");
-  assert.equal(code(() => uvm.setOwner(3, 256)), "EINVAL");
+  assert.equal(refusal(() => uvm.pageClaim(3)), "EBUSY");
+  assert.equal(refusal(() => uvm.setOwner(4, 1)), "EINVAL", "a free page has no owner");
+  assert.equal(refusal(() => uvm.setOwner(3, 256)), "EINVAL");
   uvm.pageFree(3);
   assert.deepEqual(queueOrder(uvm).slice(1), order.filter((x) => x !== 3));
   uvm.check();
@@ -330,7 +321,7 @@ test("page: loadRam refuses bad or overlapping regions and loads nothing", () =>
   ];
   for (const args of cases) {
     assert.equal(
-      code(() => loadRam(uvm, ...(args as [never]))),
+      refusal(() => loadRam(uvm, ...(args as [never]))),
       "EINVAL",
       JSON.stringify(args),
     );
@@ -408,16 +399,16 @@ test("page: check() notices a broken queue and a wrong count", () => {
   uvm.check();
   const id = uvm.physmem.idOf(10);
   uvm.setLinkNext(id, uvm.physmem.idOf(5));
-  assert.equal(code(() => uvm.check()), "CORRUPT");
+  assert.equal(refusal(() => uvm.check()), "CORRUPT");
   const other = new Uvm();
   other.physload(0, 64, 0, 64, 0);
   other.physmem.markBusy(other.physmem.idOf(3));
-  assert.equal(code(() => other.check()), "CORRUPT", "a queued page the bitmap says is busy");
+  assert.equal(refusal(() => other.check()), "CORRUPT", "a queued page the bitmap says is busy");
   const third = new Uvm();
   third.physload(0, 64, 0, 64, 0);
   const p = third.pageAlloc();
   third.physmem.markFree(third.physmem.idOf(p));
-  assert.equal(code(() => third.check()), "CORRUPT", "a free page on no queue");
+  assert.equal(refusal(() => third.check()), "CORRUPT", "a free page on no queue");
 });
 
 test("page: check() takes untouched chunks on trust; the exhaustive check reads them", () => {
@@ -432,7 +423,7 @@ test("page: check() takes untouched chunks on trust; the exhaustive check reads 
   assert.equal(uvm.physmem.chunkDirty[chunkOf(id)], 0);
   uvm.physmem.busyMap[id >>> 5] = 1 << (id & 31);
   uvm.check();
-  assert.equal(code(() => uvm.check(true)), "CORRUPT");
+  assert.equal(refusal(() => uvm.check(true)), "CORRUPT");
   // Flags on a free page of a block nothing wrote, in a chunk something did.
   const other = new Uvm();
   other.physload(1000, 1000 + n, 1000, 1000 + n, 0);
@@ -447,7 +438,7 @@ test("page: check() takes untouched chunks on trust; the exhaustive check reads 
   const near = c * CHUNK_PAGES + k * BLOCK_PAGES + 5;
   other.physmem.flags[c]![near - c * CHUNK_PAGES] = PG_PGLIST;
   other.check();
-  assert.equal(code(() => other.check(true)), "CORRUPT");
+  assert.equal(refusal(() => other.check(true)), "CORRUPT");
 });
 
 test("page: a 16 TiB guest loads, allocates and checks without setting up its pages", () => {

@@ -12,19 +12,10 @@ import {
 } from "./pglist.ts";
 import { ReferencePglist } from "./pglist_reference.ts";
 import { PG_PGLCA, type PhysSegStrategy } from "./physseg.ts";
+import { refusal } from "./_test_util.ts";
 
 const PAGE = 4096;
 const HIGH = 2 ** 32 - 1;
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof KernelError, `not a KernelError: ${e}`);
-    return e.code;
-  }
-  assert.fail("no error thrown");
-}
 
 /** Free runs (ascending) and hints, as replay's `state` prints them. */
 function state(uvm: Uvm): { free: [number, number][]; hints: number[] } {
@@ -73,7 +64,7 @@ test("pglist: a contiguous pass never finds a run straddling the hint", () => {
   assert.deepEqual(state(uvm), { free: [[0, 16]], hints: [8] });
   // [0, 12) is free, but the first pass starts at 8 and the second only
   // accepts runs ending at or before 8.
-  assert.equal(code(() => pglistAlloc(uvm, 12 * PAGE, 0, HIGH, 0, 0, 1)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(uvm, 12 * PAGE, 0, HIGH, 0, 0, 1)), "ENOMEM");
   assert.deepEqual(state(uvm).hints, [8], "a failed contiguous request keeps the hint");
   assert.deepEqual(alloc(uvm, 8 * PAGE, 0, HIGH, 0, 0, 1), [[8, 8]]);
   assert.deepEqual(state(uvm).hints, [16]);
@@ -89,7 +80,7 @@ test("pglist: a failed simple request gives its pages back but keeps the moved h
   uvm.physload(100, 164, 100, 164, 1);
   for (let p = 110; p < 164; p++) uvm.pageClaim(p);
   const before = state(uvm).free;
-  assert.equal(code(() => pglistAlloc(uvm, 20 * PAGE, 100 * PAGE, HIGH, 0, 0, 20)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(uvm, 20 * PAGE, 100 * PAGE, HIGH, 0, 0, 20)), "ENOMEM");
   assert.deepEqual(state(uvm), { free: before, hints: [0, 64] });
   assert.equal(pglistTryAlloc(uvm, 20 * PAGE, 100 * PAGE, HIGH, 0, 0, 20), null);
   uvm.check();
@@ -108,9 +99,9 @@ test("pglist: the simple path lists pages in the order taken, from the hint on",
 test("pglist: high is exclusive at page granularity and truncated to 32 bits of frame", () => {
   const uvm = new Uvm();
   uvm.physload(0, 64, 0, 64, 0);
-  assert.equal(code(() => pglistAlloc(uvm, 2 * PAGE, 0, 0x1fff, 0, 0, 1)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(uvm, 2 * PAGE, 0, 0x1fff, 0, 0, 1)), "ENOMEM");
   assert.deepEqual(alloc(uvm, PAGE, 0, 0x1fff, 0, 0, 1), [[0, 1]]);
-  assert.equal(code(() => pglistAlloc(uvm, PAGE, 0, 2 ** 44, 2 * PAGE, 0, 1)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(uvm, PAGE, 0, 2 ** 44, 2 * PAGE, 0, 1)), "ENOMEM");
   assert.deepEqual(alloc(uvm, PAGE, 0, 2 ** 44 + 65536, 2 * PAGE, 0, 1), [[2, 1]]);
   uvm.check();
 });
@@ -129,7 +120,7 @@ test("pglist: a boundary below the size is EINVAL; below a page it only picks th
   const uvm = new Uvm();
   uvm.physload(0, 64, 0, 64, 0);
   const before = snapshot(uvm);
-  assert.equal(code(() => pglistAlloc(uvm, 2 * PAGE, 0, HIGH, 0, PAGE, 2)), "EINVAL");
+  assert.equal(refusal(() => pglistAlloc(uvm, 2 * PAGE, 0, HIGH, 0, PAGE, 2)), "EINVAL");
   assert.equal(snapshot(uvm), before);
   assert.deepEqual(alloc(uvm, 100, 0, HIGH, 0, 128, 1), [[0, 1]]);
   assert.deepEqual(state(uvm).hints, [1], "the contiguous path set the hint to its end");
@@ -165,8 +156,8 @@ test("pglist: at or below the reserves a request fails at once and moves no hint
   assert.deepEqual(alloc(uvm, 10 * PAGE, 0, HIGH, 0, 0, 10), [[0, 10]]);
   assert.equal(uvm.free, 6);
   assert.deepEqual(alloc(uvm, PAGE, 0, HIGH, 0, 0, 1), [[10, 1]]);
-  assert.equal(code(() => pglistAlloc(uvm, PAGE, 0, HIGH, 0, 0, 1)), "ENOMEM");
-  assert.equal(code(() => pglistAlloc(uvm, PAGE, 0, HIGH, 2 * PAGE, 0, 1)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(uvm, PAGE, 0, HIGH, 0, 0, 1)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(uvm, PAGE, 0, HIGH, 2 * PAGE, 0, 1)), "ENOMEM");
   assert.deepEqual(state(uvm).hints, [11]);
   uvm.check();
 });
@@ -216,7 +207,7 @@ test("pglist: where the seed would assert, the request is refused and fully undo
   for (let p = 0; p < 5; p++) uvm.pageClaim(p);
   pglistAlloc(uvm, PAGE, 0, HIGH, 0, 0, 1).free();
   const before = snapshot(uvm);
-  assert.equal(code(() => pglistAlloc(uvm, 10 * PAGE, 0, 2 ** 44, 0, 0, 10)), "EINVAL");
+  assert.equal(refusal(() => pglistAlloc(uvm, 10 * PAGE, 0, 2 ** 44, 0, 0, 10)), "EINVAL");
   assert.equal(snapshot(uvm), before, "pages, queue order and hints are as before");
   uvm.check();
   // Enough in the first segment: the seed never reaches the second one.
@@ -233,18 +224,18 @@ test("pglist: page lists list their frames and go back once", () => {
   assert.equal(list.pfn(0), 0);
   assert.deepEqual(list.pfns(), [0, 1, 2, 3, 4, 5]);
   assert.deepEqual(list.runs(), [[0, 6]]);
-  assert.equal(code(() => list.pfn(6)), "EINVAL");
-  assert.equal(code(() => uvm.pageFree(3)), "BADFREE", "a list page goes back with its list");
+  assert.equal(refusal(() => list.pfn(6)), "EINVAL");
+  assert.equal(refusal(() => uvm.pageFree(3)), "BADFREE", "a list page goes back with its list");
   assert.equal(list.freed, false);
   list.free();
   assert.equal(list.freed, true);
   assert.equal(uvm.free, 128);
   const before = snapshot(uvm);
-  assert.equal(code(() => pglistFree(uvm, list)), "BADFREE");
+  assert.equal(refusal(() => pglistFree(uvm, list)), "BADFREE");
   const other = new Uvm();
   other.physload(0, 64, 0, 64, 0);
   const foreign = pglistAlloc(other, PAGE, 0, HIGH, 0, 0, 1);
-  assert.equal(code(() => pglistFree(uvm, foreign)), "EINVAL");
+  assert.equal(refusal(() => pglistFree(uvm, foreign)), "EINVAL");
   assert.equal(snapshot(uvm), before);
   uvm.check();
 });
@@ -255,11 +246,11 @@ test("pglist: waitok without waiting: WOULDBLOCK changes nothing; contiguous giv
   for (let p = 0; p < 16; p += 2) uvm.pageClaim(p);
   pglistAlloc(uvm, PAGE, 0, HIGH, 0, 0, 1).free();
   const before = snapshot(uvm);
-  assert.equal(code(() => pglistAlloc(uvm, 9 * PAGE, 0, HIGH, 0, 0, 9, true)), "WOULDBLOCK");
+  assert.equal(refusal(() => pglistAlloc(uvm, 9 * PAGE, 0, HIGH, 0, 0, 9, true)), "WOULDBLOCK");
   assert.equal(snapshot(uvm), before);
   assert.deepEqual(pglistAlloc(uvm, 2 * PAGE, 0, HIGH, 0, 0, 2, true).runs(), [[3, 1], [5, 1]]);
   // Nothing reclaimable: the aggressive search ends at once.
-  assert.equal(code(() => pglistAlloc(uvm, 2 * PAGE, 0, HIGH, 0, 0, 1, true)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(uvm, 2 * PAGE, 0, HIGH, 0, 0, 1, true)), "ENOMEM");
   uvm.check();
 });
 
@@ -321,7 +312,10 @@ test("pglist: the aggressive search collects pages the daemon frees until a run 
     },
     kick: () => {},
   };
-  assert.equal(code(() => pglistAlloc(uvm, 4 * PAGE, 0, HIGH, 4 * PAGE, 0, 1, true)), "WOULDBLOCK");
+  assert.equal(
+    refusal(() => pglistAlloc(uvm, 4 * PAGE, 0, HIGH, 4 * PAGE, 0, 1, true)),
+    "WOULDBLOCK",
+  );
   const list = await pglistAllocWait(uvm, 4 * PAGE, 0, HIGH, 4 * PAGE, 0, 1);
   assert.deepEqual(list.runs(), [[28, 4]]);
   assert.equal(waits, 2, "pages 30 and 28 had to be evicted");
@@ -499,7 +493,7 @@ test("pglist: BIGFIRST searches a free list's smallest segment first, the last l
   bsearch.physload(100, 120, 100, 120, 3);
   bsearch.physload(0, 40, 0, 40, 3);
   assert.deepEqual(alloc(bsearch, 20 * PAGE, 0, HIGH, 0, 0, 1), [[0, 20]]);
-  assert.equal(code(() => new Uvm({ physseg: "biggest" as PhysSegStrategy })), "EINVAL");
+  assert.equal(refusal(() => new Uvm({ physseg: "biggest" as PhysSegStrategy })), "EINVAL");
 });
 
 test("pglist: segments past frame 2^31 and 2^32 and huge alignments follow the seed's int arithmetic", () => {
@@ -639,7 +633,7 @@ test("pglist: two allocators driven in turn give the answers each gives alone", 
   ];
   await new Promise((r) => setTimeout(r, 0));
   a.hooks = { ...a.hooks, reclaimable: () => false };
-  assert.equal(code(() => pglistAlloc(a, 2 * PAGE, 0, HIGH, 0, 0, 1, true)), "WOULDBLOCK");
+  assert.equal(refusal(() => pglistAlloc(a, 2 * PAGE, 0, HIGH, 0, 0, 1, true)), "WOULDBLOCK");
   // b's aggressive search runs meanwhile: its daemon gives back claimed
   // pages until a run of 8 forms.
   const cache: number[] = [];

@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import {
   CHUNK_PAGES,
@@ -12,16 +11,7 @@ import {
   u32,
   VM_FREELIST_FIRST16,
 } from "./physseg.ts";
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof KernelError, `not a KernelError: ${e}`);
-    return e.code;
-  }
-  assert.fail("no error thrown");
-}
+import { refusal } from "./_test_util.ts";
 
 /** Everything observable of a PhysMem, to compare before and after a refusal. */
 function snapshot(pm: PhysMem): string {
@@ -106,17 +96,17 @@ test("physseg: bad segments are refused, naming the value, and change nothing", 
     [0, 2 ** 53, 0, 10, 0], // past 2^53 bytes
   ];
   for (const args of bad) {
-    const c = code(() => pm.plug(...args));
+    const c = refusal(() => pm.plug(...args));
     assert.equal(c, "EINVAL", JSON.stringify(args));
     assert.equal(snapshot(pm), before, `refused ${JSON.stringify(args)} changed the state`);
   }
   assert.match(String(catchMessage(() => pm.plug(150, 250, 150, 250, 0))), /overlap/);
   assert.match(String(catchMessage(() => pm.plug(0, 50, 0, 50, 9))), /freelist.*9/);
   // More ids than the page array can number.
-  assert.equal(code(() => pm.plug(2 ** 40, 2 ** 40 + 2 ** 36, 2 ** 40, 2 ** 40, 0)), "ENOMEM");
-  assert.equal(code(() => pm.reserve(2 ** 36)), "ENOMEM");
+  assert.equal(refusal(() => pm.plug(2 ** 40, 2 ** 40 + 2 ** 36, 2 ** 40, 2 ** 40, 0)), "ENOMEM");
+  assert.equal(refusal(() => pm.reserve(2 ** 36)), "ENOMEM");
   assert.equal(snapshot(pm), before);
-  assert.equal(code(() => new PhysMem(4096, "smallest" as "bsearch")), "EINVAL");
+  assert.equal(refusal(() => new PhysMem(4096, "smallest" as "bsearch")), "EINVAL");
   pm.check(true);
 });
 
@@ -279,24 +269,24 @@ test("physseg: check() notices broken summaries, stray writes and a written shar
   };
   let pm = fresh();
   pm.partMap[pm.idOf(40) >>> 10] = 0;
-  assert.equal(code(() => pm.check()), "CORRUPT", "a summary bit");
+  assert.equal(refusal(() => pm.check()), "CORRUPT", "a summary bit");
   pm = fresh();
   pm.flags[chunkOf(pm.idOf(41))]![pm.idOf(41) & (CHUNK_PAGES - 1)] = PG_PGLIST;
-  assert.equal(code(() => pm.check()), "CORRUPT", "flags on a free page");
+  assert.equal(refusal(() => pm.check()), "CORRUPT", "flags on a free page");
   // A busy bit in a chunk nothing wrote: only the exhaustive check reads it.
   pm = fresh();
   const mid = pm.idOf(CHUNK_PAGES + 100);
   assert.equal(pm.chunkDirty[chunkOf(mid)], 0);
   pm.busyMap[mid >>> 5] = 1;
   pm.check();
-  assert.equal(code(() => pm.check(true)), "CORRUPT");
+  assert.equal(refusal(() => pm.check(true)), "CORRUPT");
   pm = fresh();
   pm.zero64[7] = 1;
   pm.check();
-  assert.equal(code(() => pm.check(true)), "CORRUPT");
+  assert.equal(refusal(() => pm.check(true)), "CORRUPT");
   pm = fresh();
   pm.chunkLoad[chunkOf(mid)] = -1;
-  assert.equal(code(() => pm.check()), "CORRUPT", "a chunk that forgot its segment");
+  assert.equal(refusal(() => pm.check()), "CORRUPT", "a chunk that forgot its segment");
 });
 
 test("physseg: helpers popcount32 and u32", () => {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { type PhysicalAccess, Pmap, PTES_PER_LEAF, VM_PROT_READ } from "./pmap.ts";
 import { describe, KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
+import { refusal } from "./_test_util.ts";
 
 /** Physical memory as one flat array, enough to see where bytes land. */
 function flatRam(bytes: number): PhysicalAccess & { mem: Uint8Array } {
@@ -50,33 +51,23 @@ test("pmap: loads and stores through kernel virtual addresses cross page boundar
 });
 
 /** The code of the KernelError that `fn` throws (fails when it throws none). */
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof KernelError, String(e));
-    return e.code;
-  }
-  assert.fail("expected a refusal");
-}
-
 test("pmap: page faults and bad arguments change nothing", () => {
   const ram = flatRam(1 << 16);
   const pm = new Pmap(ram, KVA, 1 << 30);
   pm.enter(KVA, 0x1000);
   pm.enter(KVA + 0x2000, 0x3000, VM_PROT_READ);
   // A store straddling into an unmapped page moves no byte at all.
-  assert.equal(code(() => pm.write(KVA + 0xff0, new Uint8Array(0x20).fill(1))), "EFAULT");
+  assert.equal(refusal(() => pm.write(KVA + 0xff0, new Uint8Array(0x20).fill(1))), "EFAULT");
   assert.equal(ram.mem.reduce((a, b) => a + b, 0), 0);
-  assert.equal(code(() => pm.write(KVA + 0x2000, new Uint8Array(1))), "EFAULT");
-  assert.equal(code(() => pm.read(KVA + 0x1000, new Uint8Array(1))), "EFAULT");
-  assert.equal(code(() => pm.enter(KVA, 0x4000)), "EEXIST");
-  assert.equal(code(() => pm.enter(KVA + 0x5000, 0x4001)), "EINVAL");
-  assert.equal(code(() => pm.enter(KVA - 0x1000, 0x4000)), "EINVAL");
-  assert.equal(code(() => pm.enter(KVA + 0x5000, 0x4000, 0)), "EINVAL");
-  assert.equal(code(() => pm.enter(KVA + 0x5000 + 0.5, 0x4000)), "EINVAL");
+  assert.equal(refusal(() => pm.write(KVA + 0x2000, new Uint8Array(1))), "EFAULT");
+  assert.equal(refusal(() => pm.read(KVA + 0x1000, new Uint8Array(1))), "EFAULT");
+  assert.equal(refusal(() => pm.enter(KVA, 0x4000)), "EEXIST");
+  assert.equal(refusal(() => pm.enter(KVA + 0x5000, 0x4001)), "EINVAL");
+  assert.equal(refusal(() => pm.enter(KVA - 0x1000, 0x4000)), "EINVAL");
+  assert.equal(refusal(() => pm.enter(KVA + 0x5000, 0x4000, 0)), "EINVAL");
+  assert.equal(refusal(() => pm.enter(KVA + 0x5000 + 0.5, 0x4000)), "EINVAL");
   // Removing a range with a hole in it removes nothing.
-  assert.equal(code(() => pm.remove(KVA, 0x3000)), "EINVAL");
+  assert.equal(refusal(() => pm.remove(KVA, 0x3000)), "EINVAL");
   assert.equal(pm.extract(KVA), 0x1000);
   assert.equal(pm.extract(KVA + 0x2000), 0x3000);
   assert.equal(pm.mappedPages, 2);
@@ -155,13 +146,13 @@ test("pmap: extractPages refuses a bad length or a short array, writing nothing"
   assert.deepEqual([...out], [9 * 4096, 10 * 4096, 11 * 4096, 12 * 4096]);
   out.fill(-1);
   for (const len of [-1, 1.5, NaN, 2 ** 53]) {
-    assert.equal(code(() => pm.extractPages(va, len, out)), "EINVAL");
+    assert.equal(refusal(() => pm.extractPages(va, len, out)), "EINVAL");
   }
-  assert.equal(code(() => pm.extractPages(va + 1, 4 * 4096, out)), "EINVAL"); // 5 pages
-  assert.equal(code(() => pm.extractPages(va, 4096, [0] as unknown as Float64Array)), "EINVAL");
+  assert.equal(refusal(() => pm.extractPages(va + 1, 4 * 4096, out)), "EINVAL"); // 5 pages
+  assert.equal(refusal(() => pm.extractPages(va, 4096, [0] as unknown as Float64Array)), "EINVAL");
   assert.ok(out.every((x) => x === -1));
   assert.equal(pm.extractPages(va, 0, out), 0);
-  assert.equal(code(() => pm.extractPages(va + 0.5, 4096, out)), "EINVAL");
+  assert.equal(refusal(() => pm.extractPages(va + 0.5, 4096, out)), "EINVAL");
   assert.equal(pm.extractPages(KVA - 4096, 8192, out), 0);
   assert.ok(out.every((x) => x === -1));
   pm.check();

@@ -17,13 +17,14 @@ export function field(op: TraceOp, name: string): unknown {
   return op[name];
 }
 
-/** Field `name` as an integer in `[0, 2^53 - 1]`. */
-export function intField(op: TraceOp, name: string): number {
+/** Field `name` as an integer in `[min, 2^53 - 1]` (`min` 0 when left out). */
+export function intField(op: TraceOp, name: string, min?: number): number {
   const v = field(op, name);
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_ADDR) {
+  const lo = min ?? 0;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > MAX_ADDR) {
     throw new KernelError(
       "EINVAL",
-      `"${name}" must be an integer in [0, 2^53 - 1], got ${describe(v)}`,
+      `"${name}" must be an integer in [${lo}, 2^53 - 1], got ${describe(v)}`,
     );
   }
   return v;
@@ -36,6 +37,22 @@ export function stringField(op: TraceOp, name: string): string {
     throw new KernelError("EINVAL", `"${name}" must be a string, got ${describe(v)}`);
   }
   return v;
+}
+
+/** Field `name` as the set of its words, each one of `allowed` (a word may repeat). */
+export function wordSetField(op: TraceOp, name: string, allowed: readonly string[]): Set<string> {
+  const v = field(op, name);
+  if (!Array.isArray(v)) {
+    throw new KernelError("EINVAL", `"${name}" must be a list of words, got ${describe(v)}`);
+  }
+  const set = new Set<string>();
+  for (const w of v) {
+    if (typeof w !== "string" || !allowed.includes(w)) {
+      throw new KernelError("EINVAL", `"${name}" has an unknown word ${describe(w)}`);
+    }
+    set.add(w);
+  }
+  return set;
 }
 
 /** Field `name` as a list of distinct words, each one of `allowed`. */

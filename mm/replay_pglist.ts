@@ -9,6 +9,7 @@
  * @module
  */
 
+import { field, intField as int } from "./replay_fields.ts";
 import { checkInteger, describe, KernelError } from "./errors.ts";
 import { Uvm } from "./page.ts";
 import { type PageList, pglistAlloc, pglistFree } from "./pglist.ts";
@@ -18,15 +19,6 @@ type Op = Record<string, unknown>;
 
 /** The owner byte that marks a page taken by `claim` (only `release` gives it back). */
 const CLAIMED = 1;
-
-function field(op: Op, name: string): unknown {
-  if (!(name in op)) throw new KernelError("EINVAL", `${String(op.op)}: missing field ${name}`);
-  return op[name];
-}
-
-function int(op: Op, name: string, min = 0): number {
-  return checkInteger(name, field(op, name), min);
-}
 
 /** Options of a {@link PglistReplayer}. */
 export interface PglistReplayerOptions {

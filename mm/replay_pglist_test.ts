@@ -6,17 +6,12 @@ import { KernelError } from "./errors.ts";
 import { PglistReplayer } from "./replay_pglist.ts";
 import { ReferencePglist } from "./pglist_reference.ts";
 import type { PhysSegStrategy } from "./physseg.ts";
+import { byCode } from "./_test_util.ts";
 
 const GOLDEN = fileURLToPath(new URL("../testdata/golden/pglist/", import.meta.url));
 const GOLDEN_BIGFIRST = fileURLToPath(
   new URL("../testdata/golden/pglist-bigfirst/", import.meta.url),
 );
-
-/** Error lines compare by code only (as the format says). */
-function norm(line: string): string {
-  const m = /^\{"error":"([^"]*)"/.exec(line);
-  return m ? `{"error":"${m[1]}"}` : line;
-}
 
 function ops(text: string): Record<string, unknown>[] {
   return text.split("\n")
@@ -47,13 +42,13 @@ function replayGolden(dir: string, least: number, physseg: PhysSegStrategy): voi
   for (const name of traces(dir, least)) {
     const text = readFileSync(dir + name, "utf8");
     const want = readFileSync(dir + name.replace(/\.jsonl$/, ".expected"), "utf8")
-      .split("\n").filter((l) => l !== "").map(norm);
+      .split("\n").filter((l) => l !== "").map(byCode);
     const r = new PglistReplayer({ physseg });
     const got = run((op) => {
       const out = r.apply(op);
       r.uvm.check();
       return out;
-    }, text).map(norm);
+    }, text).map(byCode);
     assert.equal(got.length, want.length, name);
     for (let i = 0; i < want.length; i++) assert.equal(got[i], want[i], `${name} line ${i + 1}`);
   }
@@ -73,9 +68,9 @@ test("replay_pglist: the BIGFIRST golden traces choose other pages under BSEARCH
   for (const name of traces(GOLDEN_BIGFIRST, 4)) {
     const text = readFileSync(GOLDEN_BIGFIRST + name, "utf8");
     const want = readFileSync(GOLDEN_BIGFIRST + name.replace(/\.jsonl$/, ".expected"), "utf8")
-      .split("\n").filter((l) => l !== "").map(norm);
+      .split("\n").filter((l) => l !== "").map(byCode);
     const r = new PglistReplayer();
-    if (run((op) => r.apply(op), text).map(norm).join("\n") !== want.join("\n")) differ++;
+    if (run((op) => r.apply(op), text).map(byCode).join("\n") !== want.join("\n")) differ++;
   }
   assert.ok(differ >= 3, `only ${differ} traces depend on the order`);
 });
@@ -148,8 +143,8 @@ test("replay_pglist: the page-by-page port also reproduces every golden trace", 
     for (const name of traces(dir, 4)) {
       const text = readFileSync(dir + name, "utf8");
       const want = readFileSync(dir + name.replace(/\.jsonl$/, ".expected"), "utf8")
-        .split("\n").filter((l) => l !== "").map(norm);
-      assert.deepEqual(run(referenceApply(physseg), text).map(norm), want, name);
+        .split("\n").filter((l) => l !== "").map(byCode);
+      assert.deepEqual(run(referenceApply(physseg), text).map(byCode), want, name);
     }
   }
 });

@@ -10,8 +10,9 @@
  * @module
  */
 
-import { describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { describe, KernelError } from "./errors.ts";
 import { NamedAllocations } from "./replay_named.ts";
+import { field, intField as int, type TraceOp, wordSetField as words } from "./replay_fields.ts";
 import {
   VM_BESTFIT,
   VM_ENDALLOC,
@@ -29,38 +30,7 @@ import {
   VmemGroup,
 } from "./vmem.ts";
 
-type Op = Record<string, unknown>;
-
-function field(op: Op, name: string): unknown {
-  if (!(name in op)) throw new KernelError("EINVAL", `missing field "${name}"`);
-  return op[name];
-}
-
-function int(op: Op, name: string): number {
-  const v = field(op, name);
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_ADDR) {
-    throw new KernelError(
-      "EINVAL",
-      `"${name}" must be an integer in [0, 2^53 - 1], got ${describe(v)}`,
-    );
-  }
-  return v;
-}
-
-function words(op: Op, name: string, allowed: readonly string[]): Set<string> {
-  const v = field(op, name);
-  if (!Array.isArray(v)) {
-    throw new KernelError("EINVAL", `"${name}" must be a list of words, got ${describe(v)}`);
-  }
-  const set = new Set<string>();
-  for (const w of v) {
-    if (typeof w !== "string" || !allowed.includes(w)) {
-      throw new KernelError("EINVAL", `"${name}" has an unknown word ${describe(w)}`);
-    }
-    set.add(w);
-  }
-  return set;
-}
+type Op = TraceOp;
 
 /** The policy words of allocation lines and the VM_* flag each stands for. */
 export const POLICY_FLAGS: Readonly<

@@ -2,45 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { replayText } from "./replayer.ts";
 import { VmemFreeBSDReplayer } from "./replay_vmem_freebsd.ts";
+import { assertSameLines, byCode, replayGolden, replayLines } from "./_test_util.ts";
 
 function replay(text: string): string[] {
-  const out: string[] = [];
-  replayText(text, new VmemFreeBSDReplayer(), (line) => out.push(line));
-  return out;
+  return replayLines(text, new VmemFreeBSDReplayer());
 }
-
-/** Error lines compare by their code alone. */
-function norm(line: string): string {
-  const m = /^\{"error":"([^"]*)"/.exec(line);
-  return m === null ? line : `{"error":"${m[1]}"}`;
-}
-
-function expectSame(got: string[], want: string[], name: string): void {
-  const n = Math.max(got.length, want.length);
-  for (let i = 0; i < n; i++) {
-    assert.equal(
-      norm(got[i] ?? "(none)"),
-      norm(want[i] ?? "(none)"),
-      `${name}: output line ${i + 1}`,
-    );
-  }
-}
-
-const GOLDEN = fileURLToPath(new URL("../testdata/golden/vmem-freebsd/", import.meta.url));
 
 test("every golden vmem-freebsd trace replays exactly", () => {
-  const traces = readdirSync(GOLDEN).filter((f) => f.endsWith(".jsonl")).sort();
-  assert.ok(traces.length >= 9, `golden traces found in ${GOLDEN}: ${traces.length}`);
-  for (const t of traces) {
-    const got = replay(readFileSync(GOLDEN + t, "utf8"));
-    const want = readFileSync(GOLDEN + t.replace(/\.jsonl$/, ".expected"), "utf8").split("\n");
-    if (want[want.length - 1] === "") want.pop();
-    expectSame(got, want, t);
-  }
+  replayGolden("vmem-freebsd", 9, () => new VmemFreeBSDReplayer());
 });
 
 // The format's additions and refusals: a sleeping request that imports every
@@ -138,7 +108,7 @@ const FORMAT_EXPECTED = `
 
 test("the format's additions and refusals replay as the seed answers them", () => {
   const want = FORMAT_EXPECTED.trim().split("\n");
-  expectSame(replay(FORMAT_TRACE), want, "format trace");
+  assertSameLines(replay(FORMAT_TRACE), want, "format trace");
 });
 
 test("named allocations: a free by id frees what the allocation returned, with its size", () => {
@@ -155,7 +125,7 @@ test("named allocations: a free by id frees what the allocation returned, with i
     '{"op":"free","arena":"a","id":9}',
     '{"op":"walk","arena":"a","types":["alloc"]}',
   ].join("\n"));
-  assert.deepEqual(out.map(norm), [
+  assert.deepEqual(out.map(byCode), [
     '{"ok":true}',
     '{"addr":4096}',
     '{"addr":16384}',
@@ -182,7 +152,7 @@ test("replay.ts takes the vmem-freebsd kind", () => {
   ].join("\n");
   const r = spawnSync(process.execPath, argv, { cwd: root, input, encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.stdout.trimEnd().split("\n").map(norm), [
+  assert.deepEqual(r.stdout.trimEnd().split("\n").map(byCode), [
     '{"ok":true}',
     '{"addr":0}',
     '{"error":"UNSUPPORTED"}',

@@ -1,58 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { KernelError } from "./errors.ts";
 import { VmemReplayer } from "./replay_vmem.ts";
+import { assertSameLines, byCode, replayGolden, replayLines } from "./_test_util.ts";
 
-/**
- * Replays a trace as mm/replay.ts does (blank and # lines skipped, one output
- * line per operation, a refusal as an error line), through VmemReplayer.
- */
 function replay(text: string): string[] {
-  const r = new VmemReplayer();
-  const out: string[] = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    try {
-      out.push(JSON.stringify(r.apply(JSON.parse(line))));
-    } catch (e) {
-      if (!(e instanceof KernelError)) throw e;
-      out.push(JSON.stringify({ error: e.code, message: e.message }));
-    }
-  }
-  return out;
+  return replayLines(text, new VmemReplayer());
 }
-
-/** Error lines compare by their code alone (as tools/golden-check does). */
-function norm(line: string): string {
-  const m = /^\{"error":"([^"]*)"/.exec(line);
-  return m === null ? line : `{"error":"${m[1]}"}`;
-}
-
-function expectSame(got: string[], want: string[], name: string): void {
-  const n = Math.max(got.length, want.length);
-  for (let i = 0; i < n; i++) {
-    assert.equal(
-      norm(got[i] ?? "(none)"),
-      norm(want[i] ?? "(none)"),
-      `${name}: output line ${i + 1}`,
-    );
-  }
-}
-
-const GOLDEN = fileURLToPath(new URL("../testdata/golden/vmem/", import.meta.url));
 
 test("every golden vmem trace replays exactly", () => {
-  const traces = readdirSync(GOLDEN).filter((f) => f.endsWith(".jsonl")).sort();
-  assert.ok(traces.length >= 9, `golden traces found in ${GOLDEN}: ${traces.length}`);
-  for (const t of traces) {
-    const got = replay(readFileSync(GOLDEN + t, "utf8"));
-    const want = readFileSync(GOLDEN + t.replace(/\.jsonl$/, ".expected"), "utf8").split("\n");
-    if (want[want.length - 1] === "") want.pop();
-    expectSame(got, want, t);
-  }
+  replayGolden("vmem", 9, () => new VmemReplayer());
 });
 
 // A trace through the seed's paths that change an arena before waiting
@@ -142,7 +98,7 @@ const ROTOR_EXPECTED = `
 
 test("sleeping next-fit requests that would wait change nothing, as in the seed", () => {
   const want = ROTOR_EXPECTED.trim().split("\n");
-  expectSame(replay(ROTOR_TRACE), want, "rotor trace");
+  assertSameLines(replay(ROTOR_TRACE), want, "rotor trace");
 });
 
 test("replay refuses bad operations with their codes and goes on", () => {
@@ -169,7 +125,7 @@ test("replay refuses bad operations with their codes and goes on", () => {
     {"op":"destroy","arena":"a"}
     {"op":"destroy","arena":"a"}
   `);
-  assert.deepEqual(out.map(norm), [
+  assert.deepEqual(out.map(byCode), [
     '{"ok":true}',
     '{"error":"EEXIST"}',
     '{"error":"ENOENT"}',

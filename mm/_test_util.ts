@@ -1,0 +1,68 @@
+/**
+ * What the memory-management tests share: the code a refused call throws,
+ * and golden traces replayed against their expected answers.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { KernelError } from "./errors.ts";
+import { type Replayer, replayText } from "./replayer.ts";
+
+/** The code of the KernelError `fn` throws; fails the test when it throws nothing or something else. */
+export function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof KernelError, `not a KernelError: ${e}`);
+    return e.code;
+  }
+  assert.fail("no error thrown");
+}
+
+/** An output line with an error's message left out: error lines compare by code alone. */
+export function byCode(line: string): string {
+  const m = /^\{"error":"([^"]*)"/.exec(line);
+  return m === null ? line : `{"error":"${m[1]}"}`;
+}
+
+/** The output lines of `text` replayed through `replayer`, as mm/replay.ts prints them. */
+export function replayLines(text: string, replayer: Replayer): string[] {
+  const out: string[] = [];
+  replayText(text, replayer, (line) => out.push(line));
+  return out;
+}
+
+/** Asserts that `got` are the lines of `want`, error lines compared by code. */
+export function assertSameLines(
+  got: readonly string[],
+  want: readonly string[],
+  name: string,
+): void {
+  const n = Math.max(got.length, want.length);
+  for (let i = 0; i < n; i++) {
+    assert.equal(
+      byCode(got[i] ?? "(none)"),
+      byCode(want[i] ?? "(none)"),
+      `${name}: output line ${i + 1}`,
+    );
+  }
+}
+
+/**
+ * Replays every trace of `testdata/golden/<kind>/` (at least `least` of
+ * them) through a fresh replayer from `make`, and asserts each gives the
+ * lines of its `.expected` file.
+ */
+export function replayGolden(kind: string, least: number, make: () => Replayer): void {
+  const dir = fileURLToPath(new URL(`../testdata/golden/${kind}/`, import.meta.url));
+  const traces = readdirSync(dir).filter((f) => f.endsWith(".jsonl")).sort();
+  assert.ok(traces.length >= least, `golden ${kind} traces found in ${dir}: ${traces.length}`);
+  for (const t of traces) {
+    const want = readFileSync(dir + t.replace(/\.jsonl$/, ".expected"), "utf8").split("\n");
+    if (want[want.length - 1] === "") want.pop();
+    assertSameLines(replayLines(readFileSync(dir + t, "utf8"), make()), want, `${kind}/${t}`);
+  }
+}
