@@ -80,9 +80,11 @@ export function hex(value: unknown): string {
 export function checkInt(
   name: string,
   value: unknown,
-  min = 0,
-  max: number = Number.MAX_SAFE_INTEGER,
+  min?: number,
+  max?: number,
 ): number {
+  if (min === undefined) min = 0;
+  if (max === undefined) max = Number.MAX_SAFE_INTEGER;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new MachineError(
       "EINVAL",
@@ -103,8 +105,9 @@ export function isPow2(v: number): boolean {
 export function checkPow2(
   name: string,
   value: unknown,
-  max: number = 2 ** 52,
+  max?: number,
 ): number {
+  if (max === undefined) max = 2 ** 52;
   const v = checkInt(name, value, 1, max);
   if (!isPow2(v)) throw new MachineError("EINVAL", `${name} must be a power of two, got ${hex(v)}`);
   return v;

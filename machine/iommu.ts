@@ -304,7 +304,8 @@ export class Iommu implements DmaTranslator, MmioHandlers {
    * MMIO hole). Throws `EINVAL` for a bad option, as the bus does when the
    * hole is full.
    */
-  constructor(ram: Ram, bus: Bus, options: IommuOptions = {}) {
+  constructor(ram: Ram, bus: Bus, options?: IommuOptions) {
+    if (options === undefined) options = {};
     if (options === null || typeof options !== "object") {
       throw new MachineError("EINVAL", `IOMMU options must be an object, got ${hex(options)}`);
     }

@@ -83,7 +83,8 @@ export class InterruptController {
   #next = 0;
 
   /** Creates a controller with `lines` lines (default 32), all deasserted and unmasked. */
-  constructor(lines = 32) {
+  constructor(lines?: number) {
+    if (lines === undefined) lines = 32;
     this.lineCount = checkInt("lines", lines, 1, 1024);
     this.#level = new Uint8Array(lines);
     this.#masked = new Uint8Array(lines);
@@ -131,7 +132,8 @@ export class InterruptController {
    * Registers `handler` for line `n` on behalf of `owner` (a driver's name,
    * for {@link established}); `EBUSY` when the line already has one.
    */
-  establish(n: number, handler: InterruptHandler, owner = ""): void {
+  establish(n: number, handler: InterruptHandler, owner?: string): void {
+    if (owner === undefined) owner = "";
     this.#check(n);
     if (typeof handler !== "function") {
       throw new MachineError("EINVAL", `handler for line ${n} must be a function`);

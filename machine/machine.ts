@@ -118,8 +118,9 @@ export class Machine {
     ram: Ram,
     bus: Bus,
     irq: InterruptController,
-    iommu: IommuOptions | null = null,
+    iommu?: IommuOptions | null,
   ) {
+    if (iommu === undefined) iommu = null;
     this.preset = preset;
     this.memmap = memmap;
     this.ram = ram;
@@ -184,7 +185,8 @@ export class Machine {
    * Checks every part's invariants; `exhaustive` also reads what a check
    * otherwise takes on trust (every RAM table entry, see {@link Ram.check}).
    */
-  check(exhaustive = false): void {
+  check(exhaustive?: boolean): void {
+    if (exhaustive === undefined) exhaustive = false;
     this.memmap.check();
     this.ram.check(exhaustive);
     this.bus.check();

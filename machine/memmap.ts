@@ -182,7 +182,9 @@ function pad(v: number): string {
  * The memory map of a preset machine. Throws `EINVAL` naming `preset` or
  * `ramSize` when they are not acceptable.
  */
-export function presetMemoryMap(preset: Preset = "pc", options: PresetOptions = {}): MemoryMap {
+export function presetMemoryMap(preset?: Preset, options?: PresetOptions): MemoryMap {
+  if (preset === undefined) preset = "pc";
+  if (options === undefined) options = {};
   if (preset !== "isa" && preset !== "pc" && preset !== "big") {
     throw new MachineError("EINVAL", `preset must be "isa", "pc" or "big", got ${hex(preset)}`);
   }

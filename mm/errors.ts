@@ -71,9 +71,11 @@ export const MAX_ADDR: number = Number.MAX_SAFE_INTEGER;
 export function checkInteger(
   name: string,
   value: unknown,
-  min = 0,
-  max: number = MAX_ADDR,
+  min?: number,
+  max?: number,
 ): number {
+  if (min === undefined) min = 0;
+  if (max === undefined) max = MAX_ADDR;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new KernelError(
       "EINVAL",

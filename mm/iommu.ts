@@ -285,8 +285,9 @@ export class IommuDomain {
     frames: ArrayLike<number>,
     count: number,
     perm: number,
-    first = 0,
+    first?: number,
   ): void {
+    if (first === undefined) first = 0;
     this.#live();
     checkInteger("count", count, 1, 2 ** 32);
     this.#covered(iova, count * IOMMU_PAGE, "map");
@@ -357,7 +358,8 @@ export class IommuDomain {
    * IOTLB), or -1 when it is not mapped; with `write`, -1 unless the page
    * is writable too.
    */
-  extract(iova: number, write = false): number {
+  extract(iova: number, write?: boolean): number {
+    if (write === undefined) write = false;
     if (typeof iova !== "number" || !Number.isInteger(iova) || iova < 0 || iova >= LIMIT) {
       return -1;
     }
@@ -369,7 +371,8 @@ export class IommuDomain {
   }
 
   /** True when every page of `[iova, iova + len)` is mapped for reading, and for writing with `write`. */
-  mapped(iova: number, len: number, write = false): boolean {
+  mapped(iova: number, len: number, write?: boolean): boolean {
+    if (write === undefined) write = false;
     if (typeof len !== "number" || !Number.isInteger(len) || len < 1) return false;
     if (typeof iova !== "number" || !Number.isInteger(iova) || iova < 0) return false;
     const first = Math.floor(iova / IOMMU_PAGE), last = Math.floor((iova + len - 1) / IOMMU_PAGE);

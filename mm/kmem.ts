@@ -168,7 +168,8 @@ export class Kmem {
    * `options` say. A flavor or policy that does not exist (or a policy the
    * flavor lacks) is refused with EINVAL.
    */
-  constructor(uvm: Uvm, pmap: Pmap, options: KmemOptions = {}) {
+  constructor(uvm: Uvm, pmap: Pmap, options?: KmemOptions) {
+    if (options === undefined) options = {};
     const flavor = options.flavor === undefined ? "illumos" : options.flavor;
     const policies = Object.hasOwn(POLICY_FLAG, flavor) ? POLICY_FLAG[flavor] : undefined;
     if (policies === undefined) {
@@ -289,7 +290,8 @@ export class Kmem {
    * `[pfn, count]` at fresh kernel virtual addresses from the heap arena and
    * returns the first. Throws ENOMEM when no virtual space is left.
    */
-  mapPhysical(runs: readonly (readonly [number, number])[], owner = 0): number {
+  mapPhysical(runs: readonly (readonly [number, number])[], owner?: number): number {
+    if (owner === undefined) owner = 0;
     const ps = this.#ps;
     let pages = 0;
     for (const [, n] of runs) pages += n;

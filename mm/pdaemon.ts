@@ -77,7 +77,8 @@ export class PageCache {
   inserted = 0;
 
   /** An empty cache taking its pages from `frames` (room for `initialCapacity` before it grows). */
-  constructor(frames: PageFrames, initialCapacity = 1024) {
+  constructor(frames: PageFrames, initialCapacity?: number) {
+    if (initialCapacity === undefined) initialCapacity = 1024;
     checkInteger("initialCapacity", initialCapacity, 1, 2 ** 30);
     this.#frames = frames;
     const n = 2 ** Math.max(4, Math.ceil(Math.log2(initialCapacity)));
@@ -107,7 +108,8 @@ export class PageCache {
    * Reads file pages into the cache until no page is free or `max` were
    * read, taking them from the allocator in batches; returns how many.
    */
-  fill(max: number = Infinity): number {
+  fill(max?: number): number {
+    if (max === undefined) max = Infinity;
     let got = 0;
     while (got < max) {
       if (this.#count === this.#ring.length) this.#grow();
@@ -215,7 +217,8 @@ export class PageDaemon {
    * uvm_kick_pdaemon: schedules a run on the event loop (once). `needfree`
    * pages more than `freetarg` are wanted by the caller.
    */
-  kick(needfree = 0): void {
+  kick(needfree?: number): void {
+    if (needfree === undefined) needfree = 0;
     this.#stats.kicks++;
     this.#needfree = Math.max(this.#needfree, needfree);
     if (this.#scheduled) return;

@@ -68,11 +68,15 @@ export class ReferencePglist {
 
   /** An empty allocator. */
   constructor(
-    pageSize = 4096,
-    reservePagedaemon = 0,
-    reserveKernel = 0,
-    strategy: PhysSegStrategy = "bsearch",
+    pageSize?: number,
+    reservePagedaemon?: number,
+    reserveKernel?: number,
+    strategy?: PhysSegStrategy,
   ) {
+    if (pageSize === undefined) pageSize = 4096;
+    if (reservePagedaemon === undefined) reservePagedaemon = 0;
+    if (reserveKernel === undefined) reserveKernel = 0;
+    if (strategy === undefined) strategy = "bsearch";
     this.strategy = strategy;
     this.pageSize = pageSize;
     this.pageShift = Math.log2(pageSize);

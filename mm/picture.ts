@@ -34,8 +34,9 @@ export class Svg {
     x: number,
     y: number,
     s: string,
-    o: { size?: number; anchor?: "start" | "middle" | "end"; bold?: boolean; fill?: string } = {},
+    o?: { size?: number; anchor?: "start" | "middle" | "end"; bold?: boolean; fill?: string },
   ): void {
+    if (o === undefined) o = {};
     const attrs = [`x="${num(x)}"`, `y="${num(y)}"`, `font-size="${o.size ?? 11}"`];
     if (o.anchor !== undefined && o.anchor !== "start") attrs.push(`text-anchor="${o.anchor}"`);
     if (o.bold) attrs.push(`font-weight="bold"`);
@@ -52,7 +53,8 @@ export class Svg {
   }
 
   /** Adds a line. */
-  line(x1: number, y1: number, x2: number, y2: number, stroke: string, dash = ""): void {
+  line(x1: number, y1: number, x2: number, y2: number, stroke: string, dash?: string): void {
+    if (dash === undefined) dash = "";
     const d = dash === "" ? "" : ` stroke-dasharray="${dash}"`;
     this.#parts.push(
       `<line x1="${num(x1)}" y1="${num(y1)}" x2="${num(x2)}" y2="${
@@ -96,7 +98,8 @@ export function group(n: number): string {
 }
 
 /** A tick step for an axis up to `max` with about `ticks` ticks: 1, 2 or 5 times a power of ten, or a power of two for `binary`. */
-export function niceStep(max: number, ticks: number, binary = false): number {
+export function niceStep(max: number, ticks: number, binary?: boolean): number {
+  if (binary === undefined) binary = false;
   const raw = max / Math.max(1, ticks);
   if (!(raw > 0)) return 1;
   if (binary) return 2 ** Math.ceil(Math.log2(raw));
@@ -121,8 +124,9 @@ export function stackedColumns(
   amounts: Float64Array,
   k: number,
   colors: readonly string[],
-  capacity: number | null = null,
+  capacity?: number | null,
 ): void {
+  if (capacity === undefined) capacity = null;
   const columns = Math.floor(amounts.length / k);
   const paths: string[][] = colors.map(() => []);
   const heights = new Int32Array(k);
@@ -215,8 +219,9 @@ export function arenaStrip(
   y: number,
   width: number,
   scale: number,
-  label = `arena ${a.name}`,
+  label?: string,
 ): number {
+  if (label === undefined) label = `arena ${a.name}`;
   interface Span {
     start: number;
     size: number;

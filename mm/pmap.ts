@@ -64,7 +64,8 @@ export class Pmap {
   #mapped = 0;
 
   /** A pmap for `[vaBase, vaBase + vaSize)` over `phys`, with pages of `pageSize` bytes. */
-  constructor(phys: PhysicalAccess, vaBase: number, vaSize: number, pageSize = 4096) {
+  constructor(phys: PhysicalAccess, vaBase: number, vaSize: number, pageSize?: number) {
+    if (pageSize === undefined) pageSize = 4096;
     checkInteger("pageSize", pageSize, 512, 1 << 30);
     if ((pageSize & (pageSize - 1)) !== 0) {
       throw new KernelError("EINVAL", `pageSize must be a power of two, got ${pageSize}`);
@@ -97,7 +98,8 @@ export class Pmap {
    * `prot`. Entering a page that is already mapped is refused, as the kernel
    * pmap asserts; remove it first.
    */
-  enter(va: number, pa: number, prot: number = VM_PROT_RW): void {
+  enter(va: number, pa: number, prot?: number): void {
+    if (prot === undefined) prot = VM_PROT_RW;
     const vpn = this.#vpn("va", va);
     checkInteger("pa", pa);
     if (pa % this.pageSize !== 0) {

@@ -419,8 +419,9 @@ function count(name: string, v: unknown, fallback: number): number {
 export function compareTrace(
   text: string,
   policies: readonly string[],
-  options: CompareOptions = {},
+  options?: CompareOptions,
 ): Comparison {
+  if (options === undefined) options = {};
   if (typeof text !== "string") {
     throw new KernelError("EINVAL", `the trace must be a string, got ${describe(text)}`);
   }

@@ -34,7 +34,8 @@ export class PglistReplayer {
   #nextList = 1;
 
   /** A replayer over a fresh allocator (4 KiB pages, no reserves until `config`). */
-  constructor(options: PglistReplayerOptions = {}) {
+  constructor(options?: PglistReplayerOptions) {
+    if (options === undefined) options = {};
     this.#physseg = options.physseg ?? "bsearch";
     this.#uvm = new Uvm({ physseg: this.#physseg });
   }

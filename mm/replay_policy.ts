@@ -88,7 +88,8 @@ export class PolicyReplayer implements Replayer {
   readonly #quantumCaches: boolean;
 
   /** Replays through `inner` with `word` as the policy of every allocation. */
-  constructor(inner: Replayer, word: string, quantumCaches = true) {
+  constructor(inner: Replayer, word: string, quantumCaches?: boolean) {
+    if (quantumCaches === undefined) quantumCaches = true;
     this.#inner = inner;
     this.#word = word;
     this.#quantumCaches = quantumCaches;
