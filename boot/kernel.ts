@@ -718,7 +718,8 @@ export class Kernel implements DriverKernel {
    * machine and the page allocator take what nothing wrote on trust (a check
    * costs what the guest touched); `exhaustive` reads all of it.
    */
-  check(exhaustive = false): void {
+  check(exhaustive?: boolean): void {
+    if (exhaustive === undefined) exhaustive = false;
     this.machine.check(exhaustive);
     this.uvm.check(exhaustive);
     this.pmap.check();

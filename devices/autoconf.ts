@@ -39,7 +39,8 @@ export class DriverRegistry {
   readonly #byType = new Map<string, DriverEntry>();
 
   /** A registry holding `entries` (registered in order). */
-  constructor(entries: readonly DriverEntry[] = []) {
+  constructor(entries?: readonly DriverEntry[]) {
+    if (entries === undefined) entries = [];
     for (const e of entries) this.register(e);
   }
 

@@ -46,7 +46,8 @@ export class Clock {
   #started = false;
 
   /** A clock at time 0; `afterEvent` runs after each event (the machine delivers interrupts there). */
-  constructor(afterEvent: () => void = () => {}) {
+  constructor(afterEvent?: () => void) {
+    if (afterEvent === undefined) afterEvent = () => {};
     this.#afterEvent = afterEvent;
   }
 

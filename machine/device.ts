@@ -271,10 +271,13 @@ export const FNV1A_INIT = 0x811c9dc5;
  */
 export function fnv1a(
   bytes: Uint8Array,
-  offset = 0,
-  length: number = bytes.length - offset,
-  hash: number = FNV1A_INIT,
+  offset?: number,
+  length?: number,
+  hash?: number,
 ): number {
+  if (offset === undefined) offset = 0;
+  if (length === undefined) length = bytes.length - offset;
+  if (hash === undefined) hash = FNV1A_INIT;
   let h = hash >>> 0;
   for (let i = offset, end = offset + length; i < end; i++) {
     h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;

@@ -71,8 +71,13 @@ export class CaptureModel extends DeviceModel {
   #buf: Uint8Array = new Uint8Array(0);
 
   /** Attaches a capture device named `name` (type "dma30") to `machine`. */
-  constructor(machine: Machine, name = "cap0") {
-    super(machine, { name, type: "dma30", id: CAP_ID, dma: CAP_DMA });
+  constructor(machine: Machine, name?: string) {
+    super(machine, {
+      name: name === undefined ? "cap0" : name,
+      type: "dma30",
+      id: CAP_ID,
+      dma: CAP_DMA,
+    });
   }
 
   /** Model register loads. */

@@ -117,7 +117,8 @@ export class IsaDriver extends DriverBase {
    * transfer came to; rejects (changing nothing) when the arguments are bad
    * or bus_dma refuses the load (EFBIG, ENOMEM, EFAULT).
    */
-  transfer(cmd: IsaCommand, va: number, len: number, pattern = 0): Promise<TransferResult> {
+  transfer(cmd: IsaCommand, va: number, len: number, pattern?: number): Promise<TransferResult> {
+    if (pattern === undefined) pattern = 0;
     let code: number;
     try {
       code = this.#args(cmd, len, pattern);
@@ -135,9 +136,11 @@ export class IsaDriver extends DriverBase {
   transferMemory(
     cmd: IsaCommand,
     mem: DmaMemory,
-    len: number = mem?.size,
-    pattern = 0,
+    len?: number,
+    pattern?: number,
   ): Promise<TransferResult> {
+    if (len === undefined) len = mem?.size;
+    if (pattern === undefined) pattern = 0;
     let code: number;
     try {
       if (!this.ownsMemory(mem)) {

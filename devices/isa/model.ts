@@ -71,8 +71,13 @@ export class IsaDmaModel extends DeviceModel {
   readonly #fifo = new Uint8Array(ISA_MAX_TRANSFER);
 
   /** Attaches an ISA DMA device named `name` (type "isadma") to `machine`. */
-  constructor(machine: Machine, name = "isa0") {
-    super(machine, { name, type: "isadma", id: ISA_ID, dma: ISA_DMA });
+  constructor(machine: Machine, name?: string) {
+    super(machine, {
+      name: name === undefined ? "isa0" : name,
+      type: "isadma",
+      id: ISA_ID,
+      dma: ISA_DMA,
+    });
   }
 
   /** Model register loads. */

@@ -131,7 +131,8 @@ export class NicModel extends DeviceModel {
   readonly #frame = new Uint8Array(NIC_MAX_SEGMENTS * NIC_MAX_SEGMENT_SIZE);
 
   /** Attaches a card (type "nic") to `machine`. */
-  constructor(machine: Machine, options: NicOptions = {}) {
+  constructor(machine: Machine, options?: NicOptions) {
+    if (options === undefined) options = {};
     super(machine, {
       name: options.name ?? "nic0",
       type: "nic",

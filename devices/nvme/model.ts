@@ -108,7 +108,9 @@ export class SparseDisk {
   #touched = 0;
 
   /** An all-zero disk of `blocks` blocks of `blockSize` (512 or 4096) bytes. */
-  constructor(blockSize = 4096, blocks = 262144) {
+  constructor(blockSize?: number, blocks?: number) {
+    if (blockSize === undefined) blockSize = 4096;
+    if (blocks === undefined) blocks = 262144;
     if (blockSize !== 512 && blockSize !== 4096) {
       throw new MachineError("EINVAL", `blockSize must be 512 or 4096, got ${blockSize}`);
     }
@@ -213,7 +215,8 @@ export class NvmeModel extends DeviceModel {
   readonly #data = new Uint8Array(NVME_MDTS * NVME_PAGE);
 
   /** Attaches an NVMe-style device (type "nvme") with a fresh sparse disk. */
-  constructor(machine: Machine, options: NvmeOptions = {}) {
+  constructor(machine: Machine, options?: NvmeOptions) {
+    if (options === undefined) options = {};
     const disk = new SparseDisk(options.blockSize ?? 4096, options.blocks ?? 262144);
     super(machine, {
       name: options.name ?? "nvme0",
