@@ -340,7 +340,9 @@ export class DmaPort {
    * Reads `length` bytes of RAM at `pa` into `dst[offset ..]` as one
    * segment. Returns false, moving nothing, on a fault.
    */
-  read(pa: number, dst: Uint8Array, offset = 0, length: number = dst.length - offset): boolean {
+  read(pa: number, dst: Uint8Array, offset?: number, length?: number): boolean {
+    if (offset === undefined) offset = 0;
+    if (length === undefined) length = dst.length - offset;
     if (this.#translator !== null) return this.#translated("read", pa, length, dst, offset, 0);
     if (!this.#segment(pa, length, "read") || !this.#decode(pa, length, "read")) return false;
     this.#ram.read(pa, dst, offset, length);
@@ -353,7 +355,9 @@ export class DmaPort {
    * Writes `src[offset .. offset + length)` to RAM at `pa` as one segment.
    * Returns false, writing nothing, on a fault.
    */
-  write(pa: number, src: Uint8Array, offset = 0, length: number = src.length - offset): boolean {
+  write(pa: number, src: Uint8Array, offset?: number, length?: number): boolean {
+    if (offset === undefined) offset = 0;
+    if (length === undefined) length = src.length - offset;
     if (this.#translator !== null) return this.#translated("write", pa, length, src, offset, 0);
     if (!this.#segment(pa, length, "write") || !this.#decode(pa, length, "write")) return false;
     this.#ram.write(pa, src, offset, length);
@@ -377,7 +381,8 @@ export class DmaPort {
    * `dst` from `offset` on. Returns the bytes moved, or -1, moving nothing,
    * on a fault (including a list longer than the room left in `dst`).
    */
-  readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset = 0): number {
+  readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset?: number): number {
+    if (offset === undefined) offset = 0;
     return this.#sg("read", segs, nsegs, dst, offset);
   }
 
@@ -385,7 +390,8 @@ export class DmaPort {
    * Scatters `src` from `offset` on over the `nsegs` segments of `segs`.
    * Returns the bytes moved, or -1, writing nothing, on a fault.
    */
-  writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset = 0): number {
+  writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset?: number): number {
+    if (offset === undefined) offset = 0;
     return this.#sg("write", segs, nsegs, src, offset);
   }
 

@@ -125,7 +125,8 @@ export class Ram {
    * Creates RAM over `slots` (any order; they must be disjoint, page-aligned
    * and non-empty). Throws `EINVAL` naming the slot otherwise.
    */
-  constructor(slots: readonly RamSlot[], options: RamOptions = {}) {
+  constructor(slots: readonly RamSlot[], options?: RamOptions) {
+    if (options === undefined) options = {};
     this.chunkSize = checkPow2("chunkSize", options.chunkSize ?? DEFAULT_CHUNK_SIZE, 1 << 24);
     if (this.chunkSize < HOST_PAGE) {
       throw new MachineError("EINVAL", `chunkSize must be at least 4096, got ${this.chunkSize}`);
@@ -401,7 +402,9 @@ export class Ram {
    * Copies `length` bytes of RAM at `pa` into `dst[offset ..]` (by default
    * all of `dst`). Faults, changing nothing, unless the whole range is RAM.
    */
-  read(pa: number, dst: Uint8Array, offset = 0, length: number = dst.length - offset): void {
+  read(pa: number, dst: Uint8Array, offset?: number, length?: number): void {
+    if (offset === undefined) offset = 0;
+    if (length === undefined) length = dst.length - offset;
     checkBuffer("dst", dst, offset, length);
     const why = this.#rangeProblem(pa, length);
     if (why !== null) throw new MachineFault(pa, length, "read", why);
@@ -412,7 +415,9 @@ export class Ram {
    * Copies `src[offset .. offset + length)` (by default all of `src`) into
    * RAM at `pa`. Faults, changing nothing, unless the whole range is RAM.
    */
-  write(pa: number, src: Uint8Array, offset = 0, length: number = src.length - offset): void {
+  write(pa: number, src: Uint8Array, offset?: number, length?: number): void {
+    if (offset === undefined) offset = 0;
+    if (length === undefined) length = src.length - offset;
     checkBuffer("src", src, offset, length);
     const why = this.#rangeProblem(pa, length);
     if (why !== null) throw new MachineFault(pa, length, "write", why);
@@ -427,7 +432,8 @@ export class Ram {
    * `offset`), a read fault naming the first segment that is not all RAM.
    * Costs one range test per segment and the copies; allocates nothing.
    */
-  readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset = 0): number {
+  readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset?: number): number {
+    if (offset === undefined) offset = 0;
     const total = this.#checkSg(segs, nsegs, dst, offset, "read");
     if (dst.length <= INT32_MAX) {
       // Offsets into fewer than 2^31 bytes are kept as 32-bit integers, which
@@ -453,7 +459,8 @@ export class Ram {
    * {@link Ram.readSg} is (a write fault names the first segment that is not
    * all RAM).
    */
-  writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset = 0): number {
+  writeSg(segs: ArrayLike<number>, nsegs: number, src: Uint8Array, offset?: number): number {
+    if (offset === undefined) offset = 0;
     const total = this.#checkSg(segs, nsegs, src, offset, "write");
     for (let i = 0, o = offset; i < nsegs; i++) {
       const len = segs[2 * i + 1]!;
@@ -528,7 +535,8 @@ export class Ram {
    * every table entry (O(RAM / chunkSize)), so that an entry nothing handed
    * out is found too.
    */
-  check(exhaustive = false): void {
+  check(exhaustive?: boolean): void {
+    if (exhaustive === undefined) exhaustive = false;
     const fail = (m: string): never => {
       throw new MachineError("CORRUPT", `Ram.check: ${m}`);
     };

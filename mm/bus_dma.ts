@@ -288,8 +288,9 @@ export class DmaTag implements DmaLimits {
     limits: DmaLimits,
     parent: DmaTag | null,
     bouncePages: number,
-    domain: IommuDomain | null = null,
+    domain?: IommuDomain | null,
   ) {
+    if (domain === undefined) domain = null;
     this.domain = domain;
     this.name = name;
     this.device = device;
@@ -541,8 +542,9 @@ export class BusDma {
    */
   constructor(
     backend: DmaBackend,
-    options: { bouncePages?: number; iommu?: DmaIommu | null } = {},
+    options?: { bouncePages?: number; iommu?: DmaIommu | null },
   ) {
+    if (options === undefined) options = {};
     this.#be = backend;
     this.#iommu = options.iommu ?? null;
     this.#poolPages = checkInteger(
@@ -595,7 +597,9 @@ export class BusDma {
    * parent, when the limits contradict each other, or (ENOMEM) when the
    * reservation does not fit the pool inside the tag's window.
    */
-  createTag(name: string, constraints: DmaConstraints = {}, options: DmaTagOptions = {}): DmaTag {
+  createTag(name: string, constraints?: DmaConstraints, options?: DmaTagOptions): DmaTag {
+    if (constraints === undefined) constraints = {};
+    if (options === undefined) options = {};
     if (typeof name !== "string" || name === "") {
       throw new KernelError("EINVAL", `tag name must be a non-empty string, got ${describe(name)}`);
     }
@@ -679,9 +683,11 @@ export class BusDma {
    */
   tagForDevice(
     info: { readonly name: string; readonly dma: DmaLimits },
-    narrowing: DmaConstraints = {},
-    options: Omit<DmaTagOptions, "parent" | "device"> & { name?: string } = {},
+    narrowing?: DmaConstraints,
+    options?: Omit<DmaTagOptions, "parent" | "device"> & { name?: string },
   ): DmaTag {
+    if (narrowing === undefined) narrowing = {};
+    if (options === undefined) options = {};
     if (info === null || typeof info !== "object") {
       throw new KernelError("EINVAL", `device must be a device table row, got ${describe(info)}`);
     }
@@ -722,8 +728,9 @@ export class BusDma {
   dmamemAlloc(
     tag: DmaTag,
     size: number,
-    opts: { alignment?: number; boundary?: number; nsegs?: number } = {},
+    opts?: { alignment?: number; boundary?: number; nsegs?: number },
   ): DmaMemory {
+    if (opts === undefined) opts = {};
     this.#liveTag(tag);
     checkInteger("size", size, 1);
     const ps = this.#be.pageSize;
@@ -781,10 +788,13 @@ export class BusDma {
    */
   createMap(
     tag: DmaTag,
-    size: number = tag?.maxTransfer,
-    nsegs: number = tag?.maxSegments,
-    opts: { bounceBuffer?: boolean; name?: string } = {},
+    size?: number,
+    nsegs?: number,
+    opts?: { bounceBuffer?: boolean; name?: string },
   ): DmaMap {
+    if (size === undefined) size = tag?.maxTransfer;
+    if (nsegs === undefined) nsegs = tag?.maxSegments;
+    if (opts === undefined) opts = {};
     const r = this.#liveTag(tag);
     if (size === DMA_NO_LIMIT) {
       throw new KernelError(
@@ -867,7 +877,8 @@ export class BusDma {
    * bus_dmamap_load of a page list from uvm_pglistalloc: `len` bytes from
    * byte `offset` of the list (default: all of it).
    */
-  loadPages(map: DmaMap, pages: PageRuns, offset = 0, len?: number): void {
+  loadPages(map: DmaMap, pages: PageRuns, offset?: number, len?: number): void {
+    if (offset === undefined) offset = 0;
     const ranges = this.#rangesOfPages(pages);
     let total = 0;
     for (const [, n] of ranges) total += n;
@@ -894,7 +905,8 @@ export class BusDma {
    * bus_dmamap_load_raw of DMA memory: the first `len` bytes of `mem`
    * (default all), which its own tag reaches by construction.
    */
-  loadMemory(map: DmaMap, mem: DmaMemory, len: number = mem?.size): void {
+  loadMemory(map: DmaMap, mem: DmaMemory, len?: number): void {
+    if (len === undefined) len = mem?.size;
     if (!this.#live.has(mem)) {
       throw new KernelError("EINVAL", `DMA memory at kva ${describe(mem?.kva)} is not allocated`);
     }
@@ -919,9 +931,10 @@ export class BusDma {
   async loadAsync(
     map: DmaMap,
     source: DmaSource,
-    flags: number = BUS_DMA_WAITOK,
+    flags?: number,
     signal?: AbortSignal,
   ): Promise<void> {
+    if (flags === undefined) flags = BUS_DMA_WAITOK;
     if (flags !== BUS_DMA_WAITOK && flags !== BUS_DMA_NOWAIT) {
       throw new KernelError(
         "EINVAL",
@@ -950,7 +963,8 @@ export class BusDma {
    * bus_dmamap_sync: copies through the map's bounce space as `ops` asks,
    * for the bytes `[offset, offset + len)` of the load (default all).
    */
-  sync(map: DmaMap, ops: number, offset = 0, len?: number): void {
+  sync(map: DmaMap, ops: number, offset?: number, len?: number): void {
+    if (offset === undefined) offset = 0;
     if (!(map instanceof DmaMap)) {
       throw new KernelError("EINVAL", `sync of something that is not a map: ${describe(map)}`);
     }

@@ -167,7 +167,8 @@ export class Uvm {
   #waiters: (() => void)[] = [];
 
   /** Creates an allocator with no memory; see {@link UvmOptions}. */
-  constructor(options: UvmOptions = {}) {
+  constructor(options?: UvmOptions) {
+    if (options === undefined) options = {};
     const pageSize = options.pageSize ?? 4096;
     this.reservePagedaemon = checkInteger("reserve_pagedaemon", options.reservePagedaemon ?? 0);
     this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0);
@@ -285,13 +286,17 @@ export class Uvm {
    * {@link UVM_PGA_USERESERVE}) or `reservePagedaemon` (unless
    * {@link UVM_PGA_PAGEDAEMON}). Kicks the page daemon. O(1) plus the frame lookup.
    */
-  pageAlloc(freeList = -1, flags = 0): number {
+  pageAlloc(freeList?: number, flags?: number): number {
+    if (freeList === undefined) freeList = -1;
+    if (flags === undefined) flags = 0;
     const id = this.pageAllocId(freeList, flags);
     return id < 0 ? -1 : this.physmem.pfnOf(id);
   }
 
   /** {@link pageAlloc} returning the page id (for mm/). */
-  pageAllocId(freeList = -1, flags = 0): number {
+  pageAllocId(freeList?: number, flags?: number): number {
+    if (freeList === undefined) freeList = -1;
+    if (flags === undefined) flags = 0;
     if (
       freeList !== -1 && !(freeList >= 0 && freeList < VM_NFREELIST && (freeList | 0) === freeList)
     ) {
@@ -329,7 +334,8 @@ export class Uvm {
    * last. Returns how many pages it took (it stops where `uvm_pagealloc`
    * would fail). For mm/ and the kernel (the page cache fills itself so).
    */
-  pageAllocIds(out: Int32Array | Float64Array, at: number, max: number, owner = 0): number {
+  pageAllocIds(out: Int32Array | Float64Array, at: number, max: number, owner?: number): number {
+    if (owner === undefined) owner = 0;
     checkInteger("at", at, 0, out.length);
     checkInteger("max", max, 0, out.length - at);
     checkInteger("owner", owner, 0, 255);
@@ -659,7 +665,8 @@ export class Uvm {
    * first one broken. Costs O(chunks + pages touched); `exhaustive` walks
    * every page of every queue and reads every chunk (O(pages)).
    */
-  check(exhaustive = false): void {
+  check(exhaustive?: boolean): void {
+    if (exhaustive === undefined) exhaustive = false;
     const pm = this.physmem;
     pm.check(exhaustive);
     const fail = (what: string): never => {

@@ -845,8 +845,9 @@ export function pglistAlloc(
   alignment: number,
   boundary: number,
   nsegs: number,
-  waitok = false,
+  waitok?: boolean,
 ): PageList {
+  if (waitok === undefined) waitok = false;
   const list = pglistTryAlloc(uvm, size, low, high, alignment, boundary, nsegs, waitok);
   if (list === null) throw noMemory();
   return list;
@@ -864,8 +865,9 @@ export function pglistTryAlloc(
   alignment: number,
   boundary: number,
   nsegs: number,
-  waitok = false,
+  waitok?: boolean,
 ): PageList | null {
+  if (waitok === undefined) waitok = false;
   if (!(uvm instanceof Uvm)) notUvm(uvm);
   if (typeof waitok !== "boolean") {
     throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);

@@ -245,7 +245,9 @@ export class PhysMem {
    * Creates an empty page array for pages of `pageSize` bytes (a power of
    * two), whose segments are searched in the order `strategy` says.
    */
-  constructor(pageSize = 4096, strategy: PhysSegStrategy = "bsearch") {
+  constructor(pageSize?: number, strategy?: PhysSegStrategy) {
+    if (pageSize === undefined) pageSize = 4096;
+    if (strategy === undefined) strategy = "bsearch";
     if (strategy !== "bsearch" && strategy !== "bigfirst") {
       throw new KernelError(
         "EINVAL",
@@ -918,7 +920,8 @@ export class PhysMem {
    * the first one broken. Costs O(segments + chunks + touched pages); with
    * `exhaustive`, it also reads every untouched chunk (O(pages)).
    */
-  check(exhaustive = false): void {
+  check(exhaustive?: boolean): void {
+    if (exhaustive === undefined) exhaustive = false;
     const fail = (what: string): never => {
       throw new KernelError("CORRUPT", `physseg check: ${what}`);
     };
