@@ -379,7 +379,7 @@ export class Kernel implements DriverKernel {
       );
     }
     uvm.tracer = this.#pglistTrace ?? null;
-    if (uvm.physmem.strategy === "bigfirst") {
+    if (uvm.strategy === "bigfirst") {
       log("physseg: BIGFIRST: uvm_pglistalloc searches each free list's smallest segment first");
     }
     log(
@@ -405,16 +405,7 @@ export class Kernel implements DriverKernel {
       Math.floor(pages / 2),
     );
     // The page cache names its pages by page id.
-    const frames = {
-      get freePages() {
-        return uvm.free;
-      },
-      handleLimit: uvm.physmem.nids,
-      allocCachePages: (out: Int32Array | Float64Array, at: number, max: number) =>
-        uvm.pageAllocIds(out, at, max, OWNER_CACHE),
-      freeCachePages: (ids: Int32Array | Float64Array, at: number, n: number) =>
-        uvm.pageFreeIds(ids, at, n),
-    };
+    const frames = uvm.cacheFrames(OWNER_CACHE);
     const pd = this.pagedaemon = new PageDaemon(frames, new PageCache(frames), freemin, freetarg);
     uvm.hooks = {
       reclaimable: () => pd.reclaimable(),

@@ -59,7 +59,6 @@ export {
   type VmemSummary,
 } from "./vmem.ts";
 export {
-  PhysMem,
   type PhysSegInfo,
   type PhysSegStrategy,
   VM_FREELIST_DEFAULT,

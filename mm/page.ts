@@ -57,6 +57,7 @@ import {
   VM_NFREELIST,
 } from "./physseg.ts";
 import { PglistState } from "./pglist_state.ts";
+import type { PageFrames } from "./pdaemon.ts";
 
 /** `uvm_pagealloc` flag: the caller may dip into the kernel's reserve. */
 export const UVM_PGA_USERESERVE = 0x01;
@@ -131,11 +132,53 @@ export interface RamRegion {
   size: number;
 }
 
-let pglistOf: (uvm: Uvm) => PglistState;
+/**
+ * What this folder's allocators reach of a {@link Uvm} beyond its public
+ * methods: the page array and the free-queue moves that `uvm_pglistalloc`
+ * and `uvm_pglistfree` are made of. The package does not export it.
+ */
+export interface UvmInside {
+  /** The segments and the page array. */
+  readonly physmem: PhysMem;
+  /** What `uvm_pglistalloc` keeps between calls (its lock and scratch). */
+  readonly pglist: PglistState;
+  /**
+   * Takes free page `id` off its queue and marks it busy, counting it (the
+   * caller has checked it is free). Its own links stay as they were, so that
+   * {@link UvmInside.untakeFree} can put it back.
+   */
+  takeFree(id: number): void;
+  /**
+   * Takes the free pages whose bits are set in `bits` out of bitmap word `w`
+   * (all free, so all of one segment), giving them the flags `flag`.
+   */
+  takeFreeBits(w: number, bits: number, flag: number): void;
+  /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. */
+  takeFreeRun(first: number, n: number, flag: number): void;
+  /**
+   * Undoes the take of page `id`, putting it back exactly where it was in its
+   * queue. Valid only for the most recent take not yet undone, with no other
+   * queue change since (a refused call undoes its takes newest first).
+   */
+  untakeFree(id: number): void;
+  /**
+   * Puts the allocated pages `[a, b)` (of one segment) back at the head of
+   * their free list as if freed one by one upward, and wakes waiters.
+   */
+  putFreeRun(a: number, b: number): void;
+  /** Puts allocated page `id` at the head of its queue and wakes waiters (the caller has checked it). */
+  putFree(id: number): void;
+  /** {@link Uvm.pageAlloc} returning the page id, or -1. */
+  pageAllocId(freeList?: number, flags?: number): number;
+  /** {@link Uvm.pageFree} of page `id`. */
+  pageFreeId(id: number): void;
+}
 
-/** What `uvm_pglistalloc` keeps between calls on `uvm` (for mm/: its lock and scratch). */
-export function pglistStateOf(uvm: Uvm): PglistState {
-  return pglistOf(uvm);
+let insideOf: (uvm: Uvm) => UvmInside;
+
+/** The insides of `uvm`, for this folder's allocators. */
+export function uvmInside(uvm: Uvm): UvmInside {
+  return insideOf(uvm);
 }
 
 /**
@@ -144,7 +187,7 @@ export function pglistStateOf(uvm: Uvm): PglistState {
  */
 export class Uvm {
   /** The segments and the page array. */
-  readonly physmem: PhysMem;
+  readonly #pm: PhysMem;
   /** Bytes per page. */
   readonly pageSize: number;
   /** `uvmexp.reserve_pagedaemon`. */
@@ -158,8 +201,10 @@ export class Uvm {
   /** What `uvm_pglistalloc` keeps between calls on this allocator (its lock and scratch). */
   readonly #pglist: PglistState = new PglistState();
 
+  readonly #inside: UvmInside;
+
   static {
-    pglistOf = (uvm) => uvm.#pglist;
+    insideOf = (uvm) => uvm.#inside;
   }
 
   #free = 0;
@@ -172,16 +217,55 @@ export class Uvm {
     const pageSize = options.pageSize ?? 4096;
     this.reservePagedaemon = checkInteger("reserve_pagedaemon", options.reservePagedaemon ?? 0);
     this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0);
-    this.physmem = new PhysMem(pageSize, options.physseg ?? "bsearch");
+    this.#pm = new PhysMem(pageSize, options.physseg ?? "bsearch");
     this.pageSize = pageSize;
     for (let h = 0; h < VM_NFREELIST; h++) {
-      this.physmem.setNext(h, h);
-      this.physmem.setPrev(h, h);
+      this.#pm.setNext(h, h);
+      this.#pm.setPrev(h, h);
     }
     this.hooks = {
       reclaimable: () => false,
       wait: (signal?: AbortSignal) => this.waitForFree(signal),
       kick: () => {},
+    };
+    this.#inside = {
+      physmem: this.#pm,
+      pglist: this.#pglist,
+      takeFree: (id) => this.#takeFree(id),
+      takeFreeBits: (w, bits, flag) => this.#takeFreeBits(w, bits, flag),
+      takeFreeRun: (first, n, flag) => this.#takeFreeRun(first, n, flag),
+      untakeFree: (id) => this.#untakeFree(id),
+      putFreeRun: (a, b) => this.#putFreeRun(a, b),
+      putFree: (id) => this.#putFree(id),
+      pageAllocId: (freeList, flags) => this.#pageAllocId(freeList, flags),
+      pageFreeId: (id) => this.#pageFreeId(id),
+    };
+  }
+
+  /** The order `uvm_pglistalloc` searches segments in (`VM_PHYSSEG_STRAT`). */
+  get strategy(): PhysSegStrategy {
+    return this.#pm.strategy;
+  }
+
+  /**
+   * The frames of a page cache that names its pages by page id (see
+   * {@link PageFrames}): it takes pages as `uvm_pagealloc` from any free
+   * list would, giving each the owner byte `owner`, and gives them back as
+   * `uvm_pagefree` would, many at a time.
+   */
+  cacheFrames(owner: number): PageFrames {
+    checkInteger("owner", owner, 0, 255);
+    const free = () => this.#free;
+    const pm = this.#pm;
+    return {
+      get freePages() {
+        return free();
+      },
+      get handleLimit() {
+        return pm.nids;
+      },
+      allocCachePages: (out, at, max) => this.#pageAllocIds(out, at, max, owner),
+      freeCachePages: (ids, at, n) => this.#pageFreeIds(ids, at, n),
     };
   }
 
@@ -197,7 +281,7 @@ export class Uvm {
     availEnd: number,
     freeList: number,
   ): void {
-    const pm = this.physmem;
+    const pm = this.#pm;
     const s = pm.plug(start, end, availStart, availEnd, freeList);
     const n = availEnd - availStart;
     if (n === 0) return;
@@ -215,12 +299,12 @@ export class Uvm {
 
   /** Number of segments. */
   get segmentCount(): number {
-    return this.physmem.nsegs;
+    return this.#pm.nsegs;
   }
 
   /** A copy of segment `i` (segments in ascending address order). */
   segment(i: number): PhysSegInfo {
-    return this.physmem.segment(i);
+    return this.#pm.segment(i);
   }
 
   /** Free pages in all (`uvm_availmem`) or on one free list. */
@@ -237,8 +321,8 @@ export class Uvm {
 
   /** True when frame `pfn` is managed and free. */
   isFree(pfn: number): boolean {
-    const id = this.physmem.idOf(pfn);
-    return id >= 0 && this.physmem.isFreeId(id);
+    const id = this.#pm.idOf(pfn);
+    return id >= 0 && this.#pm.isFreeId(id);
   }
 
   /**
@@ -246,23 +330,23 @@ export class Uvm {
    * adjacent segments merged. Costs O(chunks + pages touched), not O(pages).
    */
   freeRuns(): [number, number][] {
-    return this.physmem.freeRuns();
+    return this.#pm.freeRuns();
   }
 
   /** True when frame `pfn` belongs to a loaded segment. */
   isManaged(pfn: number): boolean {
-    return this.physmem.idOf(pfn) >= 0;
+    return this.#pm.idOf(pfn) >= 0;
   }
 
   /** The flags (`PG_*`) of managed frame `pfn`: {@link PG_FREE} when it is free. */
   pageFlags(pfn: number): number {
     const id = this.#id("pfn", pfn);
-    return this.physmem.flagsOf(id) | (this.physmem.isFreeId(id) ? PG_FREE : 0);
+    return this.#pm.flagsOf(id) | (this.#pm.isFreeId(id) ? PG_FREE : 0);
   }
 
   /** The owner byte of managed frame `pfn` (0 on a free page). */
   owner(pfn: number): number {
-    return this.physmem.ownerOf(this.#id("pfn", pfn));
+    return this.#pm.ownerOf(this.#id("pfn", pfn));
   }
 
   /**
@@ -272,10 +356,10 @@ export class Uvm {
   setOwner(pfn: number, owner: number): void {
     const id = this.#id("pfn", pfn);
     checkInteger("owner", owner, 0, 255);
-    if (this.physmem.isFreeId(id)) {
+    if (this.#pm.isFreeId(id)) {
       throw new KernelError("EINVAL", `setOwner: page ${describe(pfn)} is free`);
     }
-    this.physmem.setOwner(id, owner);
+    this.#pm.setOwner(id, owner);
   }
 
   /**
@@ -289,12 +373,12 @@ export class Uvm {
   pageAlloc(freeList?: number, flags?: number): number {
     if (freeList === undefined) freeList = -1;
     if (flags === undefined) flags = 0;
-    const id = this.pageAllocId(freeList, flags);
-    return id < 0 ? -1 : this.physmem.pfnOf(id);
+    const id = this.#pageAllocId(freeList, flags);
+    return id < 0 ? -1 : this.#pm.pfnOf(id);
   }
 
-  /** {@link pageAlloc} returning the page id (for mm/). */
-  pageAllocId(freeList?: number, flags?: number): number {
+  /** {@link pageAlloc} returning the page id. */
+  #pageAllocId(freeList?: number, flags?: number): number {
     if (freeList === undefined) freeList = -1;
     if (flags === undefined) flags = 0;
     if (
@@ -313,17 +397,17 @@ export class Uvm {
     }
     let id = -1;
     if (freeList !== -1) {
-      const head = this.physmem.nextOf(freeList);
+      const head = this.#pm.nextOf(freeList);
       if (head !== freeList) id = head;
       else if ((flags & UVM_PGA_FALLBACK) === 0) return -1;
     }
     for (let h = 0; id < 0 && h < VM_NFREELIST; h++) {
-      const head = this.physmem.nextOf(h);
+      const head = this.#pm.nextOf(h);
       if (head !== h) id = head;
     }
     if (id < 0) return -1;
-    this.takeFree(id);
-    this.tracer?.pageTaken(this.physmem.pfnOf(id));
+    this.#takeFree(id);
+    this.tracer?.pageTaken(this.#pm.pfnOf(id));
     return id;
   }
 
@@ -332,14 +416,14 @@ export class Uvm {
    * wants many pages at once: writes the page ids to `out[at ..]`, gives each
    * page the owner byte `owner`, and kicks the page daemon once, after the
    * last. Returns how many pages it took (it stops where `uvm_pagealloc`
-   * would fail). For mm/ and the kernel (the page cache fills itself so).
+   * would fail). The page cache fills itself so ({@link cacheFrames}).
    */
-  pageAllocIds(out: Int32Array | Float64Array, at: number, max: number, owner?: number): number {
+  #pageAllocIds(out: Int32Array | Float64Array, at: number, max: number, owner?: number): number {
     if (owner === undefined) owner = 0;
     checkInteger("at", at, 0, out.length);
     checkInteger("max", max, 0, out.length - at);
     checkInteger("owner", owner, 0, 255);
-    const pm = this.physmem;
+    const pm = this.#pm;
     const floor = Math.max(this.reserveKernel, this.reservePagedaemon);
     let k = 0;
     while (k < max && this.#free > floor) {
@@ -371,12 +455,12 @@ export class Uvm {
    * caller that gives many back at once: the same queues as `n` calls make,
    * but a run of consecutive ids costs a fill, not four link updates a page.
    * Refuses (changing nothing) a page that is free, named twice or held by a
-   * page list. For mm/ and the kernel (the page cache reclaims so).
+   * page list. The page cache reclaims so ({@link cacheFrames}).
    */
-  pageFreeIds(ids: Int32Array | Float64Array, at: number, n: number): void {
+  #pageFreeIds(ids: Int32Array | Float64Array, at: number, n: number): void {
     checkInteger("at", at, 0, ids.length);
     checkInteger("n", n, 0, ids.length - at);
-    const pm = this.physmem;
+    const pm = this.#pm;
     // Mark every page free first: a page free already (or twice) stops the
     // call, which marks back what it marked.
     for (let k = at; k < at + n; k++) {
@@ -442,12 +526,12 @@ export class Uvm {
    * a page list (those go back with `pglistFree`).
    */
   pageFree(pfn: number): void {
-    this.pageFreeId(this.#id("pfn", pfn));
+    this.#pageFreeId(this.#id("pfn", pfn));
   }
 
-  /** {@link pageFree} of page `id`, which must be a frame (for mm/). */
-  pageFreeId(id: number): void {
-    const pm = this.physmem;
+  /** {@link pageFree} of page `id`, which must be a frame. */
+  #pageFreeId(id: number): void {
+    const pm = this.#pm;
     if (pm.isFreeId(id)) {
       throw new KernelError(
         "BADFREE",
@@ -460,7 +544,7 @@ export class Uvm {
         `uvm_pagefree: page ${describe(pm.pfnOf(id))} belongs to a page list; free the list`,
       );
     }
-    this.putFree(id);
+    this.#putFree(id);
     this.tracer?.pageGiven(pm.pfnOf(id));
   }
 
@@ -471,10 +555,10 @@ export class Uvm {
    */
   pageClaim(pfn: number): void {
     const id = this.#id("pfn", pfn);
-    if (!this.physmem.isFreeId(id)) {
+    if (!this.#pm.isFreeId(id)) {
       throw new KernelError("EBUSY", `claim: page ${describe(pfn)} is not free`);
     }
-    this.takeFree(id);
+    this.#takeFree(id);
     this.tracer?.pageTaken(pfn);
   }
 
@@ -505,10 +589,10 @@ export class Uvm {
   /**
    * Takes free page `id` off its queue and marks it busy, counting it. For
    * mm/ (the caller has checked it is free). Its own links stay as they were,
-   * so that {@link untakeFree} can put it back.
+   * so that `#untakeFree` can put it back.
    */
-  takeFree(id: number): void {
-    const pm = this.physmem;
+  #takeFree(id: number): void {
+    const pm = this.#pm;
     const c = chunkOf(id);
     const i = id - c * CHUNK_PAGES;
     const p = id + 1 + pm.prev[c]![i]!;
@@ -522,10 +606,10 @@ export class Uvm {
 
   /**
    * Takes the free pages whose bits are set in `bits` out of bitmap word `w`
-   * (all free, so all of one segment), giving them the flags `flag`. For mm/.
+   * (all free, so all of one segment), giving them the flags `flag`.
    */
-  takeFreeBits(w: number, bits: number, flag: number): void {
-    const pm = this.physmem;
+  #takeFreeBits(w: number, bits: number, flag: number): void {
+    const pm = this.#pm;
     const base = w * 32;
     const low = bits & -bits;
     if ((bits & (bits + low)) === 0) {
@@ -549,9 +633,9 @@ export class Uvm {
     this.#freeByList[pm.freeListOf(base + 31 - Math.clz32(low))]! -= k;
   }
 
-  /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. For mm/. */
-  takeFreeRun(first: number, n: number, flag: number): void {
-    const pm = this.physmem;
+  /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. */
+  #takeFreeRun(first: number, n: number, flag: number): void {
+    const pm = this.#pm;
     this.#unlinkRun(first, first + n, flag);
     pm.markBusyRange(first, first + n);
     this.#free -= n;
@@ -561,11 +645,11 @@ export class Uvm {
   /**
    * Unlinks free pages `[a, b)` from their queue and flags them: at once when
    * they form the chain `b-1 -> ... -> a` there, else one by one upward. Either
-   * way each page keeps its own links, so {@link untakeFree} newest first
+   * way each page keeps its own links, so `#untakeFree` newest first
    * (from `b-1` down) puts them back.
    */
   #unlinkRun(a: number, b: number, flag: number): void {
-    const pm = this.physmem;
+    const pm = this.#pm;
     if (pm.isChain(a, b)) {
       const p = pm.prevOf(b - 1);
       const n = pm.nextOf(a);
@@ -586,10 +670,10 @@ export class Uvm {
    * Puts the allocated pages `[a, b)` (of one segment) back at the head of
    * their free list as if freed one by one upward: each lands in front of the
    * one before, so they form the chain `b-1 -> ... -> a`, which the relative
-   * links express with zeros. For mm/.
+   * links express with zeros.
    */
-  putFreeRun(a: number, b: number): void {
-    const pm = this.physmem;
+  #putFreeRun(a: number, b: number): void {
+    const pm = this.#pm;
     const h = pm.freeListOf(a);
     const top = b - 1;
     const first = pm.nextOf(h);
@@ -605,12 +689,12 @@ export class Uvm {
   }
 
   /**
-   * Undoes {@link takeFree} of page `id`, putting it back exactly where it was
+   * Undoes `#takeFree` of page `id`, putting it back exactly where it was
    * in its queue. Valid only for the most recent take not yet undone, with no
    * other queue change since (a refused call undoes its takes newest first).
    */
-  untakeFree(id: number): void {
-    const pm = this.physmem;
+  #untakeFree(id: number): void {
+    const pm = this.#pm;
     const p = pm.prevOf(id);
     const n = pm.nextOf(id);
     pm.setNext(p, id);
@@ -624,10 +708,10 @@ export class Uvm {
 
   /**
    * Puts allocated page `id` at the head of its free list's queue and wakes
-   * waiters. For mm/ (the caller has checked it is not free).
+   * waiters (the caller has checked it is not free).
    */
-  putFree(id: number): void {
-    const pm = this.physmem;
+  #putFree(id: number): void {
+    const pm = this.#pm;
     const h = pm.freeListOf(id);
     const first = pm.nextOf(h);
     pm.setNext(h, id);
@@ -639,35 +723,15 @@ export class Uvm {
     if (this.#waiters.length !== 0) this.#wakeup();
   }
 
-  /** Queue link of page `id` (for mm/: the aggressive search's own list uses them). */
-  linkNext(id: number): number {
-    return this.physmem.nextOf(id);
-  }
-
-  /** Queue link of page `id` (for mm/). */
-  linkPrev(id: number): number {
-    return this.physmem.prevOf(id);
-  }
-
-  /** Sets a queue link of an allocated page `id` (for mm/). */
-  setLinkNext(id: number, next: number): void {
-    this.physmem.setNext(id, next);
-  }
-
-  /** Sets a queue link of an allocated page `id` (for mm/). */
-  setLinkPrev(id: number, prev: number): void {
-    this.physmem.setPrev(id, prev);
-  }
-
   /**
    * Verifies every invariant (see the module comment and
-   * {@link PhysMem.check}); throws a `CORRUPT` {@link KernelError} naming the
+   * the page array's own check); throws a `CORRUPT` {@link KernelError} naming the
    * first one broken. Costs O(chunks + pages touched); `exhaustive` walks
    * every page of every queue and reads every chunk (O(pages)).
    */
   check(exhaustive?: boolean): void {
     if (exhaustive === undefined) exhaustive = false;
-    const pm = this.physmem;
+    const pm = this.#pm;
     pm.check(exhaustive);
     const fail = (what: string): never => {
       throw new KernelError("CORRUPT", `uvm check: ${what}`);
@@ -745,7 +809,7 @@ export class Uvm {
 
   #id(name: string, pfn: number): number {
     checkInteger(name, pfn);
-    const id = this.physmem.idOf(pfn);
+    const id = this.#pm.idOf(pfn);
     if (id < 0) {
       throw new KernelError("EINVAL", `${name} ${describe(pfn)} is in no physical segment`);
     }
@@ -818,7 +882,7 @@ export function loadRam(
   });
   const sorted = plan.slice().sort((x, y) => x[0] - y[0]);
   for (let i = 0; i < sorted.length; i++) {
-    uvm.physmem.validate(...sorted[i]!);
+    insideOf(uvm).physmem.validate(...sorted[i]!);
     if (i > 0 && sorted[i - 1]![1] > sorted[i]![0]) {
       throw new KernelError(
         "EINVAL",
@@ -830,8 +894,8 @@ export function loadRam(
   }
   const segs = uvm.segmentCount;
   let ids = 0;
-  for (const p of plan) ids += uvm.physmem.idsFor(p[0], p[1] - p[0]);
-  uvm.physmem.reserve(ids);
+  for (const p of plan) ids += insideOf(uvm).physmem.idsFor(p[0], p[1] - p[0]);
+  insideOf(uvm).physmem.reserve(ids);
   for (const p of plan) uvm.physload(...p);
   return uvm.segmentCount - segs;
 }

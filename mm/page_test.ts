@@ -2,7 +2,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
-import { loadRam, Uvm, UVM_PGA_FALLBACK, UVM_PGA_PAGEDAEMON, UVM_PGA_USERESERVE } from "./page.ts";
+import {
+  loadRam,
+  Uvm,
+  UVM_PGA_FALLBACK,
+  UVM_PGA_PAGEDAEMON,
+  UVM_PGA_USERESERVE,
+  uvmInside,
+} from "./page.ts";
 import { type PageList, pglistTryAlloc } from "./pglist.ts";
 import {
   BLOCK_PAGES,
@@ -19,10 +26,14 @@ import { refusal } from "./_test_util.ts";
 
 /** The free pages in the order uvm_pagealloc would hand them out, without taking them. */
 function queueOrder(uvm: Uvm): number[] {
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const out: number[] = [];
   for (let h = 0; h < 6; h++) {
-    for (let id = uvm.linkNext(h); id !== h; id = uvm.linkNext(id)) out.push(pm.pfnOf(id));
+    for (
+      let id = uvmInside(uvm).physmem.nextOf(h);
+      id !== h;
+      id = uvmInside(uvm).physmem.nextOf(id)
+    ) out.push(pm.pfnOf(id));
   }
   return out;
 }
@@ -93,6 +104,24 @@ test("page: the reserves keep pages back from ordinary callers", () => {
   uvm.check();
 });
 
+test("page: cacheFrames counts the free pages live and refuses an owner that is not a byte", () => {
+  const uvm = new Uvm();
+  uvm.physload(0, 64, 0, 64, 0);
+  const frames = uvm.cacheFrames(2);
+  assert.equal(frames.freePages, 64);
+  assert.ok(frames.handleLimit > 64);
+  const ids = new Int32Array(8);
+  assert.equal(frames.allocCachePages(ids, 0, 8), 8);
+  assert.equal(frames.freePages, 56);
+  assert.equal(uvm.owner(63), 2, "the highest page goes first");
+  frames.freeCachePages(ids, 0, 8);
+  assert.equal(uvm.free, 64);
+  for (const owner of [256, -1, 1.5, NaN, 1n, "2", undefined, null, true]) {
+    assert.equal(refusal(() => uvm.cacheFrames(owner as number)), "EINVAL", String(owner));
+  }
+  uvm.check();
+});
+
 test("page: a batch of uvm_pagealloc takes the same pages, kicking the daemon once", () => {
   const one = new Uvm({ reserveKernel: 3 });
   const many = new Uvm({ reserveKernel: 3 });
@@ -103,17 +132,17 @@ test("page: a batch of uvm_pagealloc takes the same pages, kicking the daemon on
   let kicks = 0;
   many.hooks = { ...many.hooks, kick: () => kicks++ };
   const ids = new Float64Array(300);
-  assert.equal(many.pageAllocIds(ids, 10, 150, 7), 150);
+  assert.equal(many.cacheFrames(7).allocCachePages(ids, 10, 150), 150);
   assert.equal(kicks, 1);
-  assert.equal(many.pageAllocIds(ids, 160, 140, 7), 47, "stops at reserve_kernel");
+  assert.equal(many.cacheFrames(7).allocCachePages(ids, 160, 140), 47, "stops at reserve_kernel");
   assert.equal(kicks, 2);
-  const pfns = Array.from(ids.subarray(10, 207), (id) => many.physmem.pfnOf(id));
+  const pfns = Array.from(ids.subarray(10, 207), (id) => uvmInside(many).physmem.pfnOf(id));
   const want: number[] = [];
   for (let p; (p = one.pageAlloc()) >= 0;) want.push(p);
   assert.deepEqual(pfns, want);
   assert.equal(many.owner(pfns[0]!), 7);
   assert.equal(many.owner(pfns[196]!), 7);
-  assert.throws(() => many.pageAllocIds(ids, 290, 20), KernelError);
+  assert.throws(() => many.cacheFrames(0).allocCachePages(ids, 290, 20), KernelError);
   many.check();
 });
 
@@ -130,9 +159,9 @@ test("page: batches of uvm_pagealloc match it one by one across chunks, between 
   for (let step = 0; step < 60; step++) {
     if (r.below(3) !== 0 || held.length === 0) {
       const n = 1 + r.below(r.below(4) === 0 ? 150000 : 500);
-      const got = many.pageAllocIds(ids, 0, n, 9);
+      const got = many.cacheFrames(9).allocCachePages(ids, 0, n);
       for (let i = 0; i < got; i++) {
-        const pfn = many.physmem.pfnOf(ids[i]!);
+        const pfn = uvmInside(many).physmem.pfnOf(ids[i]!);
         assert.equal(pfn, one.pageAlloc(), `step ${step}, page ${i}`);
         held.push(pfn);
       }
@@ -161,7 +190,7 @@ test("page: a batch of uvm_pagefree leaves the queues as frees one by one do", (
   const r = new Mulberry32(8);
   const ids = new Float64Array(140000);
   for (let round = 0; round < 12; round++) {
-    const n = many.pageAllocIds(ids, 0, 1 + r.below(130000));
+    const n = many.cacheFrames(0).allocCachePages(ids, 0, 1 + r.below(130000));
     for (let i = 0; i < n; i++) one.pageAlloc();
     // Give them back in stretches up, down and scattered.
     const order = Array.from(ids.subarray(0, n));
@@ -176,12 +205,12 @@ test("page: a batch of uvm_pagefree leaves the queues as frees one by one do", (
     }
     const cut = r.below(order.length + 1);
     const batch = Float64Array.from(order);
-    many.pageFreeIds(batch, 0, cut);
-    for (let i = 0; i < cut; i++) one.pageFree(one.physmem.pfnOf(order[i]!));
+    many.cacheFrames(0).freeCachePages(batch, 0, cut);
+    for (let i = 0; i < cut; i++) one.pageFree(uvmInside(one).physmem.pfnOf(order[i]!));
     assert.deepEqual(queueOrder(many), queueOrder(one), `round ${round}`);
     many.check();
-    many.pageFreeIds(batch, cut, order.length - cut);
-    for (let i = cut; i < order.length; i++) one.pageFree(one.physmem.pfnOf(order[i]!));
+    many.cacheFrames(0).freeCachePages(batch, cut, order.length - cut);
+    for (let i = cut; i < order.length; i++) one.pageFree(uvmInside(one).physmem.pfnOf(order[i]!));
     assert.deepEqual(queueOrder(many), queueOrder(one), `round ${round}, the rest`);
     many.check();
   }
@@ -192,25 +221,28 @@ test("page: a batch of uvm_pagefree refuses a free, repeated or listed page and 
   const uvm = new Uvm();
   uvm.physload(0, 256, 0, 256, 0);
   const ids = new Float64Array(8);
-  uvm.pageAllocIds(ids, 0, 6);
+  uvm.cacheFrames(0).allocCachePages(ids, 0, 6);
   const list = pglistTryAlloc(uvm, 2 * 4096, 0, 2 ** 40, 0, 0, 1)!;
-  const listed = uvm.physmem.idOf(list.pfn(0));
+  const listed = uvmInside(uvm).physmem.idOf(list.pfn(0));
   const order = queueOrder(uvm);
   const free = uvm.free;
   const cases: number[][] = [
-    [ids[0]!, ids[1]!, uvm.physmem.idOf(3)],
+    [ids[0]!, ids[1]!, uvmInside(uvm).physmem.idOf(3)],
     [ids[0]!, ids[1]!, ids[0]!],
     [ids[2]!, listed],
     [ids[2]!, 7],
   ];
   for (const c of cases) {
-    assert.equal(refusal(() => uvm.pageFreeIds(Float64Array.from(c), 0, c.length)), "BADFREE");
+    assert.equal(
+      refusal(() => uvm.cacheFrames(0).freeCachePages(Float64Array.from(c), 0, c.length)),
+      "BADFREE",
+    );
     assert.deepEqual(queueOrder(uvm), order, JSON.stringify(c));
     assert.equal(uvm.free, free);
     uvm.check();
   }
   list.free();
-  uvm.pageFreeIds(ids, 0, 6);
+  uvm.cacheFrames(0).freeCachePages(ids, 0, 6);
   assert.equal(uvm.free, 256);
   uvm.check(true);
 });
@@ -397,17 +429,17 @@ test("page: check() notices a broken queue and a wrong count", () => {
   const uvm = new Uvm();
   uvm.physload(0, 64, 0, 64, 0);
   uvm.check();
-  const id = uvm.physmem.idOf(10);
-  uvm.setLinkNext(id, uvm.physmem.idOf(5));
+  const id = uvmInside(uvm).physmem.idOf(10);
+  uvmInside(uvm).physmem.setNext(id, uvmInside(uvm).physmem.idOf(5));
   assert.equal(refusal(() => uvm.check()), "CORRUPT");
   const other = new Uvm();
   other.physload(0, 64, 0, 64, 0);
-  other.physmem.markBusy(other.physmem.idOf(3));
+  uvmInside(other).physmem.markBusy(uvmInside(other).physmem.idOf(3));
   assert.equal(refusal(() => other.check()), "CORRUPT", "a queued page the bitmap says is busy");
   const third = new Uvm();
   third.physload(0, 64, 0, 64, 0);
   const p = third.pageAlloc();
-  third.physmem.markFree(third.physmem.idOf(p));
+  uvmInside(third).physmem.markFree(uvmInside(third).physmem.idOf(p));
   assert.equal(refusal(() => third.check()), "CORRUPT", "a free page on no queue");
 });
 
@@ -419,9 +451,9 @@ test("page: check() takes untouched chunks on trust; the exhaustive check reads 
   uvm.check();
   uvm.check(true);
   // A page in the middle of the segment, in a chunk nothing has written.
-  const id = uvm.physmem.idOf(1000 + 2 * CHUNK_PAGES + 5);
-  assert.equal(uvm.physmem.chunkDirty[chunkOf(id)], 0);
-  uvm.physmem.busyMap[id >>> 5] = 1 << (id & 31);
+  const id = uvmInside(uvm).physmem.idOf(1000 + 2 * CHUNK_PAGES + 5);
+  assert.equal(uvmInside(uvm).physmem.chunkDirty[chunkOf(id)], 0);
+  uvmInside(uvm).physmem.busyMap[id >>> 5] = 1 << (id & 31);
   uvm.check();
   assert.equal(refusal(() => uvm.check(true)), "CORRUPT");
   // Flags on a free page of a block nothing wrote, in a chunk something did.
@@ -430,13 +462,13 @@ test("page: check() takes untouched chunks on trust; the exhaustive check reads 
   other.pageFree(other.pageAlloc());
   other.check(true);
   // The chunk of the segment's first page (its queue link was written at load).
-  const c = chunkOf(other.physmem.idOf(1000));
-  const dirty = other.physmem.chunkDirty[c]!;
+  const c = chunkOf(uvmInside(other).physmem.idOf(1000));
+  const dirty = uvmInside(other).physmem.chunkDirty[c]!;
   const k = 5;
   assert.equal(dirty & 1, 1);
   assert.equal((dirty >>> k) & 1, 0);
   const near = c * CHUNK_PAGES + k * BLOCK_PAGES + 5;
-  other.physmem.flags[c]![near - c * CHUNK_PAGES] = PG_PGLIST;
+  uvmInside(other).physmem.flags[c]![near - c * CHUNK_PAGES] = PG_PGLIST;
   other.check();
   assert.equal(refusal(() => other.check(true)), "CORRUPT");
 });
@@ -458,7 +490,7 @@ test("page: a 16 TiB guest loads, allocates and checks without setting up its pa
   const ms = performance.now() - t;
   assert.ok(ms < 5000, `took ${ms} ms`);
   let touched = 0;
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   for (let c = 0; c < pm.nchunks; c++) if (pm.chunkState[c]! & TOUCHED) touched++;
   assert.ok(touched <= 8, `${touched} of ${pm.nchunks} chunks set up`);
   assert.equal(uvm.free, 2 ** 32 - 97 - 1);

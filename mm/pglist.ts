@@ -63,7 +63,7 @@
 
 import { checkInteger, describe, isPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
 import { PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
-import { pglistStateOf, Uvm } from "./page.ts";
+import { Uvm, uvmInside } from "./page.ts";
 import { HintSnapshot, Request, RunList } from "./pglist_state.ts";
 
 const INT_MAX = 0x7fffffff;
@@ -147,18 +147,18 @@ export class PageList {
       i -= runs[k + 1]!;
       k += 2;
     }
-    return this.#uvm.physmem.pfnOf(runs[k]! + i);
+    return uvmInside(this.#uvm).physmem.pfnOf(runs[k]! + i);
   }
 
   /** Frame numbers of all pages, in list order. */
   pfns(): number[] {
     const runs = runsOf(this);
-    return pfnsOfRuns(this.#uvm.physmem, runs, runs.length / 2, 0, this.#pages);
+    return pfnsOfRuns(uvmInside(this.#uvm).physmem, runs, runs.length / 2, 0, this.#pages);
   }
 
   /** The list as runs `[firstPfn, count]` of consecutive frames, in list order. */
   runs(): [number, number][] {
-    const pm = this.#uvm.physmem;
+    const pm = uvmInside(this.#uvm).physmem;
     const runs = runsOf(this);
     const out: [number, number][] = [];
     for (let k = 0; k < runs.length; k += 2) {
@@ -268,7 +268,7 @@ function searchRun(
 }
 
 function takeRun(uvm: Uvm, first: number, num: number, out: RunList): void {
-  uvm.takeFreeRun(first, num, PG_PGLIST);
+  uvmInside(uvm).takeFreeRun(first, num, PG_PGLIST);
   out.add(first, num);
 }
 
@@ -287,7 +287,7 @@ function contigSegment(
   boundary: number,
   out: RunList,
 ): boolean {
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= as || lowPfn >= ae) return false;
@@ -339,7 +339,7 @@ function contigSegmentLiteral(
   boundary: number,
   out: RunList,
 ): boolean {
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const start = pm.segStart[s]!;
   const n = pm.segEnd[s]! - start;
   const as = pm.segAvailStart[s]!;
@@ -407,7 +407,7 @@ function simpleSegment(
   highPfn: number,
   out: RunList,
 ): number {
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= pm.segAvailStart[s]! || lowPfn >= ae) return 0;
   if (ae >= INT_LIMIT || ae + pm.segIdOffset[s]! >= INT_LIMIT) {
@@ -440,7 +440,7 @@ function simpleSegment(
             n = todo;
             for (let k = todo; k < popcount32(bits); k++) take &= ~(1 << (31 - Math.clz32(take)));
           }
-          uvm.takeFreeBits(w, take, PG_PGLIST);
+          uvmInside(uvm).takeFreeBits(w, take, PG_PGLIST);
           const lowBit = take & -take;
           if ((take & (take + lowBit)) === 0) {
             // One run of bits: consecutive ids.
@@ -481,7 +481,7 @@ function simpleSegmentLiteral(
   highPfn: number,
   out: RunList,
 ): number {
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const start = pm.segStart[s]!;
   const n = pm.segEnd[s]! - start;
   const as = pm.segAvailStart[s]!;
@@ -532,7 +532,7 @@ function contigAttempt(
   out: RunList,
 ): boolean {
   if (belowReserve(uvm)) return false;
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const order = pm.searchOrder;
   for (let k = 0; k < pm.nsegs; k++) {
     if (contigSegment(uvm, order[k]!, num, lowPfn, highPfn, a, boundary, out)) return true;
@@ -549,7 +549,7 @@ function simpleAttempt(
   out: RunList,
 ): number {
   if (belowReserve(uvm)) return num;
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const order = pm.searchOrder;
   for (let k = 0; k < pm.nsegs; k++) {
     num -= simpleSegment(uvm, order[k]!, num, lowPfn, highPfn, out);
@@ -569,24 +569,26 @@ function rollback(uvm: Uvm, out: RunList, from: number, snap: HintSnapshot): voi
     const first = runs[k]!;
     const n = runs[k + 1]!;
     const keep = Math.max(0, from - (out.pages - n));
-    for (let id = first + n - 1; id >= first + keep; id--) uvm.untakeFree(id);
+    for (let id = first + n - 1; id >= first + keep; id--) uvmInside(uvm).untakeFree(id);
     out.pages -= n - keep;
     if (keep === 0) out.nruns--;
     else runs[k + 1] = keep;
   }
-  snap.restore(uvm.physmem);
+  snap.restore(uvmInside(uvm).physmem);
 }
 
 /** Puts every page of `out` back on the free lists (as uvm_pglistfree does) and empties it. */
 function giveBack(uvm: Uvm, out: RunList): void {
   const runs = out.runs;
-  for (let k = 0; k < 2 * out.nruns; k += 2) uvm.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
+  for (let k = 0; k < 2 * out.nruns; k += 2) {
+    uvmInside(uvm).putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
+  }
   out.clear();
 }
 
 /** Frames of the pages of `out` from its `from`-th to its `to`-th, for the tracer. */
 function pfnsOf(uvm: Uvm, out: RunList, from: number, to: number): number[] {
-  return pfnsOfRuns(uvm.physmem, out.runs, out.nruns, from, to);
+  return pfnsOfRuns(uvmInside(uvm).physmem, out.runs, out.nruns, from, to);
 }
 
 /** Tells the tracer about one search with the request's own arguments. */
@@ -640,7 +642,7 @@ function* aggressive(
   boundary: number,
   out: RunList,
 ): Generator<void, boolean, void> {
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const ps = BigInt(uvm.pageSize);
   const al = BigInt(alignment);
   const bd = BigInt(boundary);
@@ -662,23 +664,23 @@ function* aggressive(
   };
   let head = -1;
   const unlink = (id: number): void => {
-    const p = uvm.linkPrev(id);
-    const n = uvm.linkNext(id);
+    const p = pm.prevOf(id);
+    const n = pm.nextOf(id);
     if (p === -1) head = n;
-    else uvm.setLinkNext(p, n);
-    if (n !== -1) uvm.setLinkPrev(n, p);
+    else pm.setNext(p, n);
+    if (n !== -1) pm.setPrev(n, p);
   };
   try {
     while (uvm.hooks.reclaimable()) {
-      const id = uvm.pageAllocId();
+      const id = uvmInside(uvm).pageAllocId();
       if (id < 0) {
         yield;
         continue;
       }
       pm.setFlags(id, PG_PGLCA);
-      uvm.setLinkNext(id, head);
-      uvm.setLinkPrev(id, -1);
-      if (head !== -1) uvm.setLinkPrev(head, id);
+      pm.setNext(id, head);
+      pm.setPrev(id, -1);
+      if (head !== -1) pm.setPrev(head, id);
       head = id;
 
       const s = pm.segmentOfId(id);
@@ -722,8 +724,8 @@ function* aggressive(
   } finally {
     while (head !== -1) {
       const id = head;
-      head = uvm.linkNext(id);
-      uvm.putFree(id);
+      head = pm.nextOf(id);
+      uvmInside(uvm).putFree(id);
       uvm.tracer?.pageGiven(pm.pfnOf(id));
     }
   }
@@ -872,11 +874,11 @@ export function pglistTryAlloc(
   if (typeof waitok !== "boolean") {
     throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
   }
-  const state = pglistStateOf(uvm);
+  const state = uvmInside(uvm).pglist;
   const rq = request(state.request, uvm, size, low, high, alignment, boundary, nsegs);
   const { out, snap } = state;
   out.clear();
-  snap.save(uvm.physmem);
+  snap.save(uvmInside(uvm).physmem);
   const a = rq.alignment / uvm.pageSize;
   let left: number;
   try {
@@ -920,7 +922,7 @@ function searched(uvm: Uvm, rq: Request, out: RunList): PageList {
 
 /** The aggressive search run without waiting: `WOULDBLOCK` where it would wait. */
 function aggressiveSync(uvm: Uvm, rq: Request, out: RunList): PageList | null {
-  const lock = pglistStateOf(uvm).lock;
+  const lock = uvmInside(uvm).pglist.lock;
   if (lock.held) throw wouldBlock();
   lock.held = true;
   try {
@@ -962,7 +964,7 @@ export async function pglistAllocWait(
   const snap = new HintSnapshot();
   const a = rq.alignment / uvm.pageSize;
   if (rq.contig) {
-    snap.save(uvm.physmem);
+    snap.save(uvmInside(uvm).physmem);
     try {
       if (contigAttempt(uvm, rq.num, rq.lowPfn, rq.highPfn, a, rq.boundary, out)) {
         return searched(uvm, rq, out);
@@ -972,7 +974,7 @@ export async function pglistAllocWait(
       throw e;
     }
     if (uvm.tracer !== null) traceSearch(uvm, rq, rq.num, null, null);
-    const lock = pglistStateOf(uvm).lock;
+    const lock = uvmInside(uvm).pglist.lock;
     await lock.acquire(signal);
     try {
       const gen = aggressive(uvm, rq.num, rq.low, rq.high, rq.alignment, rq.boundary, out);
@@ -998,7 +1000,7 @@ export async function pglistAllocWait(
     }
   }
   let num = rq.num;
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   // Per segment, the hint this call's passes last set and the value it had
   // before them (NaN: untouched), so that a call ending without pages puts
   // back what it moved and leaves what other calls moved since.
@@ -1063,16 +1065,18 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
     );
   }
   if (list.freed) throw new KernelError("BADFREE", "uvm_pglistfree: list already freed");
-  const pm = uvm.physmem;
+  const pm = uvmInside(uvm).physmem;
   const first = listFirst(list);
   const more = listMore(list);
   if (more !== null) {
     for (let k = 0; k < more.length; k += 2) notHeld(pm, more[k]!);
   }
   notHeld(pm, first);
-  uvm.putFreeRun(first, first + listCount(list));
+  uvmInside(uvm).putFreeRun(first, first + listCount(list));
   if (more !== null) {
-    for (let k = 0; k < more.length; k += 2) uvm.putFreeRun(more[k]!, more[k]! + more[k + 1]!);
+    for (let k = 0; k < more.length; k += 2) {
+      uvmInside(uvm).putFreeRun(more[k]!, more[k]! + more[k + 1]!);
+    }
   }
   markFreed(list);
   if (uvm.tracer !== null) uvm.tracer.listFreed(list, list.pfns());

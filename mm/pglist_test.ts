@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
-import { Uvm } from "./page.ts";
+import { Uvm, uvmInside } from "./page.ts";
 import {
   type PageList,
   pglistAlloc,
@@ -38,7 +38,8 @@ function state(uvm: Uvm): { free: [number, number][]; hints: number[] } {
 function snapshot(uvm: Uvm): string {
   const order: number[] = [];
   for (let h = 0; h < 6; h++) {
-    for (let id = uvm.linkNext(h); id !== h; id = uvm.linkNext(id)) order.push(id);
+    const pm = uvmInside(uvm).physmem;
+    for (let id = pm.nextOf(h); id !== h; id = pm.nextOf(id)) order.push(id);
   }
   const counts = [0, 1, 2, 3, 4, 5].map((f) => uvm.freeCount(f));
   return JSON.stringify({ ...state(uvm), order, counts });
@@ -678,7 +679,9 @@ test("pglist: an allocator argument that is not a Uvm is refused by name", async
   uvm.physload(0, 64, 0, 64, 0);
   const list = pglistAlloc(uvm, PAGE, 0, HIGH, 0, 0, 1);
   const before = snapshot(uvm);
-  const hostile: unknown[] = [undefined, null, 1n, "uvm", NaN, true, {}, uvm.physmem, [uvm]];
+  const hostile: unknown[] = [undefined, null, 1n, "uvm", NaN, true, {}, uvmInside(uvm).physmem, [
+    uvm,
+  ]];
   for (const bad of hostile) {
     const named = (e: unknown) =>
       e instanceof KernelError && e.code === "EINVAL" && /uvm must be a Uvm/.test(e.message);

@@ -163,9 +163,10 @@ function blocksOf(i: number, j: number): number {
 
 /**
  * The physical segments and the page array behind them. {@link Uvm} owns one
- * and keeps the free queues in its link arrays. The arrays are public for the
- * memory-management code of this folder; the bitmap arrays are replaced when a
- * physload grows them, so never keep one across a physload.
+ * and keeps the free queues in its link arrays. It belongs to this folder's
+ * allocators (the package does not export it), which use its arrays
+ * directly; the bitmap arrays are replaced when a physload grows them, so
+ * never keep one across a physload.
  */
 export class PhysMem {
   /** Bytes per page. */
