@@ -38,6 +38,7 @@
  * @module
  */
 
+import { TWO32 } from "./bits.ts";
 import { hex } from "./errors.ts";
 import type { DmaConstraints, DmaPort } from "./dma.ts";
 import type { IrqLine } from "./irq.ts";
@@ -80,7 +81,7 @@ export const FAULT_TRANSLATION = 3;
 export const DEVICE_WINDOW = 4096;
 
 /** 2^32: the weight of the high word of a 64-bit register pair. */
-export const TWO32 = 4294967296;
+export { TWO32 };
 
 /** How a model introduces itself to {@link DeviceModel}. */
 export interface DeviceModelSpec {

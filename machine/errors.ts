@@ -17,6 +17,8 @@
  */
 
 /** What an access was doing when it faulted. */
+import { isPow2 } from "./bits.ts";
+
 export type AccessKind = "read" | "write";
 
 /** A physical access that reached no RAM (or no MMIO window). Nothing was changed. */
@@ -92,13 +94,6 @@ export function checkInt(
     );
   }
   return value;
-}
-
-/** True when `v` is a positive integer power of two, exact up to `2^53`. */
-export function isPow2(v: number): boolean {
-  if (!Number.isInteger(v) || v < 1) return false;
-  if (v <= 0x40000000) return (v & (v - 1)) === 0;
-  return 2 ** Math.round(Math.log2(v)) === v;
 }
 
 /** Returns `value` when it is a power of two in `[1, max]`; otherwise throws `EINVAL`. */

@@ -42,6 +42,7 @@
  * @module
  */
 
+import { TWO32 } from "./bits.ts";
 import { type AccessKind, checkInt, checkPow2, hex, MachineError, MachineFault } from "./errors.ts";
 
 /** A guest-physical range backed by RAM. */
@@ -67,7 +68,6 @@ const BANK_MAX = 256 * 1024 * 1024;
 const BANK_SLOTS = 65536;
 /** Pieces at most this long are copied by a byte loop rather than by a view. */
 const SMALL = 32;
-const TWO32 = 4294967296;
 const INT32_MAX = 0x7fffffff;
 
 /** Default chunk size: 64 KiB. */

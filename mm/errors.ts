@@ -7,6 +7,8 @@
  * @module
  */
 
+import { isPow2 } from "../machine/bits.ts";
+
 /**
  * Every code a {@link KernelError} carries (README lists who raises each):
  *
@@ -88,17 +90,10 @@ export function checkInteger(
 /** Returns `value` when it is a power of two (an integer), else throws `EINVAL`. */
 export function checkPowerOfTwo(name: string, value: unknown): number {
   const v = checkInteger(name, value, 1);
-  if (!isPowerOfTwo(v)) {
+  if (!isPow2(v)) {
     throw new KernelError("EINVAL", `${name} must be a power of two, got ${v}`);
   }
   return v;
-}
-
-/** True when `v` is a positive integer power of two (exact up to `2^53`). */
-export function isPowerOfTwo(v: number): boolean {
-  if (v < 1 || !Number.isInteger(v)) return false;
-  if (v <= 0x40000000) return (v & (v - 1)) === 0;
-  return Number.isInteger(Math.log2(v)) && 2 ** Math.log2(v) === v;
 }
 
 /**

@@ -46,6 +46,7 @@
  * @module
  */
 
+import { TWO32 } from "../machine/bits.ts";
 import { checkInteger, describe, KernelError } from "./errors.ts";
 import { VM_NOSLEEP, Vmem, VMEM_ALLOC, VmemGroup } from "./vmem.ts";
 import { type ArenaFigures, arenaFigures } from "./fragmentation.ts";
@@ -90,7 +91,6 @@ export const IOVA_QCACHE_MAX: number = 16 * IOMMU_PAGE;
 export const IOVA_QCACHE_MIN_ARENA: number = 64 * IOVA_QCACHE_MAX;
 
 const LIMIT = 2 ** IOMMU_ADDRESS_BITS;
-const TWO32 = 4294967296;
 /** Bytes one leaf table maps. */
 const LEAF_SPAN = IOMMU_PAGE * IOMMU_ENTRIES;
 const STATUS_WORDS = ["ok", "source out of scope", "bad root table", "bad domain", "bad command"];

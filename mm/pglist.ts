@@ -61,7 +61,8 @@
  * @module
  */
 
-import { checkInteger, describe, isPowerOfTwo, KernelError, MAX_ADDR } from "./errors.ts";
+import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { isPow2 } from "../machine/bits.ts";
 import { PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
 import { Uvm, uvmInside } from "./page.ts";
 import { HintSnapshot, Request, RunList } from "./pglist_state.ts";
@@ -768,7 +769,7 @@ function isAddr(x: unknown): boolean {
 
 /** True for 0 or a power of two (`x` an integer in `[0, 2^53 - 1]`). */
 function zeroOrPow2(x: number): boolean {
-  return x <= 0x40000000 ? (x & (x - 1)) === 0 : isPowerOfTwo(x);
+  return x <= 0x40000000 ? (x & (x - 1)) === 0 : isPow2(x);
 }
 
 /** Checks the arguments and fills `rq` as the seed adjusts them. */

@@ -60,6 +60,7 @@
  * @module
  */
 
+import { highbit as flsl, isPow2, TWO32 } from "../machine/bits.ts";
 import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
 import { WaitQueue } from "./waitq.ts";
@@ -99,14 +100,6 @@ const BT_SPAN_STATIC = 2;
 const BT_FREE = 3;
 const BT_BUSY = 4;
 
-const TWO32 = 4294967296;
-
-/** `flsl(x)`: the position of the highest set bit, 1-based; right for x < 2^64. */
-function flsl(x: number): number {
-  if (x < TWO32) return 32 - Math.clz32(x);
-  return 64 - Math.clz32(Math.floor(x / TWO32));
-}
-
 /** `SIZE2ORDER` of a size in quanta (>= 1). */
 function order(qsize: number): number {
   if (qsize <= 32) return qsize - 1;
@@ -127,12 +120,6 @@ function roundupAny(x: number, y: number): number {
 /** `v` is an integer in [0, 2^53 - 1] (checkInteger's test, cheap enough to inline). */
 function isAddr(v: number): boolean {
   return typeof v === "number" && v >= 0 && v <= MAX_ADDR && Math.floor(v) === v;
-}
-
-/** x is a power of two (a positive integer). */
-function isP2(x: number): boolean {
-  if (x < TWO32) return x >= 1 && (x & (x - 1)) === 0;
-  return Number.isInteger(x) && x === 2 ** (flsl(x) - 1);
 }
 
 /** Imports a span of `size` for an arena: its base, or -1. */
@@ -294,7 +281,7 @@ export class VmemFreeBSD {
       throw new KernelError("EINVAL", `options must be an object, got ${describe(opts)}`);
     }
     checkInteger("quantum", quantum, 1);
-    if (!isP2(quantum)) {
+    if (!isPow2(quantum)) {
       throw new KernelError("EINVAL", `quantum must be a power of two, got ${describe(quantum)}`);
     }
     checkInteger("base", base);
@@ -928,7 +915,7 @@ export class VmemFreeBSD {
     const qsize = size * this.invQuantum;
     const strat = flags & M_FIRSTFIT;
     let first = order(qsize);
-    if (strat !== 0 && qsize > 32 && !isP2(qsize)) first++;
+    if (strat !== 0 && qsize > 32 && !isPow2(qsize)) first++;
     if (this.npool >= BT_MAXALLOC) {
       const S = this.ss, L = this.lk;
       for (let l = this.nextList(first); l < NLISTS; l = this.nextList(l + 1)) {
@@ -1004,7 +991,7 @@ export class VmemFreeBSD {
     let first = order(qsize);
     // First-fit starts a list higher unless the size is its list's smallest
     // (every size up to 32 quanta is; above, only powers of two are).
-    if (strat !== 0 && qsize > 32 && !isP2(qsize)) first++;
+    if (strat !== 0 && qsize > 32 && !isPow2(qsize)) first++;
     // Numbers by type: bounds merged with untyped parameters would box.
     const lo = +minaddr, hi = +maxaddr, al = +align, ph = +phase, nc = +nocross;
     const plain = al === q && nc === 0 && lo === 0 && hi === Infinity;
@@ -1587,7 +1574,7 @@ function checkXalloc(
 ): void {
   const why = align % q !== 0 || phase % q !== 0 || nocross % q !== 0
     ? `align, phase and nocross must be multiples of quantum ${q}`
-    : (align !== 0 && !isP2(align)) || (nocross !== 0 && !isP2(nocross))
+    : (align !== 0 && !isPow2(align)) || (nocross !== 0 && !isPow2(nocross))
     ? "align and nocross must be 0 or powers of two"
     : (align === 0 ? phase !== 0 : phase >= align)
     ? "phase must be below align (0 when align is 0)"
