@@ -1,7 +1,7 @@
 /**
  * The kernel's refusals. Every call that refuses its input throws a
- * {@link KernelError} whose `code` is a short upper-case word (the errno the
- * seeds would return, or a name for what the seed would panic on) and whose
+ * {@link KernelError} whose `code` is a short upper-case word (the errno
+ * illumos, FreeBSD or NetBSD would return, or a name for what they would panic on) and whose
  * message names the argument and its value. A refused call changes nothing.
  *
  * @module

@@ -15,7 +15,7 @@
  * `roundup(max(low, availStart + hint))` up to `limit = min(high, availEnd)`;
  * when that pass runs out and the hint is not zero, a second pass goes from the
  * segment's start with the limit lowered to the old hint, so a run straddling
- * the hint is found by neither. The seed checks a window from its top down and
+ * the hint is found by neither. NetBSD checks a window from its top down and
  * jumps past the highest busy page, rounded to the alignment, or to the
  * boundary a window crosses; every candidate it jumps over is unusable, so it
  * returns the lowest usable candidate of the pass. This file returns that same
@@ -32,13 +32,13 @@
  * of the pass that ran out. A failed request gives its pages back but keeps
  * the hints it moved.
  *
- * The seed's C integer types are kept. `uimin`/`uimax` reduce frame numbers
+ * NetBSD's C integer types are kept. `uimin`/`uimax` reduce frame numbers
  * modulo 2^32 (a `high` of 2^44 acts as 0) and the hint is a `u_int`. While
  * a segment ends below frame 2^31 (and, contiguous, with the alignment and
- * the request added), every `int` of the seed holds its exact value and the
+ * the request added), every `int` of NetBSD's code holds its exact value and the
  * word-wise search above applies. Past that, a statement-for-statement port
- * with the seed's `int` wrap-around runs page by page, so segments anywhere
- * give the seed's answer. Where the seed's behaviour is undefined (a page
+ * with NetBSD's `int` wrap-around runs page by page, so segments anywhere
+ * give NetBSD's answer. Where NetBSD's behaviour is undefined (a page
  * read outside its segment, a busy page taken, a search that never ends) or
  * its hint assertion fails (a truncated `high` below a segment's first free
  * frame makes the simple path's hint negative), the request is refused with
@@ -53,9 +53,9 @@
  * reclaimable, then frees what it did not use. {@link pglistAllocWait} does
  * that asynchronously, cancellable: an abort gives back the pages held and
  * the hints moved. The synchronous {@link pglistAlloc} with `waitok` throws
- * `WOULDBLOCK` (changing nothing) where the seed would sleep.
+ * `WOULDBLOCK` (changing nothing) where NetBSD would sleep.
  *
- * Cost: a contiguous search is O(words scanned + busy runs met); the seed's is
+ * Cost: a contiguous search is O(words scanned + busy runs met); NetBSD's is
  * O(pages scanned). A simple request is O(pages taken + words scanned).
  *
  * @module
@@ -221,9 +221,9 @@ function i32(x: number): number {
 /** A refusal raised mid-search: the call's takes and hints must be undone. */
 class Refusal extends KernelError {}
 
-/** A request the seed could not carry out in defined behaviour. */
+/** A request NetBSD could not carry out in defined behaviour. */
 function undefinedBehaviour(what: string): KernelError {
-  return new Refusal("EINVAL", `uvm_pglistalloc: ${what} (undefined in the seed)`);
+  return new Refusal("EINVAL", `uvm_pglistalloc: ${what} (undefined in NetBSD)`);
 }
 
 /**
@@ -275,7 +275,7 @@ function takeRun(uvm: Uvm, first: number, num: number, out: RunList): void {
 
 /**
  * `uvm_pglistalloc_c_ps`: one run of `num` pages from segment `s`, or nothing.
- * While every value the seed keeps in an `int` stays below 2^31 the word-wise
+ * While every value NetBSD keeps in an `int` stays below 2^31 the word-wise
  * search gives its answer; past that, {@link contigSegmentLiteral}.
  */
 function contigSegment(
@@ -324,9 +324,9 @@ function contigSegment(
 }
 
 /**
- * The seed's `uvm_pglistalloc_c_ps` statement for statement, with its `int`
+ * NetBSD's `uvm_pglistalloc_c_ps` statement for statement, with its `int`
  * and `u_int` wrap-around, page by page: for segments near or above frame
- * 2^31 and alignments beyond an `int`. Where the seed would touch a page
+ * 2^31 and alignments beyond an `int`. Where NetBSD would touch a page
  * outside the segment, take a busy page or never finish, the request is
  * refused.
  */
@@ -473,7 +473,7 @@ function simpleSegment(
   return num - todo;
 }
 
-/** The seed's `uvm_pglistalloc_s_ps` statement for statement (see {@link contigSegmentLiteral}). */
+/** NetBSD's `uvm_pglistalloc_s_ps` statement for statement (see {@link contigSegmentLiteral}). */
 function simpleSegmentLiteral(
   uvm: Uvm,
   s: number,
@@ -628,9 +628,9 @@ function roundUp64(x: bigint, m: bigint): bigint {
 }
 
 /**
- * `uvm_pglistalloc_contig_aggressive` as a generator: it yields where the seed
+ * `uvm_pglistalloc_contig_aggressive` as a generator: it yields where NetBSD
  * calls `uvm_wait` and returns whether `out` got a run. The bounds are
- * computed in 64-bit unsigned arithmetic as the seed does. Pages it holds are
+ * computed in 64-bit unsigned arithmetic as NetBSD does. Pages it holds are
  * marked `PG_PGLCA`, chained through the queue links (newest first), and all
  * freed again when it ends, however it ends.
  */
@@ -772,7 +772,7 @@ function zeroOrPow2(x: number): boolean {
   return x <= 0x40000000 ? (x & (x - 1)) === 0 : isPow2(x);
 }
 
-/** Checks the arguments and fills `rq` as the seed adjusts them. */
+/** Checks the arguments and fills `rq` as NetBSD adjusts them. */
 function request(
   rq: Request,
   uvm: Uvm,
@@ -832,11 +832,11 @@ function request(
  * waitok)`: `size` bytes (rounded up to pages) of frames in `[low, high)`
  * (bytes; `high` exclusive at page granularity), in at most `nsegs` runs,
  * each run `alignment`-aligned (0: a page) and not crossing a multiple of
- * `boundary` (0: none). Chooses exactly the seed's pages and start hints.
+ * `boundary` (0: none). Chooses exactly NetBSD's pages and start hints.
  * Throws a {@link KernelError}: `ENOMEM` when nothing fits (free pages
- * unchanged; a simple request may have moved hints, as in the seed), `EINVAL`
- * for a boundary below the size, for bad arguments and where the seed's
- * behaviour is undefined (nothing changed). With `waitok`, where the seed
+ * unchanged; a simple request may have moved hints, as in NetBSD), `EINVAL`
+ * for a boundary below the size, for bad arguments and where NetBSD's
+ * behaviour is undefined (nothing changed). With `waitok`, where NetBSD
  * would sleep it throws `WOULDBLOCK` instead and changes nothing; use
  * {@link pglistAllocWait} to wait.
  */

@@ -9,12 +9,12 @@
  * seed's C integer types emulated: `signed int` candidates and limits wrap to
  * 32 bits (`| 0`), `uimin`/`uimax` work on `u_int` (`>>> 0`), `paddr_t` is a
  * plain (exact) number and the hint is a `u_int`. A page access outside its
- * segment (undefined behaviour in the seed) and a failed `KASSERT` throw an
+ * segment (undefined behaviour in NetBSD) and a failed `KASSERT` throw an
  * `EFAULT` error after giving back the pages taken and restoring the hints,
  * so that a differential test sees them as refusals. Segments are searched
- * as the seed's `VM_PHYSSEG_STRAT` says: by address (BSEARCH), or through an
+ * as NetBSD's `VM_PHYSSEG_STRAT` says: by address (BSEARCH), or through an
  * array kept largest first and walked from its end (BIGFIRST). Cost:
- * O(pages scanned) per request, as the seed.
+ * O(pages scanned) per request, as NetBSD's is.
  *
  * @module
  */
@@ -42,12 +42,12 @@ function i32(x: number): number {
   return x | 0;
 }
 
-/** The seed's `roundup2` on (exact) integers. */
+/** NetBSD's `roundup2` on (exact) integers. */
 function roundup2(x: number, m: number): number {
   return Math.ceil(x / m) * m;
 }
 
-/** The seed's allocator over plain per-segment page bytes. */
+/** NetBSD's allocator over plain per-segment page bytes. */
 export class ReferencePglist {
   /** Bytes per page. */
   readonly pageSize: number;
@@ -61,7 +61,7 @@ export class ReferencePglist {
   readonly segs: RefSeg[] = [];
   /** The order segments are searched in. */
   readonly strategy: PhysSegStrategy;
-  /** Under BIGFIRST, the seed's segment array: largest first, ties in load order. */
+  /** Under BIGFIRST, NetBSD's segment array: largest first, ties in load order. */
   readonly #bySize: RefSeg[] = [];
   /** Free pages. */
   nfree = 0;
@@ -84,7 +84,7 @@ export class ReferencePglist {
     this.reserveKernel = reserveKernel;
   }
 
-  /** `uvm_page_physload` (no validation beyond what the seed does). */
+  /** `uvm_page_physload` (no validation beyond what NetBSD does). */
   physload(
     start: number,
     end: number,
@@ -108,7 +108,7 @@ export class ReferencePglist {
     this.#bySize.splice(j, 0, seg);
   }
 
-  /** The segments in the order the seed walks them within a free list. */
+  /** The segments in the order NetBSD walks them within a free list. */
   #walk(): RefSeg[] {
     return this.strategy === "bsearch" ? this.segs : this.#bySize.slice().reverse();
   }

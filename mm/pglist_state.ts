@@ -1,6 +1,6 @@
 /**
  * What `uvm_pglistalloc` keeps between calls, per allocator: the lock that
- * lets one aggressive contiguous search run at a time (the seed's
+ * lets one aggressive contiguous search run at a time (NetBSD's
  * `uvm_pglistalloc_contig_lock`) and the scratch objects the synchronous
  * calls reuse, so that a call allocates only the list it returns. Each
  * {@link Uvm} owns one, so allocators in one process never share any of it.
@@ -97,7 +97,7 @@ export class ContigLock {
   }
 }
 
-/** A request after the seed's adjustments (alignment at least a page, `low` rounded up). */
+/** A request after NetBSD's adjustments (alignment at least a page, `low` rounded up). */
 export class Request {
   /** Pages wanted. */
   num = 0;

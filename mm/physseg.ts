@@ -12,7 +12,7 @@
  * `uvm_pglistalloc` searches segments in is kept apart, as a list of table
  * indices rebuilt at each load: by free list, then by address (BSEARCH) or,
  * as NetBSD's x86 ports do (BIGFIRST), from the smallest segment up, where
- * the seed keeps its array largest first and walks it from the end.
+ * NetBSD keeps its array largest first and walks it from the end.
  *
  * Every frame of a segment gets a page id. Ids are handed out in load order
  * in chunks of {@link CHUNK_PAGES}: a segment's ids start 32 ids or more into

@@ -1,7 +1,7 @@
 /**
  * mulberry32: the 32-bit generator every workload, randomised test and
  * fault-injection switch of the project draws from, so that a run is
- * repeatable from its seed (see spec/workloads.md).
+ * repeatable from its seed (see docs/workloads.md).
  *
  * @module
  */

@@ -28,7 +28,7 @@
  * next and prev; free-list next and prev for a free tag, hash chain next for
  * an allocated one), the type in a Uint8Array. Indices 0-89 are the free-list
  * heads, 90 anchors the segment list. A three-word bitmap says which free
- * lists are non-empty, so searches skip empty lists (as the seed's loop does,
+ * lists are non-empty, so searches skip empty lists (as FreeBSD's loop does,
  * only faster). Allocated tags are hashed by start address. Unused tags form
  * a pool that grows by doubling and is topped up before each step, as the
  * seed's `bt_fill` does, so no step runs out half-way.
@@ -55,7 +55,7 @@
  * changes it other than by its final carve. Imports made through custom
  * functions are given back through the release function. If the reclaim
  * callback or an import function changed a journaled arena itself, the
- * request keeps what it did (as the seed, which undoes nothing, does).
+ * request keeps what it did (as FreeBSD, which undoes nothing, does).
  *
  * @module
  */
@@ -91,7 +91,7 @@ const NLISTS = 90;
 const ANCHOR = NLISTS;
 const FIRST_TAG = NLISTS + 1;
 const NIL = -1;
-/** Spare tags kept before each step (the seed's BT_MAXALLOC). */
+/** Spare tags kept before each step (FreeBSD's BT_MAXALLOC). */
 const BT_MAXALLOC = 4;
 const HASH_MIN = 16;
 
@@ -486,7 +486,7 @@ export class VmemFreeBSD {
    * `vmem_xalloc`: `size` units at `phase` from an `align` boundary (0: the
    * quantum), not crossing a `nocross` boundary (0: any), inside
    * `[minaddr, maxaddr)` (0: no limit; FreeBSD's own maxaddr is inclusive).
-   * Refuses (EINVAL) what the seed panics on: parameters that are not
+   * Refuses (EINVAL) what FreeBSD panics on: parameters that are not
    * multiples of the quantum, align or nocross not a power of two, phase not
    * below align, a rounded size that crosses nocross at phase, minaddr not
    * below maxaddr. Returns and sleeps as {@link alloc}.
@@ -659,7 +659,7 @@ export class VmemFreeBSD {
     return this.dead;
   }
 
-  /** Wakes every request waiting on this arena (the seed's periodic broadcast). */
+  /** Wakes every request waiting on this arena (FreeBSD's periodic broadcast). */
   wakeup(): void {
     this.cv.broadcast();
   }
@@ -793,7 +793,7 @@ export class VmemFreeBSD {
   }
 
   /**
-   * A checked request: refuses what the seed panics on, then runs it,
+   * A checked request: refuses what FreeBSD panics on, then runs it,
    * journaled when it may sleep. `resumed` says it comes back from a wait:
    * it then searches as best-fit. The address is left in `out`.
    */
@@ -834,7 +834,7 @@ export class VmemFreeBSD {
         checkInteger("maxaddr", maxaddr);
       }
       const rsize = Math.ceil(size * this.invQuantum) * q;
-      // What the seed asserts, with 32-bit operations when every value fits.
+      // What FreeBSD asserts, with 32-bit operations when every value fits.
       if (
         align > 0x40000000 || phase > 0x40000000 || nocross > 0x40000000 || q > 0x40000000 ||
         rsize > 0x40000000 || ((align | phase | nocross) & (q - 1)) !== 0 ||
@@ -892,7 +892,7 @@ export class VmemFreeBSD {
     }
   }
 
-  // ---- Internals: the seed's allocation path ----
+  // ---- Internals: FreeBSD's allocation path ----
 
   /**
    * `vmem_alloc` after the checks, as an import calls it: the address (-1:
@@ -904,9 +904,9 @@ export class VmemFreeBSD {
 
   /**
    * The search of a nosleep request without constraints, written out in one
-   * piece: the first segment large enough is carved at its start (the seed's
+   * piece: the first segment large enough is carved at its start (FreeBSD's
    * `vmem_clip` without a left remainder). When the search fails, the
-   * request goes the seed's whole way (xallocCore, whose first search fails
+   * request goes FreeBSD's whole way (xallocCore, whose first search fails
    * the same way and changes nothing).
    */
   private allocPlain(size0: number, flags: number): void {
@@ -1013,7 +1013,7 @@ export class VmemFreeBSD {
             let end = bs + bsize - 1;
             if (end > hi) end = hi;
             if (start <= end) {
-              // Below phase the seed's unsigned arithmetic aligns to phase itself; so does ceil.
+              // Below phase FreeBSD's unsigned arithmetic aligns to phase itself; so does ceil.
               start = Math.ceil((start - ph) * ial) * al + ph;
               if (nc !== 0 && Math.floor(start * inc) !== Math.floor((start + size - 1) * inc)) {
                 start = Math.ceil((start - ph) * inc) * nc + ph;
@@ -1561,7 +1561,7 @@ function checkSpan(base: number, size: number, quantum: number): void {
   }
 }
 
-/** Refuses (EINVAL) an xalloc the seed asserts against; the general form of request's test. */
+/** Refuses (EINVAL) an xalloc FreeBSD asserts against; the general form of request's test. */
 function checkXalloc(
   size: number,
   rsize: number,
