@@ -268,7 +268,21 @@ export function listProblem(
   return null;
 }
 
-/** A device's checked window into RAM. */
+/**
+ * A device's checked window into RAM.
+ *
+ * @example Transfers checked against the device's constraints
+ * ```ts
+ * import { createMachine, DmaPort } from "./mod.ts";
+ *
+ * const m = createMachine({ preset: "isa" });
+ * // An ISA device: 24-bit addresses, no transfer across a 64 KiB line.
+ * const port = new DmaPort(m.ram, "isa0", { maxAddress: 2 ** 24 - 1, boundary: 65536 });
+ * console.log(port.write(0x20000, new Uint8Array([1, 2, 3]))); // true: the bytes are in RAM
+ * console.log(port.write(0x2fffe, new Uint8Array(4))); // false: crosses 0x30000
+ * console.log(port.lastFault?.kind, port.faults); // why, and how many so far
+ * ```
+ */
 export class DmaPort {
   /** Name of the device (for fault messages). */
   readonly name: string;

@@ -16,9 +16,9 @@
  * @module
  */
 
-/** What an access was doing when it faulted. */
 import { isPow2 } from "./bits.ts";
 
+/** What an access was doing when it faulted. */
 export type AccessKind = "read" | "write";
 
 /** A physical access that reached no RAM (or no MMIO window). Nothing was changed. */

@@ -498,7 +498,32 @@ const SOURCE_KVA = 0, SOURCE_SG = 1, SOURCE_PHYS = 2, SOURCE_MEMORY = 3;
 // aligned, or the domain has no room.
 type LoadCode = KernelErrorCode | "SHORT" | "NEVER" | "ALIGN" | "NOSPACE" | null;
 
-/** The kernel's bus_dma: tags, DMA memory, maps and the bounce pool. */
+/** The kernel's bus_dma: tags, DMA memory, maps and the bounce pool. *
+ * @example A device that reaches 16 MiB: load, sync, unload
+ * ```ts
+ * import { createMachine } from "../machine/mod.ts";
+ * import { Kernel } from "../boot/mod.ts";
+ * import { BUS_DMASYNC_POSTWRITE, BUS_DMASYNC_PREWRITE } from "./mod.ts";
+ *
+ * const kernel = new Kernel(createMachine({ preset: "pc" }), { log: () => {} });
+ * const dma = kernel.busDma;
+ * // A device that reaches the first 16 MiB only, 8-byte aligned, in at most 4 pieces.
+ * const tag = dma.createTag("mydev", { maxAddress: 2 ** 24 - 1, alignment: 8, maxSegments: 4 });
+ * const map = dma.createMap(tag, 16384, 4);
+ * const buf = kernel.kmem.alloc(16384);
+ * dma.load(map, buf, 16384); // bounce pages stand in where the buffer is out of reach
+ * dma.sync(map, BUS_DMASYNC_PREWRITE); // the buffer's bytes now are where the device reads
+ * for (let i = 0; i < map.nsegs; i++) {
+ *   console.log(map.segs[2 * i]!.toString(16), map.segs[2 * i + 1]); // address, length
+ * }
+ * dma.sync(map, BUS_DMASYNC_POSTWRITE);
+ * dma.unload(map);
+ * dma.destroyMap(map);
+ * dma.destroyTag(tag);
+ * kernel.kmem.free(buf, 16384);
+ * console.log(kernel.shutdown().pages); // 0
+ * ```
+ */
 export class BusDma {
   /** DMA-API debugging: told of every load, sync and unload when set. */
   debug: DmaDebugHooks | null = null;

@@ -839,6 +839,19 @@ function request(
  * behaviour is undefined (nothing changed). With `waitok`, where NetBSD
  * would sleep it throws `WOULDBLOCK` instead and changes nothing; use
  * {@link pglistAllocWait} to wait.
+ *
+ * @example 64 KiB of contiguous pages below 16 MiB
+ * ```ts
+ * import { pglistAlloc, pglistFree, Uvm } from "./mod.ts";
+ *
+ * const uvm = new Uvm(); // 4 KiB pages
+ * uvm.physload(0x100, 0x10100, 0x100, 0x10100, 0); // 256 MiB of frames above 1 MiB, all free
+ * // 64 KiB in one piece, 64 KiB-aligned, below 16 MiB: as for an ISA DMA buffer.
+ * const list = pglistAlloc(uvm, 65536, 0, 2 ** 24, 65536, 0, 1);
+ * console.log(list.length, list.pfn(0).toString(16)); // 16 100: frames 0x100 to 0x10f
+ * pglistFree(uvm, list);
+ * console.log(uvm.free); // 65536 again
+ * ```
  */
 export function pglistAlloc(
   uvm: Uvm,
