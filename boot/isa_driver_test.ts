@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createMachine, type DmaPort, fnv1a } from "../machine/mod.ts";
 import { Kernel } from "./kernel.ts";
 import { KernelError } from "../mm/errors.ts";
+import { mapLoad } from "../mm/bus_dma.ts";
 import { IsaDmaModel, IsaDriver } from "../devices/mod.ts";
 import { NO_LEAKS } from "./_test_util.ts";
 
@@ -92,11 +93,11 @@ test("isa driver: pages out of reach bounce as one run; a buffer in reach but sc
   const va = k.kmem.alloc(3 * 4096);
   const bd = k.busDma;
   bd.load(d.map, va + 100, 200); // one page out of reach: one bounce page
-  assert.deepEqual([d.map.nsegs, d.map.nbounce, d.map.nruns], [1, 1, 1]);
+  assert.deepEqual([d.map.nsegs, mapLoad(d.map).nbounce, mapLoad(d.map).nruns], [1, 1, 1]);
   assert.ok(d.map.segAddr(0) < 16 * MiB);
   bd.unload(d.map);
   bd.load(d.map, va + 100, 8000); // two pages out of reach: one run, one segment
-  assert.deepEqual([d.map.nsegs, d.map.nruns, d.map.bouncedBytes], [1, 1, 8000]);
+  assert.deepEqual([d.map.nsegs, mapLoad(d.map).nruns, d.map.bouncedBytes], [1, 1, 8000]);
   bd.unload(d.map);
   k.pmap.write(va + 100, bytes(200, 9));
   assert.equal(await d.transfer("play", va + 100, 200), "ok");

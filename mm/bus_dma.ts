@@ -393,20 +393,12 @@ export type DmaSource =
   }
   | { readonly kind: "memory"; readonly mem: DmaMemory; readonly len?: number };
 
-/** One transfer's mapping: segments for the device, bounce records for sync. */
-export class DmaMap {
-  /** Name in messages (debugging, leaks). */
-  readonly name: string;
-  /** The tag it obeys. */
-  readonly tag: DmaTag;
-  /** Largest source it loads. */
-  readonly maxSize: number;
-  /** Segments it holds at most. */
-  readonly maxSegs: number;
-  /** True when a source whose segments do not fit bounces whole (see {@link BusDma}). */
-  readonly bounceBuffer: boolean;
-  /** Segment addresses and lengths, interleaved; valid up to `nsegs`. */
-  readonly segs: Float64Array;
+/**
+ * What a map's current load holds besides its segments (bounce pieces and
+ * runs, I/O virtual space, translated pieces and frames): bus_dma's own
+ * bookkeeping, which the package does not export.
+ */
+export class MapLoad {
   /** Segments of the current load. */
   nsegs = 0;
   /** Bytes of the current load (0 when unloaded). */
@@ -436,6 +428,42 @@ export class DmaMap {
   /** True once destroyed. */
   destroyed = false;
 
+  constructor(maxSize: number, pageSize: number, translated: boolean) {
+    const pieces = Math.ceil(maxSize / pageSize) + 1;
+    this.bounce = new Float64Array(4 * pieces);
+    this.runs = new Float64Array(2 * pieces);
+    this.pieces = new Float64Array(translated ? 2 * pieces : 0);
+    this.frames = new Float64Array(translated ? pieces : 0);
+  }
+}
+
+let loadOf: (map: DmaMap) => MapLoad;
+
+/** The bookkeeping of `map`'s current load (for bus_dma and its debugging). */
+export function mapLoad(map: DmaMap): MapLoad {
+  return loadOf(map);
+}
+
+/** One transfer's mapping: segments for the device, bounce records for sync. */
+export class DmaMap {
+  /** Name in messages (debugging, leaks). */
+  readonly name: string;
+  /** The tag it obeys. */
+  readonly tag: DmaTag;
+  /** Largest source it loads. */
+  readonly maxSize: number;
+  /** Segments it holds at most. */
+  readonly maxSegs: number;
+  /** True when a source whose segments do not fit bounces whole (see {@link BusDma}). */
+  readonly bounceBuffer: boolean;
+  /** Segment addresses and lengths, interleaved (`dm_segs`); valid up to `nsegs`. */
+  readonly segs: Float64Array;
+  readonly #load: MapLoad;
+
+  static {
+    loadOf = (map) => map.#load;
+  }
+
   /** Use {@link BusDma.createMap}. */
   constructor(
     name: string,
@@ -451,12 +479,22 @@ export class DmaMap {
     this.maxSegs = maxSegs;
     this.bounceBuffer = bounceBuffer;
     this.segs = new Float64Array(2 * maxSegs);
-    const pieces = Math.ceil(maxSize / pageSize) + 1;
-    this.bounce = new Float64Array(4 * pieces);
-    this.runs = new Float64Array(2 * pieces);
-    const translated = tag.domain !== null;
-    this.pieces = new Float64Array(translated ? 2 * pieces : 0);
-    this.frames = new Float64Array(translated ? pieces : 0);
+    this.#load = new MapLoad(maxSize, pageSize, tag.domain !== null);
+  }
+
+  /** Segments of the current load (`dm_nsegs`). */
+  get nsegs(): number {
+    return this.#load.nsegs;
+  }
+
+  /** Bytes of the current load, 0 when unloaded (`dm_mapsize`). */
+  get mapsize(): number {
+    return this.#load.mapsize;
+  }
+
+  /** True once destroyed. */
+  get destroyed(): boolean {
+    return this.#load.destroyed;
   }
 
   /** Address of segment `i`. */
@@ -471,8 +509,9 @@ export class DmaMap {
 
   /** Bytes of the current load that go through bounce space. */
   get bouncedBytes(): number {
+    const ld = this.#load;
     let n = 0;
-    for (let i = 0; i < this.nbounce; i++) n += this.bounce[4 * i + 3]!;
+    for (let i = 0; i < ld.nbounce; i++) n += ld.bounce[4 * i + 3]!;
     return n;
   }
 }
@@ -850,12 +889,13 @@ export class BusDma {
         `map ${describe((map as DmaMap)?.name)} is not live (destroyed already?)`,
       );
     }
-    if (map.mapsize !== 0) {
-      throw new KernelError("EBUSY", `map ${map.name} is still loaded (${map.mapsize} bytes)`);
+    const ld = loadOf(map);
+    if (ld.mapsize !== 0) {
+      throw new KernelError("EBUSY", `map ${map.name} is still loaded (${ld.mapsize} bytes)`);
     }
     this.#maps.delete(map);
     this.#tags.get(map.tag)!.maps--;
-    map.destroyed = true;
+    ld.destroyed = true;
   }
 
   /**
@@ -993,17 +1033,18 @@ export class BusDma {
     if (!(map instanceof DmaMap)) {
       throw new KernelError("EINVAL", `sync of something that is not a map: ${describe(map)}`);
     }
-    if (map.mapsize === 0) {
+    const ld = loadOf(map);
+    if (ld.mapsize === 0) {
       this.debug?.misuse("sync-unloaded", map, 0, `sync of map ${map.name}, which is not loaded`);
       throw new KernelError("EINVAL", `sync of map ${map.name}, which is not loaded`);
     }
     checkInteger("ops", ops, 1, 15);
-    checkInteger("offset", offset, 0, map.mapsize - 1);
-    const n = len ?? map.mapsize - offset;
-    checkInteger("len", n, 1, map.mapsize - offset);
+    checkInteger("offset", offset, 0, ld.mapsize - 1);
+    const n = len ?? ld.mapsize - offset;
+    checkInteger("len", n, 1, ld.mapsize - offset);
     const end = offset + n;
-    const b = map.bounce, be = this.#be;
-    for (let i = 0; i < map.nbounce; i++) {
+    const b = ld.bounce, be = this.#be;
+    for (let i = 0; i < ld.nbounce; i++) {
       const at = b[4 * i]!, plen = b[4 * i + 3]!;
       const from = Math.max(at, offset), to = Math.min(at + plen, end);
       if (from >= to) continue;
@@ -1029,7 +1070,7 @@ export class BusDma {
     if (!(map instanceof DmaMap)) {
       throw new KernelError("EINVAL", `unload of something that is not a map: ${describe(map)}`);
     }
-    if (map.mapsize === 0) {
+    if (loadOf(map).mapsize === 0) {
       this.debug?.misuse("double-unload", map, 0, `unload of map ${map.name}, which is not loaded`);
       throw new KernelError("EINVAL", `unload of map ${map.name}, which is not loaded`);
     }
@@ -1091,27 +1132,28 @@ export class BusDma {
       }
     }
     for (const map of this.#maps) {
-      if (map.mapsize === 0) {
-        if (map.nsegs + map.nbounce + map.nruns !== 0) {
+      const ld = loadOf(map);
+      if (ld.mapsize === 0) {
+        if (ld.nsegs + ld.nbounce + ld.nruns !== 0) {
           fail(`unloaded map ${map.name} keeps records`);
         }
         continue;
       }
-      if (map.nsegs < 1 || map.nsegs > map.maxSegs) {
-        fail(`map ${map.name} has ${map.nsegs} segments`);
+      if (ld.nsegs < 1 || ld.nsegs > map.maxSegs) {
+        fail(`map ${map.name} has ${ld.nsegs} segments`);
       }
       let total = 0;
-      for (let i = 0; i < map.nsegs; i++) {
+      for (let i = 0; i < ld.nsegs; i++) {
         const why = segmentProblem(map.tag.limits, map.segAddr(i), map.segLen(i));
         if (why !== null) fail(`map ${map.name} segment ${i}: ${why}`);
         total += map.segLen(i);
       }
-      if (total !== map.mapsize) {
-        fail(`map ${map.name}'s segments hold ${total} of ${map.mapsize} bytes`);
+      if (total !== ld.mapsize) {
+        fail(`map ${map.name}'s segments hold ${total} of ${ld.mapsize} bytes`);
       }
       const r = this.#tags.get(map.tag)!;
-      for (let i = 0; i < map.nruns; i++) {
-        const a = map.runs[2 * i]!, s = map.runs[2 * i + 1]!;
+      for (let i = 0; i < ld.nruns; i++) {
+        const a = ld.runs[2 * i]!, s = ld.runs[2 * i + 1]!;
         if (a < r.base || a + s > r.base + r.size) {
           fail(`map ${map.name}'s bounce run lies outside its reservation`);
         }
@@ -1122,18 +1164,19 @@ export class BusDma {
 
   /** A translated map: its segments lie in its I/O virtual space, whose pages map its frames. */
   #checkIo(map: DmaMap, fail: (why: string) => never): void {
+    const ld = loadOf(map);
     const ps = this.#be.pageSize, d = map.tag.domain!;
-    if (map.iovaSize !== map.npages * ps || map.iovaSize === 0) {
-      fail(`map ${map.name} holds ${map.iovaSize} bytes of I/O space for ${map.npages} pages`);
+    if (ld.iovaSize !== ld.npages * ps || ld.iovaSize === 0) {
+      fail(`map ${map.name} holds ${ld.iovaSize} bytes of I/O space for ${ld.npages} pages`);
     }
-    for (let i = 0; i < map.nsegs; i++) {
+    for (let i = 0; i < ld.nsegs; i++) {
       const a = map.segAddr(i);
-      if (a < map.iova || a + map.segLen(i) > map.iova + map.iovaSize) {
+      if (a < ld.iova || a + map.segLen(i) > ld.iova + ld.iovaSize) {
         fail(`map ${map.name} segment ${i} lies outside its I/O virtual space`);
       }
     }
-    for (let k = 0; k < map.npages; k++) {
-      const f = map.frames[k]!, got = d.extract(map.iova + k * ps);
+    for (let k = 0; k < ld.npages; k++) {
+      const f = ld.frames[k]!, got = d.extract(ld.iova + k * ps);
       if (got !== f) {
         fail(`map ${map.name}'s I/O page ${k} translates to ${hexs(got)}, not ${hexs(f)}`);
       }
@@ -1315,14 +1358,15 @@ export class BusDma {
         `load of a map that is not live: ${describe((map as DmaMap)?.name ?? map)}`,
       );
     }
-    if (map.mapsize !== 0) {
+    const ld = loadOf(map);
+    if (ld.mapsize !== 0) {
       this.debug?.misuse(
         "load-loaded",
         map,
         map.segAddr(0),
         `load of map ${map.name}, which is loaded`,
       );
-      throw new KernelError("EBUSY", `map ${map.name} is already loaded (${map.mapsize} bytes)`);
+      throw new KernelError("EBUSY", `map ${map.name} is already loaded (${ld.mapsize} bytes)`);
     }
     checkInteger("len", len, 1);
     if (len > map.maxSize) {
@@ -1337,10 +1381,11 @@ export class BusDma {
 
   /** Empties the map and the load state for a (new) walk. */
   #restart(map: DmaMap): void {
+    const ld = loadOf(map);
     this.#releaseIo(map);
     this.#releaseRuns(map, false);
-    map.nsegs = 0;
-    map.nbounce = 0;
+    ld.nsegs = 0;
+    ld.nbounce = 0;
     this.#off = 0;
     this.#mergeEnd = -1;
     this.#runStart = -1;
@@ -1362,12 +1407,13 @@ export class BusDma {
    * list's length; worded only on failure).
    */
   #endLoad(map: DmaMap, len: number, code: LoadCode, kind: number, a: number): void {
+    const ld = loadOf(map);
     if (code === null && this.#never) code = map.tag.bouncePages === 0 ? "EINVAL" : "NEVER";
     if (code === null && this.#short) code = "SHORT";
     if (code === null) {
-      map.mapsize = len;
+      ld.mapsize = len;
       this.#stats.loads++;
-      this.#stats.segments += map.nsegs;
+      this.#stats.segments += ld.nsegs;
       this.debug?.loaded(map);
       return;
     }
@@ -1432,36 +1478,40 @@ export class BusDma {
    * took a moment ago: that makes no room that was not there).
    */
   #releaseRuns(map: DmaMap, wake: boolean): void {
-    if (map.nruns === 0) return;
+    const ld = loadOf(map);
+    if (ld.nruns === 0) return;
     const r = this.#tags.get(map.tag)!;
-    for (let i = 0; i < map.nruns; i++) r.arena!.xfree(map.runs[2 * i]!, map.runs[2 * i + 1]!);
-    map.nruns = 0;
+    for (let i = 0; i < ld.nruns; i++) r.arena!.xfree(ld.runs[2 * i]!, ld.runs[2 * i + 1]!);
+    ld.nruns = 0;
     if (wake) { for (const w of r.waiters.splice(0)) w(); }
   }
 
   #abortLoad(map: DmaMap, wake: boolean): void {
+    const ld = loadOf(map);
     this.#releaseIo(map);
     this.#releaseRuns(map, wake);
-    map.nbounce = 0;
-    map.nsegs = 0;
-    map.mapsize = 0;
+    ld.nbounce = 0;
+    ld.nsegs = 0;
+    ld.mapsize = 0;
   }
 
   /** Unmaps a translated load's pages (invalidating them) and frees its I/O virtual space. */
   #releaseIo(map: DmaMap): void {
-    map.npieces = 0;
-    if (map.iovaSize !== 0) this.#unmapIo(map, map.npages);
-    map.npages = 0;
+    const ld = loadOf(map);
+    ld.npieces = 0;
+    if (ld.iovaSize !== 0) this.#unmapIo(map, ld.npages);
+    ld.npages = 0;
   }
 
   /** Unmaps the mapped pages of the map's first `upTo` I/O pages, then frees its space. */
   #unmapIo(map: DmaMap, upTo: number): void {
+    const ld = loadOf(map);
     const d = map.tag.domain!;
     this.#pageRuns(map, upTo, false);
-    if (map.iovaCached) d.free(map.iova, map.iovaSize);
-    else d.xfree(map.iova, map.iovaSize);
-    map.iova = 0;
-    map.iovaSize = 0;
+    if (ld.iovaCached) d.free(ld.iova, ld.iovaSize);
+    else d.xfree(ld.iova, ld.iovaSize);
+    ld.iova = 0;
+    ld.iovaSize = 0;
   }
 
   /**
@@ -1470,7 +1520,8 @@ export class BusDma {
    * it, frees the space and is rethrown.
    */
   #pageRuns(map: DmaMap, upTo: number, enter: boolean): void {
-    const d = map.tag.domain!, ps = this.#be.pageSize, frames = map.frames;
+    const ld = loadOf(map);
+    const d = map.tag.domain!, ps = this.#be.pageSize, frames = ld.frames;
     for (let j = 0; j < upTo;) {
       if (frames[j]! < 0) {
         j++;
@@ -1478,10 +1529,10 @@ export class BusDma {
       }
       let k = j + 1;
       while (k < upTo && frames[k]! >= 0) k++;
-      if (!enter) d.unmap(map.iova + j * ps, (k - j) * ps);
+      if (!enter) d.unmap(ld.iova + j * ps, (k - j) * ps);
       else {
         try {
-          d.mapPages(map.iova + j * ps, frames, k - j, IOPTE_READ | IOPTE_WRITE, j);
+          d.mapPages(ld.iova + j * ps, frames, k - j, IOPTE_READ | IOPTE_WRITE, j);
         } catch (e) {
           this.#unmapIo(map, j);
           throw e;
@@ -1547,6 +1598,7 @@ export class BusDma {
     len: number,
     list: readonly (readonly [number, number])[],
   ): LoadCode {
+    const ld = loadOf(map);
     let code = kind === SOURCE_KVA
       ? this.#gatherKva(map, va, len)
       : kind === SOURCE_SG
@@ -1557,8 +1609,8 @@ export class BusDma {
       this.#restart(map);
       code = this.#closeWalk(map, this.#walk(map, kind, va, len, list, true));
       if (code === null && !this.#short && !this.#never) {
-        for (let i = 0; i < map.nbounce; i++) {
-          this.#addPiece(map, map.bounce[4 * i + 2]!, map.bounce[4 * i + 3]!);
+        for (let i = 0; i < ld.nbounce; i++) {
+          this.#addPiece(map, ld.bounce[4 * i + 2]!, ld.bounce[4 * i + 3]!);
         }
         code = this.#layOut(map);
       }
@@ -1609,15 +1661,16 @@ export class BusDma {
 
   /** Appends the RAM piece `[pa, pa + n)` to the map's pieces, joining it to the last when it follows. */
   #addPiece(map: DmaMap, pa: number, n: number): void {
-    const k = map.npieces;
-    if (k > 0 && map.pieces[2 * k - 2]! + map.pieces[2 * k - 1]! === pa) {
-      map.pieces[2 * k - 1]! += n;
+    const ld = loadOf(map);
+    const k = ld.npieces;
+    if (k > 0 && ld.pieces[2 * k - 2]! + ld.pieces[2 * k - 1]! === pa) {
+      ld.pieces[2 * k - 1]! += n;
       return;
     }
-    if (2 * (k + 1) > map.pieces.length) map.pieces = grown(map.pieces);
-    map.pieces[2 * k] = pa;
-    map.pieces[2 * k + 1] = n;
-    map.npieces = k + 1;
+    if (2 * (k + 1) > ld.pieces.length) ld.pieces = grown(ld.pieces);
+    ld.pieces[2 * k] = pa;
+    ld.pieces[2 * k + 1] = n;
+    ld.npieces = k + 1;
   }
 
   /**
@@ -1628,11 +1681,12 @@ export class BusDma {
    * start aligned.
    */
   #layOut(map: DmaMap): LoadCode {
+    const ld = loadOf(map);
     const ps = this.#be.pageSize, align = map.tag.alignment;
-    const stretch = Math.max(ps, align), pieces = map.pieces;
-    map.nsegs = 0;
+    const stretch = Math.max(ps, align), pieces = ld.pieces;
+    ld.nsegs = 0;
     let c = 0, prevEnd = -1, np = 0;
-    for (let i = 0; i < map.npieces; i++) {
+    for (let i = 0; i < ld.npieces; i++) {
       const pa = pieces[2 * i]!, n = pieces[2 * i + 1]!;
       const inPage = pa - Math.floor(pa / ps) * ps;
       const follows = i > 0 &&
@@ -1657,13 +1711,14 @@ export class BusDma {
       c += n;
       prevEnd = pa + n;
     }
-    map.npages = np;
+    ld.npages = np;
     return null;
   }
 
   #frame(map: DmaMap, k: number, pa: number): void {
-    if (k >= map.frames.length) map.frames = grown(map.frames);
-    map.frames[k] = pa;
+    const ld = loadOf(map);
+    if (k >= ld.frames.length) ld.frames = grown(ld.frames);
+    ld.frames[k] = pa;
   }
 
   /**
@@ -1673,8 +1728,9 @@ export class BusDma {
    * segments there. NOSPACE when the domain has no room.
    */
   #mapIo(map: DmaMap): LoadCode {
+    const ld = loadOf(map);
     const tag = map.tag, d = tag.domain!, ps = this.#be.pageSize;
-    const size = map.npages * ps, b = tag.boundary;
+    const size = ld.npages * ps, b = tag.boundary;
     let align = Math.max(ps, tag.alignment), nocross = 0;
     if (b > align) {
       if (size <= b) nocross = b;
@@ -1686,12 +1742,12 @@ export class BusDma {
     const cached = align === ps && nocross === 0 && minaddr === 0 && maxaddr === 0;
     const base = cached ? d.alloc(size) : d.xalloc(size, align, nocross, minaddr, maxaddr);
     if (base === 0) return "NOSPACE";
-    map.iova = base;
-    map.iovaSize = size;
-    map.iovaCached = cached;
-    this.#pageRuns(map, map.npages, true);
+    ld.iova = base;
+    ld.iovaSize = size;
+    ld.iovaCached = cached;
+    this.#pageRuns(map, ld.npages, true);
     const segs = map.segs;
-    for (let i = 0; i < map.nsegs; i++) segs[2 * i]! += base;
+    for (let i = 0; i < ld.nsegs; i++) segs[2 * i]! += base;
     return null;
   }
 
@@ -1701,6 +1757,7 @@ export class BusDma {
    * be, so a refusal names the first page that causes one.
    */
   #walkKva(map: DmaMap, va: number, len: number, force: boolean): LoadCode {
+    const ld = loadOf(map);
     const ps = this.#be.pageSize;
     const kva = this.#be.kva;
     const pages = this.#pages;
@@ -1726,7 +1783,7 @@ export class BusDma {
     const piecesFit = maxSegSize >= ps && (boundary === 0 || boundary >= ps);
     // The load's state, kept in locals on the common paths and handed to
     // the fields around the general one.
-    let k = map.nsegs, mergeEnd = this.#mergeEnd, bOff = this.#off;
+    let k = ld.nsegs, mergeEnd = this.#mergeEnd, bOff = this.#off;
     let open = force || this.#runStart >= 0;
     let off = 0;
     while (off < len) {
@@ -1773,17 +1830,17 @@ export class BusDma {
             continue;
           }
         }
-        map.nsegs = k;
+        ld.nsegs = k;
         this.#mergeEnd = mergeEnd;
         this.#off = bOff;
         const placed = this.#piece(map, pa, n, force);
-        k = map.nsegs;
+        k = ld.nsegs;
         mergeEnd = this.#mergeEnd;
         bOff = this.#off;
         open = force || this.#runStart >= 0;
         if (!placed) return "EFBIG";
       }
-      map.nsegs = k;
+      ld.nsegs = k;
       this.#mergeEnd = mergeEnd;
       this.#off = bOff;
       if (got < want) return "EFAULT";
@@ -1843,6 +1900,7 @@ export class BusDma {
    * segment, or onto the open bounce run. False when the segments run out.
    */
   #piece(map: DmaMap, pa: number, n: number, force: boolean): boolean {
+    const ld = loadOf(map);
     const tag = map.tag;
     if (!force && pa >= tag.minAddress && pa + n - 1 <= tag.maxAddress) {
       const continues = this.#runStart < 0 && pa === this.#mergeEnd && this.#takes(map, pa, n);
@@ -1855,19 +1913,19 @@ export class BusDma {
       }
     }
     if (this.#runStart < 0) {
-      this.#runStart = map.nbounce;
+      this.#runStart = ld.nbounce;
       this.#runLen = 0;
     }
-    if (4 * (map.nbounce + 1) > map.bounce.length) {
-      const grown = new Float64Array(2 * map.bounce.length);
-      grown.set(map.bounce);
-      map.bounce = grown;
+    if (4 * (ld.nbounce + 1) > ld.bounce.length) {
+      const grown = new Float64Array(2 * ld.bounce.length);
+      grown.set(ld.bounce);
+      ld.bounce = grown;
     }
-    const b = 4 * map.nbounce++;
-    map.bounce[b] = this.#off;
-    map.bounce[b + 1] = pa;
-    map.bounce[b + 2] = -1;
-    map.bounce[b + 3] = n;
+    const b = 4 * ld.nbounce++;
+    ld.bounce[b] = this.#off;
+    ld.bounce[b + 1] = pa;
+    ld.bounce[b + 2] = -1;
+    ld.bounce[b + 3] = n;
     this.#runLen += n;
     this.#off += n;
     return true;
@@ -1882,7 +1940,7 @@ export class BusDma {
   #takes(map: DmaMap, pa: number, n: number): boolean {
     const b = map.tag.boundary;
     const upTo = b === 0 ? n : Math.min(n, Math.floor(pa / b) * b + b - pa);
-    return map.segs[2 * map.nsegs - 1]! + upTo <= map.tag.maxSegmentSize;
+    return map.segs[2 * loadOf(map).nsegs - 1]! + upTo <= map.tag.maxSegmentSize;
   }
 
   /**
@@ -1893,6 +1951,7 @@ export class BusDma {
    * segments run out.
    */
   #closeRun(map: DmaMap): boolean {
+    const ld = loadOf(map);
     const tag = map.tag, ps = this.#be.pageSize;
     const len = this.#runLen, size = roundUp(len, ps);
     let align = Math.max(ps, tag.alignment), nocross = 0;
@@ -1912,23 +1971,23 @@ export class BusDma {
           if (r.arena.size(VMEM_ALLOC) === this.#held) this.#never = true;
           else this.#short = true;
         } else {
-          if (2 * (map.nruns + 1) > map.runs.length) {
-            const grown = new Float64Array(2 * map.runs.length);
-            grown.set(map.runs);
-            map.runs = grown;
+          if (2 * (ld.nruns + 1) > ld.runs.length) {
+            const grown = new Float64Array(2 * ld.runs.length);
+            grown.set(ld.runs);
+            ld.runs = grown;
           }
-          map.runs[2 * map.nruns] = base;
-          map.runs[2 * map.nruns + 1] = size;
-          map.nruns++;
+          ld.runs[2 * ld.nruns] = base;
+          ld.runs[2 * ld.nruns + 1] = size;
+          ld.nruns++;
           this.#held += size;
         }
       }
     }
     if (base !== 0) {
       let at = base;
-      for (let i = this.#runStart; i < map.nbounce; i++) {
-        map.bounce[4 * i + 2] = at;
-        at += map.bounce[4 * i + 3]!;
+      for (let i = this.#runStart; i < ld.nbounce; i++) {
+        ld.bounce[4 * i + 2] = at;
+        at += ld.bounce[4 * i + 3]!;
       }
     }
     this.#runStart = -1;
@@ -1944,6 +2003,7 @@ export class BusDma {
    * run out.
    */
   #addSeg(map: DmaMap, pa: number, n: number, merge: boolean): boolean {
+    const ld = loadOf(map);
     const tag = map.tag, segs = map.segs;
     const boundary = tag.boundary, maxSegSize = tag.maxSegmentSize;
     while (n > 0) {
@@ -1954,7 +2014,7 @@ export class BusDma {
         window = Math.floor(pa / boundary) * boundary;
         take = Math.min(take, window + boundary - pa);
       }
-      const last = map.nsegs - 1;
+      const last = ld.nsegs - 1;
       // Merge with the last segment when it ends at `pa`, stays short enough
       // and lies in the same boundary window.
       if (
@@ -1965,10 +2025,10 @@ export class BusDma {
         segs[2 * last + 1]! += take;
       } else {
         take = Math.min(take, maxSegSize);
-        if (map.nsegs === map.maxSegs) return false;
-        segs[2 * map.nsegs] = pa;
-        segs[2 * map.nsegs + 1] = take;
-        map.nsegs++;
+        if (ld.nsegs === map.maxSegs) return false;
+        segs[2 * ld.nsegs] = pa;
+        segs[2 * ld.nsegs + 1] = take;
+        ld.nsegs++;
       }
       pa += take;
       n -= take;
@@ -1984,15 +2044,16 @@ export class BusDma {
    * one pass. False when the segments run out.
    */
   #addRange(map: DmaMap, pa: number, n: number): boolean {
+    const ld = loadOf(map);
     const b = map.tag.boundary, m = map.tag.maxSegmentSize;
     const step = b === 0 ? m : m >= b ? b : 0;
     if (step === 0) return this.#addSeg(map, pa, n, false);
     const segs = map.segs, maxSegs = map.maxSegs, end = pa + n;
-    let k = map.nsegs, a = pa;
+    let k = ld.nsegs, a = pa;
     let next = b === 0 ? a + step : Math.floor(a / b) * b + b;
     while (a < end) {
       if (k === maxSegs) {
-        map.nsegs = k;
+        ld.nsegs = k;
         return false;
       }
       const e = next < end ? next : end;
@@ -2002,7 +2063,7 @@ export class BusDma {
       a = e;
       next += step;
     }
-    map.nsegs = k;
+    ld.nsegs = k;
     return true;
   }
 

@@ -6,6 +6,7 @@ import {
   BUS_DMASYNC_PREWRITE,
   type DmaMap,
   DmaTag,
+  mapLoad,
 } from "./bus_dma.ts";
 import { pglistAlloc, pglistFree } from "./pglist.ts";
 import { KernelError } from "./errors.ts";
@@ -22,8 +23,11 @@ const world = dmaWorld;
 /** True when segment `i` of `map` lies in its bounce space. */
 function bounced(map: DmaMap, i: number): boolean {
   const a = map.segAddr(i);
-  for (let r = 0; r < map.nruns; r++) {
-    if (a >= map.runs[2 * r]! && a < map.runs[2 * r]! + map.runs[2 * r + 1]!) return true;
+  for (let r = 0; r < mapLoad(map).nruns; r++) {
+    if (
+      a >= mapLoad(map).runs[2 * r]! &&
+      a < mapLoad(map).runs[2 * r]! + mapLoad(map).runs[2 * r + 1]!
+    ) return true;
   }
   return false;
 }
@@ -139,7 +143,7 @@ test("bus_dma: a reachable buffer loads in place, merged and split at the bounda
     [1002 * PS, 2 * PS],
     [950 * PS, PS - 100],
   ]);
-  assert.equal(map.nbounce, 0);
+  assert.equal(mapLoad(map).nbounce, 0);
   w.dma.check();
   w.dma.unload(map);
   assert.throws(() => w.dma.unload(map), /unload of map dev\/map1, which is not loaded/);
@@ -201,8 +205,12 @@ test("bus_dma: pages out of reach bounce as one run, and sync copies both ways",
   w.pmap.write(va, data);
   const map = w.dma.createMap(tag, 3 * PS, 16);
   w.dma.load(map, va, 3 * PS);
-  assert.equal(map.nbounce, 2);
-  assert.equal(map.nruns, 2, "the two pages are separate runs: the page between is in place");
+  assert.equal(mapLoad(map).nbounce, 2);
+  assert.equal(
+    mapLoad(map).nruns,
+    2,
+    "the two pages are separate runs: the page between is in place",
+  );
   assert.equal(map.bouncedBytes, 2 * PS);
   assert.deepEqual(segsOf(map).map(([, n]) => n), [PS, PS, PS]);
   assert.equal(map.segAddr(1), 200 * PS);

@@ -37,7 +37,13 @@
  */
 
 import type { DmaMonitor, DmaPort } from "../machine/mod.ts";
-import type { DmaBackend, DmaDebugHooks, DmaMap, DmaMemory } from "./bus_dma.ts";
+import {
+  type DmaBackend,
+  type DmaDebugHooks,
+  type DmaMap,
+  type DmaMemory,
+  mapLoad,
+} from "./bus_dma.ts";
 
 /** What went wrong. */
 export type DmaViolationKind =
@@ -116,23 +122,24 @@ export class DmaDebug implements DmaMonitor, DmaDebugHooks {
 
   /** bus_dma: `map` was loaded. */
   loaded(map: DmaMap): void {
+    const ld = mapLoad(map);
     const dev: number[] = [], cpu: number[] = [];
     // Through an IOMMU the segments are I/O virtual addresses: the CPU uses
     // the RAM pieces mapped (or, bounced whole, the sources of the bounces).
-    const translated = map.iovaSize !== 0;
-    for (let i = 0; i < map.nsegs; i++) {
+    const translated = ld.iovaSize !== 0;
+    for (let i = 0; i < ld.nsegs; i++) {
       const a = map.segAddr(i), n = map.segLen(i);
       dev.push(a, n);
       let bounced = translated;
-      for (let r = 0; r < map.nruns && !bounced; r++) {
-        bounced = a >= map.runs[2 * r]! && a < map.runs[2 * r]! + map.runs[2 * r + 1]!;
+      for (let r = 0; r < ld.nruns && !bounced; r++) {
+        bounced = a >= ld.runs[2 * r]! && a < ld.runs[2 * r]! + ld.runs[2 * r + 1]!;
       }
       if (!bounced) cpu.push(a, n);
     }
-    if (translated && map.nbounce === 0) {
-      for (let i = 0; i < map.npieces; i++) cpu.push(map.pieces[2 * i]!, map.pieces[2 * i + 1]!);
+    if (translated && ld.nbounce === 0) {
+      for (let i = 0; i < ld.npieces; i++) cpu.push(ld.pieces[2 * i]!, ld.pieces[2 * i + 1]!);
     }
-    for (let i = 0; i < map.nbounce; i++) cpu.push(map.bounce[4 * i + 1]!, map.bounce[4 * i + 3]!);
+    for (let i = 0; i < ld.nbounce; i++) cpu.push(ld.bounce[4 * i + 1]!, ld.bounce[4 * i + 3]!);
     this.#maps.set(map, {
       map,
       device: map.tag.device,
