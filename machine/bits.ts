@@ -1,6 +1,7 @@
 /**
- * Bit arithmetic on the integers addresses are kept in: doubles exact up to
- * `2^53`, of which the 32-bit operators see only the low word.
+ * Bit arithmetic on the integers addresses and registers are kept in:
+ * doubles exact up to `2^53`, of which the 32-bit operators see only the low
+ * word.
  *
  * @module
  */
@@ -24,4 +25,10 @@ export function isPow2(v: number): boolean {
   if (v >>> 0 === v) return v !== 0 && (v & (v - 1)) === 0;
   return v >= TWO32 && v <= 2 ** 53 && Number.isInteger(v) &&
     2 ** (highbit(v) - 1) === v;
+}
+
+/** Turns four ASCII characters into an ID register value (first character in the low byte). */
+export function fourcc(s: string): number {
+  return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) |
+    (s.charCodeAt(3) << 24)) >>> 0;
 }

@@ -38,7 +38,7 @@
  * @module
  */
 
-import { TWO32 } from "./bits.ts";
+import { fourcc, TWO32 } from "./bits.ts";
 import { hex } from "./errors.ts";
 import type { DmaConstraints, DmaPort } from "./dma.ts";
 import type { IrqLine } from "./irq.ts";
@@ -98,10 +98,7 @@ export interface DeviceModelSpec {
 }
 
 /** Turns four ASCII characters into an ID register value (first character in the low byte). */
-export function fourcc(s: string): number {
-  return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) |
-    (s.charCodeAt(3) << 24)) >>> 0;
-}
+export { fourcc };
 
 /** Base of the device models: attachment, common registers, interrupt and fault reporting. */
 export abstract class DeviceModel implements MmioHandlers {

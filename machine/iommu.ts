@@ -91,7 +91,7 @@ import { checkInt, hex, MachineError } from "./errors.ts";
 import type { Ram } from "./ram.ts";
 import type { Bus, MmioHandlers } from "./bus.ts";
 import type { DmaPort, DmaTranslator } from "./dma.ts";
-import { fourcc, TWO32 } from "./device.ts";
+import { fourcc, TWO32 } from "./bits.ts";
 
 /** Bytes of an I/O page (and of a page table). */
 export const IOMMU_PAGE = 4096;
