@@ -108,6 +108,7 @@ export {
   VMEM_QCACHE_IDX_MAX,
   VmemFreeBSD,
   type VmemFreeBSDCreateOptions,
+  type VmemFreeBSDTracer,
 } from "./vmem_freebsd.ts";
 export {
   allocFailed,

@@ -157,6 +157,26 @@ export type FreeBSDReleaseFn = (source: VmemFreeBSD, addr: number, size: number)
 /** The space-exhaustion callback of an arena (`vmem_reclaim_t`). */
 export type FreeBSDReclaimFn = (arena: VmemFreeBSD, flags: number) => void;
 
+/**
+ * Sees what an arena's own allocations and frees do to its segments: the
+ * trace a replay without quantum caches needs to decide as the arena did.
+ * Requests that arenas importing from this one make, `xalloc` and `xfree`
+ * are not seen.
+ */
+export interface VmemFreeBSDTracer {
+  /**
+   * An allocation of `size` that returned `addr` (-1: none): an `alloc` or
+   * `allocWait` the caches did not serve, or an item a cache imported (FreeBSD
+   * imports those from address 1, which decides otherwise only in an arena
+   * with a segment at 0). `flags` is M_NOWAIT and the policy of the search
+   * that decided: first-fit only when first-fit found the segment, best-fit
+   * once the request searched again after a wait or a drain.
+   */
+  alloc(size: number, flags: number, addr: number): void;
+  /** A free of `size` at `addr`: a `free` the caches did not take, or an item a cache gave back. */
+  free(addr: number, size: number): void;
+}
+
 /** Options of {@link VmemFreeBSD.create}. */
 export interface VmemFreeBSDCreateOptions {
   /** Largest size served by quantum caches (0: none). */
@@ -198,6 +218,15 @@ interface ArenaState {
   zones: QcacheZoneState[];
 }
 
+/** What a tracer is told once a sleeping request keeps what it did. */
+interface TraceEvent {
+  vm: VmemFreeBSD;
+  free: boolean;
+  addr: number;
+  size: number;
+  flags: number;
+}
+
 /**
  * The journal of one sleeping request: the arenas it copied before changing
  * them (with the journal each was under before), and its custom imports.
@@ -214,6 +243,8 @@ class Journal {
     addr: number;
     size: number;
   }[] = [];
+  /** What the journaled arenas' tracers are to be told if the request keeps its changes. */
+  readonly events: TraceEvent[] = [];
 
   begin(): void {
     this.active = true;
@@ -229,6 +260,11 @@ export class VmemFreeBSD {
   readonly quantum: number;
   /** Largest size served by quantum caches (0: none). */
   readonly qcacheMax: number;
+  /**
+   * Told of the allocations and frees that reach the segments (null: no
+   * one); see {@link VmemFreeBSDTracer}.
+   */
+  tracer: VmemFreeBSDTracer | null = null;
 
   private readonly invQuantum: number;
   private dead = false;
@@ -280,6 +316,10 @@ export class VmemFreeBSD {
 
   /** The quantum caches: zone i serves sizes of i + 1 quanta. */
   private readonly zones: QcacheZone<Journal | null>[] = [];
+  /** Searches made again after a drain or the reclaim callback made room. */
+  private retries = 0;
+  /** What the running traced nosleep request is to tell its tracer at its end. */
+  private deferred: TraceEvent[] | null = null;
 
   private constructor(name: string, quantum: number, nqcache: number) {
     this.name = name;
@@ -514,7 +554,7 @@ export class VmemFreeBSD {
       typeof size === "number" && size >= 1 && size <= MAX_ADDR && Math.floor(size) === size &&
       typeof flags === "number" && (flags & ~FITMASK) === M_NOWAIT &&
       (flags & FITMASK) !== FITMASK && (flags | 0) === flags &&
-      this.jr === null && !this.dead
+      this.jr === null && !this.dead && this.tracer === null
     ) {
       if (size <= this.qcacheMax) {
         // uma_zalloc's first step, the pop of the alloc bucket, written out.
@@ -600,6 +640,7 @@ export class VmemFreeBSD {
       return;
     }
     this.xfree(addr, size);
+    if (this.tracer !== null) this.traceFree(addr, size);
   }
 
   /**
@@ -975,15 +1016,46 @@ export class VmemFreeBSD {
     const z = !constrained && !resumed && size <= this.qcacheMax
       ? this.zones[((size - 1) * this.invQuantum) | 0]!
       : null;
+    const traced = !constrained && this.tracer !== null;
+    let cached = false, retries = 0;
     if (flags & M_NOWAIT) {
-      if (z !== null && this.zoneAlloc(z, flags, null)) return;
-      this.xallocCore(size, a, phase, nocross, minaddr, max, flags, strat, null);
+      // What a traced request did is told once its outcome is known.
+      const outer = this.deferred;
+      if (traced) this.deferred = [];
+      let done = false;
+      try {
+        cached = z !== null && this.zoneAlloc(z, flags, null);
+        if (!cached) {
+          retries = this.retries;
+          this.xallocCore(size, a, phase, nocross, minaddr, max, flags, strat, null);
+        }
+        done = true;
+      } finally {
+        if (traced) {
+          const events = this.deferred as TraceEvent[];
+          this.deferred = outer;
+          const addr = this.out[0]!;
+          if (done && !cached) {
+            const fit = strat !== 0 && this.retries === retries ? M_FIRSTFIT : M_BESTFIT;
+            const e = { vm: this, free: false, addr, size, flags: M_NOWAIT | fit };
+            // A failure goes before the frees of a drain on the way: after
+            // them, a replay would find the room that FreeBSD does not
+            // search for again when the drain gave spans back.
+            if (addr < 0) events.unshift(e);
+            else events.push(e);
+          }
+          VmemFreeBSD.tell(events);
+          this.out[0] = addr;
+        }
+      }
       return;
     }
     const jr = this.ownJournal.active ? new Journal() : this.ownJournal;
     jr.begin();
     try {
-      if (!(z !== null && this.zoneAlloc(z, flags, jr))) {
+      cached = z !== null && this.zoneAlloc(z, flags, jr);
+      if (!cached) {
+        retries = this.retries;
         this.xallocCore(size, a, phase, nocross, minaddr, max, flags, strat, jr);
       }
     } catch (e) {
@@ -991,7 +1063,12 @@ export class VmemFreeBSD {
       VmemFreeBSD.endJournal(jr, !jr.conflict);
       throw e;
     }
-    VmemFreeBSD.endJournal(jr, false);
+    const addr = this.out[0]!;
+    VmemFreeBSD.endJournal(jr, false); // may tell tracers, who may use the arena
+    if (traced && !cached) {
+      this.traceAlloc(size, strat !== 0 && this.retries === retries ? M_FIRSTFIT : M_BESTFIT, addr);
+    }
+    this.out[0] = addr;
   }
 
   /** Retries a sleeping request until it succeeds, waking on frees and wakeups. */
@@ -1100,12 +1177,17 @@ export class VmemFreeBSD {
   ): number {
     const min = VMEM_ADDR_QCACHE_MIN;
     for (let i = 0; i < count; i++) {
+      const retries = this.retries;
       this.xallocCore(z.size, this.quantum, 0, 0, min, Infinity, flags, flags & M_FIRSTFIT, jr);
       const addr = this.out[0]!;
       if (addr < 0) return i;
       const bt = this.busyTag(addr);
       this.ty[bt] = BT_CACHED;
       store[i] = bt;
+      if (this.tracer !== null) {
+        const fit = (flags & M_FIRSTFIT) !== 0 && this.retries === retries;
+        this.traceAlloc(z.size, fit ? M_FIRSTFIT : M_BESTFIT, addr);
+      }
     }
     return count;
   }
@@ -1119,9 +1201,38 @@ export class VmemFreeBSD {
   ): void {
     for (let i = 0; i < count; i++) {
       const bt = store[i]!;
+      const addr = this.ss[2 * bt]!;
       this.ty[bt] = BT_BUSY;
-      this.out[0] = this.ss[2 * bt]!;
+      this.out[0] = addr;
       this.xfreeCore(z.size, jr);
+      if (this.tracer !== null) this.traceFree(addr, z.size);
+    }
+  }
+
+  /**
+   * Tells the tracer of an allocation: at once, or when the running nosleep
+   * request has its outcome, or when the journal it is under is kept.
+   */
+  private traceAlloc(size: number, fit: number, addr: number): void {
+    const e = { vm: this, free: false, addr, size, flags: M_NOWAIT | fit };
+    if (this.deferred !== null) this.deferred.push(e);
+    else if (this.jr !== null) this.jr.events.push(e);
+    else this.tracer?.alloc(size, M_NOWAIT | fit, addr);
+  }
+
+  /** Tells the tracer of a free, as {@link traceAlloc}. */
+  private traceFree(addr: number, size: number): void {
+    const e = { vm: this, free: true, addr, size, flags: 0 };
+    if (this.deferred !== null) this.deferred.push(e);
+    else if (this.jr !== null) this.jr.events.push(e);
+    else this.tracer?.free(addr, size);
+  }
+
+  /** Tells each event's arena's tracer (or what holds its events now). */
+  private static tell(events: readonly TraceEvent[]): void {
+    for (const e of events) {
+      if (e.free) e.vm.traceFree(e.addr, e.size);
+      else e.vm.traceAlloc(e.size, e.flags & FITMASK, e.addr);
     }
   }
 
@@ -1264,7 +1375,10 @@ export class VmemFreeBSD {
           this.reclaimFn(this, flags);
           if (this.dead) throw new KernelError("EINVAL", `arena '${this.name}' was destroyed`);
         }
-        if (this.vmSize - this.inuse > avail) continue;
+        if (this.vmSize - this.inuse > avail) {
+          this.retries++;
+          continue;
+        }
       }
       if (flags & M_NOWAIT) {
         this.out[0] = -1;
@@ -1779,7 +1893,8 @@ export class VmemFreeBSD {
 
   /**
    * Ends a request's journal; `undo` puts every journaled arena back as it
-   * was and gives back what custom functions imported.
+   * was and gives back what custom functions imported, else the tracers are
+   * told what the request did.
    */
   private static endJournal(jr: Journal, undo: boolean): void {
     for (let i = jr.arenas.length - 1; i >= 0; i--) {
@@ -1788,15 +1903,18 @@ export class VmemFreeBSD {
       vm.jr = jr.prev[i]!;
     }
     const imports = undo ? jr.imports.slice() : [];
+    const events = undo ? [] : jr.events.slice();
     jr.arenas.length = 0;
     jr.prev.length = 0;
     jr.states.length = 0;
     jr.imports.length = 0;
+    jr.events.length = 0;
     jr.active = false;
     for (let i = imports.length - 1; i >= 0; i--) {
       const { release, source, addr, size } = imports[i]!;
       release(source, addr, size);
     }
+    VmemFreeBSD.tell(events);
   }
 }
 

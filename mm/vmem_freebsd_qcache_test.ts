@@ -10,6 +10,7 @@ import {
   M_WAITOK,
   VMEM_QCACHE_IDX_MAX,
   VmemFreeBSD,
+  type VmemFreeBSDTracer,
 } from "./vmem_freebsd.ts";
 import { bucketSelect } from "./vmem_freebsd_qcache.ts";
 
@@ -53,6 +54,15 @@ function cache(vm: VmemFreeBSD, size: number) {
   const z = vm.qcacheStats().find((s) => s.size === size);
   assert.ok(z !== undefined, `no cache of ${size}`);
   return z;
+}
+
+/** A tracer that writes what it sees as lines. */
+function lineTracer(lines: string[]): VmemFreeBSDTracer {
+  return {
+    alloc: (size, flags, addr) =>
+      lines.push(`alloc ${size} ${flags & M_FIRSTFIT ? "firstfit" : "bestfit"} ${addr}`),
+    free: (addr, size) => lines.push(`free ${addr} ${size}`),
+  };
 }
 
 // ---- Shape ----
@@ -149,14 +159,18 @@ test("the alloc and free buckets trade places and full buckets queue on the zone
   a.check();
 });
 
-test("drain gives back the list's items; purge the CPU's buckets too; the caches go on working", () => {
+test("drain gives back the list head first; purge the CPU's buckets too; the caches go on working", () => {
   const a = VmemFreeBSD.create("a", 1 << 20, 64 * P, P, { qcacheMax: 2 * P });
   const [A, B, C, D] = [0, 1, 2, 3].map(() => a.alloc(P, M_NOWAIT));
   for (const x of [A, B, C, D]) a.free(x!, P);
+  const seen: string[] = [];
+  a.tracer = lineTracer(seen);
   a.drain();
+  assert.deepEqual(seen, [`free ${C} ${P}`, `free ${B} ${P}`]);
   assert.equal(a.size(VMEM_ALLOC), 2 * P, "the CPU's buckets keep theirs");
   assert.deepEqual(segs(a).slice(1, 4), [["alloc", A, P], ["free", B, 2 * P], ["alloc", D, P]]);
   a.purge();
+  assert.deepEqual(seen.slice(2), [`free ${A} ${P}`, `free ${D} ${P}`]);
   assert.equal(a.size(VMEM_ALLOC), 0);
   const z = cache(a, P);
   assert.deepEqual([z.releases, z.cached, z.buckets, z.allocBucket, z.freeBucket], [4, 0, 0, 0, 0]);
@@ -449,4 +463,63 @@ test("random requests over caches and an import chain keep every invariant and t
   assert.equal(a.size(VMEM_ALLOC | VMEM_FREE), 0, "every import went back");
   assert.equal(a.destroy(), 0);
   assert.equal(s.destroy(), 0);
+});
+
+// ---- Tracing ----
+
+test("what a tracer sees replays on arenas without caches to the same addresses and segments", () => {
+  for (const seed of [1, 2, 3]) {
+    const r = new Mulberry32(seed);
+    const make = (qcacheMax: number) => {
+      const s = VmemFreeBSD.create("s", 1 << 24, 1 << 20, P);
+      const a = VmemFreeBSD.create("a", 0, 0, 256, { source: s, qcacheMax, importQuantum: 2 * P });
+      a.setLimit(64 * P);
+      return { s, a };
+    };
+    // Caches of 256 bytes to 4 KiB: buckets of 61 items down to 1.
+    const run = make(4096), replay = make(0);
+    const events: ([number, number, number] | [number, number])[] = [];
+    run.a.tracer = {
+      alloc: (size, flags, addr) => void events.push([size, flags, addr]),
+      free: (addr, size) => void events.push([addr, size]),
+    };
+    const live: [number, number][] = [];
+    let waits = 0;
+    for (let step = 0; step < 3000; step++) {
+      const k = r.below(10);
+      try {
+        if (k < 5 || live.length === 0) {
+          const size = r.below(3) ? r.below(4096) + 1 : r.below(16384) + 1;
+          const flags = (r.below(2) ? M_FIRSTFIT : M_BESTFIT) |
+            (r.below(6) === 0 ? M_WAITOK : M_NOWAIT);
+          const addr = run.a.alloc(size, flags);
+          if (addr >= 0) live.push([addr, size]);
+        } else {
+          const [addr, size] = live.splice(r.below(live.length), 1)[0]!;
+          run.a.free(addr, size);
+        }
+      } catch (e) {
+        if (code(e) !== "WOULDBLOCK") throw e;
+        waits++;
+      }
+      // The replay catches up with what was traced.
+      for (const e of events.splice(0)) {
+        if (e.length === 3) {
+          assert.equal(replay.a.alloc(e[0], e[1]), e[2], `seed ${seed} step ${step}`);
+        } else replay.a.free(e[0], e[1]);
+      }
+      assert.deepEqual(segs(replay.a), segs(run.a), `seed ${seed} step ${step}`);
+      assert.deepEqual(segs(replay.s), segs(run.s));
+    }
+    assert.ok(waits > 0);
+    assert.ok(run.a.qcacheStats().some((z) => z.releases > 0), "drains happened");
+    for (const [addr, size] of live) run.a.free(addr, size);
+    run.a.purge();
+    for (const e of events.splice(0)) {
+      if (e.length === 3) replay.a.alloc(e[0], e[1]);
+      else replay.a.free(e[0], e[1]);
+    }
+    assert.equal(replay.a.size(VMEM_ALLOC), 0, "the trace replays leak-free");
+    assert.deepEqual(segs(replay.s), segs(run.s));
+  }
 });
