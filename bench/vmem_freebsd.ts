@@ -3,7 +3,9 @@
  * (vmem-churn, vmem-xalloc, vmem-frag-1k, vmem-frag-1m), the same operations
  * in the same order with first-fit in place of instant-fit, under the names
  * vmem-churn-freebsd, vmem-xalloc-freebsd, vmem-frag-1k-freebsd and
- * vmem-frag-1m-freebsd; and the churn under best-fit.
+ * vmem-frag-1m-freebsd; the churn under best-fit; and the quantum-cache pair
+ * vmem-freebsd-noqcache-allocfree and vmem-freebsd-qcache-allocfree (the
+ * same sizes without and with quantum caches).
  *
  *     deno run -A bench/vmem_freebsd.ts [--json] [--filter REGEX]
  *     bun bench/vmem_freebsd.ts [--json] [--filter REGEX]
@@ -25,6 +27,8 @@ const { values } = parseArgs({
 const GiB4 = 2 ** 32;
 const PAGE = 4096;
 const SLOTS = 10_000;
+/** Sizes allocated and freed by one iteration of the quantum-cache allocfree benchmarks. */
+const SIZES = 1024;
 
 /** `x % n` for unsigned 32-bit draws without V8's slow float remainder (as bench/vmem.ts). */
 function mod(x: number, n: number): number {
@@ -95,6 +99,40 @@ function frag(name: string, n: number): void {
   });
 }
 
+/**
+ * bench/vmem.ts's quantum-cache pair with first-fit: sizes of 1..8 pages
+ * allocated and freed, one after the other, each of SIZES sizes drawn once
+ * per iteration, from an arena without and with quantum caches up to 8
+ * pages, 256 blocks staying allocated so neither arena is empty. Each arena
+ * gets its own closure, as there (V8 shares type feedback between closures
+ * of one function literal).
+ */
+function qcacheAllocFree(): void {
+  const sizes = new Float64Array(SIZES);
+  const r = new Mulberry32(7);
+  for (let i = 0; i < sizes.length; i++) sizes[i] = (mod(r.next(), 8) + 1) * PAGE;
+  const flags = M_NOWAIT | M_FIRSTFIT;
+  const arena = (name: string, qcacheMax: number): VmemFreeBSD => {
+    const vm = VmemFreeBSD.create(name, GiB4, 2 ** 40, PAGE, { qcacheMax });
+    for (let i = 0; i < 256; i++) if (vm.alloc(sizes[i]!, flags) < 0) failed(name);
+    return vm;
+  };
+  const a0 = arena("vmem-freebsd-noqcache-allocfree", 0);
+  bench("vmem-freebsd-noqcache-allocfree", () => {
+    for (let i = 0; i < SIZES; i++) {
+      const s = sizes[i]!;
+      a0.free(a0.alloc(s, flags), s);
+    }
+  });
+  const a1 = arena("vmem-freebsd-qcache-allocfree", 8 * PAGE);
+  bench("vmem-freebsd-qcache-allocfree", () => {
+    for (let i = 0; i < SIZES; i++) {
+      const s = sizes[i]!;
+      a1.free(a1.alloc(s, flags), s);
+    }
+  });
+}
+
 const filter = values.filter === undefined ? null : new RegExp(values.filter);
 const want = (name: string) => filter === null || filter.test(name);
 
@@ -106,6 +144,11 @@ summary(() => {
 });
 summary(() => {
   if (want("vmem-churn-freebsd-bestfit")) churn("vmem-churn-freebsd-bestfit", M_BESTFIT);
+});
+summary(() => {
+  if (want("vmem-freebsd-noqcache-allocfree") || want("vmem-freebsd-qcache-allocfree")) {
+    qcacheAllocFree();
+  }
 });
 
 if (values.json) await run({ format: "json" });

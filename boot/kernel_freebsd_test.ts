@@ -34,7 +34,11 @@ for (const preset of ["isa", "pc", "big"] as const) {
     const k = new Kernel(createMachine({ preset }), { log: (l) => lines.push(l), vmem: "freebsd" });
     for (const a of [k.kmem.heap, k.kmem.kmemVa, k.kmem.kmem]) assert.ok(a instanceof VmemFreeBSD);
     assert.ok(k.pids instanceof Vmem);
-    assert.ok(lines.includes("arena kmem: FreeBSD vmem, quantum 16, imports from kmem_va"));
+    assert.ok(
+      lines.includes(
+        "arena kmem: FreeBSD vmem, quantum 16, imports from kmem_va, quantum caches up to 256",
+      ),
+    );
     assert.ok(
       lines.some((l) =>
         /^arena pid: .*next-fit \(illumos vmem: FreeBSD's has no next-fit\)$/.test(l)

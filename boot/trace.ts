@@ -60,7 +60,8 @@ export class VmemTrace extends Trace implements VmemRecorder {
       base,
       size,
       quantum: arena.quantum,
-      qcache_max: arena.qcacheMax,
+      // FreeBSD's caches are not replayed: its arenas report what reaches their segments.
+      qcache_max: arena instanceof VmemFreeBSD ? 0 : arena.qcacheMax,
       source: arena.source?.name ?? null,
       flags,
     }, { ok: true });

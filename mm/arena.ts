@@ -58,9 +58,14 @@ export function arenaImported(a: Arena): number {
   return a instanceof VmemFreeBSD ? a.imported : (a as Vmem).stats.memImport;
 }
 
-/** Empties the quantum caches of `a` (illumos arenas; FreeBSD's here have none). */
+/**
+ * Returns what the quantum caches of `a` keep in reserve: an illumos
+ * arena's depots (`vmem_qcache_reap`), a FreeBSD one's bucket lists
+ * (`qc_drain`).
+ */
 export function arenaReap(a: Arena): void {
   if (a instanceof Vmem) a.reap();
+  else if (a instanceof VmemFreeBSD) a.drain();
 }
 
 /**
@@ -70,6 +75,7 @@ export function arenaReap(a: Arena): void {
  */
 export function arenaDestroy(a: Arena): number {
   if (!(a instanceof VmemFreeBSD)) return (a as Vmem).destroy();
+  a.purge(); // as destroy would first: what the caches hold is not a leak
   const leaked = a.size(VMEM_ALLOC);
   if (leaked === 0) {
     try {

@@ -1,13 +1,25 @@
 /**
  * The kernel heap: kmem_alloc over vmem, backed by real pages.
  *
- * Theory. Three arenas stack up as in illumos (of either vmem flavor; with
- * FreeBSD's, which has no quantum caches here, kmem_va and kmem have none):
+ * Theory. Three arenas stack up as in illumos, of either vmem flavor:
  *
  *     heap      kernel virtual addresses [vaBase, vaBase + vaSize), quantum a page
  *       kmem_va   imports from heap; quantum caches for slabs up to 8 pages
+ *                 (illumos's flavor only)
  *         kmem      imports from kmem_va through segkmem; quantum 16 bytes,
  *                   quantum caches for every multiple of 16 up to 256 bytes
+ *
+ * With FreeBSD's flavor kmem's quantum caches are UMA-like zones (FreeBSD's
+ * own kernel arenas have none: only its buffer arena asks for them; kmem
+ * here gets the illumos heap's 256 bytes, FreeBSD's cap of 16 quanta, so
+ * the flavors serve the same sizes from caches). kmem_va has none: its
+ * imports must be what a trace's replay does without caches.
+ *
+ * Recording (`recorder`): illumos's kmem is recorded as its callers use it,
+ * since its replay builds the same caches. FreeBSD's replay has no caches,
+ * so FreeBSD's kmem is recorded as its segments see it, through its tracer:
+ * the allocations and frees the caches did not serve, and the caches' own
+ * imports and releases.
  *
  * segkmem is kmem's import function: it takes virtual space from kmem_va,
  * then backs every page of it with a physical page from the page free lists
@@ -68,7 +80,7 @@ export const KMEM_VA_QCACHE_PAGES = 8;
 export interface KmemStats {
   /** Bytes handed out and not yet freed (exact sizes, as callers asked). */
   inuse: number;
-  /** Bytes the kmem arena has allocated: client buffers plus quantum-cache slabs. */
+  /** Bytes the kmem arena has allocated: client buffers plus what its quantum caches hold. */
   arenaInuse: number;
   /** Pages backing the heap now. */
   pages: number;
@@ -156,6 +168,8 @@ export class Kmem {
   readonly #pmap: Pmap;
   readonly #ps: number;
   readonly #onShortage: (pages: number) => void;
+  /** Records the callers' kmem_alloc and kmem_free (null: kmem reports to its tracer). */
+  readonly #callerOps: VmemRecorder | null;
   #pages = 0;
   #inuse = 0;
   #allocs = 0;
@@ -198,18 +212,34 @@ export class Kmem {
     this.#words = flag === 0 ? ["nosleep"] : ["nosleep", policy];
     const ps = this.#ps;
     if (flavor === "freebsd") {
+      this.#callerOps = null;
       const heap = this.heap = VmemFreeBSD.create("heap", pmap.vaBase, pmap.vaSize, ps);
       recorder?.create(this.heap, pmap.vaBase, pmap.vaSize);
       const kmemVa = this.kmemVa = VmemFreeBSD.create("kmem_va", 0, 0, ps, { source: heap });
       recorder?.create(this.kmemVa, 0, 0);
-      this.kmem = VmemFreeBSD.create("kmem", 0, 0, KMEM_ALIGN, {
+      const kmem = this.kmem = VmemFreeBSD.create("kmem", 0, 0, KMEM_ALIGN, {
+        qcacheMax: KMEM_QCACHE_MAX,
         source: kmemVa,
         importFn: (source, size, flags) => this.#segkmemAlloc(source, size, flags),
         releaseFn: (source, addr, size) => this.#segkmemFree(source, addr, size),
       });
-      recorder?.create(this.kmem, 0, 0);
+      recorder?.create(kmem, 0, 0);
+      if (recorder !== null) {
+        // Replayed on an arena without caches, every line nosleep: nothing waits there.
+        kmem.tracer = {
+          alloc: (size, flags, addr) =>
+            recorder.alloc(
+              kmem,
+              size,
+              ["nosleep", flags & M_FIRSTFIT ? "firstfit" : "bestfit"],
+              addr,
+            ),
+          free: (addr, size) => recorder.free(kmem, addr, size),
+        };
+      }
       return;
     }
+    this.#callerOps = recorder;
     const heap = this.heap = Vmem.create("heap", pmap.vaBase, pmap.vaSize, ps, {
       group: options.group ?? new VmemGroup(),
     });
@@ -248,7 +278,7 @@ export class Kmem {
    */
   alloc(size: number): number {
     const va = this.kmem.alloc(size, VM_NOSLEEP | this.#policy);
-    this.#recorder?.alloc(this.kmem, size, this.#words, va);
+    this.#callerOps?.alloc(this.kmem, size, this.#words, va);
     if (va === this.#none) return 0;
     this.#allocs++;
     this.#inuse += size;
@@ -271,7 +301,7 @@ export class Kmem {
     checkInteger("size", size, 1);
     const va = await this.kmem.allocWait(size, VM_SLEEP | this.#policy, signal);
     // Replay has no one to wait for: the trace shows the attempt that succeeded.
-    this.#recorder?.alloc(this.kmem, size, this.#words, va);
+    this.#callerOps?.alloc(this.kmem, size, this.#words, va);
     this.#allocs++;
     this.#inuse += size;
     return va;
@@ -280,7 +310,7 @@ export class Kmem {
   /** kmem_free: gives back `size` bytes at `va` (the size asked for). */
   free(va: number, size: number): void {
     this.kmem.free(va, size);
-    this.#recorder?.free(this.kmem, va, size);
+    this.#callerOps?.free(this.kmem, va, size);
     this.#frees++;
     this.#inuse -= size;
   }
@@ -325,14 +355,17 @@ export class Kmem {
     this.heap.wakeup();
   }
 
-  /** Returns cached slabs and magazines to the arenas (kmem_reap). */
+  /**
+   * Returns what the quantum caches keep in reserve to the arenas: illumos's
+   * depots (kmem_reap), FreeBSD's bucket lists (qc_drain).
+   */
   reap(): void {
     arenaReap(this.kmem);
     arenaReap(this.kmemVa);
   }
 
   /**
-   * Tears the heap down as a shutdown does: destroys kmem (purging its
+   * Tears the heap down as a shutdown does: destroys kmem (emptying its
    * quantum caches, so every wholly free span goes back through segkmem),
    * then kmem_va, then the heap arena. Returns the bytes each still had
    * allocated: kmem's are leaked buffers, the heap's leaked virtual space.

@@ -93,6 +93,7 @@ export {
   type VmemRecorder,
 } from "./kmem.ts";
 export { type QcacheStats } from "./vmem_qcache.ts";
+export { type FreeBSDQcacheStats } from "./vmem_freebsd_qcache.ts";
 export {
   type FreeBSDImportFn,
   type FreeBSDImportOptions,
@@ -104,8 +105,10 @@ export {
   M_NOWAIT,
   M_WAITOK,
   VMEM_MAXFREE,
+  VMEM_QCACHE_IDX_MAX,
   VmemFreeBSD,
   type VmemFreeBSDCreateOptions,
+  type VmemFreeBSDTracer,
 } from "./vmem_freebsd.ts";
 export {
   allocFailed,

@@ -9,6 +9,10 @@
  * what FreeBSD's vmem lacks, ENOENT for an unknown arena, EEXIST for a name
  * in use, BADOP for an unknown operation, BADFREE and WOULDBLOCK.
  *
+ * Replay stays without quantum caches: a `create` with a non-zero
+ * `qcache_max` (and no `no_qcache`) is UNSUPPORTED, after the checks of
+ * `VmemFreeBSD.create`.
+ *
  * The reclaim callback of `set_reclaim` only counts its calls; a sleeping
  * allocation that would wait leaves the counts as they were, as it leaves
  * the arenas.
@@ -220,10 +224,14 @@ export class VmemFreeBSDReplayer {
     if (this.arenas.has(name)) throw new KernelError("EEXIST", `arena ${describe(name)} exists`);
     // FreeBSD has no VMC_NO_QCACHE: the word drops the quantum caches.
     if (flags.includes("no_qcache")) qcacheMax = 0;
-    const vm = VmemFreeBSD.create(name, base, size, quantum, {
-      qcacheMax,
-      source: source ?? undefined,
-    });
+    if (qcacheMax !== 0) {
+      // FreeBSD's quantum caches are UMA zones, which the reference does not
+      // build: such a line is UNSUPPORTED once it passes the checks an arena
+      // of its own (made and dropped here) makes first.
+      VmemFreeBSD.create(name, base, size, quantum, { qcacheMax });
+      throw new KernelError("UNSUPPORTED", `quantum caches (qcache_max ${qcacheMax})`);
+    }
+    const vm = VmemFreeBSD.create(name, base, size, quantum, { source: source ?? undefined });
     this.arenas.set(name, vm);
     return { ok: true };
   }

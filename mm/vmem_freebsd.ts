@@ -38,7 +38,8 @@
  * segments are adjacent; every free segment is on the list of its size and
  * the bitmap says which lists hold any; every allocated segment is in the
  * hash; the sizes and counts agree with the segments; the pool holds the
- * rest.
+ * rest; every item of a quantum cache is an allocated segment of its size
+ * marked cached, held by that cache once, and no other segment is marked.
  *
  * Cost: a free is O(1) (hash, neighbours, list head); first-fit looks at
  * one head per non-empty list; best-fit and constrained requests scan the
@@ -46,16 +47,31 @@
  * address travels through a one-element Float64Array so that V8 does not box
  * it between calls.
  *
+ * Quantum caches (vmem_freebsd_qcache.ts): an arena created with `qcacheMax`
+ * fronts the sizes up to it, at most VMEM_QCACHE_IDX_MAX quanta, with one
+ * UMA-like zone per multiple of the quantum. `alloc` of such a size asks the
+ * zone of its rounded size first, without sleeping, and goes to the segments
+ * only when the zone has nothing; `free` of such a size gives the segment to
+ * the zone. A zone fills its buckets with `xalloc`s of its size from address
+ * VMEM_ADDR_QCACHE_MIN (1) on, with the caller's policy and M_NOWAIT, and
+ * gives items back with `xfree`. A segment a zone holds stays allocated in
+ * the arena (its tag marked cached, so a second free is refused). A request
+ * that finds no room and cannot import drains the zones' bucket lists before
+ * the reclaim callback; `destroy` first gives back everything the zones hold.
+ * `xalloc` and `xfree` never meet the caches.
+ *
  * Sleeping requests (M_WAITOK) that would wait: the synchronous calls refuse
  * them with WOULDBLOCK and leave the arenas as they were; `allocWait` and
  * `xallocWait` wait for a free or a `wakeup()` and go on as best-fit, as the
  * seed's loop does after `cv_wait`. To undo what a sleeping request did
  * before it would wait (imports, in this arena and down its sources), it
  * keeps a journal: an arena is copied whole just before the request first
- * changes it other than by its final carve. Imports made through custom
- * functions are given back through the release function. If the reclaim
- * callback or an import function changed a journaled arena itself, the
- * request keeps what it did (as FreeBSD, which undoes nothing, does).
+ * changes it other than by its final carve, its quantum caches with it.
+ * Imports made through custom functions are given back through the release
+ * function. If the reclaim callback or an import function changed a
+ * journaled arena itself, or a drain gave a span back through a custom
+ * release function, the request keeps what it did (as FreeBSD, which undoes
+ * nothing, does).
  *
  * @module
  */
@@ -64,6 +80,12 @@ import { highbit as flsl, isPow2, TWO32 } from "../machine/bits.ts";
 import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
 import { WaitQueue } from "./waitq.ts";
+import {
+  type FreeBSDQcacheStats,
+  QcacheZone,
+  type QcacheZoneState,
+  type ZoneSource,
+} from "./vmem_freebsd_qcache.ts";
 
 // ---- Flags (FreeBSD <sys/malloc.h> and <sys/vmem.h>) ----
 
@@ -79,6 +101,10 @@ export const M_BESTFIT = 0x2000;
 export const M_NEXTFIT = 0x8000;
 /** `size` type: the smallest size of the highest non-empty free list. */
 export const VMEM_MAXFREE = 0x10;
+/** Quantum caches an arena may have: `qcacheMax` is capped at this many quanta. */
+export const VMEM_QCACHE_IDX_MAX = 16;
+/** The lowest address a quantum cache imports (UMA takes 0 for "no item"). */
+const VMEM_ADDR_QCACHE_MIN = 1;
 
 const FITMASK = M_BESTFIT | M_FIRSTFIT;
 const ALLOC_FLAGS = M_NOWAIT | M_WAITOK | FITMASK;
@@ -99,6 +125,8 @@ const BT_SPAN = 1;
 const BT_SPAN_STATIC = 2;
 const BT_FREE = 3;
 const BT_BUSY = 4;
+/** An allocated segment a quantum cache holds. */
+const BT_CACHED = 5;
 
 /** `SIZE2ORDER` of a size in quanta (>= 1). */
 function order(qsize: number): number {
@@ -128,6 +156,26 @@ export type FreeBSDImportFn = (source: VmemFreeBSD, size: number, flags: number)
 export type FreeBSDReleaseFn = (source: VmemFreeBSD, addr: number, size: number) => void;
 /** The space-exhaustion callback of an arena (`vmem_reclaim_t`). */
 export type FreeBSDReclaimFn = (arena: VmemFreeBSD, flags: number) => void;
+
+/**
+ * Sees what an arena's own allocations and frees do to its segments: the
+ * trace a replay without quantum caches needs to decide as the arena did.
+ * Requests that arenas importing from this one make, `xalloc` and `xfree`
+ * are not seen.
+ */
+export interface VmemFreeBSDTracer {
+  /**
+   * An allocation of `size` that returned `addr` (-1: none): an `alloc` or
+   * `allocWait` the caches did not serve, or an item a cache imported (FreeBSD
+   * imports those from address 1, which decides otherwise only in an arena
+   * with a segment at 0). `flags` is M_NOWAIT and the policy of the search
+   * that decided: first-fit only when first-fit found the segment, best-fit
+   * once the request searched again after a wait or a drain.
+   */
+  alloc(size: number, flags: number, addr: number): void;
+  /** A free of `size` at `addr`: a `free` the caches did not take, or an item a cache gave back. */
+  free(addr: number, size: number): void;
+}
 
 /** Options of {@link VmemFreeBSD.create}. */
 export interface VmemFreeBSDCreateOptions {
@@ -167,6 +215,16 @@ interface ArenaState {
   ty: Uint8Array<ArrayBuffer>;
   hash: Int32Array<ArrayBuffer>;
   scalars: number[];
+  zones: QcacheZoneState[];
+}
+
+/** What a tracer is told once a sleeping request keeps what it did. */
+interface TraceEvent {
+  vm: VmemFreeBSD;
+  free: boolean;
+  addr: number;
+  size: number;
+  flags: number;
 }
 
 /**
@@ -185,6 +243,8 @@ class Journal {
     addr: number;
     size: number;
   }[] = [];
+  /** What the journaled arenas' tracers are to be told if the request keeps its changes. */
+  readonly events: TraceEvent[] = [];
 
   begin(): void {
     this.active = true;
@@ -198,8 +258,13 @@ export class VmemFreeBSD {
   readonly name: string;
   /** The unit of allocation (a power of two). */
   readonly quantum: number;
-  /** Largest size served by quantum caches: 0, none (FreeBSD's are UMA zones, not modelled). */
-  readonly qcacheMax = 0;
+  /** Largest size served by quantum caches (0: none). */
+  readonly qcacheMax: number;
+  /**
+   * Told of the allocations and frees that reach the segments (null: no
+   * one); see {@link VmemFreeBSDTracer}.
+   */
+  tracer: VmemFreeBSDTracer | null = null;
 
   private readonly invQuantum: number;
   private dead = false;
@@ -249,23 +314,40 @@ export class VmemFreeBSD {
   /** The address a request returns (-1: none), read at once by the caller. */
   private readonly out = new Float64Array(1);
 
-  private constructor(name: string, quantum: number) {
+  /** The quantum caches: zone i serves sizes of i + 1 quanta. */
+  private readonly zones: QcacheZone<Journal | null>[] = [];
+  /** Searches made again after a drain or the reclaim callback made room. */
+  private retries = 0;
+  /** What the running traced nosleep request is to tell its tracer at its end. */
+  private deferred: TraceEvent[] | null = null;
+
+  private constructor(name: string, quantum: number, nqcache: number) {
     this.name = name;
     this.quantum = quantum;
     this.invQuantum = 1 / quantum;
     this.grow(FIRST_TAG + 37);
     for (let i = 0; i < NLISTS; i++) this.lk[4 * i + 2] = NIL;
     this.lk[4 * ANCHOR] = this.lk[4 * ANCHOR + 1] = ANCHOR;
+    // qc_init: a zone per multiple of the quantum, named as FreeBSD names them.
+    this.qcacheMax = nqcache * quantum;
+    const src: ZoneSource<Journal | null> = {
+      importItems: (z, store, count, flags, jr) => this.importItems(z, store, count, flags, jr),
+      releaseItems: (z, store, count, jr) => this.releaseItems(z, store, count, jr),
+    };
+    for (let i = 1; i <= nqcache; i++) {
+      this.zones.push(new QcacheZone(`${name}-${i * quantum}`, i * quantum, src));
+    }
   }
 
   /**
    * `vmem_create`: a new arena called `name` whose first span is
-   * `[base, base + size)` (size 0: none; base 0 is a valid start). With
-   * `source` it imports from that arena (`vmem_set_import`). Refuses
-   * (EINVAL) a quantum that is not a power of two, a misaligned span or one
-   * ending past 2^53 - 1, a `qcacheMax` that is not a multiple of the
-   * quantum, and what {@link setImport} refuses; quantum caches are
-   * UNSUPPORTED.
+   * `[base, base + size)` (size 0: none; base 0 is a valid start), with
+   * quantum caches for the sizes up to `qcacheMax` (capped, as `qc_init`
+   * caps it, at VMEM_QCACHE_IDX_MAX quanta). With `source` it imports from
+   * that arena (`vmem_set_import`). Refuses (EINVAL) a quantum that is not a
+   * power of two, a misaligned span or one ending past 2^53 - 1, a
+   * `qcacheMax` that is not an integer multiple of the quantum in
+   * [0, 2^53 - 1], and what {@link setImport} refuses.
    */
   static create(
     name: string,
@@ -294,9 +376,6 @@ export class VmemFreeBSD {
         `qcacheMax ${describe(qcacheMax)} is not a multiple of quantum ${quantum}`,
       );
     }
-    if (qcacheMax !== 0) {
-      throw new KernelError("UNSUPPORTED", `quantum caches (qcacheMax ${qcacheMax})`);
-    }
     const source = opts.source;
     if (source === undefined) {
       if (
@@ -318,7 +397,7 @@ export class VmemFreeBSD {
       }
       if (size !== 0) source.checkNoOverlap([base, size], true, "the source chain");
     }
-    const vm = new VmemFreeBSD(name, quantum);
+    const vm = new VmemFreeBSD(name, quantum, Math.min(qcacheMax / quantum, VMEM_QCACHE_IDX_MAX));
     if (source !== undefined) {
       vm.setImport(source, opts.importQuantum ?? Math.max(quantum, source.quantum), {
         importFn: opts.importFn,
@@ -463,18 +542,33 @@ export class VmemFreeBSD {
 
   /**
    * `vmem_alloc`: `size` units (rounded up to the quantum) with M_BESTFIT
-   * (the default) or M_FIRSTFIT, and M_NOWAIT or M_WAITOK. Returns the
-   * address (0 is one), or -1 when M_NOWAIT finds no room. A request that
-   * would wait throws KernelError("WOULDBLOCK") and changes nothing (use
-   * {@link allocWait} to wait).
+   * (the default) or M_FIRSTFIT, and M_NOWAIT or M_WAITOK. A size up to
+   * {@link qcacheMax} is asked of its quantum cache first (without sleeping),
+   * and of the segments when the cache has nothing. Returns the address (0
+   * is one; never from a cache), or -1 when M_NOWAIT finds no room. A
+   * request that would wait throws KernelError("WOULDBLOCK") and leaves the
+   * arenas as they were (use {@link allocWait} to wait).
    */
   alloc(size: number, flags: number): number {
     if (
       typeof size === "number" && size >= 1 && size <= MAX_ADDR && Math.floor(size) === size &&
       typeof flags === "number" && (flags & ~FITMASK) === M_NOWAIT &&
       (flags & FITMASK) !== FITMASK && (flags | 0) === flags &&
-      this.jr === null && !this.dead
+      this.jr === null && !this.dead && this.tracer === null
     ) {
+      if (size <= this.qcacheMax) {
+        // uma_zalloc's first step, the pop of the alloc bucket, written out.
+        const z = this.zones[((size - 1) * this.invQuantum) | 0]!;
+        const n = z.allocCount;
+        if (n > 0) {
+          const bt = z.allocBucket[n - 1]!;
+          z.allocCount = n - 1;
+          z.nAlloc++;
+          this.ty[bt] = BT_BUSY;
+          return this.ss[2 * bt]!;
+        }
+        if (this.zoneAlloc(z, flags, null)) return this.out[0]!;
+      }
       this.allocPlain(size, flags);
     } else {
       this.request(false, size, 0, 0, 0, 0, 0, flags, false);
@@ -529,14 +623,30 @@ export class VmemFreeBSD {
 
   /**
    * `vmem_free` of what {@link alloc} returned: `size` may be any size that
-   * rounds up to the allocated one. Refuses (BADFREE, nothing changed) an
-   * address that is not allocated and a size that rounds differently.
+   * rounds up to the allocated one. A size up to {@link qcacheMax} at an
+   * address other than 0 goes to the quantum cache of its rounded size,
+   * which takes any allocated segment of that size. Refuses (BADFREE,
+   * nothing changed) an address that is not allocated, one already in a
+   * cache, and a size that rounds differently: the arena's segment hash
+   * answers, whether or not the free goes to a cache.
    */
   free(addr: number, size: number): void {
+    if (
+      typeof size === "number" && size <= this.qcacheMax && size >= 1 &&
+      Math.floor(size) === size && typeof addr === "number" && addr >= VMEM_ADDR_QCACHE_MIN &&
+      addr <= MAX_ADDR && Math.floor(addr) === addr
+    ) {
+      this.cacheFree(addr, size);
+      return;
+    }
     this.xfree(addr, size);
+    if (this.tracer !== null) this.traceFree(addr, size);
   }
 
-  /** `vmem_xfree` of what {@link xalloc} returned. Refusals as {@link free}. */
+  /**
+   * `vmem_xfree` of what {@link xalloc} returned: to the segments, never a
+   * cache. Refusals as {@link free}.
+   */
   xfree(addr: number, size: number): void {
     if (
       !(typeof addr === "number" && typeof size === "number" && addr >= 0 && addr <= MAX_ADDR &&
@@ -547,7 +657,7 @@ export class VmemFreeBSD {
     }
     if (this.jr !== null || this.dead) this.enter();
     this.out[0] = addr;
-    this.xfreeCore(size);
+    this.xfreeCore(size, null);
   }
 
   /**
@@ -615,8 +725,9 @@ export class VmemFreeBSD {
     const L = this.lk, S = this.ss, T = this.ty;
     for (let bt = L[4 * ANCHOR]!; bt !== ANCHOR; bt = L[4 * bt]!) {
       const t = T[bt]!;
-      const name = t === BT_BUSY ? "alloc" : t === BT_FREE ? "free" : "span";
-      const bit = t === BT_BUSY ? VMEM_ALLOC : t === BT_FREE ? VMEM_FREE : VMEM_SPAN;
+      const busy = t === BT_BUSY || t === BT_CACHED;
+      const name = busy ? "alloc" : t === BT_FREE ? "free" : "span";
+      const bit = busy ? VMEM_ALLOC : t === BT_FREE ? VMEM_FREE : VMEM_SPAN;
       if ((typemask & bit) === 0) continue;
       seen.push(S[2 * bt]!, S[2 * bt + 1]!);
       types.push(name);
@@ -625,12 +736,15 @@ export class VmemFreeBSD {
   }
 
   /**
-   * `vmem_destroy`. Refuses (EBUSY) while anything is allocated or an arena
-   * imports from this one; imported spans still held are not given back.
-   * Returns the bytes still allocated: always 0.
+   * `vmem_destroy`: first gives back everything the quantum caches hold (as
+   * `qc_destroy` does), then refuses (EBUSY) while anything is still
+   * allocated or an arena imports from this one, the caches left empty and
+   * working. Imported spans still held are not given back. Returns the
+   * bytes still allocated: always 0.
    */
   destroy(): number {
     this.enter();
+    for (const z of this.zones) z.purge(null);
     if (this.nbusy !== 0) {
       throw new KernelError(
         "EBUSY",
@@ -659,6 +773,32 @@ export class VmemFreeBSD {
     return this.dead;
   }
 
+  /**
+   * `qc_drain`: each quantum cache gives the items of the buckets on its
+   * list back to the arena (UMA's `zone_drain`); the CPU's buckets keep
+   * theirs. A request that finds no room does the same before it fails.
+   */
+  drain(): void {
+    this.enter();
+    for (const z of this.zones) z.drain(null);
+  }
+
+  /**
+   * Gives back everything the quantum caches hold, the CPU's buckets too
+   * (UMA's `cache_drain`, which `destroy` runs first). The caches keep
+   * working.
+   */
+  purge(): void {
+    this.enter();
+    for (const z of this.zones) z.purge(null);
+  }
+
+  /** The counters and contents of each quantum cache, smallest size first. */
+  qcacheStats(): FreeBSDQcacheStats[] {
+    this.live();
+    return this.zones.map((z) => z.stats());
+  }
+
   /** Wakes every request waiting on this arena (FreeBSD's periodic broadcast). */
   wakeup(): void {
     this.cv.broadcast();
@@ -682,7 +822,7 @@ export class VmemFreeBSD {
     const S = this.ss, L = this.lk, T = this.ty;
     const seen = new Uint8Array(this.cap);
     const spans: number[] = [];
-    let total = 0, inuse = 0, nbusy = 0, nfree = 0, nimported = 0, importedBytes = 0;
+    let total = 0, inuse = 0, nbusy = 0, nfree = 0, nimported = 0, importedBytes = 0, ncached = 0;
     let span = NIL, cursor = 0, prevType = 0, n = 0;
     for (let bt = L[4 * ANCHOR]!, p = ANCHOR; bt !== ANCHOR; p = bt, bt = L[4 * bt]!) {
       if (++n > this.cap) bad("segment list loops");
@@ -716,9 +856,10 @@ export class VmemFreeBSD {
       if (t === BT_FREE) {
         nfree++;
         if (prevType === BT_FREE) bad(`adjacent free segments at ${st}`);
-      } else if (t === BT_BUSY) {
+      } else if (t === BT_BUSY || t === BT_CACHED) {
         nbusy++;
         inuse += sz;
+        if (t === BT_CACHED) ncached++;
       } else {
         bad(`#${bt} has type ${t}`);
       }
@@ -754,7 +895,9 @@ export class VmemFreeBSD {
     let hashed = 0;
     for (let h = 0; h <= this.hashMask; h++) {
       for (let bt = this.hash[h]!; bt !== NIL; bt = L[4 * bt + 2]!) {
-        if (bt < FIRST_TAG || !seen[bt] || T[bt] !== BT_BUSY) bad(`#${bt} in the hash`);
+        if (bt < FIRST_TAG || !seen[bt] || (T[bt] !== BT_BUSY && T[bt] !== BT_CACHED)) {
+          bad(`#${bt} in the hash`);
+        }
         if (this.hashIndex(S[2 * bt]!) !== h) bad(`#${bt} in the wrong hash bucket`);
         if (++hashed > nbusy) bad("hash holds more than the allocated segments");
       }
@@ -777,6 +920,25 @@ export class VmemFreeBSD {
         `${this.nimported} imported spans of ${this.importedBytes} counted, found ${nimported} of ${importedBytes}`,
       );
     }
+    // Quantum caches: each item is a segment of its cache's size marked
+    // cached, held once; every segment so marked is some cache's item.
+    const held = new Uint8Array(this.cap);
+    let items = 0;
+    for (const z of this.zones) {
+      z.check();
+      z.forEachItem((bt) => {
+        if (!(bt >= FIRST_TAG && bt < this.cap && seen[bt] && T[bt] === BT_CACHED)) {
+          bad(`quantum cache '${z.name}' holds #${bt}, not a cached segment`);
+        }
+        if (S[2 * bt + 1] !== z.size) {
+          bad(`quantum cache '${z.name}' holds a segment of ${S[2 * bt + 1]} at ${S[2 * bt]}`);
+        }
+        if (held[bt]) bad(`segment at ${S[2 * bt]} held twice by the quantum caches`);
+        held[bt] = 1;
+        items++;
+      });
+    }
+    if (items !== ncached) bad(`${ncached} segments marked cached, the caches hold ${items}`);
   }
 
   // ---- Internals: argument checks and refusals ----
@@ -794,8 +956,10 @@ export class VmemFreeBSD {
 
   /**
    * A checked request: refuses what FreeBSD panics on, then runs it,
-   * journaled when it may sleep. `resumed` says it comes back from a wait:
-   * it then searches as best-fit. The address is left in `out`.
+   * journaled when it may sleep. An `alloc` of a cached size asks its
+   * quantum cache first. `resumed` says it comes back from a wait: it then
+   * searches the segments as best-fit (FreeBSD waits inside `vmem_xalloc`'s
+   * loop, past the cache). The address is left in `out`.
    */
   private request(
     constrained: boolean,
@@ -849,20 +1013,62 @@ export class VmemFreeBSD {
       if (maxaddr !== 0) max = maxaddr - 1;
     }
     const strat = resumed ? 0 : flags & M_FIRSTFIT;
+    const z = !constrained && !resumed && size <= this.qcacheMax
+      ? this.zones[((size - 1) * this.invQuantum) | 0]!
+      : null;
+    const traced = !constrained && this.tracer !== null;
+    let cached = false, retries = 0;
     if (flags & M_NOWAIT) {
-      this.xallocCore(size, a, phase, nocross, minaddr, max, flags, strat, null);
+      // What a traced request did is told once its outcome is known.
+      const outer = this.deferred;
+      if (traced) this.deferred = [];
+      let done = false;
+      try {
+        cached = z !== null && this.zoneAlloc(z, flags, null);
+        if (!cached) {
+          retries = this.retries;
+          this.xallocCore(size, a, phase, nocross, minaddr, max, flags, strat, null);
+        }
+        done = true;
+      } finally {
+        if (traced) {
+          const events = this.deferred as TraceEvent[];
+          this.deferred = outer;
+          const addr = this.out[0]!;
+          if (done && !cached) {
+            const fit = strat !== 0 && this.retries === retries ? M_FIRSTFIT : M_BESTFIT;
+            const e = { vm: this, free: false, addr, size, flags: M_NOWAIT | fit };
+            // A failure goes before the frees of a drain on the way: after
+            // them, a replay would find the room that FreeBSD does not
+            // search for again when the drain gave spans back.
+            if (addr < 0) events.unshift(e);
+            else events.push(e);
+          }
+          VmemFreeBSD.tell(events);
+          this.out[0] = addr;
+        }
+      }
       return;
     }
     const jr = this.ownJournal.active ? new Journal() : this.ownJournal;
     jr.begin();
     try {
-      this.xallocCore(size, a, phase, nocross, minaddr, max, flags, strat, jr);
+      cached = z !== null && this.zoneAlloc(z, flags, jr);
+      if (!cached) {
+        retries = this.retries;
+        this.xallocCore(size, a, phase, nocross, minaddr, max, flags, strat, jr);
+      }
     } catch (e) {
       // Undone unless something other than the request changed its arenas.
       VmemFreeBSD.endJournal(jr, !jr.conflict);
       throw e;
     }
-    VmemFreeBSD.endJournal(jr, false);
+    const addr = this.out[0]!;
+    VmemFreeBSD.endJournal(jr, false); // may tell tracers, who may use the arena
+    if (traced && !cached) {
+      this.traceAlloc(size, strat !== 0 && this.retries === retries ? M_FIRSTFIT : M_BESTFIT, addr);
+    }
+    this.out[0] = addr;
   }
 
   /** Retries a sleeping request until it succeeds, waking on frees and wakeups. */
@@ -895,11 +1101,139 @@ export class VmemFreeBSD {
   // ---- Internals: FreeBSD's allocation path ----
 
   /**
-   * `vmem_alloc` after the checks, as an import calls it: the address (-1:
-   * none) is left in `out`.
+   * `vmem_alloc` after the checks, as an import calls it (through the
+   * quantum caches): the address (-1: none) is left in `out`.
    */
   private allocCore(size: number, flags: number, jr: Journal | null): void {
+    if (
+      size <= this.qcacheMax &&
+      this.zoneAlloc(this.zones[((size - 1) * this.invQuantum) | 0]!, flags, jr)
+    ) {
+      return;
+    }
     this.xallocCore(size, this.quantum, 0, 0, 0, Infinity, flags, flags & M_FIRSTFIT, jr);
+  }
+
+  /**
+   * `uma_zalloc` of zone `z` as `vmem_alloc` calls it, never sleeping. True
+   * when it gave an item, whose address is left in `out`.
+   */
+  private zoneAlloc(z: QcacheZone<Journal | null>, flags: number, jr: Journal | null): boolean {
+    const bt = z.alloc((flags & ~M_WAITOK) | M_NOWAIT, jr);
+    if (bt < 0) return false;
+    this.ty[bt] = BT_BUSY;
+    this.out[0] = this.ss[2 * bt]!;
+    return true;
+  }
+
+  /**
+   * `uma_zfree` of what `vmem_free` hands a cache, once the segment hash
+   * says `addr` is an allocated segment of the cache's size not already in
+   * a cache (arguments checked by the caller).
+   */
+  private cacheFree(addr: number, size: number): void {
+    if (this.jr !== null || this.dead) this.enter();
+    this.cacheFreeCore(addr, size);
+  }
+
+  /** {@link cacheFree} past the test for a running request (part of which it may be). */
+  private cacheFreeCore(addr: number, size: number): void {
+    const z = this.zones[((size - 1) * this.invQuantum) | 0]!;
+    const bt = this.busyTag(addr);
+    if (bt === NIL || this.ty[bt] !== BT_BUSY || this.ss[2 * bt + 1] !== z.size) {
+      this.out[0] = addr;
+      this.badFree(bt, size);
+    }
+    this.ty[bt] = BT_CACHED;
+    // uma_zfree's first step, the push onto the alloc bucket, written out.
+    const n = z.allocCount;
+    if (n < z.allocBucket.length) {
+      z.allocBucket[n] = bt;
+      z.allocCount = n + 1;
+      z.nFree++;
+    } else {
+      z.free(bt);
+    }
+  }
+
+  /** The allocated (or cached) segment starting at `addr`, or NIL. */
+  private busyTag(addr: number): number {
+    let bt = this.hash[this.hashIndex(addr)]!;
+    while (bt !== NIL && this.ss[2 * bt] !== addr) bt = this.lk[4 * bt + 2]!;
+    return bt;
+  }
+
+  /**
+   * `qc_import` for zone `z`: up to `count` items, each an `xalloc` of the
+   * zone's size from VMEM_ADDR_QCACHE_MIN on, marked cached as it goes into
+   * `store`. Returns how many.
+   */
+  private importItems(
+    z: QcacheZone<Journal | null>,
+    store: Int32Array,
+    count: number,
+    flags: number,
+    jr: Journal | null,
+  ): number {
+    const min = VMEM_ADDR_QCACHE_MIN;
+    for (let i = 0; i < count; i++) {
+      const retries = this.retries;
+      this.xallocCore(z.size, this.quantum, 0, 0, min, Infinity, flags, flags & M_FIRSTFIT, jr);
+      const addr = this.out[0]!;
+      if (addr < 0) return i;
+      const bt = this.busyTag(addr);
+      this.ty[bt] = BT_CACHED;
+      store[i] = bt;
+      if (this.tracer !== null) {
+        const fit = (flags & M_FIRSTFIT) !== 0 && this.retries === retries;
+        this.traceAlloc(z.size, fit ? M_FIRSTFIT : M_BESTFIT, addr);
+      }
+    }
+    return count;
+  }
+
+  /** `qc_release` for zone `z`: an `xfree` of each item of `store[0..count)`. */
+  private releaseItems(
+    z: QcacheZone<Journal | null>,
+    store: Int32Array,
+    count: number,
+    jr: Journal | null,
+  ): void {
+    for (let i = 0; i < count; i++) {
+      const bt = store[i]!;
+      const addr = this.ss[2 * bt]!;
+      this.ty[bt] = BT_BUSY;
+      this.out[0] = addr;
+      this.xfreeCore(z.size, jr);
+      if (this.tracer !== null) this.traceFree(addr, z.size);
+    }
+  }
+
+  /**
+   * Tells the tracer of an allocation: at once, or when the running nosleep
+   * request has its outcome, or when the journal it is under is kept.
+   */
+  private traceAlloc(size: number, fit: number, addr: number): void {
+    const e = { vm: this, free: false, addr, size, flags: M_NOWAIT | fit };
+    if (this.deferred !== null) this.deferred.push(e);
+    else if (this.jr !== null) this.jr.events.push(e);
+    else this.tracer?.alloc(size, M_NOWAIT | fit, addr);
+  }
+
+  /** Tells the tracer of a free, as {@link traceAlloc}. */
+  private traceFree(addr: number, size: number): void {
+    const e = { vm: this, free: true, addr, size, flags: 0 };
+    if (this.deferred !== null) this.deferred.push(e);
+    else if (this.jr !== null) this.jr.events.push(e);
+    else this.tracer?.free(addr, size);
+  }
+
+  /** Tells each event's arena's tracer (or what holds its events now). */
+  private static tell(events: readonly TraceEvent[]): void {
+    for (const e of events) {
+      if (e.free) e.vm.traceFree(e.addr, e.size);
+      else e.vm.traceAlloc(e.size, e.flags & FITMASK, e.addr);
+    }
   }
 
   /**
@@ -1034,11 +1368,17 @@ export class VmemFreeBSD {
         continue;
       }
       if (this.importSpan(size, align, flags, jr)) continue;
-      if (this.reclaimFn !== null) {
+      if (this.qcacheMax !== 0 || this.reclaimFn !== null) {
         const avail = this.vmSize - this.inuse;
-        this.reclaimFn(this, flags);
-        if (this.dead) throw new KernelError("EINVAL", `arena '${this.name}' was destroyed`);
-        if (this.vmSize - this.inuse > avail) continue;
+        if (this.qcacheMax !== 0) this.drainZones(jr);
+        if (this.reclaimFn !== null) {
+          this.reclaimFn(this, flags);
+          if (this.dead) throw new KernelError("EINVAL", `arena '${this.name}' was destroyed`);
+        }
+        if (this.vmSize - this.inuse > avail) {
+          this.retries++;
+          continue;
+        }
       }
       if (flags & M_NOWAIT) {
         this.out[0] = -1;
@@ -1046,6 +1386,26 @@ export class VmemFreeBSD {
       }
       throw new WouldBlock(this);
     }
+  }
+
+  /**
+   * `vmem_free` after the checks, as a release into this source runs it
+   * (through the quantum caches); `jr` as {@link xfreeCore}'s.
+   */
+  private freeCore(addr: number, size: number, jr: Journal | null): void {
+    if (size <= this.qcacheMax && addr >= VMEM_ADDR_QCACHE_MIN) {
+      this.cacheFreeCore(addr, size);
+      return;
+    }
+    this.out[0] = addr;
+    this.xfreeCore(size, jr);
+  }
+
+  /** `qc_drain` as a request that found no room runs it, journaled with the request. */
+  private drainZones(jr: Journal | null): void {
+    if (!this.zones.some((z) => z.drainable)) return;
+    VmemFreeBSD.touch(jr, this);
+    for (const z of this.zones) z.drain(jr);
   }
 
   /**
@@ -1156,9 +1516,10 @@ export class VmemFreeBSD {
   /**
    * `vmem_xfree` after the argument types are checked: refuses a bad
    * address or size, then coalesces with the next and the previous free
-   * segment and gives a wholly free imported span back to the source.
+   * segment and gives a wholly free imported span back to the source. `jr`
+   * is the sleeping request the free is part of (a drain's), if any.
    */
-  private xfreeCore(size: number): void {
+  private xfreeCore(size: number, jr: Journal | null): void {
     const addr = this.out[0]!;
     const S = this.ss, L = this.lk, T = this.ty, H = this.hash;
     const x = addr * this.invQuantum;
@@ -1171,7 +1532,9 @@ export class VmemFreeBSD {
       bt = L[4 * bt + 2]!;
     }
     const bsize = bt === NIL ? 0 : S[2 * bt + 1]!;
-    if (bt === NIL || Math.ceil(size * this.invQuantum) * this.quantum !== bsize) {
+    if (
+      bt === NIL || T[bt] !== BT_BUSY || Math.ceil(size * this.invQuantum) * this.quantum !== bsize
+    ) {
       this.badFree(bt, size);
     }
     // bt_rembusy.
@@ -1209,10 +1572,11 @@ export class VmemFreeBSD {
       this.cv.broadcast();
       const src = this.importSrc as VmemFreeBSD;
       if (release === defaultRelease) {
-        VmemFreeBSD.touch(null, src);
-        src.out[0] = start;
-        src.xfreeCore(len);
+        VmemFreeBSD.touch(jr, src);
+        src.freeCore(start, len, jr);
       } else {
+        // What a custom function does cannot be undone: a request keeps it.
+        if (jr !== null) jr.conflict = true;
         release(src, start, len);
       }
       return;
@@ -1230,13 +1594,25 @@ export class VmemFreeBSD {
     this.cv.broadcast();
   }
 
-  /** Refuses a free of an address not allocated or with a size that rounds differently. */
+  /**
+   * Refuses a free (of the address in `out`) that is not allocated, already
+   * in a quantum cache, or of a size that rounds differently.
+   */
   private badFree(bt: number, size: number): never {
     const addr = this.out[0]!;
     if (bt === NIL) {
       throw new KernelError(
         "BADFREE",
         `free of ${describe(addr)} to arena '${this.name}': not allocated`,
+      );
+    }
+    if (this.ty[bt] === BT_CACHED) {
+      const z = this.zones[this.ss[2 * bt + 1]! * this.invQuantum - 1]!;
+      throw new KernelError(
+        "BADFREE",
+        `free of ${
+          describe(addr)
+        } to arena '${this.name}': already free, in quantum cache '${z.name}'`,
       );
     }
     throw new KernelError(
@@ -1474,6 +1850,7 @@ export class VmemFreeBSD {
         this.nimported,
         this.importedBytes,
       ],
+      zones: this.zones.map((z) => z.saveState()),
     };
   }
 
@@ -1496,6 +1873,7 @@ export class VmemFreeBSD {
     this.nbusy = s[9]!;
     this.nimported = s[10]!;
     this.importedBytes = s[11]!;
+    this.zones.forEach((z, i) => z.restoreState(st.zones[i]!));
   }
 
   /**
@@ -1515,7 +1893,8 @@ export class VmemFreeBSD {
 
   /**
    * Ends a request's journal; `undo` puts every journaled arena back as it
-   * was and gives back what custom functions imported.
+   * was and gives back what custom functions imported, else the tracers are
+   * told what the request did.
    */
   private static endJournal(jr: Journal, undo: boolean): void {
     for (let i = jr.arenas.length - 1; i >= 0; i--) {
@@ -1524,26 +1903,29 @@ export class VmemFreeBSD {
       vm.jr = jr.prev[i]!;
     }
     const imports = undo ? jr.imports.slice() : [];
+    const events = undo ? [] : jr.events.slice();
     jr.arenas.length = 0;
     jr.prev.length = 0;
     jr.states.length = 0;
     jr.imports.length = 0;
+    jr.events.length = 0;
     jr.active = false;
     for (let i = imports.length - 1; i >= 0; i--) {
       const { release, source, addr, size } = imports[i]!;
       release(source, addr, size);
     }
+    VmemFreeBSD.tell(events);
   }
 }
 
 // ---- Module functions ----
 
 /**
- * The default release function, `vmem_free` in the source. xfree recognises
- * it and frees in the source directly.
+ * The default release function, `vmem_free` in the source. xfreeCore
+ * recognises it and frees in the source directly.
  */
 function defaultRelease(source: VmemFreeBSD, addr: number, size: number): void {
-  source.xfree(addr, size);
+  source.free(addr, size);
 }
 
 function checkSpan(base: number, size: number, quantum: number): void {

@@ -325,15 +325,11 @@ test("destroy is refused while anything is allocated or imports from the arena",
   }
 });
 
-test("next-fit, quantum caches and contains are UNSUPPORTED", () => {
+test("next-fit and contains are UNSUPPORTED", () => {
   const a = VmemFreeBSD.create("a", 4096, 4096, 16);
   refused("UNSUPPORTED", () => a.alloc(16, M_NOWAIT | M_NEXTFIT), a);
   refused("UNSUPPORTED", () => a.xalloc(16, 0, 0, 0, 0, 0, M_NOWAIT | M_NEXTFIT), a);
   refused("UNSUPPORTED", () => a.contains(4096, 16), a);
-  assert.throws(
-    () => VmemFreeBSD.create("q", 4096, 4096, 16, { qcacheMax: 64 }),
-    (e) => code(e) === "UNSUPPORTED",
-  );
 });
 
 // ---- Bad input ----
