@@ -34,12 +34,30 @@ export function timesOf(result: MitataRun): Map<string, number> {
 }
 
 /**
- * ns per operation of workload `name` as `program --bench name` reports
- * it, or null when the program fails or prints no such figure.
+ * A workload of this run that the reference knows under another name, or
+ * needs more arguments for (`--policy firstfit`).
  */
-export function nativeNsPerOp(program: string, name: string): number | null {
+export interface NativeWorkload {
+  /** The benchmark's name in this run. */
+  name: string;
+  /** The reference's name for it (`--bench NAME`). */
+  bench: string;
+  /** More arguments for the reference. */
+  args: readonly string[];
+}
+
+/**
+ * ns per operation of workload `name` as `program --bench name ...args`
+ * reports it, or null when the program fails or prints no such figure.
+ */
+export function nativeNsPerOp(
+  program: string,
+  name: string,
+  args?: readonly string[],
+): number | null {
   try {
-    const out = execFileSync(program, ["--bench", name], { encoding: "utf8" });
+    const argv = ["--bench", name, ...(args ?? [])];
+    const out = execFileSync(program, argv, { encoding: "utf8" });
     const m = /ns_per_op=([0-9.]+)/.exec(out);
     return m === null ? null : Number(m[1]);
   } catch {
@@ -49,14 +67,15 @@ export function nativeNsPerOp(program: string, name: string): number | null {
 
 /**
  * For each of `names` timed in this run (`times`, ns per operation), runs
- * `dir/program --bench NAME` and prints TS ns/op, native ns/op and their
+ * `dir/program --bench NAME` (or a {@link NativeWorkload}'s name and
+ * arguments) and prints TS ns/op, native ns/op and their
  * ratio through `print`. Without `dir` does nothing; when `dir` holds no
  * `program`, prints one line saying the comparison is skipped.
  */
 export function printNativeRatios(
   dir: string | undefined,
   program: string,
-  names: readonly string[],
+  names: readonly (string | NativeWorkload)[],
   times: ReadonlyMap<string, number>,
   print: (line: string) => void,
 ): void {
@@ -68,10 +87,11 @@ export function printNativeRatios(
   }
   print(`native: ${path}`);
   print(`${"workload".padEnd(24)} ${"TS ns/op".padStart(12)} ${"native".padStart(12)}  TS/native`);
-  for (const name of names) {
+  for (const w of names) {
+    const { name, bench, args } = typeof w === "string" ? { name: w, bench: w, args: [] } : w;
     const ts = times.get(name);
     if (ts === undefined) continue;
-    const native = nativeNsPerOp(path, name);
+    const native = nativeNsPerOp(path, bench, args);
     const ratio = native === null ? "failed" : (ts / native).toFixed(2);
     const nat = native === null ? "-" : native.toFixed(1);
     print(`${name.padEnd(24)} ${ts.toFixed(1).padStart(12)} ${nat.padStart(12)}  ${ratio}`);

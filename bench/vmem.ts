@@ -1,16 +1,19 @@
 /**
- * vmem benchmarks: the workloads of spec/workloads.md (vmem-churn,
- * vmem-xalloc, vmem-frag-1k, vmem-frag-1m) under those names, the churn
- * under each allocation policy in one group with instant-fit's vmem-churn,
- * and quantum-cache pairs (the same sizes with and without quantum caches).
- * `--filter` matches benchmark names.
+ * vmem benchmarks of both flavors: the workloads of docs/workloads.md
+ * (vmem-churn, vmem-xalloc, vmem-frag-1k, vmem-frag-1m) under those names,
+ * the churn under each allocation policy in one group with instant-fit's
+ * vmem-churn, and quantum-cache pairs (the same sizes with and without
+ * quantum caches); then FreeBSD's arena on the same workloads with first-fit
+ * (the same names ending in `-freebsd`, see `_vmem_freebsd.ts`). `--filter`
+ * matches benchmark names.
  *
- *     deno run -A bench/vmem.ts [--json] [--filter REGEX] [--native DIR]
- *     bun bench/vmem.ts [--json] [--filter REGEX] [--native DIR]
+ *     deno run -A bench/vmem.ts [--json] [--filter REGEX] [--native DIR] [--native-freebsd DIR]
+ *     bun bench/vmem.ts [--json] [--filter REGEX] [--native DIR] [--native-freebsd DIR]
  *
  * With `--native DIR` (a build directory of the illumos reference, holding
- * vmem-oracle-nodebug), the workloads of spec/workloads.md run there too,
- * after this run, and each is printed with its TS/native ratio.
+ * vmem-oracle-nodebug), the four workloads run there too, after this run,
+ * and each is printed with its TS/native ratio; `--native-freebsd DIR` does
+ * the same with the FreeBSD reference and its `--policy firstfit`.
  *
  * @module
  */
@@ -22,6 +25,7 @@ import { benchFilter, runMatching } from "./_filter.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
 import { type MitataRun, nativeOption, printNativeRatios, timesOf } from "./_native.ts";
+import { FREEBSD_NATIVE, freebsdBenchmarks } from "./_vmem_freebsd.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     json: { type: "boolean", default: false },
     filter: { type: "string" },
     ...nativeOption,
+    "native-freebsd": { type: "string" },
   },
 });
 
@@ -201,12 +206,19 @@ summary(() => {
   if (want("vmem-noqcache-churn") || want("vmem-qcache-churn")) qcacheChurn();
 });
 
+freebsdBenchmarks(want);
+
 const result: MitataRun = await runMatching(filter, values.json);
+// Beside JSON on standard output, the tables go to standard error.
+const print = values.json
+  ? (line: string) => console.error(line)
+  : (line: string) => console.log(line);
+const times = timesOf(result);
 printNativeRatios(
   values.native,
   "vmem-oracle-nodebug",
   ["vmem-churn", "vmem-xalloc", "vmem-frag-1k", "vmem-frag-1m"],
-  timesOf(result),
-  // Beside JSON on standard output, the table goes to standard error.
-  values.json ? (line) => console.error(line) : (line) => console.log(line),
+  times,
+  print,
 );
+printNativeRatios(values["native-freebsd"], "vmem-oracle-nodebug", FREEBSD_NATIVE, times, print);

@@ -1,28 +1,27 @@
 /**
- * vmem benchmarks of FreeBSD's flavor: the vmem workloads of bench/vmem.ts
- * (vmem-churn, vmem-xalloc, vmem-frag-1k, vmem-frag-1m), the same operations
- * in the same order with first-fit in place of instant-fit, under the names
- * vmem-churn-freebsd, vmem-xalloc-freebsd, vmem-frag-1k-freebsd and
- * vmem-frag-1m-freebsd; the churn under best-fit; and the quantum-cache pair
- * vmem-freebsd-noqcache-allocfree and vmem-freebsd-qcache-allocfree (the
- * same sizes without and with quantum caches).
- *
- *     deno run -A bench/vmem_freebsd.ts [--json] [--filter REGEX]
- *     bun bench/vmem_freebsd.ts [--json] [--filter REGEX]
+ * The FreeBSD flavor's vmem benchmarks, which bench/vmem.ts runs beside
+ * illumos's: the four vmem workloads (vmem-churn, vmem-xalloc, vmem-frag-1k,
+ * vmem-frag-1m), the same operations in the same order with first-fit in
+ * place of instant-fit, under the names vmem-churn-freebsd,
+ * vmem-xalloc-freebsd, vmem-frag-1k-freebsd and vmem-frag-1m-freebsd; the
+ * churn under best-fit; and the quantum-cache pair
+ * vmem-freebsd-noqcache-allocfree and vmem-freebsd-qcache-allocfree (the same
+ * sizes without and with quantum caches).
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import process from "node:process";
-import { bench, run, summary } from "mitata";
+import { bench, summary } from "mitata";
 import { Mulberry32 } from "../mm/random.ts";
 import { M_BESTFIT, M_FIRSTFIT, M_NOWAIT, VmemFreeBSD } from "../mm/vmem_freebsd.ts";
 
-const { values } = parseArgs({
-  args: process.argv.slice(2),
-  options: { json: { type: "boolean", default: false }, filter: { type: "string" } },
-});
+/** The FreeBSD workloads and the names of the reference's workloads they repeat, with its policy. */
+export const FREEBSD_NATIVE: readonly { name: string; bench: string; args: string[] }[] = [
+  "vmem-churn",
+  "vmem-xalloc",
+  "vmem-frag-1k",
+  "vmem-frag-1m",
+].map((bench) => ({ name: `${bench}-freebsd`, bench, args: ["--policy", "firstfit"] }));
 
 const GiB4 = 2 ** 32;
 const PAGE = 4096;
@@ -133,23 +132,20 @@ function qcacheAllocFree(): void {
   });
 }
 
-const filter = values.filter === undefined ? null : new RegExp(values.filter);
-const want = (name: string) => filter === null || filter.test(name);
-
-summary(() => {
-  if (want("vmem-churn-freebsd")) churn("vmem-churn-freebsd", M_FIRSTFIT);
-  if (want("vmem-xalloc-freebsd")) xallocChurn();
-  if (want("vmem-frag-1k-freebsd")) frag("vmem-frag-1k-freebsd", 1_000);
-  if (want("vmem-frag-1m-freebsd")) frag("vmem-frag-1m-freebsd", 1_000_000);
-});
-summary(() => {
-  if (want("vmem-churn-freebsd-bestfit")) churn("vmem-churn-freebsd-bestfit", M_BESTFIT);
-});
-summary(() => {
-  if (want("vmem-freebsd-noqcache-allocfree") || want("vmem-freebsd-qcache-allocfree")) {
-    qcacheAllocFree();
-  }
-});
-
-if (values.json) await run({ format: "json" });
-else await run();
+/** Registers, in groups of their own, the benchmarks whose names `want` accepts. */
+export function freebsdBenchmarks(want: (name: string) => boolean): void {
+  summary(() => {
+    if (want("vmem-churn-freebsd")) churn("vmem-churn-freebsd", M_FIRSTFIT);
+    if (want("vmem-xalloc-freebsd")) xallocChurn();
+    if (want("vmem-frag-1k-freebsd")) frag("vmem-frag-1k-freebsd", 1_000);
+    if (want("vmem-frag-1m-freebsd")) frag("vmem-frag-1m-freebsd", 1_000_000);
+  });
+  summary(() => {
+    if (want("vmem-churn-freebsd-bestfit")) churn("vmem-churn-freebsd-bestfit", M_BESTFIT);
+  });
+  summary(() => {
+    if (want("vmem-freebsd-noqcache-allocfree") || want("vmem-freebsd-qcache-allocfree")) {
+      qcacheAllocFree();
+    }
+  });
+}
