@@ -31,7 +31,7 @@
  * lists are non-empty, so searches skip empty lists (as FreeBSD's loop does,
  * only faster). Allocated tags are hashed by start address. Unused tags form
  * a pool that grows by doubling and is topped up before each step, as the
- * seed's `bt_fill` does, so no step runs out half-way.
+ * FreeBSD's `bt_fill` does, so no step runs out half-way.
  *
  * Invariants (checked by `check()`): the segment list alternates spans and
  * the segments that tile them exactly; spans do not overlap; no two free
@@ -63,7 +63,7 @@
  * Sleeping requests (M_WAITOK) that would wait: the synchronous calls refuse
  * them with WOULDBLOCK and leave the arenas as they were; `allocWait` and
  * `xallocWait` wait for a free or a `wakeup()` and go on as best-fit, as the
- * seed's loop does after `cv_wait`. To undo what a sleeping request did
+ * FreeBSD's loop does after `cv_wait`. To undo what a sleeping request did
  * before it would wait (imports, in this arena and down its sources), it
  * keeps a journal: an arena is copied whole just before the request first
  * changes it other than by its final carve, its quantum caches with it.
