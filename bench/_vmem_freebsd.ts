@@ -8,6 +8,11 @@
  * vmem-freebsd-noqcache-allocfree and vmem-freebsd-qcache-allocfree (the same
  * sizes without and with quantum caches).
  *
+ * The workloads are written again here rather than shared with bench/vmem.ts
+ * through an arena parameter: V8 keeps type feedback per function, so one
+ * workload function driving both flavors would time polymorphic calls in
+ * both.
+ *
  * @module
  */
 
