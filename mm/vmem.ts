@@ -192,6 +192,8 @@ const G_WAIT = 8;
 const G_PLAIN = 16;
 
 const TWO32 = 4294967296;
+/** The largest align and nocross whose fit tests are made on 32-bit integers. */
+const BITS_MAX = 2 ** 30;
 
 /**
  * The address register. V8 holds integers below 2^31 unboxed, but a larger
@@ -1853,6 +1855,9 @@ export class Vmem {
     hi: number,
     vmflag: number,
   ): number {
+    if (align <= BITS_MAX && nocross <= BITS_MAX) {
+      return this.xallocSearchBits(vsp, size, align, phase, nocross, lo, hi, vmflag);
+    }
     const P = this.pos, L = this.link;
     const perAlign = 1 / align, perNocross = nocross === 0 ? 0 : 1 / nocross;
     const bestfit = (vmflag & VM_BESTFIT) !== 0;
@@ -1891,6 +1896,69 @@ export class Vmem {
       vbest = vsp;
       bestSize = ve - vs;
       addr = taddr;
+      if (!bestfit || bestSize === size) break;
+      vsp = next;
+    }
+    this.ctr[C_SEARCH]! += search;
+    ADDR[0] = addr;
+    return vbest;
+  }
+
+  /**
+   * {@link xallocSearch} for an align and a nocross of at most 2^30, the
+   * usual case: where a block may start in a segment depends only on the
+   * low 32 bits of the segment's start, so the alignment and the boundary
+   * are found with integer masks (no rounding of floats) and only the
+   * final comparison with the segment's length is made in full precision.
+   */
+  private xallocSearchBits(
+    vsp: number,
+    size: number,
+    align: number,
+    phase: number,
+    nocross: number,
+    lo: number,
+    hi: number,
+    vmflag: number,
+  ): number {
+    const P = this.pos, L = this.link;
+    const amask = align - 1, nmask = nocross - 1;
+    const bestfit = (vmflag & VM_BESTFIT) !== 0;
+    let search = 0, vbest = NIL, bestSize = 0, addr = 0;
+    while (vsp !== NIL) {
+      search++;
+      if (vsp <= FL_END) {
+        if (vbest !== NIL) break;
+        const f = vsp === FL_END ? -1 : this.firstList(vsp);
+        if (f < 0) break;
+        vsp = L[(f << 2) | KNEXT]!;
+        continue;
+      }
+      const vs = P[(vsp << 1) | START]!, ve = P[(vsp << 1) | END]!;
+      const next = L[(vsp << 2) | KNEXT]!;
+      const start = lo === 0 ? vs : Math.max(vs, lo);
+      const end = hi === 0 ? ve : Math.min(ve, hi);
+      const room = end - start;
+      if (room < size || (vbest !== NIL && ve - vs >= bestSize)) {
+        vsp = next;
+        continue;
+      }
+      // skip: from start to the first address at the phase, then past the
+      // next nocross boundary if the block would reach it (both counted
+      // modulo 2^32, which align and nocross divide).
+      const low = start | 0;
+      let skip = (phase - low) & amask;
+      if (nocross !== 0) {
+        const off = (low + skip) & nmask;
+        if (off + size > nocross) skip += (nocross - off + amask) & ~amask;
+      }
+      if (skip + size > room) {
+        vsp = next;
+        continue;
+      }
+      vbest = vsp;
+      bestSize = ve - vs;
+      addr = start + skip;
       if (!bestfit || bestSize === size) break;
       vsp = next;
     }
