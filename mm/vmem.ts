@@ -408,6 +408,13 @@ export class Vmem {
   private readonly importFn: ImportFn | null;
   private readonly releaseFn: ReleaseFn | null;
   private readonly invQuantum: number;
+  /**
+   * quantum - 1 as a 32-bit mask (all ones from 2^32 up): `((size - 1) |
+   * qmask) >>> 0) + 1` is size rounded up to the quantum for a size in
+   * [1, 2^32] and a quantum up to 2^32, and at most 2^32 beyond, where
+   * the rounded size is the quantum itself.
+   */
+  private readonly qmask: number;
   private children = 0;
   private qcache: QuantumCache[] | null = null;
 
@@ -469,6 +476,7 @@ export class Vmem {
     this.releaseFn = releaseFn;
     this.cflags = cflags;
     this.invQuantum = 1 / quantum;
+    this.qmask = (Math.min(quantum, TWO32) - 1) | 0;
     const qshift = highbit(quantum) - 1;
     this.qshift = Math.min(qshift, 31);
     let nqcache = Math.min(Math.floor(qcacheMax / quantum), NQCACHE_MAX);
@@ -1558,7 +1566,8 @@ export class Vmem {
     const P = this.pos, L = this.link, T = this.type;
     let vsp = L[(flist << 2) | KNEXT]!;
     const addr = P[(vsp << 1) | START]!, vsEnd = P[(vsp << 1) | END]!;
-    const addrEnd = addr + Math.ceil(size * this.invQuantum) * this.quantum;
+    // size rounded up to the quantum, without a float rounding (see qmask).
+    const addrEnd = addr + Math.max(((m | this.qmask) >>> 0) + 1, this.quantum);
     const rest = vsEnd - addrEnd;
     if (rest >= P[(flist << 1) | END]!) {
       // segAlloc's fast path: the remainder keeps the segment's place on its
@@ -2047,7 +2056,9 @@ export class Vmem {
     // The free run's length, kept as it grows: without neighbours to merge
     // it is the rounded size, known before the segment is found, so the
     // free list it joins is too.
-    let len = Math.ceil(size * this.invQuantum) * this.quantum;
+    let len = size <= TWO32
+      ? Math.max((((size - 1) | this.qmask) >>> 0) + 1, this.quantum)
+      : Math.ceil(size * this.invQuantum) * this.quantum;
     let end = addr + len;
     const vnext = L[(vsp << 2) | ANEXT]!;
     if (T[vnext] === VMEM_FREE) {
