@@ -1934,7 +1934,11 @@ export class Vmem {
     vmflag: number,
   ): number {
     const P = this.pos, L = this.link;
-    const amask = align - 1, nmask = nocross - 1;
+    // The loop's constants as 32-bit integers, converted once rather than
+    // at each segment (checkXalloc keeps a size with a nocross below it).
+    const amask = (align - 1) | 0, nmask = (nocross - 1) | 0, ph = phase | 0;
+    const nc = nocross | 0, size32 = nocross !== 0 ? size | 0 : 0;
+    const limited = lo !== 0 || hi !== 0;
     const bestfit = (vmflag & VM_BESTFIT) !== 0;
     let search = 0, vbest = NIL, bestSize = 0, addr = 0;
     while (vsp !== NIL) {
@@ -1948,8 +1952,11 @@ export class Vmem {
       }
       const vs = P[(vsp << 2) | START]!, ve = P[(vsp << 2) | END]!;
       const next = L[(vsp << 3) | KNEXT]!;
-      const start = lo === 0 ? vs : Math.max(vs, lo);
-      const end = hi === 0 ? ve : Math.min(ve, hi);
+      let start = vs, end = ve;
+      if (limited) {
+        start = Math.max(vs, lo);
+        end = hi === 0 ? ve : Math.min(ve, hi);
+      }
       const room = end - start;
       if (room < size || (vbest !== NIL && ve - vs >= bestSize)) {
         vsp = next;
@@ -1959,10 +1966,10 @@ export class Vmem {
       // next nocross boundary if the block would reach it (both counted
       // modulo 2^32, which align and nocross divide).
       const low = start | 0;
-      let skip = (phase - low) & amask;
-      if (nocross !== 0) {
+      let skip = (ph - low) & amask;
+      if (nc !== 0) {
         const off = (low + skip) & nmask;
-        if (off + size > nocross) skip += (nocross - off + amask) & ~amask;
+        if (off + size32 > nc) skip += (nc - off + amask) & ~amask;
       }
       if (skip + size > room) {
         vsp = next;
