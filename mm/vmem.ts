@@ -412,10 +412,11 @@ export class Vmem {
   private readonly releaseFn: ReleaseFn | null;
   private readonly invQuantum: number;
   /**
-   * quantum - 1 as a 32-bit mask (all ones from 2^32 up): `((size - 1) |
-   * qmask) >>> 0) + 1` is size rounded up to the quantum for a size in
-   * [1, 2^32] and a quantum up to 2^32, and at most 2^32 beyond, where
-   * the rounded size is the quantum itself.
+   * quantum - 1 as a 32-bit mask, all ones for a quantum of 2^32 or more.
+   * For a size in [1, 2^32], `(((size - 1) | qmask) >>> 0) + 1` is the
+   * size rounded up to a quantum of at most 2^32; for a larger quantum it
+   * is 2^32 while the rounded size is the quantum itself, so each use
+   * takes the larger of the two.
    */
   private readonly qmask: number;
   private children = 0;
@@ -1855,7 +1856,8 @@ export class Vmem {
    * visited and chosen, with each division by a power of two (align,
    * nocross) a multiplication by its exact reciprocal, and a segment whose
    * usable part is shorter than `size` passed over before any alignment
-   * sum (the seed's limit tests are that test's special cases).
+   * sum (the seed's limit tests are that test's special cases). An align
+   * and a nocross of at most 2^30 go to {@link xallocSearchBits} instead.
    */
   private xallocSearch(
     vsp: number,
@@ -1935,7 +1937,8 @@ export class Vmem {
   ): number {
     const P = this.pos, L = this.link;
     // The loop's constants as 32-bit integers, converted once rather than
-    // at each segment (checkXalloc keeps a size with a nocross below it).
+    // at each segment. A request with a nocross has a size of at most
+    // nocross (checkXalloc), so size32 is exact wherever it is used.
     const amask = (align - 1) | 0, nmask = (nocross - 1) | 0, ph = phase | 0;
     const nc = nocross | 0, size32 = nocross !== 0 ? size | 0 : 0;
     const limited = lo !== 0 || hi !== 0;
