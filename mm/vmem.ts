@@ -24,9 +24,9 @@
  * arena may front its small sizes with quantum caches (see vmem_qcache.ts).
  *
  * Data: every segment (and marker) is an index into a structure of typed
- * arrays: its start and end side by side in one Float64Array (exact to
- * 2^53), its four links (arena-list next and prev, kin-list next and prev)
- * side by side in one Int32Array, its type and import flag in Uint8Arrays.
+ * arrays: a row of 32 bytes per segment holding its start and end (float64,
+ * exact to 2^53) and its four links (int32: arena-list next and prev,
+ * kin-list next and prev), and its type and import flag in Uint8Arrays.
  * The kin links are the free-list links of a free segment, the hash chain
  * of an allocated one (next only) and the span list of a span marker. Indices 0..54 are the
  * free-list heads (54 terminates the chain), 55 is the list anchor, 56 the
@@ -145,19 +145,23 @@ const ROTOR = NLISTS + 2;
 const FIRST_SEG = NLISTS + 3;
 const NIL = -1;
 
-// Row offsets. Segment i starts at pos[(i << 1) | START] and ends at
-// pos[(i << 1) | END]; its links are link[(i << 2) | ANEXT] to
-// link[(i << 2) | KPREV]. A shift and an or, because engines check integer
-// products and sums for overflow and bit operations not (vmem-frag-1m ran
-// 8% slower with 2 * i + END).
+// Row offsets. Segment i owns bytes [32 i, 32 i + 32) of one buffer, seen
+// as float64 by pos and as int32 by link: it starts at pos[(i << 2) |
+// START] and ends at pos[(i << 2) | END], and its links are
+// link[(i << 3) | ANEXT] to link[(i << 3) | KPREV], in the second half of
+// the row. A segment's bounds and links thus share a cache line, which a
+// search or a free that visits segments at random reads once instead of
+// twice. A shift and an or, because engines check integer products and
+// sums for overflow and bit operations not (vmem-frag-1m ran 8% slower with
+// 2 * i + END).
 const START = 0;
 const END = 1;
 /** Arena list (`vs_anext`, `vs_aprev`). */
-const ANEXT = 0;
-const APREV = 1;
+const ANEXT = 4;
+const APREV = 5;
 /** Kin list (`vs_knext`, `vs_kprev`): free-list links, hash chain (next only) or span list. */
-const KNEXT = 2;
-const KPREV = 3;
+const KNEXT = 6;
+const KPREV = 7;
 
 /** Spare segment structures kept before each operation (span + middle split, twice over). */
 const MINFREE = 8;
@@ -192,6 +196,8 @@ const G_WAIT = 8;
 const G_PLAIN = 16;
 
 const TWO32 = 4294967296;
+/** The largest align and nocross whose fit tests are made on 32-bit integers. */
+const BITS_MAX = 2 ** 30;
 
 /**
  * The address register. V8 holds integers below 2^31 unboxed, but a larger
@@ -364,8 +370,7 @@ export class VmemGroup {
 const DEFAULT_GROUP = new VmemGroup();
 
 interface VmemState {
-  pos: Float64Array<ArrayBuffer>;
-  link: Int32Array<ArrayBuffer>;
+  rows: ArrayBuffer;
   type: Uint8Array<ArrayBuffer>;
   imp: Uint8Array<ArrayBuffer>;
   hashTable: Int32Array<ArrayBuffer>;
@@ -406,15 +411,23 @@ export class Vmem {
   private readonly importFn: ImportFn | null;
   private readonly releaseFn: ReleaseFn | null;
   private readonly invQuantum: number;
+  /**
+   * quantum - 1 as a 32-bit mask, all ones for a quantum of 2^32 or more.
+   * For a size in [1, 2^32], `(((size - 1) | qmask) >>> 0) + 1` is the
+   * size rounded up to a quantum of at most 2^32; for a larger quantum it
+   * is 2^32 while the rounded size is the quantum itself, so each use
+   * takes the larger of the two.
+   */
+  private readonly qmask: number;
   private children = 0;
   private qcache: QuantumCache[] | null = null;
 
   // Segment arrays.
   private cap = 0;
-  /** Start and end of segment i (rows of two: START, END). */
+  /** Start and end of segment i (rows of four float64: START, END, then the links). */
   private pos = new Float64Array(0);
-  /** Arena-list next/prev and kin-list next/prev of segment i (rows of four: ANEXT .. KPREV). */
-  private link = new Int32Array(0);
+  /** The same rows as int32: arena-list next/prev and kin-list next/prev of segment i (ANEXT .. KPREV). */
+  private link = new Int32Array(this.pos.buffer);
   private type = new Uint8Array(0);
   private imp = new Uint8Array(0);
   private segFree = NIL;
@@ -467,6 +480,7 @@ export class Vmem {
     this.releaseFn = releaseFn;
     this.cflags = cflags;
     this.invQuantum = 1 / quantum;
+    this.qmask = (Math.min(quantum, TWO32) - 1) | 0;
     const qshift = highbit(quantum) - 1;
     this.qshift = Math.min(qshift, 31);
     let nqcache = Math.min(Math.floor(qcacheMax / quantum), NQCACHE_MAX);
@@ -610,13 +624,13 @@ export class Vmem {
   add(base: number, size: number): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     checkSpan(base, size, this.quantum);
-    for (let s = this.link[(SEG0 << 2) | KNEXT]!; s !== SEG0; s = this.link[(s << 2) | KNEXT]!) {
-      if (base < this.pos[(s << 1) | END]! && this.pos[(s << 1) | START]! < base + size) {
+    for (let s = this.link[(SEG0 << 3) | KNEXT]!; s !== SEG0; s = this.link[(s << 3) | KNEXT]!) {
+      if (base < this.pos[(s << 2) | END]! && this.pos[(s << 2) | START]! < base + size) {
         throw new KernelError(
           "EINVAL",
           `span [${describe(base)}, +${describe(size)}) overlaps span [${
-            describe(this.pos[(s << 1) | START])
-          }, ${describe(this.pos[(s << 1) | END])}) of arena '${this.name}'`,
+            describe(this.pos[(s << 2) | START])
+          }, ${describe(this.pos[(s << 2) | END])}) of arena '${this.name}'`,
         );
       }
     }
@@ -869,9 +883,9 @@ export class Vmem {
     checkInteger("addr", addr);
     checkInteger("size", size);
     this.ctr[C_CONTAINS]!++;
-    for (let s = this.link[(SEG0 << 2) | KNEXT]!; s !== SEG0; s = this.link[(s << 2) | KNEXT]!) {
+    for (let s = this.link[(SEG0 << 3) | KNEXT]!; s !== SEG0; s = this.link[(s << 3) | KNEXT]!) {
       this.ctr[C_CONTAINS_SEARCH]!++;
-      if (addr >= this.pos[(s << 1) | START]! && addr + size <= this.pos[(s << 1) | END]!) {
+      if (addr >= this.pos[(s << 2) | START]! && addr + size <= this.pos[(s << 2) | END]!) {
         return true;
       }
     }
@@ -906,21 +920,21 @@ export class Vmem {
     this.populate();
     const walker = this.getseg();
     this.type[walker] = VMEM_WALKER;
-    this.pos[(walker << 1) | START] = this.pos[(walker << 1) | END] = 0;
+    this.pos[(walker << 2) | START] = this.pos[(walker << 2) | END] = 0;
     this.imp[walker] = 0;
     this.ainsert(SEG0, walker);
     const wasLocked = this.gate & L_WALK;
     if (!reentrant) this.gate |= L_WALK;
     try {
       for (
-        let vsp = this.link[(SEG0 << 2) | ANEXT]!;
+        let vsp = this.link[(SEG0 << 3) | ANEXT]!;
         vsp !== SEG0;
-        vsp = this.link[(vsp << 2) | ANEXT]!
+        vsp = this.link[(vsp << 3) | ANEXT]!
       ) {
         const t = this.type[vsp]!;
         if ((t & mask) === 0) continue;
-        const start = this.pos[(vsp << 1) | START]!;
-        const size = this.pos[(vsp << 1) | END]! - start;
+        const start = this.pos[(vsp << 2) | START]!;
+        const size = this.pos[(vsp << 2) | END]! - start;
         const name = t === VMEM_ALLOC ? "alloc" : t === VMEM_FREE ? "free" : "span";
         if (reentrant) {
           this.advance(walker, vsp);
@@ -1028,11 +1042,11 @@ export class Vmem {
   summary(): VmemSummary {
     const orders: VmemOrder[] = [];
     let spans = 0, busy = 0, free = 0;
-    for (let s = this.link[(SEG0 << 2) | ANEXT]!; s !== SEG0; s = this.link[(s << 2) | ANEXT]!) {
+    for (let s = this.link[(SEG0 << 3) | ANEXT]!; s !== SEG0; s = this.link[(s << 3) | ANEXT]!) {
       const t = this.type[s];
       if (t === VMEM_SPAN) spans++;
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
-      const size = this.pos[(s << 1) | END]! - this.pos[(s << 1) | START]!;
+      const size = this.pos[(s << 2) | END]! - this.pos[(s << 2) | START]!;
       const ord = Math.max(highbit(Math.floor(size * this.invQuantum)) - 1, 0);
       while (orders.length <= ord) {
         orders.push({
@@ -1084,24 +1098,24 @@ export class Vmem {
         ? "walker"
         : `type ${t}`;
     const out: string[] = [`vmem '${this.name}' quantum ${this.quantum}`];
-    for (let s = this.link[(SEG0 << 2) | ANEXT]!; s !== SEG0; s = this.link[(s << 2) | ANEXT]!) {
+    for (let s = this.link[(SEG0 << 3) | ANEXT]!; s !== SEG0; s = this.link[(s << 3) | ANEXT]!) {
       const t = this.type[s]!;
       if (t === VMEM_ROTOR || t === VMEM_WALKER) {
         out.push(`\t#${s}: ${typeName(t)}`);
         continue;
       }
-      const st = this.pos[(s << 1) | START]!;
+      const st = this.pos[(s << 2) | START]!;
       const imp = t === VMEM_SPAN && this.imp[s] ? " imported" : "";
-      out.push(`\t#${s}: ${hex(st)} ${this.pos[(s << 1) | END]! - st} ${typeName(t)}${imp}`);
+      out.push(`\t#${s}: ${hex(st)} ${this.pos[(s << 2) | END]! - st} ${typeName(t)}${imp}`);
     }
     for (let i = 0; i < NLISTS; i++) {
-      const first = this.link[(i << 2) | KNEXT]!;
+      const first = this.link[(i << 3) | KNEXT]!;
       if (first <= FL_END) continue;
       out.push(`freelist[${i}]`);
-      for (let s = first; s > FL_END; s = this.link[(s << 2) | KNEXT]!) {
+      for (let s = first; s > FL_END; s = this.link[(s << 3) | KNEXT]!) {
         out.push(
-          `\t#${s}: ${hex(this.pos[(s << 1) | START]!)} ${
-            this.pos[(s << 1) | END]! - this.pos[(s << 1) | START]!
+          `\t#${s}: ${hex(this.pos[(s << 2) | START]!)} ${
+            this.pos[(s << 2) | END]! - this.pos[(s << 2) | START]!
           }`,
         );
       }
@@ -1124,10 +1138,10 @@ export class Vmem {
    */
   whatis(addr: number): string | null {
     checkInteger("addr", addr);
-    for (let s = this.link[(SEG0 << 2) | ANEXT]!; s !== SEG0; s = this.link[(s << 2) | ANEXT]!) {
+    for (let s = this.link[(SEG0 << 3) | ANEXT]!; s !== SEG0; s = this.link[(s << 3) | ANEXT]!) {
       const t = this.type[s];
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) continue;
-      const st = this.pos[(s << 1) | START]!, en = this.pos[(s << 1) | END]!;
+      const st = this.pos[(s << 2) | START]!, en = this.pos[(s << 2) | END]!;
       if (addr < st || addr > en - 1) continue;
       let text = `0x${addr.toString(16)} is 0x${st.toString(16)}+${
         addr - st
@@ -1169,12 +1183,12 @@ export class Vmem {
     let prevAcrossMarker = false;
     let n = 0;
     for (
-      let s = this.link[(SEG0 << 2) | ANEXT]!, p = SEG0;
+      let s = this.link[(SEG0 << 3) | ANEXT]!, p = SEG0;
       s !== SEG0;
-      p = s, s = this.link[(s << 2) | ANEXT]!
+      p = s, s = this.link[(s << 3) | ANEXT]!
     ) {
       if (++n > this.cap) bad("arena list loops");
-      if (this.link[(s << 2) | APREV] !== p) bad(`arena list back link of #${s}`);
+      if (this.link[(s << 3) | APREV] !== p) bad(`arena list back link of #${s}`);
       if (s < FIRST_SEG && s !== ROTOR) bad(`list head #${s} on the arena list`);
       if (seen[s]) bad(`#${s} twice on the arena list`);
       seen[s] = 1;
@@ -1185,20 +1199,20 @@ export class Vmem {
         continue;
       }
       if (t === VMEM_SPAN) {
-        if (span !== NIL && cursor !== P[(span << 1) | END]) {
-          bad(`span at ${P[(span << 1) | START]} not tiled: segments end at ${cursor}`);
+        if (span !== NIL && cursor !== P[(span << 2) | END]) {
+          bad(`span at ${P[(span << 2) | START]} not tiled: segments end at ${cursor}`);
         }
         span = s;
-        cursor = P[(s << 1) | START]!;
+        cursor = P[(s << 2) | START]!;
         spans.push(s);
-        total += P[(s << 1) | END]! - P[(s << 1) | START]!;
-        if (this.imp[s]) imported += P[(s << 1) | END]! - P[(s << 1) | START]!;
+        total += P[(s << 2) | END]! - P[(s << 2) | START]!;
+        if (this.imp[s]) imported += P[(s << 2) | END]! - P[(s << 2) | START]!;
         if (
-          P[(s << 1) | START] === 0 || P[(s << 1) | START]! % q !== 0 ||
-          P[(s << 1) | END]! % q !== 0 ||
-          P[(s << 1) | END]! <= P[(s << 1) | START]! || P[(s << 1) | END]! > MAX_ADDR
+          P[(s << 2) | START] === 0 || P[(s << 2) | START]! % q !== 0 ||
+          P[(s << 2) | END]! % q !== 0 ||
+          P[(s << 2) | END]! <= P[(s << 2) | START]! || P[(s << 2) | END]! > MAX_ADDR
         ) {
-          bad(`span [${P[(s << 1) | START]}, ${P[(s << 1) | END]}) misaligned or empty`);
+          bad(`span [${P[(s << 2) | START]}, ${P[(s << 2) | END]}) misaligned or empty`);
         }
         prevType = t;
         prevAcrossMarker = false;
@@ -1206,50 +1220,50 @@ export class Vmem {
       }
       if (t !== VMEM_ALLOC && t !== VMEM_FREE) bad(`#${s} has type ${t}`);
       if (span === NIL) bad(`segment #${s} before any span`);
-      if (P[(s << 1) | START] !== cursor) {
-        bad(`segment #${s} starts at ${P[(s << 1) | START]}, expected ${cursor}`);
+      if (P[(s << 2) | START] !== cursor) {
+        bad(`segment #${s} starts at ${P[(s << 2) | START]}, expected ${cursor}`);
       }
-      const rend = roundup(P[(s << 1) | END]!, q);
-      if (P[(s << 1) | END]! <= P[(s << 1) | START]! || rend > P[(span << 1) | END]!) {
-        bad(`segment #${s} [${P[(s << 1) | START]}, ${P[(s << 1) | END]}) outside its span`);
+      const rend = roundup(P[(s << 2) | END]!, q);
+      if (P[(s << 2) | END]! <= P[(s << 2) | START]! || rend > P[(span << 2) | END]!) {
+        bad(`segment #${s} [${P[(s << 2) | START]}, ${P[(s << 2) | END]}) outside its span`);
       }
       cursor = rend;
       if (t === VMEM_FREE) {
         nfree++;
-        if (P[(s << 1) | END]! % q !== 0) {
-          bad(`free segment #${s} end ${P[(s << 1) | END]} misaligned`);
+        if (P[(s << 2) | END]! % q !== 0) {
+          bad(`free segment #${s} end ${P[(s << 2) | END]} misaligned`);
         }
         if (prevType === VMEM_FREE && !prevAcrossMarker) {
-          bad(`adjacent free segments ending at ${P[(s << 1) | START]}`);
+          bad(`adjacent free segments ending at ${P[(s << 2) | START]}`);
         }
       } else {
         nalloc++;
-        inuse += P[(s << 1) | END]! - P[(s << 1) | START]!;
+        inuse += P[(s << 2) | END]! - P[(s << 2) | START]!;
       }
       prevType = t;
       prevAcrossMarker = false;
     }
-    if (span !== NIL && cursor !== P[(span << 1) | END]) {
-      bad(`span at ${P[(span << 1) | START]} not tiled: segments end at ${cursor}`);
+    if (span !== NIL && cursor !== P[(span << 2) | END]) {
+      bad(`span at ${P[(span << 2) | START]} not tiled: segments end at ${cursor}`);
     }
     if (rotors !== 1) bad(`${rotors} rotors on the arena list`);
     // Spans: the kin list holds the same markers in the same order; none overlap.
     let i = 0;
     for (
-      let s = this.link[(SEG0 << 2) | KNEXT]!, p = SEG0;
+      let s = this.link[(SEG0 << 3) | KNEXT]!, p = SEG0;
       s !== SEG0;
-      p = s, s = this.link[(s << 2) | KNEXT]!
+      p = s, s = this.link[(s << 3) | KNEXT]!
     ) {
-      if (this.link[(s << 2) | KPREV] !== p) bad("span list back link");
+      if (this.link[(s << 3) | KPREV] !== p) bad("span list back link");
       if (spans[i++] !== s) bad(`span list disagrees with the arena list at span ${i}`);
     }
     if (i !== spans.length) bad("span list shorter than the arena list's spans");
-    const sorted = spans.slice().sort((a, b) => P[(a << 1) | START]! - P[(b << 1) | START]!);
+    const sorted = spans.slice().sort((a, b) => P[(a << 2) | START]! - P[(b << 2) | START]!);
     for (let k = 1; k < sorted.length; k++) {
-      if (P[(sorted[k]! << 1) | START]! < P[(sorted[k - 1]! << 1) | END]!) {
+      if (P[(sorted[k]! << 2) | START]! < P[(sorted[k - 1]! << 2) | END]!) {
         bad(
-          `spans at ${P[(sorted[k - 1]! << 1) | START]} and ${
-            P[(sorted[k]! << 1) | START]
+          `spans at ${P[(sorted[k - 1]! << 2) | START]} and ${
+            P[(sorted[k]! << 2) | START]
           } overlap`,
         );
       }
@@ -1257,8 +1271,8 @@ export class Vmem {
     // Free lists and freemap: heads in order, each member free, on the list of its size.
     let listed = 0;
     let steps = 0;
-    for (let s = 0, p = NIL; s !== NIL; p = s, s = this.link[(s << 2) | KNEXT]!) {
-      if (this.link[(s << 2) | KPREV] !== p) bad(`free list back link at #${s}`);
+    for (let s = 0, p = NIL; s !== NIL; p = s, s = this.link[(s << 3) | KNEXT]!) {
+      if (this.link[(s << 3) | KPREV] !== p) bad(`free list back link at #${s}`);
       if (++steps > this.cap) bad("free lists loop");
       if (s > FL_END) {
         if (T[s] !== VMEM_FREE) bad(`#${s} on a free list is not free`);
@@ -1266,16 +1280,16 @@ export class Vmem {
       }
     }
     let head = -1;
-    for (let s = 0; s !== NIL; s = this.link[(s << 2) | KNEXT]!) {
+    for (let s = 0; s !== NIL; s = this.link[(s << 3) | KNEXT]!) {
       if (s <= FL_END) {
         if (s !== head + 1) bad(`free-list heads out of order at ${s}`);
         head = s;
-        const nonEmpty = this.link[(s << 2) | KNEXT]! > FL_END;
+        const nonEmpty = this.link[(s << 3) | KNEXT]! > FL_END;
         if (s < NLISTS && nonEmpty !== this.listBit(s)) bad(`freemap bit ${s} is ${!nonEmpty}`);
         continue;
       }
-      if (highbit(P[(s << 1) | END]! - P[(s << 1) | START]!) - 1 !== head) {
-        bad(`free segment of ${P[(s << 1) | END]! - P[(s << 1) | START]!} on list ${head}`);
+      if (highbit(P[(s << 2) | END]! - P[(s << 2) | START]!) - 1 !== head) {
+        bad(`free segment of ${P[(s << 2) | END]! - P[(s << 2) | START]!} on list ${head}`);
       }
       if (!seen[s]) bad(`free segment #${s} is on a list but not in the arena`);
     }
@@ -1284,9 +1298,9 @@ export class Vmem {
     // Hash.
     let hashed = 0;
     for (let h = 0; h < this.hashTable.length; h++) {
-      for (let s = this.hashTable[h]!; s !== NIL; s = this.link[(s << 2) | KNEXT]!) {
+      for (let s = this.hashTable[h]!; s !== NIL; s = this.link[(s << 3) | KNEXT]!) {
         if (T[s] !== VMEM_ALLOC) bad(`#${s} in the hash is not allocated`);
-        if (this.hashIndex(P[(s << 1) | START]!) !== h) {
+        if (this.hashIndex(P[(s << 2) | START]!) !== h) {
           bad(`#${s} in hash bucket ${h} of another address`);
         }
         if (!seen[s]) bad(`allocated #${s} in the hash but not in the arena`);
@@ -1298,7 +1312,7 @@ export class Vmem {
     }
     // Pool.
     let pooled = 0;
-    for (let s = this.segFree; s !== NIL; s = this.link[(s << 2) | KNEXT]!) {
+    for (let s = this.segFree; s !== NIL; s = this.link[(s << 3) | KNEXT]!) {
       if (seen[s] || s < FIRST_SEG) bad(`pool holds live #${s}`);
       if (++pooled > this.cap) bad("segment pool loops");
     }
@@ -1320,7 +1334,7 @@ export class Vmem {
         qc.check();
         qc.forEachSlab((base, size) => {
           const s = this.hashFind(base);
-          if (s === NIL || P[(s << 1) | END]! - P[(s << 1) | START]! !== size) {
+          if (s === NIL || P[(s << 2) | END]! - P[(s << 2) | START]! !== size) {
             bad(`slab at ${base} of '${qc.name}' is not an allocated segment`);
           }
         });
@@ -1529,9 +1543,9 @@ export class Vmem {
       this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
       return;
     }
-    const vsp = this.link[(flist << 2) | KNEXT]!;
-    let addr = this.pos[(vsp << 1) | START]!;
-    if (vmflag & VM_ENDALLOC) addr += this.pos[(vsp << 1) | END]! - (addr + size);
+    const vsp = this.link[(flist << 3) | KNEXT]!;
+    let addr = this.pos[(vsp << 2) | START]!;
+    if (vmflag & VM_ENDALLOC) addr += this.pos[(vsp << 2) | END]! - (addr + size);
     ADDR[0] = addr;
     this.segAlloc(vsp, size);
   }
@@ -1554,67 +1568,68 @@ export class Vmem {
       return;
     }
     const P = this.pos, L = this.link, T = this.type;
-    let vsp = L[(flist << 2) | KNEXT]!;
-    const addr = P[(vsp << 1) | START]!, vsEnd = P[(vsp << 1) | END]!;
-    const addrEnd = addr + Math.ceil(size * this.invQuantum) * this.quantum;
+    let vsp = L[(flist << 3) | KNEXT]!;
+    const addr = P[(vsp << 2) | START]!, vsEnd = P[(vsp << 2) | END]!;
+    // size rounded up to the quantum, without a float rounding (see qmask).
+    const addrEnd = addr + Math.max(((m | this.qmask) >>> 0) + 1, this.quantum);
     const rest = vsEnd - addrEnd;
-    if (rest >= P[(flist << 1) | END]!) {
+    if (rest >= P[(flist << 2) | END]!) {
       // segAlloc's fast path: the remainder keeps the segment's place on its
       // list; the new segment goes before it.
-      P[(vsp << 1) | START] = addrEnd;
+      P[(vsp << 2) | START] = addrEnd;
       const n = this.segFree;
-      this.segFree = L[(n << 2) | KNEXT]!;
+      this.segFree = L[(n << 3) | KNEXT]!;
       this.nsegFree--;
-      P[(n << 1) | START] = addr;
+      P[(n << 2) | START] = addr;
       this.imp[n] = 0;
-      const prev = L[(vsp << 2) | APREV]!;
-      L[(n << 2) | ANEXT] = vsp;
-      L[(n << 2) | APREV] = prev;
-      L[(prev << 2) | ANEXT] = n;
-      L[(vsp << 2) | APREV] = n;
+      const prev = L[(vsp << 3) | APREV]!;
+      L[(n << 3) | ANEXT] = vsp;
+      L[(n << 3) | APREV] = prev;
+      L[(prev << 3) | ANEXT] = n;
+      L[(vsp << 3) | APREV] = n;
       vsp = n;
     } else {
       // freelistDelete(vsp), the head of list flist.
-      const fn = L[(vsp << 2) | KNEXT]!;
+      const fn = L[(vsp << 3) | KNEXT]!;
       if (fn <= FL_END) {
         if (flist < 32) this.freemapLo ^= 1 << flist;
         else this.freemapHi ^= 1 << (flist - 32);
       }
-      L[(flist << 2) | KNEXT] = fn;
-      L[(fn << 2) | KPREV] = flist;
+      L[(flist << 3) | KNEXT] = fn;
+      L[(fn << 3) | KPREV] = flist;
       if (rest !== 0) {
         // The remainder (below 2^(flist + 1), which may be 2^32 or more on
         // a list of a large segment): segCreate after vsp, then
         // freelistInsert.
         const t = this.segFree;
-        this.segFree = L[(t << 2) | KNEXT]!;
+        this.segFree = L[(t << 3) | KNEXT]!;
         this.nsegFree--;
-        P[(t << 1) | START] = addrEnd;
-        P[(t << 1) | END] = vsEnd;
+        P[(t << 2) | START] = addrEnd;
+        P[(t << 2) | END] = vsEnd;
         this.imp[t] = 0;
-        const nx = L[(vsp << 2) | ANEXT]!;
-        L[(t << 2) | ANEXT] = nx;
-        L[(t << 2) | APREV] = vsp;
-        L[(vsp << 2) | ANEXT] = t;
-        L[(nx << 2) | APREV] = t;
+        const nx = L[(vsp << 3) | ANEXT]!;
+        L[(t << 3) | ANEXT] = nx;
+        L[(t << 3) | APREV] = vsp;
+        L[(vsp << 3) | ANEXT] = t;
+        L[(nx << 3) | APREV] = t;
         const i = rest < TWO32 ? 31 - Math.clz32(rest) : highbit(rest) - 1;
         T[t] = VMEM_FREE;
         if (i < 32) this.freemapLo |= 1 << i;
         else this.freemapHi |= 1 << (i - 32);
-        const hn = L[(i << 2) | KNEXT]!;
-        L[(t << 2) | KNEXT] = hn;
-        L[(t << 2) | KPREV] = i;
-        L[(i << 2) | KNEXT] = t;
-        L[(hn << 2) | KPREV] = t;
+        const hn = L[(i << 3) | KNEXT]!;
+        L[(t << 3) | KNEXT] = hn;
+        L[(t << 3) | KPREV] = i;
+        L[(i << 3) | KNEXT] = t;
+        L[(hn << 3) | KPREV] = t;
         if (this.waiters !== null) this.broadcast();
       }
     }
-    P[(vsp << 1) | END] = addr + size;
+    P[(vsp << 2) | END] = addr + size;
     // hashInsert(vsp).
     T[vsp] = VMEM_ALLOC;
     const h = Math.imul((addr * this.invQuantum) >>> 0, 0x9e3779b1) >>> this.hashShift;
     const H = this.hashTable;
-    L[(vsp << 2) | KNEXT] = H[h]!;
+    L[(vsp << 3) | KNEXT] = H[h]!;
     H[h] = vsp;
     this.lastSeg = vsp;
     this.lastHash = h;
@@ -1630,21 +1645,21 @@ export class Vmem {
     const realsize = roundup(size, this.quantum);
     if (this.nsegFree < MINFREE) this.populate();
     let T = this.type, P = this.pos;
-    let vsp = this.link[(ROTOR << 2) | ANEXT]!;
+    let vsp = this.link[(ROTOR << 3) | ANEXT]!;
     if (T[vsp] === VMEM_FREE) {
-      const vsSize = P[(vsp << 1) | END]! - P[(vsp << 1) | START]!;
+      const vsSize = P[(vsp << 2) | END]! - P[(vsp << 2) | START]!;
       if (vsSize > realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
-        const addr = P[(vsp << 1) | START]!;
-        P[(vsp << 1) | START] = addr + realsize;
-        this.hashInsert(this.segCreate(this.link[(ROTOR << 2) | APREV]!, addr, addr + size));
+        const addr = P[(vsp << 2) | START]!;
+        P[(vsp << 2) | START] = addr + realsize;
+        this.hashInsert(this.segCreate(this.link[(ROTOR << 3) | APREV]!, addr, addr + size));
         ADDR[0] = addr;
         return;
       }
     }
     for (;;) {
       this.ctr[C_SEARCH]!++;
-      if (T[vsp] === VMEM_FREE && P[(vsp << 1) | END]! - P[(vsp << 1) | START]! >= size) break;
-      vsp = this.link[(vsp << 2) | ANEXT]!;
+      if (T[vsp] === VMEM_FREE && P[(vsp << 2) | END]! - P[(vsp << 2) | START]! >= size) break;
+      vsp = this.link[(vsp << 3) | ANEXT]!;
       if (vsp === ROTOR) {
         if ((vmflag & VM_NOSLEEP) === 0) {
           if (this.importFn === null) {
@@ -1655,11 +1670,11 @@ export class Vmem {
             this.journalFull();
           }
         }
-        this.advance(ROTOR, this.link[(ROTOR << 2) | ANEXT]!);
+        this.advance(ROTOR, this.link[(ROTOR << 3) | ANEXT]!);
         T = this.type;
         P = this.pos;
-        vsp = this.link[(ROTOR << 2) | APREV]!;
-        if (T[vsp] === VMEM_FREE && P[(vsp << 1) | END]! - P[(vsp << 1) | START]! >= size) break;
+        vsp = this.link[(ROTOR << 3) | APREV]!;
+        if (T[vsp] === VMEM_FREE && P[(vsp << 2) | END]! - P[(vsp << 2) | START]! >= size) break;
         if (this.importFn !== null || (vmflag & VM_NOSLEEP) !== 0) {
           this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag & VM_KMFLAGS);
           return;
@@ -1667,7 +1682,7 @@ export class Vmem {
         throw new WouldBlock(this);
       }
     }
-    const addr = P[(vsp << 1) | START]!;
+    const addr = P[(vsp << 2) | START]!;
     ADDR[0]! = addr;
     vsp = this.segAlloc(vsp, size);
     this.advance(ROTOR, vsp);
@@ -1677,10 +1692,10 @@ export class Vmem {
   /** Whether stepping the rotor past its successor would leave a free segment of `size` behind it. */
   private rotorStepFits(size: number): boolean {
     const T = this.type, P = this.pos;
-    const next = this.link[(ROTOR << 2) | ANEXT]!, prev = this.link[(ROTOR << 2) | APREV]!;
+    const next = this.link[(ROTOR << 3) | ANEXT]!, prev = this.link[(ROTOR << 3) | APREV]!;
     if (T[next] !== VMEM_FREE) return false;
-    let avail = P[(next << 1) | END]! - P[(next << 1) | START]!;
-    if (T[prev] === VMEM_FREE) avail += P[(prev << 1) | END]! - P[(prev << 1) | START]!;
+    let avail = P[(next << 2) | END]! - P[(next << 2) | START]!;
+    if (T[prev] === VMEM_FREE) avail += P[(prev << 2) | END]! - P[(prev << 2) | START]!;
     return avail >= size;
   }
 
@@ -1721,7 +1736,7 @@ export class Vmem {
         if (this.firstList(hb) < 0 || (vmflag & (VM_BESTFIT | VM_FIRSTFIT)) !== 0) hb--;
         flist = this.firstList(hb);
       }
-      const first = flist < 0 ? NIL : this.link[(flist << 2) | KNEXT]!;
+      const first = flist < 0 ? NIL : this.link[(flist << 3) | KNEXT]!;
       vbest = (this.gate & G_PLAIN) === 0
         ? this.xallocSearch(first, size, align, phase, nocross, lo, hi, vmflag)
         : this.xallocSearchPlain(first, size, align, phase, nocross, lo, hi, vmflag);
@@ -1760,7 +1775,7 @@ export class Vmem {
     }
     if (vbest !== NIL) {
       if (vmflag & VM_ENDALLOC) {
-        addr += Math.floor((this.pos[(vbest << 1) | END]! - (addr + size)) / align) * align;
+        addr += Math.floor((this.pos[(vbest << 2) | END]! - (addr + size)) / align) * align;
       }
       ADDR[0] = addr;
       this.segAlloc(vbest, size);
@@ -1802,12 +1817,12 @@ export class Vmem {
         if (vbest !== NIL) break;
         const f = vsp === FL_END ? -1 : this.firstList(vsp);
         if (f < 0) break;
-        vsp = L[(f << 2) | KNEXT]!;
+        vsp = L[(f << 3) | KNEXT]!;
         continue;
       }
-      const vs = P[(vsp << 1) | START]!, ve = P[(vsp << 1) | END]!;
+      const vs = P[(vsp << 2) | START]!, ve = P[(vsp << 2) | END]!;
       if (ve - 1 < lo || (hi !== 0 && vs > hi - 1)) {
-        vsp = L[(vsp << 2) | KNEXT]!;
+        vsp = L[(vsp << 3) | KNEXT]!;
         continue;
       }
       const start = vs > lo ? vs : lo;
@@ -1821,15 +1836,15 @@ export class Vmem {
       }
       if (
         taddr - start + size > end - start ||
-        (vbest !== NIL && ve - vs >= P[(vbest << 1) | END]! - P[(vbest << 1) | START]!)
+        (vbest !== NIL && ve - vs >= P[(vbest << 2) | END]! - P[(vbest << 2) | START]!)
       ) {
-        vsp = L[(vsp << 2) | KNEXT]!;
+        vsp = L[(vsp << 3) | KNEXT]!;
         continue;
       }
       vbest = vsp;
       addr = taddr;
       if ((vmflag & VM_BESTFIT) === 0 || ve - vs === size) break;
-      vsp = L[(vsp << 2) | KNEXT]!;
+      vsp = L[(vsp << 3) | KNEXT]!;
     }
     this.ctr[C_SEARCH]! += search;
     ADDR[0] = addr;
@@ -1841,7 +1856,8 @@ export class Vmem {
    * visited and chosen, with each division by a power of two (align,
    * nocross) a multiplication by its exact reciprocal, and a segment whose
    * usable part is shorter than `size` passed over before any alignment
-   * sum (the seed's limit tests are that test's special cases).
+   * sum (the seed's limit tests are that test's special cases). An align
+   * and a nocross of at most 2^30 go to {@link xallocSearchBits} instead.
    */
   private xallocSearch(
     vsp: number,
@@ -1853,6 +1869,9 @@ export class Vmem {
     hi: number,
     vmflag: number,
   ): number {
+    if (align <= BITS_MAX && nocross <= BITS_MAX) {
+      return this.xallocSearchBits(vsp, size, align, phase, nocross, lo, hi, vmflag);
+    }
     const P = this.pos, L = this.link;
     const perAlign = 1 / align, perNocross = nocross === 0 ? 0 : 1 / nocross;
     const bestfit = (vmflag & VM_BESTFIT) !== 0;
@@ -1863,11 +1882,11 @@ export class Vmem {
         if (vbest !== NIL) break;
         const f = vsp === FL_END ? -1 : this.firstList(vsp);
         if (f < 0) break;
-        vsp = L[(f << 2) | KNEXT]!;
+        vsp = L[(f << 3) | KNEXT]!;
         continue;
       }
-      const vs = P[(vsp << 1) | START]!, ve = P[(vsp << 1) | END]!;
-      const next = L[(vsp << 2) | KNEXT]!;
+      const vs = P[(vsp << 2) | START]!, ve = P[(vsp << 2) | END]!;
+      const next = L[(vsp << 3) | KNEXT]!;
       // Math.max and min rather than a choice between a bound and a limit:
       // a small-integer limit merged with a float bound would make V8 box
       // every segment's bound. Without limits neither (Bun: 12% faster).
@@ -1891,6 +1910,77 @@ export class Vmem {
       vbest = vsp;
       bestSize = ve - vs;
       addr = taddr;
+      if (!bestfit || bestSize === size) break;
+      vsp = next;
+    }
+    this.ctr[C_SEARCH]! += search;
+    ADDR[0] = addr;
+    return vbest;
+  }
+
+  /**
+   * {@link xallocSearch} for an align and a nocross of at most 2^30, the
+   * usual case: where a block may start in a segment depends only on the
+   * low 32 bits of the segment's start, so the alignment and the boundary
+   * are found with integer masks (no rounding of floats) and only the
+   * final comparison with the segment's length is made in full precision.
+   */
+  private xallocSearchBits(
+    vsp: number,
+    size: number,
+    align: number,
+    phase: number,
+    nocross: number,
+    lo: number,
+    hi: number,
+    vmflag: number,
+  ): number {
+    const P = this.pos, L = this.link;
+    // The loop's constants as 32-bit integers, converted once rather than
+    // at each segment. A request with a nocross has a size of at most
+    // nocross (checkXalloc), so size32 is exact wherever it is used.
+    const amask = (align - 1) | 0, nmask = (nocross - 1) | 0, ph = phase | 0;
+    const nc = nocross | 0, size32 = nocross !== 0 ? size | 0 : 0;
+    const limited = lo !== 0 || hi !== 0;
+    const bestfit = (vmflag & VM_BESTFIT) !== 0;
+    let search = 0, vbest = NIL, bestSize = 0, addr = 0;
+    while (vsp !== NIL) {
+      search++;
+      if (vsp <= FL_END) {
+        if (vbest !== NIL) break;
+        const f = vsp === FL_END ? -1 : this.firstList(vsp);
+        if (f < 0) break;
+        vsp = L[(f << 3) | KNEXT]!;
+        continue;
+      }
+      const vs = P[(vsp << 2) | START]!, ve = P[(vsp << 2) | END]!;
+      const next = L[(vsp << 3) | KNEXT]!;
+      let start = vs, end = ve;
+      if (limited) {
+        start = Math.max(vs, lo);
+        end = hi === 0 ? ve : Math.min(ve, hi);
+      }
+      const room = end - start;
+      if (room < size || (vbest !== NIL && ve - vs >= bestSize)) {
+        vsp = next;
+        continue;
+      }
+      // skip: from start to the first address at the phase, then past the
+      // next nocross boundary if the block would reach it (both counted
+      // modulo 2^32, which align and nocross divide).
+      const low = start | 0;
+      let skip = (ph - low) & amask;
+      if (nc !== 0) {
+        const off = (low + skip) & nmask;
+        if (off + size32 > nc) skip += (nc - off + amask) & ~amask;
+      }
+      if (skip + size > room) {
+        vsp = next;
+        continue;
+      }
+      vbest = vsp;
+      bestSize = ve - vs;
+      addr = start + skip;
       if (!bestfit || bestSize === size) break;
       vsp = next;
     }
@@ -1958,19 +2048,19 @@ export class Vmem {
     let h = this.lastHash, vsp = this.lastSeg, hprev = NIL, steps = 0;
     // The segment instantFit allocated last, still at the head of its
     // bucket: found without hashing (a head takes no extra step either way).
-    if (H[h] !== vsp || P[(vsp << 1) | START] !== addr) {
+    if (H[h] !== vsp || P[(vsp << 2) | START] !== addr) {
       // hashIndex(addr), then the chain walk of hashDelete.
       h = Math.imul((addr * this.invQuantum) >>> 0, 0x9e3779b1) >>> this.hashShift;
       vsp = H[h]!;
-      while (vsp !== NIL && P[(vsp << 1) | START] !== addr) {
+      while (vsp !== NIL && P[(vsp << 2) | START] !== addr) {
         steps++;
         hprev = vsp;
-        vsp = L[(vsp << 2) | KNEXT]!;
+        vsp = L[(vsp << 3) | KNEXT]!;
       }
     }
-    if (vsp === NIL || P[(vsp << 1) | END]! - addr !== size) this.badFree(vsp, addr, size);
-    if (hprev === NIL) H[h] = L[(vsp << 2) | KNEXT]!;
-    else L[(hprev << 2) | KNEXT] = L[(vsp << 2) | KNEXT]!;
+    if (vsp === NIL || P[(vsp << 2) | END]! - addr !== size) this.badFree(vsp, addr, size);
+    if (hprev === NIL) H[h] = L[(vsp << 3) | KNEXT]!;
+    else L[(hprev << 3) | KNEXT] = L[(vsp << 3) | KNEXT]!;
     const c = this.ctr;
     c[C_LOOKUP]! += steps;
     c[C_FREE]!++;
@@ -1979,55 +2069,57 @@ export class Vmem {
     // The free run's length, kept as it grows: without neighbours to merge
     // it is the rounded size, known before the segment is found, so the
     // free list it joins is too.
-    let len = Math.ceil(size * this.invQuantum) * this.quantum;
+    let len = size <= TWO32
+      ? Math.max((((size - 1) | this.qmask) >>> 0) + 1, this.quantum)
+      : Math.ceil(size * this.invQuantum) * this.quantum;
     let end = addr + len;
-    const vnext = L[(vsp << 2) | ANEXT]!;
+    const vnext = L[(vsp << 3) | ANEXT]!;
     if (T[vnext] === VMEM_FREE) {
       // freelistDelete(vnext), then vmem_seg_destroy(vnext).
-      const fn = L[(vnext << 2) | KNEXT]!, fp = L[(vnext << 2) | KPREV]!;
+      const fn = L[(vnext << 3) | KNEXT]!, fp = L[(vnext << 3) | KPREV]!;
       if (fn <= FL_END && fp <= FL_END) {
         if (fp < 32) this.freemapLo ^= 1 << fp;
         else this.freemapHi ^= 1 << (fp - 32);
       }
-      L[(fp << 2) | KNEXT] = fn;
-      L[(fn << 2) | KPREV] = fp;
-      end = P[(vnext << 1) | END]!;
+      L[(fp << 3) | KNEXT] = fn;
+      L[(fn << 3) | KPREV] = fp;
+      end = P[(vnext << 2) | END]!;
       len = end - addr;
-      const nn = L[(vnext << 2) | ANEXT]!;
-      L[(vsp << 2) | ANEXT] = nn;
-      L[(nn << 2) | APREV] = vsp;
+      const nn = L[(vnext << 3) | ANEXT]!;
+      L[(vsp << 3) | ANEXT] = nn;
+      L[(nn << 3) | APREV] = vsp;
       T[vnext] = 0;
-      L[(vnext << 2) | KNEXT] = this.segFree;
+      L[(vnext << 3) | KNEXT] = this.segFree;
       this.segFree = vnext;
       this.nsegFree++;
     }
-    const vprev = L[(vsp << 2) | APREV]!;
+    const vprev = L[(vsp << 3) | APREV]!;
     if (T[vprev] === VMEM_FREE) {
       // freelistDelete(vprev), then vmem_seg_destroy(vsp).
-      const fn = L[(vprev << 2) | KNEXT]!, fp = L[(vprev << 2) | KPREV]!;
+      const fn = L[(vprev << 3) | KNEXT]!, fp = L[(vprev << 3) | KPREV]!;
       if (fn <= FL_END && fp <= FL_END) {
         if (fp < 32) this.freemapLo ^= 1 << fp;
         else this.freemapHi ^= 1 << (fp - 32);
       }
-      L[(fp << 2) | KNEXT] = fn;
-      L[(fn << 2) | KPREV] = fp;
-      const nn = L[(vsp << 2) | ANEXT]!;
-      L[(vprev << 2) | ANEXT] = nn;
-      L[(nn << 2) | APREV] = vprev;
+      L[(fp << 3) | KNEXT] = fn;
+      L[(fn << 3) | KPREV] = fp;
+      const nn = L[(vsp << 3) | ANEXT]!;
+      L[(vprev << 3) | ANEXT] = nn;
+      L[(nn << 3) | APREV] = vprev;
       T[vsp] = 0;
-      L[(vsp << 2) | KNEXT] = this.segFree;
+      L[(vsp << 3) | KNEXT] = this.segFree;
       this.segFree = vsp;
       this.nsegFree++;
       vsp = vprev;
-      len = end - P[(vsp << 1) | START]!;
+      len = end - P[(vsp << 2) | START]!;
     }
-    P[(vsp << 1) | END] = end;
-    const before = L[(vsp << 2) | APREV]!;
+    P[(vsp << 2) | END] = end;
+    const before = L[(vsp << 3) | APREV]!;
     if (
       T[before] === VMEM_SPAN && this.imp[before] !== 0 && this.releaseFn !== null &&
-      T[L[(vsp << 2) | ANEXT]!] === VMEM_SPAN
+      T[L[(vsp << 3) | ANEXT]!] === VMEM_SPAN
     ) {
-      const a = P[(vsp << 1) | START]!;
+      const a = P[(vsp << 2) | START]!;
       this.spanDestroy(vsp);
       this.releaseFn(this.source as Vmem, a, end - a);
       return;
@@ -2037,11 +2129,11 @@ export class Vmem {
     T[vsp] = VMEM_FREE;
     if (i < 32) this.freemapLo |= 1 << i;
     else this.freemapHi |= 1 << (i - 32);
-    const n = L[(i << 2) | KNEXT]!;
-    L[(vsp << 2) | KNEXT] = n;
-    L[(vsp << 2) | KPREV] = i;
-    L[(i << 2) | KNEXT] = vsp;
-    L[(n << 2) | KPREV] = vsp;
+    const n = L[(i << 3) | KNEXT]!;
+    L[(vsp << 3) | KNEXT] = n;
+    L[(vsp << 3) | KPREV] = i;
+    L[(i << 3) | KNEXT] = vsp;
+    L[(n << 3) | KPREV] = vsp;
     if (this.waiters !== null) this.broadcast();
   }
 
@@ -2064,26 +2156,26 @@ export class Vmem {
   private xfreePlain(size: number): void {
     let vsp = this.hashDelete(ADDR[0]!, size);
     const P = this.pos, L = this.link, T = this.type;
-    P[(vsp << 1) | END] = roundup(P[(vsp << 1) | END]!, this.quantum);
-    const vnext = L[(vsp << 2) | ANEXT]!;
+    P[(vsp << 2) | END] = roundup(P[(vsp << 2) | END]!, this.quantum);
+    const vnext = L[(vsp << 3) | ANEXT]!;
     if (T[vnext] === VMEM_FREE) {
       this.freelistDelete(vnext);
-      P[(vsp << 1) | END] = P[(vnext << 1) | END]!;
+      P[(vsp << 2) | END] = P[(vnext << 2) | END]!;
       this.segDestroy(vnext);
     }
-    const vprev = L[(vsp << 2) | APREV]!;
+    const vprev = L[(vsp << 3) | APREV]!;
     if (T[vprev] === VMEM_FREE) {
       this.freelistDelete(vprev);
-      P[(vprev << 1) | END] = P[(vsp << 1) | END]!;
+      P[(vprev << 2) | END] = P[(vsp << 2) | END]!;
       this.segDestroy(vsp);
       vsp = vprev;
     }
-    const before = L[(vsp << 2) | APREV]!;
+    const before = L[(vsp << 3) | APREV]!;
     if (
       this.imp[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
-      T[L[(vsp << 2) | ANEXT]!] === VMEM_SPAN
+      T[L[(vsp << 3) | ANEXT]!] === VMEM_SPAN
     ) {
-      const a = P[(vsp << 1) | START]!, s = P[(vsp << 1) | END]! - a;
+      const a = P[(vsp << 2) | START]!, s = P[(vsp << 2) | END]! - a;
       this.spanDestroy(vsp);
       this.releaseFn(this.source as Vmem, a, s);
     } else {
@@ -2103,7 +2195,7 @@ export class Vmem {
     throw new KernelError(
       "BADFREE",
       `free of ${describe(addr)} to arena '${this.name}': wrong size ${describe(size)} (expect ${
-        describe(this.pos[(vsp << 1) | END]! - this.pos[(vsp << 1) | START]!)
+        describe(this.pos[(vsp << 2) | END]! - this.pos[(vsp << 2) | START]!)
       })`,
     );
   }
@@ -2111,16 +2203,16 @@ export class Vmem {
   /** `vmem_advance`: moves `walker` after `afterme` (or off the list) and mends what it separated. */
   private advance(walker: number, afterme: number): void {
     const T = this.type, P = this.pos;
-    const vprev = this.link[(walker << 2) | APREV]!, vnext = this.link[(walker << 2) | ANEXT]!;
-    this.link[(vprev << 2) | ANEXT] = vnext;
-    this.link[(vnext << 2) | APREV] = vprev;
+    const vprev = this.link[(walker << 3) | APREV]!, vnext = this.link[(walker << 3) | ANEXT]!;
+    this.link[(vprev << 3) | ANEXT] = vnext;
+    this.link[(vnext << 3) | APREV] = vprev;
     if (afterme !== NIL) this.ainsert(afterme, walker);
     let vsp = NIL;
     if (T[vprev] === VMEM_FREE) {
       if (T[vnext] === VMEM_FREE) {
         this.freelistDelete(vnext);
         this.freelistDelete(vprev);
-        P[(vprev << 1) | END] = P[(vnext << 1) | END]!;
+        P[(vprev << 2) | END] = P[(vnext << 2) | END]!;
         this.freelistInsert(vprev);
         this.segDestroy(vnext);
       }
@@ -2129,12 +2221,12 @@ export class Vmem {
       vsp = vnext;
     }
     if (vsp !== NIL) {
-      const before = this.link[(vsp << 2) | APREV]!;
+      const before = this.link[(vsp << 3) | APREV]!;
       if (
         this.imp[before] !== 0 && this.releaseFn !== null && T[before] === VMEM_SPAN &&
-        T[this.link[(vsp << 2) | ANEXT]!] === VMEM_SPAN
+        T[this.link[(vsp << 3) | ANEXT]!] === VMEM_SPAN
       ) {
-        const a = P[(vsp << 1) | START]!, s = P[(vsp << 1) | END]! - a;
+        const a = P[(vsp << 2) | START]!, s = P[(vsp << 2) | END]! - a;
         this.freelistDelete(vsp);
         this.spanDestroy(vsp);
         this.releaseFn(this.source as Vmem, a, s);
@@ -2148,36 +2240,36 @@ export class Vmem {
   private segAlloc(vsp: number, size: number): number {
     const addr = ADDR[0]!;
     const P = this.pos;
-    const vsStart = P[(vsp << 1) | START]!, vsEnd = P[(vsp << 1) | END]!;
+    const vsStart = P[(vsp << 2) | START]!, vsEnd = P[(vsp << 2) | END]!;
     const vsSize = vsEnd - vsStart;
     const realsize = Math.ceil(size * this.invQuantum) * this.quantum;
     const addrEnd = addr + realsize;
     if (addr === vsStart && vsSize !== realsize && highbit(vsSize) === highbit(vsSize - realsize)) {
       // The remainder stays on the same list: move the segment's start and
       // put the new segment before it.
-      P[(vsp << 1) | START] = addrEnd;
+      P[(vsp << 2) | START] = addrEnd;
       const L = this.link;
       const n = this.segFree;
-      this.segFree = L[(n << 2) | KNEXT]!;
+      this.segFree = L[(n << 3) | KNEXT]!;
       this.nsegFree--;
-      P[(n << 1) | START] = addr;
-      P[(n << 1) | END] = addr + size;
+      P[(n << 2) | START] = addr;
+      P[(n << 2) | END] = addr + size;
       this.imp[n] = 0;
-      const prev = L[(vsp << 2) | APREV]!;
-      L[(n << 2) | ANEXT] = vsp;
-      L[(n << 2) | APREV] = prev;
-      L[(prev << 2) | ANEXT] = n;
-      L[(vsp << 2) | APREV] = n;
+      const prev = L[(vsp << 3) | APREV]!;
+      L[(n << 3) | ANEXT] = vsp;
+      L[(n << 3) | APREV] = prev;
+      L[(prev << 3) | ANEXT] = n;
+      L[(vsp << 3) | APREV] = n;
       this.hashInsert(n);
       return n;
     }
     this.freelistDelete(vsp);
     if (vsEnd !== addrEnd) this.freelistInsert(this.segCreate(vsp, addrEnd, vsEnd));
     if (vsStart !== addr) {
-      this.freelistInsert(this.segCreate(this.link[(vsp << 2) | APREV]!, vsStart, addr));
+      this.freelistInsert(this.segCreate(this.link[(vsp << 3) | APREV]!, vsStart, addr));
     }
-    P[(vsp << 1) | START] = addr;
-    P[(vsp << 1) | END] = addr + size;
+    P[(vsp << 2) | START] = addr;
+    P[(vsp << 2) | END] = addr + size;
     this.hashInsert(vsp);
     return vsp;
   }
@@ -2185,14 +2277,14 @@ export class Vmem {
   /** `vmem_span_create`: returns the free segment covering the new span. */
   private spanCreate(vaddr: number, size: number, imported: number): number {
     const end = vaddr + size;
-    const span = this.segCreate(this.link[(SEG0 << 2) | APREV]!, vaddr, end);
+    const span = this.segCreate(this.link[(SEG0 << 3) | APREV]!, vaddr, end);
     this.type[span] = VMEM_SPAN;
     this.imp[span] = imported;
-    const kp = this.link[(SEG0 << 2) | KPREV]!;
-    this.link[(span << 2) | KNEXT] = SEG0;
-    this.link[(span << 2) | KPREV] = kp;
-    this.link[(kp << 2) | KNEXT] = span;
-    this.link[(SEG0 << 2) | KPREV] = span;
+    const kp = this.link[(SEG0 << 3) | KPREV]!;
+    this.link[(span << 3) | KNEXT] = SEG0;
+    this.link[(span << 3) | KPREV] = kp;
+    this.link[(kp << 3) | KNEXT] = span;
+    this.link[(SEG0 << 3) | KPREV] = span;
     const seg = this.segCreate(span, vaddr, end);
     this.freelistInsert(seg);
     if (imported) this.ctr[C_IMPORT]! += size;
@@ -2202,13 +2294,13 @@ export class Vmem {
 
   /** `vmem_span_destroy`: removes the span whose only segment is `vsp`. */
   private spanDestroy(vsp: number): void {
-    const span = this.link[(vsp << 2) | APREV]!;
-    const size = this.pos[(vsp << 1) | END]! - this.pos[(vsp << 1) | START]!;
+    const span = this.link[(vsp << 3) | APREV]!;
+    const size = this.pos[(vsp << 2) | END]! - this.pos[(vsp << 2) | START]!;
     if (this.imp[span]) this.ctr[C_IMPORT]! -= size;
     this.ctr[C_TOTAL]! -= size;
-    const kp = this.link[(span << 2) | KPREV]!, kn = this.link[(span << 2) | KNEXT]!;
-    this.link[(kp << 2) | KNEXT] = kn;
-    this.link[(kn << 2) | KPREV] = kp;
+    const kp = this.link[(span << 3) | KPREV]!, kn = this.link[(span << 3) | KNEXT]!;
+    this.link[(kp << 3) | KNEXT] = kn;
+    this.link[(kn << 3) | KPREV] = kp;
     this.segDestroy(vsp);
     this.segDestroy(span);
   }
@@ -2216,8 +2308,8 @@ export class Vmem {
   /** A new segment `[start, end)` placed after `prev` in the arena list. */
   private segCreate(prev: number, start: number, end: number): number {
     const id = this.getseg();
-    this.pos[(id << 1) | START] = start;
-    this.pos[(id << 1) | END] = end;
+    this.pos[(id << 2) | START] = start;
+    this.pos[(id << 2) | END] = end;
     this.type[id] = 0;
     this.imp[id] = 0;
     this.ainsert(prev, id);
@@ -2226,20 +2318,20 @@ export class Vmem {
 
   /** Unlinks segment `id` from the arena list and returns it to the pool. */
   private segDestroy(id: number): void {
-    const p = this.link[(id << 2) | APREV]!, n = this.link[(id << 2) | ANEXT]!;
-    this.link[(p << 2) | ANEXT] = n;
-    this.link[(n << 2) | APREV] = p;
+    const p = this.link[(id << 3) | APREV]!, n = this.link[(id << 3) | ANEXT]!;
+    this.link[(p << 3) | ANEXT] = n;
+    this.link[(n << 3) | APREV] = p;
     this.type[id] = 0;
     this.putseg(id);
   }
 
   /** Links segment `id` into the arena list after `prev`. */
   private ainsert(prev: number, id: number): void {
-    const n = this.link[(prev << 2) | ANEXT]!;
-    this.link[(id << 2) | ANEXT] = n;
-    this.link[(id << 2) | APREV] = prev;
-    this.link[(prev << 2) | ANEXT] = id;
-    this.link[(n << 2) | APREV] = id;
+    const n = this.link[(prev << 3) | ANEXT]!;
+    this.link[(id << 3) | ANEXT] = n;
+    this.link[(id << 3) | APREV] = prev;
+    this.link[(prev << 3) | ANEXT] = id;
+    this.link[(n << 3) | APREV] = id;
   }
 
   /** Takes a segment structure from the pool (vmem_getseg). */
@@ -2248,14 +2340,14 @@ export class Vmem {
     if (id === NIL) {
       throw new KernelError("CORRUPT", `arena '${this.name}': segment pool exhausted`);
     }
-    this.segFree = this.link[(id << 2) | KNEXT]!;
+    this.segFree = this.link[(id << 3) | KNEXT]!;
     this.nsegFree--;
     return id;
   }
 
   /** Returns a segment structure to the pool (vmem_putseg). */
   private putseg(id: number): void {
-    this.link[(id << 2) | KNEXT] = this.segFree;
+    this.link[(id << 3) | KNEXT] = this.segFree;
     this.segFree = id;
     this.nsegFree++;
   }
@@ -2270,10 +2362,10 @@ export class Vmem {
   /** Grows the segment arrays to hold `cap` segments (vmem_populate). */
   private grow(cap: number): void {
     const old = this.cap;
-    const pos = new Float64Array(2 * cap);
-    pos.set(this.pos);
-    const link = new Int32Array(4 * cap);
-    link.set(this.link);
+    const rows = new ArrayBuffer(32 * cap);
+    new Uint8Array(rows).set(new Uint8Array(this.pos.buffer));
+    const pos = new Float64Array(rows);
+    const link = new Int32Array(rows);
     const type = new Uint8Array(cap);
     type.set(this.type);
     const imp = new Uint8Array(cap);
@@ -2289,13 +2381,13 @@ export class Vmem {
   /** Sets up the free-list heads, linked as markers in one chain. */
   private initLists(): void {
     for (let i = 0; i <= FL_END; i++) {
-      this.pos[(i << 1) | START] = 0;
-      this.pos[(i << 1) | END] = i < NLISTS ? 2 ** i : 0;
-      this.link[(i << 2) | KNEXT] = i < FL_END ? i + 1 : NIL;
-      this.link[(i << 2) | KPREV] = i - 1;
+      this.pos[(i << 2) | START] = 0;
+      this.pos[(i << 2) | END] = i < NLISTS ? 2 ** i : 0;
+      this.link[(i << 3) | KNEXT] = i < FL_END ? i + 1 : NIL;
+      this.link[(i << 3) | KPREV] = i - 1;
     }
-    this.link[(SEG0 << 2) | ANEXT] = this.link[(SEG0 << 2) | APREV] = SEG0;
-    this.link[(SEG0 << 2) | KNEXT] = this.link[(SEG0 << 2) | KPREV] = SEG0;
+    this.link[(SEG0 << 3) | ANEXT] = this.link[(SEG0 << 3) | APREV] = SEG0;
+    this.link[(SEG0 << 3) | KNEXT] = this.link[(SEG0 << 3) | KPREV] = SEG0;
     this.type[SEG0] = VMEM_SPAN;
     this.type[ROTOR] = VMEM_ROTOR;
     this.ainsert(SEG0, ROTOR);
@@ -2320,28 +2412,28 @@ export class Vmem {
 
   /** `vmem_freelist_insert`: at the head of the list of its size; wakes waiters. */
   private freelistInsert(vsp: number): void {
-    const i = highbit(this.pos[(vsp << 1) | END]! - this.pos[(vsp << 1) | START]!) - 1;
+    const i = highbit(this.pos[(vsp << 2) | END]! - this.pos[(vsp << 2) | START]!) - 1;
     this.type[vsp] = VMEM_FREE;
     if (i < 32) this.freemapLo |= 1 << i;
     else this.freemapHi |= 1 << (i - 32);
     const L = this.link;
-    const n = L[(i << 2) | KNEXT]!;
-    L[(vsp << 2) | KNEXT] = n;
-    this.link[(vsp << 2) | KPREV] = i;
-    L[(i << 2) | KNEXT] = vsp;
-    this.link[(n << 2) | KPREV] = vsp;
+    const n = L[(i << 3) | KNEXT]!;
+    L[(vsp << 3) | KNEXT] = n;
+    this.link[(vsp << 3) | KPREV] = i;
+    L[(i << 3) | KNEXT] = vsp;
+    this.link[(n << 3) | KPREV] = vsp;
     if (this.waiters !== null) this.broadcast();
   }
 
   /** `vmem_freelist_delete`. */
   private freelistDelete(vsp: number): void {
-    const n = this.link[(vsp << 2) | KNEXT]!, p = this.link[(vsp << 2) | KPREV]!;
+    const n = this.link[(vsp << 3) | KNEXT]!, p = this.link[(vsp << 3) | KPREV]!;
     if (n <= FL_END && p <= FL_END) {
       if (p < 32) this.freemapLo ^= 1 << p;
       else this.freemapHi ^= 1 << (p - 32);
     }
-    this.link[(p << 2) | KNEXT] = n;
-    this.link[(n << 2) | KPREV] = p;
+    this.link[(p << 3) | KNEXT] = n;
+    this.link[(n << 3) | KPREV] = p;
   }
 
   // ---- Internals: the allocated-segment hash ----
@@ -2359,14 +2451,14 @@ export class Vmem {
   private hashInsert(vsp: number): void {
     this.type[vsp] = VMEM_ALLOC;
     const P = this.pos;
-    const start = P[(vsp << 1) | START]!;
+    const start = P[(vsp << 2) | START]!;
     const h = this.hashIndex(start);
     const H = this.hashTable;
-    this.link[(vsp << 2) | KNEXT] = H[h]!;
+    this.link[(vsp << 3) | KNEXT] = H[h]!;
     H[h] = vsp;
     const c = this.ctr;
     c[C_ALLOC]!++;
-    c[C_INUSE]! += P[(vsp << 1) | END]! - start;
+    c[C_INUSE]! += P[(vsp << 2) | END]! - start;
     if (++this.hashCount >= this.hashGrowAt) this.hashRescale();
   }
 
@@ -2380,14 +2472,14 @@ export class Vmem {
     const H = this.hashTable, P = this.pos, L = this.link;
     let prev = NIL, steps = 0;
     let vsp = H[h]!;
-    while (vsp !== NIL && P[(vsp << 1) | START] !== addr) {
+    while (vsp !== NIL && P[(vsp << 2) | START] !== addr) {
       steps++;
       prev = vsp;
-      vsp = L[(vsp << 2) | KNEXT]!;
+      vsp = L[(vsp << 3) | KNEXT]!;
     }
-    if (vsp === NIL || P[(vsp << 1) | END]! - addr !== size) this.badFree(vsp, addr, size);
-    if (prev === NIL) H[h] = L[(vsp << 2) | KNEXT]!;
-    else L[(prev << 2) | KNEXT] = L[(vsp << 2) | KNEXT]!;
+    if (vsp === NIL || P[(vsp << 2) | END]! - addr !== size) this.badFree(vsp, addr, size);
+    if (prev === NIL) H[h] = L[(vsp << 3) | KNEXT]!;
+    else L[(prev << 3) | KNEXT] = L[(vsp << 3) | KNEXT]!;
     const c = this.ctr;
     c[C_LOOKUP]! += steps;
     c[C_FREE]!++;
@@ -2403,7 +2495,7 @@ export class Vmem {
   private hashFind(addr: number): number {
     const P = this.pos, L = this.link;
     let s = this.hashTable[this.hashIndex(addr)]!;
-    while (s !== NIL && P[(s << 1) | START] !== addr) s = L[(s << 2) | KNEXT]!;
+    while (s !== NIL && P[(s << 2) | START] !== addr) s = L[(s << 3) | KNEXT]!;
     return s;
   }
 
@@ -2428,9 +2520,9 @@ export class Vmem {
     for (let h = 0; h < oldSize; h++) {
       let s = old[h]!;
       while (s !== NIL) {
-        const next = this.link[(s << 2) | KNEXT]!;
-        const b = this.hashIndex(this.pos[(s << 1) | START]!);
-        this.link[(s << 2) | KNEXT] = this.hashTable[b]!;
+        const next = this.link[(s << 3) | KNEXT]!;
+        const b = this.hashIndex(this.pos[(s << 2) | START]!);
+        this.link[(s << 3) | KNEXT] = this.hashTable[b]!;
         this.hashTable[b] = s;
         s = next;
       }
@@ -2450,8 +2542,7 @@ export class Vmem {
   /** A copy of the whole arena state, to undo a sleeping request. */
   private saveState(): VmemState {
     return {
-      pos: this.pos.slice(),
-      link: this.link.slice(),
+      rows: this.pos.buffer.slice(0),
       type: this.type.slice(),
       imp: this.imp.slice(),
       hashTable: this.hashTable.slice(),
@@ -2473,8 +2564,8 @@ export class Vmem {
 
   /** Puts back a state saved by saveState. */
   private restoreState(st: VmemState): void {
-    this.pos = st.pos;
-    this.link = st.link;
+    this.pos = new Float64Array(st.rows);
+    this.link = new Int32Array(st.rows);
     this.type = st.type;
     this.imp = st.imp;
     this.hashTable = st.hashTable;

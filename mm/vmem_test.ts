@@ -128,6 +128,45 @@ test("the one-piece instant-fit and free paths decide as the general path does",
   assert.deepEqual(fast.stats, slow.stats);
 });
 
+test("the one-piece paths round sizes to every quantum as the general path does", () => {
+  // instantFit and xfreeInner round a size of at most 2^32 up to the quantum
+  // with integer masks; quanta of 2^32 and more, and larger sizes, take
+  // other branches. Arenas under fault injection (an mtbf that never
+  // strikes here) take the general path for both allocation and free.
+  const r = new Mulberry32(31);
+  for (const q of [1, 16, 4096, 2 ** 31, 2 ** 32, 2 ** 33]) {
+    const base = 2 ** 40, size = q <= 4096 ? 2 ** 36 : 2 ** 45;
+    const fast = Vmem.create("a", base, size, q);
+    const slow = Vmem.create("a", base, size, q);
+    slow.setMtbf(0xffffffff, 3);
+    const live: [number, number][] = [];
+    for (let step = 0; step < 600; step++) {
+      if (live.length === 0 || r.below(5) < 3) {
+        const kind = r.below(4);
+        const sz = kind === 0
+          ? r.below(64) + 1
+          : kind === 1
+          ? Math.max(q * (r.below(4) + 1) - r.below(2), 1)
+          : kind === 2
+          ? 2 ** 32 - r.below(3)
+          : r.below(2 ** 32) + 1 + (r.below(4) === 0 ? 2 ** 32 : 0);
+        const a = fast.alloc(sz, VM_NOSLEEP);
+        assert.equal(slow.alloc(sz, VM_NOSLEEP), a, `quantum ${q}, size ${sz}`);
+        if (a !== 0) live.push([a, sz]);
+      } else {
+        const [a, sz] = live.splice(r.below(live.length), 1)[0]!;
+        fast.free(a, sz);
+        slow.free(a, sz);
+      }
+      fast.check();
+      if (step % 50 === 0) assert.equal(fast.dump(), slow.dump(), `quantum ${q}`);
+    }
+    assert.ok(live.length > 0, `quantum ${q}`);
+    assert.equal(fast.dump(), slow.dump(), `quantum ${q}`);
+    assert.deepEqual(fast.stats, slow.stats);
+  }
+});
+
 test("the inline quantum-cache pop hands out what the cache's own path does", () => {
   // A sleeping request never takes the pop written out in alloc: it goes
   // through allocGeneral and allocInner to QuantumCache.alloc. In arenas
@@ -212,7 +251,9 @@ test("the written-out free and constrained search decide as the seed-shaped ones
           const sz = policy === VM_ENDALLOC ? Math.ceil(size / q) * q : size;
           return [v.alloc(sz, VM_NOSLEEP | policy), sz] as const;
         }
-        const align = q * 2 ** r.below(6);
+        // Now and then, in arena c, an align past 2^30: the search then
+        // takes its floating-point fit test rather than the integer one.
+        const align = i === 3 && r.below(4) === 0 ? 2 ** (29 + r.below(5)) : q * 2 ** r.below(6);
         const phase = r.below(3) === 0 ? q * r.below(align / q) : 0;
         let nocross = 0, minaddr = 0, maxaddr = 0;
         if (r.below(3) === 0) {
