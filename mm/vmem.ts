@@ -46,9 +46,9 @@
  * hot paths, a nosleep instant-fit allocation and a free, are each written
  * out in one function (the carve, the free-list moves and the hash steps
  * inline): under V8 every call that passes an address above 2^31 boxes it,
- * and the calls between the seed's small functions cost more than their
+ * and the calls between illumos's small functions cost more than their
  * work. `alloc` itself only holds the quantum-cache pop, so that callers
- * inline it. The general paths take the seed's steps one by one
+ * inline it. The general paths take illumos's steps one by one
  * (allocGeneral, allocInner and segAlloc; xallocSearchPlain; xfreePlain and
  * hashDelete): they serve every other request, and every request of an
  * arena under fault injection, and tests drive arenas down both ways to hold
@@ -61,10 +61,10 @@
  * vmem-churn 1.07x (Bun) and 1.12x (Deno).
  *
  * Sleeping requests. A request without VM_NOSLEEP may have to wait for a free
- * (`cv_wait` in the seed). The synchronous `alloc`/`xalloc` cannot wait:
+ * (`cv_wait` in illumos). The synchronous `alloc`/`xalloc` cannot wait:
  * they refuse with KernelError("WOULDBLOCK") and leave every arena as it was
  * (counters included); `allocWait`/`xallocWait` wait for a free, an import or
- * `wakeup()` and try again. To undo the few changes the seed makes before it
+ * `wakeup()` and try again. To undo the few changes illumos makes before it
  * waits (the next-fit rotor's step, a reap of quantum caches), a sleeping
  * request keeps a journal: counters are saved when an arena is first touched,
  * and the whole state of an arena is saved only once the request has passed
@@ -83,6 +83,7 @@
  */
 
 import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { highbit, isPow2, TWO32 } from "../machine/bits.ts";
 import { Mulberry32 } from "./random.ts";
 import { qcacheSlabSize, type QcacheState, type QcacheStats, QuantumCache } from "./vmem_qcache.ts";
 
@@ -192,10 +193,9 @@ const L_LOCKED = L_DEAD | L_WALK;
 const G_JOURNAL = 4;
 /** Requests wait on the arena: a free into a magazine must wake them too. */
 const G_WAIT = 8;
-/** Fault injection is on: every call takes the general, seed-shaped paths, where it strikes. */
+/** Fault injection is on: every call takes the general, illumos-shaped paths, where it strikes. */
 const G_PLAIN = 16;
 
-const TWO32 = 4294967296;
 /** The largest align and nocross whose fit tests are made on 32-bit integers. */
 const BITS_MAX = 2 ** 30;
 
@@ -212,18 +212,6 @@ const BITS_MAX = 2 ** 30;
  * lives past the synchronous call that wrote it.
  */
 const ADDR = new Float64Array(1);
-
-/** Position of the highest set bit plus one (`highbit`), 0 for 0; right for x < 2^64. */
-function highbit(x: number): number {
-  if (x < TWO32) return 32 - Math.clz32(x);
-  return 64 - Math.clz32(Math.floor(x / TWO32));
-}
-
-/** x is a power of two (x >= 1, integer). */
-function isP2(x: number): boolean {
-  if (x < TWO32) return (x & (x - 1)) === 0;
-  return x === 2 ** (highbit(x) - 1);
-}
 
 // Rounding to a power of two divides and takes the ceiling, which is exact
 // for a power of two, instead of taking a remainder: float `%` is a slow
@@ -345,6 +333,22 @@ class WouldBlock extends KernelError {
   }
 }
 
+/** What the arenas of a group share: the package shows only the group. */
+class GroupState {
+  /** The group's arenas that have quantum caches, oldest first. */
+  readonly qcacheArenas: Vmem[] = [];
+  /** Non-zero while a sleeping request of the group runs: its number. */
+  epoch = 0;
+  /** The number of the last sleeping request. */
+  seq = 0;
+  /** The running request passed a point whose changes need whole-state copies to undo. */
+  full = false;
+  /** The arenas the running request touched, in the order it touched them. */
+  readonly journaled: Vmem[] = [];
+}
+
+let stateOf: (group: VmemGroup) => GroupState;
+
 /**
  * The arenas of one kernel (or of any set of arenas that belong together):
  * what they share, and nothing outside the group touches. `kmem_reap` reaps
@@ -354,16 +358,11 @@ class WouldBlock extends KernelError {
  * given at creation; bare arenas share one default group.
  */
 export class VmemGroup {
-  /** @internal The group's arenas that have quantum caches, oldest first. */
-  readonly qcacheArenas: Vmem[] = [];
-  /** @internal Non-zero while a sleeping request of the group runs: its number. */
-  epoch = 0;
-  /** @internal The number of the last sleeping request. */
-  seq = 0;
-  /** @internal The running request passed a point whose changes need whole-state copies to undo. */
-  full = false;
-  /** @internal The arenas the running request touched, in the order it touched them. */
-  readonly journaled: Vmem[] = [];
+  readonly #state = new GroupState();
+
+  static {
+    stateOf = (group) => group.#state;
+  }
 }
 
 /** The group of arenas created with neither a group nor a source. */
@@ -385,7 +384,27 @@ interface Waiter {
   resolve: () => void;
 }
 
-/** A vmem arena. */
+/**
+ * A vmem arena.
+ *
+ * @example A heap: allocate by policy, with constraints, and free
+ * ```ts
+ * import { VM_BESTFIT, VM_NOSLEEP, Vmem, VMEM_ALLOC } from "./mod.ts";
+ *
+ * // A heap of 1 GiB at 0xc0000000 in 4 KiB pages, caching sizes up to 8 pages.
+ * const heap = Vmem.create("heap", 0xc000_0000, 2 ** 30, 4096, { qcacheMax: 8 * 4096 });
+ * const a = heap.alloc(3 * 4096, VM_NOSLEEP); // instant-fit, from a quantum cache; 0: no room
+ * const b = heap.alloc(100 * 4096, VM_NOSLEEP | VM_BESTFIT); // the smallest segment that fits
+ * // 64 KiB aligned on 64 KiB, crossing no 1 MiB line, below 0xc1000000.
+ * const c = heap.xalloc(65536, 65536, 0, 2 ** 20, 0, 0xc100_0000, VM_NOSLEEP);
+ * console.log(a.toString(16), b.toString(16), c.toString(16));
+ * console.log(heap.size(VMEM_ALLOC)); // bytes allocated, the caches' slabs included
+ * heap.free(a, 3 * 4096);
+ * heap.free(b, 100 * 4096);
+ * heap.xfree(c, 65536);
+ * heap.check(); // every invariant of the arena
+ * ```
+ */
 export class Vmem {
   /** Arena name. */
   readonly name: string;
@@ -404,6 +423,8 @@ export class Vmem {
   private gate = 0;
   /** The group the arena belongs to (its reap list and sleeping-request journal). */
   readonly group: VmemGroup;
+  /** The group's shared state (its reap list and journal). */
+  private readonly gs: GroupState;
   /** log2(quantum), at most 31: the quantum-cache index of a size below 2^31 by a shift. */
   private readonly qshift: number;
   /** qcacheMax, at most 2^31: the sizes the fast paths of alloc and free hand to a cache. */
@@ -474,6 +495,7 @@ export class Vmem {
   ) {
     this.name = name;
     this.group = group;
+    this.gs = stateOf(group);
     this.quantum = quantum;
     this.source = source;
     this.importFn = importFn;
@@ -513,8 +535,8 @@ export class Vmem {
         const size = (i + 1) * quantum;
         this.qcache.push(new QuantumCache(`${name}_${size}`, size, quantum, slabsize, src));
       }
-      group.qcacheArenas.push(this);
-      if (group.epoch !== 0) this.gate |= G_JOURNAL;
+      this.gs.qcacheArenas.push(this);
+      if (this.gs.epoch !== 0) this.gate |= G_JOURNAL;
     }
   }
 
@@ -530,13 +552,14 @@ export class Vmem {
     base: number,
     size: number,
     quantum: number,
-    opts: VmemCreateOptions = {},
+    opts?: VmemCreateOptions,
   ): Vmem {
+    if (opts === undefined) opts = {};
     if (typeof name !== "string") {
       throw new KernelError("EINVAL", `name must be a string, got ${describe(name)}`);
     }
     checkInteger("quantum", quantum, 1);
-    if (!isP2(quantum)) {
+    if (!isPow2(quantum)) {
       throw new KernelError("EINVAL", `quantum must be a power of two, got ${quantum}`);
     }
     checkInteger("base", base);
@@ -634,7 +657,7 @@ export class Vmem {
         );
       }
     }
-    if (this.group.epoch !== 0) this.journal();
+    if (this.gs.epoch !== 0) this.journal();
     this.populate();
     this.spanCreate(base, size, 0);
   }
@@ -698,7 +721,7 @@ export class Vmem {
     if (
       m === size - 1 && !(m < this.qcacheMax) &&
       (vmflag & (~VM_KMFLAGS | VM_NOSLEEP)) === VM_NOSLEEP &&
-      (vmflag | 0) === vmflag && (this.gate | this.group.epoch) === 0
+      (vmflag | 0) === vmflag && (this.gate | this.gs.epoch) === 0
     ) {
       this.instantFit(size, m, vmflag);
     } else {
@@ -720,7 +743,7 @@ export class Vmem {
         `instant-fit end allocation of ${size}, not a multiple of quantum ${this.quantum}`,
       );
     }
-    if (this.group.epoch !== 0) {
+    if (this.gs.epoch !== 0) {
       this.journal();
       this.allocInner(size, vmflag);
       return;
@@ -732,9 +755,9 @@ export class Vmem {
     Vmem.beginJournal(this);
     try {
       this.allocInner(size, vmflag);
-      Vmem.commitJournal(this.group);
+      Vmem.commitJournal(this.gs);
     } catch (e) {
-      Vmem.rollbackJournal(this.group);
+      Vmem.rollbackJournal(this.gs);
       throw e;
     }
   }
@@ -756,7 +779,7 @@ export class Vmem {
   ): number {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     const a = this.checkXalloc(size, align, phase, nocross, minaddr, maxaddr, vmflag);
-    if (this.group.epoch !== 0) {
+    if (this.gs.epoch !== 0) {
       this.journal();
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
       return ADDR[0]!;
@@ -768,10 +791,10 @@ export class Vmem {
     Vmem.beginJournal(this);
     try {
       this.xallocInner(size, a, phase, nocross, minaddr, maxaddr, vmflag);
-      Vmem.commitJournal(this.group);
+      Vmem.commitJournal(this.gs);
       return ADDR[0]!;
     } catch (e) {
-      Vmem.rollbackJournal(this.group);
+      Vmem.rollbackJournal(this.gs);
       throw e;
     }
   }
@@ -828,7 +851,7 @@ export class Vmem {
    * segment, and the refusal then says which (EINVAL, not BADFREE).
    */
   private freeRequest(addr: number, size: number): void {
-    if ((this.gate | this.group.epoch) === 0 && !(size - 1 < this.qcacheMax)) {
+    if ((this.gate | this.gs.epoch) === 0 && !(size - 1 < this.qcacheMax)) {
       ADDR[0] = addr;
       this.xfreeInner(size);
     } else {
@@ -840,7 +863,7 @@ export class Vmem {
   private freeGeneral(addr: number, size: number): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
-    if (this.group.epoch !== 0) this.journal();
+    if (this.gs.epoch !== 0) this.journal();
     if (size - 1 < this.qcacheMax) {
       (this.qcache as QuantumCache[])[((size - 1) * this.invQuantum) | 0]!.free(addr);
       // A buffer in a magazine is room for requests of its size.
@@ -855,7 +878,7 @@ export class Vmem {
   xfree(addr: number, size: number): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
     checkFreeArgs(addr, size);
-    if (this.group.epoch !== 0) this.journal();
+    if (this.gs.epoch !== 0) this.journal();
     ADDR[0] = addr;
     this.xfreeAt(size);
   }
@@ -968,10 +991,10 @@ export class Vmem {
         `arena '${this.name}' is the source of ${this.children} live arena(s)`,
       );
     }
-    if (this.group.epoch !== 0) this.journal();
+    if (this.gs.epoch !== 0) this.journal();
     if (this.qcache !== null) {
       for (const qc of this.qcache) qc.purge();
-      const list = this.group.qcacheArenas;
+      const list = this.gs.qcacheArenas;
       list.splice(list.indexOf(this), 1);
     }
     const leaked = this.ctr[C_INUSE]!;
@@ -996,7 +1019,7 @@ export class Vmem {
    * `vmem_mtbf` for this arena: a nosleep allocation fails when a draw of a
    * Mulberry32 generator seeded with `seed` is a multiple of `mtbf` (about
    * once every `mtbf` calls). 0 turns it off. While it is on, every call
-   * takes the general, seed-shaped paths.
+   * takes the general, illumos-shaped paths.
    */
   setMtbf(mtbf: number, seed: number): void {
     checkInteger("mtbf", mtbf, 0, 0xffffffff);
@@ -1010,7 +1033,7 @@ export class Vmem {
   /** Empties the depots of this arena's quantum caches (`vmem_qcache_reap`). */
   reap(): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
-    if (this.group.epoch !== 0) this.journal();
+    if (this.gs.epoch !== 0) this.journal();
     this.reapQcaches();
   }
 
@@ -1352,7 +1375,7 @@ export class Vmem {
 
   /** Records this arena in the journal of the running sleeping request. */
   private journal(): void {
-    const g = this.group;
+    const g = this.gs;
     if (this.jSeen !== g.epoch) {
       this.jSeen = g.epoch;
       this.jCtr.set(this.ctr);
@@ -1364,12 +1387,12 @@ export class Vmem {
 
   /** From here on, changes of the running sleeping request need whole-state copies to undo. */
   private journalFull(): void {
-    if (this.group.epoch === 0) return;
-    this.group.full = true;
+    if (this.gs.epoch === 0) return;
+    this.gs.full = true;
     this.journal();
   }
 
-  /** Refuses what the seed would panic on in vmem_xalloc's arguments. */
+  /** Refuses what illumos would panic on in vmem_xalloc's arguments. */
   private checkXalloc(
     size: number,
     align: number,
@@ -1394,7 +1417,7 @@ export class Vmem {
     if (nocross !== 0 && (a > nocross || roundup(phase + size, a) > nocross)) {
       throw badXalloc(size, align, phase, nocross, "overconstrained allocation");
     }
-    if (phase >= a || !isP2(a) || (nocross !== 0 && !isP2(nocross))) {
+    if (phase >= a || !isPow2(a) || (nocross !== 0 && !isPow2(nocross))) {
       throw badXalloc(size, align, phase, nocross, "parameters inconsistent or invalid");
     }
     if (maxaddr !== 0 && minaddr > maxaddr) {
@@ -1513,7 +1536,7 @@ export class Vmem {
     return (this.mtbfRandom as Mulberry32).next() % this.mtbf === 0;
   }
 
-  // ---- Internals: allocation paths (the seed's functions) ----
+  // ---- Internals: allocation paths (illumos's functions) ----
 
   /** `vmem_alloc` after validation; the address (0 on failure) is left in ADDR. */
   private allocInner(size: number, vmflag: number): void {
@@ -1537,7 +1560,7 @@ export class Vmem {
     }
     if (this.nsegFree < MINFREE) this.populate();
     let flist: number;
-    if (isP2(size)) flist = this.firstList(highbit(size) - 1);
+    if (isPow2(size)) flist = this.firstList(highbit(size) - 1);
     else flist = this.firstList(highbit(size));
     if (flist < 0) {
       this.xallocInner(size, this.quantum, 0, 0, 0, 0, vmflag);
@@ -1663,7 +1686,7 @@ export class Vmem {
       if (vsp === ROTOR) {
         if ((vmflag & VM_NOSLEEP) === 0) {
           if (this.importFn === null) {
-            // Without a source the seed steps the rotor and waits unless
+            // Without a source illumos steps the rotor and waits unless
             // that step frees room: decide it before changing anything.
             if (!this.rotorStepFits(size)) throw new WouldBlock(this);
           } else {
@@ -1701,7 +1724,7 @@ export class Vmem {
 
   /** `vmem_canalloc`. */
   private canalloc(size: number): boolean {
-    return (isP2(size) ? this.firstList(highbit(size) - 1) : this.firstList(highbit(size))) >= 0;
+    return (isPow2(size) ? this.firstList(highbit(size) - 1) : this.firstList(highbit(size))) >= 0;
   }
 
   /** `vmem_xalloc` after validation (`align` already defaulted); the address (0 on failure) is left in ADDR. */
@@ -1725,7 +1748,7 @@ export class Vmem {
     let vbest = NIL;
     let addr = 0;
     let xvaddr = 0, xsize = 0;
-    const pow2 = isP2(size);
+    const pow2 = isPow2(size);
     for (;;) {
       if (this.nsegFree < MINFREE) this.populate();
       let flist: number;
@@ -1794,7 +1817,7 @@ export class Vmem {
   }
 
   /**
-   * vmem_xalloc's search of the free lists from `vsp` on, as the seed
+   * vmem_xalloc's search of the free lists from `vsp` on, as illumos
    * writes it (each P2 macro a division): the segment to allocate from (NIL:
    * none), its address left in ADDR. The general path, for arenas under
    * fault injection, and the plain one that xallocSearch is tested against.
@@ -1856,7 +1879,7 @@ export class Vmem {
    * visited and chosen, with each division by a power of two (align,
    * nocross) a multiplication by its exact reciprocal, and a segment whose
    * usable part is shorter than `size` passed over before any alignment
-   * sum (the seed's limit tests are that test's special cases). An align
+   * sum (illumos's limit tests are that test's special cases). An align
    * and a nocross of at most 2^30 go to {@link xallocSearchBits} instead.
    */
   private xallocSearch(
@@ -2014,7 +2037,7 @@ export class Vmem {
    * gave this arena more free space, in which case the search is retried.
    */
   private reapForRoom(): boolean {
-    const arenas = this.group.qcacheArenas;
+    const arenas = this.gs.qcacheArenas;
     if (arenas.length === 0) return false;
     const ident = this.cflags & VMC_IDENTIFIER;
     const before = this.ctr[C_TOTAL]! - this.ctr[C_INUSE]!;
@@ -2139,7 +2162,7 @@ export class Vmem {
 
   /**
    * `vmem_xfree` of the segment at ADDR: written out (xfreeInner) when the
-   * gate is open, else as the seed writes it (xfreePlain).
+   * gate is open, else as illumos writes it (xfreePlain).
    */
   private xfreeAt(size: number): void {
     if (this.gate === 0) this.xfreeInner(size);
@@ -2147,7 +2170,7 @@ export class Vmem {
   }
 
   /**
-   * `vmem_xfree` after argument checks, step by step as the seed has it
+   * `vmem_xfree` after argument checks, step by step as illumos has it
    * (vmem_hash_delete, coalescing through freelistDelete and segDestroy,
    * then the source or freelistInsert): the general path, for arenas under
    * fault injection and frees while a request sleeps or waits, and the
@@ -2500,10 +2523,10 @@ export class Vmem {
   }
 
   /**
-   * `vmem_hash_rescale`, resized by factors of 4 or more as the seed does,
-   * but to about two buckets per allocated segment where the seed has one:
+   * `vmem_hash_rescale`, resized by factors of 4 or more as illumos does,
+   * but to about two buckets per allocated segment where illumos has one:
    * a free's chain walk visits segments at random (cache misses), and with
-   * the seed's sizing vmem-churn ran 14% (Deno) and 12% (Bun) slower. Which
+   * illumos's sizing vmem-churn ran 14% (Deno) and 12% (Bun) slower. Which
    * bucket holds a segment decides nothing but the lookup counter.
    */
   private hashRescale(): void {
@@ -2585,7 +2608,7 @@ export class Vmem {
 
   /** Starts the journal of a sleeping request made to `vmp`. */
   private static beginJournal(vmp: Vmem): void {
-    const g = vmp.group;
+    const g = vmp.gs;
     g.epoch = ++g.seq;
     g.full = false;
     const qa = g.qcacheArenas;
@@ -2594,7 +2617,7 @@ export class Vmem {
   }
 
   /** Ends a sleeping request of group `g` that succeeded. */
-  private static commitJournal(g: VmemGroup): void {
+  private static commitJournal(g: GroupState): void {
     const list = g.journaled;
     for (let i = 0; i < list.length; i++) list[i]!.jState = null;
     list.length = 0;
@@ -2602,7 +2625,7 @@ export class Vmem {
   }
 
   /** Ends a refused sleeping request of group `g`: every arena it touched goes back as it was. */
-  private static rollbackJournal(g: VmemGroup): void {
+  private static rollbackJournal(g: GroupState): void {
     const list = g.journaled;
     for (let i = list.length - 1; i >= 0; i--) {
       const vmp = list[i]!;
@@ -2615,7 +2638,7 @@ export class Vmem {
   }
 
   /** No sleeping request of group `g` runs any more: its quantum-cache fast paths open again. */
-  private static endJournal(g: VmemGroup): void {
+  private static endJournal(g: GroupState): void {
     g.epoch = 0;
     g.full = false;
     const qa = g.qcacheArenas;

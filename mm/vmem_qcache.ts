@@ -57,6 +57,7 @@
  */
 
 import { describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { highbit } from "../machine/bits.ts";
 
 /** What a quantum cache needs from its arena: slab-sized allocations. */
 export interface SlabSource {
@@ -105,20 +106,12 @@ const B_NONE = 0;
 const B_SLAB = 1;
 const B_OUT = 2;
 
-const TWO32 = 4294967296;
-
 /** kmem's magazine types: (magsize, largest chunk size that still gets it). */
 function magazineSize(chunksize: number): number {
   if (chunksize > 3200) return 1;
   if (chunksize > 256) return 3;
   if (chunksize > 64) return 7;
   return 15;
-}
-
-/** Position of the highest set bit plus one (0 for 0); exact for x < 2^64. */
-function highbit(x: number): number {
-  if (x < TWO32) return 32 - Math.clz32(x);
-  return 64 - Math.clz32(Math.floor(x / TWO32));
 }
 
 /**
