@@ -87,6 +87,28 @@ export function checkInteger(
   return value;
 }
 
+/**
+ * Refuses (EINVAL) a span no arena of either flavor takes: `base` not an
+ * integer of at least `minBase`, `size` not a positive integer, an end past
+ * `2^53 - 1`, or either not a multiple of `quantum`.
+ */
+export function checkSpan(base: number, size: number, quantum: number, minBase: number): void {
+  checkInteger("base", base, minBase);
+  checkInteger("size", size, 1);
+  if (base + size > MAX_ADDR) {
+    throw new KernelError(
+      "EINVAL",
+      `span [${describe(base)}, +${describe(size)}) ends past 2^53 - 1`,
+    );
+  }
+  if (base % quantum !== 0 || size % quantum !== 0) {
+    throw new KernelError(
+      "EINVAL",
+      `span [${describe(base)}, +${describe(size)}) is not aligned to quantum ${quantum}`,
+    );
+  }
+}
+
 /** Returns `value` when it is a power of two (an integer), else throws `EINVAL`. */
 export function checkPowerOfTwo(name: string, value: unknown): number {
   const v = checkInteger(name, value, 1);

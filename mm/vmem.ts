@@ -82,7 +82,7 @@
  * @module
  */
 
-import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { checkInteger, checkSpan, describe, KernelError, MAX_ADDR } from "./errors.ts";
 import { highbit, isPow2, TWO32 } from "../machine/bits.ts";
 import { Mulberry32 } from "./random.ts";
 import { qcacheSlabSize, type QcacheState, type QcacheStats, QuantumCache } from "./vmem_qcache.ts";
@@ -624,7 +624,7 @@ export class Vmem {
         `arena '${name}' and its source '${source.name}' must be in one group`,
       );
     }
-    if (base !== 0 || size !== 0) checkSpan(base, size, quantum);
+    if (base !== 0 || size !== 0) checkSpan(base, size, quantum, 1);
     const importFn = source === null ? null : opts.importFn ?? defaultImport;
     const releaseFn = source === null
       ? null
@@ -646,7 +646,7 @@ export class Vmem {
    */
   add(base: number, size: number): void {
     if ((this.gate & L_LOCKED) !== 0) this.refuseLocked();
-    checkSpan(base, size, this.quantum);
+    checkSpan(base, size, this.quantum, 1);
     for (let s = this.link[(SEG0 << 3) | KNEXT]!; s !== SEG0; s = this.link[(s << 3) | KNEXT]!) {
       if (base < this.pos[(s << 2) | END]! && this.pos[(s << 2) | START]! < base + size) {
         throw new KernelError(
@@ -2647,23 +2647,6 @@ export class Vmem {
 }
 
 // ---- Module helpers ----
-
-function checkSpan(base: number, size: number, quantum: number): void {
-  checkInteger("base", base, 1);
-  checkInteger("size", size, 1);
-  if (base + size > MAX_ADDR) {
-    throw new KernelError(
-      "EINVAL",
-      `span [${describe(base)}, +${describe(size)}) ends past 2^53 - 1`,
-    );
-  }
-  if (base % quantum !== 0 || size % quantum !== 0) {
-    throw new KernelError(
-      "EINVAL",
-      `span [${describe(base)}, +${describe(size)}) is not aligned to quantum ${quantum}`,
-    );
-  }
-}
 
 /** The EINVAL of a refused xalloc (its message is built only when one is thrown). */
 function badXalloc(

@@ -77,7 +77,7 @@
  */
 
 import { highbit as flsl, isPow2, TWO32 } from "../machine/bits.ts";
-import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
+import { checkInteger, checkSpan, describe, KernelError, MAX_ADDR } from "./errors.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
 import { WaitQueue } from "./waitq.ts";
 import {
@@ -368,7 +368,7 @@ export class VmemFreeBSD {
     }
     checkInteger("base", base);
     checkInteger("size", size);
-    if (size !== 0) checkSpan(base, size, quantum);
+    if (size !== 0) checkSpan(base, size, quantum, 0);
     const qcacheMax = checkInteger("qcacheMax", opts.qcacheMax ?? 0);
     if (qcacheMax % quantum !== 0) {
       throw new KernelError(
@@ -533,7 +533,7 @@ export class VmemFreeBSD {
     this.enter();
     checkInteger("base", base);
     checkInteger("size", size, 1);
-    checkSpan(base, size, this.quantum);
+    checkSpan(base, size, this.quantum, 0);
     this.checkNoOverlap([base, size], false, "a related arena");
     if (this.npool < BT_MAXALLOC) this.grow(2 * this.cap);
     this.add1(base, size, BT_SPAN_STATIC);
@@ -1926,21 +1926,6 @@ export class VmemFreeBSD {
  */
 function defaultRelease(source: VmemFreeBSD, addr: number, size: number): void {
   source.free(addr, size);
-}
-
-function checkSpan(base: number, size: number, quantum: number): void {
-  if (base + size > MAX_ADDR) {
-    throw new KernelError(
-      "EINVAL",
-      `span [${describe(base)}, +${describe(size)}) ends past 2^53 - 1`,
-    );
-  }
-  if (base % quantum !== 0 || size % quantum !== 0) {
-    throw new KernelError(
-      "EINVAL",
-      `span [${describe(base)}, +${describe(size)}) is not aligned to quantum ${quantum}`,
-    );
-  }
 }
 
 /** Refuses (EINVAL) an xalloc FreeBSD asserts against; the general form of request's test. */
