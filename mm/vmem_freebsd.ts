@@ -128,6 +128,16 @@ const BT_BUSY = 4;
 /** An allocated segment a quantum cache holds. */
 const BT_CACHED = 5;
 
+/**
+ * `roundup2(size, q)` for a power-of-two quantum `q` whose reciprocal is
+ * `invQ`: with a 32-bit mask while the sum fits, which costs less than a
+ * division and a ceiling.
+ */
+function roundup2(size: number, q: number, invQ: number): number {
+  const t = size + q - 1;
+  return t <= 0x7fffffff ? t & -q : Math.ceil(size * invQ) * q;
+}
+
 /** `SIZE2ORDER` of a size in quanta (>= 1). */
 function order(qsize: number): number {
   if (qsize <= 32) return qsize - 1;
@@ -1245,7 +1255,7 @@ export class VmemFreeBSD {
    */
   private allocPlain(size0: number, flags: number): void {
     const q = this.quantum;
-    const size = Math.ceil(size0 * this.invQuantum) * q;
+    const size = roundup2(size0, q, this.invQuantum);
     const qsize = size * this.invQuantum;
     const strat = flags & M_FIRSTFIT;
     let first = order(qsize);
@@ -1533,7 +1543,7 @@ export class VmemFreeBSD {
     }
     const bsize = bt === NIL ? 0 : S[2 * bt + 1]!;
     if (
-      bt === NIL || T[bt] !== BT_BUSY || Math.ceil(size * this.invQuantum) * this.quantum !== bsize
+      bt === NIL || T[bt] !== BT_BUSY || roundup2(size, this.quantum, this.invQuantum) !== bsize
     ) {
       this.badFree(bt, size);
     }

@@ -658,3 +658,32 @@ test("random requests over an import chain keep every invariant", () => {
   assert.equal(a.size(VMEM_ALLOC | VMEM_FREE), 0, "every import went back");
   assert.equal(s.size(VMEM_ALLOC), 0);
 });
+
+test("vmem_freebsd: sizes round up to the quantum on the 32-bit path and past it alike", () => {
+  const r = new Mulberry32(11);
+  for (const k of [0, 3, 9, 12, 20, 30, 31, 32, 33]) {
+    const q = 2 ** k;
+    const vm = VmemFreeBSD.create("round", q, q * 2 ** 16, q);
+    for (let i = 0; i < 300; i++) {
+      // Sizes on both sides of 2^31 - q, where the mask stops and the division takes over.
+      const size = i % 3 === 0
+        ? 1 + r.below(4 * q)
+        : i % 3 === 1
+        ? 2 ** 31 - q + r.below(2 * q + 1) - q / 2 || 1
+        : 1 + r.below(2 ** 20);
+      if (size < 1 || !Number.isInteger(size)) continue;
+      const before = vm.size(VMEM_ALLOC);
+      const addr = vm.alloc(size, M_NOWAIT | M_FIRSTFIT);
+      if (addr < 0) continue;
+      const rounded = Math.ceil(size / q) * q;
+      assert.equal(vm.size(VMEM_ALLOC) - before, rounded, `quantum 2^${k}, size ${size}`);
+      vm.check();
+      // A size that rounds the same frees it; one that rounds otherwise is refused.
+      if (rounded > q) {
+        assert.throws(() => vm.free(addr, rounded - q), KernelError, `2^${k} ${size}`);
+      }
+      vm.free(addr, size);
+      assert.equal(vm.size(VMEM_ALLOC), before);
+    }
+  }
+});
