@@ -22,6 +22,27 @@ export function refusal(fn: () => unknown): string {
   assert.fail("no error thrown");
 }
 
+/** The code of `e` when it is a KernelError, else `e` as a string (for `assert.throws` predicates). */
+export function errorCode(e: unknown): string {
+  return e instanceof KernelError ? e.code : String(e);
+}
+
+/**
+ * Checks that `fn` is refused with code `want` and that it changed nothing:
+ * `state` of each of `objs` is as before, and each passes its check().
+ */
+export function refusedUnchanged<T extends { check(): void }>(
+  want: string,
+  fn: () => unknown,
+  state: (o: T) => unknown,
+  objs: readonly T[],
+): void {
+  const before = objs.map(state);
+  assert.equal(refusal(fn), want);
+  assert.deepEqual(objs.map(state), before);
+  for (const o of objs) o.check();
+}
+
 /** An output line with an error's message left out: error lines compare by code alone. */
 export function byCode(line: string): string {
   const m = /^\{"error":"([^"]*)"/.exec(line);

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { describe, KernelError } from "./errors.ts";
+import { errorCode, refusedUnchanged } from "./_test_util.ts";
+import { describe } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
 import {
@@ -34,19 +35,9 @@ function state(vm: VmemFreeBSD): unknown {
   };
 }
 
-function code(e: unknown): string {
-  return e instanceof KernelError ? e.code : String(e);
-}
-
 /** Runs `fn`, which must throw a KernelError with `want`, and checks that nothing changed. */
 function refused(want: string, fn: () => unknown, ...arenas: VmemFreeBSD[]): void {
-  const before = arenas.map(state);
-  assert.throws(fn, (e: unknown) => {
-    assert.equal(code(e), want, String(e));
-    return true;
-  });
-  assert.deepEqual(arenas.map(state), before);
-  for (const a of arenas) a.check();
+  refusedUnchanged(want, fn, state, arenas);
 }
 
 /** The quantum cache of `size` of `vm`, as its stats say. */
@@ -107,7 +98,7 @@ test("create refuses a qcacheMax that is no integer multiple of the quantum in [
     assert.throws(
       // deno-lint-ignore no-explicit-any
       () => VmemFreeBSD.create("a", 0, 4096, 16, { qcacheMax: v as any }),
-      (e) => code(e) === "EINVAL" && String(e).includes("qcacheMax"),
+      (e) => errorCode(e) === "EINVAL" && String(e).includes("qcacheMax"),
       describe(v),
     );
   }
@@ -285,7 +276,7 @@ test("a sleeping request keeps a drain that gave a span back through a custom re
   assert.equal(live, 3);
   // Two pages are to be had nowhere: the import fails, the drain gives B's
   // span back to s (its release cannot be undone), and the request would wait.
-  assert.throws(() => a.alloc(2 * P, M_WAITOK), (e) => code(e) === "WOULDBLOCK");
+  assert.throws(() => a.alloc(2 * P, M_WAITOK), (e) => errorCode(e) === "WOULDBLOCK");
   assert.equal(live, 2);
   assert.equal(cache(a, P).releases, 1);
   assert.equal(s.size(VMEM_ALLOC), 2 * P);
@@ -332,7 +323,7 @@ test("destroy gives back what the caches hold first, then refuses while anything
   const x = a.alloc(100, M_NOWAIT);
   const y = a.alloc(1000, M_NOWAIT);
   assert.equal(cache(a, 112).cached, 124);
-  assert.throws(() => a.destroy(), (e) => code(e) === "EBUSY");
+  assert.throws(() => a.destroy(), (e) => errorCode(e) === "EBUSY");
   assert.equal(a.destroyed, false);
   assert.equal(a.size(VMEM_ALLOC), 112 + 1008);
   assert.equal(cache(a, 112).cached, 0);
@@ -364,7 +355,7 @@ test("check() finds a broken quantum cache", () => {
   const saved = z.allocBucket.slice();
   for (const [corrupt, mend] of cases) {
     corrupt();
-    assert.throws(() => a.check(), (e) => code(e) === "CORRUPT");
+    assert.throws(() => a.check(), (e) => errorCode(e) === "CORRUPT");
     mend();
     z.allocBucket.set(saved);
     a.check();
@@ -417,7 +408,7 @@ test("random requests over caches and an import chain keep every invariant and t
         live.splice(i, 1);
       }
     } catch (e) {
-      if (code(e) !== "WOULDBLOCK") throw e;
+      if (errorCode(e) !== "WOULDBLOCK") throw e;
     }
     for (const c of arenas) c.check();
     // The shadow: what clients hold never overlaps, lies in an allocated
@@ -499,7 +490,7 @@ test("what a tracer sees replays on arenas without caches to the same addresses 
           run.a.free(addr, size);
         }
       } catch (e) {
-        if (code(e) !== "WOULDBLOCK") throw e;
+        if (errorCode(e) !== "WOULDBLOCK") throw e;
         waits++;
       }
       // The replay catches up with what was traced.

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { errorCode, refusedUnchanged } from "./_test_util.ts";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
@@ -31,19 +32,9 @@ function state(vm: VmemFreeBSD): unknown {
   };
 }
 
-function code(e: unknown): string {
-  return e instanceof KernelError ? e.code : String(e);
-}
-
 /** Runs `fn`, which must throw a KernelError with `want`, and checks that nothing changed. */
 function refused(want: string, fn: () => unknown, ...arenas: VmemFreeBSD[]): void {
-  const before = arenas.map(state);
-  assert.throws(fn, (e: unknown) => {
-    assert.equal(code(e), want, String(e));
-    return true;
-  });
-  assert.deepEqual(arenas.map(state), before);
-  for (const a of arenas) a.check();
+  refusedUnchanged(want, fn, state, arenas);
 }
 
 /** The layout of the reference's first samples: holes of 40 and 50 units, the 50 freed last. */
@@ -272,7 +263,7 @@ test("custom import and release functions replace the source's alloc and free", 
   assert.deepEqual(log, [`import 8192 ${M_NOWAIT | M_FIRSTFIT}`, `release ${1 << 20} 8192`]);
   // An import function must hand back a quantum-aligned span.
   const b = VmemFreeBSD.create("b", 0, 0, 16, { source: s, importFn: () => 8 });
-  assert.throws(() => b.alloc(16, M_NOWAIT), (e) => code(e) === "EINVAL");
+  assert.throws(() => b.alloc(16, M_NOWAIT), (e) => errorCode(e) === "EINVAL");
   // Without a release function imported spans stay.
   const c = VmemFreeBSD.create("c", 0, 0, 16, { source: s, releaseFn: null });
   c.free(c.alloc(16, M_NOWAIT), 16);
@@ -321,7 +312,7 @@ test("destroy is refused while anything is allocated or imports from the arena",
   assert.equal(a.destroyed, true);
   assert.equal(s.destroy(), 0);
   for (const fn of [() => a.alloc(16, M_NOWAIT), () => a.free(p, 16), () => a.size(VMEM_FREE)]) {
-    assert.throws(fn, (e) => code(e) === "EINVAL");
+    assert.throws(fn, (e) => errorCode(e) === "EINVAL");
   }
 });
 
@@ -375,7 +366,7 @@ test("create refuses bad names, quanta, spans, options and sources", () => {
     assert.throws(
       // deno-lint-ignore no-explicit-any
       () => VmemFreeBSD.create(name as any, base as any, size as any, quantum as any, opts as any),
-      (e) => code(e) === "EINVAL",
+      (e) => errorCode(e) === "EINVAL",
       `create(${String(name)}, ${String(base)}, ${String(size)}, ${String(quantum)})`,
     );
   }
@@ -462,7 +453,7 @@ test("a sleeping request that would wait is refused with WOULDBLOCK and undone, 
   // Imports every free page of the source, fits nowhere, then would wait in the source.
   assert.throws(
     () => a.xalloc(16, 0, 0, 0, 1 << 30, 0, M_WAITOK),
-    (e) => code(e) === "WOULDBLOCK",
+    (e) => errorCode(e) === "WOULDBLOCK",
   );
   assert.deepEqual([state(a), state(s)], before);
   // The same state decides the same way as before: the next import is the one after `other`.
@@ -489,7 +480,7 @@ test("a sleeping request gives back what custom functions imported before it wou
   });
   assert.throws(
     () => a.xalloc(16, 0, 0, 0, 1 << 30, 0, M_WAITOK),
-    (e) => code(e) === "WOULDBLOCK",
+    (e) => errorCode(e) === "WOULDBLOCK",
   );
   assert.equal(live, 0);
   assert.deepEqual(segs(a), []);
@@ -511,7 +502,7 @@ test("a reclaim callback's changes stay when a sleeping request is refused", () 
   // search fails again and the request would wait: the free is not undone.
   assert.throws(
     () => a.xalloc(16, 0, 0, 0, 1 << 30, 0, M_WAITOK),
-    (e) => code(e) === "WOULDBLOCK",
+    (e) => errorCode(e) === "WOULDBLOCK",
   );
   assert.equal(freed, true);
   assert.equal(a.size(VMEM_ALLOC), 0);
@@ -543,15 +534,18 @@ test("allocWait cancelled by a signal rejects with ECANCELED and leaves the aren
   const ac = new AbortController();
   const p = a.xallocWait(16, 0, 0, 0, 0, 0, M_WAITOK, ac.signal);
   ac.abort();
-  await assert.rejects(p, (e) => code(e) === "ECANCELED");
+  await assert.rejects(p, (e) => errorCode(e) === "ECANCELED");
   assert.deepEqual(state(a), before);
   assert.equal(await a.allocWait(16, M_NOWAIT), -1, "M_NOWAIT does not wait");
   // The waiting forms check their arguments as the others do.
   // deno-lint-ignore no-explicit-any
   const A = a as any;
   for (const v of HOSTILE) {
-    await assert.rejects(A.allocWait(v, M_WAITOK), (e) => code(e) === "EINVAL");
-    await assert.rejects(A.xallocWait(16, v, 0, 0, 0, 0, M_WAITOK), (e) => code(e) === "EINVAL");
+    await assert.rejects(A.allocWait(v, M_WAITOK), (e) => errorCode(e) === "EINVAL");
+    await assert.rejects(
+      A.xallocWait(16, v, 0, 0, 0, 0, M_WAITOK),
+      (e) => errorCode(e) === "EINVAL",
+    );
   }
   assert.deepEqual(state(a), before);
 });
@@ -579,7 +573,7 @@ test("a request waiting in its source is woken by frees there and by wakeup()", 
   const d = VmemFreeBSD.create("d", 0, 0, 16);
   const w = d.allocWait(16, M_WAITOK);
   d.destroy();
-  await assert.rejects(w, (e) => code(e) === "EINVAL");
+  await assert.rejects(w, (e) => errorCode(e) === "EINVAL");
 });
 
 // ---- Invariants ----
@@ -598,12 +592,12 @@ test("check() finds a broken invariant", () => {
   for (const corrupt of cases) {
     A.ss = saved.slice();
     corrupt(A.ss);
-    assert.throws(() => a.check(), (e) => code(e) === "CORRUPT");
+    assert.throws(() => a.check(), (e) => errorCode(e) === "CORRUPT");
   }
   A.ss = saved;
   a.check();
   A.fm1 ^= 1;
-  assert.throws(() => a.check(), (e) => code(e) === "CORRUPT");
+  assert.throws(() => a.check(), (e) => errorCode(e) === "CORRUPT");
 });
 
 test("random requests over an import chain keep every invariant", () => {
@@ -640,7 +634,7 @@ test("random requests over an import chain keep every invariant", () => {
         live.splice(i, 1);
       }
     } catch (e) {
-      if (code(e) !== "WOULDBLOCK" && code(e) !== "EINVAL") throw e;
+      if (errorCode(e) !== "WOULDBLOCK" && errorCode(e) !== "EINVAL") throw e;
     }
     for (const c of arenas) c.check();
   }
