@@ -9,7 +9,8 @@
  */
 
 import process from "node:process";
-import { type BootOptions, parseBootArgs, USAGE, UsageError } from "./options.ts";
+import { parseBootArgs, USAGE, UsageError } from "./options.ts";
+import type { BootOptions } from "./boot_options.ts";
 import { formatSummary, run, runJson } from "./run.ts";
 import { checkOutputs, OutputError, writeOutput } from "../mm/cli_files.ts";
 

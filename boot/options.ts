@@ -20,21 +20,6 @@ import {
   WORKLOADS,
 } from "./boot_options.ts";
 
-export {
-  type BootOptions,
-  type DeviceName,
-  DEVICES,
-  type PhysSegName,
-  PHYSSEGS,
-  POLICIES,
-  type PolicyName,
-  type PresetName,
-  PRESETS,
-  VMEM_FLAVORS,
-  type WorkloadName,
-  WORKLOADS,
-} from "./boot_options.ts";
-
 /** A bad command line: the message names the flag and the value. */
 export class UsageError extends Error {
   /** Creates the error with a one-line message. */

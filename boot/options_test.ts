@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseBootArgs, parseSize, POLICIES, UsageError } from "./options.ts";
+import { parseBootArgs, parseSize, UsageError } from "./options.ts";
+import { POLICIES } from "./boot_options.ts";
 
 test("options: defaults boot the pc machine with every device and every workload", () => {
   const o = parseBootArgs([]);

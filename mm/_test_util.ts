@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { KernelError } from "./errors.ts";
 import { type Replayer, replayText } from "./replayer.ts";
+import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
 
 /** The code of the KernelError `fn` throws; fails the test when it throws nothing or something else. */
 export function refusal(fn: () => unknown): string {
@@ -20,6 +21,21 @@ export function refusal(fn: () => unknown): string {
     return e.code;
   }
   assert.fail("no error thrown");
+}
+
+/** A segment as a FreeBSD arena's walk reports it: type, start, size. */
+export type Seg = [string, number, number];
+
+/** Every segment `walk(mask)` of `arena` reports (spans, allocated and free by default), in order. */
+export function segsOf(
+  arena: { walk(mask: number, fn: (start: number, size: number, type: string) => void): void },
+  mask?: number,
+): Seg[] {
+  const out: Seg[] = [];
+  arena.walk(mask ?? (VMEM_ALLOC | VMEM_FREE | VMEM_SPAN), (start, size, type) => {
+    out.push([type, start, size]);
+  });
+  return out;
 }
 
 /** The code of `e` when it is a KernelError, else `e` as a string (for `assert.throws` predicates). */

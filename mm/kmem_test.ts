@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { describe, KernelError } from "./errors.ts";
-import { Kmem, KMEM_QCACHE_MAX, type VmemRecorder } from "./kmem.ts";
+import { Kmem, KMEM_QCACHE_MAX, type KmemOptions, type VmemRecorder } from "./kmem.ts";
 import type { Arena } from "./arena.ts";
 import { Vmem, VMEM_ALLOC } from "./vmem.ts";
 import { VmemFreeBSD } from "./vmem_freebsd.ts";
@@ -15,7 +15,7 @@ const MiB = 2 ** 20;
 const KVA = 2 ** 47;
 
 /** A heap over `ramBytes` of RAM above the first MiB, its pmap over a flat array. */
-function heap(ramBytes: number): { kmem: Kmem; uvm: Uvm } {
+function heap(ramBytes: number, options?: KmemOptions): { kmem: Kmem; uvm: Uvm } {
   const mem = new Uint8Array(MiB + ramBytes);
   const phys: PhysicalAccess = {
     read: (pa, dst) => dst.set(mem.subarray(pa, pa + dst.length)),
@@ -24,7 +24,7 @@ function heap(ramBytes: number): { kmem: Kmem; uvm: Uvm } {
   };
   const uvm = new Uvm();
   loadRam(uvm, [{ base: MiB, size: ramBytes }]);
-  return { kmem: new Kmem(uvm, new Pmap(phys, KVA, 4 * ramBytes)), uvm };
+  return { kmem: new Kmem(uvm, new Pmap(phys, KVA, 4 * ramBytes), options), uvm };
 }
 
 /** An arena of the illumos flavor (the heap's default), as such. */
@@ -99,16 +99,7 @@ test("each heap's arenas are a group of their own: a shortage in one reaps only 
 
 /** A heap of FreeBSD's arenas, as {@link heap} builds illumos's. */
 function freebsdHeap(ramBytes: number, recorder?: VmemRecorder): { kmem: Kmem; uvm: Uvm } {
-  const mem = new Uint8Array(MiB + ramBytes);
-  const phys: PhysicalAccess = {
-    read: (pa, dst) => dst.set(mem.subarray(pa, pa + dst.length)),
-    write: (pa, src) => mem.set(src, pa),
-    fill: (pa, len, byte) => mem.fill(byte, pa, pa + len),
-  };
-  const uvm = new Uvm();
-  loadRam(uvm, [{ base: MiB, size: ramBytes }]);
-  const pmap = new Pmap(phys, KVA, 4 * ramBytes);
-  return { kmem: new Kmem(uvm, pmap, { flavor: "freebsd", recorder }), uvm };
+  return heap(ramBytes, { flavor: "freebsd", recorder });
 }
 
 /** An arena of FreeBSD's flavor, as such. */

@@ -1947,6 +1947,9 @@ export class Vmem {
    * low 32 bits of the segment's start, so the alignment and the boundary
    * are found with integer masks (no rounding of floats) and only the
    * final comparison with the segment's length is made in full precision.
+   * Its walk of the free lists is xallocSearch's, written again so that
+   * each loop keeps its fit test inline: a walker shared through a test
+   * function would cost a call for every segment looked at.
    */
   private xallocSearchBits(
     vsp: number,

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { errorCode, refusedUnchanged } from "./_test_util.ts";
+import { errorCode, refusedUnchanged, segsOf as segs } from "./_test_util.ts";
 import { describe } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
-import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
+import { VMEM_ALLOC, VMEM_FREE } from "./vmem.ts";
 import {
   M_BESTFIT,
   M_FIRSTFIT,
@@ -16,14 +16,6 @@ import {
 import { bucketSelect } from "./vmem_freebsd_qcache.ts";
 
 const P = 4096;
-const ALL = VMEM_ALLOC | VMEM_FREE | VMEM_SPAN;
-type Seg = [string, number, number];
-
-function segs(vm: VmemFreeBSD): Seg[] {
-  const out: Seg[] = [];
-  vm.walk(ALL, (start, size, type) => out.push([type, start, size]));
-  return out;
-}
 
 /** Everything observable about an arena, its quantum caches included. */
 function state(vm: VmemFreeBSD): unknown {

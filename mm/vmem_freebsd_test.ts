@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { errorCode, refusedUnchanged } from "./_test_util.ts";
+import { errorCode, refusedUnchanged, segsOf as segs } from "./_test_util.ts";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
@@ -15,13 +15,6 @@ import {
 } from "./vmem_freebsd.ts";
 
 const ALL = VMEM_ALLOC | VMEM_FREE | VMEM_SPAN;
-type Seg = [string, number, number];
-
-function segs(vm: VmemFreeBSD, mask = ALL): Seg[] {
-  const out: Seg[] = [];
-  vm.walk(mask, (start, size, type) => out.push([type, start, size]));
-  return out;
-}
 
 /** Everything observable about an arena. */
 function state(vm: VmemFreeBSD): unknown {
