@@ -408,7 +408,7 @@ function simpleSegment(
   highPfn: number,
   out: RunList,
 ): number {
-  const pm = uvmInside(uvm).physmem;
+  const inside = uvmInside(uvm), pm = inside.physmem;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= pm.segAvailStart[s]! || lowPfn >= ae) return 0;
   if (ae >= INT_LIMIT || ae + pm.segIdOffset[s]! >= INT_LIMIT) {
@@ -441,7 +441,7 @@ function simpleSegment(
             n = todo;
             for (let k = todo; k < popcount32(bits); k++) take &= ~(1 << (31 - Math.clz32(take)));
           }
-          uvmInside(uvm).takeFreeBits(w, take, PG_PGLIST);
+          inside.takeFreeBits(w, take, PG_PGLIST);
           const lowBit = take & -take;
           if ((take & (take + lowBit)) === 0) {
             // One run of bits: consecutive ids.
@@ -564,25 +564,25 @@ function simpleAttempt(
  * highest id of a run first: runs only grow upward), and the hints.
  */
 function rollback(uvm: Uvm, out: RunList, from: number, snap: HintSnapshot): void {
-  const runs = out.runs;
+  const inside = uvmInside(uvm), runs = out.runs;
   while (out.pages > from) {
     const k = 2 * (out.nruns - 1);
     const first = runs[k]!;
     const n = runs[k + 1]!;
     const keep = Math.max(0, from - (out.pages - n));
-    for (let id = first + n - 1; id >= first + keep; id--) uvmInside(uvm).untakeFree(id);
+    for (let id = first + n - 1; id >= first + keep; id--) inside.untakeFree(id);
     out.pages -= n - keep;
     if (keep === 0) out.nruns--;
     else runs[k + 1] = keep;
   }
-  snap.restore(uvmInside(uvm).physmem);
+  snap.restore(inside.physmem);
 }
 
 /** Puts every page of `out` back on the free lists (as uvm_pglistfree does) and empties it. */
 function giveBack(uvm: Uvm, out: RunList): void {
-  const runs = out.runs;
+  const inside = uvmInside(uvm), runs = out.runs;
   for (let k = 0; k < 2 * out.nruns; k += 2) {
-    uvmInside(uvm).putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
+    inside.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
   }
   out.clear();
 }
@@ -888,11 +888,11 @@ export function pglistTryAlloc(
   if (typeof waitok !== "boolean") {
     throw new KernelError("EINVAL", `waitok must be a boolean, got ${describe(waitok)}`);
   }
-  const state = uvmInside(uvm).pglist;
+  const inside = uvmInside(uvm), state = inside.pglist;
   const rq = request(state.request, uvm, size, low, high, alignment, boundary, nsegs);
   const { out, snap } = state;
   out.clear();
-  snap.save(uvmInside(uvm).physmem);
+  snap.save(inside.physmem);
   const a = rq.alignment / uvm.pageSize;
   let left: number;
   try {
@@ -1079,17 +1079,17 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
     );
   }
   if (list.freed) throw new KernelError("BADFREE", "uvm_pglistfree: list already freed");
-  const pm = uvmInside(uvm).physmem;
+  const inside = uvmInside(uvm), pm = inside.physmem;
   const first = listFirst(list);
   const more = listMore(list);
   if (more !== null) {
     for (let k = 0; k < more.length; k += 2) notHeld(pm, more[k]!);
   }
   notHeld(pm, first);
-  uvmInside(uvm).putFreeRun(first, first + listCount(list));
+  inside.putFreeRun(first, first + listCount(list));
   if (more !== null) {
     for (let k = 0; k < more.length; k += 2) {
-      uvmInside(uvm).putFreeRun(more[k]!, more[k]! + more[k + 1]!);
+      inside.putFreeRun(more[k]!, more[k]! + more[k + 1]!);
     }
   }
   markFreed(list);
