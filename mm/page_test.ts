@@ -104,6 +104,11 @@ test("page: the reserves keep pages back from ordinary callers", () => {
   uvm.check();
 });
 
+test("page: strategy is the segment order uvm_pglistalloc searches in", () => {
+  assert.equal(new Uvm().strategy, "bsearch");
+  assert.equal(new Uvm({ physseg: "bigfirst" }).strategy, "bigfirst");
+});
+
 test("page: cacheFrames counts the free pages live and refuses an owner that is not a byte", () => {
   const uvm = new Uvm();
   uvm.physload(0, 64, 0, 64, 0);
