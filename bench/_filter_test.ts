@@ -35,7 +35,7 @@ test("bench: --filter matches benchmark names; instant-fit is in the policy grou
 test("bench: a filter that matches nothing, or is no regular expression, is exit status 2", {
   timeout: 120_000,
 }, () => {
-  for (const file of ["bench/dma.ts", "bench/boot.ts", "bench/vmem.ts"]) {
+  for (const file of ["bench/dma.ts", "bench/boot.ts", "bench/vmem.ts", "bench/pglist.ts"]) {
     const none = benchCmd(file, ["--filter", "^no-such-benchmark$"]);
     assert.equal(none.status, 2, `${file}: ${none.stderr}`);
     assert.match(none.stderr, /^--filter \/\^no-such-benchmark\$\/: no benchmark name matches\n$/);

@@ -2,9 +2,13 @@
  * Native reference timings beside a benchmark run: the `--native DIR`
  * option of the bench files. A reference program is one of the seeds
  * compiled natively whose `--bench NAME` prints `NAME ns_per_op=N ops=M`.
- * When DIR holds it, each workload the run timed is run there as well,
- * after the TypeScript run, and the ratio TS/native is printed; when DIR
- * does not hold it, one line says so and nothing else happens.
+ * When DIR holds it, each workload is run there twice: just before mitata
+ * times the same workload here, and again after the whole run; the faster of
+ * the two is the native time. A machine whose speed drifts during a run (a
+ * shared host, a CPU changing its clock) then meets both sides at about the
+ * same moment, and the ratio TS/native is printed on mitata's mean and
+ * median. When DIR does not hold the program, one line says so and nothing
+ * else happens.
  *
  *     deno run -A bench/vmem.ts --native DIR
  *
@@ -14,23 +18,15 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { bench } from "mitata";
 
 /** The `parseArgs` option of `--native DIR`, to spread into a bench file's options. */
 export const nativeOption = { native: { type: "string" } } as const;
 
 /** What `mitata`'s `run()` hands back that the ratios need. */
 export interface MitataRun {
-  /** One entry per benchmark, its first run named and timed (average ns per iteration). */
-  benchmarks: { runs: { name: string; stats?: { avg: number } }[] }[];
-}
-
-/** Average ns per iteration of each benchmark of a mitata run, by name. */
-export function timesOf(result: MitataRun): Map<string, number> {
-  const times = new Map<string, number>();
-  for (const b of result.benchmarks) {
-    for (const r of b.runs) if (r.stats !== undefined) times.set(r.name, r.stats.avg);
-  }
-  return times;
+  /** One entry per benchmark, its first run named and timed (ns per iteration). */
+  benchmarks: { runs: { name: string; stats?: { avg: number; p50: number } }[] }[];
 }
 
 /**
@@ -66,34 +62,92 @@ export function nativeNsPerOp(
 }
 
 /**
- * For each of `names` timed in this run (`times`, ns per operation), runs
- * `dir/program --bench NAME` (or a {@link NativeWorkload}'s name and
- * arguments) and prints TS ns/op, native ns/op and their
- * ratio through `print`. Without `dir` does nothing; when `dir` holds no
- * `program`, prints one line saying the comparison is skipped.
+ * One reference program and the workloads it times beside this run. Without
+ * a directory, or with one that lacks the program, {@link run} does nothing
+ * and {@link report} says at most that the comparison was skipped.
  */
-export function printNativeRatios(
-  dir: string | undefined,
-  program: string,
-  names: readonly (string | NativeWorkload)[],
-  times: ReadonlyMap<string, number>,
-  print: (line: string) => void,
-): void {
-  if (dir === undefined) return;
-  const path = join(dir, program);
-  if (!existsSync(path)) {
-    print(`native: no ${program} in ${dir}; comparison skipped`);
-    return;
+export class NativeComparison {
+  /** The reference's path, or null when there is nothing to run. */
+  readonly path: string | null;
+  readonly #dir: string | undefined;
+  readonly #program: string;
+  readonly #workloads: Map<string, NativeWorkload>;
+  /** Per workload, the fastest native time so far (ns per operation), NaN after a failed run. */
+  readonly #ns = new Map<string, number>();
+
+  /**
+   * `dir` as `--native` gave it (undefined: no comparison), `program` the
+   * reference's file name in it, `workloads` the benchmarks it has a
+   * workload for (a name alone is the reference's name too).
+   */
+  constructor(
+    dir: string | undefined,
+    program: string,
+    workloads: readonly (string | NativeWorkload)[],
+  ) {
+    this.#dir = dir;
+    this.#program = program;
+    const path = dir === undefined ? null : join(dir, program);
+    this.path = path !== null && existsSync(path) ? path : null;
+    this.#workloads = new Map(
+      workloads.map((w) =>
+        typeof w === "string" ? [w, { name: w, bench: w, args: [] }] : [w.name, w]
+      ),
+    );
   }
-  print(`native: ${path}`);
-  print(`${"workload".padEnd(24)} ${"TS ns/op".padStart(12)} ${"native".padStart(12)}  TS/native`);
-  for (const w of names) {
-    const { name, bench, args } = typeof w === "string" ? { name: w, bench: w, args: [] } : w;
-    const ts = times.get(name);
-    if (ts === undefined) continue;
-    const native = nativeNsPerOp(path, bench, args);
-    const ratio = native === null ? "failed" : (ts / native).toFixed(2);
-    const nat = native === null ? "-" : native.toFixed(1);
-    print(`${name.padEnd(24)} ${ts.toFixed(1).padStart(12)} ${nat.padStart(12)}  ${ratio}`);
+
+  /** Times benchmark `name`'s workload on the reference now, when it has one. */
+  run(name: string): void {
+    const w = this.#workloads.get(name);
+    if (this.path === null || w === undefined) return;
+    const ns = nativeNsPerOp(this.path, w.bench, w.args) ?? NaN;
+    const best = this.#ns.get(name);
+    this.#ns.set(name, best === undefined || Number.isNaN(ns) ? ns : Math.min(best, ns));
   }
+
+  /**
+   * Runs each workload that mitata timed in `result` on the reference once
+   * more, then prints, through `print`, a line per workload: mitata's mean
+   * and median, the native time, and the ratio of each to it.
+   */
+  report(result: MitataRun, print: (line: string) => void): void {
+    if (this.#dir === undefined) return;
+    if (this.path === null) {
+      print(`native: no ${this.#program} in ${this.#dir}; comparison skipped`);
+      return;
+    }
+    const timed = result.benchmarks.flatMap((b) => b.runs)
+      .filter((r) => r.stats !== undefined && this.#workloads.has(r.name));
+    if (timed.length === 0) return;
+    for (const r of timed) this.run(r.name);
+    print(`native: ${this.path} (the faster of a run before each benchmark and one after all)`);
+    print(
+      `${"workload".padEnd(24)} ${"TS mean".padStart(9)} ${"median".padStart(9)} ${
+        "native".padStart(9)
+      }  ${"mean/native".padStart(11)}  ${"median/native".padStart(13)}`,
+    );
+    for (const r of timed) {
+      const { avg, p50 } = r.stats!;
+      const ns = this.#ns.get(r.name) ?? NaN;
+      const ok = !Number.isNaN(ns);
+      print(
+        `${r.name.padEnd(24)} ${avg.toFixed(1).padStart(9)} ${p50.toFixed(1).padStart(9)} ${
+          (ok ? ns.toFixed(1) : "-").padStart(9)
+        }  ${(ok ? (avg / ns).toFixed(2) : "failed").padStart(11)}  ${
+          (ok ? (p50 / ns).toFixed(2) : "failed").padStart(13)
+        }`,
+      );
+    }
+  }
+}
+
+/**
+ * Registers mitata benchmark `name` timing `op`, with `native`'s reference
+ * run on the same workload just before mitata times it.
+ */
+export function benchBeside(native: NativeComparison, name: string, op: () => void): void {
+  bench(name, function* () {
+    native.run(name);
+    yield op;
+  });
 }

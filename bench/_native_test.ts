@@ -5,44 +5,84 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { nativeNsPerOp, printNativeRatios } from "./_native.ts";
+import { type MitataRun, NativeComparison, nativeNsPerOp } from "./_native.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
 /**
- * A directory holding a stand-in reference: 50 ns per op for `--bench NAME`,
- * 40 when it is also told `--policy firstfit` (so a test sees the arguments).
+ * A directory holding a stand-in reference: for `--bench NAME`, 50 ns per
+ * op on its first run of NAME and 45 on later ones, 10 less when it is
+ * also told `--policy firstfit` (so a test sees the arguments); it fails
+ * on `--bench broken`.
  */
 function fakeReference(program: string): string {
   const dir = mkdtempSync(join(tmpdir(), "vmemu-native-"));
   writeFileSync(
     join(dir, program),
-    '#!/bin/sh\nns=50\n[ "$3 $4" = "--policy firstfit" ] && ns=40\necho "$2 ns_per_op=$ns ops=1000"\n',
+    `#!/bin/sh
+[ "$2" = broken ] && exit 1
+seen="${dir}/$2$3"
+ns=50; [ -e "$seen" ] && ns=45; : > "$seen"
+[ "$3 $4" = "--policy firstfit" ] && ns=$((ns - 10))
+echo "$2 ns_per_op=$ns ops=1000"
+`,
     { mode: 0o755 },
   );
   return dir;
 }
 
-test("native: each workload runs under its reference name with its arguments, and its ratio is printed", () => {
+/** A mitata result holding `runs` (name, mean, median). */
+function mitataRun(...runs: [string, number, number][]): MitataRun {
+  return {
+    benchmarks: runs.map(([name, avg, p50]) => ({ runs: [{ name, stats: { avg, p50 } }] })),
+  };
+}
+
+test("native: nativeNsPerOp reads the reference's figure, null when there is none", () => {
   const dir = fakeReference("ref");
   try {
     assert.equal(nativeNsPerOp(join(dir, "ref"), "vmem-churn"), 50);
+    assert.equal(nativeNsPerOp(join(dir, "ref"), "vmem-churn", ["--policy", "firstfit"]), 40);
+    assert.equal(nativeNsPerOp(join(dir, "ref"), "broken"), null);
     assert.equal(nativeNsPerOp(join(dir, "nothing"), "vmem-churn"), null);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("native: each workload runs before and after, under its reference name and arguments; the faster counts", () => {
+  const dir = fakeReference("ref");
+  try {
+    const cmp = new NativeComparison(dir, "ref", [
+      "vmem-churn",
+      { name: "vmem-churn-freebsd", bench: "vmem-churn", args: ["--policy", "firstfit"] },
+      "broken",
+      "not-timed",
+    ]);
+    assert.equal(cmp.path, join(dir, "ref"));
+    cmp.run("vmem-churn"); // 50: the first run
+    cmp.run("other"); // no workload of the reference: nothing runs
     const lines: string[] = [];
-    printNativeRatios(
-      dir,
-      "ref",
-      ["vmem-churn", {
-        name: "vmem-churn-freebsd",
-        bench: "vmem-churn",
-        args: ["--policy", "firstfit"],
-      }],
-      new Map([["vmem-churn", 75], ["vmem-churn-freebsd", 100], ["untimed", 1]]),
+    cmp.report(
+      mitataRun(
+        ["vmem-churn", 90, 72],
+        ["vmem-churn-freebsd", 70, 35],
+        ["broken", 1, 1],
+        ["other", 1, 1],
+      ),
       (line) => lines.push(line),
     );
-    assert.equal(lines.length, 4, lines.join("\n"));
-    assert.match(lines[2]!, /^vmem-churn +75\.0 +50\.0 +1\.50$/);
-    assert.match(lines[3]!, /^vmem-churn-freebsd +100\.0 +40\.0 +2\.50$/);
+    assert.equal(lines.length, 5, lines.join("\n"));
+    assert.match(
+      lines[0]!,
+      /^native: .*ref \(the faster of a run before each benchmark and one after all\)$/,
+    );
+    assert.match(lines[1]!, /^workload +TS mean +median +native +mean\/native +median\/native$/);
+    // After the run, 45: faster than the 50 before.
+    assert.match(lines[2]!, /^vmem-churn +90\.0 +72\.0 +45\.0 +2\.00 +1\.60$/);
+    // Run after only, with its arguments: 40.
+    assert.match(lines[3]!, /^vmem-churn-freebsd +70\.0 +35\.0 +40\.0 +1\.75 +0\.88$/);
+    assert.match(lines[4]!, /^broken +1\.0 +1\.0 +- +failed +failed$/);
   } finally {
     rmSync(dir, { recursive: true });
   }
@@ -50,23 +90,16 @@ test("native: each workload runs under its reference name with its arguments, an
 
 test("native: without a directory nothing runs; a directory without the program is said and skipped", () => {
   const lines: string[] = [];
-  printNativeRatios(
-    undefined,
-    "ref",
-    ["vmem-churn"],
-    new Map([["vmem-churn", 1]]),
-    (l) => lines.push(l),
-  );
+  const none = new NativeComparison(undefined, "ref", ["vmem-churn"]);
+  assert.equal(none.path, null);
+  none.run("vmem-churn");
+  none.report(mitataRun(["vmem-churn", 1, 1]), (l) => lines.push(l));
   assert.equal(lines.length, 0, "no directory, no run");
   const dir = mkdtempSync(join(tmpdir(), "vmemu-native-"));
   try {
-    printNativeRatios(
-      dir,
-      "ref",
-      ["vmem-churn"],
-      new Map([["vmem-churn", 1]]),
-      (l) => lines.push(l),
-    );
+    const missing = new NativeComparison(dir, "ref", ["vmem-churn"]);
+    missing.run("vmem-churn");
+    missing.report(mitataRun(["vmem-churn", 1, 1]), (l) => lines.push(l));
     assert.deepEqual(lines, [`native: no ref in ${dir}; comparison skipped`]);
   } finally {
     rmSync(dir, { recursive: true });
@@ -90,7 +123,31 @@ test("bench/vmem.ts times FreeBSD's arena and hands the FreeBSD reference its po
     assert.equal(r.status, 0, r.stderr);
     const { benchmarks } = JSON.parse(r.stdout);
     assert.deepEqual(benchmarks.map((b: { alias: string }) => b.alias), ["vmem-frag-1k-freebsd"]);
-    assert.match(r.stderr, /^vmem-frag-1k-freebsd +[0-9.]+ +40\.0 +[0-9.]+$/m);
+    // 35: the reference ran before the benchmark (40) and again after it.
+    assert.match(r.stderr, /^vmem-frag-1k-freebsd +[0-9.]+ +[0-9.]+ +35\.0 +[0-9.]+ +[0-9.]+$/m);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("bench/pglist.ts runs NetBSD's reference before and after its workload", {
+  timeout: 120_000,
+}, () => {
+  const dir = fakeReference("pglist-oracle");
+  try {
+    const file = "bench/pglist.ts";
+    const args = ["--filter", "^pglist-simple$", "--json", "--native", dir];
+    const argv = "Deno" in globalThis ? ["run", "-A", file, ...args] : [file, ...args];
+    const r = spawnSync(process.execPath, argv, {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 120_000,
+      maxBuffer: 1 << 28,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const { benchmarks } = JSON.parse(r.stdout);
+    assert.deepEqual(benchmarks.map((b: { alias: string }) => b.alias), ["pglist-simple"]);
+    assert.match(r.stderr, /^pglist-simple +[0-9.]+ +[0-9.]+ +45\.0 +[0-9.]+ +[0-9.]+$/m);
   } finally {
     rmSync(dir, { recursive: true });
   }

@@ -18,6 +18,7 @@
 
 import { bench, summary } from "mitata";
 import { Mulberry32 } from "../mm/random.ts";
+import { benchBeside, type NativeComparison } from "./_native.ts";
 import { M_BESTFIT, M_FIRSTFIT, M_NOWAIT, VmemFreeBSD } from "../mm/vmem_freebsd.ts";
 
 /** The FreeBSD workloads and the names of the reference's workloads they repeat, with its policy. */
@@ -44,7 +45,7 @@ function failed(what: string): never {
 }
 
 /** vmem-churn: free a random slot, allocate a new size into it. */
-function churn(name: string, policy: number): void {
+function churn(name: string, policy: number, native: NativeComparison): void {
   const vm = VmemFreeBSD.create(name, GiB4, 2 ** 40, PAGE);
   const r = new Mulberry32(1);
   const addr = new Float64Array(SLOTS);
@@ -55,7 +56,7 @@ function churn(name: string, policy: number): void {
     addr[i] = vm.alloc(size[i]!, flags);
     if (addr[i]! < 0) failed(name);
   }
-  bench(name, () => {
+  benchBeside(native, name, () => {
     const i = mod(r.next(), SLOTS);
     vm.free(addr[i]!, size[i]!);
     const s = (mod(r.next(), 16) + 1) * PAGE;
@@ -65,7 +66,7 @@ function churn(name: string, policy: number): void {
 }
 
 /** vmem-xalloc: constrained churn (nocross 1 MiB, align 4 KiB..64 KiB). */
-function xallocChurn(): void {
+function xallocChurn(native: NativeComparison): void {
   const vm = VmemFreeBSD.create("vmem-xalloc-freebsd", GiB4, GiB4, PAGE);
   const r = new Mulberry32(1);
   const addr = new Float64Array(SLOTS);
@@ -78,7 +79,7 @@ function xallocChurn(): void {
     addr[i] = vm.xalloc(size[i]!, align, 0, MiB, 0, 0, flags);
     if (addr[i]! < 0) failed("vmem-xalloc-freebsd");
   }
-  bench("vmem-xalloc-freebsd", () => {
+  benchBeside(native, "vmem-xalloc-freebsd", () => {
     const i = mod(r.next(), SLOTS);
     vm.xfree(addr[i]!, size[i]!);
     const s = (mod(r.next(), 8) + 1) * PAGE;
@@ -89,7 +90,7 @@ function xallocChurn(): void {
 }
 
 /** vmem-frag-N: N one-unit holes between allocated units; allocate one and free it. */
-function frag(name: string, n: number): void {
+function frag(name: string, n: number, native: NativeComparison): void {
   const vm = VmemFreeBSD.create(name, GiB4, 2 ** 40, 1);
   const blocks = new Float64Array(2 * n);
   const flags = M_NOWAIT | M_FIRSTFIT;
@@ -98,7 +99,7 @@ function frag(name: string, n: number): void {
     if (blocks[i]! < 0) failed(name);
   }
   for (let i = 0; i < 2 * n; i += 2) vm.free(blocks[i]!, 1);
-  bench(name, () => {
+  benchBeside(native, name, () => {
     vm.free(vm.alloc(1, flags), 1);
   });
 }
@@ -137,16 +138,22 @@ function qcacheAllocFree(): void {
   });
 }
 
-/** Registers, in groups of their own, the benchmarks whose names `want` accepts. */
-export function freebsdBenchmarks(want: (name: string) => boolean): void {
+/**
+ * Registers, in groups of their own, the benchmarks whose names `want`
+ * accepts; `native` times the reference's workloads beside them.
+ */
+export function freebsdBenchmarks(
+  want: (name: string) => boolean,
+  native: NativeComparison,
+): void {
   summary(() => {
-    if (want("vmem-churn-freebsd")) churn("vmem-churn-freebsd", M_FIRSTFIT);
-    if (want("vmem-xalloc-freebsd")) xallocChurn();
-    if (want("vmem-frag-1k-freebsd")) frag("vmem-frag-1k-freebsd", 1_000);
-    if (want("vmem-frag-1m-freebsd")) frag("vmem-frag-1m-freebsd", 1_000_000);
+    if (want("vmem-churn-freebsd")) churn("vmem-churn-freebsd", M_FIRSTFIT, native);
+    if (want("vmem-xalloc-freebsd")) xallocChurn(native);
+    if (want("vmem-frag-1k-freebsd")) frag("vmem-frag-1k-freebsd", 1_000, native);
+    if (want("vmem-frag-1m-freebsd")) frag("vmem-frag-1m-freebsd", 1_000_000, native);
   });
   summary(() => {
-    if (want("vmem-churn-freebsd-bestfit")) churn("vmem-churn-freebsd-bestfit", M_BESTFIT);
+    if (want("vmem-churn-freebsd-bestfit")) churn("vmem-churn-freebsd-bestfit", M_BESTFIT, native);
   });
   summary(() => {
     if (want("vmem-freebsd-noqcache-allocfree") || want("vmem-freebsd-qcache-allocfree")) {

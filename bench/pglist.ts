@@ -11,22 +11,19 @@
  *
  * `--filter` keeps the benchmarks whose names match (`--filter pglist-simple`
  * runs pglist-simple and its page-by-page baseline). With `--native DIR`,
- * when `DIR/pglist-oracle` exists (the seed compiled natively, whose
- * `--bench NAME` prints `NAME ns_per_op=...`), each workload kept also runs
- * there, just before its own benchmark and again at the end, and the report
- * ends with each workload's time over the native one (the faster native
- * run), on mitata's mean and median; without the program the comparison is
- * skipped with a note.
+ * when `DIR/pglist-oracle` exists (NetBSD's code compiled natively), each
+ * workload kept also runs there, and the report ends with each workload's
+ * time over the native one (see `_native.ts`); without the program the
+ * comparison is skipped with a note.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { bench, do_not_optimize, run, summary } from "mitata";
+import { bench, do_not_optimize, summary } from "mitata";
+import { benchFilter, runMatching } from "./_filter.ts";
+import { NativeComparison, nativeOption } from "./_native.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import { Uvm } from "../mm/page.ts";
 import { pglistTryAlloc } from "../mm/pglist.ts";
@@ -37,7 +34,7 @@ const { values } = parseArgs({
   options: {
     json: { type: "boolean", default: false },
     filter: { type: "string" },
-    native: { type: "string" },
+    ...nativeOption,
   },
 });
 
@@ -102,25 +99,10 @@ function fragmentHalf(s: Subject): Subject {
 }
 
 const WORKLOADS = ["pglist-contig", "pglist-fail", "pglist-simple"] as const;
-const filter = values.filter === undefined ? null : new RegExp(values.filter);
-const keep = (name: string) => filter === null || filter.test(name);
+const filter = benchFilter(values.filter);
+const keep = (name: string) => filter.test(name);
 
-/** Nanoseconds per operation of `name` on the native reference, or null when it did not say. */
-function nativeNs(program: string, name: string): number | null {
-  const r = spawnSync(program, ["--bench", name], { encoding: "utf8" });
-  const m = /ns_per_op=([0-9.]+)/.exec(r.stdout ?? "");
-  return m === null ? null : Number(m[1]);
-}
-
-const native = values.native === undefined ? null : join(values.native, "pglist-oracle");
-const haveNative = native !== null && existsSync(native);
-/** Per workload, the faster native run. */
-const nativeRuns = new Map<string, number>();
-const runNative = (name: string) => {
-  if (!haveNative || !(WORKLOADS as readonly string[]).includes(name)) return;
-  const ns = nativeNs(native!, name);
-  if (ns !== null) nativeRuns.set(name, Math.min(ns, nativeRuns.get(name) ?? Infinity));
-};
+const native = new NativeComparison(values.native, "pglist-oracle", WORKLOADS);
 
 /**
  * Registers benchmark `name`: when its turn comes, `setUp` makes the subject
@@ -134,7 +116,7 @@ const runNative = (name: string) => {
 function turn(name: string, setUp: () => () => unknown): void {
   if (!keep(name)) return;
   bench(name, function* () {
-    runNative(name);
+    native.run(name);
     const op = setUp();
     for (let i = 0; i < 2000; i++) op();
     yield op;
@@ -161,28 +143,6 @@ summary(() => {
   workloads("", fast);
   workloads(" (page-by-page)", pageByPage);
 });
-const report = await run(values.json ? { format: "json" } : {});
-for (const name of WORKLOADS) if (keep(name)) runNative(name);
-
-if (native !== null) {
-  // With --json the JSON report stays alone on standard output.
-  const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + "\n");
-  if (!haveNative) {
-    say(`native comparison skipped: no ${native}`);
-  } else {
-    say("time over native (pglist-oracle --bench NAME, the faster of its runs before and after):");
-    for (const b of report.benchmarks) {
-      for (const r of b.runs) {
-        const ns = nativeRuns.get(r.name);
-        if (ns === undefined || r.stats === undefined) continue;
-        const { avg, p50 } = r.stats;
-        say(
-          `  ${r.name.padEnd(14)} ${(avg / ns).toFixed(2)}x on the mean (${avg.toFixed(1)} ns), ` +
-            `${(p50 / ns).toFixed(2)}x on the median (${p50.toFixed(1)} ns); native ${
-              ns.toFixed(1)
-            } ns`,
-        );
-      }
-    }
-  }
-}
+const report = await runMatching(filter, values.json);
+// With --json the JSON report stays alone on standard output.
+native.report(report, (line) => (values.json ? process.stderr : process.stdout).write(line + "\n"));

@@ -24,7 +24,7 @@ import { bench, group, summary } from "mitata";
 import { benchFilter, runMatching } from "./_filter.ts";
 import { Mulberry32 } from "../mm/random.ts";
 import { VM_BESTFIT, VM_FIRSTFIT, VM_NEXTFIT, VM_NOSLEEP, Vmem } from "../mm/vmem.ts";
-import { type MitataRun, nativeOption, printNativeRatios, timesOf } from "./_native.ts";
+import { benchBeside, type MitataRun, NativeComparison, nativeOption } from "./_native.ts";
 import { FREEBSD_NATIVE, freebsdBenchmarks } from "./_vmem_freebsd.ts";
 
 const { values } = parseArgs({
@@ -36,6 +36,20 @@ const { values } = parseArgs({
     "native-freebsd": { type: "string" },
   },
 });
+
+/** The illumos reference (`--native`), on the four workloads of docs/workloads.md. */
+const native = new NativeComparison(values.native, "vmem-oracle-nodebug", [
+  "vmem-churn",
+  "vmem-xalloc",
+  "vmem-frag-1k",
+  "vmem-frag-1m",
+]);
+/** The FreeBSD reference (`--native-freebsd`), on the same workloads with first-fit. */
+const nativeFreebsd = new NativeComparison(
+  values["native-freebsd"],
+  "vmem-oracle-nodebug",
+  FREEBSD_NATIVE,
+);
 
 const GiB4 = 2 ** 32;
 const PAGE = 4096;
@@ -68,7 +82,7 @@ function churn(name: string, policy: number): void {
     size[i] = (mod(r.next(), 16) + 1) * PAGE;
     addr[i] = vmp.alloc(size[i]!, flags) || failed(name);
   }
-  bench(name, () => {
+  benchBeside(native, name, () => {
     const i = mod(r.next(), SLOTS);
     vmp.free(addr[i]!, size[i]!);
     const s = (mod(r.next(), 16) + 1) * PAGE;
@@ -89,7 +103,7 @@ function xallocChurn(): void {
     const align = PAGE << (mod(r.next(), 5));
     addr[i] = vmp.xalloc(size[i]!, align, 0, MiB, 0, 0, VM_NOSLEEP) || failed("vmem-xalloc");
   }
-  bench("vmem-xalloc", () => {
+  benchBeside(native, "vmem-xalloc", () => {
     const i = mod(r.next(), SLOTS);
     vmp.xfree(addr[i]!, size[i]!);
     const s = (mod(r.next(), 8) + 1) * PAGE;
@@ -105,7 +119,7 @@ function frag(name: string, n: number): void {
   const blocks = new Float64Array(2 * n);
   for (let i = 0; i < 2 * n; i++) blocks[i] = vmp.alloc(1, VM_NOSLEEP) || failed(name);
   for (let i = 0; i < 2 * n; i += 2) vmp.free(blocks[i]!, 1);
-  bench(name, () => {
+  benchBeside(native, name, () => {
     // No do_not_optimize(a): the free uses it, and handing it to another
     // function would box it under V8, an allocation that is not vmem's.
     vmp.free(vmp.alloc(1, VM_NOSLEEP), 1);
@@ -206,19 +220,12 @@ summary(() => {
   if (want("vmem-noqcache-churn") || want("vmem-qcache-churn")) qcacheChurn();
 });
 
-freebsdBenchmarks(want);
+freebsdBenchmarks(want, nativeFreebsd);
 
 const result: MitataRun = await runMatching(filter, values.json);
 // Beside JSON on standard output, the tables go to standard error.
 const print = values.json
   ? (line: string) => console.error(line)
   : (line: string) => console.log(line);
-const times = timesOf(result);
-printNativeRatios(
-  values.native,
-  "vmem-oracle-nodebug",
-  ["vmem-churn", "vmem-xalloc", "vmem-frag-1k", "vmem-frag-1m"],
-  times,
-  print,
-);
-printNativeRatios(values["native-freebsd"], "vmem-oracle-nodebug", FREEBSD_NATIVE, times, print);
+native.report(result, print);
+nativeFreebsd.report(result, print);
