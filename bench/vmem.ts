@@ -11,9 +11,10 @@
  *     bun bench/vmem.ts [--json] [--filter REGEX] [--native DIR] [--native-freebsd DIR]
  *
  * With `--native DIR` (a build directory of the illumos reference, holding
- * vmem-oracle-nodebug), the four workloads run there too, after this run,
- * and each is printed with its TS/native ratio; `--native-freebsd DIR` does
- * the same with the FreeBSD reference and its `--policy firstfit`.
+ * vmem-oracle-nodebug), the four workloads run there too, just before
+ * their benchmarks and again after the run, and each is printed with its
+ * TS/native ratio (see `_native.ts`); `--native-freebsd DIR` does the same
+ * with the FreeBSD reference and its `--policy firstfit`.
  *
  * @module
  */
