@@ -1,20 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import process from "node:process";
-
-const root = new URL("..", import.meta.url).pathname;
-
-/** Runs a bench file as a user would, with the runtime running this test. */
-function benchCmd(file: string, args: string[]) {
-  const argv = "Deno" in globalThis ? ["run", "-A", file, ...args] : [file, ...args];
-  return spawnSync(process.execPath, argv, {
-    cwd: root,
-    encoding: "utf8",
-    timeout: 120_000,
-    maxBuffer: 1 << 28,
-  });
-}
+import { benchCmd } from "./_test_util.ts";
 
 test("bench: --filter matches benchmark names; instant-fit is in the policy group", {
   timeout: 120_000,

@@ -1,13 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
+import { benchCmd } from "./_test_util.ts";
 import { type MitataRun, NativeComparison, nativeNsPerOp } from "./_native.ts";
-
-const root = new URL("..", import.meta.url).pathname;
 
 /**
  * A directory holding a stand-in reference: for `--bench NAME`, 50 ns per
@@ -106,49 +103,51 @@ test("native: without a directory nothing runs; a directory without the program 
   }
 });
 
-test("bench/vmem.ts times FreeBSD's arena and hands the FreeBSD reference its policy", {
-  timeout: 120_000,
-}, () => {
-  const dir = fakeReference("vmem-oracle-nodebug");
+/**
+ * Runs bench file `file` with `args`, `--json` and a stand-in reference
+ * `program` given by `option`, and returns the names it timed and its
+ * standard error (where the comparison goes beside JSON).
+ */
+function benchWithReference(
+  file: string,
+  args: readonly string[],
+  option: string,
+  program: string,
+): { timed: string[]; stderr: string } {
+  const dir = fakeReference(program);
   try {
-    const file = "bench/vmem.ts";
-    const args = ["--filter", "^vmem-frag-1k-freebsd$", "--json", "--native-freebsd", dir];
-    const argv = "Deno" in globalThis ? ["run", "-A", file, ...args] : [file, ...args];
-    const r = spawnSync(process.execPath, argv, {
-      cwd: root,
-      encoding: "utf8",
-      timeout: 120_000,
-      maxBuffer: 1 << 28,
-    });
+    const r = benchCmd(file, [...args, "--json", option, dir]);
     assert.equal(r.status, 0, r.stderr);
     const { benchmarks } = JSON.parse(r.stdout);
-    assert.deepEqual(benchmarks.map((b: { alias: string }) => b.alias), ["vmem-frag-1k-freebsd"]);
-    // 35: the reference ran before the benchmark (40) and again after it.
-    assert.match(r.stderr, /^vmem-frag-1k-freebsd +[0-9.]+ +[0-9.]+ +35\.0 +[0-9.]+ +[0-9.]+$/m);
+    return { timed: benchmarks.map((b: { alias: string }) => b.alias), stderr: r.stderr };
   } finally {
     rmSync(dir, { recursive: true });
   }
+}
+
+test("bench/vmem.ts times FreeBSD's arena and hands the FreeBSD reference its policy", {
+  timeout: 120_000,
+}, () => {
+  const { timed, stderr } = benchWithReference(
+    "bench/vmem.ts",
+    ["--filter", "^vmem-frag-1k-freebsd$"],
+    "--native-freebsd",
+    "vmem-oracle-nodebug",
+  );
+  assert.deepEqual(timed, ["vmem-frag-1k-freebsd"]);
+  // 35: the reference ran before the benchmark (40) and again after it.
+  assert.match(stderr, /^vmem-frag-1k-freebsd +[0-9.]+ +[0-9.]+ +35\.0 +[0-9.]+ +[0-9.]+$/m);
 });
 
 test("bench/pglist.ts runs NetBSD's reference before and after its workload", {
   timeout: 120_000,
 }, () => {
-  const dir = fakeReference("pglist-oracle");
-  try {
-    const file = "bench/pglist.ts";
-    const args = ["--filter", "^pglist-simple$", "--json", "--native", dir];
-    const argv = "Deno" in globalThis ? ["run", "-A", file, ...args] : [file, ...args];
-    const r = spawnSync(process.execPath, argv, {
-      cwd: root,
-      encoding: "utf8",
-      timeout: 120_000,
-      maxBuffer: 1 << 28,
-    });
-    assert.equal(r.status, 0, r.stderr);
-    const { benchmarks } = JSON.parse(r.stdout);
-    assert.deepEqual(benchmarks.map((b: { alias: string }) => b.alias), ["pglist-simple"]);
-    assert.match(r.stderr, /^pglist-simple +[0-9.]+ +[0-9.]+ +45\.0 +[0-9.]+ +[0-9.]+$/m);
-  } finally {
-    rmSync(dir, { recursive: true });
-  }
+  const { timed, stderr } = benchWithReference(
+    "bench/pglist.ts",
+    ["--filter", "^pglist-simple$"],
+    "--native",
+    "pglist-oracle",
+  );
+  assert.deepEqual(timed, ["pglist-simple"]);
+  assert.match(stderr, /^pglist-simple +[0-9.]+ +[0-9.]+ +45\.0 +[0-9.]+ +[0-9.]+$/m);
 });
