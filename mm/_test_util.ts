@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { KernelError } from "./errors.ts";
 import { type Replayer, replayText } from "./replayer.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
+import { type FreeBSDImportFn, type FreeBSDReleaseFn, M_NOWAIT, M_WAITOK } from "./vmem_freebsd.ts";
 
 /** The code of the KernelError `fn` throws; fails the test when it throws nothing or something else. */
 export function refusal(fn: () => unknown): string {
@@ -102,4 +103,32 @@ export function replayGolden(kind: string, least: number, make: () => Replayer):
     if (want[want.length - 1] === "") want.pop();
     assertSameLines(replayLines(readFileSync(dir + t, "utf8"), make()), want, `${kind}/${t}`);
   }
+}
+
+/**
+ * Custom import and release functions for a FreeBSD arena (they allocate
+ * from and free to its source without sleeping) and the number of spans they
+ * hold out of the source: a test sees what the arena imported and gave back
+ * through functions it cannot undo.
+ */
+export function countedImports(): {
+  importFn: FreeBSDImportFn;
+  releaseFn: FreeBSDReleaseFn;
+  readonly live: number;
+} {
+  let live = 0;
+  return {
+    importFn: (src, size, flags) => {
+      const addr = src.alloc(size, (flags | M_NOWAIT) & ~M_WAITOK);
+      if (addr >= 0) live++;
+      return addr;
+    },
+    releaseFn: (src, addr, size) => {
+      live--;
+      src.free(addr, size);
+    },
+    get live() {
+      return live;
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { errorCode, refusedUnchanged, segsOf as segs } from "./_test_util.ts";
+import { countedImports, errorCode, refusedUnchanged, segsOf as segs } from "./_test_util.ts";
 import { describe } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { VMEM_ALLOC, VMEM_FREE } from "./vmem.ts";
@@ -249,27 +249,20 @@ test("a sleeping request that drains and still would wait is undone, caches incl
 
 test("a sleeping request keeps a drain that gave a span back through a custom release function", () => {
   const s = VmemFreeBSD.create("s", 1 << 20, 3 * P, P);
-  let live = 0;
+  const counted = countedImports();
   const a = VmemFreeBSD.create("a", 0, 0, P, {
     source: s,
     qcacheMax: P,
-    importFn: (src, size, flags) => {
-      const addr = src.alloc(size, (flags | M_NOWAIT) & ~M_WAITOK);
-      if (addr >= 0) live++;
-      return addr;
-    },
-    releaseFn: (src, addr, size) => {
-      live--;
-      src.free(addr, size);
-    },
+    importFn: counted.importFn,
+    releaseFn: counted.releaseFn,
   });
   const [A, B, C] = [0, 1, 2].map(() => a.alloc(P, M_NOWAIT));
   for (const x of [A, B, C]) a.free(x!, P); // alloc [A], list [B], free [C]
-  assert.equal(live, 3);
+  assert.equal(counted.live, 3);
   // Two pages are to be had nowhere: the import fails, the drain gives B's
   // span back to s (its release cannot be undone), and the request would wait.
   assert.throws(() => a.alloc(2 * P, M_WAITOK), (e) => errorCode(e) === "WOULDBLOCK");
-  assert.equal(live, 2);
+  assert.equal(counted.live, 2);
   assert.equal(cache(a, P).releases, 1);
   assert.equal(s.size(VMEM_ALLOC), 2 * P);
   a.check();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { errorCode, refusedUnchanged, segsOf as segs } from "./_test_util.ts";
+import { countedImports, errorCode, refusedUnchanged, segsOf as segs } from "./_test_util.ts";
 import { KernelError } from "./errors.ts";
 import { Mulberry32 } from "./random.ts";
 import { VMEM_ALLOC, VMEM_FREE, VMEM_SPAN } from "./vmem.ts";
@@ -458,24 +458,17 @@ test("a sleeping request that would wait is refused with WOULDBLOCK and undone, 
 
 test("a sleeping request gives back what custom functions imported before it would wait", () => {
   const s = VmemFreeBSD.create("s", 1 << 20, 4 * 4096, 4096);
-  let live = 0;
+  const counted = countedImports();
   const a = VmemFreeBSD.create("a", 0, 0, 16, {
     source: s,
-    importFn: (src, size, flags) => {
-      const addr = src.alloc(size, (flags | M_NOWAIT) & ~M_WAITOK);
-      if (addr >= 0) live++;
-      return addr;
-    },
-    releaseFn: (src, addr, size) => {
-      live--;
-      src.free(addr, size);
-    },
+    importFn: counted.importFn,
+    releaseFn: counted.releaseFn,
   });
   assert.throws(
     () => a.xalloc(16, 0, 0, 0, 1 << 30, 0, M_WAITOK),
     (e) => errorCode(e) === "WOULDBLOCK",
   );
-  assert.equal(live, 0);
+  assert.equal(counted.live, 0);
   assert.deepEqual(segs(a), []);
   assert.equal(s.size(VMEM_ALLOC), 0);
   s.check();
