@@ -59,6 +59,9 @@ import {
 import { PglistState } from "./pglist_state.ts";
 import type { PageFrames } from "./pdaemon.ts";
 
+/** The largest `int`, the type of NetBSD's page counts and reserves. */
+const INT_MAX = 0x7fffffff;
+
 /** `uvm_pagealloc` flag: the caller may dip into the kernel's reserve. */
 export const UVM_PGA_USERESERVE = 0x01;
 /** `uvm_pagealloc` flag: the caller is the page daemon (may use its reserve). */
@@ -116,9 +119,12 @@ export interface UvmTracer {
 export interface UvmOptions {
   /** Bytes per page, a power of two (default 4096). */
   pageSize?: number;
-  /** Free pages kept for the page daemon (`uvmexp.reserve_pagedaemon`, default 0). */
+  /**
+   * Free pages kept for the page daemon (`uvmexp.reserve_pagedaemon`, an
+   * `int`: at most 2^31 - 1; default 0).
+   */
   reservePagedaemon?: number;
-  /** Free pages kept for the kernel (`uvmexp.reserve_kernel`, default 0). */
+  /** Free pages kept for the kernel (`uvmexp.reserve_kernel`, an `int` as well; default 0). */
   reserveKernel?: number;
   /** The order `uvm_pglistalloc` searches segments in (default `bsearch`). */
   physseg?: PhysSegStrategy;
@@ -215,8 +221,13 @@ export class Uvm {
   constructor(options?: UvmOptions) {
     if (options === undefined) options = {};
     const pageSize = options.pageSize ?? 4096;
-    this.reservePagedaemon = checkInteger("reserve_pagedaemon", options.reservePagedaemon ?? 0);
-    this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0);
+    this.reservePagedaemon = checkInteger(
+      "reserve_pagedaemon",
+      options.reservePagedaemon ?? 0,
+      0,
+      INT_MAX,
+    );
+    this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0, 0, INT_MAX);
     this.#pm = new PhysMem(pageSize, options.physseg ?? "bsearch");
     this.pageSize = pageSize;
     for (let h = 0; h < VM_NFREELIST; h++) {

@@ -104,6 +104,21 @@ test("page: the reserves keep pages back from ordinary callers", () => {
   uvm.check();
 });
 
+test("page: reserves are ints; anything else is refused, naming the option and its value", () => {
+  assert.equal(new Uvm({ reserveKernel: 2 ** 31 - 1 }).reserveKernel, 2 ** 31 - 1);
+  for (const name of ["reservePagedaemon", "reserveKernel"] as const) {
+    for (const v of [2 ** 31, -1, 1.5, NaN, Infinity, 10n, "3", true]) {
+      assert.throws(
+        () => new Uvm({ [name]: v as number }),
+        (e: unknown) =>
+          e instanceof KernelError && e.code === "EINVAL" &&
+          e.message.startsWith(name === "reserveKernel" ? "reserve_kernel" : "reserve_pagedaemon"),
+        `${name} ${String(v)}`,
+      );
+    }
+  }
+});
+
 test("page: strategy is the segment order uvm_pglistalloc searches in", () => {
   assert.equal(new Uvm().strategy, "bsearch");
   assert.equal(new Uvm({ physseg: "bigfirst" }).strategy, "bigfirst");

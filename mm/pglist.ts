@@ -518,8 +518,13 @@ function simpleSegmentLiteral(
   return num - todo;
 }
 
+/**
+ * NetBSD's test before a search: free pages at or below the two reserves.
+ * They are `int`s and so is their sum, which wraps (two reserves of 2^30
+ * add up to INT_MIN, and no count is at or below that).
+ */
 function belowReserve(uvm: Uvm): boolean {
-  return uvm.free <= uvm.reservePagedaemon + uvm.reserveKernel;
+  return uvm.free <= ((uvm.reservePagedaemon + uvm.reserveKernel) | 0);
 }
 
 /** `uvm_pglistalloc_contig` without the fallback: true when `out` got the run. */

@@ -289,7 +289,7 @@ export class ReferencePglist {
       let n = num;
       const walk = this.#walk();
       if (i32(nsegs) < num || alignment !== ps || boundary !== 0) {
-        if (this.nfree > this.reservePagedaemon + this.reserveKernel) {
+        if (this.nfree > i32(this.reservePagedaemon + this.reserveKernel)) {
           for (let fl = 0; fl < NFREELIST && n !== 0; fl++) {
             for (const s of walk) {
               if (s.freeList !== fl) continue;
@@ -298,7 +298,7 @@ export class ReferencePglist {
             }
           }
         }
-      } else if (this.nfree > this.reservePagedaemon + this.reserveKernel) {
+      } else if (this.nfree > i32(this.reservePagedaemon + this.reserveKernel)) {
         for (let fl = 0; fl < NFREELIST && n !== 0; fl++) {
           for (const s of walk) {
             if (s.freeList !== fl) continue;

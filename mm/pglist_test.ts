@@ -163,6 +163,23 @@ test("pglist: at or below the reserves a request fails at once and moves no hint
   uvm.check();
 });
 
+test("pglist: the reserves add up as ints: 2^30 + 2^30 wraps and holds nothing back", () => {
+  // NetBSD compares the free count with reserve_pagedaemon + reserve_kernel,
+  // an int sum: at 2^31 it is INT_MIN, and every request goes ahead.
+  const wraps = new Uvm({ reservePagedaemon: 2 ** 30, reserveKernel: 2 ** 30 });
+  wraps.physload(0, 4, 0, 4, 0);
+  assert.deepEqual(alloc(wraps, PAGE, 0, HIGH, 0, 0, 1), [[0, 1]]);
+  assert.deepEqual(alloc(wraps, 2 * PAGE, 0, HIGH, 0, 0, 2), [[1, 2]]);
+  wraps.check();
+  // One less is 2^31 - 1, above any count: every request fails at once.
+  const holds = new Uvm({ reservePagedaemon: 2 ** 30, reserveKernel: 2 ** 30 - 1 });
+  holds.physload(0, 4, 0, 4, 0);
+  assert.equal(refusal(() => pglistAlloc(holds, PAGE, 0, HIGH, 0, 0, 1)), "ENOMEM");
+  assert.equal(refusal(() => pglistAlloc(holds, 2 * PAGE, 0, HIGH, 0, 0, 2)), "ENOMEM");
+  assert.deepEqual(state(holds).hints, [0]);
+  holds.check();
+});
+
 test("pglist: bad arguments are refused, naming the value, and change nothing", () => {
   const uvm = new Uvm();
   uvm.physload(0, 64, 0, 64, 0);
