@@ -39,22 +39,6 @@ export function stringField(op: TraceOp, name: string): string {
   return v;
 }
 
-/** Field `name` as the set of its words, each one of `allowed` (a word may repeat). */
-export function wordSetField(op: TraceOp, name: string, allowed: readonly string[]): Set<string> {
-  const v = field(op, name);
-  if (!Array.isArray(v)) {
-    throw new KernelError("EINVAL", `"${name}" must be a list of words, got ${describe(v)}`);
-  }
-  const set = new Set<string>();
-  for (const w of v) {
-    if (typeof w !== "string" || !allowed.includes(w)) {
-      throw new KernelError("EINVAL", `"${name}" has an unknown word ${describe(w)}`);
-    }
-    set.add(w);
-  }
-  return set;
-}
-
 /** Field `name` as a list of distinct words, each one of `allowed`. */
 export function wordsField(op: TraceOp, name: string, allowed: readonly string[]): string[] {
   const v = field(op, name);

@@ -12,7 +12,7 @@
 
 import { describe, KernelError } from "./errors.ts";
 import { NamedAllocations } from "./replay_named.ts";
-import { field, intField as int, type TraceOp, wordSetField as words } from "./replay_fields.ts";
+import { field, intField as int, type TraceOp, wordsField } from "./replay_fields.ts";
 import {
   VM_BESTFIT,
   VM_ENDALLOC,
@@ -44,6 +44,11 @@ export const POLICY_FLAGS: Readonly<
 
 const POLICY_WORDS = Object.keys(POLICY_FLAGS) as (keyof typeof POLICY_FLAGS)[];
 const ALLOC_WORDS = ["nosleep", "sleep", ...POLICY_WORDS, "endalloc"];
+
+/** Field `name` as a set of words of `allowed`, each at most once (as the reference reads them). */
+function words(op: Op, name: string, allowed: readonly string[]): Set<string> {
+  return new Set(wordsField(op, name, allowed));
+}
 
 /** Turns an allocation flag list into VM_* flags: one of sleep/nosleep, at most one policy. */
 function allocFlags(op: Op): number {

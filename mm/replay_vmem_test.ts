@@ -148,6 +148,27 @@ test("replay refuses bad operations with their codes and goes on", () => {
   ]);
 });
 
+test("a word named twice in a list is refused, as the reference refuses it, and changes nothing", () => {
+  const out = replay(`
+    {"op":"create","arena":"a","base":4096,"size":65536,"quantum":8,"qcache_max":0,"source":null,"flags":[]}
+    {"op":"alloc","arena":"a","size":24,"flags":["nextfit","nosleep","nosleep"]}
+    {"op":"alloc","arena":"a","size":24,"flags":["sleep","sleep"]}
+    {"op":"xalloc","arena":"a","size":16,"align":0,"phase":0,"nocross":0,"minaddr":0,"maxaddr":0,"flags":["bestfit","nosleep","bestfit"]}
+    {"op":"alloc","arena":"a","size":8,"flags":["endalloc","nosleep","endalloc"]}
+    {"op":"walk","arena":"a","types":["span","span"]}
+    {"op":"size","arena":"a","types":["free","free"]}
+    {"op":"create","arena":"b","base":8,"size":8,"quantum":8,"qcache_max":0,"source":null,"flags":["identifier","identifier"]}
+    {"op":"walk","arena":"a","types":["span","free","alloc"]}
+    {"op":"walk","arena":"b","types":["span"]}
+  `);
+  assert.deepEqual(out.map(byCode), [
+    '{"ok":true}',
+    ...Array(7).fill('{"error":"EINVAL"}'),
+    '{"segs":[["span",4096,65536],["free",4096,65536]]}',
+    '{"error":"ENOENT"}',
+  ]);
+});
+
 test("a destroyed arena's name can be used again", () => {
   const out = replay(`
     {"op":"create","arena":"x y","base":1,"size":10,"quantum":1,"qcache_max":0,"source":null,"flags":["identifier"]}
