@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { type Replayer, REPLAYERS, replayText } from "./replayer.ts";
-import { kindPolicy, PolicyReplayer, REPLAY_POLICIES, replayPolicy } from "./replay_policy.ts";
+import { comparedPolicy, kindPolicy, PolicyReplayer, REPLAY_POLICIES } from "./replay_policy.ts";
 import { compareTrace, comparisonJson, comparisonTable } from "./replay_compare.ts";
 import { comparisonSvg } from "./replay_picture.ts";
 import { checkOutputs, OutputError, writeOutput } from "./cli_files.ts";
@@ -93,19 +93,22 @@ function parse(args: string[]): Command {
     cmd.policy = v.policy;
   }
   if (v.compare !== undefined) {
-    const names = v.compare.split(",").map((s) => s.trim());
-    for (const name of names) {
+    if (!Object.values(REPLAY_POLICIES).some((p) => p.kind === kind)) {
+      throw new UsageError(`--compare: ${kind} traces have no policies`);
+    }
+    // Each name as the trace's kind reads it, so that `vmem-freebsd
+    // --compare bestfit,firstfit` compares FreeBSD's policies.
+    const names = v.compare.split(",").map((s) => {
       try {
-        replayPolicy(name);
+        return comparedPolicy(kind, s.trim());
       } catch (e) {
         throw new UsageError(`--compare: ${(e as Error).message}`);
       }
+    });
+    for (const name of names) {
       if (names.indexOf(name) !== names.lastIndexOf(name)) {
         throw new UsageError(`--compare: policy ${JSON.stringify(name)} is named twice`);
       }
-    }
-    if (!Object.values(REPLAY_POLICIES).some((p) => p.kind === kind)) {
-      throw new UsageError(`--compare: ${kind} traces have no policies`);
     }
     cmd.compare = names;
     if (v.svg !== undefined) {

@@ -78,6 +78,23 @@ export function kindPolicy(kind: string, name: unknown): ReplayPolicy {
 }
 
 /**
+ * The registered name that `name` stands for among policies compared on a
+ * trace of `kind`: the kind's own policy when it has one of that name or
+ * word (`bestfit` on a `vmem-freebsd` trace is `freebsd-bestfit`, as with
+ * {@link kindPolicy}), else the registered policy of that name, of any
+ * kind (`freebsd-firstfit` beside illumos's policies on a `vmem` trace).
+ * EINVAL naming it and the known ones when there is neither.
+ */
+export function comparedPolicy(kind: string, name: unknown): string {
+  const own = Object.entries(REPLAY_POLICIES).find(([n, p]) =>
+    p.kind === kind && (n === name || p.word === name)
+  );
+  if (own !== undefined) return own[0];
+  replayPolicy(name);
+  return name as string;
+}
+
+/**
  * Replays a vmem trace with every allocation line's policy replaced by one
  * word (and, for an allocator without quantum caches, every arena created
  * without them).

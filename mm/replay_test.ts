@@ -181,6 +181,27 @@ test("replay: --compare prints the figures of each policy, as JSON or as a table
   ], HOLE);
   assert.equal(both.status, 0, both.stderr);
   for (const p of JSON.parse(both.stdout).policies) assert.equal(p.peakInUse, 5 * 4096, p.policy);
+  // On a FreeBSD trace a policy word is FreeBSD's, as with --policy.
+  const freebsd = replayCmd(["vmem-freebsd", "--compare", "bestfit,firstfit", "--json", "-"], HOLE);
+  assert.equal(freebsd.status, 0, freebsd.stderr);
+  const named = replayCmd([
+    "vmem",
+    "--compare",
+    "freebsd-bestfit,freebsd-firstfit",
+    "--json",
+    "-",
+  ], HOLE);
+  const figures = (out: string) =>
+    JSON.parse(out).policies.map((p: { nsPerOp?: number }) => ({ ...p, nsPerOp: 0 }));
+  assert.deepEqual(
+    figures(freebsd.stdout).map((p: { policy: string }) => p.policy),
+    ["freebsd-bestfit", "freebsd-firstfit"],
+  );
+  assert.deepEqual(figures(freebsd.stdout), figures(named.stdout));
+  refused(
+    replayCmd(["vmem-freebsd", "--compare", "bestfit,freebsd-bestfit", "-"]),
+    /"freebsd-bestfit" is named twice/,
+  );
   const table = replayCmd(["vmem", "--compare", "bestfit,nextfit", "-"], HOLE);
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /^policy +peak in use .*\nbestfit +20,480 +65,536 /);
