@@ -154,6 +154,32 @@ for (const workload of ["heap", "ids", "pressure"] as const) {
   });
 }
 
+test("kernel: on the 16 MiB machine the heap workload backs off instead of running out", async () => {
+  // Seed 2's walk wants more live buffers than 16 MiB holds.
+  const r = await run(parseBootArgs(["-m", "isa", "-s", "2", "-w", "heap", "--devices", "none"]));
+  assert.deepEqual(r.problems, []);
+  const report = r.workloads[0]!;
+  assert.deepEqual(report.errors, []);
+  assert.equal(report.counts.failed, 0);
+  assert.ok(report.counts.backoffs! > 0, "it came near the low-water mark");
+  assert.deepEqual(r.summary.leaks, NO_LEAKS);
+  // With room to spare it never does.
+  const roomy = await run(parseBootArgs(["-s", "2", "-w", "heap", "--devices", "none"]));
+  assert.equal(roomy.workloads[0]!.counts.backoffs, 0);
+});
+
+test("kernel: the pressure workload holds lists within what earlier workloads left", async () => {
+  // FreeBSD's kmem keeps more than half of the 16 MiB machine in its spans
+  // after the heap workload; the pressure workload must still finish.
+  const r = await run(parseBootArgs(["-m", "isa", "--vmem", "freebsd", "-w", "all"]));
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.status, 0);
+  const pressure = r.workloads.find((w) => w.name === "pressure")!;
+  assert.deepEqual(pressure.errors, []);
+  assert.ok(pressure.counts.listsFreed! > 0, "it gave lists back to stay within reach");
+  assert.deepEqual(r.summary.leaks, NO_LEAKS);
+});
+
 /** Replays trace lines; error lines are compared by their code alone, as replay.md says. */
 function replayAll(lines: string[], replayer: Replayer): string[] {
   const out: string[] = [];

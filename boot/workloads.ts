@@ -3,7 +3,8 @@
  * run's seed, checks the data it wrote through kernel virtual addresses,
  * frees everything it took, and reports counts and any failure it saw.
  *
- * - heap: random kmem_alloc / kmem_zalloc / kmem_free of mixed sizes.
+ * - heap: random kmem_alloc / kmem_zalloc / kmem_free of mixed sizes,
+ *   backing off (a free in place of an allocation) near the end of memory.
  * - ids: process IDs from the next-fit identifier arena.
  * - pressure: fill the page cache, then allocate until the page daemon must
  *   reclaim: sleeping heap allocations, waiting simple page lists, and
@@ -55,8 +56,22 @@ export const heapChurn: Workload = (k, seed, ops) => {
   let live = 0;
   let nextTag = 1;
   const errors: string[] = [];
-  const counts = { allocs: 0, zallocs: 0, frees: 0, bytesChecked: 0, peakLive: 0, failed: 0 };
+  const counts = {
+    allocs: 0,
+    zallocs: 0,
+    frees: 0,
+    bytesChecked: 0,
+    peakLive: 0,
+    backoffs: 0,
+    failed: 0,
+  };
   const buf = new Uint8Array(262144);
+  // The workload lives within the machine: it frees a buffer instead of
+  // allocating one that would leave fewer free pages than an eighth of
+  // those free when it started (64 at least). A 16 MiB machine runs out
+  // long before the walk's live buffers peak; a larger one never gets there.
+  const pageSize = k.uvm.pageSize;
+  const lowWater = Math.max(64, Math.floor(k.uvm.free / 8));
 
   const verify = (i: number, expect: number, what: string) => {
     const n = size[i]!;
@@ -74,9 +89,16 @@ export const heapChurn: Workload = (k, seed, ops) => {
   };
 
   for (let op = 0; op < ops; op++) {
+    let n = 0, zero = false;
     if (live === 0 || (live < cap && rng.below(100) < 55)) {
-      const n = heapSize(rng);
-      const zero = rng.below(10) === 0;
+      n = heapSize(rng);
+      zero = rng.below(10) === 0;
+      if (live > 0 && k.uvm.free - Math.ceil(n / pageSize) < lowWater) {
+        counts.backoffs++;
+        n = 0;
+      }
+    }
+    if (n !== 0) {
       const addr = zero ? k.kmem.zalloc(n) : k.kmem.alloc(n);
       if (addr === 0) {
         counts.failed++;
@@ -201,10 +223,12 @@ export const memoryPressure: Workload = async (k, seed, ops) => {
       counts.heapBytes += size;
     }
     counts.heapWaits = k.kmem.stats.pageShortages - shortages;
-    // Hold at most half of memory in page lists: past that, give back a
-    // list before taking the next, so the run fits any machine.
+    // Hold at most half of the pages still to be had (free or cached: what
+    // the heap above and the workloads before left) in page lists: past
+    // that, give back a list before taking the next, so the run fits any
+    // machine, whatever its arenas keep.
     let held = 0;
-    const cap = k.bootFree >> 1;
+    const cap = (k.uvm.free + pd.cache.size) >> 1;
     for (let op = 0; op < ops; op++) {
       while (held > cap && lists.length > 0) {
         const i = rng.below(lists.length);
