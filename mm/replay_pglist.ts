@@ -92,8 +92,9 @@ export class PglistReplayer {
   }
 
   /**
-   * Reads `pfns` as runs, checking that every page is managed, free (claim)
-   * or taken by a claim (release), and that no page is named twice.
+   * Reads `pfns` as runs (a count of 0 names no page), checking that every
+   * page is managed, free (claim) or taken by a claim (release), and that
+   * no page is named twice.
    */
   #runs(op: Op, claim: boolean): [number, number][] {
     const raw = field(op, "pfns");
@@ -103,9 +104,10 @@ export class PglistReplayer {
         throw new KernelError("EINVAL", `pfns[${i}] must be [pfn, count], got ${describe(r)}`);
       }
       const pfn = checkInteger(`pfns[${i}][0]`, r[0]);
-      return [pfn, checkInteger(`pfns[${i}][1]`, r[1], 1, 2 ** 53 - 1 - pfn)];
+      return [pfn, checkInteger(`pfns[${i}][1]`, r[1], 0, 2 ** 53 - 1 - pfn)];
     });
-    const sorted = runs.slice().sort((x, y) => x[0] - y[0]);
+    // An empty run names no page: nothing to check, nothing to take.
+    const sorted = runs.filter((r) => r[1] > 0).sort((x, y) => x[0] - y[0]);
     for (let i = 1; i < sorted.length; i++) {
       if (sorted[i - 1]![0] + sorted[i - 1]![1] > sorted[i]![0]) {
         throw new KernelError("EINVAL", `pfns: page ${sorted[i]![0]} named twice`);

@@ -180,7 +180,7 @@ test("replay_pglist: refused lines name their problem and change nothing", () =>
     [{ op: "claim", pfns: [[9, 3]] }, "EBUSY"],
     [{ op: "claim", pfns: [[20, 2], [21, 1]] }, "EINVAL"],
     [{ op: "claim", pfns: [[100, 1]] }, "EINVAL"],
-    [{ op: "claim", pfns: [[20, 0]] }, "EINVAL"],
+    [{ op: "claim", pfns: [[20, -1]] }, "EINVAL"],
     [{ op: "claim", pfns: "20" }, "EINVAL"],
     [{ op: "release", pfns: [[10, 3]] }, "BADFREE"],
     [{ op: "release", pfns: [[0, 1]] }, "BADFREE"],
@@ -202,6 +202,16 @@ test("replay_pglist: refused lines name their problem and change nothing", () =>
     assert.equal(codeOf(r, op), want, JSON.stringify(op));
     assert.equal(JSON.stringify(r.apply({ op: "state" })), state, JSON.stringify(op));
   }
+  // An empty run names no page, wherever it stands, as in the reference.
+  for (const op of ["claim", "release"]) {
+    for (const pfns of [[[20, 0]], [[100, 0]], [[10, 0]], []]) {
+      assert.deepEqual(r.apply({ op, pfns }), { ok: true }, `${op} ${JSON.stringify(pfns)}`);
+      assert.equal(JSON.stringify(r.apply({ op: "state" })), state);
+    }
+  }
+  assert.deepEqual(r.apply({ op: "claim", pfns: [[20, 4], [22, 0]] }), { ok: true });
+  assert.deepEqual(r.apply({ op: "release", pfns: [[21, 0], [20, 4]] }), { ok: true });
+  assert.equal(JSON.stringify(r.apply({ op: "state" })), state);
   assert.deepEqual(r.apply({ op: "release", pfns: [[10, 2]] }), { ok: true });
   assert.deepEqual(r.apply({ op: "free", list: 1 }), { ok: true });
   assert.deepEqual(r.apply({ op: "state" }), { free: [[0, 64]], hints: [2] });
