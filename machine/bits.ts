@@ -9,6 +9,9 @@
 /** 2^32: the weight of the high word of a 64-bit register pair or address. */
 export const TWO32 = 4294967296;
 
+/** The largest C `int` (and int32): 2^31 - 1. */
+export const INT_MAX = 0x7fffffff;
+
 /**
  * The position of the highest set bit, counting from 1 (illumos `highbit`,
  * FreeBSD `flsl`); 0 for 0. `x` is a non-negative integer below `2^64`.

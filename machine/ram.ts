@@ -42,7 +42,7 @@
  * @module
  */
 
-import { TWO32 } from "./bits.ts";
+import { INT_MAX, TWO32 } from "./bits.ts";
 import { type AccessKind, checkInt, checkPow2, hex, MachineError, MachineFault } from "./errors.ts";
 
 /** A guest-physical range backed by RAM. */
@@ -68,7 +68,6 @@ const BANK_MAX = 256 * 1024 * 1024;
 const BANK_SLOTS = 65536;
 /** Pieces at most this long are copied by a byte loop rather than by a view. */
 const SMALL = 32;
-const INT32_MAX = 0x7fffffff;
 
 /** Default chunk size: 64 KiB. */
 export const DEFAULT_CHUNK_SIZE = 65536;
@@ -435,7 +434,7 @@ export class Ram {
   readSg(segs: ArrayLike<number>, nsegs: number, dst: Uint8Array, offset?: number): number {
     if (offset === undefined) offset = 0;
     const total = this.#checkSg(segs, nsegs, dst, offset, "read");
-    if (dst.length <= INT32_MAX) {
+    if (dst.length <= INT_MAX) {
       // Offsets into fewer than 2^31 bytes are kept as 32-bit integers, which
       // reach the copy without being boxed as numbers on the heap.
       for (let i = 0, o = offset | 0; i < nsegs; i++) {

@@ -40,6 +40,7 @@
  */
 
 import { checkInteger, describe, KernelError } from "./errors.ts";
+import { INT_MAX } from "../machine/bits.ts";
 import {
   BLOCK_PAGES,
   CHUNK_PAGES,
@@ -58,9 +59,6 @@ import {
 } from "./physseg.ts";
 import { PglistState } from "./pglist_state.ts";
 import type { PageFrames } from "./pdaemon.ts";
-
-/** The largest `int`, the type of NetBSD's page counts and reserves. */
-const INT_MAX = 0x7fffffff;
 
 /** `uvm_pagealloc` flag: the caller may dip into the kernel's reserve. */
 export const UVM_PGA_USERESERVE = 0x01;

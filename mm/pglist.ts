@@ -62,12 +62,11 @@
  */
 
 import { checkInteger, describe, KernelError, MAX_ADDR } from "./errors.ts";
-import { isPow2 } from "../machine/bits.ts";
+import { INT_MAX, isPow2 } from "../machine/bits.ts";
 import { PG_PGLCA, PG_PGLIST, type PhysMem, popcount32, u32 } from "./physseg.ts";
 import { Uvm, uvmInside } from "./page.ts";
 import { HintSnapshot, Request, RunList } from "./pglist_state.ts";
 
-const INT_MAX = 0x7fffffff;
 const ENOMEM_MESSAGE = "uvm_pglistalloc: no pages satisfy the request";
 
 let listFirst: (list: PageList) => number;

@@ -57,17 +57,24 @@ export function replayPolicy(name: unknown): ReplayPolicy {
 }
 
 /**
+ * The registered name of `kind`'s policy `name`: the one registered under
+ * that name, else the one whose policy word it is; undefined when `kind`
+ * has neither.
+ */
+function ownPolicyName(kind: string, name: unknown): string | undefined {
+  const entries = Object.entries(REPLAY_POLICIES);
+  return (entries.find(([n, p]) => p.kind === kind && n === name) ??
+    entries.find(([, p]) => p.kind === kind && p.word === name))?.[0];
+}
+
+/**
  * The policy `name` for traces of `kind`: a registered name of that kind
  * (`freebsd-firstfit` for `vmem-freebsd`), or the policy word of one
  * (`firstfit`). EINVAL when there is none.
  */
 export function kindPolicy(kind: string, name: unknown): ReplayPolicy {
-  const named = typeof name === "string" && Object.hasOwn(REPLAY_POLICIES, name)
-    ? REPLAY_POLICIES[name]
-    : undefined;
-  if (named !== undefined && named.kind === kind) return named;
-  const worded = Object.values(REPLAY_POLICIES).find((p) => p.kind === kind && p.word === name);
-  if (worded !== undefined) return worded;
+  const own = ownPolicyName(kind, name);
+  if (own !== undefined) return REPLAY_POLICIES[own]!;
   const mine = Object.entries(REPLAY_POLICIES).filter(([, p]) => p.kind === kind);
   throw new KernelError(
     "EINVAL",
@@ -79,17 +86,15 @@ export function kindPolicy(kind: string, name: unknown): ReplayPolicy {
 
 /**
  * The registered name that `name` stands for among policies compared on a
- * trace of `kind`: the kind's own policy when it has one of that name or
- * word (`bestfit` on a `vmem-freebsd` trace is `freebsd-bestfit`, as with
- * {@link kindPolicy}), else the registered policy of that name, of any
- * kind (`freebsd-firstfit` beside illumos's policies on a `vmem` trace).
- * EINVAL naming it and the known ones when there is neither.
+ * trace of `kind`: the kind's own policy as {@link kindPolicy} reads it
+ * (`bestfit` on a `vmem-freebsd` trace is `freebsd-bestfit`), else the
+ * registered policy of that name, of any kind (`freebsd-firstfit` beside
+ * illumos's policies on a `vmem` trace). EINVAL naming it and the known
+ * ones when there is neither.
  */
 export function comparedPolicy(kind: string, name: unknown): string {
-  const own = Object.entries(REPLAY_POLICIES).find(([n, p]) =>
-    p.kind === kind && (n === name || p.word === name)
-  );
-  if (own !== undefined) return own[0];
+  const own = ownPolicyName(kind, name);
+  if (own !== undefined) return own;
   replayPolicy(name);
   return name as string;
 }
