@@ -157,8 +157,13 @@ export interface UvmInside {
    * (all free, so all of one segment), giving them the flags `flag`.
    */
   takeFreeBits(w: number, bits: number, flag: number): void;
-  /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. */
-  takeFreeRun(first: number, n: number, flag: number): void;
+  /**
+   * Takes the free pages `[first, first + n)` (of one segment), flagging them
+   * `flag`. Returns true when they were taken as one chain (`first + n - 1`
+   * down to `first` on their queue): their links then stay so while they are
+   * held, and {@link putFreeRun} may say so.
+   */
+  takeFreeRun(first: number, n: number, flag: number): boolean;
   /**
    * Undoes the take of page `id`, putting it back exactly where it was in its
    * queue. Valid only for the most recent take not yet undone, with no other
@@ -168,8 +173,10 @@ export interface UvmInside {
   /**
    * Puts the allocated pages `[a, b)` (of one segment) back at the head of
    * their free list as if freed one by one upward, and wakes waiters.
+   * `linked`: they were taken as one chain by {@link takeFreeRun} (which said
+   * so) and held since, so their links need no rewriting.
    */
-  putFreeRun(a: number, b: number): void;
+  putFreeRun(a: number, b: number, linked: boolean): void;
   /** Puts allocated page `id` at the head of its queue and wakes waiters (the caller has checked it). */
   putFree(id: number): void;
   /** {@link Uvm.pageAlloc} returning the page id, or -1. */
@@ -203,7 +210,7 @@ export class Uvm {
   /** Who watches pages change hands (null: nobody). */
   tracer: UvmTracer | null = null;
   /** What `uvm_pglistalloc` keeps between calls on this allocator (its lock and scratch). */
-  readonly #pglist: PglistState = new PglistState();
+  readonly #pglist: PglistState;
 
   readonly #inside: UvmInside;
 
@@ -228,6 +235,7 @@ export class Uvm {
     this.reserveKernel = checkInteger("reserve_kernel", options.reserveKernel ?? 0, 0, INT_MAX);
     this.#pm = new PhysMem(pageSize, options.physseg ?? "bsearch");
     this.pageSize = pageSize;
+    this.#pglist = new PglistState(pageSize);
     for (let h = 0; h < VM_NFREELIST; h++) {
       this.#pm.setNext(h, h);
       this.#pm.setPrev(h, h);
@@ -244,7 +252,7 @@ export class Uvm {
       takeFreeBits: (w, bits, flag) => this.#takeFreeBits(w, bits, flag),
       takeFreeRun: (first, n, flag) => this.#takeFreeRun(first, n, flag),
       untakeFree: (id) => this.#untakeFree(id),
-      putFreeRun: (a, b) => this.#putFreeRun(a, b),
+      putFreeRun: (a, b, linked) => this.#putFreeRun(a, b, linked),
       putFree: (id) => this.#putFree(id),
       pageAllocId: (freeList, flags) => this.#pageAllocId(freeList, flags),
       pageFreeId: (id) => this.#pageFreeId(id),
@@ -505,7 +513,7 @@ export class Uvm {
       } else if (step === 1) {
         // Freed upward, each in front: the queue reads top, ..., first.
         const top = first + len - 1;
-        pm.freshenRun(first, top + 1);
+        pm.freshenRun(first, top + 1, false);
         pm.setNext(h, top);
         pm.setPrev(top, h);
         pm.setNext(first, head);
@@ -642,24 +650,26 @@ export class Uvm {
     this.#freeByList[pm.freeListOf(base + 31 - Math.clz32(low))]! -= k;
   }
 
-  /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`. */
-  #takeFreeRun(first: number, n: number, flag: number): void {
+  /** Takes the free pages `[first, first + n)` (of one segment), flagging them `flag`; true for a chain. */
+  #takeFreeRun(first: number, n: number, flag: number): boolean {
     const pm = this.#pm;
-    this.#unlinkRun(first, first + n, flag);
+    const chain = this.#unlinkRun(first, first + n, flag);
     pm.markBusyRange(first, first + n);
     this.#free -= n;
     this.#freeByList[pm.freeListOf(first)]! -= n;
+    return chain;
   }
 
   /**
    * Unlinks free pages `[a, b)` from their queue and flags them: at once when
    * they form the chain `b-1 -> ... -> a` there, else one by one upward. Either
    * way each page keeps its own links, so `#untakeFree` newest first
-   * (from `b-1` down) puts them back.
+   * (from `b-1` down) puts them back. Returns true when they were a chain.
    */
-  #unlinkRun(a: number, b: number, flag: number): void {
+  #unlinkRun(a: number, b: number, flag: number): boolean {
     const pm = this.#pm;
-    if (pm.isChain(a, b)) {
+    const chain = pm.isChain(a, b);
+    if (chain) {
       const p = pm.prevOf(b - 1);
       const n = pm.nextOf(a);
       pm.setNext(p, n);
@@ -673,20 +683,21 @@ export class Uvm {
       }
     }
     pm.setFlagsRun(a, b, flag);
+    return chain;
   }
 
   /**
    * Puts the allocated pages `[a, b)` (of one segment) back at the head of
    * their free list as if freed one by one upward: each lands in front of the
    * one before, so they form the chain `b-1 -> ... -> a`, which the relative
-   * links express with zeros.
+   * links express with zeros (`linked`: they do already).
    */
-  #putFreeRun(a: number, b: number): void {
+  #putFreeRun(a: number, b: number, linked: boolean): void {
     const pm = this.#pm;
     const h = pm.freeListOf(a);
     const top = b - 1;
     const first = pm.nextOf(h);
-    pm.freshenRun(a, b);
+    pm.freshenRun(a, b, linked);
     pm.setNext(h, top);
     pm.setPrev(top, h);
     pm.setNext(a, first);

@@ -72,11 +72,13 @@ const ENOMEM_MESSAGE = "uvm_pglistalloc: no pages satisfy the request";
 let listFirst: (list: PageList) => number;
 let listCount: (list: PageList) => number;
 let listMore: (list: PageList) => readonly number[] | null;
+let listLinked: (list: PageList) => boolean;
 let markFreed: (list: PageList) => void;
 let newList: (
   uvm: Uvm,
   first: number,
   count: number,
+  linked: boolean,
   more: number[] | null,
   pages: number,
 ) => PageList;
@@ -93,6 +95,8 @@ export class PageList {
   readonly #first: number;
   /** Length of the first run. */
   readonly #count: number;
+  /** The first run was taken as one chain, its links untouched since (see {@link RunList.firstLinked}). */
+  readonly #linked: boolean;
   /** The other runs as flat pairs (first id, length), or null. */
   readonly #more: readonly number[] | null;
   readonly #pages: number;
@@ -102,10 +106,12 @@ export class PageList {
     listFirst = (list) => list.#first;
     listCount = (list) => list.#count;
     listMore = (list) => list.#more;
+    listLinked = (list) => list.#linked;
     markFreed = (list) => {
       list.#freed = true;
     };
-    newList = (uvm, first, count, more, pages) => new PageList(uvm, first, count, more, pages);
+    newList = (uvm, first, count, linked, more, pages) =>
+      new PageList(uvm, first, count, linked, more, pages);
   }
 
   /** Made by the allocator only, over pages already marked `PG_PGLIST`. */
@@ -113,12 +119,14 @@ export class PageList {
     uvm: Uvm,
     first: number,
     count: number,
+    linked: boolean,
     more: number[] | null,
     pages: number,
   ) {
     this.#uvm = uvm;
     this.#first = first;
     this.#count = count;
+    this.#linked = linked;
     this.#more = more;
     this.#pages = pages;
   }
@@ -268,8 +276,7 @@ function searchRun(
 }
 
 function takeRun(uvm: Uvm, first: number, num: number, out: RunList): void {
-  uvmInside(uvm).takeFreeRun(first, num, PG_PGLIST);
-  out.add(first, num);
+  out.add(first, num, uvmInside(uvm).takeFreeRun(first, num, PG_PGLIST));
 }
 
 /**
@@ -287,7 +294,7 @@ function contigSegment(
   boundary: number,
   out: RunList,
 ): boolean {
-  const pm = uvmInside(uvm).physmem;
+  const inside = uvmInside(uvm), pm = inside.physmem;
   const as = pm.segAvailStart[s]!;
   const ae = pm.segAvailEnd[s]!;
   if (highPfn <= as || lowPfn >= ae) return false;
@@ -296,7 +303,7 @@ function contigSegment(
     return contigSegmentLiteral(uvm, s, num, lowPfn, highPfn, a, boundary, out);
   }
   const asI = as | 0;
-  const bp = Math.floor(boundary / uvm.pageSize);
+  const bp = Math.floor(boundary * inside.pglist.perPage);
   const b = bp < INT_LIMIT ? bp | 0 : 0;
   const hint = pm.segHint[s]! | 0;
   const off = idOff | 0;
@@ -586,7 +593,7 @@ function rollback(uvm: Uvm, out: RunList, from: number, snap: HintSnapshot): voi
 function giveBack(uvm: Uvm, out: RunList): void {
   const inside = uvmInside(uvm), runs = out.runs;
   for (let k = 0; k < 2 * out.nruns; k += 2) {
-    inside.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!);
+    inside.putFreeRun(runs[k]!, runs[k]! + runs[k + 1]!, k === 0 && out.firstLinked);
   }
   out.clear();
 }
@@ -618,7 +625,7 @@ function makeList(uvm: Uvm, out: RunList): PageList {
     more = new Array<number>(2 * out.nruns - 2);
     for (let k = 2; k < 2 * out.nruns; k++) more[k - 2] = runs[k]!;
   }
-  const list = newList(uvm, runs[0]!, runs[1]!, more, out.pages);
+  const list = newList(uvm, runs[0]!, runs[1]!, out.firstLinked, more, out.pages);
   out.clear();
   return list;
 }
@@ -813,7 +820,8 @@ function request(
       `uvm_pglistalloc: boundary ${describe(boundary)} smaller than size ${describe(size)}`,
     );
   }
-  const num = Math.ceil(size / ps);
+  const perPage = uvmInside(uvm).pglist.perPage;
+  const num = Math.ceil(size * perPage);
   if (num > INT_MAX) {
     throw new KernelError("EINVAL", `size ${describe(size)} is more than 2^31 - 1 pages`);
   }
@@ -825,8 +833,9 @@ function request(
   rq.boundary = boundary;
   rq.size = size;
   rq.nsegs = nsegs;
-  rq.lowPfn = Math.floor(lowRounded / ps);
-  rq.highPfn = Math.floor(high / ps);
+  rq.alignPages = alignment * perPage;
+  rq.lowPfn = Math.floor(lowRounded * perPage);
+  rq.highPfn = Math.floor(high * perPage);
   rq.contig = nsegs < num || alignment !== ps || boundary !== 0;
   return rq;
 }
@@ -897,7 +906,7 @@ export function pglistTryAlloc(
   const { out, snap } = state;
   out.clear();
   snap.save(inside.physmem);
-  const a = rq.alignment / uvm.pageSize;
+  const a = rq.alignPages;
   let left: number;
   try {
     if (rq.contig) {
@@ -980,7 +989,7 @@ export async function pglistAllocWait(
   if (signal?.aborted) throw aborted();
   const out = new RunList();
   const snap = new HintSnapshot();
-  const a = rq.alignment / uvm.pageSize;
+  const a = rq.alignPages;
   if (rq.contig) {
     snap.save(uvmInside(uvm).physmem);
     try {
@@ -1090,10 +1099,10 @@ export function pglistFree(uvm: Uvm, list: PageList): void {
     for (let k = 0; k < more.length; k += 2) notHeld(pm, more[k]!);
   }
   notHeld(pm, first);
-  inside.putFreeRun(first, first + listCount(list));
+  inside.putFreeRun(first, first + listCount(list), listLinked(list));
   if (more !== null) {
     for (let k = 0; k < more.length; k += 2) {
-      inside.putFreeRun(more[k]!, more[k]! + more[k + 1]!);
+      inside.putFreeRun(more[k]!, more[k]! + more[k + 1]!, false);
     }
   }
   markFreed(list);

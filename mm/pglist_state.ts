@@ -23,16 +23,23 @@ export class RunList {
   nruns = 0;
   /** Pages in the list. */
   pages = 0;
+  /**
+   * The first run was taken as one chain and is still linked so (see
+   * `UvmInside.takeFreeRun`): false once anything extends it.
+   */
+  firstLinked = false;
 
-  /** Appends the ids `[first, first + n)`. */
-  add(first: number, n: number): void {
+  /** Appends the ids `[first, first + n)`, `linked` when they were taken as one chain. */
+  add(first: number, n: number, linked = false): void {
     const k = 2 * this.nruns;
     const runs = this.runs;
     if (k > 0 && runs[k - 2]! + runs[k - 1]! === first) {
       runs[k - 1] = runs[k - 1]! + n;
+      if (k === 2) this.firstLinked = false;
     } else {
       runs[k] = first;
       runs[k + 1] = n;
+      if (k === 0) this.firstLinked = linked;
       this.nruns++;
     }
     this.pages += n;
@@ -42,6 +49,7 @@ export class RunList {
   clear(): void {
     this.nruns = 0;
     this.pages = 0;
+    this.firstLinked = false;
   }
 }
 
@@ -107,6 +115,8 @@ export class Request {
   high = 0;
   /** Alignment, at least a page (bytes). */
   alignment = 0;
+  /** The alignment in pages. */
+  alignPages = 0;
   /** Boundary (bytes; 0: none). */
   boundary = 0;
   /** Size as given (bytes). */
@@ -123,6 +133,11 @@ export class Request {
 
 /** The per-allocator state of `uvm_pglistalloc`. */
 export class PglistState {
+  /**
+   * 1 / the page size, exact for a power of two: a byte count times it is
+   * the count in pages divided exactly, without a division.
+   */
+  readonly perPage: number;
   /** The aggressive search's lock. */
   readonly lock: ContigLock = new ContigLock();
   /** The request of the synchronous calls (they never overlap). */
@@ -131,4 +146,8 @@ export class PglistState {
   readonly out: RunList = new RunList();
   /** The hints when the synchronous call began. */
   readonly snap: HintSnapshot = new HintSnapshot();
+
+  constructor(pageSize: number) {
+    this.perPage = 1 / pageSize;
+  }
 }

@@ -258,6 +258,40 @@ test("pglist: page lists list their frames and go back once", () => {
   uvm.check();
 });
 
+test("pglist: a freed list goes back on its queue top page first, however its pages were queued", () => {
+  // Free list 0 from its head, as frame numbers.
+  const queue = (uvm: Uvm): number[] => {
+    const pm = uvmInside(uvm).physmem;
+    const out: number[] = [];
+    for (let id = pm.nextOf(0); id !== 0; id = pm.nextOf(id)) out.push(pm.pfnOf(id));
+    return out;
+  };
+  for (const scrambled of [false, true]) {
+    const uvm = new Uvm();
+    uvm.physload(0, 64, 0, 64, 0);
+    for (let p = 0; p < 32; p++) uvm.pageClaim(p);
+    for (let p = 0; p < 16; p++) uvm.pageFree(p);
+    // 16..31 freed upward (one chain on the queue) or in a shuffled order (none).
+    const order = scrambled
+      ? [21, 16, 30, 18, 27, 23, 17, 31, 19, 25, 20, 28, 22, 29, 24, 26]
+      : [16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31];
+    for (let p = 0; p < 16; p++) uvm.pageClaim(p);
+    for (const p of order) uvm.pageFree(p);
+    const rest = queue(uvm).filter((p) => p < 16 || p >= 32);
+    const list = pglistAlloc(uvm, 16 * PAGE, 0, HIGH, 16 * PAGE, 0, 1);
+    assert.deepEqual(list.runs(), [[16, 16]]);
+    assert.deepEqual(queue(uvm), rest);
+    list.free();
+    const top = [31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16];
+    assert.deepEqual(queue(uvm), [...top, ...rest], scrambled ? "shuffled" : "upward");
+    uvm.check();
+    // The pages leave the queue again as the chain the free made.
+    assert.equal(uvm.pageAlloc(0), 31);
+    assert.equal(uvm.pageAlloc(0), 30);
+    uvm.check();
+  }
+});
+
 test("pglist: waitok without waiting: WOULDBLOCK changes nothing; contiguous gives ENOMEM", () => {
   const uvm = new Uvm();
   uvm.physload(0, 16, 0, 16, 0);

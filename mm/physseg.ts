@@ -549,9 +549,13 @@ export class PhysMem {
   /**
    * Makes ids `[a, b)` (frames of one segment) read as fresh pages again: no
    * flags, no owner, linked `b-1 -> ... -> a` by zeros. The caller links
-   * `b-1`'s previous page and `a`'s next page.
+   * `b-1`'s previous page and `a`'s next page. With `linked`, the caller
+   * knows the ids to be linked so already (taken off a queue as that chain,
+   * their own links untouched since), and only flags and owners are cleared:
+   * the links are half the bytes to write, and the take never read the
+   * `prev` ones, so writing them would bring their cache lines in.
    */
-  freshenRun(a: number, b: number): void {
+  freshenRun(a: number, b: number, linked: boolean): void {
     let id = a;
     while (id < b) {
       const c = chunkOf(id);
@@ -570,15 +574,19 @@ export class PhysMem {
         if (j - i >= 64) {
           fl.fill(0, i, j);
           ow.fill(0, i, j);
-          nx.fill(0, n0, j);
-          pv.fill(0, i, p1);
+          if (!linked) {
+            nx.fill(0, n0, j);
+            pv.fill(0, i, p1);
+          }
         } else {
           for (let k = i; k < j; k++) {
             fl[k] = 0;
             ow[k] = 0;
           }
-          for (let k = n0; k < j; k++) nx[k] = 0;
-          for (let k = i; k < p1; k++) pv[k] = 0;
+          if (!linked) {
+            for (let k = n0; k < j; k++) nx[k] = 0;
+            for (let k = i; k < p1; k++) pv[k] = 0;
+          }
         }
       }
       id = stop;
