@@ -552,8 +552,8 @@ export class PhysMem {
    * `b-1`'s previous page and `a`'s next page. With `linked`, the caller
    * knows the ids to be linked so already (taken off a queue as that chain,
    * their own links untouched since), and only flags and owners are cleared:
-   * the links are half the bytes to write, and the take never read the
-   * `prev` ones, so writing them would bring their cache lines in.
+   * the links are half the bytes to write, and of the `prev` ones the take
+   * read only the top page's, so writing them would bring their cache lines in.
    */
   freshenRun(a: number, b: number, linked: boolean): void {
     let id = a;
