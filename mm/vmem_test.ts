@@ -1231,6 +1231,38 @@ test("a sleeping request in one group does not journal another group's arenas", 
   other.free(got[0]!, 8192);
 });
 
+test("the counters count allocations, frees and chain steps; refusals count nothing", () => {
+  const a = Vmem.create("a", 1 << 20, 1 << 20, 1);
+  const r = new Mulberry32(7);
+  const live: [number, number][] = [];
+  let allocs = 0, frees = 0, lookups = 0;
+  for (let step = 0; step < 400; step++) {
+    if (live.length === 0 || r.next() % 3 !== 0) {
+      const size = r.next() % 64 + 1;
+      live.push([a.alloc(size, r.next() % 2 === 0 ? VM_NOSLEEP : VM_BESTFIT | VM_NOSLEEP), size]);
+      allocs++;
+    } else {
+      const [addr, size] = live.splice(r.next() % live.length, 1)[0]!;
+      refused("BADFREE", () => a.free(addr, size + 1), a);
+      refused("BADFREE", () => a.free(addr + 1, size), a);
+      if (r.next() % 2 === 0) a.free(addr, size);
+      else a.xfree(addr, size);
+      frees++;
+      // A free finds its segment in one bucket's chain: never fewer steps than before.
+      assert.ok(a.stats.lookup >= lookups);
+      lookups = a.stats.lookup;
+    }
+    assert.deepEqual([a.stats.alloc, a.stats.free], [allocs, frees], `step ${step}`);
+    a.check();
+  }
+  // Hundreds of segments in the hash: some frees walked a chain.
+  assert.ok(lookups > 0 && live.length > 100, `${lookups} steps, ${live.length} live`);
+  refused("WOULDBLOCK", () => a.alloc(1 << 20, VM_SLEEP), a);
+  for (const [addr, size] of live) a.free(addr, size);
+  assert.deepEqual([a.stats.alloc, a.stats.free, a.stats.memInuse], [allocs, allocs, 0]);
+  a.check();
+});
+
 test("a refused sleeping request undoes the frees its reap made into magazines", () => {
   // A sleeping request that fails reaps the quantum caches of its group:
   // mid's wholly free slabs go back to mid, whose wholly free spans go back
