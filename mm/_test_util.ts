@@ -24,7 +24,7 @@ export function refusal(fn: () => unknown): string {
   assert.fail("no error thrown");
 }
 
-/** A segment as a FreeBSD arena's walk reports it: type, start, size. */
+/** A segment as an arena's walk reports it (either flavor): type, start, size. */
 export type Seg = [string, number, number];
 
 /** Every segment `walk(mask)` of `arena` reports (spans, allocated and free by default), in order. */

@@ -22,15 +22,9 @@ import {
   VmemGroup,
 } from "./vmem.ts";
 import { QuantumCache } from "./vmem_qcache.ts";
+import { type Seg, segsOf as segs } from "./_test_util.ts";
 
 const ALL = VMEM_ALLOC | VMEM_FREE | VMEM_SPAN;
-type Seg = [string, number, number];
-
-function segs(vmp: Vmem, mask = ALL): Seg[] {
-  const out: Seg[] = [];
-  vmp.walk(mask, (start, size, type) => out.push([type, start, size]));
-  return out;
-}
 
 /** Everything observable about an arena: its walk and its counters. */
 function state(vmp: Vmem): unknown {
